@@ -1,0 +1,46 @@
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describeError, UserError } from '../util/errors.js';
+import { registerConfigCommand } from './config-command.js';
+import { registerTrainingCommands } from './train-command.js';
+import { registerKeygenCommand } from './keygen-command.js';
+import { registerFederationCommands } from './federation-command.js';
+import { registerDataCommand } from './data-command.js';
+import { registerGraphCommand } from './graph-command.js';
+
+function packageVersion(): string {
+  const pkg = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json');
+  return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('flglm')
+    .description('Federated split fine-tuning of LLMs (FL-GLM): clients keep embeddings, first and last blocks; the server trains the middle')
+    .version(packageVersion(), '-v, --version')
+    .showHelpAfterError('(run `flglm --help` for the command map)')
+    .exitOverride();
+  registerKeygenCommand(program);
+  registerFederationCommands(program);
+  registerTrainingCommands(program);
+  registerDataCommand(program);
+  registerConfigCommand(program);
+  registerGraphCommand(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    console.error(`flglm: ${describeError(err)}`);
+    if (process.env.FLGLM_DEBUG && err instanceof Error) console.error(err.stack);
+    process.exitCode = err instanceof UserError ? err.exitCode : 1;
+  }
+}

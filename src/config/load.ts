@@ -1,0 +1,113 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { LineCounter, parseDocument, isNode, stringify, type Document } from 'yaml';
+import type { z } from 'zod';
+import { experimentSchema, type ExperimentConfig } from './schema.js';
+import { UserError } from '../util/errors.js';
+
+export interface ConfigProblem {
+  path: string;
+  message: string;
+  line?: number;
+}
+
+export type ConfigResult =
+  | { ok: true; config: ExperimentConfig }
+  | { ok: false; problems: ConfigProblem[] };
+
+/** Parse and validate YAML text; every problem carries its YAML path and, where known, its line. */
+export function parseConfigText(text: string): ConfigResult {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      problems: doc.errors.map((e) => ({
+        path: '(yaml)',
+        message: `YAML syntax error: ${e.message.split('\n')[0]}`,
+        line: e.linePos?.[0]?.line ?? lineCounter.linePos(e.pos[0]).line,
+      })),
+    };
+  }
+  const raw = doc.toJS() ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    return { ok: false, problems: [{ path: '(root)', message: 'expected a mapping of config keys', line: 1 }] };
+  }
+  const parsed = experimentSchema.safeParse(raw);
+  if (parsed.success) return { ok: true, config: parsed.data };
+  return { ok: false, problems: parsed.error.issues.flatMap((i) => describeIssue(i, doc, lineCounter, raw)) };
+}
+
+export function loadConfigFile(path: string): ExperimentConfig {
+  if (!existsSync(path)) throw new UserError(`config file not found: ${path}. Fix: check the path, or start from configs/quickstart.yaml`);
+  const result = parseConfigText(readFileSync(path, 'utf8'));
+  if (!result.ok) {
+    const first = result.problems[0];
+    const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more; run \`flglm config validate ${path}\`)` : '';
+    throw new UserError(`${path}: ${formatProblem(first)}${more}`);
+  }
+  return result.config;
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.path}: ${p.message}${p.line !== undefined ? ` (line ${p.line})` : ''}`;
+}
+
+export function configToYaml(config: ExperimentConfig): string {
+  return stringify(config, { lineWidth: 0 });
+}
+
+function lineOf(doc: Document, lc: LineCounter, path: (string | number)[], keyNode = false): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const sub = path.slice(0, n);
+    if (keyNode && n === path.length && sub.length > 0) {
+      const parent = sub.length > 1 ? doc.getIn(sub.slice(0, -1), true) : doc.contents;
+      const items = (parent as { items?: { key?: unknown }[] } | null)?.items;
+      const pair = items?.find((it) => isNode(it.key) && (it.key as { value?: unknown }).value === sub[sub.length - 1]);
+      if (pair && isNode(pair.key) && pair.key.range) return lc.linePos(pair.key.range[0]).line;
+    }
+    const node = sub.length === 0 ? doc.contents : doc.getIn(sub, true);
+    if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+function valueAt(raw: unknown, path: PropertyKey[]): unknown {
+  let cur: unknown = raw;
+  for (const k of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[k];
+  }
+  return cur;
+}
+
+function show(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'nothing' : JSON.stringify(v);
+}
+
+function describeIssue(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, raw: unknown): ConfigProblem[] {
+  const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+  const dotted = path.length ? path.join('.') : '(root)';
+  const got = valueAt(raw, path);
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => ({
+        path: [...path, key].join('.'),
+        message: `unknown key "${key}"; check its spelling against configs/reference.yaml`,
+        line: lineOf(doc, lc, [...path, key], true),
+      }));
+    case 'invalid_value':
+      return [{ path: dotted, message: `expected ${issue.values.map(String).join('|')}, got ${show(got)}`, line: lineOf(doc, lc, path) }];
+    case 'invalid_type':
+      return [{ path: dotted, message: `expected ${issue.expected}, got ${show(got)}`, line: lineOf(doc, lc, path) }];
+    case 'too_small':
+    case 'too_big': {
+      const cmp = issue.code === 'too_small' ? (issue.inclusive ? '>=' : '>') : issue.inclusive ? '<=' : '<';
+      const what = issue.origin === 'array' ? 'length ' : '';
+      return [{ path: dotted, message: `expected ${what}${cmp} ${String(issue.code === 'too_small' ? issue.minimum : issue.maximum)}, got ${show(got)}`, line: lineOf(doc, lc, path) }];
+    }
+    case 'invalid_format':
+      return [{ path: dotted, message: `${issue.message}, got ${show(got)}`, line: lineOf(doc, lc, path) }];
+    default:
+      return [{ path: dotted, message: issue.message, line: lineOf(doc, lc, path) }];
+  }
+}

@@ -1,0 +1,159 @@
+import { z } from 'zod';
+
+/**
+ * The experiment config: one YAML file describes a whole run. Every key has a default, so the
+ * resolved config (printed by `flglm config validate`) is always complete. `configs/reference.yaml`
+ * lists the same keys with their defaults and must be kept in step with this file (a test checks).
+ */
+
+const positiveInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+
+export const MODEL_PRESETS = ['tiny', 'small', 'base'] as const;
+export const FINETUNE_METHODS = ['full', 'lora', 'prefix'] as const;
+export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
+export const SERVER_MODES = ['sequential', 'batch', 'hierarchical'] as const;
+export const DATASETS = ['spam-assassin', 'sotu', 'moby-dick'] as const;
+export const TASKS = ['lm', 'classify'] as const;
+
+const partitionRule = z
+  .string()
+  .regex(/^(natural|iid|dirichlet:(\d+(\.\d+)?|\.\d+))$/, 'expected natural|iid|dirichlet:ALPHA');
+
+export const modelSchema = z
+  .strictObject({
+    preset: z.enum(MODEL_PRESETS).default('small'),
+    hf_path: z.string().nullable().default(null),
+    max_seq_len: positiveInt.default(256),
+  })
+  .prefault({});
+
+export const splitSchema = z
+  .strictObject({
+    head_blocks: positiveInt.default(1),
+    tail_blocks: positiveInt.default(1),
+  })
+  .prefault({});
+
+export const finetuneSchema = z
+  .strictObject({
+    method: z.enum(FINETUNE_METHODS).default('full'),
+    lora: z
+      .strictObject({
+        rank: positiveInt.default(8),
+        alpha: z.number().positive().default(16),
+        dropout: z.number().min(0).max(1).default(0),
+        targets: z.array(z.enum(LORA_TARGETS)).min(1).default(['q', 'v']),
+      })
+      .prefault({}),
+    prefix: z.strictObject({ length: positiveInt.default(16) }).prefault({}),
+  })
+  .prefault({});
+
+export const optimizerSchema = z
+  .strictObject({
+    name: z.enum(['adamw', 'sgd']).default('adamw'),
+    lr: z.number().positive().default(1e-3),
+    weight_decay: z.number().min(0).default(0.01),
+    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.999]),
+    eps: z.number().positive().default(1e-8),
+    momentum: z.number().min(0).lt(1).default(0.9),
+    grad_clip: z.number().min(0).default(1.0),
+    grad_accum: positiveInt.default(1),
+  })
+  .prefault({});
+
+export const scheduleSchema = z
+  .strictObject({
+    warmup_steps: nonNegInt.default(10),
+    decay: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
+    min_lr_ratio: z.number().min(0).max(1).default(0.1),
+  })
+  .prefault({});
+
+export const dataSchema = z
+  .strictObject({
+    task: z.enum(TASKS).default('classify'),
+    dataset: z.enum(DATASETS).default('spam-assassin'),
+    silos: z.array(z.string()).nullable().default(null),
+    partition: partitionRule.default('natural'),
+    test_fraction: z.number().gt(0).lt(1).default(0.1),
+    batch_size: positiveInt.default(8),
+    seq_len: positiveInt.default(128),
+    max_examples: positiveInt.nullable().default(null),
+  })
+  .prefault({});
+
+export const federationSchema = z
+  .strictObject({
+    mode: z.enum(SERVER_MODES).default('hierarchical'),
+    clients: positiveInt.default(3),
+    rounds: positiveInt.default(5),
+    local_steps: positiveInt.default(10),
+    sub_servers: positiveInt.default(2),
+    min_clients: positiveInt.default(1),
+    batch_clients: positiveInt.default(4),
+    batch_deadline_ms: positiveInt.default(5000),
+    heartbeat_ms: positiveInt.default(2000),
+    client_timeout_ms: positiveInt.default(60000),
+    chunk_bytes: positiveInt.default(4 * 1024 * 1024),
+  })
+  .prefault({});
+
+export const securitySchema = z
+  .strictObject({
+    tls: z.boolean().default(true),
+    payload_encryption: z.boolean().default(true),
+    pki: z.string().nullable().default(null),
+  })
+  .prefault({});
+
+export const runtimeSchema = z
+  .strictObject({
+    device: z.enum(['cpu', 'cuda']).default('cpu'),
+    threads: positiveInt.nullable().default(null),
+  })
+  .prefault({});
+
+export const evalSchema = z
+  .strictObject({
+    every_rounds: positiveInt.default(1),
+    max_batches: positiveInt.nullable().default(null),
+  })
+  .prefault({});
+
+export const experimentSchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, ".", "_" or "-"').default('experiment'),
+    seed: nonNegInt.default(0),
+    output_dir: z.string().default('runs'),
+    baseline: z.enum(['none', 'centralized']).default('none'),
+    model: modelSchema,
+    split: splitSchema,
+    finetune: finetuneSchema,
+    optimizer: optimizerSchema,
+    schedule: scheduleSchema,
+    data: dataSchema,
+    federation: federationSchema,
+    security: securitySchema,
+    runtime: runtimeSchema,
+    eval: evalSchema,
+  })
+  .superRefine((cfg, ctx) => {
+    if (cfg.federation.min_clients > cfg.federation.clients) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['federation', 'min_clients'],
+        message: `must be at most federation.clients (${cfg.federation.clients}), got ${cfg.federation.min_clients}`,
+      });
+    }
+    if (cfg.data.silos && cfg.data.silos.length !== cfg.federation.clients) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['data', 'silos'],
+        message: `lists ${cfg.data.silos.length} silos but federation.clients is ${cfg.federation.clients}; give one silo per client`,
+      });
+    }
+  });
+
+export type ExperimentConfig = z.output<typeof experimentSchema>;

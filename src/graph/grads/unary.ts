@@ -1,0 +1,23 @@
+import { registerGradient } from './registry.js';
+import { input } from './util.js';
+import * as op from '../ops.js';
+
+// Rules written in terms of the forward output y where that is cheaper than recomputing from x.
+registerGradient('Sqrt', (n, [dy]) => [() => op.div(op.mul(dy!, op.scalarLike(dy!, 0.5)), n.outputs[0])]);
+registerGradient('Reciprocal', (n, [dy]) => { const y = n.outputs[0]; return [() => op.neg(op.mul(dy!, op.mul(y, y)))]; });
+registerGradient('Exp', (n, [dy]) => [() => op.mul(dy!, n.outputs[0])]);
+registerGradient('Log', (n, [dy]) => [() => op.div(dy!, input(n, 0))]);
+registerGradient('Sigmoid', (n, [dy]) => {
+  const y = n.outputs[0];
+  return [() => op.mul(dy!, op.mul(y, op.sub(op.scalarLike(y, 1), y)))];
+});
+registerGradient('Tanh', (n, [dy]) => { const y = n.outputs[0]; return [() => op.mul(dy!, op.sub(op.scalarLike(y, 1), op.mul(y, y)))]; });
+registerGradient('Identity', (_n, [dy]) => [() => dy!]);
+registerGradient('Cast', (n, [dy]) => { const x = input(n, 0); return [x.isFloat ? () => op.cast(dy!, x.dtype) : null]; });
+
+// y = softmax(x): dx = y * (dy - sum(dy * y))
+registerGradient('Softmax', (n, [dy]) => {
+  const y = n.outputs[0];
+  const axis = op.attrInt(n, 'axis', -1);
+  return [() => op.mul(y, op.sub(dy!, op.reduceSum(op.mul(dy!, y), [axis], true)))];
+});

@@ -1,0 +1,87 @@
+import * as ort from 'onnxruntime-node';
+import type { Graph, Value, DType } from '../graph/ir.js';
+import { toOnnx } from '../graph/onnx.js';
+import { UserError } from '../util/errors.js';
+import type { TensorData } from './tensor.js';
+
+export type Device = 'cpu' | 'cuda';
+
+export interface RuntimeOptions {
+  device?: Device;
+  /** ONNX Runtime intra-op threads; defaults to ORT's choice (all cores). */
+  threads?: number | null;
+}
+
+interface IoSpec {
+  name: string;
+  dtype: DType;
+  shape: readonly number[];
+}
+
+let cudaFallbackReported = false;
+
+export function cudaAvailable(): boolean {
+  return ort.listSupportedBackends().some((b) => b.name === 'cuda');
+}
+
+/** Resolve the execution provider, falling back to CPU with one clear message. */
+export function resolveDevice(device: Device | undefined, log: (msg: string) => void = (m) => console.error(m)): Device {
+  if (device !== 'cuda') return 'cpu';
+  if (cudaAvailable()) return 'cuda';
+  if (!cudaFallbackReported) {
+    log('flglm: --device cuda requested but this onnxruntime-node build has no CUDA provider; running on CPU. Fix: install the CUDA build of onnxruntime-node on a machine with an NVIDIA GPU.');
+    cudaFallbackReported = true;
+  }
+  return 'cpu';
+}
+
+/** A graph compiled into an ONNX Runtime session, with checked feeds. */
+export class CompiledGraph {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly inputs: IoSpec[],
+    readonly outputs: IoSpec[],
+    readonly device: Device,
+  ) {}
+
+  static async create(graph: Graph, opts: RuntimeOptions = {}): Promise<CompiledGraph> {
+    const device = resolveDevice(opts.device);
+    const bytes = toOnnx(graph);
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: [device],
+      graphOptimizationLevel: 'all',
+      ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
+    };
+    const session = await ort.InferenceSession.create(bytes, sessionOptions);
+    const spec = (v: Value): IoSpec => ({ name: v.name, dtype: v.dtype, shape: v.shape });
+    return new CompiledGraph(session, graph.inputs.map(spec), graph.outputs.map(spec), device);
+  }
+
+  /** Run with named feeds; every feed is checked against the graph before ORT sees it. */
+  async run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const spec of this.inputs) {
+      const t = feeds[spec.name];
+      if (!t) throw new UserError(`missing input tensor "${spec.name}" (expected ${spec.dtype}[${spec.shape}])`);
+      if (t.dtype !== spec.dtype) throw new UserError(`input tensor "${spec.name}" has dtype ${t.dtype}, the graph expects ${spec.dtype}`);
+      if (t.shape.length !== spec.shape.length || t.shape.some((d, i) => d !== spec.shape[i])) {
+        throw new UserError(`input tensor "${spec.name}" has shape [${t.shape}], the graph expects [${spec.shape}]`);
+      }
+      ortFeeds[spec.name] = new ort.Tensor(t.dtype, t.data as ort.Tensor.DataType, t.shape);
+    }
+    for (const name of Object.keys(feeds)) {
+      if (!this.inputs.some((s) => s.name === name)) throw new UserError(`unknown input tensor "${name}"; the graph takes ${this.inputs.map((s) => s.name).join(', ')}`);
+    }
+    const result = await this.session.run(ortFeeds);
+    const out: Record<string, TensorData> = {};
+    for (const spec of this.outputs) {
+      const r = result[spec.name];
+      out[spec.name] = { dtype: spec.dtype, shape: r.dims as number[], data: r.data as TensorData['data'] };
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

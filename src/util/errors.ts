@@ -1,0 +1,23 @@
+/**
+ * An error meant for the person at the terminal: one line saying what went wrong, where, and the
+ * fix. The CLI prints `message` alone (no stack) and exits with `exitCode`.
+ */
+export class UserError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+/** A feature whose issue has not landed: says so and exits 2 rather than pretending to work. */
+export class NotYetAvailable extends UserError {
+  constructor(what: string, issue: string) {
+    super(`${what} is not available in this build yet (tracked in ${issue}).`, 2);
+  }
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof UserError) return err.message;
+  if (err instanceof Error) return err.message.split('\n')[0];
+  return String(err);
+}

@@ -1,0 +1,50 @@
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
+
+describe('flglm CLI', () => {
+  test('--help lists the command map', () => {
+    const r = runCli(['--help']);
+    expect(r.code).toBe(0);
+    for (const cmd of ['keygen', 'server', 'client', 'run', 'train', 'eval', 'data', 'config']) {
+      expect(r.stdout).toMatch(new RegExp(`^  ${cmd}\\b`, 'm'));
+    }
+  });
+
+  test('--version prints the package version', () => {
+    const r = runCli(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync('package.json', 'utf8')).version);
+  });
+
+  test('config validate accepts the quickstart and prints the resolved config', () => {
+    const r = runCli(['config', 'validate', 'configs/quickstart.yaml']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('mode: hierarchical');
+    expect(r.stdout).toContain('heartbeat_ms: 2000');
+  });
+
+  test('config validate rejects a broken copy with one line per problem', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flglm-cli-'));
+    const file = join(dir, 'broken.yaml');
+    writeFileSync(file, readFileSync('configs/quickstart.yaml', 'utf8').replace('mode: hierarchical', 'mode: hierachical'));
+    const r = runCli(['config', 'validate', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/federation\.mode: expected sequential\|batch\|hierarchical, got "hierachical" \(line \d+\)/);
+    expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
+  });
+
+  test('a missing file is one clear line, no stack trace', () => {
+    const r = runCli(['config', 'validate', 'does/not/exist.yaml']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('config file not found: does/not/exist.yaml');
+  });
+
+  test('an unknown command fails with a pointer to help', () => {
+    const r = runCli(['bogus']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("unknown command 'bogus'");
+  });
+});

@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { parseConfigText, formatProblem } from '../../src/config/load.js';
+import { experimentSchema } from '../../src/config/schema.js';
+
+const quickstart = readFileSync('configs/quickstart.yaml', 'utf8');
+
+function problems(text: string): string[] {
+  const r = parseConfigText(text);
+  if (r.ok) throw new Error('expected the config to be rejected');
+  return r.problems.map(formatProblem);
+}
+
+describe('experiment config', () => {
+  test('quickstart is valid and resolves every default', () => {
+    const r = parseConfigText(quickstart);
+    if (!r.ok) throw new Error(r.problems.map(formatProblem).join('\n'));
+    expect(r.config.federation.mode).toBe('hierarchical');
+    expect(r.config.federation.clients).toBe(3);
+    expect(r.config.finetune.lora.rank).toBe(8);
+    expect(r.config.runtime.device).toBe('cpu');
+  });
+
+  test('an empty file resolves to all defaults', () => {
+    const r = parseConfigText('');
+    expect(r.ok).toBe(true);
+  });
+
+  test('reference.yaml lists exactly the defaults of the schema', () => {
+    const reference = parse(readFileSync('configs/reference.yaml', 'utf8'));
+    expect(reference).toEqual(experimentSchema.parse({}));
+  });
+
+  test('misspelled enum names the key, the choices, the value and the line', () => {
+    const text = quickstart.replace('mode: hierarchical', 'mode: hierachical');
+    const line = text.split('\n').findIndex((l) => l.includes('hierachical')) + 1;
+    expect(problems(text)).toEqual([`federation.mode: expected sequential|batch|hierarchical, got "hierachical" (line ${line})`]);
+  });
+
+  test('wrong type', () => {
+    const [p] = problems('federation:\n  rounds: many\n');
+    expect(p).toBe('federation.rounds: expected number, got "many" (line 2)');
+  });
+
+  test('out of range numbers', () => {
+    expect(problems('federation:\n  rounds: 0\n')[0]).toMatch(/^federation\.rounds: expected > 0, got 0 \(line 2\)$/);
+    expect(problems('data:\n  test_fraction: 1.5\n')[0]).toMatch(/^data\.test_fraction: expected < 1, got 1\.5 \(line 2\)$/);
+    expect(problems('optimizer:\n  lr: -1\n')[0]).toMatch(/^optimizer\.lr: expected > 0/);
+  });
+
+  test('unknown key at any depth names the key and its line', () => {
+    expect(problems('seed: 1\nfederaton:\n  mode: batch\n')).toEqual(['federaton: unknown key "federaton"; check its spelling against configs/reference.yaml (line 2)']);
+    expect(problems('model:\n  preset: tiny\n  layers: 3\n')).toEqual(['model.layers: unknown key "layers"; check its spelling against configs/reference.yaml (line 3)']);
+  });
+
+  test('partition rule format', () => {
+    expect(parseConfigText('data:\n  partition: dirichlet:0.3\n').ok).toBe(true);
+    expect(problems('data:\n  partition: dirichlet\n')[0]).toMatch(/^data\.partition: expected natural\|iid\|dirichlet:ALPHA, got "dirichlet" \(line 2\)$/);
+  });
+
+  test('cross-field rules', () => {
+    expect(problems('federation:\n  clients: 2\n  min_clients: 3\n')[0]).toMatch(/^federation\.min_clients: must be at most federation\.clients \(2\), got 3 \(line 3\)$/);
+    expect(problems('data:\n  silos: [a, b]\nfederation:\n  clients: 3\n')[0]).toMatch(/^data\.silos: lists 2 silos but federation\.clients is 3/);
+  });
+
+  test('YAML syntax error reports its line', () => {
+    const [p] = problems('seed: 1\nmodel:\n  preset: [tiny\nsplit: {}\n');
+    expect(p).toMatch(/^\(yaml\): YAML syntax error: .+ \(line \d+\)$/);
+  });
+
+  test('several problems are all reported', () => {
+    expect(problems('seed: -1\nfederation:\n  mode: x\n  rounds: 0\n')).toHaveLength(3);
+  });
+});
