@@ -1,0 +1,128 @@
+import type { Graph, Value } from '../graph/ir.js';
+import * as op from '../graph/ops.js';
+import { headDim, type ModelConfig } from './config.js';
+import { LINEAR_NAMES, layerPrefix, type LoraTarget, type PeftConfig } from './params.js';
+
+/**
+ * The LLaMA-style decoder, written as graph-building functions in the order data meets them:
+ * embedding -> [RMSNorm -> attention (RoPE, GQA, causal) -> residual -> RMSNorm -> SwiGLU MLP ->
+ * residual] x L -> RMSNorm -> LM head. `weight(name)` yields the graph value of a parameter
+ * (a graph input when it trains, an initializer when frozen).
+ */
+export type WeightLookup = (name: string) => Value;
+
+export interface BlockContext {
+  config: ModelConfig;
+  peft: PeftConfig;
+  weight: WeightLookup;
+  has: (name: string) => boolean;
+  /** Rotary tables [S, headDim/2] and the additive causal mask [S, P+S]. */
+  cos: Value;
+  sin: Value;
+  mask: Value;
+}
+
+export function embed(weight: WeightLookup, tokens: Value): Value {
+  return op.gather(weight('model.embed_tokens.weight'), tokens, 0);
+}
+
+export function rmsNorm(x: Value, w: Value, eps: number): Value {
+  const meanSquare = op.reduceMean(op.mul(x, x), [-1], true);
+  return op.mul(op.mul(x, op.reciprocal(op.sqrt(op.add(meanSquare, op.scalarLike(x, eps))))), w);
+}
+
+/** x @ W (+ bias) (+ LoRA: (x @ A) @ B * alpha / rank). */
+function linear(ctx: BlockContext, layer: number, target: LoraTarget, x: Value): Value {
+  const name = `${layerPrefix(layer)}.${LINEAR_NAMES[target]}`;
+  let y = op.matmul(x, ctx.weight(`${name}.weight`));
+  if (ctx.has(`${name}.bias`)) y = op.add(y, ctx.weight(`${name}.bias`));
+  if (ctx.peft.method === 'lora' && ctx.peft.lora.targets.includes(target)) {
+    const low = op.matmul(op.matmul(x, ctx.weight(`${name}.lora_A`)), ctx.weight(`${name}.lora_B`));
+    y = op.add(y, op.mul(low, op.scalarLike(x, ctx.peft.lora.alpha / ctx.peft.lora.rank)));
+  }
+  return y;
+}
+
+/** Rotary embedding on [B, H, S, Dh] with HF's rotate-half convention. */
+export function rotary(x: Value, cos: Value, sin: Value): Value {
+  const half = x.shape[3] / 2;
+  const [x1, x2] = op.split(x, [half, half], 3);
+  return op.concat([op.sub(op.mul(x1, cos), op.mul(x2, sin)), op.add(op.mul(x2, cos), op.mul(x1, sin))], 3);
+}
+
+function heads(x: Value, n: number, dh: number): Value {
+  const [b, s] = x.shape;
+  return op.transpose(op.reshape(x, [b, s, n, dh]), [0, 2, 1, 3]);
+}
+
+/** Repeat KV heads for grouped-query attention: [B, Hkv, T, Dh] -> [B, H, T, Dh]. */
+function repeatKv(x: Value, groups: number): Value {
+  if (groups === 1) return x;
+  const [b, hkv, t, dh] = x.shape;
+  return op.reshape(op.expand(op.unsqueeze(x, [2]), [b, hkv, groups, t, dh]), [b, hkv * groups, t, dh]);
+}
+
+export function attention(ctx: BlockContext, layer: number, x: Value): Value {
+  const c = ctx.config;
+  const [b, s, d] = x.shape;
+  const dh = headDim(c), h = c.num_attention_heads, hkv = c.num_key_value_heads;
+  const q = rotary(heads(linear(ctx, layer, 'q', x), h, dh), ctx.cos, ctx.sin);
+  let k = rotary(heads(linear(ctx, layer, 'k', x), hkv, dh), ctx.cos, ctx.sin);
+  let v = heads(linear(ctx, layer, 'v', x), hkv, dh);
+  if (ctx.peft.method === 'prefix') {
+    // P-Tuning v2: trainable per-layer keys/values every query attends to.
+    const p = ctx.peft.prefix.length;
+    const prefix = (kind: string) => op.expand(op.unsqueeze(ctx.weight(`${layerPrefix(layer)}.prefix.${kind}`), [0]), [b, hkv, p, dh]);
+    k = op.concat([prefix('key'), k], 2);
+    v = op.concat([prefix('value'), v], 2);
+  }
+  k = repeatKv(k, h / hkv);
+  v = repeatKv(v, h / hkv);
+  const scores = op.add(op.mul(op.matmul(q, op.transpose(k, [0, 1, 3, 2])), op.scalarLike(x, 1 / Math.sqrt(dh))), ctx.mask);
+  const context = op.matmul(op.softmax(scores, -1), v);
+  const merged = op.reshape(op.transpose(context, [0, 2, 1, 3]), [b, s, d]);
+  return linear(ctx, layer, 'o', merged);
+}
+
+export function swiGlu(ctx: BlockContext, layer: number, x: Value): Value {
+  const gate = linear(ctx, layer, 'gate', x);
+  const silu = op.mul(gate, op.sigmoid(gate));
+  return linear(ctx, layer, 'down', op.mul(silu, linear(ctx, layer, 'up', x)));
+}
+
+export function block(ctx: BlockContext, layer: number, x: Value): Value {
+  const p = layerPrefix(layer);
+  const eps = ctx.config.rms_norm_eps;
+  const h = op.add(x, attention(ctx, layer, rmsNorm(x, ctx.weight(`${p}.input_layernorm.weight`), eps)));
+  return op.add(h, swiGlu(ctx, layer, rmsNorm(h, ctx.weight(`${p}.post_attention_layernorm.weight`), eps)));
+}
+
+/** Final norm and LM head: [B, S, D] -> logits [B*S, V]. */
+export function lmHead(ctx: BlockContext, x: Value): Value {
+  const c = ctx.config;
+  const [b, s, d] = x.shape;
+  const normed = op.reshape(rmsNorm(x, ctx.weight('model.norm.weight'), c.rms_norm_eps), [b * s, d]);
+  const w = c.tie_word_embeddings ? op.transpose(ctx.weight('model.embed_tokens.weight'), [1, 0]) : ctx.weight('lm_head.weight');
+  return op.matmul(normed, w);
+}
+
+/** Rotary cos/sin tables [S, Dh/2] and the causal mask [S, P+S] (prefix positions always visible). */
+export function positionConstants(g: Graph, c: ModelConfig, seq: number, prefixLen: number): { cos: Value; sin: Value; mask: Value } {
+  const half = headDim(c) / 2;
+  const cos = new Float32Array(seq * half), sin = new Float32Array(seq * half);
+  for (let t = 0; t < seq; t++) {
+    for (let i = 0; i < half; i++) {
+      const angle = t / Math.pow(c.rope_theta, (2 * i) / headDim(c));
+      cos[t * half + i] = Math.cos(angle);
+      sin[t * half + i] = Math.sin(angle);
+    }
+  }
+  const width = prefixLen + seq;
+  const mask = new Float32Array(seq * width);
+  for (let t = 0; t < seq; t++) for (let u = 0; u < width; u++) mask[t * width + u] = u - prefixLen > t ? -1e9 : 0;
+  return {
+    cos: op.constant(g, { dtype: 'float32', shape: [seq, half], data: cos }, 'rope_cos'),
+    sin: op.constant(g, { dtype: 'float32', shape: [seq, half], data: sin }, 'rope_sin'),
+    mask: op.constant(g, { dtype: 'float32', shape: [seq, width], data: mask }, 'causal_mask'),
+  };
+}

@@ -1,0 +1,107 @@
+import type { ModelConfig } from './config.js';
+import { headDim } from './config.js';
+import { Rng } from '../util/rng.js';
+
+/** A named fp32 tensor of model weights (layout [in, out] for linear layers, as MatMul wants). */
+export interface Param {
+  shape: number[];
+  data: Float32Array;
+}
+export type ParamStore = Map<string, Param>;
+
+export type FinetuneMethod = 'full' | 'lora' | 'prefix';
+export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
+
+export interface PeftConfig {
+  method: FinetuneMethod;
+  lora: { rank: number; alpha: number; dropout: number; targets: LoraTarget[] };
+  prefix: { length: number };
+}
+
+export const layerPrefix = (i: number) => `model.layers.${i}`;
+
+export const LINEAR_NAMES: Record<LoraTarget, string> = {
+  q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', o: 'self_attn.o_proj',
+  gate: 'mlp.gate_proj', up: 'mlp.up_proj', down: 'mlp.down_proj',
+};
+
+/** Shapes of every base weight, in the order a reader meets them. */
+export function baseParamShapes(c: ModelConfig): [string, number[]][] {
+  const d = c.hidden_size, kv = c.num_key_value_heads * headDim(c), f = c.intermediate_size;
+  const out: [string, number[]][] = [['model.embed_tokens.weight', [c.vocab_size, d]]];
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const p = layerPrefix(i);
+    out.push([`${p}.input_layernorm.weight`, [d]]);
+    out.push([`${p}.self_attn.q_proj.weight`, [d, d]]);
+    out.push([`${p}.self_attn.k_proj.weight`, [d, kv]]);
+    out.push([`${p}.self_attn.v_proj.weight`, [d, kv]]);
+    if (c.attention_bias) {
+      out.push([`${p}.self_attn.q_proj.bias`, [d]], [`${p}.self_attn.k_proj.bias`, [kv]], [`${p}.self_attn.v_proj.bias`, [kv]]);
+    }
+    out.push([`${p}.self_attn.o_proj.weight`, [d, d]]);
+    out.push([`${p}.post_attention_layernorm.weight`, [d]]);
+    out.push([`${p}.mlp.gate_proj.weight`, [d, f]]);
+    out.push([`${p}.mlp.up_proj.weight`, [d, f]]);
+    out.push([`${p}.mlp.down_proj.weight`, [f, d]]);
+  }
+  out.push(['model.norm.weight', [d]]);
+  if (!c.tie_word_embeddings) out.push(['lm_head.weight', [d, c.vocab_size]]);
+  return out;
+}
+
+/** Shapes of the PEFT parameters (LoRA A/B or prefix keys/values) for the chosen method. */
+export function peftParamShapes(c: ModelConfig, peft: PeftConfig): [string, number[]][] {
+  const out: [string, number[]][] = [];
+  const shapes = new Map(baseParamShapes(c));
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const p = layerPrefix(i);
+    if (peft.method === 'lora') {
+      for (const t of peft.lora.targets) {
+        const [fanIn, fanOut] = shapes.get(`${p}.${LINEAR_NAMES[t]}.weight`)!;
+        out.push([`${p}.${LINEAR_NAMES[t]}.lora_A`, [fanIn, peft.lora.rank]]);
+        out.push([`${p}.${LINEAR_NAMES[t]}.lora_B`, [peft.lora.rank, fanOut]]);
+      }
+    } else if (peft.method === 'prefix') {
+      out.push([`${p}.prefix.key`, [c.num_key_value_heads, peft.prefix.length, headDim(c)]]);
+      out.push([`${p}.prefix.value`, [c.num_key_value_heads, peft.prefix.length, headDim(c)]]);
+    }
+  }
+  return out;
+}
+
+function initTensor(name: string, shape: number[], rng: Rng): Float32Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  if (name.endsWith('layernorm.weight') || name === 'model.norm.weight') data.fill(1);
+  else if (name.endsWith('.bias') || name.endsWith('.lora_B')) data.fill(0);
+  else {
+    const std = name.endsWith('.lora_A') ? 1 / Math.sqrt(shape[0]) : name.includes('prefix') ? 0.5 : 0.02;
+    for (let i = 0; i < n; i++) data[i] = std * rng.normal();
+  }
+  return data;
+}
+
+/** Random initial weights (GPT-2/LLaMA-style: N(0, 0.02), norms at 1). */
+export function initParams(c: ModelConfig, seed: number): ParamStore {
+  const rng = new Rng(seed);
+  return new Map(baseParamShapes(c).map(([name, shape]) => [name, { shape, data: initTensor(name, shape, rng) }]));
+}
+
+/** Add freshly initialised PEFT parameters to a store (kept if already present, e.g. on resume). */
+export function addPeftParams(store: ParamStore, c: ModelConfig, peft: PeftConfig, seed: number): void {
+  const rng = new Rng(seed ^ 0x5eed);
+  for (const [name, shape] of peftParamShapes(c, peft)) {
+    if (!store.has(name)) store.set(name, { shape, data: initTensor(name, shape, rng) });
+  }
+}
+
+/** Which parameters train under a method: everything (full), or only the adapters / prefixes. */
+export function isTrainable(name: string, method: FinetuneMethod): boolean {
+  if (method === 'full') return !name.includes('.lora_') && !name.includes('.prefix.');
+  if (method === 'lora') return name.includes('.lora_');
+  return name.includes('.prefix.');
+}
+
+export function cloneParams(store: ParamStore): ParamStore {
+  return new Map([...store].map(([k, v]) => [k, { shape: [...v.shape], data: Float32Array.from(v.data) }]));
+}

@@ -1,0 +1,139 @@
+import { Graph, type Value } from '../graph/ir.js';
+import * as op from '../graph/ops.js';
+import { gradients } from '../graph/autodiff.js';
+import { UserError } from '../util/errors.js';
+import type { ModelConfig } from './config.js';
+import { block, embed, lmHead, positionConstants, type BlockContext } from './llama.js';
+import { isTrainable, layerPrefix, type ParamStore, type PeftConfig } from './params.js';
+
+/**
+ * The FL-GLM three-way split. head = embeddings + blocks [0, p); trunk = blocks [p, L-q);
+ * tail = blocks [L-q, L) + final norm + LM head + loss. `full` is the unsplit model (the
+ * centralized baseline). Token ids and labels exist only in head and tail graphs.
+ */
+export type PartName = 'head' | 'trunk' | 'tail' | 'full';
+export type ProgramKind = 'forward' | 'backward' | 'step' | 'eval';
+
+export interface SplitPoints {
+  head_blocks: number;
+  tail_blocks: number;
+}
+
+export const IGNORE_INDEX = -100;
+
+interface PartShape {
+  embeds: boolean;
+  layers: [number, number];
+  hasLmHead: boolean;
+  input: string;
+  output: string;
+}
+
+export function validateSplit(c: ModelConfig, s: SplitPoints): void {
+  const L = c.num_hidden_layers;
+  if (s.head_blocks < 1 || s.tail_blocks < 1 || s.head_blocks + s.tail_blocks >= L) {
+    throw new UserError(`split: need head_blocks >= 1, tail_blocks >= 1 and head_blocks + tail_blocks < ${L} (the model's layers) so the server keeps at least one block; got head_blocks ${s.head_blocks}, tail_blocks ${s.tail_blocks}`);
+  }
+}
+
+function partShape(part: PartName, c: ModelConfig, s: SplitPoints): PartShape {
+  const L = c.num_hidden_layers;
+  switch (part) {
+    case 'head': return { embeds: true, layers: [0, s.head_blocks], hasLmHead: false, input: 'tokens', output: 'h_A' };
+    case 'trunk': return { embeds: false, layers: [s.head_blocks, L - s.tail_blocks], hasLmHead: false, input: 'h_A', output: 'h_B' };
+    case 'tail': return { embeds: false, layers: [L - s.tail_blocks, L], hasLmHead: true, input: 'h_B', output: 'loss' };
+    case 'full': return { embeds: true, layers: [0, L], hasLmHead: true, input: 'tokens', output: 'loss' };
+  }
+}
+
+/** Names of every parameter (base and PEFT) a part owns, in store order. */
+export function partParamNames(part: PartName, c: ModelConfig, s: SplitPoints, store: ParamStore): string[] {
+  const shape = partShape(part, c, s);
+  const layerOf = (name: string) => (name.startsWith('model.layers.') ? Number(name.split('.')[2]) : -1);
+  return [...store.keys()].filter((name) => {
+    const l = layerOf(name);
+    if (l >= 0) return l >= shape.layers[0] && l < shape.layers[1];
+    if (name === 'model.embed_tokens.weight') return shape.embeds || (shape.hasLmHead && c.tie_word_embeddings);
+    return shape.hasLmHead; // model.norm.weight, lm_head.weight
+  });
+}
+
+export function trainableNames(part: PartName, c: ModelConfig, s: SplitPoints, store: ParamStore, peft: PeftConfig): string[] {
+  return partParamNames(part, c, s, store).filter((n) => isTrainable(n, peft.method));
+}
+
+export interface PartProgram {
+  graph: Graph;
+  part: PartName;
+  kind: ProgramKind;
+  trainable: string[];
+}
+
+export const gradName = (param: string) => `grad.${param}`;
+
+/**
+ * Build one program of a part for a fixed [batch, seq]:
+ * - forward: input -> activation (head, trunk)
+ * - backward: input + upstream gradient -> input gradient (trunk) + parameter gradients; the
+ *   forward is recomputed inside the graph (see docs/training-core.md for why)
+ * - step: input + labels -> loss + input gradient (tail) + parameter gradients (tail, full)
+ * - eval: input + labels -> loss + argmax predictions (tail, full)
+ */
+export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConfig, s: SplitPoints, peft: PeftConfig, store: ParamStore, batch: number, seq: number): PartProgram {
+  const shape = partShape(part, c, s);
+  if ((kind === 'step' || kind === 'eval') !== shape.hasLmHead) throw new Error(`${part} has no ${kind} program`);
+  const g = new Graph(`${part}_${kind}`);
+  const names = new Set(partParamNames(part, c, s, store));
+  const trainable = [...names].filter((n) => isTrainable(n, peft.method));
+  const differentiate = kind === 'backward' || kind === 'step';
+
+  const x = shape.embeds ? g.input('tokens', 'int64', [batch, seq]) : g.input(shape.input, 'float32', [batch, seq, c.hidden_size]);
+  const labels = shape.hasLmHead ? g.input('labels', 'int64', [batch * seq]) : null;
+  const params = new Map<string, Value>();
+  for (const name of trainable) params.set(name, g.input(name, 'float32', store.get(name)!.shape));
+  const weight = (name: string): Value => {
+    if (!names.has(name)) throw new Error(`${part} does not own parameter ${name}`);
+    let v = params.get(name);
+    if (!v) {
+      const p = store.get(name)!;
+      v = g.initializer(name, { dtype: 'float32', shape: p.shape, data: p.data });
+      params.set(name, v);
+    }
+    return v;
+  };
+  const ctx: BlockContext = {
+    config: c, peft, weight, has: (n) => names.has(n),
+    ...positionConstants(g, c, seq, peft.method === 'prefix' ? peft.prefix.length : 0),
+  };
+
+  let h = shape.embeds ? embed(weight, x) : x;
+  for (let l = shape.layers[0]; l < shape.layers[1]; l++) h = block(ctx, l, h);
+
+  const wrt = trainable.map((n) => params.get(n)!);
+  const gradInput = differentiate && !shape.embeds;
+  if (gradInput) wrt.push(x);
+
+  if (shape.hasLmHead) {
+    const logits = lmHead(ctx, h);
+    const [loss] = op.softmaxCrossEntropy(logits, labels!, IGNORE_INDEX);
+    g.output(loss, 'loss');
+    if (kind === 'eval') g.output(g.addNode('ArgMax', [logits], [{ dtype: 'int64', shape: [batch * seq] }], { axis: { type: 'int', value: 1 }, keepdims: { type: 'int', value: 0 } })[0], 'pred');
+    if (kind === 'step') emitGradients(g, gradients([loss], [null], wrt), trainable, gradInput ? shape.input : null);
+  } else if (kind === 'forward') {
+    g.output(h, shape.output);
+  } else {
+    const upstream = g.input(`grad_${shape.output}`, 'float32', h.shape);
+    emitGradients(g, gradients([h], [upstream], wrt), trainable, gradInput ? shape.input : null);
+  }
+  return { graph: g, part, kind, trainable };
+}
+
+function emitGradients(g: Graph, grads: (Value | null)[], trainable: string[], inputName: string | null): void {
+  trainable.forEach((name, i) => {
+    const gr = grads[i] ?? op.expand(op.scalar(g, 0), g.inputs.find((v) => v.name === name)!.shape);
+    g.output(gr, gradName(name));
+  });
+  if (inputName) g.output(grads[trainable.length] ?? op.expand(op.scalar(g, 0), g.inputs.find((v) => v.name === inputName)!.shape), `grad_${inputName}`);
+}
+
+export { layerPrefix };

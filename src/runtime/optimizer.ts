@@ -1,0 +1,150 @@
+/**
+ * Optimizers over named Float32Array parameters. They run in JS: one fused loop per tensor is a
+ * few percent of a training step, and keeps optimizer state trivially serialisable.
+ */
+export type Params = Map<string, Float32Array>;
+
+export interface OptimizerConfig {
+  name: 'adamw' | 'sgd';
+  lr: number;
+  weight_decay: number;
+  betas: [number, number];
+  eps: number;
+  momentum: number;
+  grad_clip: number;
+  grad_accum: number;
+}
+
+export interface ScheduleConfig {
+  warmup_steps: number;
+  decay: 'cosine' | 'linear' | 'constant';
+  min_lr_ratio: number;
+}
+
+export interface OptimizerState {
+  name: string;
+  step: number;
+  slots: Record<string, Float32Array[]>;
+}
+
+/** Learning rate at `step` (0-based): linear warm-up, then cosine or linear decay to min_lr_ratio. */
+export function learningRate(base: number, s: ScheduleConfig, step: number, totalSteps: number): number {
+  if (s.warmup_steps > 0 && step < s.warmup_steps) return (base * (step + 1)) / s.warmup_steps;
+  if (s.decay === 'constant' || totalSteps <= s.warmup_steps) return base;
+  const t = Math.min(1, (step - s.warmup_steps) / Math.max(1, totalSteps - s.warmup_steps));
+  const floor = base * s.min_lr_ratio;
+  const shape = s.decay === 'cosine' ? 0.5 * (1 + Math.cos(Math.PI * t)) : 1 - t;
+  return floor + (base - floor) * shape;
+}
+
+export function globalNorm(grads: Iterable<Float32Array>): number {
+  let sq = 0;
+  for (const g of grads) for (let i = 0; i < g.length; i++) sq += g[i] * g[i];
+  return Math.sqrt(sq);
+}
+
+/** Scale gradients in place so their global L2 norm is at most maxNorm; returns the norm before. */
+export function clipGlobalNorm(grads: Map<string, Float32Array>, maxNorm: number): number {
+  const norm = globalNorm(grads.values());
+  if (maxNorm > 0 && norm > maxNorm) {
+    const scale = maxNorm / (norm + 1e-6);
+    for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] *= scale;
+  }
+  return norm;
+}
+
+export abstract class Optimizer {
+  step = 0;
+  protected slots = new Map<string, Float32Array[]>();
+  constructor(readonly config: OptimizerConfig) {}
+
+  /** Apply one update with learning rate `lr`. Gradients must already be averaged and clipped. */
+  abstract apply(params: Params, grads: Map<string, Float32Array>, lr: number): void;
+
+  protected slot(name: string, count: number, size: number): Float32Array[] {
+    let s = this.slots.get(name);
+    if (!s) {
+      s = Array.from({ length: count }, () => new Float32Array(size));
+      this.slots.set(name, s);
+    }
+    return s;
+  }
+
+  state(): OptimizerState {
+    return { name: this.config.name, step: this.step, slots: Object.fromEntries(this.slots) };
+  }
+
+  load(state: OptimizerState): void {
+    if (state.name !== this.config.name) throw new Error(`optimizer state is for ${state.name}, config uses ${this.config.name}`);
+    this.step = state.step;
+    this.slots = new Map(Object.entries(state.slots));
+  }
+}
+
+/** AdamW with decoupled weight decay (Loshchilov & Hutter), bias-corrected moments. */
+export class AdamW extends Optimizer {
+  apply(params: Params, grads: Map<string, Float32Array>, lr: number): void {
+    this.step++;
+    const [b1, b2] = this.config.betas;
+    const { eps, weight_decay: wd } = this.config;
+    const c1 = 1 - Math.pow(b1, this.step);
+    const c2 = 1 - Math.pow(b2, this.step);
+    for (const [name, g] of grads) {
+      const p = params.get(name);
+      if (!p) throw new Error(`gradient for unknown parameter ${name}`);
+      const [m, v] = this.slot(name, 2, p.length);
+      const decay = 1 - lr * wd;
+      for (let i = 0; i < p.length; i++) {
+        const gi = g[i];
+        const mi = (m[i] = b1 * m[i] + (1 - b1) * gi);
+        const vi = (v[i] = b2 * v[i] + (1 - b2) * gi * gi);
+        p[i] = p[i] * decay - (lr * (mi / c1)) / (Math.sqrt(vi / c2) + eps);
+      }
+    }
+  }
+}
+
+/** SGD with (heavy-ball) momentum and L2 weight decay. */
+export class SGD extends Optimizer {
+  apply(params: Params, grads: Map<string, Float32Array>, lr: number): void {
+    this.step++;
+    const { momentum, weight_decay: wd } = this.config;
+    for (const [name, g] of grads) {
+      const p = params.get(name);
+      if (!p) throw new Error(`gradient for unknown parameter ${name}`);
+      const [buf] = this.slot(name, 1, p.length);
+      for (let i = 0; i < p.length; i++) {
+        const d = g[i] + wd * p[i];
+        buf[i] = momentum * buf[i] + d;
+        p[i] -= lr * buf[i];
+      }
+    }
+  }
+}
+
+export function createOptimizer(config: OptimizerConfig): Optimizer {
+  return config.name === 'sgd' ? new SGD(config) : new AdamW(config);
+}
+
+/** Sums micro-batch gradients; `take()` returns their mean and resets. */
+export class GradientAccumulator {
+  private sums = new Map<string, Float32Array>();
+  count = 0;
+
+  add(grads: Map<string, Float32Array>): void {
+    for (const [name, g] of grads) {
+      const s = this.sums.get(name);
+      if (!s) this.sums.set(name, Float32Array.from(g));
+      else for (let i = 0; i < g.length; i++) s[i] += g[i];
+    }
+    this.count++;
+  }
+
+  take(): Map<string, Float32Array> {
+    const out = this.sums;
+    if (this.count > 1) for (const s of out.values()) for (let i = 0; i < s.length; i++) s[i] /= this.count;
+    this.sums = new Map();
+    this.count = 0;
+    return out;
+  }
+}
