@@ -1,12 +1,49 @@
 import type { Command } from 'commander';
-import { NotYetAvailable } from '../util/errors.js';
+import { addClient, keygen, revokeClient } from '../security/pki.js';
+import { UserError } from '../util/errors.js';
+
+const intOption = (flag: string, min: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`${flag}: expected an integer >= ${min}, got "${v}"`);
+  return n;
+};
 
 export function registerKeygenCommand(program: Command): void {
-  program
+  const cmd = program
     .command('keygen')
     .description('Create a PKI: CA, server TLS cert, per-client TLS certs and payload keys, as startup kits')
-    .allowUnknownOption()
-    .action(() => {
-      throw new NotYetAvailable('flglm keygen', 'issue #5 (security)');
+    .option('--out <dir>', 'PKI folder to create', './pki')
+    .option('--clients <ids>', 'comma-separated client ids', 'alice,bob,carol')
+    .option('--server-name <dns>', 'server DNS name (certificate SAN)', 'localhost')
+    .option('--server-ip <ips>', 'comma-separated server IP SANs', '127.0.0.1')
+    .option('--days <n>', 'certificate lifetime in days', intOption('--days', 1), 365)
+    .option('--key-bits <n>', 'RSA key size', intOption('--key-bits', 2048), 3072)
+    .option('--force', 'overwrite an existing PKI')
+    .action((o: { out: string; clients: string; serverName: string; serverIp: string; days: number; keyBits: number; force?: boolean }) => {
+      const clients = o.clients.split(',').map((s) => s.trim()).filter(Boolean);
+      if (clients.length === 0) throw new UserError('--clients: give at least one client id');
+      const m = keygen({ out: o.out, clients, serverName: o.serverName, serverIps: o.serverIp.split(',').filter(Boolean), days: o.days, keyBits: o.keyBits, force: o.force });
+      console.log(`PKI written to ${o.out}:`);
+      console.log(`  ${o.out}/server            server startup kit (copy to the server machine)`);
+      for (const e of m.entries.filter((x) => x.role === 'client')) console.log(`  ${o.out}/clients/${e.id}`.padEnd(30) + `client kit, cert ${e.fingerprint256.slice(0, 23)}…, expires ${e.notAfter.slice(0, 10)}`);
+      console.log(`  ${o.out}/ca                keep private: signs new clients (flglm keygen add-client)`);
+    });
+  cmd
+    .command('add-client <id>')
+    .description('Add one client kit to an existing PKI without touching the others')
+    .requiredOption('--pki <dir>', 'PKI folder made by flglm keygen')
+    .option('--days <n>', 'certificate lifetime in days', intOption('--days', 1), 365)
+    .option('--key-bits <n>', 'RSA key size', intOption('--key-bits', 2048), 3072)
+    .action((id: string, o: { pki: string; days: number; keyBits: number }) => {
+      const e = addClient(o.pki, id, o.days, o.keyBits);
+      console.log(`added client ${id}: ${o.pki}/clients/${id} (cert ${e.fingerprint256.slice(0, 23)}…, expires ${e.notAfter.slice(0, 10)})`);
+    });
+  cmd
+    .command('revoke <id>')
+    .description('Revoke a client: the server refuses its certificate at the next connect')
+    .requiredOption('--pki <dir>', 'PKI folder made by flglm keygen')
+    .action((id: string, o: { pki: string }) => {
+      revokeClient(o.pki, id);
+      console.log(`revoked client ${id}; the server reads ${o.pki}/server/revoked.json at every connect`);
     });
 }

@@ -1,19 +1,52 @@
 import type { Command } from 'commander';
-import { NotYetAvailable } from '../util/errors.js';
+import { join } from 'node:path';
+import { loadConfigFile } from '../config/load.js';
+import { trainCentralized } from '../runtime/centralized.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
+import { readSilo } from '../data/examples.js';
+import { isPromptExample } from '../data/examples.js';
+import { ByteTokenizer } from '../data/tokenizer.js';
+import { evalBatches } from '../data/batches.js';
+import { PartExecutor } from '../runtime/part-executor.js';
+import { evaluateBatches } from '../runtime/evaluate.js';
+import { UserError } from '../util/errors.js';
+
+const positiveInt = (flag: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new UserError(`${flag}: expected a positive integer, got "${v}"`);
+  return n;
+};
 
 export function registerTrainingCommands(program: Command): void {
   program
-    .command('train')
+    .command('train <config>')
     .description('Centralized baseline: train the unsplit model on the union of all silos')
-    .allowUnknownOption()
-    .action(() => {
-      throw new NotYetAvailable('flglm train', 'issue #4 (model)');
+    .option('--steps <n>', 'optimizer steps (default: the federated budget rounds x local_steps x clients)', positiveInt('--steps'))
+    .option('--out <dir>', 'save the trained model checkpoint here')
+    .option('--summary-json <path>', 'write the run summary as JSON')
+    .option('--quiet', 'no progress output')
+    .action(async (configPath: string, o: { steps?: number; out?: string; summaryJson?: string; quiet?: boolean }) => {
+      const cfg = loadConfigFile(configPath);
+      const summary = await trainCentralized(cfg, { steps: o.steps, quiet: o.quiet, checkpointDir: o.out ? join(o.out) : undefined });
+      const { losses: _losses, ...report } = summary;
+      console.log(`centralized: ${summary.steps} steps, ${summary.tokens} tokens in ${summary.wall_s.toFixed(1)} s (${summary.tokens_per_s.toFixed(0)} tokens/s); train loss ${summary.train_loss_final.toFixed(4)}; eval loss ${summary.eval.loss.toFixed(4)}, perplexity ${summary.eval.perplexity.toFixed(3)}, accuracy ${summary.eval.accuracy.toFixed(4)}`);
+      if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(report, null, 2));
     });
   program
     .command('eval')
     .description('Evaluate a saved model on a data folder: loss, perplexity, accuracy')
-    .allowUnknownOption()
-    .action(() => {
-      throw new NotYetAvailable('flglm eval', 'issue #4 (model)');
+    .requiredOption('--model <dir>', 'checkpoint folder written by flglm train / flglm run')
+    .requiredOption('--data <dir>', 'folder of .jsonl/.txt examples')
+    .option('--batch-size <n>', 'examples per batch', positiveInt('--batch-size'), 8)
+    .option('--seq-len <n>', 'tokens per example', positiveInt('--seq-len'), 128)
+    .option('--json', 'print metrics as JSON')
+    .action(async (o: { model: string; data: string; batchSize: number; seqLen: number; json?: boolean }) => {
+      const { store, meta } = loadCheckpoint(o.model);
+      const examples = readSilo(o.data);
+      const model = new PartExecutor('full', meta.model, { head_blocks: 1, tail_blocks: 1 }, meta.peft, store);
+      const metrics = await evaluateBatches(evalBatches(examples, new ByteTokenizer(), o.batchSize, o.seqLen), (b) => model.evaluate(b.tokens, b.labels), examples.some(isPromptExample));
+      await model.release();
+      console.log(o.json ? JSON.stringify(metrics) : `eval on ${metrics.examples} examples: loss ${metrics.loss.toFixed(4)}, perplexity ${metrics.perplexity.toFixed(3)}, accuracy ${metrics.accuracy.toFixed(4)}`);
     });
 }

@@ -76,6 +76,7 @@ export const dataSchema = z
     task: z.enum(TASKS).default('classify'),
     dataset: z.enum(DATASETS).default('spam-assassin'),
     silos: z.array(z.string()).nullable().default(null),
+    test: z.string().nullable().default(null),
     partition: partitionRule.default('natural'),
     test_fraction: z.number().gt(0).lt(1).default(0.1),
     batch_size: positiveInt.default(8),

@@ -1,0 +1,48 @@
+import type { ExperimentConfig } from './schema.js';
+import { PRESETS, validateModelConfig, type ModelConfig } from '../model/config.js';
+import { addPeftParams, initParams, type ParamStore, type PeftConfig } from '../model/params.js';
+import { importHfFolder } from '../model/hf.js';
+import { validateSplit } from '../model/partition.js';
+import { ByteTokenizer, type Tokenizer } from '../data/tokenizer.js';
+import { readSilo, type Example } from '../data/examples.js';
+import { prepareExamples } from '../data/prepare.js';
+import { UserError } from '../util/errors.js';
+
+/** Turn an experiment config into the concrete model, PEFT setup and data it describes. */
+export function peftOf(cfg: ExperimentConfig): PeftConfig {
+  return { method: cfg.finetune.method, lora: cfg.finetune.lora, prefix: cfg.finetune.prefix };
+}
+
+export function resolveModel(cfg: ExperimentConfig): { config: ModelConfig; store: ParamStore; tokenizer: Tokenizer } {
+  let config: ModelConfig, store: ParamStore;
+  if (cfg.model.hf_path) ({ config, store } = importHfFolder(cfg.model.hf_path));
+  else {
+    config = { ...PRESETS[cfg.model.preset], max_position_embeddings: Math.max(PRESETS[cfg.model.preset].max_position_embeddings, cfg.model.max_seq_len) };
+    store = initParams(config, cfg.seed);
+  }
+  validateModelConfig(config);
+  validateSplit(config, cfg.split);
+  const tokenizer = new ByteTokenizer();
+  if (config.vocab_size < tokenizer.vocabSize) throw new UserError(`model vocab_size ${config.vocab_size} is smaller than the byte tokenizer's ${tokenizer.vocabSize}`);
+  if (cfg.data.seq_len > config.max_position_embeddings) throw new UserError(`data.seq_len ${cfg.data.seq_len} exceeds the model's max_position_embeddings ${config.max_position_embeddings}`);
+  addPeftParams(store, config, peftOf(cfg), cfg.seed);
+  return { config, store, tokenizer };
+}
+
+export interface ExperimentData {
+  silos: Example[][];
+  test: Example[];
+}
+
+export function resolveData(cfg: ExperimentConfig): ExperimentData {
+  if (cfg.data.silos) {
+    const silos = cfg.data.silos.map((dir) => readSilo(dir));
+    if (!cfg.data.test) throw new UserError('data.test: give a held-out folder for evaluation when data.silos is set');
+    return { silos, test: readSilo(cfg.data.test) };
+  }
+  const prepared = prepareExamples({
+    dataset: cfg.data.dataset, task: cfg.data.task, clients: cfg.federation.clients, partition: cfg.data.partition,
+    testFraction: cfg.data.test_fraction, seed: cfg.seed, maxExamples: cfg.data.max_examples,
+  });
+  return { silos: prepared.silos, test: prepared.test };
+}

@@ -1,0 +1,27 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const PROTO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'protos', 'flglm.proto');
+
+/** 256 MiB messages and a 16 MiB flow-control window: activations of real models are large. */
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_send_message_length': 256 * 1024 * 1024,
+  'grpc.max_receive_message_length': 256 * 1024 * 1024,
+  'grpc-node.flow_control_window': 16 * 1024 * 1024,
+  'grpc.keepalive_time_ms': 10000,
+  'grpc.keepalive_timeout_ms': 10000,
+};
+
+let cached: grpc.GrpcObject | null = null;
+
+export function loadProtocol(): { service: grpc.ServiceDefinition; Client: grpc.ServiceClientConstructor } {
+  if (!cached) {
+    const def = protoLoader.loadSync(PROTO, { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true });
+    cached = grpc.loadPackageDefinition(def);
+  }
+  const ns = (cached.flglm as grpc.GrpcObject).v1 as grpc.GrpcObject;
+  const Client = ns.SplitTraining as grpc.ServiceClientConstructor;
+  return { service: Client.service, Client };
+}

@@ -1,0 +1,80 @@
+import type { ExperimentConfig } from '../config/schema.js';
+import { peftOf, resolveData, resolveModel, type ExperimentData } from '../config/experiment.js';
+import { BatchStream, evalBatches } from '../data/batches.js';
+import { isPromptExample } from '../data/examples.js';
+import { saveCheckpoint } from '../model/checkpoint.js';
+import { PartExecutor } from './part-executor.js';
+import { clipGlobalNorm, createOptimizer, GradientAccumulator, learningRate } from './optimizer.js';
+import { evaluateBatches, type EvalMetrics } from './evaluate.js';
+import { Progress } from '../report/progress.js';
+
+export interface TrainSummary {
+  mode: string;
+  steps: number;
+  tokens: number;
+  wall_s: number;
+  tokens_per_s: number;
+  train_loss_final: number;
+  eval: EvalMetrics;
+  losses: number[];
+}
+
+export interface CentralizedOptions {
+  steps?: number;
+  quiet?: boolean;
+  checkpointDir?: string;
+  data?: ExperimentData;
+}
+
+/** Same budget as the federated run: every client's local steps of every round, on the union of silos. */
+export function federatedStepBudget(cfg: ExperimentConfig): number {
+  return cfg.federation.rounds * cfg.federation.local_steps * cfg.federation.clients;
+}
+
+/** The centralized baseline: the unsplit model trained on the union of all silos. */
+export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedOptions = {}): Promise<TrainSummary> {
+  const { config, store, tokenizer } = resolveModel(cfg);
+  const peft = peftOf(cfg);
+  const data = opts.data ?? resolveData(cfg);
+  const union = data.silos.flat();
+  const steps = opts.steps ?? federatedStepBudget(cfg);
+  const runtime = { device: cfg.runtime.device, threads: cfg.runtime.threads };
+  const model = new PartExecutor('full', config, cfg.split, peft, store, runtime);
+  const optimizer = createOptimizer(cfg.optimizer);
+  const accumulator = new GradientAccumulator();
+  const stream = new BatchStream(union, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed);
+  const params = new Map(model.trainable.map((n) => [n, store.get(n)!.data]));
+  const progress = new Progress('train', steps, process.stderr, opts.quiet);
+
+  const losses: number[] = [];
+  let tokens = 0;
+  const start = performance.now();
+  for (let step = 0; step < steps; step++) {
+    let lossSum = 0;
+    for (let micro = 0; micro < cfg.optimizer.grad_accum; micro++) {
+      const batch = stream.next();
+      const r = await model.step(batch.tokens, batch.labels);
+      accumulator.add(r.grads);
+      lossSum += r.loss;
+      tokens += batch.tokens.data.length;
+    }
+    const grads = accumulator.take();
+    clipGlobalNorm(grads, cfg.optimizer.grad_clip);
+    optimizer.apply(params, grads, learningRate(cfg.optimizer.lr, cfg.schedule, step, steps));
+    losses.push(lossSum / cfg.optimizer.grad_accum);
+    const elapsed = (performance.now() - start) / 1000;
+    progress.update(step + 1, { loss: losses[losses.length - 1], 'tok/s': Math.round(tokens / elapsed) });
+  }
+  progress.done();
+  const wall = (performance.now() - start) / 1000;
+
+  const evalSet = evalBatches(data.test, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.eval.max_batches);
+  const metrics = await evaluateBatches(evalSet, (b) => model.evaluate(b.tokens, b.labels), data.test.some(isPromptExample));
+  if (opts.checkpointDir) saveCheckpoint(opts.checkpointDir, store, { model: config, peft, step: steps }, optimizer.state());
+  await model.release();
+  const tail = losses.slice(-Math.min(10, losses.length));
+  return {
+    mode: 'centralized', steps, tokens, wall_s: wall, tokens_per_s: tokens / wall,
+    train_loss_final: tail.reduce((a, b) => a + b, 0) / tail.length, eval: metrics, losses,
+  };
+}

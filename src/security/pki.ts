@@ -1,0 +1,212 @@
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import forge from 'node-forge';
+import { UserError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { readPem, readPrivateKey, writePrivateKey } from './files.js';
+
+/**
+ * `flglm keygen`: a small PKI laid out as startup kits (one folder per participant, copied to
+ * that machine as is), like NVFlare's provisioning:
+ *
+ *   pki/ca/               ca.crt, ca.key                 (stays with the operator)
+ *   pki/server/           ca.crt, server.crt, server.key, revoked.json, payload-keys/<id>.pub
+ *   pki/clients/<id>/     ca.crt, client.crt, client.key, payload.key, payload.pub
+ *   pki/manifest.json     ids, serials, SHA-256 fingerprints, expiry
+ *
+ * Key generation uses node:crypto; node-forge only builds and signs the X.509 certificates.
+ */
+export interface KeygenOptions {
+  out: string;
+  clients: string[];
+  serverName: string;
+  serverIps: string[];
+  days: number;
+  keyBits: number;
+  force?: boolean;
+}
+
+export interface ManifestEntry {
+  id: string;
+  role: 'ca' | 'server' | 'client';
+  serial: string;
+  fingerprint256: string;
+  notAfter: string;
+  payloadKeyFingerprint256?: string;
+  revoked?: boolean;
+}
+
+export interface Manifest {
+  version: 1;
+  serverName: string;
+  entries: ManifestEntry[];
+}
+
+const CLIENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function rsaKeyPair(bits: number): { publicKey: string; privateKey: string } {
+  return generateKeyPairSync('rsa', { modulusLength: bits, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+}
+
+export interface IssueOptions {
+  commonName: string;
+  publicKeyPem: string;
+  issuer?: { certPem: string; keyPem: string };
+  signingKeyPem: string;
+  isCa?: boolean;
+  usage?: 'server' | 'client';
+  dnsNames?: string[];
+  ips?: string[];
+  notBefore?: Date;
+  notAfter?: Date;
+}
+
+/** Build and sign one X.509 certificate (self-signed when no issuer is given). */
+export function issueCertificate(o: IssueOptions): string {
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(o.publicKeyPem);
+  cert.serialNumber = '01' + randomBytes(15).toString('hex');
+  cert.validity.notBefore = o.notBefore ?? new Date(Date.now() - 5 * 60 * 1000);
+  cert.validity.notAfter = o.notAfter ?? new Date(Date.now() + 365 * 86400 * 1000);
+  const subject = [{ name: 'commonName', value: o.commonName }, { name: 'organizationName', value: 'flglm' }];
+  cert.setSubject(subject);
+  const issuerCert = o.issuer ? forge.pki.certificateFromPem(o.issuer.certPem) : null;
+  cert.setIssuer(issuerCert ? issuerCert.subject.attributes : subject);
+  const ext: object[] = [{ name: 'basicConstraints', cA: Boolean(o.isCa), critical: true }];
+  if (o.isCa) ext.push({ name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true });
+  else {
+    ext.push({ name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true });
+    ext.push({ name: 'extKeyUsage', serverAuth: o.usage === 'server', clientAuth: o.usage === 'client' });
+  }
+  const alt = [...(o.dnsNames ?? []).map((value) => ({ type: 2, value })), ...(o.ips ?? []).map((ip) => ({ type: 7, ip }))];
+  if (alt.length) ext.push({ name: 'subjectAltName', altNames: alt });
+  ext.push({ name: 'subjectKeyIdentifier' });
+  cert.setExtensions(ext);
+  cert.sign(forge.pki.privateKeyFromPem(o.signingKeyPem), forge.md.sha256.create());
+  return forge.pki.certificateToPem(cert);
+}
+
+function describeCert(pem: string): { serial: string; fingerprint256: string; notAfter: string } {
+  const x = new X509Certificate(pem);
+  return { serial: x.serialNumber, fingerprint256: x.fingerprint256, notAfter: new Date(x.validTo).toISOString() };
+}
+
+export const paths = (root: string) => ({
+  caCert: join(root, 'ca', 'ca.crt'),
+  caKey: join(root, 'ca', 'ca.key'),
+  server: join(root, 'server'),
+  client: (id: string) => join(root, 'clients', id),
+  manifest: join(root, 'manifest.json'),
+});
+
+function readManifest(root: string): Manifest {
+  const p = paths(root).manifest;
+  if (!existsSync(p)) throw new UserError(`${root} is not a flglm PKI (no manifest.json). Fix: create one with \`flglm keygen --out ${root}\``);
+  return JSON.parse(readFileSync(p, 'utf8')) as Manifest;
+}
+
+function writeManifest(root: string, m: Manifest): void {
+  writeFileAtomic(paths(root).manifest, JSON.stringify(m, null, 2));
+}
+
+function daysFromNow(days: number): Date {
+  return new Date(Date.now() + days * 86400 * 1000);
+}
+
+function createClientKit(root: string, id: string, days: number, keyBits: number): ManifestEntry {
+  if (!CLIENT_ID.test(id)) throw new UserError(`client id "${id}" is not allowed: use letters, digits, ".", "_" or "-" (up to 64)`);
+  const p = paths(root);
+  const caCertPem = readPem(p.caCert, 'CA certificate');
+  const caKeyPem = readPrivateKey(p.caKey);
+  const tls = rsaKeyPair(keyBits);
+  const payload = rsaKeyPair(keyBits);
+  const certPem = issueCertificate({ commonName: id, publicKeyPem: tls.publicKey, issuer: { certPem: caCertPem, keyPem: caKeyPem }, signingKeyPem: caKeyPem, usage: 'client', notAfter: daysFromNow(days) });
+  const dir = p.client(id);
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(join(dir, 'ca.crt'), caCertPem);
+  writeFileAtomic(join(dir, 'client.crt'), certPem);
+  writePrivateKey(join(dir, 'client.key'), tls.privateKey);
+  writePrivateKey(join(dir, 'payload.key'), payload.privateKey);
+  writeFileAtomic(join(dir, 'payload.pub'), payload.publicKey);
+  writeFileAtomic(join(dir, 'client.json'), JSON.stringify({ id }, null, 2));
+  // The server wraps each session key with the client's payload public key.
+  writeFileAtomic(join(p.server, 'payload-keys', `${id}.pub`), payload.publicKey);
+  return { id, role: 'client', ...describeCert(certPem), payloadKeyFingerprint256: fingerprintOfPublicKey(payload.publicKey) };
+}
+
+/** SHA-256 of the DER SubjectPublicKeyInfo, formatted like X509Certificate.fingerprint256. */
+export function fingerprintOfPublicKey(pem: string): string {
+  const der = createPublicKey(pem).export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':');
+}
+
+/** Create a whole PKI: CA, server kit, one kit per client, manifest. */
+export function keygen(o: KeygenOptions): Manifest {
+  const p = paths(o.out);
+  if (existsSync(p.manifest) && !o.force) throw new UserError(`a PKI already exists in ${o.out}; refusing to overwrite it. Fix: use another --out, \`flglm keygen add-client\`, or --force`);
+  const ids = new Set<string>();
+  for (const id of o.clients) {
+    if (ids.has(id)) throw new UserError(`client id "${id}" is listed twice`);
+    ids.add(id);
+  }
+  const ca = rsaKeyPair(o.keyBits);
+  const caCertPem = issueCertificate({ commonName: 'flglm CA', publicKeyPem: ca.publicKey, signingKeyPem: ca.privateKey, isCa: true, notAfter: daysFromNow(o.days) });
+  mkdirSync(join(o.out, 'ca'), { recursive: true });
+  writeFileAtomic(p.caCert, caCertPem);
+  writePrivateKey(p.caKey, ca.privateKey);
+
+  const srv = rsaKeyPair(o.keyBits);
+  const serverCertPem = issueCertificate({
+    commonName: o.serverName, publicKeyPem: srv.publicKey, issuer: { certPem: caCertPem, keyPem: ca.privateKey }, signingKeyPem: ca.privateKey,
+    usage: 'server', dnsNames: [o.serverName], ips: o.serverIps, notAfter: daysFromNow(o.days),
+  });
+  mkdirSync(join(p.server, 'payload-keys'), { recursive: true });
+  writeFileAtomic(join(p.server, 'ca.crt'), caCertPem);
+  writeFileAtomic(join(p.server, 'server.crt'), serverCertPem);
+  writePrivateKey(join(p.server, 'server.key'), srv.privateKey);
+  writeFileAtomic(join(p.server, 'revoked.json'), JSON.stringify({ revoked: [] }, null, 2));
+
+  const manifest: Manifest = {
+    version: 1,
+    serverName: o.serverName,
+    entries: [
+      { id: 'ca', role: 'ca', ...describeCert(caCertPem) },
+      { id: o.serverName, role: 'server', ...describeCert(serverCertPem) },
+      ...o.clients.map((id) => createClientKit(o.out, id, o.days, o.keyBits)),
+    ],
+  };
+  writeManifest(o.out, manifest);
+  return manifest;
+}
+
+export function addClient(root: string, id: string, days: number, keyBits: number): ManifestEntry {
+  const m = readManifest(root);
+  if (m.entries.some((e) => e.role === 'client' && e.id === id && !e.revoked)) throw new UserError(`client "${id}" already exists in ${root}. Fix: pick another id, or revoke it first`);
+  const entry = createClientKit(root, id, days, keyBits);
+  m.entries = m.entries.filter((e) => !(e.role === 'client' && e.id === id)).concat(entry);
+  writeManifest(root, m);
+  return entry;
+}
+
+export interface RevocationList {
+  revoked: { id: string; serial: string; fingerprint256: string; at: string }[];
+}
+
+export function revokeClient(root: string, id: string): void {
+  const m = readManifest(root);
+  const entry = m.entries.find((e) => e.role === 'client' && e.id === id);
+  if (!entry) throw new UserError(`unknown client "${id}" in ${root}; known clients: ${m.entries.filter((e) => e.role === 'client').map((e) => e.id).join(', ')}`);
+  entry.revoked = true;
+  const listPath = join(paths(root).server, 'revoked.json');
+  const list = JSON.parse(readFileSync(listPath, 'utf8')) as RevocationList;
+  if (!list.revoked.some((r) => r.serial === entry.serial)) list.revoked.push({ id, serial: entry.serial, fingerprint256: entry.fingerprint256, at: new Date().toISOString() });
+  writeFileAtomic(listPath, JSON.stringify(list, null, 2));
+  writeManifest(root, m);
+}
+
+export function listClients(root: string): string[] {
+  const dir = join(root, 'clients');
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
+
