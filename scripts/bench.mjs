@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+// `npm run bench -- NAME`: runs scripts/bench/NAME.mjs, which writes bench-results/NAME.json.
+import { existsSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const dir = join(dirname(fileURLToPath(import.meta.url)), 'bench');
+const names = readdirSync(dir).filter((f) => f.endsWith('.mjs')).map((f) => f.replace(/\.mjs$/, ''));
+const name = process.argv[2];
+if (!name || !names.includes(name)) {
+  console.error(`usage: npm run bench -- NAME [args]   (NAME: ${names.join(', ')})`);
+  process.exit(2);
+}
+if (!existsSync(join(dir, '..', '..', 'dist', 'src'))) {
+  console.error('flglm is not built: run `npm run build` first');
+  process.exit(2);
+}
+const r = spawnSync(process.execPath, [join(dir, `${name}.mjs`), ...process.argv.slice(3)], { stdio: 'inherit' });
+process.exit(r.status ?? 1);

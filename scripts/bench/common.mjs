@@ -1,0 +1,24 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const dist = (p) => join(root, 'dist', 'src', p);
+
+export function machine() {
+  return { cpu: cpus()[0]?.model, cores: cpus().length, memory_gib: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, date: new Date().toISOString() };
+}
+
+export function stats(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return { min: s[0], median: s[Math.floor(s.length / 2)], max: s[s.length - 1], runs: s.length };
+}
+
+export function writeResult(name, result) {
+  const dir = join(root, 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify({ benchmark: name, machine: machine(), ...result }, null, 2));
+  console.log(`wrote ${file}`);
+}
