@@ -6,6 +6,10 @@ import { startTransport } from '../server/transport.js';
 import { SplitServer } from '../server/split-server.js';
 import { runClient } from '../client/split-client.js';
 import { NotYetAvailable, UserError } from '../util/errors.js';
+import { appendFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { SERVER_MODES } from '../config/schema.js';
+import type { ServerMode } from '../server/split-server.js';
 
 const warnInsecure = () => console.error('flglm: WARNING: --insecure: no TLS and no payload encryption. Activations travel in the clear; use only on loopback for tests.');
 
@@ -18,24 +22,34 @@ export function registerFederationCommands(program: Command): void {
     .option('--port <n>', 'port to listen on (0 = any free port)', '50051')
     .option('--host <addr>', 'address to bind', '127.0.0.1')
     .option('--mode <mode>', 'sequential | batch | hierarchical (overrides federation.mode)')
-    .option('--checkpoints <dir>', 'write the trunk checkpoint here at every round end')
+    .option('--checkpoints <dir>', 'checkpoint the trunk and global client parts here at every round end')
+    .option('--resume', 'continue from the last completed round in --checkpoints')
+    .option('--metrics <file>', 'append per-step and per-round metrics (JSON lines)')
+    .option('--summary-json <path>', 'write the server summary as JSON at the end')
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { config: string; pki?: string; port: string; host: string; mode?: string; checkpoints?: string; insecure?: boolean }) => {
+    .action(async (o: { config: string; pki?: string; port: string; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; insecure?: boolean }) => {
       const cfg = loadConfigFile(o.config);
-      const mode = o.mode ?? cfg.federation.mode;
-      if (mode !== 'sequential') throw new NotYetAvailable(`server mode "${mode}" (use --mode sequential)`, 'issue #6 (federation)');
+      const mode = (o.mode ?? cfg.federation.mode) as ServerMode;
+      if (!SERVER_MODES.includes(mode)) throw new UserError(`--mode: expected ${SERVER_MODES.join('|')}, got "${mode}"`);
       if (!o.pki && !o.insecure) throw new UserError('--pki is required (a server kit from flglm keygen); for loopback tests only, pass --insecure');
       if (o.insecure) warnInsecure();
       const kit = o.insecure ? null : o.pki!;
-      const server = new SplitServer(cfg, kit, { log: (m) => console.error(`[server] ${m}`) }, o.checkpoints ?? null);
-      const transport = await startTransport({ kit, host: o.host, port: Number(o.port), onSession: server.onSession, log: (m) => console.error(`[server] ${m}`) });
+      const log = (m: string) => console.error(`[server] ${m}`);
+      const onMetric = o.metrics ? (r: Record<string, unknown>) => appendFileSync(o.metrics!, JSON.stringify(r) + '\n') : undefined;
+      const server = new SplitServer({ cfg, kit, mode, checkpointDir: o.checkpoints ?? null, resume: o.resume, log, onMetric });
+      await server.init();
+      const transport = await startTransport({ kit, host: o.host, port: Number(o.port), onSession: server.onSession, log });
       console.log(`flglm server (${mode}) listening on ${o.host}:${transport.port}, waiting for ${cfg.federation.clients} clients`);
       const stop = () => { void transport.close().then(() => process.exit(130)); };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      const summary = await server.done;
-      console.log(JSON.stringify(summary));
-      await transport.close();
+      try {
+        const summary = await server.done;
+        if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(summary, null, 2));
+        console.log(`training finished: ${summary.rounds} rounds in ${summary.history.reduce((a, r) => a + r.wall_s, 0).toFixed(1)} s`);
+      } finally {
+        await transport.close();
+      }
     });
   program
     .command('client')
@@ -46,8 +60,10 @@ export function registerFederationCommands(program: Command): void {
     .option('--pki <dir>', 'this client\'s startup kit made by flglm keygen (e.g. ./pki/clients/alice)')
     .option('--server-name <dns>', 'name on the server certificate', 'localhost')
     .option('--checkpoints <dir>', 'save this client\'s parts here after every round')
+    .option('--name <id>', 'client name in --insecure mode (with TLS the id comes from the certificate)')
+    .option('--reconnect <n>', 'reconnection attempts (1 s apart) after the server goes away', '30')
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { data: string; test?: string; server: string; pki?: string; serverName: string; checkpoints?: string; insecure?: boolean }) => {
+    .action(async (o: { name?: string; reconnect: string; data: string; test?: string; server: string; pki?: string; serverName: string; checkpoints?: string; insecure?: boolean }) => {
       if (!o.pki && !o.insecure) throw new UserError('--pki is required (a client kit from flglm keygen); for loopback tests only, pass --insecure');
       if (o.insecure) warnInsecure();
       const train = readSilo(o.data);
@@ -56,6 +72,8 @@ export function registerFederationCommands(program: Command): void {
         target: o.server, kit: o.insecure ? null : o.pki!, serverName: o.serverName, train, test, checkpointDir: o.checkpoints ? join(o.checkpoints) : null,
         log: (m) => console.error(`[client] ${m}`),
         onStep: (round, step, loss) => console.error(`[client] round ${round} step ${step} loss ${loss.toFixed(4)}`),
+        reconnectAttempts: Number(o.reconnect),
+        insecureName: o.name,
       });
       console.log(JSON.stringify({ clientId: r.clientId, steps: r.losses.length, train_loss_final: r.losses[r.losses.length - 1], eval: r.eval }));
     });

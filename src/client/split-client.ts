@@ -4,15 +4,18 @@ import type { ExperimentConfig } from '../config/schema.js';
 import { peftOf, resolveModel } from '../config/experiment.js';
 import { BatchStream, evalBatches } from '../data/batches.js';
 import { isPromptExample, type Example } from '../data/examples.js';
+import type { Tokenizer } from '../data/tokenizer.js';
 import { PartExecutor } from '../runtime/part-executor.js';
-import { clipGlobalNorm, createOptimizer, learningRate } from '../runtime/optimizer.js';
+import { clipGlobalNorm, createOptimizer, learningRate, type Optimizer } from '../runtime/optimizer.js';
 import { evaluateBatches, type EvalMetrics } from '../runtime/evaluate.js';
 import { Inbox } from '../protocol/inbox.js';
 import { decodeTensor, encodeTensor, type TensorContext, type WireTensor } from '../protocol/tensors.js';
 import { PayloadChannel, unwrapSessionKey } from '../security/payload.js';
 import { readPrivateKey } from '../security/files.js';
 import { saveCheckpoint } from '../model/checkpoint.js';
-import { connect } from './transport.js';
+import type { ModelConfig } from '../model/config.js';
+import type { ParamStore } from '../model/params.js';
+import { connect, type ClientConnection } from './transport.js';
 import { describeConnectError } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
 
@@ -28,8 +31,10 @@ export interface ClientOptions {
   checkpointDir?: string | null;
   log?: (msg: string) => void;
   onStep?: (round: number, step: number, loss: number) => void;
-  /** Stop after this many local steps in total (fault-injection tests); the process then exits. */
-  abortAfterSteps?: number;
+  /** Name sent in --insecure mode only (with TLS the server reads the id from the certificate). */
+  insecureName?: string;
+  /** Connection attempts after a failure before giving up (1 s apart). */
+  reconnectAttempts?: number;
 }
 
 export interface ClientResult {
@@ -39,114 +44,189 @@ export interface ClientResult {
   summary: unknown;
 }
 
+/** Failures after which trying again can help: the server restarted, dropped us, or is not up yet. */
+class RetryableError extends Error {}
+
+interface Trainer {
+  cfg: ExperimentConfig;
+  config: ModelConfig;
+  store: ParamStore;
+  tokenizer: Tokenizer;
+  head: PartExecutor;
+  tail: PartExecutor;
+  params: Map<string, Float32Array>;
+  optimizer: Optimizer;
+  stream: BatchStream;
+}
+
 /**
- * A client: runs head and tail on its own silo. Token ids and labels never leave it; only h_A
- * (up), dL/dh_B (up), and its trainable head+tail parameters at round end (up, for FedAvg) do.
+ * A client: runs head and tail on its own silo. Token ids and labels never leave it; only h_A and
+ * dL/dh_B (per step) and its trainable head+tail parameters (per round, for FedAvg) go up.
  */
-export async function runClient(o: ClientOptions): Promise<ClientResult> {
-  const log = o.log ?? (() => {});
-  const conn = connect(o.target, o.kit, o.serverName);
-  const call = (conn.client.Session as () => grpc.ClientDuplexStream<Msg, Msg>)();
-  const inbox = new Inbox<Msg>();
-  call.on('data', (m: Msg) => inbox.push(m));
-  call.on('error', (e: grpc.ServiceError) => inbox.fail(new UserError(describeConnectError(e, o.target))));
-  call.on('end', () => inbox.fail(new Error('server closed the stream')));
-  const heartbeat = setInterval(() => call.write({ heartbeat: { timeMs: Date.now() } }), 2000);
-  try {
-    call.write({ join: { numExamples: o.train.length, lastRound: 0, capabilities: 'flglm/1' } });
-    const first = await inbox.next(['plan', 'error'], 60000);
-    if (first.kind === 'error') throw new UserError(`server refused the session: ${(first.error as { message: string }).message}`);
-    const cfg = JSON.parse((first.plan as { planJson: string }).planJson) as ExperimentConfig;
+export class SplitClient {
+  private trainer: Trainer | null = null;
+  private readonly losses: number[] = [];
+  private evalMetrics: EvalMetrics | null = null;
+  private localStep = 0;
+  private lastRound = 0;
+  private readonly log: (msg: string) => void;
+
+  constructor(private readonly o: ClientOptions) {
+    this.log = o.log ?? (() => {});
+  }
+
+  async run(): Promise<ClientResult> {
+    const attempts = this.o.reconnectAttempts ?? 30;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.session();
+      } catch (e) {
+        if (!(e instanceof RetryableError) || attempt >= attempts) throw e instanceof RetryableError ? new UserError(e.message) : e;
+        this.log(`${e.message}; reconnecting (${attempt + 1}/${attempts})`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  private setup(cfg: ExperimentConfig): Trainer {
     const { config, store, tokenizer } = resolveModel(cfg);
     const peft = peftOf(cfg);
     const runtime = { device: cfg.runtime.device, threads: cfg.runtime.threads };
     const head = new PartExecutor('head', config, cfg.split, peft, store, runtime);
     const tail = new PartExecutor('tail', config, cfg.split, peft, store, runtime);
     const trainable = [...new Set([...head.trainable, ...tail.trainable])];
-    const params = new Map(trainable.map((n) => [n, store.get(n)!.data]));
-    const optimizer = createOptimizer(cfg.optimizer);
-    const stream = new BatchStream(o.train, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed);
-    const { batch_size: B, seq_len: S } = cfg.data;
-    const D = config.hidden_size;
-    const totalSteps = cfg.federation.rounds * cfg.federation.local_steps;
-    const payloadKey = o.kit && cfg.security?.payload_encryption !== false ? readPrivateKey(join(o.kit, 'payload.key')) : null;
-    const losses: number[] = [];
-    let evalMetrics: EvalMetrics | null = null;
+    return {
+      cfg, config, store, tokenizer, head, tail,
+      params: new Map(trainable.map((n) => [n, store.get(n)!.data])),
+      optimizer: createOptimizer(cfg.optimizer),
+      stream: new BatchStream(this.o.train, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed),
+    };
+  }
+
+  private async session(): Promise<ClientResult> {
+    const conn = connect(this.o.target, this.o.kit, this.o.serverName);
+    const call = (conn.client.Session as () => grpc.ClientDuplexStream<Msg, Msg>)();
+    const inbox = new Inbox<Msg>();
+    let finished = false;
+    call.on('data', (m: Msg) => inbox.push(m));
+    call.on('error', (e: grpc.ServiceError) => {
+      const msg = describeConnectError(e, this.o.target);
+      inbox.fail(e.code === 14 || e.code === 1 ? new RetryableError(msg) : new UserError(msg));
+    });
+    call.on('end', () => { if (!finished) inbox.fail(new RetryableError('the server closed the stream')); });
+    const heartbeat = setInterval(() => call.write({ heartbeat: { timeMs: Date.now() } }), 2000);
+    try {
+      call.write({ join: { numExamples: this.o.train.length, lastRound: this.lastRound, capabilities: 'flglm/1', insecureName: this.o.kit ? '' : this.o.insecureName ?? '' } });
+      const first = await inbox.next(['plan', 'error'], 60000);
+      if (first.kind === 'error') throw new UserError(`server refused the session: ${(first.error as { message: string }).message}`);
+      this.trainer ??= this.setup(JSON.parse((first.plan as { planJson: string }).planJson) as ExperimentConfig);
+      const result = await this.loop(conn, call, inbox);
+      finished = true;
+      return result;
+    } finally {
+      clearInterval(heartbeat);
+      call.end();
+      conn.client.close();
+    }
+  }
+
+  private async loop(conn: ClientConnection, call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>): Promise<ClientResult> {
+    const t = this.trainer!;
+    const { cfg } = t;
+    const payloadKey = this.o.kit && cfg.security.payload_encryption ? readPrivateKey(join(this.o.kit, 'payload.key')) : null;
     let channel: PayloadChannel | null = null;
     let sessionId = '';
-    let localStep = 0;
     const ctx = (round: number, step: number): TensorContext => ({ clientId: conn.clientId, sessionId, round, step, channel });
     const timeout = cfg.federation.client_timeout_ms;
-
     for (;;) {
       const m = await inbox.next(['sessionKey', 'roundStart', 'averaged', 'finished', 'error'], 10 * timeout);
-      if (m.kind === 'error') throw new UserError(`server error: ${(m.error as { message: string }).message}`);
+      if (m.kind === 'error') {
+        const err = m.error as { code: string; message: string };
+        if (err.code === 'DROPPED') throw new RetryableError(`dropped by the server: ${err.message}`);
+        throw new UserError(`server error: ${err.message}`);
+      }
       if (m.kind === 'finished') {
-        log('training finished');
-        return { clientId: conn.clientId, losses, eval: evalMetrics, summary: JSON.parse((m.finished as { summaryJson: string }).summaryJson) };
+        this.log('training finished');
+        await t.head.release();
+        await t.tail.release();
+        return { clientId: conn.clientId, losses: this.losses, eval: this.evalMetrics, summary: JSON.parse((m.finished as { summaryJson: string }).summaryJson) };
       }
       if (m.kind === 'sessionKey') {
-        const k = m.sessionKey as { round: number; sessionId: string; wrappedKey: Uint8Array };
+        const k = m.sessionKey as { sessionId: string; wrappedKey: Uint8Array };
         sessionId = k.sessionId;
         channel = k.wrappedKey.length && payloadKey ? new PayloadChannel(unwrapSessionKey(k.wrappedKey, payloadKey), 'up') : null;
         continue;
       }
       if (m.kind === 'averaged') {
         const a = m.averaged as { round: number; tensors: WireTensor[] };
-        for (const t of a.tensors) {
-          const target = params.get(t.name);
-          if (!target) throw new UserError(`server sent averaged parameter ${t.name}, which this client does not train`);
-          target.set(decodeTensor(t, { name: t.name, dtype: 'float32', shape: [target.length] }, ctx(a.round, 0)).data as Float32Array);
+        for (const w of a.tensors) {
+          const target = t.params.get(w.name);
+          if (!target) throw new UserError(`server sent averaged parameter ${w.name}, which this client does not train`);
+          target.set(decodeTensor(w, { name: w.name, dtype: 'float32', shape: [target.length] }, ctx(a.round, 0)).data as Float32Array);
         }
-        if (o.checkpointDir) saveCheckpoint(join(o.checkpointDir, conn.clientId), store, { model: config, peft, step: localStep, round: a.round }, optimizer.state());
+        this.lastRound = a.round;
+        if (this.o.checkpointDir) saveCheckpoint(join(this.o.checkpointDir, conn.clientId), t.store, { model: t.config, peft: peftOf(cfg), step: this.localStep, round: a.round }, t.optimizer.state());
         continue;
       }
       const { round, localSteps } = m.roundStart as { round: number; localSteps: number };
-      let metricsJson = '';
-      if (localSteps === 0) {
-        const exampleLevel = o.test.some(isPromptExample);
-        let evalStep = 0;
-        evalMetrics = await evaluateBatches(evalBatches(o.test, tokenizer, B, S, cfg.eval.max_batches), async (b) => {
-          const step = ++evalStep;
-          const hA = await head.forward(b.tokens);
-          call.write({ activations: { round, step, tensor: encodeTensor('h_A', hA, ctx(round, step)), eval: true } });
-          const out = await inbox.next(['trunkOut'], timeout);
-          const hB = decodeTensor((out.trunkOut as { tensor: WireTensor }).tensor, { name: 'h_B', dtype: 'float32', shape: [B, S, D] }, ctx(round, step));
-          return tail.evaluate(hB, b.labels);
-        }, exampleLevel);
-        metricsJson = JSON.stringify({ eval: evalMetrics, losses });
-        log(`eval: loss ${evalMetrics.loss.toFixed(4)}, accuracy ${evalMetrics.accuracy.toFixed(4)}`);
-      }
-      for (let step = 1; step <= localSteps; step++) {
-        const batch = stream.next();
-        const hA = await head.forward(batch.tokens);
-        call.write({ activations: { round, step, tensor: encodeTensor('h_A', hA, ctx(round, step)), eval: false } });
-        const out = await inbox.next(['trunkOut'], timeout);
-        const hB = decodeTensor((out.trunkOut as { tensor: WireTensor }).tensor, { name: 'h_B', dtype: 'float32', shape: [B, S, D] }, ctx(round, step));
-        const t = await tail.step(hB, batch.labels);
-        call.write({ tailGrad: { round, step, tensor: encodeTensor('grad_h_B', t.inputGrad!, ctx(round, step)), loss: t.loss } });
-        const hg = await inbox.next(['headGrad'], timeout);
-        const dhA = decodeTensor((hg.headGrad as { tensor: WireTensor }).tensor, { name: 'grad_h_A', dtype: 'float32', shape: [B, S, D] }, ctx(round, step));
-        const h = await head.backward(batch.tokens, dhA);
-        const grads = new Map(t.grads);
-        for (const [n, g] of h.grads) {
-          const other = grads.get(n);
-          if (other) for (let i = 0; i < g.length; i++) other[i] += g[i]; // tied embeddings
-          else grads.set(n, g);
-        }
-        clipGlobalNorm(grads, cfg.optimizer.grad_clip);
-        optimizer.apply(params, grads, learningRate(cfg.optimizer.lr, cfg.schedule, localStep, totalSteps));
-        localStep++;
-        losses.push(t.loss);
-        o.onStep?.(round, step, t.loss);
-        if (o.abortAfterSteps && localStep >= o.abortAfterSteps) process.exit(3);
-      }
+      const metricsJson = localSteps === 0 ? await this.evaluate(call, inbox, round, ctx) : '';
+      for (let step = 1; step <= localSteps; step++) await this.trainStep(call, inbox, round, step, ctx);
       const up = ctx(round, 0);
-      call.write({ parameters: { round, numExamples: o.train.length, tensors: trainable.map((n) => encodeTensor(n, { dtype: 'float32', shape: [params.get(n)!.length], data: params.get(n)! }, up)), metricsJson } });
+      call.write({ parameters: { round, numExamples: this.o.train.length, metricsJson, tensors: [...t.params].map(([n, d]) => encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, up)) } });
     }
-  } finally {
-    clearInterval(heartbeat);
-    call.end();
-    conn.client.close();
   }
+
+  private async exchange(call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>, kind: 'trunkOut' | 'headGrad', name: string, c: TensorContext) {
+    const t = this.trainer!;
+    const m = await inbox.next([kind, 'error'], t.cfg.federation.client_timeout_ms);
+    if (m.kind === 'error') {
+      const err = m.error as { code: string; message: string };
+      throw new RetryableError(`dropped by the server: ${err.message}`);
+    }
+    const { batch_size: B, seq_len: S } = t.cfg.data;
+    return decodeTensor((m[kind] as { tensor: WireTensor }).tensor, { name, dtype: 'float32', shape: [B, S, t.config.hidden_size] }, c);
+  }
+
+  private async trainStep(call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>, round: number, step: number, ctx: (r: number, s: number) => TensorContext): Promise<void> {
+    const t = this.trainer!;
+    const c = ctx(round, step);
+    const batch = t.stream.next();
+    const hA = await t.head.forward(batch.tokens);
+    call.write({ activations: { round, step, tensor: encodeTensor('h_A', hA, c), eval: false } });
+    const hB = await this.exchange(call, inbox, 'trunkOut', 'h_B', c);
+    const out = await t.tail.step(hB, batch.labels);
+    call.write({ tailGrad: { round, step, tensor: encodeTensor('grad_h_B', out.inputGrad!, c), loss: out.loss, labelCount: batch.labelCount } });
+    const dhA = await this.exchange(call, inbox, 'headGrad', 'grad_h_A', c);
+    const h = await t.head.backward(batch.tokens, dhA);
+    const grads = new Map(out.grads);
+    for (const [n, g] of h.grads) {
+      const other = grads.get(n);
+      if (other) for (let i = 0; i < g.length; i++) other[i] += g[i]; // tied embeddings: head and tail both use it
+      else grads.set(n, g);
+    }
+    clipGlobalNorm(grads, t.cfg.optimizer.grad_clip);
+    const total = t.cfg.federation.rounds * t.cfg.federation.local_steps;
+    t.optimizer.apply(t.params, grads, learningRate(t.cfg.optimizer.lr, t.cfg.schedule, this.localStep, total));
+    this.localStep++;
+    this.losses.push(out.loss);
+    this.o.onStep?.(round, step, out.loss);
+  }
+
+  private async evaluate(call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>, round: number, ctx: (r: number, s: number) => TensorContext): Promise<string> {
+    const t = this.trainer!;
+    const { batch_size: B, seq_len: S } = t.cfg.data;
+    let step = 0;
+    this.evalMetrics = await evaluateBatches(evalBatches(this.o.test, t.tokenizer, B, S, t.cfg.eval.max_batches), async (b) => {
+      const c = ctx(round, ++step);
+      const hA = await t.head.forward(b.tokens);
+      call.write({ activations: { round, step, tensor: encodeTensor('h_A', hA, c), eval: true } });
+      return t.tail.evaluate(await this.exchange(call, inbox, 'trunkOut', 'h_B', c), b.labels);
+    }, this.o.test.some(isPromptExample));
+    this.log(`eval: loss ${this.evalMetrics.loss.toFixed(4)}, accuracy ${this.evalMetrics.accuracy.toFixed(4)}`);
+    return JSON.stringify({ eval: this.evalMetrics });
+  }
+}
+
+export function runClient(o: ClientOptions): Promise<ClientResult> {
+  return new SplitClient(o).run();
 }

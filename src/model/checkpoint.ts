@@ -25,7 +25,7 @@ export interface CheckpointMeta {
   extra?: Record<string, unknown>;
 }
 
-export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<CheckpointMeta, 'format'>, optimizer?: OptimizerState): void {
+export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<CheckpointMeta, 'format'>, optimizer?: OptimizerState, extraTensors?: Map<string, NamedTensor>): void {
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
@@ -35,6 +35,7 @@ export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<Checkp
     for (const [name, arrs] of Object.entries(optimizer.slots)) arrs.forEach((a, i) => slots.set(`${name}#${i}`, { shape: [a.length], data: a }));
     saveSafetensors(join(tmp, 'optimizer.safetensors'), slots);
   }
+  if (extraTensors) saveSafetensors(join(tmp, 'extra.safetensors'), extraTensors);
   const full: CheckpointMeta = { format: 'flglm-checkpoint-1', ...meta, optimizer: optimizer ? { name: optimizer.name, step: optimizer.step } : undefined };
   writeFileAtomic(join(tmp, 'checkpoint.json'), JSON.stringify(full, null, 2));
   const old = `${dir}.old-${process.pid}`;
@@ -43,7 +44,7 @@ export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<Checkp
   rmSync(old, { recursive: true, force: true });
 }
 
-export function loadCheckpoint(dir: string): { store: ParamStore; meta: CheckpointMeta; optimizer?: OptimizerState } {
+export function loadCheckpoint(dir: string): { store: ParamStore; meta: CheckpointMeta; optimizer?: OptimizerState; extra?: Map<string, NamedTensor> } {
   const metaPath = join(dir, 'checkpoint.json');
   if (!existsSync(metaPath)) throw new UserError(`no complete checkpoint in ${dir} (checkpoint.json is missing). Fix: point to a folder written by flglm, e.g. runs/<run>/checkpoints/latest`);
   const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as CheckpointMeta;
@@ -58,5 +59,7 @@ export function loadCheckpoint(dir: string): { store: ParamStore; meta: Checkpoi
     }
     optimizer = { name: meta.optimizer.name, step: meta.optimizer.step, slots };
   }
-  return { store, meta, optimizer };
+  const extraPath = join(dir, 'extra.safetensors');
+  const extra = existsSync(extraPath) ? loadSafetensors(extraPath).tensors : undefined;
+  return { store, meta, optimizer, extra };
 }

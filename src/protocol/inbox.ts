@@ -27,6 +27,12 @@ export class Inbox<M extends { kind?: string }> {
     return m;
   }
 
+  /** The kind of the next message, without consuming it. */
+  async peekKind(timeoutMs: number): Promise<string> {
+    if (!this.queue.length) this.queue.unshift(await this.wait(timeoutMs));
+    return this.queue[0].kind ?? '';
+  }
+
   private wait(timeoutMs: number): Promise<M> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<M>((resolve, reject) => {

@@ -1,195 +1,390 @@
-import type * as grpc from '@grpc/grpc-js';
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { ExperimentConfig } from '../config/schema.js';
 import { peftOf, resolveModel } from '../config/experiment.js';
-import { PartExecutor } from '../runtime/part-executor.js';
-import { clipGlobalNorm, createOptimizer, learningRate, type Optimizer } from '../runtime/optimizer.js';
+import { learningRate } from '../runtime/optimizer.js';
 import { FedAvg, type ClientUpdate, type Strategy } from '../federation/strategy.js';
 import { Inbox } from '../protocol/inbox.js';
-import { decodeTensor, encodeTensor, ProtocolError, type TensorContext, type WireTensor } from '../protocol/tensors.js';
+import { decodeTensor, encodeTensor, ProtocolError, type WireTensor } from '../protocol/tensors.js';
 import { newSessionKey, PayloadChannel, wrapSessionKey } from '../security/payload.js';
 import type { PeerIdentity } from '../security/tls.js';
-import { saveCheckpoint } from '../model/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
-import type { ParamStore } from '../model/params.js';
+import type { NamedTensor } from '../model/safetensors.js';
+import { UserError } from '../util/errors.js';
+import { ClientSession, type Call, type Msg } from './client-session.js';
+import { TrunkReplica } from './trunk-replica.js';
+import { runBatchedSteps } from './batch-steps.js';
 
-type Msg = Record<string, unknown> & { kind?: string };
-type Call = grpc.ServerDuplexStream<Msg, Msg>;
+export type ServerMode = 'sequential' | 'batch' | 'hierarchical';
 
-interface ClientSession {
-  id: string;
-  call: Call;
-  inbox: Inbox<Msg>;
-  numExamples: number;
-  payloadPublicKey: string | null;
+export interface ServerOptions {
+  cfg: ExperimentConfig;
+  /** Server startup kit (for payload keys); null = plaintext without payload encryption. */
+  kit: string | null;
+  mode?: ServerMode;
+  checkpointDir?: string | null;
+  resume?: boolean;
+  log?: (msg: string) => void;
+  /** Every message decoded from a client (audits, tests). */
+  onReceive?: (clientId: string, kind: string, body: Msg) => void;
+  /** Metrics records (per step and per round), e.g. appended to metrics.jsonl. */
+  onMetric?: (record: Record<string, unknown>) => void;
 }
 
-export interface ServerEvents {
-  log: (msg: string) => void;
-  /** Every message the server decoded, for audits and tests (kind, tensor names, shapes). */
-  onReceive?: (clientId: string, kind: string, body: Msg) => void;
+export interface RoundRecord {
+  round: number;
+  clients: string[];
+  dropped: string[];
+  wall_s: number;
+  train_loss: number;
+  tokens: number;
+}
+
+export interface ServerSummary {
+  mode: ServerMode;
+  rounds: number;
+  history: RoundRecord[];
+  eval: { clientId: string; eval?: unknown }[];
 }
 
 /**
- * The FL-GLM server in sequential mode: it owns the trunk, serves clients one at a time each
- * round, averages their client parts (Strategy) at round end, and checkpoints the trunk.
+ * The FL-GLM server: owns the trunk (as one or more replicas in worker threads), runs rounds in
+ * sequential, batch or hierarchical mode, averages client parts with a Strategy, keeps the latest
+ * global client parts to re-sync (re)joining clients, and checkpoints atomically every round.
  */
 export class SplitServer {
+  readonly mode: ServerMode;
+  private readonly cfg: ExperimentConfig;
   private readonly sessions = new Map<string, ClientSession>();
-  private readonly trunk: PartExecutor;
-  private readonly optimizer: Optimizer;
+  private replicas: TrunkReplica[] = [];
   private readonly strategy: Strategy = new FedAvg();
-  private readonly model: ModelConfig;
-  private readonly store: ParamStore;
-  private trunkStep = 0;
+  private model!: ModelConfig;
+  private globalClientParams: Map<string, Float32Array> | null = null;
+  private completedRound = 0;
+  private trunkSteps: number[] = [];
+  private history: RoundRecord[] = [];
+  private readonly lastMetrics = new Map<string, Record<string, unknown>>();
   private started = false;
-  readonly done: Promise<ExperimentSummaryLike>;
-  private resolveDone!: (s: ExperimentSummaryLike) => void;
+  private firstJoinAt = 0;
+  private startTimer: NodeJS.Timeout | null = null;
+  private readonly log: (msg: string) => void;
+  readonly done: Promise<ServerSummary>;
+  private resolveDone!: (s: ServerSummary) => void;
   private rejectDone!: (e: Error) => void;
 
-  constructor(private readonly cfg: ExperimentConfig, private readonly kit: string | null, private readonly events: ServerEvents, private readonly checkpointDir: string | null = null) {
-    const { config, store } = resolveModel(cfg);
-    this.model = config;
-    this.store = store;
-    this.trunk = new PartExecutor('trunk', config, cfg.split, peftOf(cfg), store, { device: cfg.runtime.device, threads: cfg.runtime.threads });
-    this.optimizer = createOptimizer(cfg.optimizer);
+  constructor(private readonly o: ServerOptions) {
+    this.cfg = o.cfg;
+    this.mode = o.mode ?? o.cfg.federation.mode;
+    this.log = o.log ?? (() => {});
     this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
+    this.done.catch(() => {});
   }
 
-  /** gRPC Session handler: registers the client after its Join, then starts rounds when enough joined. */
+  /** Build the trunk replicas, from the last checkpoint when resuming. */
+  async init(): Promise<void> {
+    const { config, store } = resolveModel(this.cfg);
+    this.model = config;
+    const peft = peftOf(this.cfg);
+    let optimizerState;
+    const ckpt = this.o.checkpointDir ? join(this.o.checkpointDir, 'latest') : null;
+    if (this.o.resume) {
+      if (!ckpt || !existsSync(join(ckpt, 'checkpoint.json'))) throw new UserError(`--resume: no complete server checkpoint in ${ckpt ?? '(no --checkpoints folder given)'}`);
+      const loaded = loadCheckpoint(ckpt);
+      for (const [n, t] of loaded.store) store.set(n, t);
+      optimizerState = loaded.optimizer;
+      const extra = (loaded.meta.extra ?? {}) as { round: number; trunkSteps: number[]; history: RoundRecord[] };
+      this.completedRound = extra.round;
+      this.trunkSteps = extra.trunkSteps;
+      this.history = extra.history;
+      if (loaded.extra) this.globalClientParams = new Map([...loaded.extra].map(([n, t]) => [n, t.data]));
+      this.log(`resumed from ${ckpt}: round ${this.completedRound} of ${this.cfg.federation.rounds} complete`);
+    }
+    const count = this.mode === 'hierarchical' ? this.cfg.federation.sub_servers : 1;
+    const threads = this.cfg.runtime.threads ?? Math.max(1, Math.floor(cpus().length / count));
+    const params = [...store].filter(([n]) => isTrunkParam(n, config, this.cfg)) as [string, NamedTensor][];
+    for (let i = 0; i < count; i++) {
+      this.replicas.push(new TrunkReplica(i, {
+        model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads },
+        params: params.map(([n, t]) => [n, { shape: t.shape, data: Float32Array.from(t.data) }]), optimizerState,
+      }));
+    }
+    if (this.trunkSteps.length !== count) this.trunkSteps = new Array(count).fill(0);
+  }
+
+  /** gRPC Session handler: authenticate payload keys, register, send the plan, re-sync parts. */
   onSession = (call: Call, peer: PeerIdentity): void => {
     const inbox = new Inbox<Msg>();
     call.on('data', (m: Msg) => inbox.push(m));
     call.on('error', (e) => inbox.fail(e));
     call.on('end', () => inbox.fail(new Error('client closed the stream')));
+    call.on('cancelled', () => inbox.fail(new Error('client cancelled the stream')));
     void (async () => {
       try {
         const joinMsg = await inbox.next(['join'], this.cfg.federation.client_timeout_ms);
         let payloadPublicKey: string | null = null;
-        if (this.kit && this.cfg.security.payload_encryption) {
-          const path = join(this.kit, 'payload-keys', `${peer.clientId}.pub`);
-          if (!existsSync(path)) throw new ProtocolError(`unknown client "${peer.clientId}": no payload key ${path}; add it with flglm keygen add-client`);
+        if (this.o.kit && this.cfg.security.payload_encryption) {
+          const path = join(this.o.kit, 'payload-keys', `${peer.clientId}.pub`);
+          if (!existsSync(path)) throw new ProtocolError(`unknown client "${peer.clientId}": the server has no payload key for it (${path}); add it with \`flglm keygen add-client ${peer.clientId}\``);
           payloadPublicKey = readFileSync(path, 'utf8');
         }
-        const numExamples = Number((joinMsg.join as { numExamples: string }).numExamples);
-        this.sessions.set(peer.clientId, { id: peer.clientId, call, inbox, numExamples, payloadPublicKey });
-        this.events.log(`client ${peer.clientId} joined with ${numExamples} examples (${this.sessions.size}/${this.cfg.federation.clients})`);
-        call.write({ plan: { planJson: JSON.stringify(this.plan()) } });
-        if (!this.started && this.sessions.size >= this.cfg.federation.clients) {
-          this.started = true;
-          this.run().then(this.resolveDone, this.rejectDone);
-        }
+        const j = joinMsg.join as { numExamples: string; lastRound: number; insecureName: string };
+        // Without TLS there is no certificate; plaintext clients name themselves (loopback tests only).
+        if (!this.o.kit) peer = { ...peer, clientId: j.insecureName ? `insecure-${j.insecureName}` : peer.clientId };
+        const numExamples = Number(j.numExamples);
+        if (!Number.isFinite(numExamples) || numExamples <= 0) throw new ProtocolError(`join: num_examples must be positive, got ${j.numExamples}`);
+        const previous = this.sessions.get(peer.clientId);
+        if (previous) previous.close('replaced by a new session of the same client');
+        const s = new ClientSession(peer.clientId, call, inbox, numExamples, payloadPublicKey);
+        this.sessions.set(peer.clientId, s);
+        this.log(`client ${peer.clientId} joined with ${numExamples} examples (last round ${j.lastRound}; ${this.sessions.size}/${this.cfg.federation.clients} connected)`);
+        s.send({ plan: { planJson: JSON.stringify(this.plan()) } });
+        if (this.globalClientParams) this.sendAveraged(s, this.completedRound, this.globalClientParams);
+        this.maybeStart();
       } catch (e) {
-        this.events.log(`refused a session from ${peer.clientId}: ${(e as Error).message}`);
-        call.write({ error: { code: 'REFUSED', message: (e as Error).message } });
-        call.end();
+        this.log(`refused a session from ${peer.clientId}: ${(e as Error).message}`);
+        try { call.write({ error: { code: 'REFUSED', message: (e as Error).message } }); call.end(); } catch { /* gone */ }
       }
     })();
   };
 
-  private plan(): Partial<ExperimentConfig> {
-    const { security: _s, ...rest } = this.cfg;
-    return { ...rest, data: { ...this.cfg.data, silos: null, test: null } };
-  }
-
-  private async run(): Promise<ExperimentSummaryLike> {
+  private maybeStart(): void {
+    if (this.started) return;
     const f = this.cfg.federation;
-    const roundTimes: number[] = [];
-    for (let round = 1; round <= f.rounds + 1; round++) {
-      const evalOnly = round === f.rounds + 1;
-      const t0 = performance.now();
-      const updates: ClientUpdate[] = [];
-      for (const s of [...this.sessions.values()]) {
-        try {
-          updates.push(await this.serveRound(s, round, evalOnly ? 0 : f.local_steps));
-        } catch (e) {
-          this.events.log(`client ${s.id} dropped from round ${round}: ${(e as Error).message}`);
-          this.sessions.delete(s.id);
-          try { s.call.end(); } catch { /* already closed */ }
-        }
-      }
-      if (updates.length < f.min_clients) throw new Error(`round ${round}: only ${updates.length} clients finished, min_clients is ${f.min_clients}`);
-      if (evalOnly) {
-        const metrics = updates.map((u) => ({ clientId: u.clientId, ...(this.lastMetrics.get(u.clientId) ?? {}) }));
-        for (const s of this.sessions.values()) s.call.write({ finished: { summaryJson: JSON.stringify({ metrics }) } });
-        for (const s of this.sessions.values()) s.call.end();
-        await this.trunk.release();
-        return { rounds: f.rounds, roundTimes, metrics };
-      }
-      const averaged = this.strategy.aggregate(round, updates);
-      for (const s of this.sessions.values()) {
-        const ctx = this.context(s, round, 0);
-        s.call.write({ averaged: { round, tensors: [...averaged].map(([name, data]) => encodeTensor(name, { dtype: 'float32', shape: [data.length], data }, ctx)) } });
-      }
-      if (this.checkpointDir) saveCheckpoint(join(this.checkpointDir, 'trunk'), this.store, { model: this.model, peft: peftOf(this.cfg), step: this.trunkStep, round }, this.optimizer.state());
-      roundTimes.push((performance.now() - t0) / 1000);
-      this.events.log(`round ${round}/${f.rounds} done in ${roundTimes[roundTimes.length - 1].toFixed(1)} s with ${updates.length} clients`);
+    if (this.sessions.size >= f.clients) return this.start();
+    if (!this.firstJoinAt) {
+      this.firstJoinAt = Date.now();
+      // Start with fewer clients (>= min_clients) if the rest do not come in time.
+      this.startTimer = setTimeout(() => { if (!this.started && this.sessions.size >= f.min_clients) this.start(); }, f.client_timeout_ms);
     }
-    throw new Error('unreachable');
   }
 
-  private readonly channels = new Map<string, { sessionId: string; channel: PayloadChannel | null }>();
-  private readonly lastMetrics = new Map<string, Record<string, unknown>>();
-
-  private context(s: ClientSession, round: number, step: number): TensorContext {
-    const c = this.channels.get(s.id)!;
-    return { clientId: s.id, sessionId: c.sessionId, round, step, channel: c.channel };
+  private start(): void {
+    this.started = true;
+    if (this.startTimer) clearTimeout(this.startTimer);
+    this.run().then(this.resolveDone, this.rejectDone);
   }
 
-  /** One client's turn: fresh payload key, its local steps against the trunk, then its parameters. */
-  private async serveRound(s: ClientSession, round: number, localSteps: number): Promise<ClientUpdate> {
-    const sessionId = randomUUID();
+  private plan(): Partial<ExperimentConfig> {
+    return { ...this.cfg, data: { ...this.cfg.data, silos: null, test: null }, security: { ...this.cfg.security, pki: null }, federation: { ...this.cfg.federation, mode: this.mode } };
+  }
+
+  private async run(): Promise<ServerSummary> {
+    const f = this.cfg.federation;
+    try {
+      for (let round = this.completedRound + 1; round <= f.rounds; round++) await this.trainRound(round);
+      const evals = await this.evalRound(f.rounds + 1);
+      for (const s of this.sessions.values()) {
+        s.send({ finished: { summaryJson: JSON.stringify({ history: this.history, eval: evals }) } });
+        s.close();
+      }
+      return { mode: this.mode, rounds: f.rounds, history: this.history, eval: evals };
+    } finally {
+      await Promise.all(this.replicas.map((r) => r.close()));
+    }
+  }
+
+  /** Stop the trunk workers (also when training never started or failed). */
+  async close(): Promise<void> {
+    if (this.startTimer) clearTimeout(this.startTimer);
+    await Promise.all(this.replicas.map((r) => r.close()));
+  }
+
+  private drop(s: ClientSession, round: number, err: Error): void {
+    this.log(`client ${s.id} dropped from round ${round}: ${err.message}`);
+    this.o.onMetric?.({ type: 'drop', round, client: s.id, reason: err.message, time: Date.now() });
+    if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
+    s.close(err.message);
+  }
+
+  /** Fresh per-round payload key (keys rotate every round) and the round's start message. */
+  private openRound(s: ClientSession, round: number, localSteps: number): void {
+    s.sessionId = randomUUID();
     if (s.payloadPublicKey) {
       const key = newSessionKey();
-      this.channels.set(s.id, { sessionId, channel: new PayloadChannel(key, 'down') });
-      s.call.write({ sessionKey: { round, sessionId, wrappedKey: wrapSessionKey(key, s.payloadPublicKey) } });
+      s.channel = new PayloadChannel(key, 'down');
+      s.send({ sessionKey: { round, sessionId: s.sessionId, wrappedKey: wrapSessionKey(key, s.payloadPublicKey) } });
     } else {
-      this.channels.set(s.id, { sessionId, channel: null });
-      s.call.write({ sessionKey: { round, sessionId, wrappedKey: Buffer.alloc(0) } });
+      s.channel = null;
+      s.send({ sessionKey: { round, sessionId: s.sessionId, wrappedKey: Buffer.alloc(0) } });
     }
-    s.call.write({ roundStart: { round, localSteps } });
-    const { batch_size: B, seq_len: S } = this.cfg.data;
-    const D = this.model.hidden_size;
-    const timeout = this.cfg.federation.client_timeout_ms;
-    const totalSteps = this.cfg.federation.rounds * this.cfg.federation.local_steps * this.cfg.federation.clients;
-    for (;;) {
-      const m = await s.inbox.next(['activations', 'parameters'], timeout);
-      this.events.onReceive?.(s.id, m.kind!, m);
-      if (m.kind === 'parameters') {
-        const p = m.parameters as { round: number; numExamples: string; tensors: WireTensor[]; metricsJson: string };
-        if (p.round !== round) throw new ProtocolError(`parameters for round ${p.round} during round ${round}`);
-        const ctx = this.context(s, round, 0);
-        const params = new Map(p.tensors.map((t) => [t.name, decodeTensor(t, { name: t.name, dtype: 'float32' }, ctx).data as Float32Array]));
-        if (p.metricsJson) this.lastMetrics.set(s.id, JSON.parse(p.metricsJson));
-        return { clientId: s.id, numExamples: Number(p.numExamples), params };
+    s.send({ roundStart: { round, localSteps } });
+  }
+
+  /** Trunk optimizer steps a replica takes over the whole run (for the learning-rate schedule). */
+  private scheduleTotal(participants: number): number {
+    const f = this.cfg.federation;
+    const perReplica = this.mode === 'hierarchical' ? Math.ceil(participants / this.replicas.length) : this.mode === 'batch' ? Math.ceil(participants / f.batch_clients) : participants;
+    return f.rounds * f.local_steps * Math.max(1, perReplica);
+  }
+
+  lr(replica: number, participants: number): number {
+    return learningRate(this.cfg.optimizer.lr, this.cfg.schedule, this.trunkSteps[replica]++, this.scheduleTotal(participants));
+  }
+
+  private async trainRound(round: number): Promise<void> {
+    const f = this.cfg.federation;
+    const t0 = performance.now();
+    const participants = [...this.sessions.values()];
+    if (participants.length < f.min_clients) throw new Error(`round ${round}: ${participants.length} clients connected, min_clients is ${f.min_clients}`);
+    for (const s of participants) this.openRound(s, round, f.local_steps);
+    const losses: number[] = [];
+    let tokens = 0;
+    const onStep = (s: ClientSession, step: number, loss: number, n: number) => {
+      losses.push(loss);
+      tokens += n;
+      this.o.onMetric?.({ type: 'step', round, step, client: s.id, loss, time: Date.now() });
+    };
+    let survivors: ClientSession[];
+    if (this.mode === 'batch') {
+      survivors = await runBatchedSteps(this, participants, round, f.local_steps, onStep);
+    } else if (this.mode === 'hierarchical') {
+      const results = await Promise.all(participants.map((s, i) => this.serveSteps(s, this.replicas[i % this.replicas.length], i % this.replicas.length, round, f.local_steps, participants.length, onStep).then(() => s, (e: Error) => { this.drop(s, round, e); return null; })));
+      survivors = results.filter((s): s is ClientSession => s !== null);
+    } else {
+      survivors = [];
+      for (const s of participants) {
+        try { await this.serveSteps(s, this.replicas[0], 0, round, f.local_steps, participants.length, onStep); survivors.push(s); } catch (e) { this.drop(s, round, e as Error); }
       }
-      const a = m.activations as { round: number; step: number; tensor: WireTensor; eval: boolean };
-      if (a.round !== round) throw new ProtocolError(`activations for round ${a.round} during round ${round}`);
-      const ctx = this.context(s, round, a.step);
-      const hA = decodeTensor(a.tensor, { name: 'h_A', dtype: 'float32', shape: [B, S, D] }, ctx);
-      const hB = await this.trunk.forward(hA);
-      s.call.write({ trunkOut: { round, step: a.step, tensor: encodeTensor('h_B', hB, ctx), eval: a.eval } });
-      if (a.eval) continue;
-      const g = await s.inbox.next(['tailGrad'], timeout);
-      this.events.onReceive?.(s.id, g.kind!, g);
-      const tg = g.tailGrad as { round: number; step: number; tensor: WireTensor };
-      if (tg.step !== a.step || tg.round !== round) throw new ProtocolError(`tail gradient for step ${tg.step}, expected ${a.step}`);
-      const dhB = decodeTensor(tg.tensor, { name: 'grad_h_B', dtype: 'float32', shape: [B, S, D] }, ctx);
-      const r = await this.trunk.backward(hA, dhB);
-      clipGlobalNorm(r.grads, this.cfg.optimizer.grad_clip);
-      const params = new Map(this.trunk.trainable.map((n) => [n, this.store.get(n)!.data]));
-      this.optimizer.apply(params, r.grads, learningRate(this.cfg.optimizer.lr, this.cfg.schedule, this.trunkStep, totalSteps));
-      this.trunkStep++;
-      s.call.write({ headGrad: { round, step: a.step, tensor: encodeTensor('grad_h_A', r.inputGrad!, ctx) } });
     }
+    const updates: ClientUpdate[] = [];
+    await Promise.all(survivors.map(async (s) => {
+      try { updates.push(await this.receiveParameters(s, round)); } catch (e) { this.drop(s, round, e as Error); }
+    }));
+    if (updates.length < f.min_clients) throw new Error(`round ${round}: only ${updates.length} clients finished it, min_clients is ${f.min_clients}`);
+    updates.sort((a, b) => a.clientId.localeCompare(b.clientId));
+    this.globalClientParams = this.strategy.aggregate(round, updates);
+    for (const u of updates) { const s = this.sessions.get(u.clientId); if (s) this.sendAveraged(s, round, this.globalClientParams); }
+    if (this.replicas.length > 1) await this.averageReplicas();
+    const record: RoundRecord = {
+      round, clients: updates.map((u) => u.clientId), dropped: participants.filter((p) => !updates.some((u) => u.clientId === p.id)).map((p) => p.id),
+      wall_s: (performance.now() - t0) / 1000, train_loss: losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN, tokens,
+    };
+    this.history.push(record);
+    this.completedRound = round;
+    await this.checkpoint(round);
+    this.o.onMetric?.({ type: 'round', ...record, time: Date.now() });
+    this.log(`round ${round}/${f.rounds}: ${updates.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`);
+  }
+
+  private async evalRound(round: number): Promise<{ clientId: string; eval?: unknown }[]> {
+    const participants = [...this.sessions.values()];
+    for (const s of participants) this.openRound(s, round, 0);
+    const results = await Promise.all(participants.map(async (s) => {
+      try {
+        await this.serveSteps(s, this.replicas[0], 0, round, 0, participants.length, () => {});
+        await this.receiveParameters(s, round);
+        return { clientId: s.id, ...(this.lastMetrics.get(s.id) ?? {}) };
+      } catch (e) {
+        this.drop(s, round, e as Error);
+        return null;
+      }
+    }));
+    return results.filter((r): r is { clientId: string } => r !== null).map((r) => ({ clientId: r.clientId, eval: (r as { eval?: unknown }).eval }));
+  }
+
+  private sendAveraged(s: ClientSession, round: number, params: Map<string, Float32Array>): void {
+    const ctx = s.context(round, 0);
+    s.send({ averaged: { round, tensors: [...params].map(([name, data]) => encodeTensor(name, { dtype: 'float32', shape: [data.length], data }, ctx)) } });
+  }
+
+  private async averageReplicas(): Promise<void> {
+    const all = await Promise.all(this.replicas.map((r) => r.getParams()));
+    const avg: [string, Float32Array][] = all[0].map(([name, first], k) => {
+      const out = new Float32Array(first.length);
+      for (const params of all) { const p = params[k][1]; for (let i = 0; i < p.length; i++) out[i] += p[i] / all.length; }
+      return [name, out];
+    });
+    await Promise.all(this.replicas.map((r) => r.setParams(avg)));
+  }
+
+  private async checkpoint(round: number): Promise<void> {
+    if (!this.o.checkpointDir) return;
+    const state = await this.replicas[0].getState();
+    const extra = new Map<string, NamedTensor>([...(this.globalClientParams ?? [])].map(([n, d]) => [n, { shape: [d.length], data: d }]));
+    saveCheckpoint(join(this.o.checkpointDir, 'latest'), new Map(state.params), {
+      model: this.model, peft: peftOf(this.cfg), step: this.trunkSteps[0], round,
+      extra: { round, trunkSteps: this.trunkSteps, history: this.history, mode: this.mode },
+    }, state.optimizer, extra);
+  }
+
+  /** Expect a tensor message of one kind for (round, step), decoded and shape-checked. */
+  async expectStep(s: ClientSession, kind: 'activations' | 'tailGrad', round: number, step: number | null, name: string, timeoutMs = this.cfg.federation.client_timeout_ms) {
+    const m = await s.inbox.next([kind], timeoutMs);
+    this.o.onReceive?.(s.id, kind, m);
+    const st = m[kind] as { round: number; step: number; tensor: WireTensor; loss: number; eval: boolean; labelCount: number };
+    if (st.round !== round) throw new ProtocolError(`${kind} for round ${st.round} during round ${round}`);
+    if (step !== null && st.step !== step) throw new ProtocolError(`${kind} for step ${st.step}, expected step ${step}`);
+    const { batch_size: B, seq_len: S } = this.cfg.data;
+    const tensor = decodeTensor(st.tensor, { name, dtype: 'float32', shape: [B, S, this.model.hidden_size] }, s.context(round, st.step));
+    return { step: st.step, tensor, loss: st.loss, eval: st.eval, labelCount: st.labelCount };
+  }
+
+  /** One client's local steps (or, with 0 steps, its evaluation requests) against one replica. */
+  private async serveSteps(s: ClientSession, replica: TrunkReplica, index: number, round: number, localSteps: number, participants: number, onStep: (s: ClientSession, step: number, loss: number, n: number) => void): Promise<void> {
+    if (localSteps === 0) {
+      // Evaluation: the client sends eval activations until it sends its parameters (with metrics).
+      for (;;) {
+        const kind = await s.inbox.peekKind(this.cfg.federation.client_timeout_ms);
+        if (kind === 'parameters') return;
+        const a = await this.expectStep(s, 'activations', round, null, 'h_A');
+        if (!a.eval) throw new ProtocolError('training activations during the evaluation round');
+        const hB = await replica.forward(`${s.id}:eval`, a.tensor, false);
+        s.send({ trunkOut: { round, step: a.step, tensor: encodeTensor('h_B', hB, s.context(round, a.step)), eval: true } });
+      }
+    }
+    for (let step = 1; step <= localSteps; step++) {
+      const key = `${s.id}:${round}:${step}`;
+      const a = await this.expectStep(s, 'activations', round, step, 'h_A');
+      const hB = await replica.forward(key, a.tensor, true);
+      s.send({ trunkOut: { round, step, tensor: encodeTensor('h_B', hB, s.context(round, step)), eval: false } });
+      let g;
+      try {
+        g = await this.expectStep(s, 'tailGrad', round, step, 'grad_h_B');
+      } catch (e) {
+        await replica.drop(key);
+        throw e;
+      }
+      const { dhA } = await replica.backward(key, g.tensor, this.lr(index, participants));
+      s.send({ headGrad: { round, step, tensor: encodeTensor('grad_h_A', dhA, s.context(round, step)) } });
+      onStep(s, step, g.loss, a.tensor.shape[0] * a.tensor.shape[1]);
+    }
+  }
+
+  private async receiveParameters(s: ClientSession, round: number): Promise<ClientUpdate> {
+    const m = await s.inbox.next(['parameters'], this.cfg.federation.client_timeout_ms);
+    this.o.onReceive?.(s.id, 'parameters', m);
+    const p = m.parameters as { round: number; numExamples: string; tensors: WireTensor[]; metricsJson: string };
+    if (p.round !== round) throw new ProtocolError(`parameters for round ${p.round} during round ${round}`);
+    const ctx = s.context(round, 0);
+    const expected = this.globalClientParams;
+    const params = new Map(p.tensors.map((t) => {
+      const shape = expected?.get(t.name) ? [expected.get(t.name)!.length] : undefined;
+      return [t.name, decodeTensor(t, { name: t.name, dtype: 'float32', shape }, ctx).data as Float32Array] as const;
+    }));
+    if (expected && [...expected.keys()].some((n) => !params.has(n))) throw new ProtocolError('parameters message is missing tensors of the client parts');
+    if (p.metricsJson) this.lastMetrics.set(s.id, JSON.parse(p.metricsJson));
+    return { clientId: s.id, numExamples: Number(p.numExamples), params };
+  }
+
+  get hiddenSize(): number {
+    return this.model.hidden_size;
+  }
+  get config(): ExperimentConfig {
+    return this.cfg;
+  }
+  replica(i: number): TrunkReplica {
+    return this.replicas[i];
+  }
+  dropClient(s: ClientSession, round: number, e: Error): void {
+    this.drop(s, round, e);
   }
 }
 
-export interface ExperimentSummaryLike {
-  rounds: number;
-  roundTimes: number[];
-  metrics: Record<string, unknown>[];
+function isTrunkParam(name: string, c: ModelConfig, cfg: ExperimentConfig): boolean {
+  if (!name.startsWith('model.layers.')) return false;
+  const l = Number(name.split('.')[2]);
+  return l >= cfg.split.head_blocks && l < c.num_hidden_layers - cfg.split.tail_blocks;
 }
-

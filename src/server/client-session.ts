@@ -1,0 +1,64 @@
+import type * as grpc from '@grpc/grpc-js';
+import { Inbox } from '../protocol/inbox.js';
+import type { TensorContext } from '../protocol/tensors.js';
+import type { PayloadChannel } from '../security/payload.js';
+
+export type Msg = Record<string, unknown> & { kind?: string };
+export type Call = grpc.ServerDuplexStream<Msg, Msg>;
+
+/** One connected client as the server sees it: its stream, inbox and this round's payload key. */
+export class ClientSession {
+  sessionId = '';
+  channel: PayloadChannel | null = null;
+  closed = false;
+
+  constructor(
+    readonly id: string,
+    readonly call: Call,
+    readonly inbox: Inbox<Msg>,
+    readonly numExamples: number,
+    readonly payloadPublicKey: string | null,
+  ) {}
+
+  context(round: number, step: number): TensorContext {
+    return { clientId: this.id, sessionId: this.sessionId, round, step, channel: this.channel };
+  }
+
+  send(m: Msg): void {
+    if (!this.closed) this.call.write(m);
+  }
+
+  /** Tell the client why it is dropped, then end its stream (it may rejoin later). */
+  close(reason?: string): void {
+    if (this.closed) return;
+    if (reason) {
+      try { this.call.write({ error: { code: 'DROPPED', message: reason } }); } catch { /* stream already gone */ }
+    }
+    this.closed = true;
+    try { this.call.end(); } catch { /* stream already gone */ }
+  }
+}
+
+/** Resolve each promise or mark it late: the first gets `firstMs`, the rest `afterFirstMs` more. */
+export async function gatherWithDeadline<T>(promises: Promise<T>[], firstMs: number, afterFirstMs: number): Promise<({ ok: true; value: T } | { ok: false; error: Error })[]> {
+  const results: ({ ok: true; value: T } | { ok: false; error: Error } | null)[] = promises.map(() => null);
+  let timer: NodeJS.Timeout | undefined;
+  await new Promise<void>((resolve) => {
+    let pending = promises.length;
+    if (pending === 0) return resolve();
+    const finish = () => { clearTimeout(timer); resolve(); };
+    timer = setTimeout(finish, firstMs);
+    let first = true;
+    promises.forEach((p, i) => {
+      p.then((value) => { results[i] = { ok: true, value }; }, (error: Error) => { results[i] = { ok: false, error }; }).finally(() => {
+        if (first) {
+          first = false;
+          clearTimeout(timer);
+          timer = setTimeout(finish, afterFirstMs);
+        }
+        if (--pending === 0) finish();
+      });
+    });
+  });
+  return results.map((r) => r ?? { ok: false, error: new Error('missed the batch deadline') });
+}

@@ -1,0 +1,37 @@
+import { join } from 'node:path';
+import { parseConfigText } from '../../src/config/load.js';
+import type { ExperimentConfig } from '../../src/config/schema.js';
+import { startTransport } from '../../src/server/transport.js';
+import { SplitServer, type ServerMode } from '../../src/server/split-server.js';
+import { runClient, type ClientResult } from '../../src/client/split-client.js';
+import { resolveData } from '../../src/config/experiment.js';
+import type { Msg } from '../../src/server/client-session.js';
+
+export function config(yaml: string): ExperimentConfig {
+  const r = parseConfigText(yaml);
+  if (!r.ok) throw new Error(JSON.stringify(r.problems));
+  return r.config;
+}
+
+export const CLIENT_IDS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
+
+/** A real server (replicas in worker threads) and real clients, all over gRPC on 127.0.0.1. */
+export async function federate(cfg: ExperimentConfig, opts: { kitRoot?: string | null; mode?: ServerMode; audit?: (clientId: string, kind: string, body: Msg) => void } = {}) {
+  const data = resolveData(cfg);
+  const kit = opts.kitRoot ? join(opts.kitRoot, 'server') : null;
+  const server = new SplitServer({ cfg, kit, mode: opts.mode, onReceive: opts.audit });
+  await server.init();
+  const transport = await startTransport({ kit, port: 0, onSession: server.onSession });
+  try {
+    const ids = CLIENT_IDS.slice(0, cfg.federation.clients);
+    const results: ClientResult[] = await Promise.all(ids.map((id, i) => runClient({
+      target: `127.0.0.1:${transport.port}`, kit: opts.kitRoot ? join(opts.kitRoot, 'clients', id) : null, serverName: 'localhost',
+      train: data.silos[i], test: data.test, reconnectAttempts: 0, insecureName: id,
+    })));
+    const summary = await server.done;
+    return { results, summary, data };
+  } finally {
+    await transport.close();
+    await server.close();
+  }
+}
