@@ -5,8 +5,9 @@ import { readSilo } from '../data/examples.js';
 import { startTransport } from '../server/transport.js';
 import { SplitServer } from '../server/split-server.js';
 import { runClient } from '../client/split-client.js';
-import { NotYetAvailable, UserError } from '../util/errors.js';
-import { appendFileSync } from 'node:fs';
+import { UserError } from '../util/errors.js';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { ExperimentLauncher } from '../federation/launcher.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { SERVER_MODES } from '../config/schema.js';
 import type { ServerMode } from '../server/split-server.js';
@@ -78,10 +79,29 @@ export function registerFederationCommands(program: Command): void {
       console.log(JSON.stringify({ clientId: r.clientId, steps: r.losses.length, train_loss_final: r.losses[r.losses.length - 1], eval: r.eval }));
     });
   program
-    .command('run')
+    .command('run <config>')
     .description('Launch a whole federated experiment (server + clients on loopback) from one YAML file')
-    .allowUnknownOption()
-    .action(() => {
-      throw new NotYetAvailable('flglm run (the experiment launcher)', 'issue #6 (federation); meanwhile start `flglm server` and `flglm client` by hand');
+    .option('--out <dir>', 'run folder (default: <output_dir>/<name>-<time>)')
+    .option('--summary-json <path>', 'also copy summary.json here')
+    .option('--quiet', 'no spinner or progress bar')
+    .action(async (configPath: string, o: { out?: string; summaryJson?: string; quiet?: boolean }) => {
+      const cfg = loadConfigFile(configPath);
+      const launcher = new ExperimentLauncher(cfg, readFileSync(configPath, 'utf8'), { quiet: o.quiet, outDir: o.out });
+      const interrupt = () => {
+        console.error('\nflglm: interrupted; stopping the server and clients');
+        void launcher.stopAll().then(() => process.exit(130));
+      };
+      process.once('SIGINT', interrupt);
+      process.once('SIGTERM', interrupt);
+      try {
+        const s = await launcher.run();
+        if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(s, null, 2));
+        const acc = (e?: { accuracy?: number } | null) => (e && typeof e.accuracy === 'number' ? e.accuracy.toFixed(4) : '–');
+        console.log(`${s.mode}: ${s.clients} clients, ${s.rounds} rounds, ${s.steps} steps, ${s.tokens} tokens in ${s.wall_s.toFixed(1)} s (${s.tokens_per_s.toFixed(0)} tokens/s); eval accuracy ${acc(s.eval)}${s.baseline ? ` vs centralized ${acc((s.baseline as { eval?: { accuracy?: number } }).eval)}` : ''}`);
+        console.log(`report: ${join(s.run_dir, 'report.html')}`);
+      } catch (e) {
+        await launcher.stopAll();
+        throw e;
+      }
     });
 }

@@ -25,13 +25,15 @@ export function registerTrainingCommands(program: Command): void {
     .option('--steps <n>', 'optimizer steps (default: the federated budget rounds x local_steps x clients)', positiveInt('--steps'))
     .option('--out <dir>', 'save the trained model checkpoint here')
     .option('--summary-json <path>', 'write the run summary as JSON')
+    .option('--losses-json <path>', 'write the per-step training losses as JSON')
     .option('--quiet', 'no progress output')
-    .action(async (configPath: string, o: { steps?: number; out?: string; summaryJson?: string; quiet?: boolean }) => {
+    .action(async (configPath: string, o: { steps?: number; out?: string; summaryJson?: string; lossesJson?: string; quiet?: boolean }) => {
       const cfg = loadConfigFile(configPath);
       const summary = await trainCentralized(cfg, { steps: o.steps, quiet: o.quiet, checkpointDir: o.out ? join(o.out) : undefined });
       const { losses: _losses, ...report } = summary;
       console.log(`centralized: ${summary.steps} steps, ${summary.tokens} tokens in ${summary.wall_s.toFixed(1)} s (${summary.tokens_per_s.toFixed(0)} tokens/s); train loss ${summary.train_loss_final.toFixed(4)}; eval loss ${summary.eval.loss.toFixed(4)}, perplexity ${summary.eval.perplexity.toFixed(3)}, accuracy ${summary.eval.accuracy.toFixed(4)}`);
       if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(report, null, 2));
+      if (o.lossesJson) writeFileAtomic(o.lossesJson, JSON.stringify(summary.losses));
     });
   program
     .command('eval')

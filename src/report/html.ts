@@ -1,0 +1,78 @@
+/**
+ * report.html: one self-contained page (inline SVG and CSS, no external assets) with loss curves
+ * per client and global, evaluation metrics side by side with the baseline, and throughput.
+ */
+export interface ReportInput {
+  name: string;
+  mode: string;
+  summary: Record<string, unknown>;
+  steps: { client: string; loss: number; index: number }[];
+  rounds: { round: number; wall_s: number; train_loss: number; clients: string[]; dropped: string[] }[];
+  baselineLosses?: number[];
+  config: string;
+}
+
+const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function smooth(xs: number[], k = 5): number[] {
+  return xs.map((_, i) => { const w = xs.slice(Math.max(0, i - k + 1), i + 1); return w.reduce((a, b) => a + b, 0) / w.length; });
+}
+
+export function lineChart(series: { label: string; ys: number[]; color: string }[], opts: { width?: number; height?: number; xLabel: string; yLabel: string; logY?: boolean }): string {
+  const W = opts.width ?? 720, H = opts.height ?? 320, L = 60, R = 150, T = 20, B = 40;
+  const all = series.flatMap((s) => s.ys).filter(Number.isFinite);
+  if (all.length === 0) return '<p>no data</p>';
+  const tf = (y: number) => (opts.logY ? Math.log10(Math.max(y, 1e-6)) : y);
+  const lo = Math.min(...all.map(tf)), hi = Math.max(...all.map(tf));
+  const span = hi - lo || 1;
+  const n = Math.max(...series.map((s) => s.ys.length));
+  const x = (i: number) => L + ((W - L - R) * i) / Math.max(1, n - 1);
+  const y = (v: number) => T + (H - T - B) * (1 - (tf(v) - lo) / span);
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => lo + f * span);
+  let svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img">`;
+  svg += `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="#fafafa" stroke="#ccc"/>`;
+  for (const t of ticks) {
+    const v = opts.logY ? Math.pow(10, t) : t;
+    svg += `<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/><text x="${L - 6}" y="${y(v) + 4}" font-size="11" text-anchor="end">${v.toPrecision(3)}</text>`;
+  }
+  svg += `<text x="${(L + W - R) / 2}" y="${H - 8}" font-size="12" text-anchor="middle">${esc(opts.xLabel)}</text>`;
+  svg += `<text x="14" y="${(T + H - B) / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">${esc(opts.yLabel)}</text>`;
+  series.forEach((s, k) => {
+    const pts = s.ys.map((v, i) => (Number.isFinite(v) ? `${x(i).toFixed(1)},${y(v).toFixed(1)}` : '')).filter(Boolean).join(' ');
+    svg += `<polyline fill="none" stroke="${s.color}" stroke-width="1.6" points="${pts}"/>`;
+    svg += `<rect x="${W - R + 10}" y="${T + 16 * k}" width="10" height="10" fill="${s.color}"/><text x="${W - R + 26}" y="${T + 16 * k + 9}" font-size="11">${esc(s.label)}</text>`;
+  });
+  return svg + '</svg>';
+}
+
+function metricRow(label: string, e: Record<string, number> | undefined): string {
+  if (!e) return '';
+  const f = (v: number | undefined, d = 4) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '–');
+  return `<tr><td>${esc(label)}</td><td>${f(e.loss)}</td><td>${f(e.perplexity, 3)}</td><td>${f(e.accuracy)}</td></tr>`;
+}
+
+export function renderReport(r: ReportInput): string {
+  const clients = [...new Set(r.steps.map((s) => s.client))].sort();
+  const perClient = clients.map((c, k) => ({ label: c, ys: smooth(r.steps.filter((s) => s.client === c).map((s) => s.loss)), color: COLORS[k % COLORS.length] }));
+  const longest = Math.max(0, ...perClient.map((p) => p.ys.length));
+  const global = { label: 'global (mean)', ys: Array.from({ length: longest }, (_, i) => { const v = perClient.map((p) => p.ys[i]).filter(Number.isFinite); return v.reduce((a, b) => a + b, 0) / v.length; }), color: '#000' };
+  const series = [...perClient, global];
+  if (r.baselineLosses?.length) series.push({ label: 'centralized', ys: smooth(r.baselineLosses), color: '#999' });
+  const s = r.summary as Record<string, unknown> & { eval?: Record<string, number>; baseline?: Record<string, unknown> & { eval?: Record<string, number> } };
+  const fmt = (v: unknown, d = 1) => (typeof v === 'number' ? v.toFixed(d) : '–');
+  const roundRows = r.rounds.map((x) => `<tr><td>${x.round}</td><td>${x.wall_s.toFixed(1)}</td><td>${x.train_loss.toFixed(4)}</td><td>${x.clients.length}</td><td>${esc(x.dropped.join(', ') || '–')}</td></tr>`).join('');
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>flglm report: ${esc(r.name)}</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:960px;color:#222}table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ddd;padding:4px 10px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:12px}</style></head><body>
+<h1>flglm run: ${esc(r.name)}</h1>
+<p>Mode <b>${esc(r.mode)}</b>, ${clients.length} clients, ${fmt(s.rounds, 0)} rounds, ${fmt(s.steps, 0)} client steps, ${fmt(s.tokens, 0)} tokens in ${fmt(s.wall_s)} s (${fmt(s.tokens_per_s, 0)} tokens/s).</p>
+<h2>Training loss</h2>${lineChart(series, { xLabel: 'client step', yLabel: 'loss (smoothed)', logY: true })}
+<h2>Evaluation</h2><table><tr><th>model</th><th>loss</th><th>perplexity</th><th>accuracy</th></tr>${metricRow('federated (split)', s.eval)}${metricRow('centralized baseline', s.baseline?.eval)}</table>
+${s.baseline ? `<p>Centralized baseline: ${fmt(s.baseline.steps, 0)} steps in ${fmt(s.baseline.wall_s)} s (${fmt(s.baseline.tokens_per_s, 0)} tokens/s).</p>` : ''}
+<h2>Rounds</h2><table><tr><th>round</th><th>wall s</th><th>train loss</th><th>clients</th><th>dropped</th></tr>${roundRows}</table>
+<h2>Config</h2><pre>${esc(r.config)}</pre>
+<p><small>Generated by flglm on ${new Date().toISOString()}.</small></p></body></html>`;
+}
