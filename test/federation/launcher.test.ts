@@ -1,0 +1,45 @@
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
+
+describe('flglm run (server and clients as separate processes)', () => {
+  test('writes the run folder, summary and a self-contained report', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flglm-run-'));
+    const cfg = join(dir, 'exp.yaml');
+    writeFileSync(cfg, 'name: e2e\nseed: 2\nbaseline: centralized\nmodel: {preset: tiny}\ndata: {batch_size: 4, seq_len: 48, max_examples: 30}\nfederation: {mode: batch, clients: 2, rounds: 2, local_steps: 3}\neval: {max_batches: 2}\n');
+    const out = join(dir, 'run');
+    const r = runCli(['run', cfg, '--out', out, '--quiet', '--summary-json', join(dir, 'copy.json')], { timeoutMs: 180000 });
+    expect(r.stderr + r.stdout).not.toMatch(/at .*\.js:\d+/);
+    expect(r.code).toBe(0);
+    for (const f of ['config.yaml', 'metrics.jsonl', 'summary.json', 'report.html', 'logs/server.log', 'logs/client-0.log', 'logs/client-1.log', 'logs/baseline.log', 'checkpoints/server/latest/checkpoint.json']) {
+      expect(existsSync(join(out, f))).toBe(true);
+    }
+    expect(readdirSync(join(out, 'checkpoints', 'clients')).sort()).toEqual(['client-0', 'client-1']);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    for (const k of ['mode', 'clients', 'rounds', 'steps', 'tokens', 'wall_s', 'tokens_per_s', 'train_loss_final', 'eval', 'baseline']) expect(summary).toHaveProperty(k);
+    expect(summary).toMatchObject({ mode: 'batch', clients: 2, rounds: 2, steps: 12 });
+    for (const k of ['loss', 'perplexity', 'accuracy']) {
+      expect(Number.isFinite(summary.eval[k])).toBe(true);
+      expect(Number.isFinite(summary.baseline.eval[k])).toBe(true);
+    }
+    expect(JSON.parse(readFileSync(join(dir, 'copy.json'), 'utf8'))).toEqual(summary);
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.filter((m) => m.type === 'step')).toHaveLength(12);
+    expect(metrics.filter((m) => m.type === 'round')).toHaveLength(2);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(html).toContain('<svg');
+    expect(html).toContain('centralized baseline');
+    expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
+  });
+
+  test('a broken config is one clear line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flglm-run-'));
+    const cfg = join(dir, 'bad.yaml');
+    writeFileSync(cfg, 'federation: {mode: hierachical}\n');
+    const r = runCli(['run', cfg]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('federation.mode: expected sequential|batch|hierarchical, got "hierachical" (line 1)');
+  });
+});
