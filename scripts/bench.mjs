@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'bench');
-const names = readdirSync(dir).filter((f) => f.endsWith('.mjs')).map((f) => f.replace(/\.mjs$/, ''));
+const names = readdirSync(dir).filter((f) => f.endsWith('.mjs') && f !== 'common.mjs').map((f) => f.replace(/\.mjs$/, ''));
 const name = process.argv[2];
 if (!name || !names.includes(name)) {
   console.error(`usage: npm run bench -- NAME [args]   (NAME: ${names.join(', ')})`);

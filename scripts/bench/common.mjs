@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,4 +22,21 @@ export function writeResult(name, result) {
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify({ benchmark: name, machine: machine(), ...result }, null, 2));
   console.log(`wrote ${file}`);
+  spawnSync(process.execPath, [join(root, 'scripts', 'bench', 'render.mjs')], { stdio: 'inherit' });
+}
+
+/** Run a federated experiment through the real launcher (separate server and client processes). */
+export async function runExperiment(yaml, outDir, env = {}) {
+  const { parseConfigText } = await import(dist('config/load.js'));
+  const { ExperimentLauncher, readMetrics } = await import(dist('federation/launcher.js'));
+  const parsed = parseConfigText(yaml);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  try {
+    const summary = await new ExperimentLauncher(parsed.config, yaml, { quiet: true, outDir }).run();
+    return { summary, metrics: readMetrics(join(outDir, 'metrics.jsonl')) };
+  } finally {
+    for (const k of Object.keys(env)) { if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k]; }
+  }
 }

@@ -8,6 +8,7 @@ import { runClient } from '../client/split-client.js';
 import { UserError } from '../util/errors.js';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { ExperimentLauncher } from '../federation/launcher.js';
+import { linkFromEnv } from '../client/netem.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { SERVER_MODES } from '../config/schema.js';
 import type { ServerMode } from '../server/split-server.js';
@@ -61,10 +62,12 @@ export function registerFederationCommands(program: Command): void {
     .option('--pki <dir>', 'this client\'s startup kit made by flglm keygen (e.g. ./pki/clients/alice)')
     .option('--server-name <dns>', 'name on the server certificate', 'localhost')
     .option('--checkpoints <dir>', 'save this client\'s parts here after every round')
+    .option('--net-delay-ms <ms>', 'simulate a WAN link: round-trip time added to every message (benchmarks)')
+    .option('--net-mbps <n>', 'simulate a WAN link: bandwidth in Mbit/s (benchmarks)')
     .option('--name <id>', 'client name in --insecure mode (with TLS the id comes from the certificate)')
     .option('--reconnect <n>', 'reconnection attempts (1 s apart) after the server goes away', '30')
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { name?: string; reconnect: string; data: string; test?: string; server: string; pki?: string; serverName: string; checkpoints?: string; insecure?: boolean }) => {
+    .action(async (o: { netDelayMs?: string; netMbps?: string; name?: string; reconnect: string; data: string; test?: string; server: string; pki?: string; serverName: string; checkpoints?: string; insecure?: boolean }) => {
       if (!o.pki && !o.insecure) throw new UserError('--pki is required (a client kit from flglm keygen); for loopback tests only, pass --insecure');
       if (o.insecure) warnInsecure();
       const train = readSilo(o.data);
@@ -75,6 +78,7 @@ export function registerFederationCommands(program: Command): void {
         onStep: (round, step, loss) => console.error(`[client] round ${round} step ${step} loss ${loss.toFixed(4)}`),
         reconnectAttempts: Number(o.reconnect),
         insecureName: o.name,
+        link: linkFromEnv({ FLGLM_NET_DELAY_MS: o.netDelayMs ?? process.env.FLGLM_NET_DELAY_MS, FLGLM_NET_MBPS: o.netMbps ?? process.env.FLGLM_NET_MBPS }),
       });
       console.log(JSON.stringify({ clientId: r.clientId, steps: r.losses.length, train_loss_final: r.losses[r.losses.length - 1], eval: r.eval }));
     });

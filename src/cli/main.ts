@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeError, UserError } from '../util/errors.js';
 import { registerConfigCommand } from './config-command.js';
-import { registerTrainingCommands } from './train-command.js';
+import { registerGenerateCommand, registerTrainingCommands } from './train-command.js';
 import { registerKeygenCommand } from './keygen-command.js';
 import { registerFederationCommands } from './federation-command.js';
 import { registerDataCommand } from './data-command.js';
@@ -24,6 +24,7 @@ export function buildProgram(): Command {
   registerKeygenCommand(program);
   registerFederationCommands(program);
   registerTrainingCommands(program);
+  registerGenerateCommand(program);
   registerDataCommand(program);
   registerConfigCommand(program);
   registerGraphCommand(program);

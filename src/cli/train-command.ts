@@ -11,6 +11,11 @@ import { evalBatches } from '../data/batches.js';
 import { PartExecutor } from '../runtime/part-executor.js';
 import { evaluateBatches } from '../runtime/evaluate.js';
 import { UserError } from '../util/errors.js';
+import { existsSync } from 'node:fs';
+import { generate } from '../model/generate.js';
+import { importHfFolder } from '../model/hf.js';
+import { HfTokenizer } from '../data/hf-tokenizer.js';
+import type { Tokenizer } from '../data/tokenizer.js';
 
 const positiveInt = (flag: string) => (v: string) => {
   const n = Number(v);
@@ -44,11 +49,43 @@ export function registerTrainingCommands(program: Command): void {
     .option('--seq-len <n>', 'tokens per example', positiveInt('--seq-len'), 128)
     .option('--json', 'print metrics as JSON')
     .action(async (o: { model: string; data: string; batchSize: number; seqLen: number; json?: boolean }) => {
-      const { store, meta } = loadCheckpoint(o.model);
+      const { config, store, peft, tokenizer } = loadModelFolder(o.model);
       const examples = readSilo(o.data);
-      const model = new PartExecutor('full', meta.model, { head_blocks: 1, tail_blocks: 1 }, meta.peft, store);
-      const metrics = await evaluateBatches(evalBatches(examples, new ByteTokenizer(), o.batchSize, o.seqLen), (b) => model.evaluate(b.tokens, b.labels), examples.some(isPromptExample));
+      const model = new PartExecutor('full', config, { head_blocks: 1, tail_blocks: 1 }, peft, store);
+      const metrics = await evaluateBatches(evalBatches(examples, tokenizer, o.batchSize, o.seqLen), (b) => model.evaluate(b.tokens, b.labels), examples.some(isPromptExample));
       await model.release();
       console.log(o.json ? JSON.stringify(metrics) : `eval on ${metrics.examples} examples: loss ${metrics.loss.toFixed(4)}, perplexity ${metrics.perplexity.toFixed(3)}, accuracy ${metrics.accuracy.toFixed(4)}`);
     });
+}
+
+export function registerGenerateCommand(program: Command): void {
+  program
+    .command('generate')
+    .description('Generate text from a saved model (greedy, temperature, top-k) with a KV cache')
+    .requiredOption('--model <dir>', 'a flglm checkpoint folder or a Hugging Face model folder')
+    .requiredOption('--prompt <text>', 'text to continue')
+    .option('--max-new-tokens <n>', 'tokens to generate', positiveInt('--max-new-tokens'), 64)
+    .option('--temperature <t>', '0 = greedy', '0')
+    .option('--top-k <k>', '0 = no top-k filter', '0')
+    .option('--seed <n>', 'sampling seed', '0')
+    .action(async (o: { model: string; prompt: string; maxNewTokens: number; temperature: string; topK: string; seed: string }) => {
+      const { config, store, peft, tokenizer } = loadModelFolder(o.model);
+      const prompt = [tokenizer.bos, ...tokenizer.encode(o.prompt)];
+      const ids = await generate(config, peft, store, prompt, { maxNewTokens: o.maxNewTokens, temperature: Number(o.temperature), topK: Number(o.topK), seed: Number(o.seed), eos: tokenizer.eos });
+      process.stdout.write(o.prompt + tokenizer.decode(ids) + '\n');
+    });
+}
+
+/** A flglm checkpoint (checkpoint.json) or a Hugging Face folder (config.json + safetensors). */
+function loadModelFolder(dir: string) {
+  if (existsSync(join(dir, 'checkpoint.json'))) {
+    const { store, meta } = loadCheckpoint(dir);
+    return { config: meta.model, store, peft: meta.peft, tokenizer: new ByteTokenizer() as Tokenizer };
+  }
+  if (existsSync(join(dir, 'config.json'))) {
+    const { config, store } = importHfFolder(dir);
+    const tokenizer: Tokenizer = existsSync(join(dir, 'tokenizer.json')) ? HfTokenizer.fromFolder(dir) : new ByteTokenizer();
+    return { config, store, peft: { method: 'full' as const, lora: { rank: 8, alpha: 16, dropout: 0, targets: ['q' as const] }, prefix: { length: 1 } }, tokenizer };
+  }
+  throw new UserError(`${dir} is neither a flglm checkpoint (checkpoint.json) nor a Hugging Face model folder (config.json)`);
 }

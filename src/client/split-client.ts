@@ -16,6 +16,7 @@ import { saveCheckpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore } from '../model/params.js';
 import { connect, type ClientConnection } from './transport.js';
+import { DelayLine, type LinkModel } from './netem.js';
 import { describeConnectError } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
 
@@ -33,6 +34,8 @@ export interface ClientOptions {
   onStep?: (round: number, step: number, loss: number) => void;
   /** Name sent in --insecure mode only (with TLS the server reads the id from the certificate). */
   insecureName?: string;
+  /** Simulated WAN link to the server (benchmarks); null = none. */
+  link?: LinkModel | null;
   /** Connection attempts after a failure before giving up (1 s apart). */
   reconnectAttempts?: number;
 }
@@ -91,7 +94,7 @@ export class SplitClient {
   private setup(cfg: ExperimentConfig): Trainer {
     const { config, store, tokenizer } = resolveModel(cfg);
     const peft = peftOf(cfg);
-    const runtime = { device: cfg.runtime.device, threads: cfg.runtime.threads };
+    const runtime = { device: cfg.runtime.device, threads: cfg.runtime.threads, spinning: false };
     const head = new PartExecutor('head', config, cfg.split, peft, store, runtime);
     const tail = new PartExecutor('tail', config, cfg.split, peft, store, runtime);
     const trainable = [...new Set([...head.trainable, ...tail.trainable])];
@@ -105,15 +108,19 @@ export class SplitClient {
 
   private async session(): Promise<ClientResult> {
     const conn = connect(this.o.target, this.o.kit, this.o.serverName);
-    const call = (conn.client.Session as () => grpc.ClientDuplexStream<Msg, Msg>)();
+    const raw = (conn.client.Session as () => grpc.ClientDuplexStream<Msg, Msg>)();
     const inbox = new Inbox<Msg>();
     let finished = false;
-    call.on('data', (m: Msg) => inbox.push(m));
-    call.on('error', (e: grpc.ServiceError) => {
+    const link = this.o.link ?? null;
+    const down = link ? new DelayLine<Msg>(link, (m) => inbox.push(m)) : null;
+    const up = link ? new DelayLine<Msg>(link, (m) => raw.write(m)) : null;
+    const call = up ? Object.assign(Object.create(raw) as typeof raw, { write: (m: Msg) => { up.push(m); return true; } }) : raw;
+    raw.on('data', (m: Msg) => (down ? down.push(m) : inbox.push(m)));
+    raw.on('error', (e: grpc.ServiceError) => {
       const msg = describeConnectError(e, this.o.target);
       inbox.fail(e.code === 14 || e.code === 1 ? new RetryableError(msg) : new UserError(msg));
     });
-    call.on('end', () => { if (!finished) inbox.fail(new RetryableError('the server closed the stream')); });
+    raw.on('end', () => { if (!finished) inbox.fail(new RetryableError('the server closed the stream')); });
     const heartbeat = setInterval(() => call.write({ heartbeat: { timeMs: Date.now() } }), 2000);
     try {
       call.write({ join: { numExamples: this.o.train.length, lastRound: this.lastRound, capabilities: 'flglm/1', insecureName: this.o.kit ? '' : this.o.insecureName ?? '' } });
@@ -125,7 +132,7 @@ export class SplitClient {
       return result;
     } finally {
       clearInterval(heartbeat);
-      call.end();
+      raw.end();
       conn.client.close();
     }
   }

@@ -3,8 +3,8 @@ import type { Document } from './corpora.js';
 
 /**
  * Split documents into a held-out test set and one silo per client.
- * - natural: whole sources go to clients (each source to one client; sources of each label are dealt
- *   round-robin in opposite directions so clients tend to see both labels),
+ * - natural: whole sources go to clients (each source to one client; each label's sources are dealt
+ *   largest first from client 0, so the largest silos see every label),
  * - iid: shuffled and dealt evenly,
  * - dirichlet:ALPHA: per label, client shares drawn from Dirichlet(ALPHA) (label skew).
  * The test set is a stratified `testFraction` of every source.
@@ -26,12 +26,11 @@ export function partitionDocuments(docs: Document[], clients: number, rule: stri
   } else if (rule === 'natural') {
     const sources = groupBy(train, (d) => d.source);
     const byLabel = groupBy([...sources.keys()].sort(), (s) => sources.get(s)![0].label);
-    [...byLabel.keys()].sort().forEach((label, li) => {
-      byLabel.get(label)!.forEach((source, i) => {
-        const client = li % 2 === 0 ? i % clients : (clients - 1 - (i % clients));
-        silos[client].push(...sources.get(source)!);
-      });
-    });
+    for (const label of [...byLabel.keys()].sort()) {
+      // Largest sources first, dealt from client 0, so the biggest silos hold every label.
+      const ordered = byLabel.get(label)!.sort((a, b) => sources.get(b)!.length - sources.get(a)!.length || a.localeCompare(b));
+      ordered.forEach((source, i) => silos[i % clients].push(...sources.get(source)!));
+    }
   } else {
     const alpha = Number(rule.split(':')[1]);
     for (const items of groupBy(train, (d) => d.label).values()) {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ora from 'ora';
@@ -149,6 +150,23 @@ export class ExperimentLauncher {
     return this.finish(wall, baseline);
   }
 
+  /**
+   * The whole trained model in one checkpoint (<run>/model): the averaged client parts (every client
+   * holds the same ones after the last FedAvg) with the server's trunk. Only an operator running both
+   * sides on one machine can do this; in a real deployment neither side has the other's part.
+   */
+  private mergeFinalModel(): void {
+    const clientsDir = join(this.runDir, 'checkpoints', 'clients');
+    const serverDir = join(this.runDir, 'checkpoints', 'server', 'latest');
+    if (!existsSync(clientsDir) || !existsSync(join(serverDir, 'checkpoint.json'))) return;
+    const first = readdirSync(clientsDir).sort()[0];
+    if (!first) return;
+    const client = loadCheckpoint(join(clientsDir, first));
+    const server = loadCheckpoint(serverDir);
+    for (const [name, t] of server.store) client.store.set(name, t);
+    saveCheckpoint(join(this.runDir, 'model'), client.store, { model: client.meta.model, peft: client.meta.peft, step: client.meta.step, round: server.meta.round });
+  }
+
   private finish(wall: number, baseline?: Record<string, unknown>): RunSummary {
     const f = this.cfg.federation;
     const recs = readMetrics(join(this.runDir, 'metrics.jsonl'));
@@ -165,6 +183,7 @@ export class ExperimentLauncher {
       eval: evals.length ? { loss: avg('loss'), perplexity: avg('perplexity'), accuracy: avg('accuracy') } : null,
       ...(baseline ? { baseline } : {}), run_dir: this.runDir,
     };
+    this.mergeFinalModel();
     writeFileAtomic(join(this.runDir, 'summary.json'), JSON.stringify(summary, null, 2));
     const baselineLossesPath = join(this.runDir, 'baseline-losses.json');
     writeFileAtomic(join(this.runDir, 'report.html'), renderReport({

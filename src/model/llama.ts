@@ -62,13 +62,29 @@ function repeatKv(x: Value, groups: number): Value {
   return op.reshape(op.expand(op.unsqueeze(x, [2]), [b, hkv, groups, t, dh]), [b, hkv * groups, t, dh]);
 }
 
-export function attention(ctx: BlockContext, layer: number, x: Value): Value {
+/**
+ * KV cache hooks for generation: `emit` receives this step's keys/values ([B, Hkv, S, Dh], keys
+ * after RoPE); `past` holds earlier ones, attended to before the current tokens.
+ */
+export interface KvCache {
+  past?: { key: Value; value: Value };
+  emit(layer: number, key: Value, value: Value): void;
+}
+
+export function attention(ctx: BlockContext, layer: number, x: Value, cache?: KvCache): Value {
   const c = ctx.config;
   const [b, s, d] = x.shape;
   const dh = headDim(c), h = c.num_attention_heads, hkv = c.num_key_value_heads;
   const q = rotary(heads(linear(ctx, layer, 'q', x), h, dh), ctx.cos, ctx.sin);
   let k = rotary(heads(linear(ctx, layer, 'k', x), hkv, dh), ctx.cos, ctx.sin);
   let v = heads(linear(ctx, layer, 'v', x), hkv, dh);
+  if (cache) {
+    cache.emit(layer, k, v);
+    if (cache.past) {
+      k = op.concat([cache.past.key, k], 2);
+      v = op.concat([cache.past.value, v], 2);
+    }
+  }
   if (ctx.peft.method === 'prefix') {
     // P-Tuning v2: trainable per-layer keys/values every query attends to.
     const p = ctx.peft.prefix.length;
@@ -90,10 +106,10 @@ export function swiGlu(ctx: BlockContext, layer: number, x: Value): Value {
   return linear(ctx, layer, 'down', op.mul(silu, linear(ctx, layer, 'up', x)));
 }
 
-export function block(ctx: BlockContext, layer: number, x: Value): Value {
+export function block(ctx: BlockContext, layer: number, x: Value, cache?: KvCache): Value {
   const p = layerPrefix(layer);
   const eps = ctx.config.rms_norm_eps;
-  const h = op.add(x, attention(ctx, layer, rmsNorm(x, ctx.weight(`${p}.input_layernorm.weight`), eps)));
+  const h = op.add(x, attention(ctx, layer, rmsNorm(x, ctx.weight(`${p}.input_layernorm.weight`), eps), cache));
   return op.add(h, swiGlu(ctx, layer, rmsNorm(h, ctx.weight(`${p}.post_attention_layernorm.weight`), eps)));
 }
 

@@ -67,6 +67,8 @@ export interface PartProgram {
   part: PartName;
   kind: ProgramKind;
   trainable: string[];
+  /** The part's forward result (h_A or h_B; the loss for tail/full). */
+  forwardOutput: Value;
 }
 
 export const gradName = (param: string) => `grad.${param}`;
@@ -113,9 +115,11 @@ export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConf
   const gradInput = differentiate && !shape.embeds;
   if (gradInput) wrt.push(x);
 
+  let forwardOutput = h;
   if (shape.hasLmHead) {
     const logits = lmHead(ctx, h);
     const [loss] = op.softmaxCrossEntropy(logits, labels!, IGNORE_INDEX);
+    forwardOutput = loss;
     g.output(loss, 'loss');
     if (kind === 'eval') g.output(g.addNode('ArgMax', [logits], [{ dtype: 'int64', shape: [batch * seq] }], { axis: { type: 'int', value: 1 }, keepdims: { type: 'int', value: 0 } })[0], 'pred');
     if (kind === 'step') emitGradients(g, gradients([loss], [null], wrt), trainable, gradInput ? shape.input : null);
@@ -125,7 +129,7 @@ export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConf
     const upstream = g.input(`grad_${shape.output}`, 'float32', h.shape);
     emitGradients(g, gradients([h], [upstream], wrt), trainable, gradInput ? shape.input : null);
   }
-  return { graph: g, part, kind, trainable };
+  return { graph: g, part, kind, trainable, forwardOutput };
 }
 
 function emitGradients(g: Graph, grads: (Value | null)[], trainable: string[], inputName: string | null): void {

@@ -1,6 +1,7 @@
 /** A one-line progress display: redrawn in place on a TTY, a line every few seconds otherwise. */
 export class Progress {
   private lastPrint = 0;
+  private lastDone = -1;
   private readonly tty: boolean;
   constructor(private readonly label: string, private readonly total: number, private readonly stream: NodeJS.WriteStream = process.stderr, private readonly quiet = false) {
     this.tty = Boolean(stream.isTTY);
@@ -9,8 +10,9 @@ export class Progress {
   update(done: number, fields: Record<string, string | number>): void {
     if (this.quiet) return;
     const now = Date.now();
-    if (!this.tty && now - this.lastPrint < 5000 && done < this.total) return;
+    if (!this.tty && (done === this.lastDone || (now - this.lastPrint < 5000 && done < this.total))) return;
     this.lastPrint = now;
+    this.lastDone = done;
     const width = 24;
     const filled = Math.round((width * done) / Math.max(1, this.total));
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);

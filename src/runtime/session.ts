@@ -10,6 +10,12 @@ export interface RuntimeOptions {
   device?: Device;
   /** ONNX Runtime intra-op threads; defaults to ORT's choice (all cores). */
   threads?: number | null;
+  /**
+   * Let ORT's worker threads spin while waiting for work (its default). Spinning wins for one busy
+   * process; with several processes sharing the cores (a federation on one machine) it burns the
+   * CPU that the others need, so federated processes turn it off.
+   */
+  spinning?: boolean;
 }
 
 interface IoSpec {
@@ -51,6 +57,7 @@ export class CompiledGraph {
       executionProviders: [device],
       graphOptimizationLevel: 'all',
       ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
+      ...(opts.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
     };
     const session = await ort.InferenceSession.create(bytes, sessionOptions);
     const spec = (v: Value): IoSpec => ({ name: v.name, dtype: v.dtype, shape: v.shape });

@@ -107,7 +107,7 @@ export class SplitServer {
     const params = [...store].filter(([n]) => isTrunkParam(n, config, this.cfg)) as [string, NamedTensor][];
     for (let i = 0; i < count; i++) {
       this.replicas.push(new TrunkReplica(i, {
-        model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads },
+        model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false },
         params: params.map(([n, t]) => [n, { shape: t.shape, data: Float32Array.from(t.data) }]), optimizerState,
       }));
     }

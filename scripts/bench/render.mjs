@@ -1,0 +1,78 @@
+// Regenerate docs/benchmarks.md (and the SVG plots beside it) from bench-results/*.json.
+// Usage: npm run bench -- render   (every benchmark also calls this when it finishes)
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dist, root } from './common.mjs';
+
+const { lineChart } = await import(dist('report/html.js'));
+const load = (name) => { const f = join(root, 'bench-results', `${name}.json`); return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null; };
+const f0 = (x) => (typeof x === 'number' ? x.toFixed(0) : '–');
+const f2 = (x) => (typeof x === 'number' ? x.toFixed(2) : '–');
+const mmm = (s, f = f0) => (s ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : '–');
+const machine = (r) => `${r.machine.cores} × ${r.machine.cpu}, Node ${r.machine.node}, ${r.machine.date.slice(0, 10)}`;
+const out = ['# Benchmarks', '', 'Every figure is measured by the command shown, on the machine shown; comparisons are measured side by side in the same run. Medians with (min–max) over runs. Regenerate with `npm run bench -- NAME` (writes `bench-results/NAME.json` and this page).', ''];
+
+const tc = load('train-core');
+if (tc) {
+  out.push('## 1. Training core (`train-core`)', '', `\`${tc.command}\` — ${machine(tc)}`, '',
+    `Model \`${tc.preset}\` (${(tc.parameters / 1e6).toFixed(1)}M parameters), batch ${tc.batch} × ${tc.seq} tokens, ${tc.threads} threads. MatMul peak of ONNX Runtime measured in the same run: **${f0(tc.matmul_peak_gflops)} GFLOP/s**. Model FLOPs per step: ${f2(tc.model_gflop_per_step)} GFLOP (6·N per token plus 12·L·d·S per token for attention).`, '',
+    '| | step s | tokens/s | MFU vs ORT peak |', '| --- | --- | --- | --- |',
+    `| flglm (forward + backward + AdamW, one ONNX graph) | ${mmm(tc.flglm.step_s, f2)} | ${f0(tc.flglm.tokens_per_s)} | ${f2(tc.flglm.mfu)} |`,
+    tc.torch.available ? `| PyTorch ${tc.torch.version} eager (MatMul ${f0(tc.torch.matmul_gflops)} GFLOP/s) | ${mmm(tc.torch.step_s, f2)} | ${f0(tc.torch.tokens_per_s)} | ${f2(tc.torch.mfu)} |` : `| PyTorch | ${tc.torch.note} | | |`,
+    '', tc.speedup_vs_torch ? `flglm runs the same step **${tc.speedup_vs_torch.toFixed(2)}×** faster than PyTorch eager (target ≥ 2×). Of flglm's step, ${f0(100 * tc.flglm.optimizer_s.median / tc.flglm.step_s.median)}% is the JS AdamW loop, the rest is the ONNX Runtime graph.` : '', '');
+}
+
+const rc = load('recompute');
+if (rc) {
+  out.push('### Recompute vs carry saved activations (`recompute`)', '', `\`${rc.command}\` — ${machine(rc)}`, '',
+    'Forward + backward of a part per step. *recompute*: the backward program runs the forward again (what flglm does). *carry*: the forward program also returns every activation the backward needs, which goes back in as inputs (onnxruntime-node copies each output).', '',
+    '| part | recompute s | carry s | saved tensors | saved MiB | carry speed-up |', '| --- | --- | --- | --- | --- | --- |',
+    ...Object.entries(rc.parts).map(([p, r]) => `| ${p} | ${mmm(r.recompute_s, f2)} | ${mmm(r.carry_s, f2)} | ${r.saved_tensors} | ${f0(r.saved_mib)} | ${f2(r.carry_speedup)}× |`), '');
+}
+
+const so = load('split-overhead');
+if (so) {
+  out.push('## 2. Split overhead (`split-overhead`)', '', `\`${so.command}\` — ${machine(so)}`, '',
+    `Model \`${so.model}\`, batch ${so.batch} × ${so.seq}; each step moves four tensors of ${f2(so.activation_mib)} MiB (h_A, h_B, dL/dh_B, dL/dh_A). Centralized: the unsplit step in one process. Split: one client and the server as separate processes over loopback gRPC, steady state (rounds 2+).`, '',
+    '| | tokens/s | × centralized |', '| --- | --- | --- |', `| centralized | ${mmm(so.centralized)} | 1.00 |`,
+    ...Object.entries(so.split).map(([k, s]) => `| split, ${k} | ${mmm(s)} | ${f2(so.ratio_to_centralized[k])} |`), '');
+}
+
+const cr = load('crypto');
+if (cr) {
+  out.push('## 3. Crypto (`crypto`)', '', `\`${cr.command}\` — ${machine(cr)}`, '',
+    `RSA-OAEP-SHA256 (${cr.rsa.key_bits}-bit): wrap ${mmm(cr.rsa.wrap_ms, f2)} ms, unwrap ${mmm(cr.rsa.unwrap_ms, f2)} ms (once per client per round).`, '',
+    '| activation | AES-256-GCM seal ms | seal + open ms | GB/s (seal) |', '| --- | --- | --- | --- |',
+    ...Object.entries(cr.aes_gcm).map(([k, v]) => `| ${k} | ${mmm(v.seal_ms, f2)} | ${mmm(v.seal_open_ms, f2)} | ${f2(v.gb_per_s)} |`), '');
+}
+
+const mo = load('modes');
+if (mo) {
+  out.push('## 4. Server modes (`modes`)', '', `\`${mo.command}\` — ${machine(mo)}`, '',
+    `Time of one round over the same ${mo.examples_per_round} examples (8 client steps of ${mo.batch} × ${mo.seq}), split among N clients, mTLS + payload encryption, \`${mo.model}\` model. "wan" adds 20 ms RTT and 100 Mbit/s per client link.`, '');
+  for (const [link, byMode] of Object.entries(mo.epoch_s)) {
+    const ns = Object.keys(Object.values(byMode)[0]);
+    out.push(`**${link}** (seconds per round)`, '', `| mode | ${ns.map((n) => `${n} clients`).join(' | ')} |`, `| --- | ${ns.map(() => '---').join(' | ')} |`,
+      ...Object.entries(byMode).map(([m, byN]) => `| ${m} | ${ns.map((n) => mmm(byN[n], f2)).join(' | ')} |`), '');
+    const svg = lineChart(Object.entries(byMode).map(([m, byN], k) => ({ label: m, ys: ns.map((n) => byN[n].median), color: ['#1f77b4', '#ff7f0e', '#2ca02c'][k] })), { xLabel: `clients (${ns.join(', ')})`, yLabel: 'seconds per round' });
+    writeFileSync(join(root, 'docs', `modes-${link}.svg`), svg);
+    out.push(`![modes, ${link}](modes-${link}.svg)`, '');
+  }
+}
+
+const sc = load('scale');
+if (sc) {
+  out.push('## 5. Scale (`scale`)', '', `\`${sc.command}\` — ${machine(sc)}`, '',
+    `Simulated clients (in one process) against one server process, ${sc.mode} mode, \`${sc.model}\` model, batch ${sc.batch} × ${sc.seq}.`, '',
+    '| clients | round s (rounds 2+) | server RSS idle MiB | server RSS peak MiB |', '| --- | --- | --- | --- |',
+    ...sc.points.map((p) => `| ${p.clients} | ${p.round_s.map(f2).join(', ')} | ${f0(p.server_rss_idle_mib)} | ${f0(p.server_rss_peak_mib)} |`), '');
+  writeFileSync(join(root, 'docs', 'scale.svg'), lineChart([
+    { label: 'round s', ys: sc.points.map((p) => p.round_s.reduce((a, b) => a + b, 0) / p.round_s.length), color: '#1f77b4' },
+  ], { xLabel: `clients (${sc.points.map((p) => p.clients).join(', ')})`, yLabel: 'seconds per round' }));
+  out.push('![scale](scale.svg)', '');
+}
+
+const notes = join(root, 'docs', 'benchmarks-notes.md');
+if (existsSync(notes)) out.push(readFileSync(notes, 'utf8'));
+writeFileSync(join(root, 'docs', 'benchmarks.md'), out.join('\n') + '\n');
+console.log('wrote docs/benchmarks.md');

@@ -1,0 +1,82 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { partitionDocuments } from '../../src/data/partition.js';
+import { readSilo } from '../../src/data/examples.js';
+import { encodeExample, BatchStream } from '../../src/data/batches.js';
+import { ByteTokenizer } from '../../src/data/tokenizer.js';
+import { cleanEmail } from '../../src/data/corpora.js';
+import { IGNORE_INDEX } from '../../src/model/partition.js';
+import type { Document } from '../../src/data/corpora.js';
+
+const docs: Document[] = [];
+for (const [source, label, n] of [['easy-ham-1', 'ham', 50], ['easy-ham-2', 'ham', 30], ['hard-ham-1', 'ham', 10], ['spam-1', 'spam', 20], ['spam-2', 'spam', 40]] as const) {
+  for (let i = 0; i < n; i++) docs.push({ text: `${source} ${i}`, label, source });
+}
+
+describe('partitioning', () => {
+  test('natural: every source goes to one client, test is a stratified held-out share', () => {
+    const { silos, test } = partitionDocuments(docs, 3, 'natural', 0.1, 1);
+    const owners = new Map<string, Set<number>>();
+    silos.forEach((s, c) => s.forEach((d) => (owners.get(d.source) ?? owners.set(d.source, new Set()).get(d.source)!).add(c)));
+    for (const set of owners.values()) expect(set.size).toBe(1);
+    expect(new Set(test.map((d) => d.source)).size).toBe(5);
+    const seen = new Set([...silos.flat(), ...test]);
+    expect(seen.size).toBe(docs.length);
+  });
+
+  test('iid deals evenly; dirichlet with small alpha skews labels', () => {
+    const iid = partitionDocuments(docs, 3, 'iid', 0.1, 1).silos.map((s) => s.length);
+    expect(Math.max(...iid) - Math.min(...iid)).toBeLessThanOrEqual(1);
+    const skewed = partitionDocuments(docs, 3, 'dirichlet:0.1', 0.1, 1).silos;
+    const spamShare = skewed.filter((s) => s.length > 0).map((s) => s.filter((d) => d.label === 'spam').length / s.length);
+    expect(Math.max(...spamShare) - Math.min(...spamShare)).toBeGreaterThan(0.3);
+    expect(skewed.flat().length + partitionDocuments(docs, 3, 'dirichlet:0.1', 0.1, 1).test.length).toBe(docs.length);
+  });
+
+  test('the same seed gives the same silos', () => {
+    expect(partitionDocuments(docs, 3, 'iid', 0.1, 7)).toEqual(partitionDocuments(docs, 3, 'iid', 0.1, 7));
+  });
+});
+
+describe('silos and batches', () => {
+  test('a malformed JSONL line names the file and line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flglm-silo-'));
+    writeFileSync(join(dir, 'a.jsonl'), '{"text": "ok"}\n{"text": oops}\n');
+    expect(() => readSilo(dir)).toThrow(`${join(dir, 'a.jsonl')}:2: not valid JSON`);
+    writeFileSync(join(dir, 'a.jsonl'), '{"text": "ok"}\n{"prompt": 3}\n');
+    expect(() => readSilo(dir)).toThrow(`${join(dir, 'a.jsonl')}:2: expected {"text": string} or {"prompt": string, "completion": string}`);
+  });
+
+  test('.txt files and prompt/completion lines are read', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flglm-silo-'));
+    writeFileSync(join(dir, 'a.jsonl'), '{"prompt": "p", "completion": " c"}\n');
+    writeFileSync(join(dir, 'b.txt'), 'free text');
+    expect(readSilo(dir)).toEqual([{ prompt: 'p', completion: ' c' }, { text: 'free text' }]);
+    expect(() => readSilo(join(dir, 'missing'))).toThrow(/data folder not found/);
+  });
+
+  test('classify examples take loss only on the completion, even when the prompt is cut', () => {
+    const tok = new ByteTokenizer();
+    const { ids, labels } = encodeExample({ prompt: 'x'.repeat(500) + '\nlabel:', completion: ' spam' }, tok, 32);
+    const labelled = labels.map((l, i) => [l, i] as const).filter(([l]) => l !== IGNORE_INDEX);
+    expect(labelled.map(([l]) => l)).toEqual([...Buffer.from(' spam'), tok.eos]);
+    expect(ids[0]).toBe(tok.bos);
+    expect(Buffer.from(ids.slice(1, 8)).toString()).not.toContain('label'); // the prompt's start is cut, its end kept
+  });
+
+  test('batch streams are reproducible and cover every example each epoch', () => {
+    const tok = new ByteTokenizer();
+    const ex = Array.from({ length: 10 }, (_, i) => ({ text: `example ${i}` }));
+    const a = new BatchStream(ex, tok, 5, 16, 3), b = new BatchStream(ex, tok, 5, 16, 3);
+    const first = [a.next(), a.next()];
+    expect(first[0].tokens.data).toEqual(b.next().tokens.data);
+    const starts = first.flatMap((bt) => Array.from({ length: 5 }, (_, r) => tok.decode(Array.from(bt.tokens.data as BigInt64Array, (x) => Number(x)).slice(r * 16, r * 16 + 16))));
+    expect(new Set(starts).size).toBe(10);
+  });
+
+  test('email cleaning keeps the subject and body, drops headers and HTML', () => {
+    const clean = cleanEmail('From: a@b\nSubject: Cheap pills\nX-Spam: yes\n\n<html><b>Buy</b> now&nbsp;!</html>\n');
+    expect(clean).toBe('Subject: Cheap pills\nBuy now !');
+  });
+});
