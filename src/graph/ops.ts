@@ -221,10 +221,6 @@ export function oneHot(indices: Value, depth: number, dtype: DType): Value {
   return cast(equal(unsqueeze(cast(indices, 'int64'), [-1]), range), dtype);
 }
 
-export function zeros(g: Graph, dtype: DType, shape: Shape): Value {
-  const n = sizeOf(shape);
-  return constant(g, { dtype, shape, data: dtype === 'float64' ? new Float64Array(n) : new Float32Array(n) }, 'zeros');
-}
 
 /**
  * SoftmaxCrossEntropyLoss, mean over the labels that are not `ignoreIndex`. scores [N, C] (or

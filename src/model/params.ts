@@ -102,6 +102,3 @@ export function isTrainable(name: string, method: FinetuneMethod): boolean {
   return name.includes('.prefix.');
 }
 
-export function cloneParams(store: ParamStore): ParamStore {
-  return new Map([...store].map(([k, v]) => [k, { shape: [...v.shape], data: Float32Array.from(v.data) }]));
-}

@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { UserError } from '../util/errors.js';
@@ -205,8 +205,4 @@ export function revokeClient(root: string, id: string): void {
   writeManifest(root, m);
 }
 
-export function listClients(root: string): string[] {
-  const dir = join(root, 'clients');
-  return existsSync(dir) ? readdirSync(dir) : [];
-}
 

@@ -369,9 +369,6 @@ export class SplitServer {
     return { clientId: s.id, numExamples: Number(p.numExamples), params };
   }
 
-  get hiddenSize(): number {
-    return this.model.hidden_size;
-  }
   get config(): ExperimentConfig {
     return this.cfg;
   }

@@ -9,12 +9,6 @@ export class UserError extends Error {
   }
 }
 
-/** A feature whose issue has not landed: says so and exits 2 rather than pretending to work. */
-export class NotYetAvailable extends UserError {
-  constructor(what: string, issue: string) {
-    super(`${what} is not available in this build yet (tracked in ${issue}).`, 2);
-  }
-}
 
 export function describeError(err: unknown): string {
   if (err instanceof UserError) return err.message;
