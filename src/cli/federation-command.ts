@@ -8,6 +8,7 @@ import { runClient } from '../client/split-client.js';
 import { UserError } from '../util/errors.js';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { ExperimentLauncher } from '../federation/launcher.js';
+import { runSubServer } from '../server/sub-server.js';
 import { linkFromEnv } from '../client/netem.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { SERVER_MODES } from '../config/schema.js';
@@ -19,7 +20,11 @@ export function registerFederationCommands(program: Command): void {
   program
     .command('server')
     .description('Run the split-learning server (trunk) in sequential, batch or hierarchical mode')
-    .requiredOption('--config <file>', 'experiment YAML (the server is the source of truth for the plan)')
+    .option('--config <file>', 'experiment YAML (the server is the source of truth for the plan)')
+    .option('--role <role>', 'parent (the server clients talk to) or sub (hosts a trunk replica for a hierarchical parent)', 'parent')
+    .option('--parent <host:port>', 'with --role sub: the parent server to attach to')
+    .option('--server-name <dns>', 'with --role sub: name on the parent\'s certificate', 'localhost')
+    .option('--expect-subs <n>', 'hierarchical parent: wait for this many sub-servers before training', '0')
     .option('--pki <dir>', 'server startup kit made by flglm keygen (e.g. ./pki/server)')
     .option('--port <n>', 'port to listen on (0 = any free port)', '50051')
     .option('--host <addr>', 'address to bind', '127.0.0.1')
@@ -29,18 +34,30 @@ export function registerFederationCommands(program: Command): void {
     .option('--metrics <file>', 'append per-step and per-round metrics (JSON lines)')
     .option('--summary-json <path>', 'write the server summary as JSON at the end')
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { config: string; pki?: string; port: string; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; insecure?: boolean }) => {
+    .action(async (o: { role: string; parent?: string; serverName: string; expectSubs: string; config?: string; pki?: string; port: string; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; insecure?: boolean }) => {
+      if (o.role !== 'parent' && o.role !== 'sub') throw new UserError(`--role: expected parent|sub, got "${o.role}"`);
+      if (!o.pki && !o.insecure) throw new UserError('--pki is required (a kit from flglm keygen); for loopback tests only, pass --insecure');
+      if (o.insecure) warnInsecure();
+      if (o.role === 'sub') {
+        if (!o.parent) throw new UserError('--role sub needs --parent HOST:PORT (the hierarchical server to attach to)');
+        console.log(`flglm sub-server attaching to ${o.parent}`);
+        await runSubServer({ parent: o.parent, kit: o.insecure ? null : o.pki!, serverName: o.serverName, log: (m) => console.error(`[sub-server] ${m}`) });
+        console.log('parent finished; sub-server exiting');
+        return;
+      }
+      if (!o.config) throw new UserError('--config is required for the parent server');
       const cfg = loadConfigFile(o.config);
       const mode = (o.mode ?? cfg.federation.mode) as ServerMode;
       if (!SERVER_MODES.includes(mode)) throw new UserError(`--mode: expected ${SERVER_MODES.join('|')}, got "${mode}"`);
-      if (!o.pki && !o.insecure) throw new UserError('--pki is required (a server kit from flglm keygen); for loopback tests only, pass --insecure');
-      if (o.insecure) warnInsecure();
       const kit = o.insecure ? null : o.pki!;
       const log = (m: string) => console.error(`[server] ${m}`);
       const onMetric = o.metrics ? (r: Record<string, unknown>) => appendFileSync(o.metrics!, JSON.stringify(r) + '\n') : undefined;
-      const server = new SplitServer({ cfg, kit, mode, checkpointDir: o.checkpoints ?? null, resume: o.resume, log, onMetric });
+      const expectSubServers = Number(o.expectSubs);
+      if (!Number.isInteger(expectSubServers) || expectSubServers < 0) throw new UserError(`--expect-subs: expected a whole number, got "${o.expectSubs}"`);
+      if (expectSubServers > 0 && mode !== 'hierarchical') throw new UserError('--expect-subs needs --mode hierarchical');
+      const server = new SplitServer({ cfg, kit, mode, checkpointDir: o.checkpoints ?? null, resume: o.resume, log, onMetric, expectSubServers });
       await server.init();
-      const transport = await startTransport({ kit, host: o.host, port: Number(o.port), onSession: server.onSession, log });
+      const transport = await startTransport({ kit, host: o.host, port: Number(o.port), onSession: server.onSession, onSubServer: server.onSubServer, log });
       console.log(`flglm server (${mode}) listening on ${o.host}:${transport.port}, waiting for ${cfg.federation.clients} clients`);
       const stop = () => { void transport.close().then(() => process.exit(130)); };
       process.once('SIGINT', stop);

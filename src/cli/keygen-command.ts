@@ -14,18 +14,20 @@ export function registerKeygenCommand(program: Command): void {
     .description('Create a PKI: CA, server TLS cert, per-client TLS certs and payload keys, as startup kits')
     .option('--out <dir>', 'PKI folder to create', './pki')
     .option('--clients <ids>', 'comma-separated client ids', 'alice,bob,carol')
+    .option('--sub-servers <ids>', 'comma-separated sub-server ids (hierarchical scale-out kits)', '')
     .option('--server-name <dns>', 'server DNS name (certificate SAN)', 'localhost')
     .option('--server-ip <ips>', 'comma-separated server IP SANs', '127.0.0.1')
     .option('--days <n>', 'certificate lifetime in days', intOption('--days', 1), 365)
     .option('--key-bits <n>', 'RSA key size', intOption('--key-bits', 2048), 3072)
     .option('--force', 'overwrite an existing PKI')
-    .action((o: { out: string; clients: string; serverName: string; serverIp: string; days: number; keyBits: number; force?: boolean }) => {
+    .action((o: { subServers: string; out: string; clients: string; serverName: string; serverIp: string; days: number; keyBits: number; force?: boolean }) => {
       const clients = o.clients.split(',').map((s) => s.trim()).filter(Boolean);
       if (clients.length === 0) throw new UserError('--clients: give at least one client id');
-      const m = keygen({ out: o.out, clients, serverName: o.serverName, serverIps: o.serverIp.split(',').filter(Boolean), days: o.days, keyBits: o.keyBits, force: o.force });
+      const m = keygen({ out: o.out, clients, subServers: o.subServers.split(',').map((s) => s.trim()).filter(Boolean), serverName: o.serverName, serverIps: o.serverIp.split(',').filter(Boolean), days: o.days, keyBits: o.keyBits, force: o.force });
       console.log(`PKI written to ${o.out}:`);
       console.log(`  ${o.out}/server            server startup kit (copy to the server machine)`);
       for (const e of m.entries.filter((x) => x.role === 'client')) console.log(`  ${o.out}/clients/${e.id}`.padEnd(30) + `client kit, cert ${e.fingerprint256.slice(0, 23)}…, expires ${e.notAfter.slice(0, 10)}`);
+      for (const e of m.entries.filter((x) => x.role === 'sub-server')) console.log(`  ${o.out}/subservers/${e.id}`.padEnd(30) + 'sub-server kit (flglm server --role sub)');
       console.log(`  ${o.out}/ca                keep private: signs new clients (flglm keygen add-client)`);
     });
   cmd

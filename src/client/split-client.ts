@@ -17,6 +17,7 @@ import type { ModelConfig } from '../model/config.js';
 import type { ParamStore } from '../model/params.js';
 import { connect, type ClientConnection } from './transport.js';
 import { DelayLine, type LinkModel } from './netem.js';
+import { ChunkAssembler, chunkMessage } from '../protocol/chunking.js';
 import { describeConnectError } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
 
@@ -112,15 +113,35 @@ export class SplitClient {
     const inbox = new Inbox<Msg>();
     let finished = false;
     const link = this.o.link ?? null;
-    const down = link ? new DelayLine<Msg>(link, (m) => inbox.push(m)) : null;
+    const onEnd = () => { if (!finished) inbox.fail(new RetryableError('the server closed the stream')); };
+    // On a simulated link the end of the stream queues behind the messages sent before it.
+    const END = { kind: '__end' } as Msg;
+    const down = link ? new DelayLine<Msg>(link, (m) => (m === END ? onEnd() : inbox.push(m))) : null;
     const up = link ? new DelayLine<Msg>(link, (m) => raw.write(m)) : null;
-    const call = up ? Object.assign(Object.create(raw) as typeof raw, { write: (m: Msg) => { up.push(m); return true; } }) : raw;
-    raw.on('data', (m: Msg) => (down ? down.push(m) : inbox.push(m)));
+    // Writes are chunked to the plan's chunk_bytes (and delayed on a simulated link).
+    const call = Object.assign(Object.create(raw) as typeof raw, {
+      write: (m: Msg) => {
+        for (const part of chunkMessage(m, this.trainer?.cfg.federation.chunk_bytes ?? Number.POSITIVE_INFINITY)) {
+          if (up) up.push(part);
+          else raw.write(part);
+        }
+        return true;
+      },
+    });
+    const assembler = new ChunkAssembler();
+    raw.on('data', (m: Msg) => {
+      try {
+        const whole = assembler.accept(m);
+        if (whole) (down ? down.push(whole) : inbox.push(whole));
+      } catch (e) {
+        inbox.fail(new UserError(`malformed message from the server: ${(e as Error).message}`));
+      }
+    });
     raw.on('error', (e: grpc.ServiceError) => {
       const msg = describeConnectError(e, this.o.target);
       inbox.fail(e.code === 14 || e.code === 1 ? new RetryableError(msg) : new UserError(msg));
     });
-    raw.on('end', () => { if (!finished) inbox.fail(new RetryableError('the server closed the stream')); });
+    raw.on('end', () => (down ? down.push(END) : onEnd()));
     const heartbeat = setInterval(() => call.write({ heartbeat: { timeMs: Date.now() } }), 2000);
     try {
       call.write({ join: { numExamples: this.o.train.length, lastRound: this.lastRound, capabilities: 'flglm/1', insecureName: this.o.kit ? '' : this.o.insecureName ?? '' } });
@@ -172,7 +193,7 @@ export class SplitClient {
           target.set(decodeTensor(w, { name: w.name, dtype: 'float32', shape: [target.length] }, ctx(a.round, 0)).data as Float32Array);
         }
         this.lastRound = a.round;
-        if (this.o.checkpointDir) saveCheckpoint(join(this.o.checkpointDir, conn.clientId), t.store, { model: t.config, peft: peftOf(cfg), step: this.localStep, round: a.round }, t.optimizer.state());
+        if (this.o.checkpointDir) saveCheckpoint(join(this.o.checkpointDir, conn.clientId), t.store, { model: t.config, peft: peftOf(cfg), step: this.localStep, round: a.round, data: t.stream.state() }, t.optimizer.state());
         continue;
       }
       const { round, localSteps } = m.roundStart as { round: number; localSteps: number };
@@ -198,7 +219,7 @@ export class SplitClient {
     const t = this.trainer!;
     const c = ctx(round, step);
     const batch = t.stream.next();
-    const hA = await t.head.forward(batch.tokens);
+    const hA = await t.head.forward(batch.tokens, true);
     call.write({ activations: { round, step, tensor: encodeTensor('h_A', hA, c), eval: false } });
     const hB = await this.exchange(call, inbox, 'trunkOut', 'h_B', c);
     const out = await t.tail.step(hB, batch.labels);

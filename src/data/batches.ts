@@ -14,9 +14,11 @@ export interface Batch {
 
 /**
  * Token ids and next-token labels of one example, both length seq. Prompt examples take loss only
- * on the completion; a long prompt is cut so the completion always fits.
+ * on the completion; a long prompt is cut so the completion always fits. A text longer than seq
+ * is read from a window: at its start, or at a random offset drawn from `rng` (training), so every
+ * part of a long document is seen over the epochs.
  */
-export function encodeExample(e: Example, tok: Tokenizer, seq: number): { ids: number[]; labels: number[] } {
+export function encodeExample(e: Example, tok: Tokenizer, seq: number, rng?: Rng): { ids: number[]; labels: number[] } {
   let ids: number[];
   let firstLabel: number;
   if (isPromptExample(e)) {
@@ -28,6 +30,7 @@ export function encodeExample(e: Example, tok: Tokenizer, seq: number): { ids: n
   } else {
     ids = [tok.bos, ...tok.encode(e.text), tok.eos];
     firstLabel = 0;
+    if (rng && ids.length > seq + 1) ids = ids.slice(rng.int(ids.length - seq));
   }
   ids = ids.slice(0, seq + 1);
   const input = new Array<number>(seq).fill(tok.pad);
@@ -39,10 +42,10 @@ export function encodeExample(e: Example, tok: Tokenizer, seq: number): { ids: n
   return { ids: input, labels };
 }
 
-export function makeBatch(examples: Example[], tok: Tokenizer, seq: number): Batch {
+export function makeBatch(examples: Example[], tok: Tokenizer, seq: number, rng?: Rng): Batch {
   const ids: number[] = [], labels: number[] = [];
   for (const e of examples) {
-    const enc = encodeExample(e, tok, seq);
+    const enc = encodeExample(e, tok, seq, rng);
     ids.push(...enc.ids);
     labels.push(...enc.labels);
   }
@@ -81,7 +84,20 @@ export class BatchStream {
       }
       picked.push(this.examples[this.order[this.pos++]]);
     }
-    return makeBatch(picked, this.tok, this.seq);
+    return makeBatch(picked, this.tok, this.seq, this.rng);
+  }
+
+  /** Position in the stream, saved with checkpoints so a resumed run sees the same data. */
+  state(): { order: number[]; pos: number; epoch: number; rng: number[] } {
+    return { order: [...this.order], pos: this.pos, epoch: this.epoch, rng: this.rng.state() };
+  }
+
+  restore(s: { order: number[]; pos: number; epoch: number; rng: number[] }): void {
+    if (s.order.length !== this.examples.length) throw new Error(`saved data position is for ${s.order.length} examples, this silo has ${this.examples.length}`);
+    this.order = [...s.order];
+    this.pos = s.pos;
+    this.epoch = s.epoch;
+    this.rng.setState(s.rng);
   }
 }
 

@@ -70,7 +70,7 @@ export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedO
 
   const evalSet = evalBatches(data.test, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.eval.max_batches);
   const metrics = await evaluateBatches(evalSet, (b) => model.evaluate(b.tokens, b.labels), data.test.some(isPromptExample));
-  if (opts.checkpointDir) saveCheckpoint(opts.checkpointDir, store, { model: config, peft, step: steps }, optimizer.state());
+  if (opts.checkpointDir) saveCheckpoint(opts.checkpointDir, store, { model: config, peft, step: steps, data: stream.state() }, optimizer.state());
   await model.release();
   const tail = losses.slice(-Math.min(10, losses.length));
   return {

@@ -20,6 +20,8 @@ import { readPem, readPrivateKey, writePrivateKey } from './files.js';
 export interface KeygenOptions {
   out: string;
   clients: string[];
+  /** Sub-server kits (hierarchical scale-out), certificate CN "sub-server.<id>". */
+  subServers?: string[];
   serverName: string;
   serverIps: string[];
   days: number;
@@ -29,7 +31,7 @@ export interface KeygenOptions {
 
 export interface ManifestEntry {
   id: string;
-  role: 'ca' | 'server' | 'client';
+  role: 'ca' | 'server' | 'client' | 'sub-server';
   serial: string;
   fingerprint256: string;
   notAfter: string;
@@ -135,6 +137,22 @@ function createClientKit(root: string, id: string, days: number, keyBits: number
   return { id, role: 'client', ...describeCert(certPem), payloadKeyFingerprint256: fingerprintOfPublicKey(payload.publicKey) };
 }
 
+/** A sub-server kit: a TLS identity the parent server accepts on its SubServer stream. */
+function createSubServerKit(root: string, id: string, days: number, keyBits: number): ManifestEntry {
+  if (!CLIENT_ID.test(id)) throw new UserError(`sub-server id "${id}" is not allowed: use letters, digits, ".", "_" or "-" (up to 64)`);
+  const p = paths(root);
+  const caCertPem = readPem(p.caCert, 'CA certificate');
+  const caKeyPem = readPrivateKey(p.caKey);
+  const tls = rsaKeyPair(keyBits);
+  const certPem = issueCertificate({ commonName: `sub-server.${id}`, publicKeyPem: tls.publicKey, issuer: { certPem: caCertPem, keyPem: caKeyPem }, signingKeyPem: caKeyPem, usage: 'client', notAfter: daysFromNow(days) });
+  const dir = join(root, 'subservers', id);
+  mkdirSync(dir, { recursive: true });
+  writeFileAtomic(join(dir, 'ca.crt'), caCertPem);
+  writeFileAtomic(join(dir, 'client.crt'), certPem);
+  writePrivateKey(join(dir, 'client.key'), tls.privateKey);
+  return { id, role: 'sub-server', ...describeCert(certPem) };
+}
+
 /** SHA-256 of the DER SubjectPublicKeyInfo, formatted like X509Certificate.fingerprint256. */
 export function fingerprintOfPublicKey(pem: string): string {
   const der = createPublicKey(pem).export({ type: 'spki', format: 'der' });
@@ -147,6 +165,7 @@ export function keygen(o: KeygenOptions): Manifest {
   if (existsSync(p.manifest) && !o.force) throw new UserError(`a PKI already exists in ${o.out}; refusing to overwrite it. Fix: use another --out, \`flglm keygen add-client\`, or --force`);
   const ids = new Set<string>();
   for (const id of o.clients) {
+    if (id.startsWith('sub-server')) throw new UserError(`client id "${id}" is reserved for sub-servers; pick another`);
     if (ids.has(id)) throw new UserError(`client id "${id}" is listed twice`);
     ids.add(id);
   }
@@ -174,6 +193,7 @@ export function keygen(o: KeygenOptions): Manifest {
       { id: 'ca', role: 'ca', ...describeCert(caCertPem) },
       { id: o.serverName, role: 'server', ...describeCert(serverCertPem) },
       ...o.clients.map((id) => createClientKit(o.out, id, o.days, o.keyBits)),
+      ...(o.subServers ?? []).map((id) => createSubServerKit(o.out, id, o.days, o.keyBits)),
     ],
   };
   writeManifest(o.out, manifest);

@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { Inbox } from '../protocol/inbox.js';
 import type { TensorContext } from '../protocol/tensors.js';
 import type { PayloadChannel } from '../security/payload.js';
+import { chunkMessage } from '../protocol/chunking.js';
 
 export type Msg = Record<string, unknown> & { kind?: string };
 export type Call = grpc.ServerDuplexStream<Msg, Msg>;
@@ -18,6 +19,7 @@ export class ClientSession {
     readonly inbox: Inbox<Msg>,
     readonly numExamples: number,
     readonly payloadPublicKey: string | null,
+    private readonly chunkBytes = Number.POSITIVE_INFINITY,
   ) {}
 
   context(round: number, step: number): TensorContext {
@@ -25,7 +27,8 @@ export class ClientSession {
   }
 
   send(m: Msg): void {
-    if (!this.closed) this.call.write(m);
+    if (this.closed) return;
+    for (const part of chunkMessage(m, this.chunkBytes)) this.call.write(part);
   }
 
   /** Tell the client why it is dropped, then end its stream (it may rejoin later). */

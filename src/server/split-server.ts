@@ -15,7 +15,11 @@ import type { ModelConfig } from '../model/config.js';
 import type { NamedTensor } from '../model/safetensors.js';
 import { UserError } from '../util/errors.js';
 import { ClientSession, type Call, type Msg } from './client-session.js';
+import { ChunkAssembler } from '../protocol/chunking.js';
 import { TrunkReplica } from './trunk-replica.js';
+import type { Replica } from './replica.js';
+import { RemoteReplica, type SubReply, type SubRequest } from './remote-replica.js';
+import type * as grpc from '@grpc/grpc-js';
 import { runBatchedSteps } from './batch-steps.js';
 
 export type ServerMode = 'sequential' | 'batch' | 'hierarchical';
@@ -28,6 +32,8 @@ export interface ServerOptions {
   checkpointDir?: string | null;
   resume?: boolean;
   log?: (msg: string) => void;
+  /** Hierarchical mode: wait for this many sub-servers (`flglm server --role sub`) to attach. */
+  expectSubServers?: number;
   /** Every message decoded from a client (audits, tests). */
   onReceive?: (clientId: string, kind: string, body: Msg) => void;
   /** Metrics records (per step and per round), e.g. appended to metrics.jsonl. */
@@ -59,7 +65,8 @@ export class SplitServer {
   readonly mode: ServerMode;
   private readonly cfg: ExperimentConfig;
   private readonly sessions = new Map<string, ClientSession>();
-  private replicas: TrunkReplica[] = [];
+  private replicas: Replica[] = [];
+  private remoteCount = 0;
   private readonly strategy: Strategy = new FedAvg();
   private model!: ModelConfig;
   private globalClientParams: Map<string, Float32Array> | null = null;
@@ -117,7 +124,15 @@ export class SplitServer {
   /** gRPC Session handler: authenticate payload keys, register, send the plan, re-sync parts. */
   onSession = (call: Call, peer: PeerIdentity): void => {
     const inbox = new Inbox<Msg>();
-    call.on('data', (m: Msg) => inbox.push(m));
+    const assembler = new ChunkAssembler();
+    call.on('data', (m: Msg) => {
+      try {
+        const whole = assembler.accept(m);
+        if (whole) inbox.push(whole);
+      } catch (e) {
+        inbox.fail(e as Error);
+      }
+    });
     call.on('error', (e) => inbox.fail(e));
     call.on('end', () => inbox.fail(new Error('client closed the stream')));
     call.on('cancelled', () => inbox.fail(new Error('client cancelled the stream')));
@@ -137,7 +152,7 @@ export class SplitServer {
         if (!Number.isFinite(numExamples) || numExamples <= 0) throw new ProtocolError(`join: num_examples must be positive, got ${j.numExamples}`);
         const previous = this.sessions.get(peer.clientId);
         if (previous) previous.close('replaced by a new session of the same client');
-        const s = new ClientSession(peer.clientId, call, inbox, numExamples, payloadPublicKey);
+        const s = new ClientSession(peer.clientId, call, inbox, numExamples, payloadPublicKey, this.cfg.federation.chunk_bytes);
         this.sessions.set(peer.clientId, s);
         this.log(`client ${peer.clientId} joined with ${numExamples} examples (last round ${j.lastRound}; ${this.sessions.size}/${this.cfg.federation.clients} connected)`);
         s.send({ plan: { planJson: JSON.stringify(this.plan()) } });
@@ -150,14 +165,40 @@ export class SplitServer {
     })();
   };
 
+  /**
+   * A sub-server attached (hierarchical scale-out): give it the trunk and training setup, then use
+   * it as one more replica. Clients are spread over all replicas from the next round on.
+   */
+  onSubServer = (call: grpc.ServerDuplexStream<SubReply, SubRequest>, peer: PeerIdentity): void => {
+    void (async () => {
+      if (this.mode !== 'hierarchical') {
+        call.emit('error', { code: 9, details: `sub-servers need --mode hierarchical (this server runs ${this.mode})` });
+        return;
+      }
+      const remote = new RemoteReplica(`sub-server ${peer.clientId}`, call);
+      try {
+        const state = await this.replicas[0].getState();
+        await remote.init({ model: this.model, split: this.cfg.split, peft: peftOf(this.cfg), optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads: this.cfg.runtime.threads, spinning: false } }, state.params);
+        this.replicas.push(remote);
+        this.trunkSteps.push(0);
+        this.remoteCount++;
+        this.log(`${remote.label} attached: ${this.replicas.length} trunk replicas`);
+        this.maybeStart();
+      } catch (e) {
+        this.log(`${remote.label} could not attach: ${(e as Error).message}`);
+      }
+    })();
+  };
+
   private maybeStart(): void {
     if (this.started) return;
     const f = this.cfg.federation;
+    if (this.remoteCount < (this.o.expectSubServers ?? 0)) return;
     if (this.sessions.size >= f.clients) return this.start();
     if (!this.firstJoinAt) {
       this.firstJoinAt = Date.now();
       // Start with fewer clients (>= min_clients) if the rest do not come in time.
-      this.startTimer = setTimeout(() => { if (!this.started && this.sessions.size >= f.min_clients) this.start(); }, f.client_timeout_ms);
+      this.startTimer = setTimeout(() => { if (!this.started && this.sessions.size >= f.min_clients && this.remoteCount >= (this.o.expectSubServers ?? 0)) this.start(); }, f.client_timeout_ms);
     }
   }
 
@@ -323,7 +364,7 @@ export class SplitServer {
   }
 
   /** One client's local steps (or, with 0 steps, its evaluation requests) against one replica. */
-  private async serveSteps(s: ClientSession, replica: TrunkReplica, index: number, round: number, localSteps: number, participants: number, onStep: (s: ClientSession, step: number, loss: number, n: number) => void): Promise<void> {
+  private async serveSteps(s: ClientSession, replica: Replica, index: number, round: number, localSteps: number, participants: number, onStep: (s: ClientSession, step: number, loss: number, n: number) => void): Promise<void> {
     if (localSteps === 0) {
       // Evaluation: the client sends eval activations until it sends its parameters (with metrics).
       for (;;) {
@@ -372,7 +413,7 @@ export class SplitServer {
   get config(): ExperimentConfig {
     return this.cfg;
   }
-  replica(i: number): TrunkReplica {
+  replica(i: number): Replica {
     return this.replicas[i];
   }
   dropClient(s: ClientSession, round: number, e: Error): void {

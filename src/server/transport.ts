@@ -2,8 +2,13 @@ import * as grpc from '@grpc/grpc-js';
 import { CHANNEL_OPTIONS, loadProtocol } from '../protocol/load.js';
 import { peerIdentity, RevocationChecker, serverCredentials, type PeerIdentity } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
+import type { SubReply, SubRequest } from './remote-replica.js';
 
 export type SessionHandler = (call: grpc.ServerDuplexStream<Record<string, unknown>, Record<string, unknown>>, peer: PeerIdentity) => void;
+export type SubServerHandler = (call: grpc.ServerDuplexStream<SubReply, SubRequest>, peer: PeerIdentity) => void;
+
+/** Certificates of sub-servers carry this CN prefix (`flglm keygen --sub-servers`). */
+export const SUB_SERVER_CN_PREFIX = 'sub-server.';
 
 export interface TransportOptions {
   host?: string;
@@ -11,6 +16,7 @@ export interface TransportOptions {
   /** Server startup kit (ca.crt, server.crt, server.key, revoked.json); null = plaintext. */
   kit: string | null;
   onSession?: SessionHandler;
+  onSubServer?: SubServerHandler;
   log?: (msg: string) => void;
 }
 
@@ -60,6 +66,15 @@ export async function startTransport(o: TransportOptions): Promise<RunningServer
         return;
       }
       o.onSession(call, who);
+    },
+    SubServer: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+      const who = identify(call as grpc.ServerDuplexStream<Record<string, unknown>, Record<string, unknown>>);
+      if ('error' in who) return void call.emit('error', who.error);
+      if (o.kit && !who.clientId.startsWith(SUB_SERVER_CN_PREFIX)) {
+        return void call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: `certificate "${who.clientId}" is not a sub-server certificate (make one with flglm keygen --sub-servers)` });
+      }
+      if (!o.onSubServer) return void call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'this server does not take sub-servers (start it with --mode hierarchical --expect-subs N)' });
+      o.onSubServer(call as unknown as grpc.ServerDuplexStream<SubReply, SubRequest>, who);
     },
   });
 

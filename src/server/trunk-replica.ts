@@ -2,17 +2,19 @@ import { Worker } from 'node:worker_threads';
 import type { TensorData } from '../runtime/tensor.js';
 import type { OptimizerState } from '../runtime/optimizer.js';
 import type { TrunkRequest, TrunkWorkerInit } from './trunk-worker.js';
+import type { Replica } from './replica.js';
 
 /** Main-thread handle of a trunk replica running in a worker thread. */
-export class TrunkReplica {
+export class TrunkReplica implements Replica {
   private readonly worker: Worker;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private failure: Error | null = null;
-  /** Examples this replica served in the current round (weights for replica averaging). */
-  served = 0;
+
+  readonly label: string;
 
   constructor(readonly index: number, init: TrunkWorkerInit) {
+    this.label = `local worker ${index}`;
     this.worker = new Worker(new URL('./trunk-worker.js', import.meta.url), { workerData: init });
     this.worker.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
       const p = this.pending.get(m.id);

@@ -80,3 +80,26 @@ describe('silos and batches', () => {
     expect(clean).toBe('Subject: Cheap pills\nBuy now !');
   });
 });
+
+describe('long texts', () => {
+  test('training windows cover the whole document; evaluation reads its start', () => {
+    const tok = new ByteTokenizer();
+    const text = Array.from({ length: 200 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+    const start = encodeExample({ text }, tok, 16);
+    expect(start.ids[0]).toBe(tok.bos);
+    const stream = new BatchStream([{ text }], tok, 1, 16, 5);
+    const firsts = new Set(Array.from({ length: 30 }, () => Number((stream.next().tokens.data as BigInt64Array)[0])));
+    expect(firsts.size).toBeGreaterThan(5);
+  });
+
+  test('a stream restored from its saved state continues identically', () => {
+    const tok = new ByteTokenizer();
+    const ex = Array.from({ length: 7 }, (_, i) => ({ text: `example number ${i} `.repeat(5) }));
+    const a = new BatchStream(ex, tok, 3, 16, 9);
+    a.next();
+    const saved = a.state();
+    const b = new BatchStream(ex, tok, 3, 16, 1);
+    b.restore(saved);
+    for (let i = 0; i < 4; i++) expect(b.next().tokens.data).toEqual(a.next().tokens.data);
+  });
+});

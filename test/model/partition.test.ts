@@ -39,11 +39,12 @@ describe('three-way split equals the unsplit model', () => {
     const full = new PartExecutor('full', config, split, peft, store, { threads: 1 });
     const ref = await full.step(tokens, labels);
 
-    const head = new PartExecutor('head', config, split, peft, store, { threads: 1 });
-    const trunk = new PartExecutor('trunk', config, split, peft, store, { threads: 1 });
+    // Both activation policies on both parts, across the methods.
+    const head = new PartExecutor('head', config, split, peft, store, { threads: 1 }, method === 'prefix' ? 'recompute' : 'carry');
+    const trunk = new PartExecutor('trunk', config, split, peft, store, { threads: 1 }, method === 'lora' ? 'carry' : 'recompute');
     const tail = new PartExecutor('tail', config, split, peft, store, { threads: 1 });
-    const hA = await head.forward(tokens);
-    const hB = await trunk.forward(hA);
+    const hA = await head.forward(tokens, true);
+    const hB = await trunk.forward(hA, true);
     const t = await tail.step(hB, labels);
     const tr = await trunk.backward(hA, t.inputGrad!);
     const hd = await head.backward(tokens, tr.inputGrad!);

@@ -1,0 +1,16 @@
+import type { TensorData } from '../runtime/tensor.js';
+import type { OptimizerState } from '../runtime/optimizer.js';
+
+/** A trunk replica as the server uses it: in a local worker thread or on a remote sub-server. */
+export interface Replica {
+  readonly label: string;
+  /** h_A -> h_B. With `keep`, the replica keeps h_A for the backward of the same key. */
+  forward(key: string, hA: TensorData, keep: boolean): Promise<TensorData>;
+  /** dL/dh_B -> dL/dh_A, and one optimizer step with learning rate `lr`. */
+  backward(key: string, dhB: TensorData, lr: number, gradScale?: number): Promise<{ dhA: TensorData; gradNorm: number }>;
+  drop(key: string): Promise<void>;
+  getParams(): Promise<[string, Float32Array][]>;
+  setParams(params: [string, Float32Array][]): Promise<void>;
+  getState(): Promise<{ optimizer: OptimizerState; params: [string, { shape: number[]; data: Float32Array }][] }>;
+  close(): Promise<void>;
+}
