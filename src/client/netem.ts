@@ -24,16 +24,34 @@ function messageBytes(m: unknown): number {
   return n + 64;
 }
 
-/** Delays delivery of items in order: each waits until the link has carried the ones before it. */
+/**
+ * Delays delivery of items, strictly in order: one queue and one timer (separate timers due in
+ * the same millisecond may fire in any order). Each item waits until the link has carried the
+ * ones before it, plus half the round-trip time.
+ */
 export class DelayLine<T> {
   private busyUntil = 0;
+  private readonly queue: { at: number; item: T }[] = [];
+  private timer: NodeJS.Timeout | null = null;
+
   constructor(private readonly link: LinkModel, private readonly deliver: (item: T) => void) {}
 
   push(item: T): void {
     const now = Date.now();
     const transfer = this.link.mbps > 0 ? (messageBytes(item) * 8) / (this.link.mbps * 1e3) : 0; // ms
     this.busyUntil = Math.max(this.busyUntil, now) + transfer;
-    const at = this.busyUntil + this.link.rttMs / 2;
-    setTimeout(() => this.deliver(item), Math.max(0, at - now));
+    this.queue.push({ at: this.busyUntil + this.link.rttMs / 2, item });
+    if (!this.timer) this.schedule();
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(() => this.pump(), Math.max(0, this.queue[0].at - Date.now()));
+  }
+
+  private pump(): void {
+    this.timer = null;
+    const now = Date.now();
+    while (this.queue.length && this.queue[0].at <= now) this.deliver(this.queue.shift()!.item);
+    if (this.queue.length) this.schedule();
   }
 }

@@ -73,6 +73,8 @@ export class SplitClient {
   private evalMetrics: EvalMetrics | null = null;
   private localStep = 0;
   private lastRound = 0;
+  /** Seconds spent per phase of a training step, summed (reported at the end: where the time goes). */
+  readonly phases: Record<string, number> = { head_forward: 0, wait_trunk_forward: 0, tail_step: 0, wait_trunk_backward: 0, head_backward: 0, optimizer: 0 };
   private readonly log: (msg: string) => void;
 
   constructor(private readonly o: ClientOptions) {
@@ -174,7 +176,8 @@ export class SplitClient {
         throw new UserError(`server error: ${err.message}`);
       }
       if (m.kind === 'finished') {
-        this.log('training finished');
+        const n = Math.max(1, this.losses.length);
+        this.log(`training finished; per-step time: ${Object.entries(this.phases).map(([k, v]) => `${k} ${((1000 * v) / n).toFixed(1)} ms`).join(', ')}`);
         await t.head.release();
         await t.tail.release();
         return { clientId: conn.clientId, losses: this.losses, eval: this.evalMetrics, summary: JSON.parse((m.finished as { summaryJson: string }).summaryJson) };
@@ -219,13 +222,21 @@ export class SplitClient {
     const t = this.trainer!;
     const c = ctx(round, step);
     const batch = t.stream.next();
-    const hA = await t.head.forward(batch.tokens, true);
+    let mark = performance.now();
+    const lap = (phase: string) => { const now = performance.now(); this.phases[phase] += (now - mark) / 1000; mark = now; };
+    const masks = await t.head.newDropoutMasks(batch.tokens.shape[0], batch.tokens.shape[1]);
+    const hA = await t.head.forward(batch.tokens, true, masks);
     call.write({ activations: { round, step, tensor: encodeTensor('h_A', hA, c), eval: false } });
+    lap('head_forward');
     const hB = await this.exchange(call, inbox, 'trunkOut', 'h_B', c);
+    lap('wait_trunk_forward');
     const out = await t.tail.step(hB, batch.labels);
     call.write({ tailGrad: { round, step, tensor: encodeTensor('grad_h_B', out.inputGrad!, c), loss: out.loss, labelCount: batch.labelCount } });
+    lap('tail_step');
     const dhA = await this.exchange(call, inbox, 'headGrad', 'grad_h_A', c);
-    const h = await t.head.backward(batch.tokens, dhA);
+    lap('wait_trunk_backward');
+    const h = await t.head.backward(batch.tokens, dhA, masks);
+    lap('head_backward');
     const grads = new Map(out.grads);
     for (const [n, g] of h.grads) {
       const other = grads.get(n);
@@ -235,6 +246,7 @@ export class SplitClient {
     clipGlobalNorm(grads, t.cfg.optimizer.grad_clip);
     const total = t.cfg.federation.rounds * t.cfg.federation.local_steps;
     t.optimizer.apply(t.params, grads, learningRate(t.cfg.optimizer.lr, t.cfg.schedule, this.localStep, total));
+    lap('optimizer');
     this.localStep++;
     this.losses.push(out.loss);
     this.o.onStep?.(round, step, out.loss);

@@ -148,11 +148,6 @@ export const experimentSchema = z
         message: `must be at most federation.clients (${cfg.federation.clients}), got ${cfg.federation.min_clients}`,
       });
     }
-    if (cfg.finetune.lora.dropout > 0) {
-      // Head and trunk backward programs recompute the forward; dropout masks would need to be
-      // fed per step so both passes agree. Until then, refuse rather than silently ignore it.
-      ctx.addIssue({ code: 'custom', path: ['finetune', 'lora', 'dropout'], message: `LoRA dropout is not supported yet; set 0 (got ${cfg.finetune.lora.dropout})` });
-    }
     if (cfg.data.silos && cfg.data.silos.length !== cfg.federation.clients) {
       ctx.addIssue({
         code: 'custom',

@@ -20,6 +20,8 @@ export interface BlockContext {
   cos: Value;
   sin: Value;
   mask: Value;
+  /** LoRA dropout mask for a layer's target (0 or 1/(1-p) per element), during training only. */
+  loraDropout?: (layer: number, target: LoraTarget, like: Value) => Value;
 }
 
 export function embed(weight: WeightLookup, tokens: Value): Value {
@@ -37,7 +39,8 @@ function linear(ctx: BlockContext, layer: number, target: LoraTarget, x: Value):
   let y = op.matmul(x, ctx.weight(`${name}.weight`));
   if (ctx.has(`${name}.bias`)) y = op.add(y, ctx.weight(`${name}.bias`));
   if (ctx.peft.method === 'lora' && ctx.peft.lora.targets.includes(target)) {
-    const low = op.matmul(op.matmul(x, ctx.weight(`${name}.lora_A`)), ctx.weight(`${name}.lora_B`));
+    const xin = ctx.loraDropout ? op.mul(x, ctx.loraDropout(layer, target, x)) : x;
+    const low = op.matmul(op.matmul(xin, ctx.weight(`${name}.lora_A`)), ctx.weight(`${name}.lora_B`));
     y = op.add(y, op.mul(low, op.scalarLike(x, ctx.peft.lora.alpha / ctx.peft.lora.rank)));
   }
   return y;

@@ -81,7 +81,10 @@ export const gradName = (param: string) => `grad.${param}`;
  * - step: input + labels -> loss + input gradient (tail) + parameter gradients (tail, full)
  * - eval: input + labels -> loss + argmax predictions (tail, full)
  */
-export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConfig, s: SplitPoints, peft: PeftConfig, store: ParamStore, batch: number, seq: number): PartProgram {
+/** Graph input name of a LoRA dropout mask. */
+export const dropoutMaskName = (layer: number, target: string) => `lora_dropout.${layer}.${target}`;
+
+export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConfig, s: SplitPoints, peft: PeftConfig, store: ParamStore, batch: number, seq: number, opts: { training?: boolean } = {}): PartProgram {
   const shape = partShape(part, c, s);
   if ((kind === 'step' || kind === 'eval') !== shape.hasLmHead) throw new Error(`${part} has no ${kind} program`);
   const g = new Graph(`${part}_${kind}`);
@@ -103,9 +106,12 @@ export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConf
     }
     return v;
   };
+  // Dropout applies to training passes: backward and step programs, and forwards marked training.
+  const dropout = peft.method === 'lora' && peft.lora.dropout > 0 && (differentiate || opts.training === true);
   const ctx: BlockContext = {
     config: c, peft, weight, has: (n) => names.has(n),
     ...positionConstants(g, c, seq, peft.method === 'prefix' ? peft.prefix.length : 0),
+    ...(dropout ? { loraDropout: (layer: number, target: string, like: Value) => g.input(dropoutMaskName(layer, target), 'float32', like.shape) } : {}),
   };
 
   let h = shape.embeds ? embed(weight, x) : x;

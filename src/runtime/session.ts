@@ -53,11 +53,14 @@ export class CompiledGraph {
   static async create(graph: Graph, opts: RuntimeOptions = {}): Promise<CompiledGraph> {
     const device = resolveDevice(opts.device);
     const bytes = toOnnx(graph);
+    // FLGLM_ORT_SPINNING=0|1 overrides the spinning choice (for tuning on a given machine).
+    const envSpin = process.env.FLGLM_ORT_SPINNING;
+    const spinning = envSpin === '0' ? false : envSpin === '1' ? true : opts.spinning;
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: [device],
       graphOptimizationLevel: 'all',
       ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
-      ...(opts.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
+      ...(spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
     };
     const session = await ort.InferenceSession.create(bytes, sessionOptions);
     const spec = (v: Value): IoSpec => ({ name: v.name, dtype: v.dtype, shape: v.shape });

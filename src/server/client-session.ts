@@ -12,6 +12,7 @@ export class ClientSession {
   sessionId = '';
   channel: PayloadChannel | null = null;
   closed = false;
+  private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(
     readonly id: string,
@@ -31,8 +32,15 @@ export class ClientSession {
     for (const part of chunkMessage(m, this.chunkBytes)) this.call.write(part);
   }
 
+  /** Heartbeats keep idle streams (a client waiting for its turn) visibly alive. */
+  startHeartbeats(everyMs: number): void {
+    this.heartbeat = setInterval(() => this.send({ heartbeat: { timeMs: Date.now() } }), everyMs);
+    this.heartbeat.unref();
+  }
+
   /** Tell the client why it is dropped, then end its stream (it may rejoin later). */
   close(reason?: string): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.closed) return;
     if (reason) {
       try { this.call.write({ error: { code: 'DROPPED', message: reason } }); } catch { /* stream already gone */ }

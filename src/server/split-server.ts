@@ -154,6 +154,7 @@ export class SplitServer {
         if (previous) previous.close('replaced by a new session of the same client');
         const s = new ClientSession(peer.clientId, call, inbox, numExamples, payloadPublicKey, this.cfg.federation.chunk_bytes);
         this.sessions.set(peer.clientId, s);
+        s.startHeartbeats(this.cfg.federation.heartbeat_ms);
         this.log(`client ${peer.clientId} joined with ${numExamples} examples (last round ${j.lastRound}; ${this.sessions.size}/${this.cfg.federation.clients} connected)`);
         s.send({ plan: { planJson: JSON.stringify(this.plan()) } });
         if (this.globalClientParams) this.sendAveraged(s, this.completedRound, this.globalClientParams);

@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { PartExecutor } from '../runtime/part-executor.js';
+import { PartExecutor, type DropoutMasks } from '../runtime/part-executor.js';
 import { clipGlobalNorm, createOptimizer, type OptimizerConfig, type OptimizerState } from '../runtime/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
@@ -35,22 +35,23 @@ const store: ParamStore = new Map(init.params);
 const trunk = new PartExecutor('trunk', init.model, init.split, init.peft, store, init.runtime);
 const optimizer = createOptimizer(init.optimizer);
 if (init.optimizerState) optimizer.load(init.optimizerState);
-const saved = new Map<string, TensorData>();
+const saved = new Map<string, { hA: TensorData; masks: DropoutMasks }>();
 const trainable = () => new Map(trunk.trainable.map((n) => [n, store.get(n)!.data]));
 
 async function handle(req: TrunkRequest): Promise<{ result: unknown; transfer: ArrayBuffer[] }> {
   switch (req.op) {
     case 'forward': {
-      const hB = await trunk.forward(req.hA);
-      if (req.keep) saved.set(req.key, req.hA);
+      const masks = req.keep ? await trunk.newDropoutMasks(req.hA.shape[0], req.hA.shape[1]) : {};
+      const hB = await trunk.forward(req.hA, req.keep, masks);
+      if (req.keep) saved.set(req.key, { hA: req.hA, masks });
       const copy = Float32Array.from(hB.data as Float32Array);
       return { result: { dtype: 'float32', shape: hB.shape, data: copy }, transfer: [copy.buffer] };
     }
     case 'backward': {
-      const hA = saved.get(req.key);
-      if (!hA) throw new Error(`no forward activations kept for ${req.key}`);
+      const kept = saved.get(req.key);
+      if (!kept) throw new Error(`no forward activations kept for ${req.key}`);
       saved.delete(req.key);
-      const r = await trunk.backward(hA, req.dhB);
+      const r = await trunk.backward(kept.hA, req.dhB, kept.masks);
       if (req.gradScale !== 1) for (const g of r.grads.values()) for (let i = 0; i < g.length; i++) g[i] *= req.gradScale;
       const norm = clipGlobalNorm(r.grads, init.optimizer.grad_clip);
       optimizer.apply(trainable(), r.grads, req.lr);

@@ -63,9 +63,6 @@ describe('experiment config', () => {
     expect(problems('data:\n  silos: [a, b]\nfederation:\n  clients: 3\n')[0]).toMatch(/^data\.silos: lists 2 silos but federation\.clients is 3/);
   });
 
-  test('an unsupported option is refused, not ignored', () => {
-    expect(problems('finetune:\n  lora:\n    dropout: 0.1\n')[0]).toBe('finetune.lora.dropout: LoRA dropout is not supported yet; set 0 (got 0.1) (line 3)');
-  });
 
   test('YAML syntax error reports its line', () => {
     const [p] = problems('seed: 1\nmodel:\n  preset: [tiny\nsplit: {}\n');

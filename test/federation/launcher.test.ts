@@ -43,3 +43,22 @@ describe('flglm run (server and clients as separate processes)', () => {
     expect(r.stderr).toContain('federation.mode: expected sequential|batch|hierarchical, got "hierachical" (line 1)');
   });
 });
+
+describe('flglm run interrupted', () => {
+  test('Ctrl-C stops the server and every client', async () => {
+    const { FlglmProcess } = await import('../helpers/processes.js');
+    const { execFileSync } = await import('node:child_process');
+    const dir = mkdtempSync(join(tmpdir(), 'flglm-run-'));
+    const cfg = join(dir, 'long.yaml');
+    writeFileSync(cfg, 'model: {preset: tiny}\ndata: {batch_size: 4, seq_len: 48, max_examples: 30}\nfederation: {mode: sequential, clients: 2, rounds: 500, local_steps: 5}\n');
+    const out = join(dir, 'run');
+    const run = new FlglmProcess(['run', cfg, '--out', out]);
+    await run.waitFor(/server on 127\.0\.0\.1:\d+/, 60000);
+    await run.waitFor(/federated .* [1-9]\d*\/5000/, 60000);
+    run.kill('SIGINT');
+    expect(await run.exited).toBe(130);
+    expect(run.output).toContain('interrupted; stopping the server and clients');
+    const left = (() => { try { return execFileSync('pgrep', ['-f', out], { encoding: 'utf8' }).trim(); } catch { return ''; } })();
+    expect(left).toBe('');
+  });
+});

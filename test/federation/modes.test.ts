@@ -9,6 +9,20 @@ import { PartExecutor } from '../../src/runtime/part-executor.js';
 import { createOptimizer } from '../../src/runtime/optimizer.js';
 import { tensor } from '../../src/runtime/tensor.js';
 import { config, federate } from '../helpers/federation.js';
+import { evalBatches } from '../../src/data/batches.js';
+import { evaluateBatches } from '../../src/runtime/evaluate.js';
+import { isPromptExample } from '../../src/data/examples.js';
+import type { ExperimentConfig } from '../../src/config/schema.js';
+import type { ExperimentData } from '../../src/config/experiment.js';
+
+/** Eval loss of the untrained model (the same initial weights every client and the server start from). */
+async function initialEvalLoss(cfg: ExperimentConfig, data: ExperimentData): Promise<number> {
+  const { config: model, store, tokenizer } = resolveModel(cfg);
+  const full = new PartExecutor('full', model, cfg.split, peftOf(cfg), store, { threads: 1 });
+  const m = await evaluateBatches(evalBatches(data.test, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.eval.max_batches), (b) => full.evaluate(b.tokens, b.labels), data.test.some(isPromptExample));
+  await full.release();
+  return m.loss;
+}
 
 const base = `
 seed: 3
@@ -66,14 +80,16 @@ eval: {max_batches: 1}
     keygen({ out: pki, clients: ['alice', 'bob', 'carol'], serverName: 'localhost', serverIps: ['127.0.0.1'], days: 1, keyBits: 2048 });
     const cfg = config(base + `federation: {mode: ${mode}, clients: 3, rounds: 3, local_steps: 4, sub_servers: 2}\n`);
     const seen: { kind: string; names: string[]; encrypted: boolean[]; fields: string[] }[] = [];
-    const { results, summary } = await federate(cfg, { kitRoot: pki, audit: (_id, kind, body) => {
+    const { results, summary, data } = await federate(cfg, { kitRoot: pki, audit: (_id, kind, body) => {
       const payload = body[kind] as { tensor?: { name: string; encrypted: boolean }; tensors?: { name: string; encrypted: boolean }[] };
       const tensors = payload.tensor ? [payload.tensor] : payload.tensors ?? [];
       seen.push({ kind, names: tensors.map((t) => t.name), encrypted: tensors.map((t) => t.encrypted), fields: Object.keys(payload) });
     } });
     expect(summary.history.map((r) => r.clients.length)).toEqual([3, 3, 3]);
+    const before = await initialEvalLoss(cfg, data);
     for (const r of results) {
       expect(r.eval).not.toBeNull();
+      expect(r.eval!.loss).toBeLessThan(before);
       expect(mean(r.losses.slice(-4))).toBeLessThan(mean(r.losses.slice(0, 4)));
     }
     const names = new Set(seen.flatMap((s) => s.names));

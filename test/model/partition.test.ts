@@ -9,8 +9,8 @@ const config = { ...PRESETS.tiny };
 const split = { head_blocks: 1, tail_blocks: 1 };
 const B = 2, S = 12;
 
-function peftFor(method: FinetuneMethod): PeftConfig {
-  return { method, lora: { rank: 4, alpha: 8, dropout: 0, targets: ['q', 'v', 'down'] }, prefix: { length: 3 } };
+function peftFor(method: FinetuneMethod, dropout = 0): PeftConfig {
+  return { method, lora: { rank: 4, alpha: 8, dropout, targets: ['q', 'v', 'down'] }, prefix: { length: 3 } };
 }
 
 function batch(seed: number) {
@@ -29,25 +29,29 @@ function maxRelDiff(a: Float32Array, b: Float32Array): number {
 }
 
 describe('three-way split equals the unsplit model', () => {
-  test.each(['full', 'lora', 'prefix'] as FinetuneMethod[])('%s: same loss and gradients', async (method) => {
-    const peft = peftFor(method);
+  test.each([['full', 0], ['lora', 0], ['lora', 0.3], ['prefix', 0]] as [FinetuneMethod, number][])('%s (dropout %s): same loss and gradients', async (method, dropout) => {
+    const peft = peftFor(method, dropout);
     const store = initParams(config, 7);
     addPeftParams(store, config, peft, 7);
     if (method === 'lora') for (const [n, p] of store) if (n.endsWith('lora_B')) p.data.forEach((_, i) => (p.data[i] = 0.01 * Math.sin(i + n.length)));
     const { tokens, labels } = batch(3);
 
     const full = new PartExecutor('full', config, split, peft, store, { threads: 1 });
-    const ref = await full.step(tokens, labels);
+    // The same dropout masks for the unsplit model and for the parts (each takes its own layers').
+    const masks = await full.newDropoutMasks(B, S);
+    expect(Object.keys(masks).length).toBe(dropout > 0 ? 4 * 3 : 0);
+    const ref = await full.step(tokens, labels, masks);
+    if (dropout > 0) expect(Math.abs((await full.step(tokens, labels, await full.newDropoutMasks(B, S))).loss - ref.loss)).toBeGreaterThan(1e-6);
 
     // Both activation policies on both parts, across the methods.
     const head = new PartExecutor('head', config, split, peft, store, { threads: 1 }, method === 'prefix' ? 'recompute' : 'carry');
     const trunk = new PartExecutor('trunk', config, split, peft, store, { threads: 1 }, method === 'lora' ? 'carry' : 'recompute');
     const tail = new PartExecutor('tail', config, split, peft, store, { threads: 1 });
-    const hA = await head.forward(tokens, true);
-    const hB = await trunk.forward(hA, true);
-    const t = await tail.step(hB, labels);
-    const tr = await trunk.backward(hA, t.inputGrad!);
-    const hd = await head.backward(tokens, tr.inputGrad!);
+    const hA = await head.forward(tokens, true, masks);
+    const hB = await trunk.forward(hA, true, masks);
+    const t = await tail.step(hB, labels, masks);
+    const tr = await trunk.backward(hA, t.inputGrad!, masks);
+    const hd = await head.backward(tokens, tr.inputGrad!, masks);
 
     expect(Math.abs(t.loss - ref.loss) / ref.loss).toBeLessThan(1e-5);
     const splitGrads = new Map([...hd.grads, ...tr.grads, ...t.grads]);
