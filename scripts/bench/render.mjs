@@ -25,7 +25,7 @@ if (tc) {
 const rc = load('recompute');
 if (rc) {
   out.push('### Recompute vs carry saved activations (`recompute`)', '', `\`${rc.command}\` — ${machine(rc)}`, '',
-    'Forward + backward of a part per step. *recompute*: the backward program runs the forward again (what flglm does). *carry*: the forward program also returns every activation the backward needs, which goes back in as inputs (onnxruntime-node copies each output).', '',
+    'Forward + backward of a part per step. *recompute*: the backward program runs the forward again. *carry*: the forward program also returns every activation the backward needs, which goes back in as inputs (onnxruntime-node copies each output). flglm uses the faster one per part: recompute for the trunk, carry for the head.', '',
     '| part | recompute s | carry s | saved tensors | saved MiB | carry speed-up |', '| --- | --- | --- | --- | --- | --- |',
     ...Object.entries(rc.parts).map(([p, r]) => `| ${p} | ${mmm(r.recompute_s, f2)} | ${mmm(r.carry_s, f2)} | ${r.saved_tensors} | ${f0(r.saved_mib)} | ${f2(r.carry_speedup)}× |`), '');
 }

@@ -47,6 +47,30 @@ export interface RoundRecord {
   wall_s: number;
   train_loss: number;
   tokens: number;
+  /** Seconds the trunk replicas computed, summed, and how much of that ran at the same time. */
+  replica_busy_s: number;
+  replica_overlap_s: number;
+}
+
+/** Busy intervals of the trunk replicas during a round, to measure that they run in parallel. */
+class BusyLog {
+  private intervals: [number, number][] = [];
+  async time<T>(work: Promise<T>): Promise<T> {
+    const start = performance.now();
+    try { return await work; } finally { this.intervals.push([start, performance.now()]); }
+  }
+  /** [total busy seconds, seconds of it spent in parallel with another replica]. */
+  take(): [number, number] {
+    const iv = this.intervals.sort((a, b) => a[0] - b[0]);
+    this.intervals = [];
+    const busy = iv.reduce((a, [s, e]) => a + (e - s), 0);
+    let union = 0, curS = -1, curE = -1;
+    for (const [s, e] of iv) {
+      if (s > curE) { union += curE - curS; curS = s; curE = e; } else curE = Math.max(curE, e);
+    }
+    union += curE - curS;
+    return [busy / 1000, Math.max(0, busy - union) / 1000];
+  }
 }
 
 export interface ServerSummary {
@@ -74,6 +98,7 @@ export class SplitServer {
   private trunkSteps: number[] = [];
   private history: RoundRecord[] = [];
   private readonly lastMetrics = new Map<string, Record<string, unknown>>();
+  private readonly busy = new BusyLog();
   private started = false;
   private firstJoinAt = 0;
   private startTimer: NodeJS.Timeout | null = null;
@@ -300,7 +325,9 @@ export class SplitServer {
     this.globalClientParams = this.strategy.aggregate(round, updates);
     for (const u of updates) { const s = this.sessions.get(u.clientId); if (s) this.sendAveraged(s, round, this.globalClientParams); }
     if (this.replicas.length > 1) await this.averageReplicas();
+    const [busy, overlap] = this.busy.take();
     const record: RoundRecord = {
+      replica_busy_s: busy, replica_overlap_s: overlap,
       round, clients: updates.map((u) => u.clientId), dropped: participants.filter((p) => !updates.some((u) => u.clientId === p.id)).map((p) => p.id),
       wall_s: (performance.now() - t0) / 1000, train_loss: losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN, tokens,
     };
@@ -308,7 +335,8 @@ export class SplitServer {
     this.completedRound = round;
     await this.checkpoint(round);
     this.o.onMetric?.({ type: 'round', ...record, time: Date.now() });
-    this.log(`round ${round}/${f.rounds}: ${updates.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`);
+    const parallel = this.replicas.length > 1 ? `, replicas busy ${busy.toFixed(1)} s (${overlap.toFixed(1)} s in parallel)` : '';
+    this.log(`round ${round}/${f.rounds}: ${updates.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${parallel}${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`);
   }
 
   private async evalRound(round: number): Promise<{ clientId: string; eval?: unknown }[]> {
@@ -380,7 +408,7 @@ export class SplitServer {
     for (let step = 1; step <= localSteps; step++) {
       const key = `${s.id}:${round}:${step}`;
       const a = await this.expectStep(s, 'activations', round, step, 'h_A');
-      const hB = await replica.forward(key, a.tensor, true);
+      const hB = await this.busy.time(replica.forward(key, a.tensor, true));
       s.send({ trunkOut: { round, step, tensor: encodeTensor('h_B', hB, s.context(round, step)), eval: false } });
       let g;
       try {
@@ -389,7 +417,7 @@ export class SplitServer {
         await replica.drop(key);
         throw e;
       }
-      const { dhA } = await replica.backward(key, g.tensor, this.lr(index, participants));
+      const { dhA } = await this.busy.time(replica.backward(key, g.tensor, this.lr(index, participants)));
       s.send({ headGrad: { round, step, tensor: encodeTensor('grad_h_A', dhA, s.context(round, step)) } });
       onStep(s, step, g.loss, a.tensor.shape[0] * a.tensor.shape[1]);
     }
@@ -413,6 +441,10 @@ export class SplitServer {
 
   get config(): ExperimentConfig {
     return this.cfg;
+  }
+  /** Time a replica call into this round's busy log. */
+  timed<T>(work: Promise<T>): Promise<T> {
+    return this.busy.time(work);
   }
   replica(i: number): Replica {
     return this.replicas[i];

@@ -86,6 +86,10 @@ eval: {max_batches: 1}
       seen.push({ kind, names: tensors.map((t) => t.name), encrypted: tensors.map((t) => t.encrypted), fields: Object.keys(payload) });
     } });
     expect(summary.history.map((r) => r.clients.length)).toEqual([3, 3, 3]);
+    // Sub-servers really run at the same time; a single trunk never overlaps itself.
+    const overlap = summary.history.reduce((a, r) => a + r.replica_overlap_s, 0);
+    if (mode === 'hierarchical') expect(overlap).toBeGreaterThan(0);
+    else expect(overlap).toBe(0);
     const before = await initialEvalLoss(cfg, data);
     for (const r of results) {
       expect(r.eval).not.toBeNull();
