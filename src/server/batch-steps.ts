@@ -47,7 +47,7 @@ export async function runBatchedSteps(server: SplitServer, participants: ClientS
       const group = arrived.slice(g, g + f.batch_clients);
       const key = `batch:${round}:${step}:${g}`;
       const sizes = group.map((x) => x.hA.shape[0]);
-      const hB = await server.timed(replica.forward(key, concatBatch(group.map((x) => x.hA)), true));
+      const hB = await server.timed(0, replica.forward(key, concatBatch(group.map((x) => x.hA)), true));
       splitBatch(hB, sizes).forEach((part, i) => group[i].s.send({ trunkOut: { round, step, tensor: encodeTensor('h_B', part, group[i].s.context(round, step)), eval: false } }));
       const downs = await gatherWithDeadline(group.map((x) => server.expectStep(x.s, 'tailGrad', round, step, 'grad_h_B')), f.client_timeout_ms, f.batch_deadline_ms);
       const counts = downs.map((d) => (d.ok ? Math.max(0, d.value.labelCount) : 0));
@@ -60,7 +60,7 @@ export async function runBatchedSteps(server: SplitServer, participants: ClientS
       const scales = counts.map((n) => n / total);
       const grads = downs.map((d, i) => (d.ok ? d.value.tensor : { dtype: 'float32' as const, shape: group[i].hA.shape, data: new Float32Array(group[i].hA.data.length) }));
       const scaled = grads.map((t, i) => ({ ...t, data: Float32Array.from(t.data as Float32Array, (x) => x * scales[i]) }));
-      const { dhA } = await server.timed(replica.backward(key, concatBatch(scaled), server.lr(0, participants.length)));
+      const { dhA } = await server.timed(0, replica.backward(key, concatBatch(scaled), server.lr(0, participants.length)));
       splitBatch(dhA, sizes, scales.map((c) => (c > 0 ? 1 / c : 0))).forEach((part, i) => {
         const d = downs[i];
         if (!d.ok) return server.dropClient(group[i].s, round, d.error);

@@ -52,24 +52,38 @@ export interface RoundRecord {
   replica_overlap_s: number;
 }
 
-/** Busy intervals of the trunk replicas during a round, to measure that they run in parallel. */
-class BusyLog {
-  private intervals: [number, number][] = [];
-  async time<T>(work: Promise<T>): Promise<T> {
-    const start = performance.now();
-    try { return await work; } finally { this.intervals.push([start, performance.now()]); }
+/** Length of the union of intervals. */
+function unionLength(intervals: [number, number][]): number {
+  const iv = [...intervals].sort((a, b) => a[0] - b[0]);
+  let total = 0, curS = 0, curE = -Infinity;
+  for (const [s, e] of iv) {
+    if (s > curE) { if (curE > curS) total += curE - curS; curS = s; curE = e; } else curE = Math.max(curE, e);
   }
-  /** [total busy seconds, seconds of it spent in parallel with another replica]. */
-  take(): [number, number] {
-    const iv = this.intervals.sort((a, b) => a[0] - b[0]);
-    this.intervals = [];
-    const busy = iv.reduce((a, [s, e]) => a + (e - s), 0);
-    let union = 0, curS = -1, curE = -1;
-    for (const [s, e] of iv) {
-      if (s > curE) { union += curE - curS; curS = s; curE = e; } else curE = Math.max(curE, e);
+  if (curE > curS) total += curE - curS;
+  return total;
+}
+
+/**
+ * Busy intervals of the trunk replicas during a round, to measure that they run in parallel.
+ * A replica is busy over the union of its requests' intervals (requests queued on one replica do
+ * not run in parallel); parallel time is what the replicas' busy times add up to beyond their union.
+ */
+class BusyLog {
+  private intervals = new Map<number, [number, number][]>();
+  async time<T>(replica: number, work: Promise<T>): Promise<T> {
+    const start = performance.now();
+    try { return await work; } finally {
+      const list = this.intervals.get(replica) ?? [];
+      list.push([start, performance.now()]);
+      this.intervals.set(replica, list);
     }
-    union += curE - curS;
-    return [busy / 1000, Math.max(0, busy - union) / 1000];
+  }
+  /** [replica busy seconds summed, seconds of it spent in parallel with another replica]. */
+  take(): [number, number] {
+    const per = [...this.intervals.values()];
+    this.intervals = new Map();
+    const busy = per.reduce((a, iv) => a + unionLength(iv), 0);
+    return [busy / 1000, Math.max(0, busy - unionLength(per.flat())) / 1000];
   }
 }
 
@@ -408,7 +422,7 @@ export class SplitServer {
     for (let step = 1; step <= localSteps; step++) {
       const key = `${s.id}:${round}:${step}`;
       const a = await this.expectStep(s, 'activations', round, step, 'h_A');
-      const hB = await this.busy.time(replica.forward(key, a.tensor, true));
+      const hB = await this.busy.time(index, replica.forward(key, a.tensor, true));
       s.send({ trunkOut: { round, step, tensor: encodeTensor('h_B', hB, s.context(round, step)), eval: false } });
       let g;
       try {
@@ -417,7 +431,7 @@ export class SplitServer {
         await replica.drop(key);
         throw e;
       }
-      const { dhA } = await this.busy.time(replica.backward(key, g.tensor, this.lr(index, participants)));
+      const { dhA } = await this.busy.time(index, replica.backward(key, g.tensor, this.lr(index, participants)));
       s.send({ headGrad: { round, step, tensor: encodeTensor('grad_h_A', dhA, s.context(round, step)) } });
       onStep(s, step, g.loss, a.tensor.shape[0] * a.tensor.shape[1]);
     }
@@ -443,8 +457,8 @@ export class SplitServer {
     return this.cfg;
   }
   /** Time a replica call into this round's busy log. */
-  timed<T>(work: Promise<T>): Promise<T> {
-    return this.busy.time(work);
+  timed<T>(replica: number, work: Promise<T>): Promise<T> {
+    return this.busy.time(replica, work);
   }
   replica(i: number): Replica {
     return this.replicas[i];
