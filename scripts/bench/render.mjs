@@ -12,10 +12,10 @@ const mmm = (s, f = f0) => (s ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : '
 const machine = (r) => `${r.machine.cores} × ${r.machine.cpu}, Node ${r.machine.node}, ${r.machine.date.slice(0, 10)}`;
 const out = ['# Benchmarks', '', 'Every figure is measured by the command shown, on the machine shown; comparisons are measured side by side in the same run. Medians with (min–max) over runs. Regenerate with `npm run bench -- NAME` (writes `bench-results/NAME.json` and this page).', ''];
 
-const tc = load('train-core');
-if (tc) {
-  out.push('## 1. Training core (`train-core`)', '', `\`${tc.command}\` — ${machine(tc)}`, '',
-    `Model \`${tc.preset}\` (${(tc.parameters / 1e6).toFixed(1)}M parameters), batch ${tc.batch} × ${tc.seq} tokens, ${tc.threads} threads. MatMul peak of ONNX Runtime measured in the same run: **${f0(tc.matmul_peak_gflops)} GFLOP/s**. Model FLOPs per step: ${f2(tc.model_gflop_per_step)} GFLOP (6·N per token plus 12·L·d·S per token for attention).`, '',
+for (const [k, tc] of [['train-core', load('train-core')], ['train-core-custom', load('train-core-custom')]]) {
+  if (!tc) continue;
+  out.push(k === 'train-core' ? '## 1. Training core (`train-core`)' : '### The same step for a ~10M-parameter configuration', '', `\`${tc.command}\` — ${machine(tc)}`, '',
+    `Model \`${typeof tc.preset === 'string' ? tc.preset : JSON.stringify(tc.preset)}\` (${(tc.parameters / 1e6).toFixed(1)}M parameters), batch ${tc.batch} × ${tc.seq} tokens, ${tc.threads} threads. MatMul peak of ONNX Runtime measured in the same run: **${f0(tc.matmul_peak_gflops)} GFLOP/s**. Model FLOPs per step: ${f2(tc.model_gflop_per_step)} GFLOP (6·N per token plus 12·L·d·S per token for attention).`, '',
     '| | step s | tokens/s | MFU vs ORT peak |', '| --- | --- | --- | --- |',
     `| flglm (forward + backward + AdamW, one ONNX graph) | ${mmm(tc.flglm.step_s, f2)} | ${f0(tc.flglm.tokens_per_s)} | ${f2(tc.flglm.mfu)} |`,
     tc.torch.available ? `| PyTorch ${tc.torch.version} eager (MatMul ${f0(tc.torch.matmul_gflops)} GFLOP/s) | ${mmm(tc.torch.step_s, f2)} | ${f0(tc.torch.tokens_per_s)} | ${f2(tc.torch.mfu)} |` : `| PyTorch | ${tc.torch.note} | | |`,

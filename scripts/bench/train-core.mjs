@@ -1,6 +1,7 @@
 // Tokens/s and MFU of flglm's forward+backward+AdamW step, against the MatMul peak measured in
 // the same run, and the same step in PyTorch eager with the same thread count.
 // Usage: npm run bench -- train-core [preset=small] [batch=8] [seq=256] [threads=2] [runs=5]
+// `preset` may also be JSON overriding a preset, e.g. '{"from":"small","hidden_size":320}'.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,7 +36,7 @@ async function matmulPeak() {
   return Math.max(await matmulPeakAt(1024), await matmulPeakAt(2048));
 }
 
-const c = PRESETS[preset];
+const c = preset.startsWith('{') ? (({ from = 'small', ...rest }) => ({ ...PRESETS[from], ...rest }))(JSON.parse(preset)) : PRESETS[preset];
 const N = countParameters(c);
 const tokens = B * S;
 // Model FLOPs per step: 6 N per token for the weights + 12 L d S per token for attention scores.
@@ -71,10 +72,10 @@ if (existsSync('/usr/bin/python3')) {
   } else torch.note += ` (python said: ${(r.stderr || '').trim().split('\n').pop()})`;
 }
 const result = {
-  command: `npm run bench -- train-core ${preset} ${B} ${S} ${T} ${R}`,
-  preset, parameters: N, batch: B, seq: S, threads: T, matmul_peak_gflops: peak, model_gflop_per_step: flopsPerStep / 1e9,
+  command: `npm run bench -- train-core ${preset.startsWith('{') ? `'${preset}'` : preset} ${B} ${S} ${T} ${R}`,
+  preset: preset.startsWith('{') ? JSON.parse(preset) : preset, parameters: N, batch: B, seq: S, threads: T, matmul_peak_gflops: peak, model_gflop_per_step: flopsPerStep / 1e9,
   flglm, torch, speedup_vs_torch: torch.available ? flglm.tokens_per_s / torch.tokens_per_s : null,
 };
 console.log(JSON.stringify(result, null, 2));
-writeResult('train-core', result);
+writeResult(preset.startsWith('{') ? 'train-core-custom' : 'train-core', result);
 await model.release();
