@@ -6,6 +6,7 @@ import { startTransport } from '../server/transport.js';
 import { SplitServer } from '../server/split-server.js';
 import { runClient } from '../client/split-client.js';
 import { UserError } from '../util/errors.js';
+import { intOption } from './options.js';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { ExperimentLauncher } from '../federation/launcher.js';
 import { runSubServer } from '../server/sub-server.js';
@@ -24,7 +25,7 @@ export function registerFederationCommands(program: Command): void {
     .option('--role <role>', 'parent (the server clients talk to) or sub (hosts a trunk replica for a hierarchical parent)', 'parent')
     .option('--parent <host:port>', 'with --role sub: the parent server to attach to')
     .option('--server-name <dns>', 'with --role sub: name on the parent\'s certificate', 'localhost')
-    .option('--expect-subs <n>', 'hierarchical parent: wait for this many sub-servers before training', '0')
+    .option('--expect-subs <n>', 'hierarchical parent: wait for this many sub-servers before training', intOption('--expect-subs', 0), 0)
     .option('--pki <dir>', 'server startup kit made by flglm keygen (e.g. ./pki/server)')
     .option('--port <n>', 'port to listen on (0 = any free port)', '50051')
     .option('--host <addr>', 'address to bind', '127.0.0.1')
@@ -34,7 +35,7 @@ export function registerFederationCommands(program: Command): void {
     .option('--metrics <file>', 'append per-step and per-round metrics (JSON lines)')
     .option('--summary-json <path>', 'write the server summary as JSON at the end')
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { role: string; parent?: string; serverName: string; expectSubs: string; config?: string; pki?: string; port: string; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; insecure?: boolean }) => {
+    .action(async (o: { role: string; parent?: string; serverName: string; expectSubs: number; config?: string; pki?: string; port: string; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; insecure?: boolean }) => {
       if (o.role !== 'parent' && o.role !== 'sub') throw new UserError(`--role: expected parent|sub, got "${o.role}"`);
       if (!o.pki && !o.insecure) throw new UserError('--pki is required (a kit from flglm keygen); for loopback tests only, pass --insecure');
       if (o.insecure) warnInsecure();
@@ -52,8 +53,7 @@ export function registerFederationCommands(program: Command): void {
       const kit = o.insecure ? null : o.pki!;
       const log = (m: string) => console.error(`[server] ${m}`);
       const onMetric = o.metrics ? (r: Record<string, unknown>) => appendFileSync(o.metrics!, JSON.stringify(r) + '\n') : undefined;
-      const expectSubServers = Number(o.expectSubs);
-      if (!Number.isInteger(expectSubServers) || expectSubServers < 0) throw new UserError(`--expect-subs: expected a whole number, got "${o.expectSubs}"`);
+      const expectSubServers = o.expectSubs;
       if (expectSubServers > 0 && mode !== 'hierarchical') throw new UserError('--expect-subs needs --mode hierarchical');
       const server = new SplitServer({ cfg, kit, mode, checkpointDir: o.checkpoints ?? null, resume: o.resume, log, onMetric, expectSubServers });
       await server.init();

@@ -1,12 +1,8 @@
 import type { Command } from 'commander';
 import { addClient, keygen, revokeClient } from '../security/pki.js';
 import { UserError } from '../util/errors.js';
+import { intOption } from './options.js';
 
-const intOption = (flag: string, min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`${flag}: expected an integer >= ${min}, got "${v}"`);
-  return n;
-};
 
 export function registerKeygenCommand(program: Command): void {
   const cmd = program

@@ -11,17 +11,14 @@ import { evalBatches } from '../data/batches.js';
 import { PartExecutor } from '../runtime/part-executor.js';
 import { evaluateBatches } from '../runtime/evaluate.js';
 import { UserError } from '../util/errors.js';
+import { intOption } from './options.js';
 import { existsSync } from 'node:fs';
 import { generate } from '../model/generate.js';
 import { importHfFolder } from '../model/hf.js';
 import { HfTokenizer } from '../data/hf-tokenizer.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 
-const positiveInt = (flag: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new UserError(`${flag}: expected a positive integer, got "${v}"`);
-  return n;
-};
+const positiveInt = (flag: string) => intOption(flag, 1);
 
 export function registerTrainingCommands(program: Command): void {
   program

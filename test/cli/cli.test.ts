@@ -42,6 +42,15 @@ describe('flglm CLI', () => {
     expect(r.stderr).toContain('config file not found: does/not/exist.yaml');
   });
 
+  test('a bad option value is one line naming the flag', () => {
+    for (const args of [['data', 'prepare', '--out', 'unused', '--clients', 'zero'], ['keygen', '--out', 'unused', '--days', '-1']]) {
+      const r = runCli(args);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/--(clients|days): expected an integer >= 1, got "(zero|-1)"/);
+    }
+  });
+
   test('an unknown command fails with a pointer to help', () => {
     const r = runCli(['bogus']);
     expect(r.code).not.toBe(0);
