@@ -22,7 +22,11 @@ function smooth(xs: number[], k = 5): number[] {
   return xs.map((_, i) => { const w = xs.slice(Math.max(0, i - k + 1), i + 1); return w.reduce((a, b) => a + b, 0) / w.length; });
 }
 
-export function lineChart(series: { label: string; ys: number[]; color: string }[], opts: { width?: number; height?: number; xLabel: string; yLabel: string; logY?: boolean }): string {
+/**
+ * An inline SVG line chart. With `stretch`, every series spans the full width (x = its own progress
+ * from 0 to 1), for curves of different lengths over the same run.
+ */
+export function lineChart(series: { label: string; ys: number[]; color: string }[], opts: { width?: number; height?: number; xLabel: string; yLabel: string; logY?: boolean; stretch?: boolean }): string {
   const W = opts.width ?? 720, H = opts.height ?? 320, L = 60, R = 150, T = 20, B = 40;
   const all = series.flatMap((s) => s.ys).filter(Number.isFinite);
   if (all.length === 0) return '<p>no data</p>';
@@ -30,7 +34,7 @@ export function lineChart(series: { label: string; ys: number[]; color: string }
   const lo = Math.min(...all.map(tf)), hi = Math.max(...all.map(tf));
   const span = hi - lo || 1;
   const n = Math.max(...series.map((s) => s.ys.length));
-  const x = (i: number) => L + ((W - L - R) * i) / Math.max(1, n - 1);
+  const x = (i: number, len = n) => L + ((W - L - R) * i) / Math.max(1, (opts.stretch ? len : n) - 1);
   const y = (v: number) => T + (H - T - B) * (1 - (tf(v) - lo) / span);
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => lo + f * span);
   let svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img">`;
@@ -42,7 +46,7 @@ export function lineChart(series: { label: string; ys: number[]; color: string }
   svg += `<text x="${(L + W - R) / 2}" y="${H - 8}" font-size="12" text-anchor="middle">${esc(opts.xLabel)}</text>`;
   svg += `<text x="14" y="${(T + H - B) / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">${esc(opts.yLabel)}</text>`;
   series.forEach((s, k) => {
-    const pts = s.ys.map((v, i) => (Number.isFinite(v) ? `${x(i).toFixed(1)},${y(v).toFixed(1)}` : '')).filter(Boolean).join(' ');
+    const pts = s.ys.map((v, i) => (Number.isFinite(v) ? `${x(i, s.ys.length).toFixed(1)},${y(v).toFixed(1)}` : '')).filter(Boolean).join(' ');
     svg += `<polyline fill="none" stroke="${s.color}" stroke-width="1.6" points="${pts}"/>`;
     svg += `<rect x="${W - R + 10}" y="${T + 16 * k}" width="10" height="10" fill="${s.color}"/><text x="${W - R + 26}" y="${T + 16 * k + 9}" font-size="11">${esc(s.label)}</text>`;
   });
@@ -69,7 +73,7 @@ export function renderReport(r: ReportInput): string {
 <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:960px;color:#222}table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ddd;padding:4px 10px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:12px}</style></head><body>
 <h1>flglm run: ${esc(r.name)}</h1>
 <p>Mode <b>${esc(r.mode)}</b>, ${clients.length} clients, ${fmt(s.rounds, 0)} rounds, ${fmt(s.steps, 0)} client steps, ${fmt(s.tokens, 0)} tokens in ${fmt(s.wall_s)} s (${fmt(s.tokens_per_s, 0)} tokens/s).</p>
-<h2>Training loss</h2>${lineChart(series, { xLabel: 'client step', yLabel: 'loss (smoothed)', logY: true })}
+<h2>Training loss</h2>${lineChart(series, { xLabel: 'training progress (each curve over its own steps)', yLabel: 'loss (smoothed)', logY: true, stretch: true })}
 <h2>Evaluation</h2><table><tr><th>model</th><th>loss</th><th>perplexity</th><th>accuracy</th></tr>${metricRow('federated (split)', s.eval)}${metricRow('centralized baseline', s.baseline?.eval)}</table>
 ${s.baseline ? `<p>Centralized baseline: ${fmt(s.baseline.steps, 0)} steps in ${fmt(s.baseline.wall_s)} s (${fmt(s.baseline.tokens_per_s, 0)} tokens/s).</p>` : ''}
 <h2>Rounds</h2><table><tr><th>round</th><th>wall s</th><th>train loss</th><th>clients</th><th>dropped</th></tr>${roundRows}</table>
