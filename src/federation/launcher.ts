@@ -123,18 +123,20 @@ export class ExperimentLauncher {
 
     const start = performance.now();
     const progress = new Progress('federated', f.rounds * f.local_steps * silos.length, process.stderr, this.o.quiet);
-    const poll = setInterval(() => {
+    const refresh = () => {
       const recs = readMetrics(metricsPath);
       const steps = recs.filter((r) => r.type === 'step');
       const rounds = recs.filter((r) => r.type === 'round');
       const recent = steps.slice(-silos!.length * 3).map((r) => r.loss as number);
       const tokens = rounds.reduce((a, r) => a + (r.tokens as number), 0);
       progress.update(steps.length, { round: `${Math.min(rounds.length + 1, f.rounds)}/${f.rounds}`, loss: recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : NaN, 'tok/s': Math.round(tokens / Math.max(1e-3, (performance.now() - start) / 1000)) });
-    }, 500);
+    };
+    const poll = setInterval(refresh, 500);
     try {
       await Promise.all([serverDone, ...clients]);
     } finally {
       clearInterval(poll);
+      refresh();
       progress.done();
     }
     const wall = (performance.now() - start) / 1000;

@@ -27,6 +27,7 @@ export class Progress {
 }
 
 function fmt(v: number): string {
+  if (!Number.isFinite(v)) return '–';
   if (Number.isInteger(v)) return String(v);
   return Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(4);
 }
