@@ -17,7 +17,7 @@ import type { ModelConfig } from '../model/config.js';
 import type { ParamStore } from '../model/params.js';
 import { connect, type ClientConnection } from './transport.js';
 import { DelayLine, type LinkModel } from './netem.js';
-import { ChunkAssembler, chunkMessage } from '../protocol/chunking.js';
+import { chunkMessage, reassembling } from '../protocol/chunking.js';
 import { describeConnectError } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
 
@@ -130,15 +130,7 @@ export class SplitClient {
         return true;
       },
     });
-    const assembler = new ChunkAssembler();
-    raw.on('data', (m: Msg) => {
-      try {
-        const whole = assembler.accept(m);
-        if (whole) (down ? down.push(whole) : inbox.push(whole));
-      } catch (e) {
-        inbox.fail(new UserError(`malformed message from the server: ${(e as Error).message}`));
-      }
-    });
+    raw.on('data', reassembling((m) => (down ? down.push(m) : inbox.push(m)), (e) => inbox.fail(new UserError(`malformed message from the server: ${e.message}`))));
     raw.on('error', (e: grpc.ServiceError) => {
       const msg = describeConnectError(e, this.o.target);
       inbox.fail(e.code === 14 || e.code === 1 ? new RetryableError(msg) : new UserError(msg));

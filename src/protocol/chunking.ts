@@ -107,3 +107,20 @@ export class ChunkAssembler {
     return m;
   }
 }
+
+/**
+ * A stream 'data' handler: reassembles chunked messages and delivers each whole one; a malformed
+ * sequence of chunks goes to `fail` instead.
+ */
+export function reassembling(deliver: (m: Msg) => void, fail: (e: Error) => void): (m: Msg) => void {
+  const assembler = new ChunkAssembler();
+  return (m) => {
+    let whole: Msg | null;
+    try {
+      whole = assembler.accept(m);
+    } catch (e) {
+      return fail(e as Error);
+    }
+    if (whole) deliver(whole);
+  };
+}

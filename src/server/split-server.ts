@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { ExperimentConfig } from '../config/schema.js';
 import { peftOf, resolveModel } from '../config/experiment.js';
 import { learningRate } from '../runtime/optimizer.js';
+import { partParamNames } from '../model/partition.js';
 import { FedAvg, type ClientUpdate, type Strategy } from '../federation/strategy.js';
 import { Inbox } from '../protocol/inbox.js';
 import { decodeTensor, encodeTensor, ProtocolError, type WireTensor } from '../protocol/tensors.js';
@@ -15,7 +16,7 @@ import type { ModelConfig } from '../model/config.js';
 import type { NamedTensor } from '../model/safetensors.js';
 import { UserError } from '../util/errors.js';
 import { ClientSession, type Call, type Msg } from './client-session.js';
-import { ChunkAssembler } from '../protocol/chunking.js';
+import { reassembling } from '../protocol/chunking.js';
 import { TrunkReplica } from './trunk-replica.js';
 import type { Replica } from './replica.js';
 import { RemoteReplica, type SubReply, type SubRequest } from './remote-replica.js';
@@ -80,7 +81,6 @@ export class SplitServer {
   private readonly lastMetrics = new Map<string, Record<string, unknown>>();
   private readonly busy = new BusyLog();
   private started = false;
-  private firstJoinAt = 0;
   private startTimer: NodeJS.Timeout | null = null;
   private readonly log: (msg: string) => void;
   readonly done: Promise<ServerSummary>;
@@ -116,7 +116,8 @@ export class SplitServer {
     }
     const count = this.mode === 'hierarchical' ? this.cfg.federation.sub_servers : 1;
     const threads = this.cfg.runtime.threads ?? Math.max(1, Math.floor(cpus().length / count));
-    const params = [...store].filter(([n]) => isTrunkParam(n, config, this.cfg)) as [string, NamedTensor][];
+    const trunkNames = new Set(partParamNames('trunk', config, this.cfg.split, store));
+    const params = [...store].filter(([n]) => trunkNames.has(n)) as [string, NamedTensor][];
     for (let i = 0; i < count; i++) {
       this.replicas.push(new TrunkReplica(i, {
         model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false },
@@ -129,15 +130,7 @@ export class SplitServer {
   /** gRPC Session handler: authenticate payload keys, register, send the plan, re-sync parts. */
   onSession = (call: Call, peer: PeerIdentity): void => {
     const inbox = new Inbox<Msg>();
-    const assembler = new ChunkAssembler();
-    call.on('data', (m: Msg) => {
-      try {
-        const whole = assembler.accept(m);
-        if (whole) inbox.push(whole);
-      } catch (e) {
-        inbox.fail(e as Error);
-      }
-    });
+    call.on('data', reassembling((m) => inbox.push(m), (e) => inbox.fail(e)));
     call.on('error', (e) => inbox.fail(e));
     call.on('end', () => inbox.fail(new Error('client closed the stream')));
     call.on('cancelled', () => inbox.fail(new Error('client cancelled the stream')));
@@ -201,8 +194,7 @@ export class SplitServer {
     const f = this.cfg.federation;
     if (this.remoteCount < (this.o.expectSubServers ?? 0)) return;
     if (this.sessions.size >= f.clients) return this.start();
-    if (!this.firstJoinAt) {
-      this.firstJoinAt = Date.now();
+    if (!this.startTimer) {
       // Start with fewer clients (>= min_clients) if the rest do not come in time.
       this.startTimer = setTimeout(() => { if (!this.started && this.sessions.size >= f.min_clients && this.remoteCount >= (this.o.expectSubServers ?? 0)) this.start(); }, f.client_timeout_ms);
     }
@@ -239,7 +231,8 @@ export class SplitServer {
     await Promise.all(this.replicas.map((r) => r.close()));
   }
 
-  private drop(s: ClientSession, round: number, err: Error): void {
+  /** Drop a client from the round (it may rejoin later), telling it why. */
+  dropClient(s: ClientSession, round: number, err: Error): void {
     this.log(`client ${s.id} dropped from round ${round}: ${err.message}`);
     this.o.onMetric?.({ type: 'drop', round, client: s.id, reason: err.message, time: Date.now() });
     if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
@@ -288,17 +281,17 @@ export class SplitServer {
     if (this.mode === 'batch') {
       survivors = await runBatchedSteps(this, participants, round, f.local_steps, onStep);
     } else if (this.mode === 'hierarchical') {
-      const results = await Promise.all(participants.map((s, i) => this.serveSteps(s, this.replicas[i % this.replicas.length], i % this.replicas.length, round, f.local_steps, participants.length, onStep).then(() => s, (e: Error) => { this.drop(s, round, e); return null; })));
+      const results = await Promise.all(participants.map((s, i) => this.serveSteps(s, this.replicas[i % this.replicas.length], i % this.replicas.length, round, f.local_steps, participants.length, onStep).then(() => s, (e: Error) => { this.dropClient(s, round, e); return null; })));
       survivors = results.filter((s): s is ClientSession => s !== null);
     } else {
       survivors = [];
       for (const s of participants) {
-        try { await this.serveSteps(s, this.replicas[0], 0, round, f.local_steps, participants.length, onStep); survivors.push(s); } catch (e) { this.drop(s, round, e as Error); }
+        try { await this.serveSteps(s, this.replicas[0], 0, round, f.local_steps, participants.length, onStep); survivors.push(s); } catch (e) { this.dropClient(s, round, e as Error); }
       }
     }
     const updates: ClientUpdate[] = [];
     await Promise.all(survivors.map(async (s) => {
-      try { updates.push(await this.receiveParameters(s, round)); } catch (e) { this.drop(s, round, e as Error); }
+      try { updates.push(await this.receiveParameters(s, round)); } catch (e) { this.dropClient(s, round, e as Error); }
     }));
     if (updates.length < f.min_clients) throw new Error(`round ${round}: only ${updates.length} clients finished it, min_clients is ${f.min_clients}`);
     updates.sort((a, b) => a.clientId.localeCompare(b.clientId));
@@ -326,13 +319,13 @@ export class SplitServer {
       try {
         await this.serveSteps(s, this.replicas[0], 0, round, 0, participants.length, () => {});
         await this.receiveParameters(s, round);
-        return { clientId: s.id, ...(this.lastMetrics.get(s.id) ?? {}) };
+        return { clientId: s.id, eval: this.lastMetrics.get(s.id)?.eval };
       } catch (e) {
-        this.drop(s, round, e as Error);
+        this.dropClient(s, round, e as Error);
         return null;
       }
     }));
-    return results.filter((r): r is { clientId: string } => r !== null).map((r) => ({ clientId: r.clientId, eval: (r as { eval?: unknown }).eval }));
+    return results.filter((r) => r !== null);
   }
 
   private sendAveraged(s: ClientSession, round: number, params: Map<string, Float32Array>): void {
@@ -429,13 +422,4 @@ export class SplitServer {
   replica(i: number): Replica {
     return this.replicas[i];
   }
-  dropClient(s: ClientSession, round: number, e: Error): void {
-    this.drop(s, round, e);
-  }
-}
-
-function isTrunkParam(name: string, c: ModelConfig, cfg: ExperimentConfig): boolean {
-  if (!name.startsWith('model.layers.')) return false;
-  const l = Number(name.split('.')[2]);
-  return l >= cfg.split.head_blocks && l < c.num_hidden_layers - cfg.split.tail_blocks;
 }
