@@ -5,7 +5,7 @@ import { importHfFolder } from '../model/hf.js';
 import { validateSplit } from '../model/partition.js';
 import { ByteTokenizer, type Tokenizer } from '../data/tokenizer.js';
 import { readSilo, type Example } from '../data/examples.js';
-import { prepareExamples } from '../data/prepare.js';
+import { prepareExamples, type PreparedData } from '../data/prepare.js';
 import { UserError } from '../util/errors.js';
 import { HfTokenizer } from '../data/hf-tokenizer.js';
 import { existsSync } from 'node:fs';
@@ -43,9 +43,17 @@ export function resolveData(cfg: ExperimentConfig): ExperimentData {
     if (!cfg.data.test) throw new UserError('data.test: give a held-out folder for evaluation when data.silos is set');
     return { silos, test: readSilo(cfg.data.test) };
   }
-  const prepared = prepareExamples({
+  const prepared = prepareFromConfig(cfg);
+  return { silos: prepared.silos, test: prepared.test };
+}
+
+/**
+ * The silos and test split a config describes when it names a dataset. `flglm run` writes these
+ * to disk for its clients and the centralized baseline rebuilds them here, so both see the same data.
+ */
+export function prepareFromConfig(cfg: ExperimentConfig): PreparedData {
+  return prepareExamples({
     dataset: cfg.data.dataset, task: cfg.data.task, clients: cfg.federation.clients, partition: cfg.data.partition,
     testFraction: cfg.data.test_fraction, seed: cfg.seed, maxExamples: cfg.data.max_examples,
   });
-  return { silos: prepared.silos, test: prepared.test };
 }

@@ -7,7 +7,8 @@ import ora from 'ora';
 import type { ExperimentConfig } from '../config/schema.js';
 import { configToYaml } from '../config/load.js';
 import { keygen } from '../security/pki.js';
-import { prepareExamples, writePreparedData } from '../data/prepare.js';
+import { writePreparedData } from '../data/prepare.js';
+import { prepareFromConfig } from '../config/experiment.js';
 import { Progress } from '../report/progress.js';
 import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -90,8 +91,7 @@ export class ExperimentLauncher {
     let silos = cfg.data.silos;
     let testDir = cfg.data.test;
     if (!silos) {
-      const prepared = prepareExamples({ dataset: cfg.data.dataset, task: cfg.data.task, clients: f.clients, partition: cfg.data.partition, testFraction: cfg.data.test_fraction, seed: cfg.seed, maxExamples: cfg.data.max_examples });
-      silos = writePreparedData(join(this.runDir, 'data'), prepared, true);
+      silos = writePreparedData(join(this.runDir, 'data'), prepareFromConfig(cfg), true);
       testDir = join(this.runDir, 'data', 'test');
     }
     if (!testDir) throw new UserError('data.test: give a held-out folder for evaluation when data.silos is set');
