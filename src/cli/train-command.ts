@@ -15,7 +15,7 @@ import { intOption } from './options.js';
 import { existsSync } from 'node:fs';
 import { generate } from '../model/generate.js';
 import { importHfFolder } from '../model/hf.js';
-import { HfTokenizer } from '../data/hf-tokenizer.js';
+import { tokenizerForFolder } from '../data/hf-tokenizer.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 
 const positiveInt = (flag: string) => intOption(flag, 1);
@@ -81,7 +81,7 @@ function loadModelFolder(dir: string) {
   }
   if (existsSync(join(dir, 'config.json'))) {
     const { config, store } = importHfFolder(dir);
-    const tokenizer: Tokenizer = existsSync(join(dir, 'tokenizer.json')) ? HfTokenizer.fromFolder(dir) : new ByteTokenizer();
+    const tokenizer = tokenizerForFolder(dir);
     return { config, store, peft: { method: 'full' as const, lora: { rank: 8, alpha: 16, dropout: 0, targets: ['q' as const] }, prefix: { length: 1 } }, tokenizer };
   }
   throw new UserError(`${dir} is neither a flglm checkpoint (checkpoint.json) nor a Hugging Face model folder (config.json)`);

@@ -3,13 +3,11 @@ import { PRESETS, validateModelConfig, type ModelConfig } from '../model/config.
 import { addPeftParams, initParams, type ParamStore, type PeftConfig } from '../model/params.js';
 import { importHfFolder } from '../model/hf.js';
 import { validateSplit } from '../model/partition.js';
-import { ByteTokenizer, type Tokenizer } from '../data/tokenizer.js';
+import type { Tokenizer } from '../data/tokenizer.js';
 import { readSilo, type Example } from '../data/examples.js';
 import { prepareExamples, type PreparedData } from '../data/prepare.js';
 import { UserError } from '../util/errors.js';
-import { HfTokenizer } from '../data/hf-tokenizer.js';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { tokenizerForFolder } from '../data/hf-tokenizer.js';
 
 /** Turn an experiment config into the concrete model, PEFT setup and data it describes. */
 export function peftOf(cfg: ExperimentConfig): PeftConfig {
@@ -25,7 +23,7 @@ export function resolveModel(cfg: ExperimentConfig): { config: ModelConfig; stor
   }
   validateModelConfig(config);
   validateSplit(config, cfg.split);
-  const tokenizer: Tokenizer = cfg.model.hf_path && existsSync(join(cfg.model.hf_path, 'tokenizer.json')) ? HfTokenizer.fromFolder(cfg.model.hf_path) : new ByteTokenizer();
+  const tokenizer = tokenizerForFolder(cfg.model.hf_path);
   if (config.vocab_size < tokenizer.vocabSize) throw new UserError(`model vocab_size ${config.vocab_size} is smaller than the tokenizer's ${tokenizer.vocabSize}`);
   if (cfg.data.seq_len > config.max_position_embeddings) throw new UserError(`data.seq_len ${cfg.data.seq_len} exceeds the model's max_position_embeddings ${config.max_position_embeddings}`);
   addPeftParams(store, config, peftOf(cfg), cfg.seed);

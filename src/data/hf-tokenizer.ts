@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer as HfJsTokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../util/errors.js';
-import type { Tokenizer } from './tokenizer.js';
+import { ByteTokenizer, type Tokenizer } from './tokenizer.js';
 
 interface TokenizerJson {
   model?: { vocab?: Record<string, number> | [string, number][] };
@@ -54,4 +54,9 @@ export class HfTokenizer implements Tokenizer {
   decode(ids: number[]): string {
     return this.impl.decode(ids, { skip_special_tokens: true });
   }
+}
+
+/** The tokenizer of a model folder: its `tokenizer.json` when it has one, else the byte tokenizer. */
+export function tokenizerForFolder(dir: string | null): Tokenizer {
+  return dir && existsSync(join(dir, 'tokenizer.json')) ? HfTokenizer.fromFolder(dir) : new ByteTokenizer();
 }
