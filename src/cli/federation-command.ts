@@ -13,9 +13,15 @@ import { runSubServer } from '../server/sub-server.js';
 import { linkFromEnv } from '../client/netem.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { SERVER_MODES } from '../config/schema.js';
+import { RevocationChecker, serverCredentials } from '../security/tls.js';
 import type { ServerMode } from '../server/split-server.js';
 
-const warnInsecure = () => console.error('flglm: WARNING: --insecure: no TLS and no payload encryption. Activations travel in the clear; use only on loopback for tests.');
+/** Exactly one of --pki and --insecure; --insecure is loud. */
+function checkSecurityOptions(o: { pki?: string; insecure?: boolean }): void {
+  if (o.pki && o.insecure) throw new UserError('--insecure and --pki contradict each other: --insecure would ignore the kit. Fix: drop --insecure');
+  if (!o.pki && !o.insecure) throw new UserError('--pki is required (a kit from flglm keygen); for loopback tests only, pass --insecure');
+  if (o.insecure) console.error('flglm: WARNING: --insecure: no TLS and no payload encryption. Activations travel in the clear; use only on loopback for tests.');
+}
 
 export function registerFederationCommands(program: Command): void {
   program
@@ -34,11 +40,11 @@ export function registerFederationCommands(program: Command): void {
     .option('--resume', 'continue from the last completed round in --checkpoints')
     .option('--metrics <file>', 'append per-step and per-round metrics (JSON lines)')
     .option('--summary-json <path>', 'write the server summary as JSON at the end')
+    .option('--revoked <file>', 'revocation list to enforce (default: <pki>/revoked.json; `flglm keygen revoke` writes pki/server/revoked.json)')
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { role: string; parent?: string; serverName: string; expectSubs: number; config?: string; pki?: string; port: string; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; insecure?: boolean }) => {
+    .action(async (o: { role: string; parent?: string; serverName: string; expectSubs: number; config?: string; pki?: string; port: string; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; revoked?: string; insecure?: boolean }) => {
       if (o.role !== 'parent' && o.role !== 'sub') throw new UserError(`--role: expected parent|sub, got "${o.role}"`);
-      if (!o.pki && !o.insecure) throw new UserError('--pki is required (a kit from flglm keygen); for loopback tests only, pass --insecure');
-      if (o.insecure) warnInsecure();
+      checkSecurityOptions(o);
       if (o.role === 'sub') {
         if (!o.parent) throw new UserError('--role sub needs --parent HOST:PORT (the hierarchical server to attach to)');
         console.log(`flglm sub-server attaching to ${o.parent}`);
@@ -48,6 +54,7 @@ export function registerFederationCommands(program: Command): void {
       }
       if (!o.config) throw new UserError('--config is required for the parent server');
       const cfg = loadConfigFile(o.config);
+      if (o.insecure && cfg.security.tls) throw new UserError(`--insecure contradicts ${o.config}, which has security.tls: true. Fix: give --pki, or set security.tls: false for a plaintext loopback test`);
       const mode = (o.mode ?? cfg.federation.mode) as ServerMode;
       if (!SERVER_MODES.includes(mode)) throw new UserError(`--mode: expected ${SERVER_MODES.join('|')}, got "${mode}"`);
       const kit = o.insecure ? null : o.pki!;
@@ -55,9 +62,23 @@ export function registerFederationCommands(program: Command): void {
       const onMetric = o.metrics ? (r: Record<string, unknown>) => appendFileSync(o.metrics!, JSON.stringify(r) + '\n') : undefined;
       const expectSubServers = o.expectSubs;
       if (expectSubServers > 0 && mode !== 'hierarchical') throw new UserError('--expect-subs needs --mode hierarchical');
-      const server = new SplitServer({ cfg, kit, mode, checkpointDir: o.checkpoints ?? null, resume: o.resume, log, onMetric, expectSubServers });
-      await server.init();
-      const transport = await startTransport({ kit, host: o.host, port: Number(o.port), onSession: server.onSession, onSubServer: server.onSubServer, log });
+      // Everything checkable is checked before the trunk workers start: certificates, key
+      // permissions, the revocation list (fails closed).
+      let revocation: RevocationChecker | null = null;
+      if (kit) {
+        serverCredentials(kit);
+        revocation = new RevocationChecker(o.revoked ?? join(kit, 'revoked.json'));
+        revocation.load();
+      }
+      const server = new SplitServer({ cfg, kit, mode, checkpointDir: o.checkpoints ?? null, resume: o.resume, log, onMetric, expectSubServers, revocation });
+      let transport: Awaited<ReturnType<typeof startTransport>>;
+      try {
+        await server.init();
+        transport = await startTransport({ kit, host: o.host, port: Number(o.port), onSession: server.onSession, onSubServer: server.onSubServer, log, revocation, maxMessageBytes: server.limits.maxMessageBytes });
+      } catch (e) {
+        await server.close(); // live worker threads would keep the failed process alive
+        throw e;
+      }
       console.log(`flglm server (${mode}) listening on ${o.host}:${transport.port}, waiting for ${cfg.federation.clients} clients`);
       const stop = () => { void transport.close().then(() => process.exit(130)); };
       process.once('SIGINT', stop);
@@ -85,8 +106,7 @@ export function registerFederationCommands(program: Command): void {
     .option('--reconnect <n>', 'reconnection attempts (1 s apart) after the server goes away', '30')
     .option('--insecure', 'plaintext, for loopback tests only')
     .action(async (o: { netDelayMs?: string; netMbps?: string; name?: string; reconnect: string; data: string; test?: string; server: string; pki?: string; serverName: string; checkpoints?: string; insecure?: boolean }) => {
-      if (!o.pki && !o.insecure) throw new UserError('--pki is required (a client kit from flglm keygen); for loopback tests only, pass --insecure');
-      if (o.insecure) warnInsecure();
+      checkSecurityOptions(o);
       const train = readSilo(o.data);
       const test = o.test ? readSilo(o.test) : train;
       const r = await runClient({

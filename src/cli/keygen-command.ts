@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { addClient, keygen, revokeClient } from '../security/pki.js';
-import { UserError } from '../util/errors.js';
 import { intOption } from './options.js';
 
 
@@ -18,8 +17,8 @@ export function registerKeygenCommand(program: Command): void {
     .option('--force', 'overwrite an existing PKI')
     .action((o: { subServers: string; out: string; clients: string; serverName: string; serverIp: string; days: number; keyBits: number; force?: boolean }) => {
       const clients = o.clients.split(',').map((s) => s.trim()).filter(Boolean);
-      if (clients.length === 0) throw new UserError('--clients: give at least one client id');
       const m = keygen({ out: o.out, clients, subServers: o.subServers.split(',').map((s) => s.trim()).filter(Boolean), serverName: o.serverName, serverIps: o.serverIp.split(',').filter(Boolean), days: o.days, keyBits: o.keyBits, force: o.force });
+      if (m.replaced) console.log(`--force: the previous PKI was moved to ${m.replaced}`);
       console.log(`PKI written to ${o.out}:`);
       console.log(`  ${o.out}/server            server startup kit (copy to the server machine)`);
       for (const e of m.entries.filter((x) => x.role === 'client')) console.log(`  ${o.out}/clients/${e.id}`.padEnd(30) + `client kit, cert ${e.fingerprint256.slice(0, 23)}…, expires ${e.notAfter.slice(0, 10)}`);
@@ -42,6 +41,6 @@ export function registerKeygenCommand(program: Command): void {
     .requiredOption('--pki <dir>', 'PKI folder made by flglm keygen')
     .action((id: string, o: { pki: string }) => {
       revokeClient(o.pki, id);
-      console.log(`revoked client ${id}; the server reads ${o.pki}/server/revoked.json at every connect`);
+      console.log(`revoked client ${id}: ${o.pki}/server/revoked.json updated. A server started from this kit drops the client at its next message; a server using a copied kit needs this file copied over its own (or started with --revoked pointing at it)`);
     });
 }

@@ -12,6 +12,7 @@ import { prepareFromConfig } from '../config/experiment.js';
 import { Progress } from '../report/progress.js';
 import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { prepareOutputDir } from '../util/output-dir.js';
 import { UserError } from '../util/errors.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'flglm');
@@ -79,7 +80,7 @@ export class ExperimentLauncher {
   async run(): Promise<RunSummary> {
     const cfg = this.cfg;
     const f = cfg.federation;
-    mkdirSync(this.runDir, { recursive: true });
+    prepareOutputDir(this.runDir, 'run folder');
     writeFileAtomic(join(this.runDir, 'config.yaml'), configToYaml(cfg));
     const spinner = ora({ text: 'preparing PKI and data silos', isEnabled: process.stderr.isTTY, isSilent: this.o.quiet, stream: process.stderr }).start();
 

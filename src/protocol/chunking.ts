@@ -9,6 +9,7 @@ import { ProtocolError, type WireTensor } from './tensors.js';
 type Msg = Record<string, unknown> & { kind?: string };
 type WithTensor = Record<string, unknown> & { tensor: WireTensor };
 type WithTensors = Record<string, unknown> & { tensors: WireTensor[] };
+type Chunked = WireTensor & { chunkIndex?: number; chunkCount?: number };
 
 const SET_KINDS = new Set(['parameters', 'averaged']);
 
@@ -25,6 +26,18 @@ function slices(t: WireTensor, chunkBytes: number): WireTensor[] {
   return Array.from({ length: n }, (_, i) => ({ ...t, data: t.data.subarray(i * chunkBytes, (i + 1) * chunkBytes), chunkIndex: i, chunkCount: n }) as WireTensor);
 }
 
+/** A set of tensors as groups of at most `chunkBytes` (tensors larger than that are sliced). */
+export function splitTensorSet(tensors: WireTensor[], chunkBytes: number): WireTensor[][] {
+  const groups: WireTensor[][] = [[]];
+  let size = 0;
+  for (const piece of tensors.flatMap((t) => slices(t, chunkBytes))) {
+    if (size + piece.data.byteLength > chunkBytes && groups[groups.length - 1].length) { groups.push([]); size = 0; }
+    groups[groups.length - 1].push(piece);
+    size += piece.data.byteLength;
+  }
+  return groups;
+}
+
 export function chunkMessage(m: Msg, chunkBytes: number): Msg[] {
   const kind = kindOf(m);
   const body = m[kind] as Record<string, unknown> | undefined;
@@ -34,14 +47,7 @@ export function chunkMessage(m: Msg, chunkBytes: number): Msg[] {
     return parts.length === 1 ? [m] : parts.map((tensor) => ({ [kind]: { ...body, tensor } }));
   }
   if (SET_KINDS.has(kind) && Array.isArray((body as WithTensors).tensors)) {
-    const groups: WireTensor[][] = [[]];
-    let size = 0;
-    for (const piece of (body as WithTensors).tensors.flatMap((t) => slices(t, chunkBytes))) {
-      if (size + piece.data.byteLength > chunkBytes && groups[groups.length - 1].length) { groups.push([]); size = 0; }
-      groups[groups.length - 1].push(piece);
-      size += piece.data.byteLength;
-    }
-    if (groups.length === 1) return [{ [kind]: { ...body, tensors: groups[0], partIndex: 0, partCount: 1 } }];
+    const groups = splitTensorSet((body as WithTensors).tensors, chunkBytes);
     return groups.map((tensors, i) => ({ [kind]: { ...body, tensors, partIndex: i, partCount: groups.length } }));
   }
   return [m];
@@ -56,53 +62,84 @@ function joinChunks(chunks: WireTensor[]): WireTensor {
 }
 
 function chunkInfo(t: WireTensor): { index: number; count: number } {
-  const x = t as WireTensor & { chunkIndex?: number; chunkCount?: number };
+  const x = t as Chunked;
   return { index: Number(x.chunkIndex ?? 0), count: Math.max(1, Number(x.chunkCount ?? 1)) };
 }
 
+/** Put the slices of a received tensor set back together, in order; a gap is a ProtocolError. */
+export function joinTensorSet(pieces: WireTensor[], what: string): WireTensor[] {
+  const merged: WireTensor[] = [];
+  let run: WireTensor[] = [];
+  for (const t of pieces) {
+    const { index, count } = chunkInfo(t);
+    if (index !== run.length || (run.length && run[0].name !== t.name)) throw new ProtocolError(`${what}: tensor ${t.name} chunk ${index} out of order`);
+    run.push(t);
+    if (run.length === count) { merged.push(count === 1 ? run[0] : joinChunks(run)); run = []; }
+  }
+  if (run.length) throw new ProtocolError(`${what}: tensor ${run[0].name} is missing chunks`);
+  return merged;
+}
+
+/**
+ * What a peer may send per message kind: the tensor bytes of the whole (reassembled) message and
+ * how many pieces (chunks, parts, set entries) it may take. Checked as pieces arrive, before they
+ * are held, so a peer can never make the receiver buffer more than one legitimate message's worth.
+ */
+export interface ChunkLimits {
+  budget(kind: string): { maxBytes: number; maxPieces: number };
+}
+
+const UNLIMITED: ChunkLimits = { budget: () => ({ maxBytes: Number.POSITIVE_INFINITY, maxPieces: 1 << 16 }) };
+
 /** Reassembles chunked messages; returns the whole message once its last piece arrives, else null. */
 export class ChunkAssembler {
-  private pendingTensor = new Map<string, WireTensor[]>();
-  private pendingSet = new Map<string, { body: Record<string, unknown>; tensors: WireTensor[]; next: number }>();
+  private pendingTensor = new Map<string, { pieces: WireTensor[]; bytes: number }>();
+  private pendingSet = new Map<string, { body: Record<string, unknown>; tensors: WireTensor[]; next: number; bytes: number }>();
 
-  constructor(private readonly maxPieces = 1 << 16) {}
+  constructor(private readonly limits: ChunkLimits = UNLIMITED) {}
+
+  /** Bytes held in incomplete messages. */
+  get heldBytes(): number {
+    let n = 0;
+    for (const p of this.pendingTensor.values()) n += p.bytes;
+    for (const p of this.pendingSet.values()) n += p.bytes;
+    return n;
+  }
 
   accept(m: Msg): Msg | null {
     const kind = m.kind ?? kindOf(m);
     const body = m[kind] as Record<string, unknown> | undefined;
     if (!body || typeof body !== 'object') return m;
+    const { maxBytes, maxPieces } = this.limits.budget(kind);
     if ('tensor' in body && body.tensor) {
       const t = body.tensor as WireTensor;
       const { index, count } = chunkInfo(t);
+      if (count > maxPieces) throw new ProtocolError(`${kind}: tensor ${t.name} in ${count} chunks, the limit is ${maxPieces}`);
+      const state = this.pendingTensor.get(kind) ?? { pieces: [], bytes: 0 };
+      if (index !== state.pieces.length || (state.pieces.length && state.pieces[0].name !== t.name)) throw new ProtocolError(`tensor ${t.name}: chunk ${index} of ${count} out of order`);
+      state.bytes += t.data.byteLength;
+      if (state.bytes > maxBytes) throw new ProtocolError(`${kind}: tensor ${t.name} is over ${maxBytes} bytes, the most this message can carry`);
       if (count === 1) return m;
-      if (count > this.maxPieces) throw new ProtocolError(`tensor ${t.name}: ${count} chunks is over the limit`);
-      const list = this.pendingTensor.get(kind) ?? [];
-      if (index !== list.length || (list.length && list[0].name !== t.name)) throw new ProtocolError(`tensor ${t.name}: chunk ${index} of ${count} out of order`);
-      list.push(t);
-      if (list.length < count) { this.pendingTensor.set(kind, list); return null; }
+      state.pieces.push(t);
+      if (state.pieces.length < count) { this.pendingTensor.set(kind, state); return null; }
       this.pendingTensor.delete(kind);
-      return { ...m, [kind]: { ...body, tensor: joinChunks(list) } };
+      return { ...m, [kind]: { ...body, tensor: joinChunks(state.pieces) } };
     }
     if (SET_KINDS.has(kind)) {
       const partCount = Math.max(1, Number(body.partCount ?? 1));
       const partIndex = Number(body.partIndex ?? 0);
-      const state = this.pendingSet.get(kind) ?? { body, tensors: [], next: 0 };
+      if (partCount > maxPieces) throw new ProtocolError(`${kind}: ${partCount} parts, the limit is ${maxPieces}`);
+      const state = this.pendingSet.get(kind) ?? { body, tensors: [], next: 0, bytes: 0 };
       if (partIndex !== state.next) throw new ProtocolError(`${kind}: part ${partIndex} of ${partCount} out of order`);
-      state.tensors.push(...((body.tensors as WireTensor[]) ?? []));
+      const tensors = (body.tensors as WireTensor[]) ?? [];
+      state.tensors.push(...tensors);
+      state.bytes += tensors.reduce((a, t) => a + t.data.byteLength, 0);
+      if (state.tensors.length > maxPieces) throw new ProtocolError(`${kind}: more than ${maxPieces} tensor pieces`);
+      if (state.bytes > maxBytes) throw new ProtocolError(`${kind}: over ${maxBytes} bytes of tensors, the most this message can carry`);
       state.next++;
       if (state.next < partCount) { this.pendingSet.set(kind, state); return null; }
       this.pendingSet.delete(kind);
-      // Join tensor chunks that were split across parts, in order.
-      const merged: WireTensor[] = [];
-      let run: WireTensor[] = [];
-      for (const t of state.tensors) {
-        const { index, count } = chunkInfo(t);
-        if (index !== run.length || (run.length && run[0].name !== t.name)) throw new ProtocolError(`${kind}: tensor ${t.name} chunk ${index} out of order`);
-        run.push(t);
-        if (run.length === count) { merged.push(count === 1 ? run[0] : joinChunks(run)); run = []; }
-      }
-      if (run.length) throw new ProtocolError(`${kind}: tensor ${run[0].name} is missing chunks`);
-      return { ...m, [kind]: { ...state.body, tensors: merged, partIndex: 0, partCount: 1 } };
+      return { ...m, [kind]: { ...state.body, tensors: joinTensorSet(state.tensors, kind), partIndex: 0, partCount: 1 } };
     }
     return m;
   }
@@ -112,8 +149,8 @@ export class ChunkAssembler {
  * A stream 'data' handler: reassembles chunked messages and delivers each whole one; a malformed
  * sequence of chunks goes to `fail` instead.
  */
-export function reassembling(deliver: (m: Msg) => void, fail: (e: Error) => void): (m: Msg) => void {
-  const assembler = new ChunkAssembler();
+export function reassembling(deliver: (m: Msg) => void, fail: (e: Error) => void, limits?: ChunkLimits): (m: Msg) => void {
+  const assembler = new ChunkAssembler(limits);
   return (m) => {
     let whole: Msg | null;
     try {

@@ -1,36 +1,74 @@
+import { ProtocolError } from './tensors.js';
+
+/** How much a peer may have queued (received but not yet consumed) before it is cut off. */
+export interface QueueLimits {
+  maxBytes: number;
+  maxMessages: number;
+  /** Tensor bytes a message carries. */
+  sizeOf(m: unknown): number;
+}
+
 /**
  * Turns a gRPC stream's 'data' events into awaitable messages: `next(kind)` resolves with the next
  * message of that oneof kind, or rejects on timeout, stream error or end. Heartbeats are consumed.
+ * With limits, a peer that sends ahead of the protocol by more than `maxBytes`/`maxMessages` fails
+ * the inbox (its waiter sees a ProtocolError) instead of growing memory without bound.
  */
 export class Inbox<M extends { kind?: string }> {
   private queue: M[] = [];
+  private queuedBytes = 0;
   private waiters: { resolve: (m: M) => void; reject: (e: Error) => void }[] = [];
   private failure: Error | null = null;
   lastSeen = Date.now();
 
+  constructor(private readonly limits: QueueLimits | null = null) {}
+
   push(m: M): void {
     this.lastSeen = Date.now();
-    if (m.kind === 'heartbeat') return;
+    if (m.kind === 'heartbeat' || this.failure) return;
     const w = this.waiters.shift();
-    if (w) w.resolve(m);
-    else this.queue.push(m);
+    if (w) return w.resolve(m);
+    if (this.limits) {
+      const bytes = this.limits.sizeOf(m);
+      if (this.queuedBytes + bytes > this.limits.maxBytes || this.queue.length >= this.limits.maxMessages) {
+        this.queue = [];
+        this.queuedBytes = 0;
+        return this.fail(new ProtocolError(`sent ahead of the protocol: more than ${this.limits.maxMessages} messages or ${this.limits.maxBytes} bytes queued`));
+      }
+      this.queuedBytes += bytes;
+    }
+    this.queue.push(m);
   }
 
   fail(e: Error): void {
     this.failure ??= e;
-    for (const w of this.waiters.splice(0)) w.reject(e);
+    for (const w of this.waiters.splice(0)) w.reject(this.failure);
+  }
+
+  get failed(): Error | null {
+    return this.failure;
   }
 
   async next(kinds: string[], timeoutMs: number): Promise<M> {
-    const m = this.queue.length ? this.queue.shift()! : await this.wait(timeoutMs);
-    if (!kinds.includes(m.kind ?? '')) throw new Error(`unexpected message "${m.kind}" (expected ${kinds.join(' or ')})`);
+    const m = this.queue.length ? this.take() : await this.wait(timeoutMs);
+    if (!kinds.includes(m.kind ?? '')) throw new ProtocolError(`unexpected message "${m.kind}" (expected ${kinds.join(' or ')})`);
     return m;
   }
 
   /** The kind of the next message, without consuming it. */
   async peekKind(timeoutMs: number): Promise<string> {
-    if (!this.queue.length) this.queue.unshift(await this.wait(timeoutMs));
+    if (!this.queue.length) {
+      const m = await this.wait(timeoutMs);
+      this.queue.unshift(m);
+      if (this.limits) this.queuedBytes += this.limits.sizeOf(m);
+    }
     return this.queue[0].kind ?? '';
+  }
+
+  private take(): M {
+    const m = this.queue.shift()!;
+    if (this.limits) this.queuedBytes -= this.limits.sizeOf(m);
+    return m;
   }
 
   private wait(timeoutMs: number): Promise<M> {

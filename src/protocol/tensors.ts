@@ -42,28 +42,54 @@ export function encodeTensor(name: string, t: TensorData, ctx: TensorContext): W
   return { name, dtype: t.dtype, shape, data: sealed.ciphertext, counter: sealed.counter.toString(), tag: sealed.tag, encrypted: true };
 }
 
+function counterOf(w: WireTensor): bigint {
+  try {
+    return BigInt(w.counter);
+  } catch {
+    throw new ProtocolError(`tensor ${w.name}: invalid counter ${String(w.counter).slice(0, 32)}`);
+  }
+}
+
+const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, float64: 8, int64: 8, int32: 4, bool: 1 };
+
+export interface ExpectedTensor {
+  name: string;
+  dtype?: DType;
+  shape?: readonly number[];
+  /** Refuse NaN and Inf (everything a peer sends that will be trained on or averaged). */
+  finite?: boolean;
+}
+
 /**
- * Check a received tensor against what the protocol expects at this point (name, dtype, shape)
- * and open it; any mismatch is a ProtocolError and nothing is applied.
+ * Check a received tensor against what the protocol expects at this point (name, dtype, shape,
+ * byte size, finiteness) and open it; any mismatch is a ProtocolError and nothing is applied.
+ * Sizes are checked against the declared shape before anything is decrypted or allocated.
  */
-export function decodeTensor(w: WireTensor | null | undefined, expect: { name: string; dtype?: DType; shape?: readonly number[] }, ctx: TensorContext, maxBytes = 1 << 30): TensorData {
+export function decodeTensor(w: WireTensor | null | undefined, expect: ExpectedTensor, ctx: TensorContext, maxBytes = 1 << 30): TensorData {
   if (!w) throw new ProtocolError(`missing tensor ${expect.name}`);
   if (w.name !== expect.name) throw new ProtocolError(`expected tensor ${expect.name}, got ${w.name}`);
   if (!DTYPES.includes(w.dtype as DType)) throw new ProtocolError(`tensor ${w.name}: unknown dtype ${w.dtype}`);
   if (expect.dtype && w.dtype !== expect.dtype) throw new ProtocolError(`tensor ${w.name}: dtype ${w.dtype}, expected ${expect.dtype}`);
   const shape = w.shape.map(Number);
-  if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new ProtocolError(`tensor ${w.name}: invalid shape [${shape}]`);
+  if (shape.length > 8 || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new ProtocolError(`tensor ${w.name}: invalid shape [${shape}]`);
   if (expect.shape && (shape.length !== expect.shape.length || shape.some((d, i) => d !== expect.shape![i]))) {
     throw new ProtocolError(`tensor ${w.name}: shape [${shape}], expected [${expect.shape}]`);
   }
-  if (w.data.byteLength > maxBytes) throw new ProtocolError(`tensor ${w.name}: ${w.data.byteLength} bytes is over the ${maxBytes}-byte limit`);
+  let need = BYTES_PER_ELEMENT[w.dtype as DType];
+  for (const d of shape) need *= d;
+  if (need > maxBytes) throw new ProtocolError(`tensor ${w.name}: shape [${shape}] is over the ${maxBytes}-byte limit`);
+  if (w.data.byteLength !== need) throw new ProtocolError(`tensor ${w.name}: got ${w.data.byteLength} bytes, ${w.dtype}[${shape}] needs ${need}`);
   if (ctx.channel && !w.encrypted) throw new ProtocolError(`tensor ${w.name} arrived unencrypted but payload encryption is on`);
   const bytes = ctx.channel
-    ? ctx.channel.open(header(ctx, w.name, w.dtype, shape), { counter: BigInt(w.counter), ciphertext: Buffer.from(w.data), tag: Buffer.from(w.tag) })
+    ? ctx.channel.open(header(ctx, w.name, w.dtype, shape), { counter: counterOf(w), ciphertext: Buffer.from(w.data), tag: Buffer.from(w.tag) })
     : w.data;
-  try {
-    return tensorFromBytes(w.dtype as DType, shape, bytes);
-  } catch (e) {
-    throw new ProtocolError(`tensor ${w.name}: ${(e as Error).message}`);
+  const t = tensorFromBytes(w.dtype as DType, shape, bytes);
+  if (expect.finite && (t.dtype === 'float32' || t.dtype === 'float64')) {
+    const data = t.data as Float32Array | Float64Array;
+    for (let i = 0; i < data.length; i++) {
+      // x - x is 0 for finite x and NaN for NaN and +-Inf: one comparison per element.
+      if (data[i] - data[i] !== 0) throw new ProtocolError(`tensor ${w.name}: non-finite value ${data[i]} at element ${i}`);
+    }
   }
+  return t;
 }

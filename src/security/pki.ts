@@ -1,10 +1,12 @@
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { basename, dirname, join, resolve } from 'node:path';
 import forge from 'node-forge';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { readPem, readPrivateKey, writePrivateKey } from './files.js';
+import { ROLE_OU, type CertificateRole } from './roles.js';
 
 /**
  * `flglm keygen`: a small PKI laid out as startup kits (one folder per participant, copied to
@@ -58,6 +60,8 @@ export interface IssueOptions {
   signingKeyPem: string;
   isCa?: boolean;
   usage?: 'server' | 'client';
+  /** flglm certificate profile, written to the subject's OU (the server checks it). */
+  role?: CertificateRole;
   dnsNames?: string[];
   ips?: string[];
   notBefore?: Date;
@@ -72,6 +76,7 @@ export function issueCertificate(o: IssueOptions): string {
   cert.validity.notBefore = o.notBefore ?? new Date(Date.now() - 5 * 60 * 1000);
   cert.validity.notAfter = o.notAfter ?? new Date(Date.now() + 365 * 86400 * 1000);
   const subject = [{ name: 'commonName', value: o.commonName }, { name: 'organizationName', value: 'flglm' }];
+  if (o.role) subject.push({ name: 'organizationalUnitName', value: ROLE_OU[o.role] });
   cert.setSubject(subject);
   const issuerCert = o.issuer ? forge.pki.certificateFromPem(o.issuer.certPem) : null;
   cert.setIssuer(issuerCert ? issuerCert.subject.attributes : subject);
@@ -116,22 +121,55 @@ function daysFromNow(days: number): Date {
   return new Date(Date.now() + days * 86400 * 1000);
 }
 
+/** Ids a client may not take: sub-server identities, and the names of the PKI's own parts. */
+const RESERVED_ID = /^(sub-server|ca$|server$)/i;
+
+function checkId(id: string, what: 'client' | 'sub-server'): void {
+  if (!CLIENT_ID.test(id)) throw new UserError(`${what} id "${id}" is not allowed: use letters, digits, ".", "_" or "-" (up to 64)`);
+  if (what === 'client' && RESERVED_ID.test(id)) throw new UserError(`client id "${id}" is reserved (sub-server identities and the PKI's own names); pick another`);
+}
+
+/** A private folder (keys inside): 0700 whatever the umask. */
+function privateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o700);
+}
+
+/**
+ * Build a kit in a temporary sibling folder and rename it into place, so a failure never leaves a
+ * half-written kit under its real name.
+ */
+function buildFolder(dir: string, fill: (tmp: string) => void): void {
+  mkdirSync(dirname(dir), { recursive: true });
+  const tmp = mkdtempSync(join(dirname(dir), `.${basename(dir)}.tmp-`));
+  try {
+    chmodSync(tmp, 0o700);
+    fill(tmp);
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
 function createClientKit(root: string, id: string, days: number, keyBits: number): ManifestEntry {
-  if (!CLIENT_ID.test(id)) throw new UserError(`client id "${id}" is not allowed: use letters, digits, ".", "_" or "-" (up to 64)`);
+  checkId(id, 'client');
   const p = paths(root);
   const caCertPem = readPem(p.caCert, 'CA certificate');
   const caKeyPem = readPrivateKey(p.caKey);
   const tls = rsaKeyPair(keyBits);
   const payload = rsaKeyPair(keyBits);
-  const certPem = issueCertificate({ commonName: id, publicKeyPem: tls.publicKey, issuer: { certPem: caCertPem, keyPem: caKeyPem }, signingKeyPem: caKeyPem, usage: 'client', notAfter: daysFromNow(days) });
+  const certPem = issueCertificate({ commonName: id, publicKeyPem: tls.publicKey, issuer: { certPem: caCertPem, keyPem: caKeyPem }, signingKeyPem: caKeyPem, usage: 'client', role: 'client', notAfter: daysFromNow(days) });
   const dir = p.client(id);
-  mkdirSync(dir, { recursive: true });
-  writeFileAtomic(join(dir, 'ca.crt'), caCertPem);
-  writeFileAtomic(join(dir, 'client.crt'), certPem);
-  writePrivateKey(join(dir, 'client.key'), tls.privateKey);
-  writePrivateKey(join(dir, 'payload.key'), payload.privateKey);
-  writeFileAtomic(join(dir, 'payload.pub'), payload.publicKey);
-  writeFileAtomic(join(dir, 'client.json'), JSON.stringify({ id }, null, 2));
+  if (existsSync(dir)) rmSync(dir, { recursive: true, force: true }); // a revoked client's old kit, re-issued
+  buildFolder(dir, (tmp) => {
+    writeFileAtomic(join(tmp, 'ca.crt'), caCertPem);
+    writeFileAtomic(join(tmp, 'client.crt'), certPem);
+    writePrivateKey(join(tmp, 'client.key'), tls.privateKey);
+    writePrivateKey(join(tmp, 'payload.key'), payload.privateKey);
+    writeFileAtomic(join(tmp, 'payload.pub'), payload.publicKey);
+    writeFileAtomic(join(tmp, 'client.json'), JSON.stringify({ id }, null, 2));
+  });
   // The server wraps each session key with the client's payload public key.
   writeFileAtomic(join(p.server, 'payload-keys', `${id}.pub`), payload.publicKey);
   return { id, role: 'client', ...describeCert(certPem), payloadKeyFingerprint256: fingerprintOfPublicKey(payload.publicKey) };
@@ -139,17 +177,17 @@ function createClientKit(root: string, id: string, days: number, keyBits: number
 
 /** A sub-server kit: a TLS identity the parent server accepts on its SubServer stream. */
 function createSubServerKit(root: string, id: string, days: number, keyBits: number): ManifestEntry {
-  if (!CLIENT_ID.test(id)) throw new UserError(`sub-server id "${id}" is not allowed: use letters, digits, ".", "_" or "-" (up to 64)`);
+  checkId(id, 'sub-server');
   const p = paths(root);
   const caCertPem = readPem(p.caCert, 'CA certificate');
   const caKeyPem = readPrivateKey(p.caKey);
   const tls = rsaKeyPair(keyBits);
-  const certPem = issueCertificate({ commonName: `sub-server.${id}`, publicKeyPem: tls.publicKey, issuer: { certPem: caCertPem, keyPem: caKeyPem }, signingKeyPem: caKeyPem, usage: 'client', notAfter: daysFromNow(days) });
-  const dir = join(root, 'subservers', id);
-  mkdirSync(dir, { recursive: true });
-  writeFileAtomic(join(dir, 'ca.crt'), caCertPem);
-  writeFileAtomic(join(dir, 'client.crt'), certPem);
-  writePrivateKey(join(dir, 'client.key'), tls.privateKey);
+  const certPem = issueCertificate({ commonName: `sub-server.${id}`, publicKeyPem: tls.publicKey, issuer: { certPem: caCertPem, keyPem: caKeyPem }, signingKeyPem: caKeyPem, usage: 'client', role: 'sub-server', notAfter: daysFromNow(days) });
+  buildFolder(join(root, 'subservers', id), (dir) => {
+    writeFileAtomic(join(dir, 'ca.crt'), caCertPem);
+    writeFileAtomic(join(dir, 'client.crt'), certPem);
+    writePrivateKey(join(dir, 'client.key'), tls.privateKey);
+  });
   return { id, role: 'sub-server', ...describeCert(certPem) };
 }
 
@@ -159,19 +197,67 @@ export function fingerprintOfPublicKey(pem: string): string {
   return createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':');
 }
 
-/** Create a whole PKI: CA, server kit, one kit per client, manifest. */
-export function keygen(o: KeygenOptions): Manifest {
-  const p = paths(o.out);
-  if (existsSync(p.manifest) && !o.force) throw new UserError(`a PKI already exists in ${o.out}; refusing to overwrite it. Fix: use another --out, \`flglm keygen add-client\`, or --force`);
+const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** Every input of `keygen`, checked before anything is written. */
+function checkKeygenOptions(o: KeygenOptions): void {
+  if (o.clients.length === 0) throw new UserError('--clients: give at least one client id');
   const ids = new Set<string>();
   for (const id of o.clients) {
-    if (id.startsWith('sub-server')) throw new UserError(`client id "${id}" is reserved for sub-servers; pick another`);
+    checkId(id, 'client');
     if (ids.has(id)) throw new UserError(`client id "${id}" is listed twice`);
     ids.add(id);
   }
+  const subs = new Set<string>();
+  for (const id of o.subServers ?? []) {
+    checkId(id, 'sub-server');
+    if (subs.has(id)) throw new UserError(`sub-server id "${id}" is listed twice`);
+    subs.add(id);
+  }
+  if (!DNS_NAME.test(o.serverName)) throw new UserError(`--server-name: ${JSON.stringify(o.serverName.slice(0, 80))} is not a DNS name (letters, digits, "-" and dots; for an IP address use --server-ip)`);
+  for (const ip of o.serverIps) if (!isIP(ip)) throw new UserError(`--server-ip: ${JSON.stringify(ip.slice(0, 80))} is not an IPv4 or IPv6 address`);
+  if (!(o.days > 0)) throw new UserError(`--days must be positive, got ${o.days}`);
+  if (!(o.keyBits >= 2048)) throw new UserError(`--key-bits must be at least 2048, got ${o.keyBits}`);
+}
+
+/**
+ * Create a whole PKI: CA, server kit, one kit per client, manifest. Everything is checked first,
+ * built in a temporary sibling folder and renamed into place, so a failure leaves nothing behind
+ * and an existing CA key is never replaced without --force (which moves the old PKI aside).
+ */
+export function keygen(o: KeygenOptions): Manifest & { replaced?: string } {
+  checkKeygenOptions(o);
+  const out = resolve(o.out);
+  const existing = existsSync(out) ? readdirSync(out) : [];
+  if (existing.length && !o.force) {
+    const what = existsSync(paths(out).caKey) ? 'a CA key' : existsSync(paths(out).manifest) ? 'a PKI' : 'other files';
+    throw new UserError(`${o.out} already holds ${what}; refusing to overwrite it. Fix: use another --out, \`flglm keygen add-client\`, or --force (the old folder is kept as ${o.out}.replaced-<time>)`);
+  }
+  let manifest!: Manifest;
+  const tmp = mkdtempSync(join(dirname(out), `.${basename(out)}.tmp-`));
+  try {
+    manifest = writePki(tmp, o);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  let replaced: string | undefined;
+  if (existsSync(out)) {
+    if (existing.length) {
+      replaced = `${out}.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      renameSync(out, replaced);
+    } else rmSync(out, { recursive: true });
+  }
+  renameSync(tmp, out);
+  chmodSync(out, 0o755);
+  return replaced ? { ...manifest, replaced } : manifest;
+}
+
+function writePki(root: string, o: KeygenOptions): Manifest {
+  const p = paths(root);
   const ca = rsaKeyPair(o.keyBits);
   const caCertPem = issueCertificate({ commonName: 'flglm CA', publicKeyPem: ca.publicKey, signingKeyPem: ca.privateKey, isCa: true, notAfter: daysFromNow(o.days) });
-  mkdirSync(join(o.out, 'ca'), { recursive: true });
+  privateDir(join(root, 'ca'));
   writeFileAtomic(p.caCert, caCertPem);
   writePrivateKey(p.caKey, ca.privateKey);
 
@@ -180,6 +266,7 @@ export function keygen(o: KeygenOptions): Manifest {
     commonName: o.serverName, publicKeyPem: srv.publicKey, issuer: { certPem: caCertPem, keyPem: ca.privateKey }, signingKeyPem: ca.privateKey,
     usage: 'server', dnsNames: [o.serverName], ips: o.serverIps, notAfter: daysFromNow(o.days),
   });
+  privateDir(p.server);
   mkdirSync(join(p.server, 'payload-keys'), { recursive: true });
   writeFileAtomic(join(p.server, 'ca.crt'), caCertPem);
   writeFileAtomic(join(p.server, 'server.crt'), serverCertPem);
@@ -192,11 +279,11 @@ export function keygen(o: KeygenOptions): Manifest {
     entries: [
       { id: 'ca', role: 'ca', ...describeCert(caCertPem) },
       { id: o.serverName, role: 'server', ...describeCert(serverCertPem) },
-      ...o.clients.map((id) => createClientKit(o.out, id, o.days, o.keyBits)),
-      ...(o.subServers ?? []).map((id) => createSubServerKit(o.out, id, o.days, o.keyBits)),
+      ...o.clients.map((id) => createClientKit(root, id, o.days, o.keyBits)),
+      ...(o.subServers ?? []).map((id) => createSubServerKit(root, id, o.days, o.keyBits)),
     ],
   };
-  writeManifest(o.out, manifest);
+  writeManifest(root, manifest);
   return manifest;
 }
 

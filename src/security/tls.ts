@@ -1,15 +1,19 @@
 import * as grpc from '@grpc/grpc-js';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { readPem, readPrivateKey } from './files.js';
 import type { RevocationList } from './pki.js';
+import { ROLE_OU, type CertificateRole } from './roles.js';
+
 
 export interface PeerIdentity {
   clientId: string;
   serial: string;
   fingerprint256: string;
+  /** From the verified certificate's OU; null for certificates without a flglm role. */
+  role?: CertificateRole | null;
 }
 
 /** Server side of mutual TLS: clients must present a certificate signed by the kit's CA. */
@@ -47,18 +51,48 @@ function commonName(subject: string): string {
 export function peerIdentity(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): PeerIdentity | null {
   const cert = call.getAuthContext()?.sslPeerCertificate;
   if (!cert) return null;
-  const cn = cert.subject.CN;
-  return { clientId: Array.isArray(cn) ? cn[0] : cn ?? '', serial: cert.serialNumber, fingerprint256: cert.fingerprint256 };
+  const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v ?? '');
+  const ou = first(cert.subject.OU);
+  const role = (Object.keys(ROLE_OU) as CertificateRole[]).find((r) => ROLE_OU[r] === ou) ?? null;
+  return { clientId: first(cert.subject.CN), serial: cert.serialNumber, fingerprint256: cert.fingerprint256, role };
 }
 
+/**
+ * The server's revocation list (`revoked.json`, written by `flglm keygen revoke`). It fails closed:
+ * a missing, unreadable or corrupt list refuses everyone with an error naming the file, never
+ * admits anyone. Re-read whenever the file changes, so a revocation takes effect on the next
+ * message of a live session, not only at the next connect.
+ */
 export class RevocationChecker {
-  constructor(private readonly kit: string) {}
-  /** Re-read on every connect so `flglm keygen revoke` takes effect without a restart. */
+  private cached: { stamp: string; serials: Set<string>; fingerprints: Set<string> } | null = null;
+
+  constructor(readonly file: string) {}
+
+  /** Read (or re-read) the list; throws a UserError naming the file when it cannot be trusted. */
+  load(): { serials: Set<string>; fingerprints: Set<string> } {
+    let stamp: string;
+    try {
+      const st = statSync(this.file);
+      stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      throw new UserError(`revocation list ${this.file} is missing: refusing all clients. Fix: restore it (an empty list is {"revoked": []}) or point --revoked at it`);
+    }
+    if (this.cached?.stamp === stamp) return this.cached;
+    let list: RevocationList;
+    try {
+      list = JSON.parse(readFileSync(this.file, 'utf8')) as RevocationList;
+      if (!Array.isArray(list?.revoked) || list.revoked.some((r) => typeof r?.serial !== 'string' || typeof r?.fingerprint256 !== 'string')) throw new Error('expected {"revoked": [{"serial", "fingerprint256", ...}]}');
+    } catch (e) {
+      this.cached = null;
+      throw new UserError(`revocation list ${this.file} is unreadable (${(e as Error).message}): refusing all clients. Fix: restore it from the PKI (flglm keygen revoke rewrites it)`);
+    }
+    this.cached = { stamp, serials: new Set(list.revoked.map((r) => r.serial.toUpperCase())), fingerprints: new Set(list.revoked.map((r) => r.fingerprint256)) };
+    return this.cached;
+  }
+
   isRevoked(peer: PeerIdentity): boolean {
-    const file = join(this.kit, 'revoked.json');
-    if (!existsSync(file)) return false;
-    const list = JSON.parse(readFileSync(file, 'utf8')) as RevocationList;
-    return list.revoked.some((r) => r.serial.toUpperCase() === peer.serial.toUpperCase() || r.fingerprint256 === peer.fingerprint256);
+    const list = this.load();
+    return list.serials.has(peer.serial.toUpperCase()) || list.fingerprints.has(peer.fingerprint256);
   }
 }
 

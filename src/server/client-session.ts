@@ -3,6 +3,7 @@ import { Inbox } from '../protocol/inbox.js';
 import type { TensorContext } from '../protocol/tensors.js';
 import type { PayloadChannel } from '../security/payload.js';
 import { chunkMessage } from '../protocol/chunking.js';
+import type { PeerIdentity } from '../security/tls.js';
 
 export type Msg = Record<string, unknown> & { kind?: string };
 export type Call = grpc.ServerDuplexStream<Msg, Msg>;
@@ -11,17 +12,22 @@ export type Call = grpc.ServerDuplexStream<Msg, Msg>;
 export class ClientSession {
   sessionId = '';
   channel: PayloadChannel | null = null;
+  /** Training rows (sequences) of h_A received this round: the client's verified FedAvg weight. */
+  examplesThisRound = 0;
+  readonly id: string;
   closed = false;
   private heartbeat: NodeJS.Timeout | null = null;
 
   constructor(
-    readonly id: string,
+    readonly peer: PeerIdentity,
     readonly call: Call,
     readonly inbox: Inbox<Msg>,
     readonly numExamples: number,
     readonly payloadPublicKey: string | null,
     private readonly chunkBytes = Number.POSITIVE_INFINITY,
-  ) {}
+  ) {
+    this.id = peer.clientId;
+  }
 
   context(round: number, step: number): TensorContext {
     return { clientId: this.id, sessionId: this.sessionId, round, step, channel: this.channel };

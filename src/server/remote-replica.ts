@@ -1,5 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { decodeTensor, encodeTensor, type TensorContext, type WireTensor } from '../protocol/tensors.js';
+import { joinTensorSet } from '../protocol/chunking.js';
 import type { TensorData } from '../runtime/tensor.js';
 import type { OptimizerState } from '../runtime/optimizer.js';
 import type { Replica } from './replica.js';
@@ -10,7 +11,7 @@ import type { Replica } from './replica.js';
  * mutual TLS; both ends belong to the server operator, so tensors are not payload-encrypted.
  */
 export interface SubRequest { id: number; op: string; json: string; tensors: WireTensor[] }
-export interface SubReply { id: number; ok: boolean; error: string; json: string; tensors: WireTensor[] }
+export interface SubReply { id: number; ok: boolean; error: string; json: string; tensors: WireTensor[]; partIndex?: number; partCount?: number }
 
 const plain: TensorContext = { clientId: 'sub-server', sessionId: '', round: 0, step: 0, channel: null };
 export const enc = (name: string, t: TensorData) => encodeTensor(name, t, plain);
@@ -20,14 +21,24 @@ export class RemoteReplica implements Replica {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: SubReply) => void; reject: (e: Error) => void }>();
   private failure: Error | null = null;
+  /** Parts of a reply that arrives in several messages (tensors over chunk_bytes). */
+  private readonly parts = new Map<number, WireTensor[]>();
 
   constructor(readonly label: string, private readonly call: grpc.ServerDuplexStream<SubReply, SubRequest>) {
     call.on('data', (r: SubReply) => {
       const p = this.pending.get(r.id);
       if (!p) return;
+      const count = Math.max(1, Number(r.partCount ?? 1));
+      const tensors = [...(this.parts.get(r.id) ?? []), ...r.tensors];
+      if (Number(r.partIndex ?? 0) + 1 < count) return void this.parts.set(r.id, tensors);
+      this.parts.delete(r.id);
       this.pending.delete(r.id);
-      if (r.ok) p.resolve(r);
-      else p.reject(new Error(`${label}: ${r.error}`));
+      if (!r.ok) return p.reject(new Error(`${label}: ${r.error}`));
+      try {
+        p.resolve({ ...r, tensors: joinTensorSet(tensors, `${label} reply`) });
+      } catch (e) {
+        p.reject(e as Error);
+      }
     });
     const fail = (e: Error) => {
       this.failure ??= e;
@@ -48,8 +59,8 @@ export class RemoteReplica implements Replica {
   }
 
   /** Give the sub-server the trunk (all its weights, frozen ones included) and the training setup. */
-  async init(setup: object, params: [string, { shape: number[]; data: Float32Array }][]): Promise<void> {
-    await this.request('init', setup, params.map(([n, t]) => enc(n, { dtype: 'float32', shape: t.shape, data: t.data })));
+  async init(setup: object, params: [string, { shape: number[]; data: Float32Array }][], chunkBytes: number): Promise<void> {
+    await this.request('init', { ...setup, chunkBytes }, params.map(([n, t]) => enc(n, { dtype: 'float32', shape: t.shape, data: t.data })));
   }
 
   async forward(key: string, hA: TensorData, keep: boolean): Promise<TensorData> {

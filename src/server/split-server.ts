@@ -10,7 +10,10 @@ import { FedAvg, type ClientUpdate, type Strategy } from '../federation/strategy
 import { Inbox } from '../protocol/inbox.js';
 import { decodeTensor, encodeTensor, ProtocolError, type WireTensor } from '../protocol/tensors.js';
 import { newSessionKey, PayloadChannel, wrapSessionKey } from '../security/payload.js';
-import type { PeerIdentity } from '../security/tls.js';
+import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
+import { LogLimiter } from '../util/log-limiter.js';
+import { clientLimits, type ClientLimits, type ClientPartSpec } from './client-limits.js';
+import { clientPartSpec, decodeClientParameters } from './client-update.js';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { NamedTensor } from '../model/safetensors.js';
@@ -30,6 +33,8 @@ export interface ServerOptions {
   cfg: ExperimentConfig;
   /** Server startup kit (for payload keys); null = plaintext without payload encryption. */
   kit: string | null;
+  /** Checked on every message of a live session: a revoked client is dropped within one step. */
+  revocation?: RevocationChecker | null;
   mode?: ServerMode;
   checkpointDir?: string | null;
   resume?: boolean;
@@ -74,6 +79,10 @@ export class SplitServer {
   private remoteCount = 0;
   private readonly strategy: Strategy = new FedAvg();
   private model!: ModelConfig;
+  /** What each client must send at round end, and what it may make the server hold. */
+  private partSpec!: ClientPartSpec;
+  limits!: ClientLimits;
+  private refusals!: LogLimiter;
   private globalClientParams: Map<string, Float32Array> | null = null;
   private completedRound = 0;
   private trunkSteps: number[] = [];
@@ -91,6 +100,7 @@ export class SplitServer {
     this.cfg = o.cfg;
     this.mode = o.mode ?? o.cfg.federation.mode;
     this.log = o.log ?? (() => {});
+    this.refusals = new LogLimiter(this.log);
     this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
     this.done.catch(() => {});
   }
@@ -99,6 +109,8 @@ export class SplitServer {
   async init(): Promise<void> {
     const { config, store } = resolveModel(this.cfg);
     this.model = config;
+    this.partSpec = clientPartSpec(this.cfg, config, store);
+    this.limits = clientLimits(this.cfg, config, this.partSpec);
     const peft = peftOf(this.cfg);
     let optimizerState;
     const ckpt = this.o.checkpointDir ? join(this.o.checkpointDir, 'latest') : null;
@@ -129,8 +141,14 @@ export class SplitServer {
 
   /** gRPC Session handler: authenticate payload keys, register, send the plan, re-sync parts. */
   onSession = (call: Call, peer: PeerIdentity): void => {
-    const inbox = new Inbox<Msg>();
-    call.on('data', reassembling((m) => inbox.push(m), (e) => inbox.fail(e)));
+    const inbox = new Inbox<Msg>(this.limits.queue);
+    const receive = reassembling((m) => inbox.push(m), (e) => inbox.fail(e), this.limits.chunks);
+    call.on('data', (m: Msg) => {
+      if (inbox.failed) return;
+      const revoked = this.revokedReason(peer);
+      if (revoked) return this.cutOff(peer.clientId, inbox, revoked);
+      receive(m);
+    });
     call.on('error', (e) => inbox.fail(e));
     call.on('end', () => inbox.fail(new Error('client closed the stream')));
     call.on('cancelled', () => inbox.fail(new Error('client cancelled the stream')));
@@ -145,12 +163,13 @@ export class SplitServer {
         }
         const j = joinMsg.join as { numExamples: string; lastRound: number; insecureName: string };
         // Without TLS there is no certificate; plaintext clients name themselves (loopback tests only).
+        if (!this.o.kit && j.insecureName && !/^[A-Za-z0-9._-]{1,64}$/.test(j.insecureName)) throw new ProtocolError('join: insecure_name must be 1-64 letters, digits, ".", "_" or "-"');
         if (!this.o.kit) peer = { ...peer, clientId: j.insecureName ? `insecure-${j.insecureName}` : peer.clientId };
         const numExamples = Number(j.numExamples);
         if (!Number.isFinite(numExamples) || numExamples <= 0) throw new ProtocolError(`join: num_examples must be positive, got ${j.numExamples}`);
         const previous = this.sessions.get(peer.clientId);
         if (previous) previous.close('replaced by a new session of the same client');
-        const s = new ClientSession(peer.clientId, call, inbox, numExamples, payloadPublicKey, this.cfg.federation.chunk_bytes);
+        const s = new ClientSession(peer, call, inbox, numExamples, payloadPublicKey, this.cfg.federation.chunk_bytes);
         this.sessions.set(peer.clientId, s);
         s.startHeartbeats(this.cfg.federation.heartbeat_ms);
         this.log(`client ${peer.clientId} joined with ${numExamples} examples (last round ${j.lastRound}; ${this.sessions.size}/${this.cfg.federation.clients} connected)`);
@@ -158,11 +177,33 @@ export class SplitServer {
         if (this.globalClientParams) this.sendAveraged(s, this.completedRound, this.globalClientParams);
         this.maybeStart();
       } catch (e) {
-        this.log(`refused a session from ${peer.clientId}: ${(e as Error).message}`);
+        // Keyed by certificate id, or by address without the port for plaintext peers.
+        this.refusals.log(peer.clientId.replace(/:\d+$/, ''), `refused a session from ${peer.clientId}: ${(e as Error).message}`);
         try { call.write({ error: { code: 'REFUSED', message: (e as Error).message } }); call.end(); } catch { /* gone */ }
       }
     })();
   };
+
+  /** Why this peer may no longer talk to the server (revoked, or the list is unreadable: fail closed), or null. */
+  private revokedReason(peer: PeerIdentity): string | null {
+    if (!this.o.revocation) return null;
+    try {
+      return this.o.revocation.isRevoked(peer) ? `client "${peer.clientId}" has been revoked (certificate serial ${peer.serial})` : null;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+
+  /** End a live session at once: its pending and next reads fail, and it gets no further keys. */
+  private cutOff(clientId: string, inbox: Inbox<Msg>, reason: string): void {
+    inbox.fail(new ProtocolError(reason));
+    const s = this.sessions.get(clientId);
+    if (s && s.inbox === inbox) {
+      this.sessions.delete(clientId);
+      s.close(reason);
+    }
+    this.refusals.log(`cut:${clientId}`, `cut off ${clientId}: ${reason}`);
+  }
 
   /**
    * A sub-server attached (hierarchical scale-out): give it the trunk and training setup, then use
@@ -177,7 +218,7 @@ export class SplitServer {
       const remote = new RemoteReplica(`sub-server ${peer.clientId}`, call);
       try {
         const state = await this.replicas[0].getState();
-        await remote.init({ model: this.model, split: this.cfg.split, peft: peftOf(this.cfg), optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads: this.cfg.runtime.threads, spinning: false } }, state.params);
+        await remote.init({ model: this.model, split: this.cfg.split, peft: peftOf(this.cfg), optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads: this.cfg.runtime.threads, spinning: false } }, state.params, this.cfg.federation.chunk_bytes);
         this.replicas.push(remote);
         this.trunkSteps.push(0);
         this.remoteCount++;
@@ -242,6 +283,7 @@ export class SplitServer {
   /** Fresh per-round payload key (keys rotate every round) and the round's start message. */
   private openRound(s: ClientSession, round: number, localSteps: number): void {
     s.sessionId = randomUUID();
+    s.examplesThisRound = 0;
     if (s.payloadPublicKey) {
       const key = newSessionKey();
       s.channel = new PayloadChannel(key, 'down');
@@ -267,7 +309,7 @@ export class SplitServer {
   private async trainRound(round: number): Promise<void> {
     const f = this.cfg.federation;
     const t0 = performance.now();
-    const participants = [...this.sessions.values()];
+    const participants = this.liveSessions(round);
     if (participants.length < f.min_clients) throw new Error(`round ${round}: ${participants.length} clients connected, min_clients is ${f.min_clients}`);
     for (const s of participants) this.openRound(s, round, f.local_steps);
     const losses: number[] = [];
@@ -312,8 +354,17 @@ export class SplitServer {
     this.log(`round ${round}/${f.rounds}: ${updates.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${parallel}${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`);
   }
 
+  /** The connected clients, less any revoked since the last round: no new session key for them. */
+  private liveSessions(round: number): ClientSession[] {
+    for (const s of [...this.sessions.values()]) {
+      const revoked = this.revokedReason(s.peer);
+      if (revoked) this.dropClient(s, round, new ProtocolError(revoked));
+    }
+    return [...this.sessions.values()];
+  }
+
   private async evalRound(round: number): Promise<{ clientId: string; eval?: unknown }[]> {
-    const participants = [...this.sessions.values()];
+    const participants = this.liveSessions(round);
     for (const s of participants) this.openRound(s, round, 0);
     const results = await Promise.all(participants.map(async (s) => {
       try {
@@ -361,7 +412,12 @@ export class SplitServer {
     if (st.round !== round) throw new ProtocolError(`${kind} for round ${st.round} during round ${round}`);
     if (step !== null && st.step !== step) throw new ProtocolError(`${kind} for step ${st.step}, expected step ${step}`);
     const { batch_size: B, seq_len: S } = this.cfg.data;
-    const tensor = decodeTensor(st.tensor, { name, dtype: 'float32', shape: [B, S, this.model.hidden_size] }, s.context(round, st.step));
+    // Non-finite activations or gradients would poison the shared trunk for every client.
+    const tensor = decodeTensor(st.tensor, { name, dtype: 'float32', shape: [B, S, this.model.hidden_size], finite: true }, s.context(round, st.step), this.limits.stepTensorBytes);
+    if (kind === 'tailGrad') {
+      if (!Number.isFinite(st.loss)) throw new ProtocolError(`tail_grad: non-finite loss ${st.loss}`);
+      if (!(st.labelCount >= 0 && st.labelCount <= B * S)) throw new ProtocolError(`tail_grad: label_count ${st.labelCount} is outside 0..${B * S}`);
+    } else if (!st.eval) s.examplesThisRound += tensor.shape[0];
     return { step: st.step, tensor, loss: st.loss, eval: st.eval, labelCount: st.labelCount };
   }
 
@@ -401,15 +457,15 @@ export class SplitServer {
     this.o.onReceive?.(s.id, 'parameters', m);
     const p = m.parameters as { round: number; numExamples: string; tensors: WireTensor[]; metricsJson: string };
     if (p.round !== round) throw new ProtocolError(`parameters for round ${p.round} during round ${round}`);
-    const ctx = s.context(round, 0);
-    const expected = this.globalClientParams;
-    const params = new Map(p.tensors.map((t) => {
-      const shape = expected?.get(t.name) ? [expected.get(t.name)!.length] : undefined;
-      return [t.name, decodeTensor(t, { name: t.name, dtype: 'float32', shape }, ctx).data as Float32Array] as const;
-    }));
-    if (expected && [...expected.keys()].some((n) => !params.has(n))) throw new ProtocolError('parameters message is missing tensors of the client parts');
-    if (p.metricsJson) this.lastMetrics.set(s.id, JSON.parse(p.metricsJson));
-    return { clientId: s.id, numExamples: Number(p.numExamples), params };
+    const params = decodeClientParameters(p.tensors, this.partSpec, s.context(round, 0));
+    const claimed = Number(p.numExamples);
+    if (!Number.isFinite(claimed) || claimed < 0) throw new ProtocolError(`parameters: invalid num_examples ${p.numExamples}`);
+    if (p.metricsJson) {
+      try { this.lastMetrics.set(s.id, JSON.parse(p.metricsJson)); } catch { throw new ProtocolError('parameters: metrics_json is not JSON'); }
+    }
+    // A client's weight is what the server saw it train on this round (rows of h_A), never more
+    // than it claims: a claimed count cannot buy a larger share of the average.
+    return { clientId: s.id, numExamples: Math.min(claimed, s.examplesThisRound), params };
   }
 
   get config(): ExperimentConfig {

@@ -4,6 +4,7 @@ import { describeConnectError } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
 import { TrunkReplica } from './trunk-replica.js';
 import { dec, enc, type SubReply, type SubRequest } from './remote-replica.js';
+import { splitTensorSet } from '../protocol/chunking.js';
 import type { TrunkWorkerInit } from './trunk-worker.js';
 
 /**
@@ -16,13 +17,16 @@ export async function runSubServer(o: { parent: string; kit: string | null; serv
   const conn = connect(o.parent, o.kit, o.serverName);
   const call = (conn.client.SubServer as () => grpc.ClientDuplexStream<SubReply, SubRequest>)();
   let replica = null as TrunkReplica | null;
+  let chunkBytes = Number.POSITIVE_INFINITY;
   let queue = Promise.resolve();
   await new Promise<void>((resolve, reject) => {
     call.on('data', (req: SubRequest) => {
       queue = queue.then(async () => {
         try {
           const r = await handle(req);
-          call.write({ id: req.id, ok: true, error: '', json: JSON.stringify(r.json ?? {}), tensors: r.tensors ?? [] });
+          // The parent takes no message over its chunk_bytes (plus framing): large replies go in parts.
+          const groups = splitTensorSet(r.tensors ?? [], chunkBytes);
+          groups.forEach((tensors, i) => call.write({ id: req.id, ok: true, error: '', json: JSON.stringify(r.json ?? {}), tensors, partIndex: i, partCount: groups.length }));
           if (req.op === 'close') call.end();
         } catch (e) {
           call.write({ id: req.id, ok: false, error: (e as Error).message, json: '', tensors: [] });
@@ -38,7 +42,9 @@ export async function runSubServer(o: { parent: string; kit: string | null; serv
   async function handle(req: SubRequest): Promise<{ json?: object; tensors?: ReturnType<typeof enc>[] }> {
     const args = req.json ? JSON.parse(req.json) : {};
     if (req.op === 'init') {
-      const init: TrunkWorkerInit = { ...args, params: req.tensors.map((t) => [t.name, { shape: t.shape.map(Number), data: dec(t).data as Float32Array }]) };
+      const { chunkBytes: chunk, ...setup } = args as { chunkBytes?: number };
+      if (chunk) chunkBytes = chunk;
+      const init: TrunkWorkerInit = { ...(setup as Omit<TrunkWorkerInit, 'params'>), params: req.tensors.map((t) => [t.name, { shape: t.shape.map(Number), data: dec(t).data as Float32Array }]) };
       await replica?.close();
       replica = new TrunkReplica(0, init);
       log(`trunk replica ready: ${req.tensors.length} tensors`);

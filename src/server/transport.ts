@@ -1,7 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
+import { join } from 'node:path';
 import { CHANNEL_OPTIONS, loadProtocol } from '../protocol/load.js';
 import { peerIdentity, RevocationChecker, serverCredentials, type PeerIdentity } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
+import { LogLimiter } from '../util/log-limiter.js';
+import { isLoopbackHost } from '../util/net.js';
 import type { SubReply, SubRequest } from './remote-replica.js';
 
 export type SessionHandler = (call: grpc.ServerDuplexStream<Record<string, unknown>, Record<string, unknown>>, peer: PeerIdentity) => void;
@@ -13,8 +16,12 @@ export const SUB_SERVER_CN_PREFIX = 'sub-server.';
 export interface TransportOptions {
   host?: string;
   port?: number;
-  /** Server startup kit (ca.crt, server.crt, server.key, revoked.json); null = plaintext. */
+  /** Server startup kit (ca.crt, server.crt, server.key); null = plaintext, loopback only. */
   kit: string | null;
+  /** The revocation list, checked at every connect (fails closed); defaults to `<kit>/revoked.json`. */
+  revocation?: RevocationChecker | null;
+  /** gRPC's per-message receive cap (default 256 MiB; a federation server sets one chunk + framing). */
+  maxMessageBytes?: number;
   onSession?: SessionHandler;
   onSubServer?: SubServerHandler;
   log?: (msg: string) => void;
@@ -34,17 +41,25 @@ const VERSION = '1';
  */
 export async function startTransport(o: TransportOptions): Promise<RunningServer> {
   const { service } = loadProtocol();
-  const server = new grpc.Server(CHANNEL_OPTIONS);
-  const revocation = o.kit ? new RevocationChecker(o.kit) : null;
-  const log = o.log ?? (() => {});
+  const host = o.host ?? '127.0.0.1';
+  if (!o.kit && !isLoopbackHost(host)) throw new UserError(`refusing to listen on ${host} without TLS: plaintext is for loopback tests only. Fix: give --pki (a kit from flglm keygen) or bind 127.0.0.1`);
+  // A participant needs one Session stream (plus Hello); 16 per connection bounds what one can open.
+  const server = new grpc.Server({ ...CHANNEL_OPTIONS, 'grpc.max_concurrent_streams': 16, ...(o.maxMessageBytes ? { 'grpc.max_receive_message_length': o.maxMessageBytes } : {}) });
+  const revocation = o.revocation ?? (o.kit ? new RevocationChecker(join(o.kit, 'revoked.json')) : null);
+  const refusals = new LogLimiter(o.log ?? (() => {}));
+  const refuse = (peer: string, code: grpc.status, details: string): { error: grpc.StatusObject } => {
+    refusals.log(`${peer}:${details}`, `refused ${peer}: ${details}`);
+    return { error: { code, details, metadata: new grpc.Metadata() } };
+  };
 
   const identify = (call: Parameters<typeof peerIdentity>[0]): PeerIdentity | { error: grpc.StatusObject } => {
     if (!o.kit) return { clientId: `insecure-${call.getPeer()}`, serial: '', fingerprint256: '' };
     const peer = peerIdentity(call);
-    if (!peer) return { error: { code: grpc.status.UNAUTHENTICATED, details: 'no verified client certificate', metadata: new grpc.Metadata() } };
-    if (revocation!.isRevoked(peer)) {
-      log(`refused revoked client "${peer.clientId}" (serial ${peer.serial})`);
-      return { error: { code: grpc.status.PERMISSION_DENIED, details: `client "${peer.clientId}" has been revoked (certificate serial ${peer.serial}); ask the operator for a new kit`, metadata: new grpc.Metadata() } };
+    if (!peer) return refuse(call.getPeer(), grpc.status.UNAUTHENTICATED, 'no verified client certificate');
+    try {
+      if (revocation?.isRevoked(peer)) return refuse(`"${peer.clientId}"`, grpc.status.PERMISSION_DENIED, `client "${peer.clientId}" has been revoked (certificate serial ${peer.serial}); ask the operator for a new kit`);
+    } catch (e) {
+      return refuse(`"${peer.clientId}"`, grpc.status.UNAVAILABLE, `the server cannot check revocations: ${(e as Error).message}`);
     }
     return peer;
   };
@@ -61,6 +76,10 @@ export async function startTransport(o: TransportOptions): Promise<RunningServer
         call.emit('error', who.error);
         return;
       }
+      if (who.role === 'sub-server') {
+        call.emit('error', refuse(`"${who.clientId}"`, grpc.status.PERMISSION_DENIED, `certificate "${who.clientId}" is a sub-server certificate, not a client's`).error);
+        return;
+      }
       if (!o.onSession) {
         call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'this server accepts no training sessions' });
         return;
@@ -70,8 +89,10 @@ export async function startTransport(o: TransportOptions): Promise<RunningServer
     SubServer: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
       const who = identify(call as grpc.ServerDuplexStream<Record<string, unknown>, Record<string, unknown>>);
       if ('error' in who) return void call.emit('error', who.error);
-      if (o.kit && !who.clientId.startsWith(SUB_SERVER_CN_PREFIX)) {
-        return void call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: `certificate "${who.clientId}" is not a sub-server certificate (make one with flglm keygen --sub-servers)` });
+      // The role is in the CA-signed certificate profile (OU), which `keygen add-client` never writes:
+      // a client kit, whatever its id, cannot attach as a trunk replica.
+      if (o.kit && (who.role !== 'sub-server' || !who.clientId.startsWith(SUB_SERVER_CN_PREFIX))) {
+        return void call.emit('error', refuse(`"${who.clientId}"`, grpc.status.PERMISSION_DENIED, `certificate "${who.clientId}" is not a sub-server certificate (make one with flglm keygen --sub-servers)`).error);
       }
       if (!o.onSubServer) return void call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'this server does not take sub-servers (start it with --mode hierarchical --expect-subs N)' });
       o.onSubServer(call as unknown as grpc.ServerDuplexStream<SubReply, SubRequest>, who);
@@ -79,9 +100,9 @@ export async function startTransport(o: TransportOptions): Promise<RunningServer
   });
 
   const credentials = o.kit ? serverCredentials(o.kit) : grpc.ServerCredentials.createInsecure();
-  const address = `${o.host ?? '127.0.0.1'}:${o.port ?? 0}`;
+  const address = `${host}:${o.port ?? 0}`;
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, credentials, (err, p) => (err ? reject(new UserError(`cannot listen on ${address}: ${err.message}`)) : resolve(p))),
+    server.bindAsync(address, credentials, (err, p) => (err ? reject(new UserError(/EADDRINUSE/.test(err.message) ? `cannot listen on ${address}: the port is in use. Fix: stop the other process or choose another --port (0 = any free port)` : `cannot listen on ${address}: ${err.message}`)) : resolve(p))),
   );
   return {
     server,

@@ -34,6 +34,18 @@ describe('chunking large tensors', () => {
     expect(() => a.accept({ ...parts[1], kind: 'trunkOut' })).toThrow(ProtocolError);
   });
 
+  test('limits are enforced as pieces arrive, before anything is held', () => {
+    const limits = { budget: (kind: string) => (kind === 'activations' ? { maxBytes: 4000, maxPieces: 4 } : { maxBytes: 1000, maxPieces: 3 }) };
+    const tooMany = chunkMessage({ activations: { round: 1, step: 1, tensor: wire('h_A', 1000) } }, 500); // 8 chunks of 500 bytes
+    expect(() => new ChunkAssembler(limits).accept({ ...tooMany[0], kind: 'activations' })).toThrow(/in 8 chunks, the limit is 4/);
+    const tooBig = chunkMessage({ activations: { round: 1, step: 1, tensor: wire('h_A', 1200) } }, 1200); // 4 chunks, 4800 bytes
+    const a = new ChunkAssembler(limits);
+    expect(() => tooBig.forEach((p) => a.accept({ ...p, kind: 'activations' }))).toThrow(/over 4000 bytes/);
+    const set = chunkMessage({ parameters: { round: 1, numExamples: 1, tensors: [wire('a', 100), wire('b', 100), wire('c', 100)], metricsJson: '' } }, 400);
+    const b = new ChunkAssembler(limits);
+    expect(() => set.forEach((p) => b.accept({ ...p, kind: 'parameters' }))).toThrow(/over 1000 bytes of tensors/);
+  });
+
   test('training with tiny chunks gives the same losses as centralized training', async () => {
     const cfg = config(`
 seed: 3

@@ -25,7 +25,8 @@ function tensor(name: string, shape: number[], dtype = 'float32', bytes?: number
 
 describe('malformed messages are refused without crashing the server', () => {
   test.each([
-    ['wrong shape', tensor('h_A', [2, 16, 99]), /shape \[2,16,99\], expected \[2,16,32\]/],
+    ['wrong shape', tensor('h_A', [2, 16, 16]), /shape \[2,16,16\], expected \[2,16,32\]/],
+    ['more bytes than the plan allows', tensor('h_A', [2, 16, 99]), /tensor h_A is over 4096 bytes/],
     ['wrong dtype', tensor('h_A', [2, 16, 32], 'float64'), /dtype float64, expected float32/],
     ['wrong tensor name', tensor('tokens', [2, 16, 32]), /expected tensor h_A, got tokens/],
     ['truncated bytes', tensor('h_A', [2, 16, 32], 'float32', 100), /got 100 bytes/],

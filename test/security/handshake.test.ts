@@ -60,7 +60,7 @@ describe('keygen', () => {
   });
 
   test('an existing PKI is not overwritten without --force', () => {
-    expect(() => keygen({ out: pki, clients: ['x'], serverName: 'localhost', serverIps: [], days: 1, keyBits: 2048 })).toThrow(/already exists.*--force/);
+    expect(() => keygen({ out: pki, clients: ['x'], serverName: 'localhost', serverIps: [], days: 1, keyBits: 2048 })).toThrow(/already holds a CA key.*--force/);
   });
 
   test('a private key readable by others is refused, naming the file', () => {

@@ -1,0 +1,54 @@
+import type { ExperimentConfig } from '../config/schema.js';
+import type { ModelConfig } from '../model/config.js';
+import type { ChunkLimits } from '../protocol/chunking.js';
+import type { QueueLimits } from '../protocol/inbox.js';
+import type { WireTensor } from '../protocol/tensors.js';
+
+/** Element count of every trainable client-part tensor (head + tail), by name: what `parameters` must hold. */
+export type ClientPartSpec = ReadonlyMap<string, number>;
+
+/**
+ * Everything a client may make the server hold, derived from the plan. A client never has a
+ * reason to send more than one step tensor ahead plus its parameter set, so anything beyond that
+ * is refused as it arrives (docs/security.md states these limits).
+ */
+export interface ClientLimits {
+  /** h_A or dL/dh_B: batch_size x seq_len x hidden_size float32. */
+  stepTensorBytes: number;
+  /** The whole client-part parameter set, float32. */
+  parameterBytes: number;
+  chunks: ChunkLimits;
+  queue: QueueLimits;
+  /** gRPC's per-message cap on the server: one chunk plus framing (names, shapes, counters). */
+  maxMessageBytes: number;
+}
+
+/** Protobuf framing allowed on top of a chunk's tensor bytes. */
+const FRAMING_BYTES = 1 << 20;
+
+/** Tensor bytes a (whole or partial) message carries. */
+export function tensorBytesOf(m: unknown): number {
+  const msg = m as Record<string, unknown> & { kind?: string };
+  const body = msg[msg.kind ?? ''] as { tensor?: WireTensor; tensors?: WireTensor[] } | undefined;
+  if (!body) return 0;
+  if (body.tensor) return body.tensor.data.byteLength;
+  return (body.tensors ?? []).reduce((a, t) => a + t.data.byteLength, 0);
+}
+
+export function clientLimits(cfg: ExperimentConfig, model: ModelConfig, parts: ClientPartSpec): ClientLimits {
+  const chunk = cfg.federation.chunk_bytes;
+  const stepTensorBytes = cfg.data.batch_size * cfg.data.seq_len * model.hidden_size * 4;
+  const parameterBytes = [...parts.values()].reduce((a, n) => a + 4 * n, 0);
+  const pieces = (bytes: number, tensors: number) => Math.ceil(bytes / chunk) + tensors;
+  const step = { maxBytes: stepTensorBytes, maxPieces: pieces(stepTensorBytes, 0) };
+  const params = { maxBytes: parameterBytes, maxPieces: pieces(parameterBytes, parts.size) };
+  const none = { maxBytes: 0, maxPieces: 1 };
+  return {
+    stepTensorBytes,
+    parameterBytes,
+    chunks: { budget: (kind) => (kind === 'activations' || kind === 'tailGrad' ? step : kind === 'parameters' ? params : none) },
+    // One step tensor waiting for its turn, one in flight, and the round's parameters.
+    queue: { maxBytes: 2 * stepTensorBytes + parameterBytes, maxMessages: 16, sizeOf: tensorBytesOf },
+    maxMessageBytes: chunk + FRAMING_BYTES,
+  };
+}

@@ -1,0 +1,75 @@
+import type * as grpc from '@grpc/grpc-js';
+import { connect, type ClientConnection } from '../../src/client/transport.js';
+import { Inbox } from '../../src/protocol/inbox.js';
+import type { ExperimentConfig } from '../../src/config/schema.js';
+
+export type Msg = Record<string, unknown> & { kind?: string };
+
+/** A wire tensor as a hostile client would write it (plaintext: the tests run payload encryption off). */
+export function wireTensor(name: string, shape: number[], fill = 0, dtype = 'float32', bytes?: number) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = Buffer.alloc(bytes ?? n * 4);
+  if (fill !== 0 && dtype === 'float32') for (let i = 0; i + 4 <= data.length; i += 4) data.writeFloatLE(fill, i);
+  return { name, dtype, shape, data, counter: 0, tag: Buffer.alloc(0), encrypted: false };
+}
+
+/**
+ * A client speaking protos/flglm.proto by hand, with no flglm client logic: it sends whatever the
+ * test tells it to. Plaintext (`kit: null`) or mutual TLS with a real kit.
+ */
+export class RawClient {
+  readonly conn: ClientConnection;
+  readonly call: grpc.ClientDuplexStream<Msg, Msg>;
+  readonly inbox = new Inbox<Msg>();
+  plan: ExperimentConfig | null = null;
+
+  constructor(target: string, readonly name: string, kit: string | null = null) {
+    this.conn = connect(target, kit, 'localhost');
+    this.call = (this.conn.client.Session as () => grpc.ClientDuplexStream<Msg, Msg>)();
+    this.call.on('data', (m: Msg) => this.inbox.push(m));
+    this.call.on('error', (e) => this.inbox.fail(e));
+    this.call.on('end', () => this.inbox.fail(new Error('stream ended')));
+  }
+
+  send(m: Msg): void {
+    this.call.write(m);
+  }
+
+  async join(numExamples: number | string = 10): Promise<ExperimentConfig> {
+    this.send({ join: { numExamples, insecureName: this.name } });
+    const m = await this.inbox.next(['plan'], 20000);
+    this.plan = JSON.parse((m.plan as { planJson: string }).planJson) as ExperimentConfig;
+    return this.plan;
+  }
+
+  /** Wait until the server opens a round for this client; returns the round number. */
+  async roundStart(timeoutMs = 30000): Promise<number> {
+    for (;;) {
+      const m = await this.inbox.next(['sessionKey', 'roundStart', 'averaged'], timeoutMs);
+      if (m.kind === 'roundStart') return (m.roundStart as { round: number }).round;
+    }
+  }
+
+  /** Play `steps` well-formed local steps with constant activations and gradients. */
+  async playSteps(round: number, steps: number, shape: number[]): Promise<void> {
+    for (let step = 1; step <= steps; step++) {
+      this.send({ activations: { round, step, tensor: wireTensor('h_A', shape, 0.01), eval: false } });
+      await this.inbox.next(['trunkOut'], 30000);
+      this.send({ tailGrad: { round, step, tensor: wireTensor('grad_h_B', shape, 0), loss: 1, labelCount: 1 } });
+      await this.inbox.next(['headGrad'], 30000);
+    }
+  }
+
+  /** The reason the server gives when it drops this client. */
+  async dropReason(timeoutMs = 30000): Promise<string> {
+    for (;;) {
+      const m = await this.inbox.next(['error', 'sessionKey', 'roundStart', 'averaged', 'trunkOut', 'headGrad'], timeoutMs);
+      if (m.kind === 'error') return (m.error as { message: string }).message;
+    }
+  }
+
+  close(): void {
+    try { this.call.end(); } catch { /* gone */ }
+    this.conn.client.close();
+  }
+}
