@@ -13,6 +13,7 @@ import { decodeTensor, encodeTensor, type TensorContext, type WireTensor } from 
 import { PayloadChannel, unwrapSessionKey } from '../security/payload.js';
 import { readPrivateKey } from '../security/files.js';
 import { saveCheckpoint } from '../model/checkpoint.js';
+import { partParamNames } from '../model/partition.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore } from '../model/params.js';
 import { connect, type ClientConnection } from './transport.js';
@@ -20,6 +21,8 @@ import { DelayLine, type LinkModel } from './netem.js';
 import { chunkMessage, reassembling } from '../protocol/chunking.js';
 import { describeConnectError } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
+import type { ClientRoundConfig } from '../federation/strategies/strategy.js';
+import { OPTIMIZER_PREFIX, packOptimizerState, unpackOptimizerState } from '../federation/optimizer-handoff.js';
 
 type Msg = Record<string, unknown> & { kind?: string };
 
@@ -73,6 +76,8 @@ export class SplitClient {
   private evalMetrics: EvalMetrics | null = null;
   private localStep = 0;
   private lastRound = 0;
+  /** The last training round whose parameters this client sent (its result comes back as `averaged`). */
+  private sentRound = -1;
   /** Seconds spent per phase of a training step, summed (reported at the end: where the time goes). */
   readonly phases: Record<string, number> = { head_forward: 0, wait_trunk_forward: 0, tail_step: 0, wait_trunk_backward: 0, head_backward: 0, optimizer: 0 };
   private readonly log: (msg: string) => void;
@@ -160,6 +165,7 @@ export class SplitClient {
     let sessionId = '';
     const ctx = (round: number, step: number): TensorContext => ({ clientId: conn.clientId, sessionId, round, step, channel });
     const timeout = cfg.federation.client_timeout_ms;
+    const relay = cfg.federation.strategy.name === 'relay';
     for (;;) {
       const m = await inbox.next(['sessionKey', 'roundStart', 'averaged', 'finished', 'error'], 10 * timeout);
       if (m.kind === 'error') {
@@ -182,20 +188,43 @@ export class SplitClient {
       }
       if (m.kind === 'averaged') {
         const a = m.averaged as { round: number; tensors: WireTensor[] };
+        const relayedState = new Map<string, Float32Array>();
         for (const w of a.tensors) {
+          if (relay && w.name.startsWith(OPTIMIZER_PREFIX)) {
+            relayedState.set(w.name, decodeTensor(w, { name: w.name, dtype: 'float32' }, ctx(a.round, 0)).data as Float32Array);
+            continue;
+          }
           const target = t.params.get(w.name);
           if (!target) throw new UserError(`server sent averaged parameter ${w.name}, which this client does not train`);
           target.set(decodeTensor(w, { name: w.name, dtype: 'float32', shape: [target.length] }, ctx(a.round, 0)).data as Float32Array);
         }
+        if (relayedState.size) unpackOptimizerState(t.optimizer, relayedState, t.params);
         this.lastRound = a.round;
-        if (this.o.checkpointDir) saveCheckpoint(join(this.o.checkpointDir, conn.clientId), t.store, { model: t.config, peft: peftOf(cfg), step: this.localStep, round: a.round, data: t.stream.state() }, t.optimizer.state());
+        // Checkpoint the round's result (not a relay hand-off, which precedes this client's turn):
+        // only the client's own parts, frozen weights included; the trunk is the server's.
+        const every = cfg.federation.checkpoint_every_rounds;
+        if (this.o.checkpointDir && a.round === this.sentRound && (a.round % every === 0 || a.round === cfg.federation.rounds)) {
+          const own = new Set([...partParamNames('head', t.config, cfg.split, t.store), ...partParamNames('tail', t.config, cfg.split, t.store)]);
+          saveCheckpoint(join(this.o.checkpointDir, conn.clientId), new Map([...t.store].filter(([n]) => own.has(n))), { model: t.config, peft: peftOf(cfg), step: this.localStep, round: a.round, data: t.stream.state() }, t.optimizer.state());
+        }
         continue;
       }
-      const { round, localSteps } = m.roundStart as { round: number; localSteps: number };
-      const metricsJson = localSteps === 0 ? await this.evaluate(call, inbox, round, ctx) : '';
-      for (let step = 1; step <= localSteps; step++) await this.trainStep(call, inbox, round, step, ctx);
+      const start = m.roundStart as { round: number; localSteps: number; configJson: string; evaluate: boolean };
+      const { round } = start;
+      if (start.evaluate || start.localSteps === 0) {
+        // An evaluation pass reports metrics only; the parameters stay here.
+        call.write({ parameters: { round, numExamples: 0, metricsJson: await this.evaluate(call, inbox, round, ctx), tensors: [] } });
+        continue;
+      }
+      const config = (start.configJson ? JSON.parse(start.configJson) : {}) as ClientRoundConfig;
+      if (config.reset_optimizer) t.optimizer = createOptimizer(cfg.optimizer);
+      // FedProx: the proximal term pulls towards the parts this round started from.
+      const anchor = config.proximal_mu ? new Map([...t.params].map(([n, d]) => [n, Float32Array.from(d)])) : null;
+      for (let step = 1; step <= start.localSteps; step++) await this.trainStep(call, inbox, round, step, ctx, anchor ? { mu: config.proximal_mu!, anchor } : null);
       const up = ctx(round, 0);
-      call.write({ parameters: { round, numExamples: this.o.train.length, metricsJson, tensors: [...t.params].map(([n, d]) => encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, up)) } });
+      const upload = relay ? [...t.params, ...packOptimizerState(t.optimizer, t.params)] : [...t.params];
+      this.sentRound = round;
+      call.write({ parameters: { round, numExamples: this.o.train.length, metricsJson: '', tensors: upload.map(([n, d]) => encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, up)) } });
     }
   }
 
@@ -210,7 +239,7 @@ export class SplitClient {
     return decodeTensor((m[kind] as { tensor: WireTensor }).tensor, { name, dtype: 'float32', shape: [B, S, t.config.hidden_size] }, c);
   }
 
-  private async trainStep(call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>, round: number, step: number, ctx: (r: number, s: number) => TensorContext): Promise<void> {
+  private async trainStep(call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>, round: number, step: number, ctx: (r: number, s: number) => TensorContext, proximal: { mu: number; anchor: Map<string, Float32Array> } | null): Promise<void> {
     const t = this.trainer!;
     const c = ctx(round, step);
     const batch = t.stream.next();
@@ -235,9 +264,14 @@ export class SplitClient {
       if (other) for (let i = 0; i < g.length; i++) other[i] += g[i]; // tied embeddings: head and tail both use it
       else grads.set(n, g);
     }
+    if (proximal) addProximalGradient(grads, t.params, proximal.anchor, proximal.mu);
     clipGlobalNorm(grads, t.cfg.optimizer.grad_clip);
-    const total = t.cfg.federation.rounds * t.cfg.federation.local_steps;
-    t.optimizer.apply(t.params, grads, learningRate(t.cfg.optimizer.lr, t.cfg.schedule, this.localStep, total));
+    // With relay the client parts follow one schedule across the federation (the step travels with
+    // the optimizer state), as the centralized model does over the same budget.
+    const f = t.cfg.federation;
+    const relay = f.strategy.name === 'relay';
+    const total = f.rounds * f.local_steps * (relay ? f.clients : 1);
+    t.optimizer.apply(t.params, grads, learningRate(t.cfg.optimizer.lr, t.cfg.schedule, relay ? t.optimizer.step : this.localStep, total));
     lap('optimizer');
     this.localStep++;
     this.losses.push(out.loss);
@@ -256,6 +290,16 @@ export class SplitClient {
     }, this.o.test.some(isPromptExample));
     this.log(`eval: loss ${this.evalMetrics.loss.toFixed(4)}, accuracy ${this.evalMetrics.accuracy.toFixed(4)}`);
     return JSON.stringify({ eval: this.evalMetrics });
+  }
+}
+
+/** FedProx: d/dw of mu/2 ||w - anchor||^2, added to the loss gradient. */
+export function addProximalGradient(grads: Map<string, Float32Array>, params: Map<string, Float32Array>, anchor: Map<string, Float32Array>, mu: number): void {
+  for (const [n, w] of params) {
+    const g = grads.get(n);
+    const a = anchor.get(n);
+    if (!g || !a) continue;
+    for (let i = 0; i < g.length; i++) g[i] += mu * (w[i] - a[i]);
   }
 }
 

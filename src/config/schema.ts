@@ -13,6 +13,8 @@ export const MODEL_PRESETS = ['tiny', 'small', 'base'] as const;
 export const FINETUNE_METHODS = ['full', 'lora', 'prefix'] as const;
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 export const SERVER_MODES = ['sequential', 'batch', 'hierarchical'] as const;
+export type ServerMode = (typeof SERVER_MODES)[number];
+export const STRATEGY_NAMES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fedprox', 'relay'] as const;
 export const DATASETS = ['spam-assassin', 'sotu', 'moby-dick'] as const;
 export const TASKS = ['lm', 'classify'] as const;
 
@@ -85,8 +87,23 @@ export const dataSchema = z
   })
   .prefault({});
 
+export const strategySchema = z
+  .strictObject({
+    name: z.enum(STRATEGY_NAMES).default('fedavg'),
+    server_lr: z.number().positive().default(1),
+    momentum: z.number().min(0).lt(1).default(0.9),
+    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.99]),
+    tau: z.number().positive().default(1e-3),
+    mu: z.number().min(0).default(0.01),
+    client_optimizer: z.enum(['keep', 'reset']).default('keep'),
+  })
+  .prefault({});
+
+export type StrategyConfig = z.output<typeof strategySchema>;
+
 export const federationSchema = z
   .strictObject({
+    strategy: strategySchema,
     mode: z.enum(SERVER_MODES).default('hierarchical'),
     clients: positiveInt.default(3),
     rounds: positiveInt.default(5),
@@ -98,6 +115,7 @@ export const federationSchema = z
     heartbeat_ms: positiveInt.default(2000),
     client_timeout_ms: positiveInt.default(60000),
     chunk_bytes: positiveInt.default(4 * 1024 * 1024),
+    checkpoint_every_rounds: positiveInt.default(1),
   })
   .prefault({});
 
@@ -146,6 +164,13 @@ export const experimentSchema = z
         code: 'custom',
         path: ['federation', 'min_clients'],
         message: `must be at most federation.clients (${cfg.federation.clients}), got ${cfg.federation.min_clients}`,
+      });
+    }
+    if (cfg.federation.strategy.name === 'relay' && cfg.federation.mode !== 'sequential') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['federation', 'strategy', 'name'],
+        message: `relay hands the client parts from one client to the next, which needs federation.mode: sequential (got ${cfg.federation.mode})`,
       });
     }
     if (cfg.data.silos && cfg.data.silos.length !== cfg.federation.clients) {

@@ -193,6 +193,10 @@ export class ExperimentLauncher {
       name: this.cfg.name, mode: f.mode, summary: summary as unknown as Record<string, unknown>,
       steps: steps.map((s, index) => ({ client: s.client as string, loss: s.loss as number, index })), rounds,
       baselineLosses: existsSync(baselineLossesPath) ? JSON.parse(readFileSync(baselineLossesPath, 'utf8')) : undefined,
+      evalCurves: [
+        { label: `federated (${f.mode}, ${f.strategy.name})`, points: recs.filter((r) => r.type === 'eval').map((r) => ({ tokens: r.tokens_seen as number, accuracy: r.accuracy as number, loss: r.loss as number })) },
+        ...(baseline?.curve ? [{ label: 'centralized', points: baseline.curve as { tokens: number; accuracy: number; loss: number }[] }] : []),
+      ],
       config: this.configText,
     }));
     return summary;

@@ -9,6 +9,8 @@ export interface ReportInput {
   steps: { client: string; loss: number; index: number }[];
   rounds: { round: number; wall_s: number; train_loss: number; clients: string[]; dropped: string[] }[];
   baselineLosses?: number[];
+  /** Held-out evaluations during training: federated (per evaluation round) and centralized. */
+  evalCurves?: { label: string; points: { tokens: number; accuracy: number; loss: number }[] }[];
   config: string;
 }
 
@@ -53,6 +55,35 @@ export function lineChart(series: { label: string; ys: number[]; color: string }
   return svg + '</svg>';
 }
 
+/** An inline SVG chart of points over a shared numeric x axis (e.g. tokens seen), with ticks on both axes. */
+export function pointsChart(series: { label: string; points: [number, number][]; color: string }[], opts: { xLabel: string; yLabel: string; yRange?: [number, number] }): string {
+  const W = 720, H = 300, L = 60, R = 150, T = 20, B = 44;
+  const pts = series.flatMap((s) => s.points).filter(([, v]) => Number.isFinite(v));
+  if (pts.length === 0) return '<p>no data</p>';
+  const xHi = Math.max(...pts.map(([x]) => x)) || 1;
+  const [lo, hi] = opts.yRange ?? [Math.min(...pts.map(([, v]) => v)), Math.max(...pts.map(([, v]) => v))];
+  const span = hi - lo || 1;
+  const x = (v: number) => L + ((W - L - R) * v) / xHi;
+  const y = (v: number) => T + (H - T - B) * (1 - (v - lo) / span);
+  const fmt = (v: number) => (Math.abs(v) >= 1000 ? `${+(v / 1000).toFixed(1)}k` : `${+v.toFixed(3)}`);
+  let svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" style="max-width:${W}px" role="img">`;
+  svg += `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="#fafafa" stroke="#ccc"/>`;
+  for (const f of [0, 0.25, 0.5, 0.75, 1]) {
+    const yv = lo + f * span, xv = f * xHi;
+    svg += `<line x1="${L}" x2="${W - R}" y1="${y(yv)}" y2="${y(yv)}" stroke="#eee"/><text x="${L - 6}" y="${y(yv) + 4}" font-size="11" text-anchor="end">${fmt(yv)}</text>`;
+    svg += `<text x="${x(xv)}" y="${H - B + 14}" font-size="11" text-anchor="middle">${fmt(xv)}</text>`;
+  }
+  svg += `<text x="${(L + W - R) / 2}" y="${H - 6}" font-size="12" text-anchor="middle">${esc(opts.xLabel)}</text>`;
+  svg += `<text x="14" y="${(T + H - B) / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">${esc(opts.yLabel)}</text>`;
+  series.forEach((s, k) => {
+    const line = s.points.filter(([, v]) => Number.isFinite(v)).map(([px, v]) => `${x(px).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+    svg += `<polyline fill="none" stroke="${s.color}" stroke-width="1.8" points="${line}"/>`;
+    for (const [px, v] of s.points) if (Number.isFinite(v)) svg += `<circle cx="${x(px).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="${s.color}"/>`;
+    svg += `<rect x="${W - R + 10}" y="${T + 16 * k}" width="10" height="10" fill="${s.color}"/><text x="${W - R + 26}" y="${T + 16 * k + 9}" font-size="11">${esc(s.label)}</text>`;
+  });
+  return svg + '</svg>';
+}
+
 function metricRow(label: string, e: Record<string, number> | undefined): string {
   if (!e) return '';
   const f = (v: number | undefined, d = 4) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '–');
@@ -74,6 +105,7 @@ export function renderReport(r: ReportInput): string {
 <h1>flglm run: ${esc(r.name)}</h1>
 <p>Mode <b>${esc(r.mode)}</b>, ${clients.length} clients, ${fmt(s.rounds, 0)} rounds, ${fmt(s.steps, 0)} client steps, ${fmt(s.tokens, 0)} tokens in ${fmt(s.wall_s)} s (${fmt(s.tokens_per_s, 0)} tokens/s).</p>
 <h2>Training loss</h2>${lineChart(series, { xLabel: 'training progress (each curve over its own steps)', yLabel: 'loss (smoothed)', logY: true, stretch: true })}
+${r.evalCurves?.some((c) => c.points.length) ? `<h2>Evaluation during training</h2>${pointsChart(r.evalCurves.map((c, k) => ({ label: c.label, points: c.points.map((p) => [p.tokens, p.accuracy] as [number, number]), color: k === 0 ? '#000' : '#999' })), { xLabel: 'training tokens seen', yLabel: 'held-out accuracy', yRange: [0, 1] })}${pointsChart(r.evalCurves.map((c, k) => ({ label: c.label, points: c.points.map((p) => [p.tokens, p.loss] as [number, number]), color: k === 0 ? '#000' : '#999' })), { xLabel: 'training tokens seen', yLabel: 'held-out loss' })}` : ''}
 <h2>Evaluation</h2><table><tr><th>model</th><th>loss</th><th>perplexity</th><th>accuracy</th></tr>${metricRow('federated (split)', s.eval)}${metricRow('centralized baseline', s.baseline?.eval)}</table>
 ${s.baseline ? `<p>Centralized baseline: ${fmt(s.baseline.steps, 0)} steps in ${fmt(s.baseline.wall_s)} s (${fmt(s.baseline.tokens_per_s, 0)} tokens/s).</p>` : ''}
 <h2>Rounds</h2><table><tr><th>round</th><th>wall s</th><th>train loss</th><th>clients</th><th>dropped</th></tr>${roundRows}</table>

@@ -17,6 +17,8 @@ export interface TrainSummary {
   train_loss_final: number;
   eval: EvalMetrics;
   losses: number[];
+  /** Held-out evaluations during training, at the federated run's evaluation cadence in tokens. */
+  curve: { step: number; tokens: number; loss: number; accuracy: number }[];
 }
 
 export interface CentralizedOptions {
@@ -24,6 +26,8 @@ export interface CentralizedOptions {
   quiet?: boolean;
   checkpointDir?: string;
   data?: ExperimentData;
+  /** Evaluate every this many steps (default: the tokens between two federated evaluations). */
+  evalEverySteps?: number;
 }
 
 /** Same budget as the federated run: every client's local steps of every round, on the union of silos. */
@@ -46,6 +50,11 @@ export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedO
   const params = new Map(model.trainable.map((n) => [n, store.get(n)!.data]));
   const progress = new Progress('train', steps, process.stderr, opts.quiet);
 
+  const evalSet = evalBatches(data.test, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.eval.max_batches);
+  const evaluate = () => evaluateBatches(evalSet, (b) => model.evaluate(b.tokens, b.labels), data.test.some(isPromptExample));
+  const evalEvery = opts.evalEverySteps ?? cfg.eval.every_rounds * cfg.federation.local_steps * cfg.federation.clients;
+  const curve: TrainSummary['curve'] = [];
+  let evalSeconds = 0;
   const losses: number[] = [];
   let tokens = 0;
   const start = performance.now();
@@ -63,18 +72,24 @@ export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedO
     optimizer.apply(params, grads, learningRate(cfg.optimizer.lr, cfg.schedule, step, steps));
     losses.push(lossSum / cfg.optimizer.grad_accum);
     const elapsed = (performance.now() - start) / 1000;
-    progress.update(step + 1, { loss: losses[losses.length - 1], 'tok/s': Math.round(tokens / elapsed) });
+    progress.update(step + 1, { loss: losses[losses.length - 1], 'tok/s': Math.round(tokens / (elapsed - evalSeconds)) });
+    if ((step + 1) % evalEvery === 0 && step + 1 < steps) {
+      const t0 = performance.now();
+      const m = await evaluate();
+      curve.push({ step: step + 1, tokens, loss: m.loss, accuracy: m.accuracy });
+      evalSeconds += (performance.now() - t0) / 1000;
+    }
   }
   progress.done();
-  const wall = (performance.now() - start) / 1000;
+  const wall = (performance.now() - start) / 1000 - evalSeconds;
 
-  const evalSet = evalBatches(data.test, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.eval.max_batches);
-  const metrics = await evaluateBatches(evalSet, (b) => model.evaluate(b.tokens, b.labels), data.test.some(isPromptExample));
+  const metrics = await evaluate();
+  curve.push({ step: steps, tokens, loss: metrics.loss, accuracy: metrics.accuracy });
   if (opts.checkpointDir) saveCheckpoint(opts.checkpointDir, store, { model: config, peft, step: steps, data: stream.state() }, optimizer.state());
   await model.release();
   const tail = losses.slice(-Math.min(10, losses.length));
   return {
     mode: 'centralized', steps, tokens, wall_s: wall, tokens_per_s: tokens / wall,
-    train_loss_final: tail.reduce((a, b) => a + b, 0) / tail.length, eval: metrics, losses,
+    train_loss_final: tail.reduce((a, b) => a + b, 0) / tail.length, eval: metrics, losses, curve,
   };
 }

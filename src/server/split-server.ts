@@ -1,19 +1,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
-import type { ExperimentConfig } from '../config/schema.js';
+import type { ExperimentConfig, ServerMode } from '../config/schema.js';
 import { peftOf, resolveModel } from '../config/experiment.js';
 import { learningRate } from '../runtime/optimizer.js';
 import { partParamNames } from '../model/partition.js';
-import { FedAvg, type ClientUpdate, type Strategy } from '../federation/strategy.js';
+import { weightedAverage, type Params, type Strategy } from '../federation/strategies/strategy.js';
+import { createStrategy } from '../federation/strategies/registry.js';
 import { Inbox } from '../protocol/inbox.js';
-import { decodeTensor, encodeTensor, ProtocolError, type WireTensor } from '../protocol/tensors.js';
-import { newSessionKey, PayloadChannel, wrapSessionKey } from '../security/payload.js';
+import { ProtocolError } from '../protocol/tensors.js';
 import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
 import { LogLimiter } from '../util/log-limiter.js';
 import { clientLimits, type ClientLimits, type ClientPartSpec } from './client-limits.js';
-import { clientPartSpec, decodeClientParameters } from './client-update.js';
+import { clientPartSpec } from './client-update.js';
+import { withOptimizerState } from '../federation/optimizer-handoff.js';
 import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { NamedTensor } from '../model/safetensors.js';
@@ -24,10 +24,15 @@ import { TrunkReplica } from './trunk-replica.js';
 import type { Replica } from './replica.js';
 import { RemoteReplica, type SubReply, type SubRequest } from './remote-replica.js';
 import type * as grpc from '@grpc/grpc-js';
-import { runBatchedSteps } from './batch-steps.js';
 import { BusyLog } from './busy-log.js';
+import { Round, sendParams } from './round.js';
+import { SERVER_MODE_RUNNERS } from './modes/registry.js';
+import type { ServerModeRunner } from './modes/mode.js';
 
-export type ServerMode = 'sequential' | 'batch' | 'hierarchical';
+export type { ServerMode };
+
+/** Checkpoint tensors of the strategy's server state carry this prefix. */
+const STRATEGY_PREFIX = 'strategy/';
 
 export interface ServerOptions {
   cfg: ExperimentConfig;
@@ -61,9 +66,10 @@ export interface RoundRecord {
 
 export interface ServerSummary {
   mode: ServerMode;
+  strategy: string;
   rounds: number;
   history: RoundRecord[];
-  eval: { clientId: string; eval?: unknown }[];
+  eval: EvalResult[];
 }
 
 /**
@@ -73,21 +79,24 @@ export interface ServerSummary {
  */
 export class SplitServer {
   readonly mode: ServerMode;
+  private readonly runner: ServerModeRunner;
   private readonly cfg: ExperimentConfig;
   private readonly sessions = new Map<string, ClientSession>();
   private replicas: Replica[] = [];
   private remoteCount = 0;
-  private readonly strategy: Strategy = new FedAvg();
+  private readonly strategy: Strategy;
   private model!: ModelConfig;
   /** What each client must send at round end, and what it may make the server hold. */
   private partSpec!: ClientPartSpec;
   limits!: ClientLimits;
   private refusals!: LogLimiter;
-  private globalClientParams: Map<string, Float32Array> | null = null;
+  private globalClientParams: Params | null = null;
   private completedRound = 0;
   private trunkSteps: number[] = [];
+  /** Trunk optimizer steps each replica took this round (weights of the replica average). */
+  private replicaStepsThisRound: number[] = [];
+  private tokensSeen = 0;
   private history: RoundRecord[] = [];
-  private readonly lastMetrics = new Map<string, Record<string, unknown>>();
   private readonly busy = new BusyLog();
   private started = false;
   private startTimer: NodeJS.Timeout | null = null;
@@ -99,17 +108,26 @@ export class SplitServer {
   constructor(private readonly o: ServerOptions) {
     this.cfg = o.cfg;
     this.mode = o.mode ?? o.cfg.federation.mode;
+    this.runner = SERVER_MODE_RUNNERS[this.mode];
+    if (this.strategyNeedsSequential()) throw new UserError(`federation.strategy relay needs --mode sequential (this server runs ${this.mode})`);
+    this.strategy = createStrategy(o.cfg.federation.strategy);
     this.log = o.log ?? (() => {});
     this.refusals = new LogLimiter(this.log);
     this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
     this.done.catch(() => {});
   }
 
+  private strategyNeedsSequential(): boolean {
+    return this.o.cfg.federation.strategy.name === 'relay' && this.mode !== 'sequential';
+  }
+
   /** Build the trunk replicas, from the last checkpoint when resuming. */
   async init(): Promise<void> {
     const { config, store } = resolveModel(this.cfg);
     this.model = config;
-    this.partSpec = clientPartSpec(this.cfg, config, store);
+    // Relay hands the optimizer state on with the parts; averaging strategies take parameters only.
+    const parts = clientPartSpec(this.cfg, config, store);
+    this.partSpec = this.strategy.handoff === 'relay' ? withOptimizerState(parts, this.cfg.optimizer) : parts;
     this.limits = clientLimits(this.cfg, config, this.partSpec);
     const peft = peftOf(this.cfg);
     let optimizerState;
@@ -119,14 +137,19 @@ export class SplitServer {
       const loaded = loadCheckpoint(ckpt);
       for (const [n, t] of loaded.store) store.set(n, t);
       optimizerState = loaded.optimizer;
-      const extra = (loaded.meta.extra ?? {}) as { round: number; trunkSteps: number[]; history: RoundRecord[] };
+      const extra = (loaded.meta.extra ?? {}) as { round: number; trunkSteps: number[]; history: RoundRecord[]; tokensSeen?: number };
       this.completedRound = extra.round;
       this.trunkSteps = extra.trunkSteps;
       this.history = extra.history;
-      if (loaded.extra) this.globalClientParams = new Map([...loaded.extra].map(([n, t]) => [n, t.data]));
+      this.tokensSeen = extra.tokensSeen ?? 0;
+      if (loaded.extra) {
+        const saved = [...loaded.extra].map(([n, t]) => [n, t.data] as const);
+        this.globalClientParams = new Map(saved.filter(([n]) => !n.startsWith(STRATEGY_PREFIX)));
+        this.strategy.restore(new Map(saved.filter(([n]) => n.startsWith(STRATEGY_PREFIX)).map(([n, d]) => [n.slice(STRATEGY_PREFIX.length), d])));
+      }
       this.log(`resumed from ${ckpt}: round ${this.completedRound} of ${this.cfg.federation.rounds} complete`);
     }
-    const count = this.mode === 'hierarchical' ? this.cfg.federation.sub_servers : 1;
+    const count = this.runner.replicaCount(this.cfg);
     const threads = this.cfg.runtime.threads ?? Math.max(1, Math.floor(cpus().length / count));
     const trunkNames = new Set(partParamNames('trunk', config, this.cfg.split, store));
     const params = [...store].filter(([n]) => trunkNames.has(n)) as [string, NamedTensor][];
@@ -174,7 +197,7 @@ export class SplitServer {
         s.startHeartbeats(this.cfg.federation.heartbeat_ms);
         this.log(`client ${peer.clientId} joined with ${numExamples} examples (last round ${j.lastRound}; ${this.sessions.size}/${this.cfg.federation.clients} connected)`);
         s.send({ plan: { planJson: JSON.stringify(this.plan()) } });
-        if (this.globalClientParams) this.sendAveraged(s, this.completedRound, this.globalClientParams);
+        if (this.globalClientParams) sendParams(s, this.completedRound, this.globalClientParams);
         this.maybeStart();
       } catch (e) {
         // Keyed by certificate id, or by address without the port for plaintext peers.
@@ -254,13 +277,17 @@ export class SplitServer {
   private async run(): Promise<ServerSummary> {
     const f = this.cfg.federation;
     try {
-      for (let round = this.completedRound + 1; round <= f.rounds; round++) await this.trainRound(round);
-      const evals = await this.evalRound(f.rounds + 1);
+      let evals: EvalResult[] = [];
+      for (let round = this.completedRound + 1; round <= f.rounds; round++) {
+        await this.trainRound(round);
+        if (round === f.rounds || round % this.cfg.eval.every_rounds === 0) evals = await this.evalRound(round);
+      }
+      if (this.completedRound === f.rounds && evals.length === 0) evals = await this.evalRound(f.rounds);
       for (const s of this.sessions.values()) {
         s.send({ finished: { summaryJson: JSON.stringify({ history: this.history, eval: evals }) } });
         s.close();
       }
-      return { mode: this.mode, rounds: f.rounds, history: this.history, eval: evals };
+      return { mode: this.mode, strategy: this.strategy.name, rounds: f.rounds, history: this.history, eval: evals };
     } finally {
       await Promise.all(this.replicas.map((r) => r.close()));
     }
@@ -273,37 +300,32 @@ export class SplitServer {
   }
 
   /** Drop a client from the round (it may rejoin later), telling it why. */
-  dropClient(s: ClientSession, round: number, err: Error): void {
+  private drop(s: ClientSession, round: number, err: Error): void {
     this.log(`client ${s.id} dropped from round ${round}: ${err.message}`);
     this.o.onMetric?.({ type: 'drop', round, client: s.id, reason: err.message, time: Date.now() });
     if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
     s.close(err.message);
   }
 
-  /** Fresh per-round payload key (keys rotate every round) and the round's start message. */
-  private openRound(s: ClientSession, round: number, localSteps: number): void {
-    s.sessionId = randomUUID();
-    s.examplesThisRound = 0;
-    if (s.payloadPublicKey) {
-      const key = newSessionKey();
-      s.channel = new PayloadChannel(key, 'down');
-      s.send({ sessionKey: { round, sessionId: s.sessionId, wrappedKey: wrapSessionKey(key, s.payloadPublicKey) } });
-    } else {
-      s.channel = null;
-      s.send({ sessionKey: { round, sessionId: s.sessionId, wrappedKey: Buffer.alloc(0) } });
+  /** The connected clients, less any revoked since the last round: no new session key for them. */
+  private liveSessions(round: number): ClientSession[] {
+    for (const s of [...this.sessions.values()]) {
+      const revoked = this.revokedReason(s.peer);
+      if (revoked) this.drop(s, round, new ProtocolError(revoked));
     }
-    s.send({ roundStart: { round, localSteps } });
+    return [...this.sessions.values()];
   }
 
-  /** Trunk optimizer steps a replica takes over the whole run (for the learning-rate schedule). */
-  private scheduleTotal(participants: number): number {
-    const f = this.cfg.federation;
-    const perReplica = this.mode === 'hierarchical' ? Math.ceil(participants / this.replicas.length) : this.mode === 'batch' ? Math.ceil(participants / f.batch_clients) : participants;
-    return f.rounds * f.local_steps * Math.max(1, perReplica);
-  }
-
-  lr(replica: number, participants: number): number {
-    return learningRate(this.cfg.optimizer.lr, this.cfg.schedule, this.trunkSteps[replica]++, this.scheduleTotal(participants));
+  private newRound(round: number, participants: ClientSession[], evaluate: boolean): Round {
+    const total = this.cfg.federation.rounds * this.runner.trunkStepsPerRound(this.cfg, participants.length, this.replicas.length);
+    return new Round(round, participants, {
+      cfg: this.cfg, model: this.model, limits: this.limits, partSpec: this.partSpec, strategy: this.strategy, startParams: this.globalClientParams, replicas: this.replicas, busy: this.busy,
+      trunkLr: (replica) => {
+        this.replicaStepsThisRound[replica] = (this.replicaStepsThisRound[replica] ?? 0) + 1;
+        return learningRate(this.cfg.optimizer.lr, this.cfg.schedule, this.trunkSteps[replica]++, total);
+      },
+      drop: (s, r, e) => this.drop(s, r, e), onReceive: this.o.onReceive, onMetric: this.o.onMetric,
+    }, evaluate);
   }
 
   private async trainRound(round: number): Promise<void> {
@@ -311,171 +333,92 @@ export class SplitServer {
     const t0 = performance.now();
     const participants = this.liveSessions(round);
     if (participants.length < f.min_clients) throw new Error(`round ${round}: ${participants.length} clients connected, min_clients is ${f.min_clients}`);
-    for (const s of participants) this.openRound(s, round, f.local_steps);
-    const losses: number[] = [];
-    let tokens = 0;
-    const onStep = (s: ClientSession, step: number, loss: number, n: number) => {
-      losses.push(loss);
-      tokens += n;
-      this.o.onMetric?.({ type: 'step', round, step, client: s.id, loss, time: Date.now() });
-    };
-    let survivors: ClientSession[];
-    if (this.mode === 'batch') {
-      survivors = await runBatchedSteps(this, participants, round, f.local_steps, onStep);
-    } else if (this.mode === 'hierarchical') {
-      const results = await Promise.all(participants.map((s, i) => this.serveSteps(s, this.replicas[i % this.replicas.length], i % this.replicas.length, round, f.local_steps, participants.length, onStep).then(() => s, (e: Error) => { this.dropClient(s, round, e); return null; })));
-      survivors = results.filter((s): s is ClientSession => s !== null);
-    } else {
-      survivors = [];
-      for (const s of participants) {
-        try { await this.serveSteps(s, this.replicas[0], 0, round, f.local_steps, participants.length, onStep); survivors.push(s); } catch (e) { this.dropClient(s, round, e as Error); }
-      }
-    }
-    const updates: ClientUpdate[] = [];
-    await Promise.all(survivors.map(async (s) => {
-      try { updates.push(await this.receiveParameters(s, round)); } catch (e) { this.dropClient(s, round, e as Error); }
-    }));
+    this.replicaStepsThisRound = [];
+    const ctx = this.newRound(round, participants, false);
+    const updates = await this.runner.train(ctx);
     if (updates.length < f.min_clients) throw new Error(`round ${round}: only ${updates.length} clients finished it, min_clients is ${f.min_clients}`);
-    updates.sort((a, b) => a.clientId.localeCompare(b.clientId));
-    this.globalClientParams = this.strategy.aggregate(round, updates);
-    for (const u of updates) { const s = this.sessions.get(u.clientId); if (s) this.sendAveraged(s, round, this.globalClientParams); }
+    // Averaging strategies see updates in a fixed order (sums are order-sensitive in float);
+    // relay's order is the hand-off order.
+    if (this.strategy.handoff === 'average') updates.sort((a, b) => a.clientId.localeCompare(b.clientId));
+    this.globalClientParams = this.strategy.aggregate(round, updates, this.globalClientParams);
+    // Averaging: every client continues from the new global parts. Relay: the next round's first
+    // client gets them with its turn, so the broadcast is needed only where every client must hold
+    // them (an evaluation, a checkpoint, the end).
+    const needAll = this.strategy.handoff === 'average' || round === f.rounds || round % this.cfg.eval.every_rounds === 0 || round % f.checkpoint_every_rounds === 0;
+    if (needAll) for (const u of updates) { const s = this.sessions.get(u.clientId); if (s) sendParams(s, round, this.globalClientParams); }
     if (this.replicas.length > 1) await this.averageReplicas();
     const [busy, overlap] = this.busy.take();
+    this.tokensSeen += ctx.tokens;
     const record: RoundRecord = {
       replica_busy_s: busy, replica_overlap_s: overlap,
       round, clients: updates.map((u) => u.clientId), dropped: participants.filter((p) => !updates.some((u) => u.clientId === p.id)).map((p) => p.id),
-      wall_s: (performance.now() - t0) / 1000, train_loss: losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN, tokens,
+      wall_s: (performance.now() - t0) / 1000, train_loss: ctx.losses.length ? ctx.losses.reduce((a, b) => a + b, 0) / ctx.losses.length : NaN, tokens: ctx.tokens,
     };
     this.history.push(record);
     this.completedRound = round;
     await this.checkpoint(round);
-    this.o.onMetric?.({ type: 'round', ...record, time: Date.now() });
+    this.o.onMetric?.({ type: 'round', ...record, tokens_seen: this.tokensSeen, time: Date.now() });
     const parallel = this.replicas.length > 1 ? `, replicas busy ${busy.toFixed(1)} s (${overlap.toFixed(1)} s in parallel)` : '';
     this.log(`round ${round}/${f.rounds}: ${updates.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${parallel}${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`);
   }
 
-  /** The connected clients, less any revoked since the last round: no new session key for them. */
-  private liveSessions(round: number): ClientSession[] {
-    for (const s of [...this.sessions.values()]) {
-      const revoked = this.revokedReason(s.peer);
-      if (revoked) this.dropClient(s, round, new ProtocolError(revoked));
-    }
-    return [...this.sessions.values()];
-  }
-
-  private async evalRound(round: number): Promise<{ clientId: string; eval?: unknown }[]> {
+  /** Every connected client evaluates the current model on its held-out data, through the trunk. */
+  private async evalRound(round: number): Promise<EvalResult[]> {
+    const t0 = performance.now();
     const participants = this.liveSessions(round);
-    for (const s of participants) this.openRound(s, round, 0);
-    const results = await Promise.all(participants.map(async (s) => {
+    const ctx = this.newRound(round, participants, true);
+    const results = await Promise.all(participants.map(async (s, i): Promise<EvalResult | null> => {
       try {
-        await this.serveSteps(s, this.replicas[0], 0, round, 0, participants.length, () => {});
-        await this.receiveParameters(s, round);
-        return { clientId: s.id, eval: this.lastMetrics.get(s.id)?.eval };
+        ctx.openRound(s);
+        const metrics = (await ctx.serveEvaluation(s, i % this.replicas.length)) as { eval?: EvalMetrics } | null;
+        return { clientId: s.id, eval: metrics?.eval };
       } catch (e) {
-        this.dropClient(s, round, e as Error);
+        this.drop(s, round, e as Error);
         return null;
       }
     }));
-    return results.filter((r) => r !== null);
+    const evals = results.filter((r): r is EvalResult => r !== null);
+    const summary = summarizeEvals(evals);
+    this.o.onMetric?.({ type: 'eval', round, tokens_seen: this.tokensSeen, ...summary, clients: evals, wall_s: (performance.now() - t0) / 1000, time: Date.now() });
+    if (summary.examples) this.log(`eval after round ${round}: loss ${summary.loss.toFixed(4)}, accuracy ${summary.accuracy.toFixed(4)} on ${summary.examples} examples`);
+    return evals;
   }
 
-  private sendAveraged(s: ClientSession, round: number, params: Map<string, Float32Array>): void {
-    const ctx = s.context(round, 0);
-    s.send({ averaged: { round, tensors: [...params].map(([name, data]) => encodeTensor(name, { dtype: 'float32', shape: [data.length], data }, ctx)) } });
-  }
-
+  /** Trunk replicas averaged through the strategies' weighted mean, weighted by the steps each took this round. */
   private async averageReplicas(): Promise<void> {
     const all = await Promise.all(this.replicas.map((r) => r.getParams()));
-    const avg: [string, Float32Array][] = all[0].map(([name, first], k) => {
-      const out = new Float32Array(first.length);
-      for (const params of all) { const p = params[k][1]; for (let i = 0; i < p.length; i++) out[i] += p[i] / all.length; }
-      return [name, out];
-    });
-    await Promise.all(this.replicas.map((r) => r.setParams(avg)));
+    const avg = weightedAverage(all.map((params, i) => ({ weight: this.replicaStepsThisRound[i] ?? 0, params: new Map(params) })));
+    await Promise.all(this.replicas.map((r) => r.setParams([...avg])));
   }
 
   private async checkpoint(round: number): Promise<void> {
-    if (!this.o.checkpointDir) return;
+    const f = this.cfg.federation;
+    if (!this.o.checkpointDir || (round % f.checkpoint_every_rounds !== 0 && round !== f.rounds)) return;
     const state = await this.replicas[0].getState();
     const extra = new Map<string, NamedTensor>([...(this.globalClientParams ?? [])].map(([n, d]) => [n, { shape: [d.length], data: d }]));
+    for (const [n, d] of this.strategy.state()) extra.set(`${STRATEGY_PREFIX}${n}`, { shape: [d.length], data: d });
     saveCheckpoint(join(this.o.checkpointDir, 'latest'), new Map(state.params), {
       model: this.model, peft: peftOf(this.cfg), step: this.trunkSteps[0], round,
-      extra: { round, trunkSteps: this.trunkSteps, history: this.history, mode: this.mode },
+      extra: { round, trunkSteps: this.trunkSteps, history: this.history, mode: this.mode, strategy: this.strategy.name, tokensSeen: this.tokensSeen },
     }, state.optimizer, extra);
-  }
-
-  /** Expect a tensor message of one kind for (round, step), decoded and shape-checked. */
-  async expectStep(s: ClientSession, kind: 'activations' | 'tailGrad', round: number, step: number | null, name: string, timeoutMs = this.cfg.federation.client_timeout_ms) {
-    const m = await s.inbox.next([kind], timeoutMs);
-    this.o.onReceive?.(s.id, kind, m);
-    const st = m[kind] as { round: number; step: number; tensor: WireTensor; loss: number; eval: boolean; labelCount: number };
-    if (st.round !== round) throw new ProtocolError(`${kind} for round ${st.round} during round ${round}`);
-    if (step !== null && st.step !== step) throw new ProtocolError(`${kind} for step ${st.step}, expected step ${step}`);
-    const { batch_size: B, seq_len: S } = this.cfg.data;
-    // Non-finite activations or gradients would poison the shared trunk for every client.
-    const tensor = decodeTensor(st.tensor, { name, dtype: 'float32', shape: [B, S, this.model.hidden_size], finite: true }, s.context(round, st.step), this.limits.stepTensorBytes);
-    if (kind === 'tailGrad') {
-      if (!Number.isFinite(st.loss)) throw new ProtocolError(`tail_grad: non-finite loss ${st.loss}`);
-      if (!(st.labelCount >= 0 && st.labelCount <= B * S)) throw new ProtocolError(`tail_grad: label_count ${st.labelCount} is outside 0..${B * S}`);
-    } else if (!st.eval) s.examplesThisRound += tensor.shape[0];
-    return { step: st.step, tensor, loss: st.loss, eval: st.eval, labelCount: st.labelCount };
-  }
-
-  /** One client's local steps (or, with 0 steps, its evaluation requests) against one replica. */
-  private async serveSteps(s: ClientSession, replica: Replica, index: number, round: number, localSteps: number, participants: number, onStep: (s: ClientSession, step: number, loss: number, n: number) => void): Promise<void> {
-    if (localSteps === 0) {
-      // Evaluation: the client sends eval activations until it sends its parameters (with metrics).
-      for (;;) {
-        const kind = await s.inbox.peekKind(this.cfg.federation.client_timeout_ms);
-        if (kind === 'parameters') return;
-        const a = await this.expectStep(s, 'activations', round, null, 'h_A');
-        if (!a.eval) throw new ProtocolError('training activations during the evaluation round');
-        const hB = await replica.forward(`${s.id}:eval`, a.tensor, false);
-        s.send({ trunkOut: { round, step: a.step, tensor: encodeTensor('h_B', hB, s.context(round, a.step)), eval: true } });
-      }
-    }
-    for (let step = 1; step <= localSteps; step++) {
-      const key = `${s.id}:${round}:${step}`;
-      const a = await this.expectStep(s, 'activations', round, step, 'h_A');
-      const hB = await this.busy.time(index, replica.forward(key, a.tensor, true));
-      s.send({ trunkOut: { round, step, tensor: encodeTensor('h_B', hB, s.context(round, step)), eval: false } });
-      let g;
-      try {
-        g = await this.expectStep(s, 'tailGrad', round, step, 'grad_h_B');
-      } catch (e) {
-        await replica.drop(key);
-        throw e;
-      }
-      const { dhA } = await this.busy.time(index, replica.backward(key, g.tensor, this.lr(index, participants)));
-      s.send({ headGrad: { round, step, tensor: encodeTensor('grad_h_A', dhA, s.context(round, step)) } });
-      onStep(s, step, g.loss, a.tensor.shape[0] * a.tensor.shape[1]);
-    }
-  }
-
-  private async receiveParameters(s: ClientSession, round: number): Promise<ClientUpdate> {
-    const m = await s.inbox.next(['parameters'], this.cfg.federation.client_timeout_ms);
-    this.o.onReceive?.(s.id, 'parameters', m);
-    const p = m.parameters as { round: number; numExamples: string; tensors: WireTensor[]; metricsJson: string };
-    if (p.round !== round) throw new ProtocolError(`parameters for round ${p.round} during round ${round}`);
-    const params = decodeClientParameters(p.tensors, this.partSpec, s.context(round, 0));
-    const claimed = Number(p.numExamples);
-    if (!Number.isFinite(claimed) || claimed < 0) throw new ProtocolError(`parameters: invalid num_examples ${p.numExamples}`);
-    if (p.metricsJson) {
-      try { this.lastMetrics.set(s.id, JSON.parse(p.metricsJson)); } catch { throw new ProtocolError('parameters: metrics_json is not JSON'); }
-    }
-    // A client's weight is what the server saw it train on this round (rows of h_A), never more
-    // than it claims: a claimed count cannot buy a larger share of the average.
-    return { clientId: s.id, numExamples: Math.min(claimed, s.examplesThisRound), params };
   }
 
   get config(): ExperimentConfig {
     return this.cfg;
   }
-  /** Time a replica call into this round's busy log. */
-  timed<T>(replica: number, work: Promise<T>): Promise<T> {
-    return this.busy.time(replica, work);
+}
+
+export interface EvalMetrics { loss: number; accuracy: number; examples: number; perplexity?: number }
+export interface EvalResult { clientId: string; eval?: EvalMetrics }
+
+/** Example-weighted loss and accuracy over the clients' evaluations. */
+export function summarizeEvals(evals: EvalResult[]): { loss: number; accuracy: number; examples: number } {
+  let n = 0, loss = 0, acc = 0;
+  for (const e of evals) {
+    if (!e.eval || !(e.eval.examples > 0)) continue;
+    n += e.eval.examples;
+    loss += e.eval.loss * e.eval.examples;
+    acc += e.eval.accuracy * e.eval.examples;
   }
-  replica(i: number): Replica {
-    return this.replicas[i];
-  }
+  return n ? { loss: loss / n, accuracy: acc / n, examples: n } : { loss: NaN, accuracy: NaN, examples: 0 };
 }

@@ -1,0 +1,92 @@
+// Federated vs centralized quality at an equal token budget (FL-GLM's headline claim).
+// For every partition x setup (mode/strategy) x seed: one federated run of the quickstart task
+// through the real launcher (server and clients as processes, mTLS + payload encryption), and per
+// partition x seed one centralized run on the same silos with the same budget. Both evaluate on
+// the same held-out split at the same token cadence, so the curves compare point by point.
+//
+// Usage: npm run bench -- parity [seeds=3] [setups=sequential/relay,hierarchical/fedavg,...]
+//                               [partitions=natural,dirichlet:0.1,iid] [base=configs/quickstart.yaml]
+// The full grid (every mode x strategy) takes hours on 2 cores; pass the setups you want.
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { root, runExperiment, writeResult } from './common.mjs';
+
+const seeds = Number(process.argv[2] ?? 3);
+const ALL = ['sequential/relay', ...['sequential', 'batch', 'hierarchical'].flatMap((m) => ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fedprox'].map((s) => `${m}/${s}`))];
+const setups = (process.argv[3] ?? ALL.join(',')).split(',');
+const partitions = (process.argv[4] ?? 'natural,dirichlet:0.1,iid').split(',');
+const baseFile = process.argv[5] ?? join(root, 'configs', 'quickstart.yaml');
+const base = parse(readFileSync(baseFile, 'utf8'));
+const TARGET = 0.95;
+
+/** Tokens at which a curve first reaches `target` accuracy (null: never within the budget). */
+const tokensTo = (curve, target) => curve.find((p) => p.accuracy >= target)?.tokens ?? null;
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const spread = (xs) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)) : 0);
+
+function configFor(partition, seed, setup) {
+  const cfg = structuredClone(base);
+  cfg.seed = seed;
+  cfg.baseline = 'none';
+  cfg.data = { ...cfg.data, partition };
+  if (setup) {
+    const [mode, strategy] = setup.split('/');
+    cfg.federation = { ...cfg.federation, mode, strategy: { ...(cfg.federation.strategy ?? {}), name: strategy } };
+  }
+  return cfg;
+}
+
+const previous = existsSync(join(root, 'bench-results', 'parity.json')) ? JSON.parse(readFileSync(join(root, 'bench-results', 'parity.json'), 'utf8')) : null;
+const result = {
+  command: `npm run bench -- parity ${process.argv.slice(2).join(' ')}`.trim(),
+  base: baseFile.replace(`${root}/`, ''), budget: { rounds: base.federation.rounds, local_steps: base.federation.local_steps, clients: base.federation.clients, batch: base.data.batch_size, seq: base.data.seq_len },
+  target_accuracy: TARGET, cells: previous?.cells ?? {},
+};
+for (const partition of partitions) {
+  const central = [];
+  for (let s = 0; s < seeds; s++) {
+    const seed = 42 + s;
+    const dir = mkdtempSync(join(tmpdir(), 'flglm-parity-'));
+    const file = join(dir, 'central.yaml');
+    writeFileSync(file, stringify(configFor(partition, seed)));
+    const summaryPath = join(dir, 'summary.json');
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'flglm'), 'train', file, '--quiet', '--summary-json', summaryPath], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`centralized ${partition} seed ${seed} failed: ${r.stderr}`);
+    const summary = JSON.parse(readFileSync(summaryPath, 'utf8'));
+    central.push({ seed, accuracy: summary.eval.accuracy, curve: summary.curve, wall_s: summary.wall_s });
+    console.error(`${partition} centralized seed ${seed}: ${summary.eval.accuracy.toFixed(3)}`);
+  }
+  result.cells[`${partition}|centralized`] = summarize(central);
+  for (const setup of setups) {
+    const runs = [];
+    for (let s = 0; s < seeds; s++) {
+      const seed = 42 + s;
+      const yaml = stringify(configFor(partition, seed, setup));
+      const { summary, metrics } = await runExperiment(yaml, mkdtempSync(join(tmpdir(), 'flglm-parity-')));
+      const curve = metrics.filter((m) => m.type === 'eval').map((m) => ({ tokens: m.tokens_seen, accuracy: m.accuracy, loss: m.loss }));
+      const roundSeconds = metrics.filter((m) => m.type === 'round').map((m) => m.wall_s);
+      runs.push({ seed, accuracy: summary.eval?.accuracy ?? NaN, curve, wall_s: summary.wall_s, round_s: roundSeconds });
+      console.error(`${partition} ${setup} seed ${seed}: ${(summary.eval?.accuracy ?? NaN).toFixed(3)} (${summary.wall_s.toFixed(0)} s)`);
+    }
+    const cell = summarize(runs);
+    const c = result.cells[`${partition}|centralized`];
+    cell.gap_points = 100 * (c.accuracy_mean - cell.accuracy_mean);
+    cell.tokens_to_target_ratio = cell.tokens_to_target_mean && c.tokens_to_target_mean ? cell.tokens_to_target_mean / c.tokens_to_target_mean : null;
+    result.cells[`${partition}|${setup}`] = cell;
+  }
+}
+console.log(JSON.stringify(result.cells, (k, v) => (k === 'runs' ? undefined : v), 2));
+writeResult('parity', result);
+
+function summarize(runs) {
+  const acc = runs.map((r) => r.accuracy);
+  const reached = runs.map((r) => tokensTo(r.curve, TARGET));
+  return {
+    accuracy_mean: mean(acc), accuracy_sd: spread(acc),
+    tokens_to_target_mean: reached.every((t) => t !== null) ? mean(reached) : null, reached_target: reached.filter((t) => t !== null).length,
+    wall_s_mean: mean(runs.map((r) => r.wall_s)), runs,
+  };
+}

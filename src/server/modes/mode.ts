@@ -1,0 +1,60 @@
+import type { ExperimentConfig } from '../../config/schema.js';
+import type { ClientUpdate, Params, Strategy } from '../../federation/strategies/strategy.js';
+import type { TensorData } from '../../runtime/tensor.js';
+import type { ClientSession } from '../client-session.js';
+import type { Replica } from '../replica.js';
+
+export interface StepMessage {
+  step: number;
+  tensor: TensorData;
+  loss: number;
+  eval: boolean;
+  labelCount: number;
+}
+
+/** What a server mode may do during one training round. The server implements it (`round.ts`). */
+export interface RoundContext {
+  readonly round: number;
+  readonly cfg: ExperimentConfig;
+  readonly participants: readonly ClientSession[];
+  readonly replicas: readonly Replica[];
+  readonly strategy: Strategy;
+  /** The global client parts this round starts from (null before the first aggregation). */
+  readonly startParams: Params | null;
+  /**
+   * Fresh payload key, the parts to start from (the relay hand-off; otherwise the client keeps the
+   * global parts it has), the strategy's instructions and the round start: the client may begin.
+   */
+  openRound(s: ClientSession, startFrom?: Params): void;
+  /** One client's local steps against replica `replica`, each checked as it arrives. */
+  serveSteps(s: ClientSession, replica: number): Promise<void>;
+  expectStep(s: ClientSession, kind: 'activations' | 'tailGrad', step: number, name: string): Promise<StepMessage>;
+  /** The client's round-end parameters, validated against the plan. */
+  receiveParameters(s: ClientSession): Promise<ClientUpdate>;
+  /** Drop a client from the round, telling it why (it may rejoin later). */
+  drop(s: ClientSession, err: Error): void;
+  /** Time a replica's work into the round's busy log. */
+  timed<T>(replica: number, work: Promise<T>): Promise<T>;
+  /** Learning rate for the next trunk optimizer step of a replica (advances its schedule). */
+  nextTrunkLr(replica: number): number;
+  recordStep(s: ClientSession, step: number, loss: number, tokens: number): void;
+}
+
+/**
+ * A server mode: how a round's clients are served by the trunk replicas. One file under
+ * `src/server/modes/` plus one line in `registry.ts` plus its test.
+ */
+export interface ServerModeRunner {
+  /** Trunk replicas the server starts with (sub-servers may add more). */
+  replicaCount(cfg: ExperimentConfig): number;
+  /** Trunk optimizer steps one replica takes per round (for its learning-rate schedule). */
+  trunkStepsPerRound(cfg: ExperimentConfig, participants: number, replicas: number): number;
+  /** Train one round; returns the updates to aggregate, in the order the strategy should see them. */
+  train(ctx: RoundContext): Promise<ClientUpdate[]>;
+}
+
+/** Round-end parameters of every client that finished its steps; failures drop only that client. */
+export async function collectUpdates(ctx: RoundContext, survivors: ClientSession[]): Promise<ClientUpdate[]> {
+  const updates = await Promise.all(survivors.map((s) => ctx.receiveParameters(s).catch((e: Error) => { ctx.drop(s, e); return null; })));
+  return updates.filter((u): u is ClientUpdate => u !== null);
+}

@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto';
+import type { ExperimentConfig } from '../config/schema.js';
+import type { ClientUpdate, Params, Strategy } from '../federation/strategies/strategy.js';
+import type { ModelConfig } from '../model/config.js';
+import { decodeTensor, encodeTensor, ProtocolError, type WireTensor } from '../protocol/tensors.js';
+import { newSessionKey, PayloadChannel, wrapSessionKey } from '../security/payload.js';
+import type { BusyLog } from './busy-log.js';
+import type { ClientLimits, ClientPartSpec } from './client-limits.js';
+import type { ClientSession, Msg } from './client-session.js';
+import { decodeClientParameters } from './client-update.js';
+import type { RoundContext, StepMessage } from './modes/mode.js';
+import type { Replica } from './replica.js';
+
+/** What a round needs from the server that runs it. */
+export interface RoundDeps {
+  cfg: ExperimentConfig;
+  model: ModelConfig;
+  limits: ClientLimits;
+  partSpec: ClientPartSpec;
+  strategy: Strategy;
+  startParams: Params | null;
+  replicas: readonly Replica[];
+  busy: BusyLog;
+  trunkLr(replica: number): number;
+  drop(s: ClientSession, round: number, err: Error): void;
+  onReceive?: (clientId: string, kind: string, body: Msg) => void;
+  onMetric?: (record: Record<string, unknown>) => void;
+}
+
+/**
+ * One round as the modes see it (`RoundContext`): opening the round for a client, serving its
+ * steps against a replica, checking every message against the plan, collecting its parameters.
+ * Also serves evaluation passes (`evaluate`), where clients only run forward passes.
+ */
+export class Round implements RoundContext {
+  readonly losses: number[] = [];
+  tokens = 0;
+
+  constructor(readonly round: number, readonly participants: readonly ClientSession[], private readonly d: RoundDeps, readonly evaluate = false) {}
+
+  get cfg(): ExperimentConfig { return this.d.cfg; }
+  get replicas(): readonly Replica[] { return this.d.replicas; }
+  get strategy(): Strategy { return this.d.strategy; }
+  get startParams(): Params | null { return this.d.startParams; }
+
+  openRound(s: ClientSession, startFrom?: Params): void {
+    s.sessionId = randomUUID();
+    s.examplesThisRound = 0;
+    if (s.payloadPublicKey) {
+      const key = newSessionKey();
+      s.channel = new PayloadChannel(key, 'down');
+      s.send({ sessionKey: { round: this.round, sessionId: s.sessionId, wrappedKey: wrapSessionKey(key, s.payloadPublicKey) } });
+    } else {
+      s.channel = null;
+      s.send({ sessionKey: { round: this.round, sessionId: s.sessionId, wrappedKey: Buffer.alloc(0) } });
+    }
+    if (startFrom) sendParams(s, this.round, startFrom);
+    const config = this.evaluate ? {} : { ...this.strategy.configureClient(this.round), ...(this.cfg.federation.strategy.client_optimizer === 'reset' ? { reset_optimizer: true } : {}) };
+    s.send({ roundStart: { round: this.round, localSteps: this.evaluate ? 0 : this.cfg.federation.local_steps, configJson: JSON.stringify(config), evaluate: this.evaluate } });
+  }
+
+  drop(s: ClientSession, err: Error): void {
+    this.d.drop(s, this.round, err);
+  }
+
+  timed<T>(replica: number, work: Promise<T>): Promise<T> {
+    return this.d.busy.time(replica, work);
+  }
+
+  nextTrunkLr(replica: number): number {
+    return this.d.trunkLr(replica);
+  }
+
+  recordStep(s: ClientSession, step: number, loss: number, tokens: number): void {
+    this.losses.push(loss);
+    this.tokens += tokens;
+    this.d.onMetric?.({ type: 'step', round: this.round, step, client: s.id, loss, time: Date.now() });
+  }
+
+  /** Expect a tensor message of one kind for this round (and `step`, unless null), decoded and checked. */
+  async expectStep(s: ClientSession, kind: 'activations' | 'tailGrad', step: number | null, name: string): Promise<StepMessage> {
+    const m = await s.inbox.next([kind], this.cfg.federation.client_timeout_ms);
+    this.d.onReceive?.(s.id, kind, m);
+    const st = m[kind] as { round: number; step: number; tensor: WireTensor; loss: number; eval: boolean; labelCount: number };
+    if (st.round !== this.round) throw new ProtocolError(`${kind} for round ${st.round} during round ${this.round}`);
+    if (step !== null && st.step !== step) throw new ProtocolError(`${kind} for step ${st.step}, expected step ${step}`);
+    if (st.eval !== this.evaluate) throw new ProtocolError(this.evaluate ? `training ${kind} during an evaluation pass` : `evaluation ${kind} during a training round`);
+    const { batch_size: B, seq_len: S } = this.cfg.data;
+    // Non-finite activations or gradients would poison the shared trunk for every client.
+    const tensor = decodeTensor(st.tensor, { name, dtype: 'float32', shape: [B, S, this.d.model.hidden_size], finite: true }, s.context(this.round, st.step), this.d.limits.stepTensorBytes);
+    if (kind === 'tailGrad') {
+      if (!Number.isFinite(st.loss)) throw new ProtocolError(`tail_grad: non-finite loss ${st.loss}`);
+      if (!(st.labelCount >= 0 && st.labelCount <= B * S)) throw new ProtocolError(`tail_grad: label_count ${st.labelCount} is outside 0..${B * S}`);
+    } else if (!st.eval) s.examplesThisRound += tensor.shape[0];
+    return { step: st.step, tensor, loss: st.loss, eval: st.eval, labelCount: st.labelCount };
+  }
+
+  async serveSteps(s: ClientSession, index: number): Promise<void> {
+    const replica = this.replicas[index];
+    const { round } = this;
+    for (let step = 1; step <= this.cfg.federation.local_steps; step++) {
+      const key = `${s.id}:${round}:${step}`;
+      const a = await this.expectStep(s, 'activations', step, 'h_A');
+      const hB = await this.timed(index, replica.forward(key, a.tensor, true));
+      s.send({ trunkOut: { round, step, tensor: encodeTensor('h_B', hB, s.context(round, step)), eval: false } });
+      let g;
+      try {
+        g = await this.expectStep(s, 'tailGrad', step, 'grad_h_B');
+      } catch (e) {
+        await replica.drop(key);
+        throw e;
+      }
+      const { dhA } = await this.timed(index, replica.backward(key, g.tensor, this.nextTrunkLr(index)));
+      s.send({ headGrad: { round, step, tensor: encodeTensor('grad_h_A', dhA, s.context(round, step)) } });
+      this.recordStep(s, step, g.loss, a.tensor.shape[0] * a.tensor.shape[1]);
+    }
+  }
+
+  /** An evaluation pass: forward requests until the client sends its metrics. */
+  async serveEvaluation(s: ClientSession, index: number): Promise<unknown> {
+    const replica = this.replicas[index];
+    for (;;) {
+      const kind = await s.inbox.peekKind(this.cfg.federation.client_timeout_ms);
+      if (kind === 'parameters') return (await this.receiveResult(s)).metrics;
+      const a = await this.expectStep(s, 'activations', null, 'h_A');
+      const hB = await this.timed(index, replica.forward(`${s.id}:eval`, a.tensor, false));
+      s.send({ trunkOut: { round: this.round, step: a.step, tensor: encodeTensor('h_B', hB, s.context(this.round, a.step)), eval: true } });
+    }
+  }
+
+  async receiveParameters(s: ClientSession): Promise<ClientUpdate> {
+    return (await this.receiveResult(s)).update;
+  }
+
+  private async receiveResult(s: ClientSession): Promise<{ update: ClientUpdate; metrics: unknown }> {
+    const m = await s.inbox.next(['parameters'], this.cfg.federation.client_timeout_ms);
+    this.d.onReceive?.(s.id, 'parameters', m);
+    const p = m.parameters as { round: number; numExamples: string; tensors: WireTensor[]; metricsJson: string };
+    if (p.round !== this.round) throw new ProtocolError(`parameters for round ${p.round} during round ${this.round}`);
+    let metrics: unknown = null;
+    if (p.metricsJson) {
+      try { metrics = JSON.parse(p.metricsJson); } catch { throw new ProtocolError('parameters: metrics_json is not JSON'); }
+    }
+    // An evaluation pass reports metrics only: no parameters travel.
+    if (this.evaluate) {
+      if (p.tensors.length) throw new ProtocolError('parameters: an evaluation pass sends metrics only, no tensors');
+      return { update: { clientId: s.id, numExamples: 0, params: new Map() }, metrics };
+    }
+    const params = decodeClientParameters(p.tensors, this.d.partSpec, s.context(this.round, 0));
+    const claimed = Number(p.numExamples);
+    if (!Number.isFinite(claimed) || claimed < 0) throw new ProtocolError(`parameters: invalid num_examples ${p.numExamples}`);
+    // A client's weight is what the server saw it train on this round (rows of h_A), never more
+    // than it claims: a claimed count cannot buy a larger share of the average.
+    return { update: { clientId: s.id, numExamples: Math.min(claimed, s.examplesThisRound), params }, metrics };
+  }
+}
+
+/** Client-part parameters to a client (the round's global parts, or the relay hand-off). */
+export function sendParams(s: ClientSession, round: number, params: Params): void {
+  const ctx = s.context(round, 0);
+  s.send({ averaged: { round, tensors: [...params].map(([name, data]) => encodeTensor(name, { dtype: 'float32', shape: [data.length], data }, ctx)) } });
+}

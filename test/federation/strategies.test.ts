@@ -1,0 +1,82 @@
+import { weightedAverage, type ClientUpdate, type Params } from '../../src/federation/strategies/strategy.js';
+import { createStrategy } from '../../src/federation/strategies/registry.js';
+import { strategySchema, STRATEGY_NAMES } from '../../src/config/schema.js';
+import { addProximalGradient } from '../../src/client/split-client.js';
+import { parseConfigText } from '../../src/config/load.js';
+
+const p = (o: Record<string, number[]>): Params => new Map(Object.entries(o).map(([k, v]) => [k, Float32Array.from(v)]));
+const u = (clientId: string, numExamples: number, params: Params): ClientUpdate => ({ clientId, numExamples, params });
+const strategy = (o: Record<string, unknown>) => createStrategy(strategySchema.parse(o));
+const close = (a: Params, b: Record<string, number[]>) => {
+  for (const [k, v] of Object.entries(b)) v.forEach((x, i) => expect(a.get(k)![i]).toBeCloseTo(x, 6));
+};
+
+describe('strategies, checked against values computed by hand', () => {
+  test('every schema name has a strategy', () => {
+    for (const name of STRATEGY_NAMES) expect(strategy({ name }).name).toBe(name);
+  });
+
+  test('FedAvg: sample-weighted mean; equal weights when no client reports samples', () => {
+    const fedavg = strategy({ name: 'fedavg' });
+    close(fedavg.aggregate(1, [u('a', 1, p({ w: [1, 2] })), u('b', 3, p({ w: [5, 6] }))], null), { w: [4, 5] });
+    close(fedavg.aggregate(1, [u('a', 0, p({ w: [1, 2] })), u('b', 0, p({ w: [5, 6] }))], null), { w: [3, 4] });
+    expect(() => weightedAverage([{ weight: 1, params: p({ w: [1] }) }, { weight: 1, params: p({ w: [1, 2] }) }])).toThrow(/differently shaped/);
+  });
+
+  test('FedAvgM: v = beta v + Delta; x += lr v', () => {
+    const s = strategy({ name: 'fedavgm', server_lr: 1, momentum: 0.9 });
+    const x1 = s.aggregate(2, [u('a', 1, p({ w: [1, 2] }))], p({ w: [0, 0] }));
+    close(x1, { w: [1, 2] });
+    close(s.aggregate(3, [u('a', 1, p({ w: [1, 2] }))], x1), { w: [1.9, 3.8] }); // Delta 0, v = 0.9 [1, 2]
+  });
+
+  test('FedAdam, FedYogi, FedAdagrad: first and second server steps', () => {
+    const opts = { server_lr: 0.1, betas: [0.9, 0.99], tau: 1e-3 };
+    // Step 1 from x = 0 with Delta = 1: m = 0.1; v = 0.01 (Adam, Yogi from v0 = 0) or 1 (Adagrad).
+    const adam = strategy({ name: 'fedadam', ...opts });
+    const yogi = strategy({ name: 'fedyogi', ...opts });
+    const adagrad = strategy({ name: 'fedadagrad', ...opts });
+    const first = (s: typeof adam) => s.aggregate(2, [u('a', 1, p({ w: [1] }))], p({ w: [0] }));
+    close(first(adam), { w: [(0.1 * 0.1) / (0.1 + 1e-3)] });
+    close(first(yogi), { w: [(0.1 * 0.1) / (0.1 + 1e-3)] });
+    close(first(adagrad), { w: [(0.1 * 0.1) / (1 + 1e-3)] });
+    // Step 2 with Delta = 0.5: m = 0.14; Adam v = 0.99*0.01 + 0.01*0.25 = 0.0124; Yogi v = 0.01 + 0.01*0.25 = 0.0125.
+    close(adam.aggregate(3, [u('a', 1, p({ w: [0.5] }))], p({ w: [0] })), { w: [(0.1 * 0.14) / (Math.sqrt(0.0124) + 1e-3)] });
+    close(yogi.aggregate(3, [u('a', 1, p({ w: [0.5] }))], p({ w: [0] })), { w: [(0.1 * 0.14) / (Math.sqrt(0.0125) + 1e-3)] });
+    close(adagrad.aggregate(3, [u('a', 1, p({ w: [0.5] }))], p({ w: [0] })), { w: [(0.1 * 0.14) / (Math.sqrt(1.25) + 1e-3)] });
+  });
+
+  test('server state survives a checkpoint: a restored strategy continues exactly', () => {
+    const opts = { name: 'fedadam', server_lr: 0.1 };
+    const a = strategy(opts);
+    a.aggregate(2, [u('a', 1, p({ w: [1, -1] }))], p({ w: [0, 0] }));
+    const b = strategy(opts);
+    b.restore(new Map([...a.state()].map(([k, v]) => [k, Float32Array.from(v)])));
+    const next = [u('a', 1, p({ w: [0.3, 0.2] }))];
+    expect(b.aggregate(3, next, p({ w: [0, 0] }))).toEqual(a.aggregate(3, next, p({ w: [0, 0] })));
+  });
+
+  test('round 1 of a server optimizer is plain FedAvg (no global parts to step from yet)', () => {
+    close(strategy({ name: 'fedadam' }).aggregate(1, [u('a', 1, p({ w: [2] })), u('b', 1, p({ w: [4] }))], null), { w: [3] });
+  });
+
+  test('FedProx: clients are told mu, and the proximal gradient is mu (w - anchor)', () => {
+    expect(strategy({ name: 'fedprox', mu: 0.5 }).configureClient(1)).toEqual({ proximal_mu: 0.5 });
+    const grads = p({ w: [0, 1] });
+    addProximalGradient(grads, p({ w: [2, 2] }), p({ w: [1, 3] }), 0.5);
+    close(grads, { w: [0.5, 0.5] });
+  });
+
+  test('relay: the round result is the last client of the hand-off chain', () => {
+    const relay = strategy({ name: 'relay' });
+    expect(relay.handoff).toBe('relay');
+    close(relay.aggregate(1, [u('b', 1, p({ w: [1] })), u('a', 100, p({ w: [7] }))], null), { w: [7] });
+  });
+});
+
+test('the schema refuses relay outside sequential mode, naming the fix', () => {
+  const r = parseConfigText('federation: {mode: hierarchical, strategy: {name: relay}}\n');
+  expect(r.ok).toBe(false);
+  expect(r.ok ? [] : r.problems).toEqual([expect.objectContaining({ path: 'federation.strategy.name', message: expect.stringMatching(/relay hands the client parts .* needs federation\.mode: sequential/) })]);
+  expect(parseConfigText('federation: {mode: sequential, strategy: {name: relay}}\n').ok).toBe(true);
+});
