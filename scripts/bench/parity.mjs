@@ -4,7 +4,8 @@
 // partition x seed one centralized run on the same silos with the same budget. Both evaluate on
 // the same held-out split at the same token cadence, so the curves compare point by point.
 //
-// Usage: npm run bench -- parity [seeds=3] [setups=sequential/relay,hierarchical/fedavg,...]
+// Usage: npm run bench -- parity [seeds=3] [setups=sequential/relay,hierarchical/fedavg@4x13,...]
+//   a setup is MODE/STRATEGY, optionally @ROUNDSxLOCAL_STEPS (same token budget, other round length)
 //                               [partitions=natural,dirichlet:0.1,iid] [base=configs/quickstart.yaml]
 // The full grid (every mode x strategy) takes hours on 2 cores; pass the setups you want.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -33,8 +34,16 @@ function configFor(partition, seed, setup) {
   cfg.baseline = 'none';
   cfg.data = { ...cfg.data, partition };
   if (setup) {
-    const [mode, strategy] = setup.split('/');
+    const [modeStrategy, shape] = setup.split('@');
+    const [mode, strategy] = modeStrategy.split('/');
     cfg.federation = { ...cfg.federation, mode, strategy: { ...(cfg.federation.strategy ?? {}), name: strategy } };
+    if (shape) {
+      const [rounds, localSteps] = shape.split('x').map(Number);
+      if (rounds * localSteps !== base.federation.rounds * base.federation.local_steps) throw new Error(`${setup}: ${rounds} x ${localSteps} is not the base budget of ${base.federation.rounds} x ${base.federation.local_steps} steps per client`);
+      const evals = Math.max(1, Math.round(rounds / (base.federation.rounds / (base.eval?.every_rounds ?? 1))));
+      cfg.federation = { ...cfg.federation, rounds, local_steps: localSteps, checkpoint_every_rounds: rounds };
+      cfg.eval = { ...cfg.eval, every_rounds: Math.max(1, Math.floor(rounds / evals)) };
+    }
   }
   return cfg;
 }

@@ -6,7 +6,7 @@ import { BatchStream, evalBatches } from '../data/batches.js';
 import { isPromptExample, type Example } from '../data/examples.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { PartExecutor } from '../runtime/part-executor.js';
-import { clipGlobalNorm, createOptimizer, learningRate, type Optimizer } from '../runtime/optimizer.js';
+import { clipGlobalNorm, clipScale, createOptimizer, globalNorm, learningRate, type Optimizer } from '../runtime/optimizer.js';
 import { evaluateBatches, type EvalMetrics } from '../runtime/evaluate.js';
 import { Inbox } from '../protocol/inbox.js';
 import { decodeTensor, encodeTensor, type TensorContext, type WireTensor } from '../protocol/tensors.js';
@@ -239,6 +239,14 @@ export class SplitClient {
     return decodeTensor((m[kind] as { tensor: WireTensor }).tensor, { name, dtype: 'float32', shape: [B, S, t.config.hidden_size] }, c);
   }
 
+  private async exchangeHeadGrad(call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>, c: TensorContext) {
+    const m = await inbox.next(['headGrad', 'error'], this.trainer!.cfg.federation.client_timeout_ms);
+    if (m.kind === 'error') throw new RetryableError(`dropped by the server: ${(m.error as { message: string }).message}`);
+    const h = m.headGrad as { tensor: WireTensor; gradNorm: number; jointClip: boolean };
+    const { batch_size: B, seq_len: S } = this.trainer!.cfg.data;
+    return { tensor: decodeTensor(h.tensor, { name: 'grad_h_A', dtype: 'float32', shape: [B, S, this.trainer!.config.hidden_size] }, c), gradNorm: Number(h.gradNorm) || 0, jointClip: Boolean(h.jointClip) };
+  }
+
   private async trainStep(call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>, round: number, step: number, ctx: (r: number, s: number) => TensorContext, proximal: { mu: number; anchor: Map<string, Float32Array> } | null): Promise<void> {
     const t = this.trainer!;
     const c = ctx(round, step);
@@ -254,7 +262,7 @@ export class SplitClient {
     const out = await t.tail.step(hB, batch.labels);
     call.write({ tailGrad: { round, step, tensor: encodeTensor('grad_h_B', out.inputGrad!, c), loss: out.loss, labelCount: batch.labelCount } });
     lap('tail_step');
-    const dhA = await this.exchange(call, inbox, 'headGrad', 'grad_h_A', c);
+    const { tensor: dhA, gradNorm: trunkNorm, jointClip } = await this.exchangeHeadGrad(call, inbox, c);
     lap('wait_trunk_backward');
     const h = await t.head.backward(batch.tokens, dhA, masks);
     lap('head_backward');
@@ -265,7 +273,13 @@ export class SplitClient {
       else grads.set(n, g);
     }
     if (proximal) addProximalGradient(grads, t.params, proximal.anchor, proximal.mu);
-    clipGlobalNorm(grads, t.cfg.optimizer.grad_clip);
+    if (jointClip) {
+      // One model, one norm: clip by sqrt(|g_trunk|^2 + |g_client|^2), and tell the server ours.
+      const own = globalNorm(grads.values());
+      call.write({ stepDone: { round, step, gradNorm: own } });
+      const scale = clipScale(Math.hypot(own, trunkNorm), t.cfg.optimizer.grad_clip);
+      if (scale !== 1) for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] *= scale;
+    } else clipGlobalNorm(grads, t.cfg.optimizer.grad_clip);
     // With relay the client parts follow one schedule across the federation (the step travels with
     // the optimizer state), as the centralized model does over the same budget.
     const f = t.cfg.federation;

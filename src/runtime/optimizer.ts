@@ -43,6 +43,11 @@ export function globalNorm(grads: Iterable<Float32Array>): number {
   return Math.sqrt(sq);
 }
 
+/** The factor that brings a gradient of L2 norm `norm` down to `maxNorm` (1 when it is within; maxNorm 0 = no clipping). */
+export function clipScale(norm: number, maxNorm: number): number {
+  return maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
+}
+
 /** Scale gradients in place so their global L2 norm is at most maxNorm; returns the norm before. */
 export function clipGlobalNorm(grads: Map<string, Float32Array>, maxNorm: number): number {
   const norm = globalNorm(grads.values());

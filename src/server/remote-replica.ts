@@ -67,9 +67,13 @@ export class RemoteReplica implements Replica {
     return dec((await this.request('forward', { key, keep }, [enc('h_A', hA)])).tensors[0]);
   }
 
-  async backward(key: string, dhB: TensorData, lr: number, gradScale = 1): Promise<{ dhA: TensorData; gradNorm: number }> {
-    const r = await this.request('backward', { key, lr, gradScale }, [enc('grad_h_B', dhB)]);
+  async backward(key: string, dhB: TensorData): Promise<{ dhA: TensorData; gradNorm: number }> {
+    const r = await this.request('backward', { key }, [enc('grad_h_B', dhB)]);
     return { dhA: dec(r.tensors[0]), gradNorm: JSON.parse(r.json).gradNorm };
+  }
+
+  async apply(key: string, lr: number, scale: number): Promise<void> {
+    await this.request('apply', { key, lr, scale });
   }
 
   async drop(key: string): Promise<void> {

@@ -6,8 +6,14 @@ export interface Replica {
   readonly label: string;
   /** h_A -> h_B. With `keep`, the replica keeps h_A for the backward of the same key. */
   forward(key: string, hA: TensorData, keep: boolean): Promise<TensorData>;
-  /** dL/dh_B -> dL/dh_A, and one optimizer step with learning rate `lr`. */
-  backward(key: string, dhB: TensorData, lr: number, gradScale?: number): Promise<{ dhA: TensorData; gradNorm: number }>;
+  /**
+   * dL/dh_B -> dL/dh_A and the L2 norm of the trunk's parameter gradients, which the replica keeps
+   * until `apply`: the clipping scale may depend on the client's gradient norm too (one model, one
+   * global norm, as in centralized training).
+   */
+  backward(key: string, dhB: TensorData): Promise<{ dhA: TensorData; gradNorm: number }>;
+  /** One optimizer step with the gradients kept for `key`, multiplied by `scale`, at learning rate `lr`. */
+  apply(key: string, lr: number, scale: number): Promise<void>;
   drop(key: string): Promise<void>;
   getParams(): Promise<[string, Float32Array][]>;
   setParams(params: [string, Float32Array][]): Promise<void>;

@@ -4,6 +4,7 @@ import type { ClientUpdate, Params, Strategy } from '../federation/strategies/st
 import type { ModelConfig } from '../model/config.js';
 import { decodeTensor, encodeTensor, ProtocolError, type WireTensor } from '../protocol/tensors.js';
 import { newSessionKey, PayloadChannel, wrapSessionKey } from '../security/payload.js';
+import { clipScale } from '../runtime/optimizer.js';
 import type { BusyLog } from './busy-log.js';
 import type { ClientLimits, ClientPartSpec } from './client-limits.js';
 import type { ClientSession, Msg } from './client-session.js';
@@ -35,6 +36,8 @@ export interface RoundDeps {
 export class Round implements RoundContext {
   readonly losses: number[] = [];
   tokens = 0;
+  /** Clients dropped during this round. */
+  readonly dropped = new Set<string>();
 
   constructor(readonly round: number, readonly participants: readonly ClientSession[], private readonly d: RoundDeps, readonly evaluate = false) {}
 
@@ -43,7 +46,7 @@ export class Round implements RoundContext {
   get strategy(): Strategy { return this.d.strategy; }
   get startParams(): Params | null { return this.d.startParams; }
 
-  openRound(s: ClientSession, startFrom?: Params): void {
+  openRound(s: ClientSession, startFrom?: Params, steps = this.cfg.federation.local_steps): void {
     s.sessionId = randomUUID();
     s.examplesThisRound = 0;
     if (s.payloadPublicKey) {
@@ -56,10 +59,11 @@ export class Round implements RoundContext {
     }
     if (startFrom) sendParams(s, this.round, startFrom);
     const config = this.evaluate ? {} : { ...this.strategy.configureClient(this.round), ...(this.cfg.federation.strategy.client_optimizer === 'reset' ? { reset_optimizer: true } : {}) };
-    s.send({ roundStart: { round: this.round, localSteps: this.evaluate ? 0 : this.cfg.federation.local_steps, configJson: JSON.stringify(config), evaluate: this.evaluate } });
+    s.send({ roundStart: { round: this.round, localSteps: this.evaluate ? 0 : steps, configJson: JSON.stringify(config), evaluate: this.evaluate } });
   }
 
   drop(s: ClientSession, err: Error): void {
+    this.dropped.add(s.id);
     this.d.drop(s, this.round, err);
   }
 
@@ -95,10 +99,20 @@ export class Round implements RoundContext {
     return { step: st.step, tensor, loss: st.loss, eval: st.eval, labelCount: st.labelCount };
   }
 
-  async serveSteps(s: ClientSession, index: number): Promise<void> {
+  /** The client's gradient norm for its client parts after `step` (for joint clipping). */
+  private async expectStepDone(s: ClientSession, step: number): Promise<number> {
+    const m = await s.inbox.next(['stepDone'], this.cfg.federation.client_timeout_ms);
+    this.d.onReceive?.(s.id, 'stepDone', m);
+    const d = m.stepDone as { round: number; step: number; gradNorm: number };
+    if (d.round !== this.round || d.step !== step) throw new ProtocolError(`step_done for round ${d.round} step ${d.step}, expected round ${this.round} step ${step}`);
+    if (!(Number.isFinite(d.gradNorm) && d.gradNorm >= 0)) throw new ProtocolError(`step_done: invalid gradient norm ${d.gradNorm}`);
+    return d.gradNorm;
+  }
+
+  async serveSteps(s: ClientSession, index: number, steps = this.cfg.federation.local_steps): Promise<void> {
     const replica = this.replicas[index];
     const { round } = this;
-    for (let step = 1; step <= this.cfg.federation.local_steps; step++) {
+    for (let step = 1; step <= steps; step++) {
       const key = `${s.id}:${round}:${step}`;
       const a = await this.expectStep(s, 'activations', step, 'h_A');
       const hB = await this.timed(index, replica.forward(key, a.tensor, true));
@@ -110,8 +124,20 @@ export class Round implements RoundContext {
         await replica.drop(key);
         throw e;
       }
-      const { dhA } = await this.timed(index, replica.backward(key, g.tensor, this.nextTrunkLr(index)));
-      s.send({ headGrad: { round, step, tensor: encodeTensor('grad_h_A', dhA, s.context(round, step)) } });
+      const { dhA, gradNorm } = await this.timed(index, replica.backward(key, g.tensor));
+      // Joint clipping: the client and the trunk are one model, so they clip by one global norm,
+      // sqrt(|g_trunk|^2 + |g_client|^2), as centralized training does. The client learns the
+      // trunk's norm here and sends its own back before its next step.
+      s.send({ headGrad: { round, step, tensor: encodeTensor('grad_h_A', dhA, s.context(round, step)), gradNorm, jointClip: true } });
+      let clientNorm: number;
+      try {
+        clientNorm = await this.expectStepDone(s, step);
+      } catch (e) {
+        await replica.drop(key);
+        throw e;
+      }
+      const scale = clipScale(Math.hypot(gradNorm, clientNorm), this.cfg.optimizer.grad_clip);
+      await this.timed(index, replica.apply(key, this.nextTrunkLr(index), scale));
       this.recordStep(s, step, g.loss, a.tensor.shape[0] * a.tensor.shape[1]);
     }
   }

@@ -336,7 +336,9 @@ export class SplitServer {
     this.replicaStepsThisRound = [];
     const ctx = this.newRound(round, participants, false);
     const updates = await this.runner.train(ctx);
-    if (updates.length < f.min_clients) throw new Error(`round ${round}: only ${updates.length} clients finished it, min_clients is ${f.min_clients}`);
+    // Relay may give a client several turns or none in a round: count clients, not updates.
+    const finished = participants.filter((p) => !ctx.dropped.has(p.id)).map((p) => p.id).sort();
+    if (updates.length === 0 || finished.length < f.min_clients) throw new Error(`round ${round}: only ${finished.length} clients finished it, min_clients is ${f.min_clients}`);
     // Averaging strategies see updates in a fixed order (sums are order-sensitive in float);
     // relay's order is the hand-off order.
     if (this.strategy.handoff === 'average') updates.sort((a, b) => a.clientId.localeCompare(b.clientId));
@@ -345,13 +347,13 @@ export class SplitServer {
     // client gets them with its turn, so the broadcast is needed only where every client must hold
     // them (an evaluation, a checkpoint, the end).
     const needAll = this.strategy.handoff === 'average' || round === f.rounds || round % this.cfg.eval.every_rounds === 0 || round % f.checkpoint_every_rounds === 0;
-    if (needAll) for (const u of updates) { const s = this.sessions.get(u.clientId); if (s) sendParams(s, round, this.globalClientParams); }
+    if (needAll) for (const id of finished) { const s = this.sessions.get(id); if (s) sendParams(s, round, this.globalClientParams); }
     if (this.replicas.length > 1) await this.averageReplicas();
     const [busy, overlap] = this.busy.take();
     this.tokensSeen += ctx.tokens;
     const record: RoundRecord = {
       replica_busy_s: busy, replica_overlap_s: overlap,
-      round, clients: updates.map((u) => u.clientId), dropped: participants.filter((p) => !updates.some((u) => u.clientId === p.id)).map((p) => p.id),
+      round, clients: finished, dropped: [...ctx.dropped],
       wall_s: (performance.now() - t0) / 1000, train_loss: ctx.losses.length ? ctx.losses.reduce((a, b) => a + b, 0) / ctx.losses.length : NaN, tokens: ctx.tokens,
     };
     this.history.push(record);
@@ -359,7 +361,7 @@ export class SplitServer {
     await this.checkpoint(round);
     this.o.onMetric?.({ type: 'round', ...record, tokens_seen: this.tokensSeen, time: Date.now() });
     const parallel = this.replicas.length > 1 ? `, replicas busy ${busy.toFixed(1)} s (${overlap.toFixed(1)} s in parallel)` : '';
-    this.log(`round ${round}/${f.rounds}: ${updates.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${parallel}${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`);
+    this.log(`round ${round}/${f.rounds}: ${finished.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${parallel}${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`);
   }
 
   /** Every connected client evaluates the current model on its held-out data, through the trunk. */

@@ -54,9 +54,10 @@ export async function runSubServer(o: { parent: string; kit: string | null; serv
     switch (req.op) {
       case 'forward': return { tensors: [enc('h_B', await replica.forward(args.key, dec(req.tensors[0]), args.keep))] };
       case 'backward': {
-        const r = await replica.backward(args.key, dec(req.tensors[0]), args.lr, args.gradScale);
+        const r = await replica.backward(args.key, dec(req.tensors[0]));
         return { json: { gradNorm: r.gradNorm }, tensors: [enc('grad_h_A', r.dhA)] };
       }
+      case 'apply': await replica.apply(args.key, args.lr, args.scale); return {};
       case 'drop': await replica.drop(args.key); return {};
       case 'getParams': return { tensors: (await replica.getParams()).map(([n, d]) => enc(n, { dtype: 'float32', shape: [d.length], data: d })) };
       case 'setParams': await replica.setParams(req.tensors.map((t) => [t.name, dec(t).data as Float32Array])); return {};

@@ -47,9 +47,12 @@ export class TrunkReplica implements Replica {
     return this.call({ op: 'forward', key, keep, hA });
   }
 
-  /** dL/dh_B -> dL/dh_A, and one optimizer step of the replica with learning rate `lr`. */
-  backward(key: string, dhB: TensorData, lr: number, gradScale = 1): Promise<{ dhA: TensorData; gradNorm: number }> {
-    return this.call({ op: 'backward', key, dhB, lr, gradScale });
+  backward(key: string, dhB: TensorData): Promise<{ dhA: TensorData; gradNorm: number }> {
+    return this.call({ op: 'backward', key, dhB });
+  }
+
+  apply(key: string, lr: number, scale: number): Promise<void> {
+    return this.call({ op: 'apply', key, lr, scale });
   }
 
   drop(key: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PartExecutor, type DropoutMasks } from '../runtime/part-executor.js';
-import { clipGlobalNorm, createOptimizer, type OptimizerConfig, type OptimizerState } from '../runtime/optimizer.js';
+import { createOptimizer, globalNorm, type OptimizerConfig, type OptimizerState } from '../runtime/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
 import type { SplitPoints } from '../model/partition.js';
@@ -24,7 +24,8 @@ export interface TrunkWorkerInit {
 
 export type TrunkRequest =
   | { op: 'forward'; key: string; keep: boolean; hA: TensorData }
-  | { op: 'backward'; key: string; dhB: TensorData; lr: number; gradScale: number }
+  | { op: 'backward'; key: string; dhB: TensorData }
+  | { op: 'apply'; key: string; lr: number; scale: number }
   | { op: 'getParams' }
   | { op: 'setParams'; params: [string, Float32Array][] }
   | { op: 'getState' }
@@ -36,6 +37,8 @@ const trunk = new PartExecutor('trunk', init.model, init.split, init.peft, store
 const optimizer = createOptimizer(init.optimizer);
 if (init.optimizerState) optimizer.load(init.optimizerState);
 const saved = new Map<string, { hA: TensorData; masks: DropoutMasks }>();
+/** Gradients of a backward waiting for their `apply` (keyed like the saved activations). */
+const pending = new Map<string, Map<string, Float32Array>>();
 const trainable = () => new Map(trunk.trainable.map((n) => [n, store.get(n)!.data]));
 
 async function handle(req: TrunkRequest): Promise<{ result: unknown; transfer: ArrayBuffer[] }> {
@@ -52,11 +55,17 @@ async function handle(req: TrunkRequest): Promise<{ result: unknown; transfer: A
       if (!kept) throw new Error(`no forward activations kept for ${req.key}`);
       saved.delete(req.key);
       const r = await trunk.backward(kept.hA, req.dhB, kept.masks);
-      if (req.gradScale !== 1) for (const g of r.grads.values()) for (let i = 0; i < g.length; i++) g[i] *= req.gradScale;
-      const norm = clipGlobalNorm(r.grads, init.optimizer.grad_clip);
-      optimizer.apply(trainable(), r.grads, req.lr);
+      pending.set(req.key, r.grads);
       const dhA = Float32Array.from(r.inputGrad!.data as Float32Array);
-      return { result: { dhA: { dtype: 'float32', shape: r.inputGrad!.shape, data: dhA }, gradNorm: norm }, transfer: [dhA.buffer] };
+      return { result: { dhA: { dtype: 'float32', shape: r.inputGrad!.shape, data: dhA }, gradNorm: globalNorm(r.grads.values()) }, transfer: [dhA.buffer] };
+    }
+    case 'apply': {
+      const grads = pending.get(req.key);
+      if (!grads) throw new Error(`no gradients kept for ${req.key}`);
+      pending.delete(req.key);
+      if (req.scale !== 1) for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] *= req.scale;
+      optimizer.apply(trainable(), grads, req.lr);
+      return { result: null, transfer: [] };
     }
     case 'getParams':
       return { result: [...trainable()].map(([n, d]) => [n, Float32Array.from(d)]), transfer: [] };
@@ -67,6 +76,7 @@ async function handle(req: TrunkRequest): Promise<{ result: unknown; transfer: A
       return { result: { optimizer: optimizer.state(), params: [...store].map(([n, p]) => [n, { shape: p.shape, data: Float32Array.from(p.data) }]) }, transfer: [] };
     case 'drop':
       saved.delete(req.key);
+      pending.delete(req.key);
       return { result: null, transfer: [] };
   }
 }

@@ -21,17 +21,18 @@ describe('flglm CLI', () => {
   test('config validate accepts the quickstart and prints the resolved config', () => {
     const r = runCli(['config', 'validate', 'configs/quickstart.yaml']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('mode: hierarchical');
+    expect(r.stdout).toContain('mode: sequential');
+    expect(r.stdout).toContain('name: relay');
     expect(r.stdout).toContain('heartbeat_ms: 2000');
   });
 
   test('config validate rejects a broken copy with one line per problem', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flglm-cli-'));
     const file = join(dir, 'broken.yaml');
-    writeFileSync(file, readFileSync('configs/quickstart.yaml', 'utf8').replace('mode: hierarchical', 'mode: hierachical'));
+    writeFileSync(file, readFileSync('configs/quickstart.yaml', 'utf8').replace('mode: sequential', 'mode: sequental'));
     const r = runCli(['config', 'validate', file]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/federation\.mode: expected sequential\|batch\|hierarchical, got "hierachical" \(line \d+\)/);
+    expect(r.stderr).toMatch(/federation\.mode: expected sequential\|batch\|hierarchical, got "sequental" \(line \d+\)/);
     expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
   });
 

@@ -15,7 +15,8 @@ describe('experiment config', () => {
   test('quickstart is valid and resolves every default', () => {
     const r = parseConfigText(quickstart);
     if (!r.ok) throw new Error(r.problems.map(formatProblem).join('\n'));
-    expect(r.config.federation.mode).toBe('hierarchical');
+    expect(r.config.federation.mode).toBe('sequential');
+    expect(r.config.federation.strategy.name).toBe('relay');
     expect(r.config.federation.clients).toBe(3);
     expect(r.config.finetune.lora.rank).toBe(8);
     expect(r.config.runtime.device).toBe('cpu');
@@ -32,9 +33,9 @@ describe('experiment config', () => {
   });
 
   test('misspelled enum names the key, the choices, the value and the line', () => {
-    const text = quickstart.replace('mode: hierarchical', 'mode: hierachical');
-    const line = text.split('\n').findIndex((l) => l.includes('hierachical')) + 1;
-    expect(problems(text)).toEqual([`federation.mode: expected sequential|batch|hierarchical, got "hierachical" (line ${line})`]);
+    const text = quickstart.replace('mode: sequential', 'mode: sequental');
+    const line = text.split('\n').findIndex((l) => l.includes('sequental')) + 1;
+    expect(problems(text)).toEqual([`federation.mode: expected sequential|batch|hierarchical, got "sequental" (line ${line})`]);
   });
 
   test('wrong type', () => {

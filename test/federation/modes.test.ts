@@ -45,6 +45,16 @@ describe('federated split training over gRPC on 127.0.0.1', () => {
     results[0].losses.forEach((l, i) => expect(Math.abs(l - central.losses[i]) / central.losses[i]).toBeLessThan(1e-4));
   });
 
+  test.each(['sequential', 'hierarchical'])('%s, 1 client, gradient clipping active: joint clipping keeps split equal to centralized', async (mode) => {
+    // With a clip far below the gradient norm every step is clipped; clipping the trunk and the
+    // client parts by their own norms would differ from centralized training from step 1.
+    const cfg = config(base.replace('grad_clip: 0', 'grad_clip: 0.05') + plain + `federation: {mode: ${mode}, clients: 1, rounds: 2, local_steps: 4, sub_servers: 1}\n`);
+    const { results, data } = await federate(cfg);
+    const central = await trainCentralized(cfg, { quiet: true, data });
+    results[0].losses.forEach((l, i) => expect(Math.abs(l - central.losses[i]) / central.losses[i]).toBeLessThan(1e-4));
+    expect(Math.abs(results[0].losses[7] - results[0].losses[0])).toBeGreaterThan(1e-3); // it trained
+  });
+
   test('batch, 3 clients: same losses as centralized steps on the concatenated batch', async () => {
     const cfg = config(`
 seed: 5

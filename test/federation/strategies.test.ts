@@ -80,3 +80,12 @@ test('the schema refuses relay outside sequential mode, naming the fix', () => {
   expect(r.ok ? [] : r.problems).toEqual([expect.objectContaining({ path: 'federation.strategy.name', message: expect.stringMatching(/relay hands the client parts .* needs federation\.mode: sequential/) })]);
   expect(parseConfigText('federation: {mode: sequential, strategy: {name: relay}}\n').ok).toBe(true);
 });
+
+test('relay turns follow the data: smooth weighted round-robin, carried across rounds', () => {
+  const relay = createStrategy(strategySchema.parse({ name: 'relay' })) as unknown as { turnOrder(c: { id: string; weight: number }[], turns: number): string[] };
+  const clients = [{ id: 'a', weight: 6 }, { id: 'b', weight: 3 }, { id: 'c', weight: 1 }];
+  const order = [...relay.turnOrder(clients, 5), ...relay.turnOrder(clients, 5)];
+  // By hand: credits +6/+3/+1 per turn, the largest takes the turn and pays 10 (ties: first listed).
+  expect(order).toEqual(['a', 'b', 'a', 'a', 'b', 'a', 'c', 'a', 'b', 'a']);
+  expect(order.filter((x) => x === 'a')).toHaveLength(6);
+});

@@ -57,6 +57,7 @@ export class RawClient {
       await this.inbox.next(['trunkOut'], 30000);
       this.send({ tailGrad: { round, step, tensor: wireTensor('grad_h_B', shape, 0), loss: 1, labelCount: 1 } });
       await this.inbox.next(['headGrad'], 30000);
+      this.send({ stepDone: { round, step, gradNorm: 0 } });
     }
   }
 

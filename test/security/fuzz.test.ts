@@ -58,7 +58,7 @@ function mutatedMessage(rng: Rng, round: number, spec: [string, number][]): Msg 
       if (tensors.length && rng.uniform() < 0.5) tensors[rng.int(tensors.length)] = tensor();
       return { parameters: { round: num(), numExamples: bigNum(), tensors, metricsJson: pick(['', '{', '{"eval": 1}']), partIndex: num(), partCount: num() } };
     }
-    case 4: return { join: { numExamples: bigNum(), lastRound: num(), insecureName: 'x' } };
+    case 4: return rng.uniform() < 0.5 ? { join: { numExamples: bigNum(), lastRound: num(), insecureName: 'x' } } : { stepDone: { round: num(), step: num(), gradNorm: pick([0, 1, -1, Number.NaN, 1e38]) } };
     case 5: return { heartbeat: { timeMs: bigNum() } };
     default: return { bye: { reason: 'x'.repeat(rng.int(1000)) } };
   }

@@ -1,5 +1,6 @@
 import type { TensorData } from '../../runtime/tensor.js';
 import { encodeTensor } from '../../protocol/tensors.js';
+import { clipScale } from '../../runtime/optimizer.js';
 import { gatherWithDeadline, type ClientSession } from '../client-session.js';
 import { collectUpdates, type ServerModeRunner } from './mode.js';
 
@@ -65,7 +66,10 @@ export const batch: ServerModeRunner = {
         const scales = counts.map((n) => n / total);
         const grads = downs.map((d, i) => (d.ok ? d.value.tensor : { dtype: 'float32' as const, shape: group[i].hA.shape, data: new Float32Array(group[i].hA.data.length) }));
         const scaled = grads.map((t, i) => ({ ...t, data: Float32Array.from(t.data as Float32Array, (x) => x * scales[i]) }));
-        const { dhA } = await ctx.timed(0, replica.backward(key, concatBatch(scaled), ctx.nextTrunkLr(0)));
+        // A group step mixes several clients' parts, so there is no one model to clip jointly: the
+        // trunk clips its own gradient, and each client its own (head_grad says so).
+        const { dhA, gradNorm } = await ctx.timed(0, replica.backward(key, concatBatch(scaled)));
+        await ctx.timed(0, replica.apply(key, ctx.nextTrunkLr(0), clipScale(gradNorm, ctx.cfg.optimizer.grad_clip)));
         splitBatch(dhA, sizes, scales.map((c) => (c > 0 ? 1 / c : 0))).forEach((part, i) => {
           const d = downs[i];
           if (!d.ok) return ctx.drop(group[i].s, d.error);

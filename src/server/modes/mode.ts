@@ -25,9 +25,9 @@ export interface RoundContext {
    * Fresh payload key, the parts to start from (the relay hand-off; otherwise the client keeps the
    * global parts it has), the strategy's instructions and the round start: the client may begin.
    */
-  openRound(s: ClientSession, startFrom?: Params): void;
-  /** One client's local steps against replica `replica`, each checked as it arrives. */
-  serveSteps(s: ClientSession, replica: number): Promise<void>;
+  openRound(s: ClientSession, startFrom?: Params, steps?: number): void;
+  /** One client's local steps (default `local_steps`) against replica `replica`, each checked as it arrives. */
+  serveSteps(s: ClientSession, replica: number, steps?: number): Promise<void>;
   expectStep(s: ClientSession, kind: 'activations' | 'tailGrad', step: number, name: string): Promise<StepMessage>;
   /** The client's round-end parameters, validated against the plan. */
   receiveParameters(s: ClientSession): Promise<ClientUpdate>;

@@ -1,4 +1,5 @@
 import type { ClientUpdate, Params } from '../../federation/strategies/strategy.js';
+import type { Relay } from '../../federation/strategies/relay.js';
 import type { ClientSession } from '../client-session.js';
 import { collectUpdates, type RoundContext, type ServerModeRunner } from './mode.js';
 
@@ -27,21 +28,36 @@ export const sequential: ServerModeRunner = {
   },
 };
 
+/**
+ * Relay: the round has one turn of `local_steps` per participant; the strategy says who takes each
+ * (in proportion to their data), and consecutive turns of one client run as one block, with no
+ * hand-off between them.
+ */
 async function relay(ctx: RoundContext): Promise<ClientUpdate[]> {
-  const n = ctx.participants.length;
-  const order = ctx.participants.map((_, i) => ctx.participants[(i + ctx.round - 1) % n]);
+  const strategy = ctx.strategy as Relay;
+  const turns = strategy.turnOrder(ctx.participants.map((s) => ({ id: s.id, weight: s.numExamples })), ctx.participants.length);
+  const blocks: { s: ClientSession; turns: number }[] = [];
+  for (const id of turns) {
+    const last = blocks[blocks.length - 1];
+    if (last && last.s.id === id) last.turns++;
+    else blocks.push({ s: ctx.participants.find((p) => p.id === id)!, turns: 1 });
+  }
+  const dropped = new Set<ClientSession>();
   const updates: ClientUpdate[] = [];
   // The round's first client starts from the last round's result: relay rounds end without a
   // broadcast to every client (see SplitServer.trainRound), so it may not hold it yet.
   let carried: Params | null = ctx.startParams;
-  for (const s of order) {
+  for (const { s, turns: n } of blocks) {
+    if (dropped.has(s)) continue;
+    const steps = n * ctx.cfg.federation.local_steps;
     try {
-      ctx.openRound(s, carried ?? undefined);
-      await ctx.serveSteps(s, 0);
+      ctx.openRound(s, carried ?? undefined, steps);
+      await ctx.serveSteps(s, 0, steps);
       const u = await ctx.receiveParameters(s);
       updates.push(u);
       carried = u.params;
     } catch (e) {
+      dropped.add(s);
       ctx.drop(s, e as Error);
     }
   }
