@@ -72,6 +72,38 @@ if (sc) {
   out.push('![scale](scale.svg)', '');
 }
 
+const pa = load('parity');
+if (pa) {
+  const pct = (x) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(3) : '–');
+  out.push('## 6. Federated vs centralized quality (`parity`)', '', `\`${pa.command}\` — ${machine(pa)}`, '',
+    `Base config \`${pa.base}\`: ${pa.budget.clients} clients, ${pa.budget.rounds} rounds × ${pa.budget.local_steps} local steps, batch ${pa.budget.batch} × ${pa.budget.seq} — the same token budget for every row (a setup's \`@R×S\` changes only how the budget is cut into rounds). Accuracy on the held-out split, mean ± sd over seeds; *tokens to ${pa.target_accuracy}*: first evaluation at or above it (evaluations at the same token cadence for all rows), mean over the seeds that reached it.`, '',
+    '| partition | setup | accuracy | gap to centralized (points) | seeds reaching ' + pa.target_accuracy + ' | tokens to ' + pa.target_accuracy + ' (× centralized) | wall s |', '| --- | --- | --- | --- | --- | --- | --- |',
+    ...Object.entries(pa.cells).map(([key, c]) => {
+      const [partition, setup] = key.split('|');
+      return `| ${partition} | ${setup} | ${pct(c.accuracy_mean)} ± ${pct(c.accuracy_sd)} | ${typeof c.gap_points === 'number' ? c.gap_points.toFixed(1) : '–'} | ${c.reached_target}/${c.runs.length} | ${c.tokens_to_target_mean ? `${f0(c.tokens_to_target_mean)}${c.tokens_to_target_ratio ? ` (${f2(c.tokens_to_target_ratio)}×)` : ''}` : '–'} | ${f0(c.wall_s_mean)} |`;
+    }), '');
+  for (const partition of [...new Set(Object.keys(pa.cells).map((k) => k.split('|')[0]))]) {
+    const cells = Object.entries(pa.cells).filter(([k]) => k.startsWith(`${partition}|`));
+    const file = `parity-${partition.replace(/[^a-z0-9.]/gi, '_')}.svg`;
+    const { pointsChart } = await import(dist('report/html.js'));
+    const colors = ['#999', '#000', '#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
+    writeFileSync(join(root, 'docs', file), pointsChart(cells.map(([k, c], i) => {
+      const byTokens = new Map();
+      for (const r of c.runs) for (const p of r.curve) (byTokens.get(p.tokens) ?? byTokens.set(p.tokens, []).get(p.tokens)).push(p.accuracy);
+      return { label: k.split('|')[1], points: [...byTokens].sort((x, y) => x[0] - y[0]).map(([t, xs]) => [t, xs.reduce((a, b) => a + b, 0) / xs.length]), color: colors[i % colors.length] };
+    }), { xLabel: 'training tokens seen', yLabel: `held-out accuracy (${partition}, mean over seeds)`, yRange: [0, 1] }));
+    out.push(`![parity, ${partition}](${file})`, '');
+  }
+}
+
+const dord = load('data-order');
+if (dord) {
+  out.push('### Why: the order in which the model sees the silos (`data-order`)', '', `\`${dord.command}\` — ${machine(dord)}`, '',
+    `No federation at all: the centralized model (one process, one optimizer) on the quickstart data (\`${dord.config}\`), fed the shuffled union, or batches from the silos in blocks of K consecutive steps per silo, round-robin — the order in which a federated model's client parts see the data when each client trains K local steps per turn. Held-out accuracy by step:`, '',
+    `| order | ${dord.runs[Object.keys(dord.runs)[0]][0].map((p) => `step ${p.step}`).join(' | ')} |`, `| --- | ${dord.runs[Object.keys(dord.runs)[0]][0].map(() => '---').join(' | ')} |`,
+    ...Object.entries(dord.runs).flatMap(([k, curves]) => curves.map((c) => `| ${k} | ${c.map((p) => p.accuracy.toFixed(3)).join(' | ')} |`)), '');
+}
+
 const notes = join(root, 'docs', 'benchmarks-notes.md');
 if (existsSync(notes)) out.push(readFileSync(notes, 'utf8'));
 writeFileSync(join(root, 'docs', 'benchmarks.md'), out.join('\n') + '\n');

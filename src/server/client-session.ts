@@ -4,6 +4,7 @@ import type { TensorContext } from '../protocol/tensors.js';
 import type { PayloadChannel } from '../security/payload.js';
 import { chunkMessage } from '../protocol/chunking.js';
 import type { PeerIdentity } from '../security/tls.js';
+import { tensorBytesOf } from './client-limits.js';
 
 export type Msg = Record<string, unknown> & { kind?: string };
 export type Call = grpc.ServerDuplexStream<Msg, Msg>;
@@ -14,6 +15,9 @@ export class ClientSession {
   channel: PayloadChannel | null = null;
   /** Training rows (sequences) of h_A received this round: the client's verified FedAvg weight. */
   examplesThisRound = 0;
+  /** Tensor bytes sent to and received from this client (for the per-round traffic record). */
+  bytesSent = 0;
+  bytesReceived = 0;
   readonly id: string;
   closed = false;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -35,7 +39,10 @@ export class ClientSession {
 
   send(m: Msg): void {
     if (this.closed) return;
-    for (const part of chunkMessage(m, this.chunkBytes)) this.call.write(part);
+    for (const part of chunkMessage(m, this.chunkBytes)) {
+      this.bytesSent += tensorBytesOf({ ...part, kind: Object.keys(part)[0] });
+      this.call.write(part);
+    }
   }
 
   /** Heartbeats keep idle streams (a client waiting for its turn) visibly alive. */

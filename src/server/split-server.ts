@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { ExperimentConfig, ServerMode } from '../config/schema.js';
@@ -7,10 +7,8 @@ import { learningRate } from '../runtime/optimizer.js';
 import { partParamNames } from '../model/partition.js';
 import { weightedAverage, type Params, type Strategy } from '../federation/strategies/strategy.js';
 import { createStrategy } from '../federation/strategies/registry.js';
-import { Inbox } from '../protocol/inbox.js';
 import { ProtocolError } from '../protocol/tensors.js';
 import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
-import { LogLimiter } from '../util/log-limiter.js';
 import { clientLimits, type ClientLimits, type ClientPartSpec } from './client-limits.js';
 import { clientPartSpec } from './client-update.js';
 import { withOptimizerState } from '../federation/optimizer-handoff.js';
@@ -19,13 +17,13 @@ import type { ModelConfig } from '../model/config.js';
 import type { NamedTensor } from '../model/safetensors.js';
 import { UserError } from '../util/errors.js';
 import { ClientSession, type Call, type Msg } from './client-session.js';
-import { reassembling } from '../protocol/chunking.js';
 import { TrunkReplica } from './trunk-replica.js';
 import type { Replica } from './replica.js';
 import { RemoteReplica, type SubReply, type SubRequest } from './remote-replica.js';
 import type * as grpc from '@grpc/grpc-js';
 import { BusyLog } from './busy-log.js';
 import { Round, sendParams } from './round.js';
+import { Admission } from './admission.js';
 import { SERVER_MODE_RUNNERS } from './modes/registry.js';
 import type { ServerModeRunner } from './modes/mode.js';
 
@@ -59,6 +57,9 @@ export interface RoundRecord {
   wall_s: number;
   train_loss: number;
   tokens: number;
+  /** Tensor bytes the server sent to / received from the round's clients (payload, before TLS). */
+  bytes_down: number;
+  bytes_up: number;
   /** Seconds the trunk replicas computed, summed, and how much of that ran at the same time. */
   replica_busy_s: number;
   replica_overlap_s: number;
@@ -89,7 +90,7 @@ export class SplitServer {
   /** What each client must send at round end, and what it may make the server hold. */
   private partSpec!: ClientPartSpec;
   limits!: ClientLimits;
-  private refusals!: LogLimiter;
+  private admission!: Admission;
   private globalClientParams: Params | null = null;
   private completedRound = 0;
   private trunkSteps: number[] = [];
@@ -112,7 +113,6 @@ export class SplitServer {
     if (this.strategyNeedsSequential()) throw new UserError(`federation.strategy relay needs --mode sequential (this server runs ${this.mode})`);
     this.strategy = createStrategy(o.cfg.federation.strategy);
     this.log = o.log ?? (() => {});
-    this.refusals = new LogLimiter(this.log);
     this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
     this.done.catch(() => {});
   }
@@ -129,6 +129,7 @@ export class SplitServer {
     const parts = clientPartSpec(this.cfg, config, store);
     this.partSpec = this.strategy.handoff === 'relay' ? withOptimizerState(parts, this.cfg.optimizer) : parts;
     this.limits = clientLimits(this.cfg, config, this.partSpec);
+    this.admission = new Admission({ cfg: this.cfg, kit: this.o.kit, limits: this.limits, revocation: this.o.revocation ?? null, sessions: this.sessions, log: this.log, joined: (s, lastRound) => this.joined(s, lastRound) });
     const peft = peftOf(this.cfg);
     let optimizerState;
     const ckpt = this.o.checkpointDir ? join(this.o.checkpointDir, 'latest') : null;
@@ -162,70 +163,15 @@ export class SplitServer {
     if (this.trunkSteps.length !== count) this.trunkSteps = new Array(count).fill(0);
   }
 
-  /** gRPC Session handler: authenticate payload keys, register, send the plan, re-sync parts. */
-  onSession = (call: Call, peer: PeerIdentity): void => {
-    const inbox = new Inbox<Msg>(this.limits.queue);
-    const receive = reassembling((m) => inbox.push(m), (e) => inbox.fail(e), this.limits.chunks);
-    call.on('data', (m: Msg) => {
-      if (inbox.failed) return;
-      const revoked = this.revokedReason(peer);
-      if (revoked) return this.cutOff(peer.clientId, inbox, revoked);
-      receive(m);
-    });
-    call.on('error', (e) => inbox.fail(e));
-    call.on('end', () => inbox.fail(new Error('client closed the stream')));
-    call.on('cancelled', () => inbox.fail(new Error('client cancelled the stream')));
-    void (async () => {
-      try {
-        const joinMsg = await inbox.next(['join'], this.cfg.federation.client_timeout_ms);
-        let payloadPublicKey: string | null = null;
-        if (this.o.kit && this.cfg.security.payload_encryption) {
-          const path = join(this.o.kit, 'payload-keys', `${peer.clientId}.pub`);
-          if (!existsSync(path)) throw new ProtocolError(`unknown client "${peer.clientId}": the server has no payload key for it (${path}); add it with \`flglm keygen add-client ${peer.clientId}\``);
-          payloadPublicKey = readFileSync(path, 'utf8');
-        }
-        const j = joinMsg.join as { numExamples: string; lastRound: number; insecureName: string };
-        // Without TLS there is no certificate; plaintext clients name themselves (loopback tests only).
-        if (!this.o.kit && j.insecureName && !/^[A-Za-z0-9._-]{1,64}$/.test(j.insecureName)) throw new ProtocolError('join: insecure_name must be 1-64 letters, digits, ".", "_" or "-"');
-        if (!this.o.kit) peer = { ...peer, clientId: j.insecureName ? `insecure-${j.insecureName}` : peer.clientId };
-        const numExamples = Number(j.numExamples);
-        if (!Number.isFinite(numExamples) || numExamples <= 0) throw new ProtocolError(`join: num_examples must be positive, got ${j.numExamples}`);
-        const previous = this.sessions.get(peer.clientId);
-        if (previous) previous.close('replaced by a new session of the same client');
-        const s = new ClientSession(peer, call, inbox, numExamples, payloadPublicKey, this.cfg.federation.chunk_bytes);
-        this.sessions.set(peer.clientId, s);
-        s.startHeartbeats(this.cfg.federation.heartbeat_ms);
-        this.log(`client ${peer.clientId} joined with ${numExamples} examples (last round ${j.lastRound}; ${this.sessions.size}/${this.cfg.federation.clients} connected)`);
-        s.send({ plan: { planJson: JSON.stringify(this.plan()) } });
-        if (this.globalClientParams) sendParams(s, this.completedRound, this.globalClientParams);
-        this.maybeStart();
-      } catch (e) {
-        // Keyed by certificate id, or by address without the port for plaintext peers.
-        this.refusals.log(peer.clientId.replace(/:\d+$/, ''), `refused a session from ${peer.clientId}: ${(e as Error).message}`);
-        try { call.write({ error: { code: 'REFUSED', message: (e as Error).message } }); call.end(); } catch { /* gone */ }
-      }
-    })();
-  };
+  /** gRPC Session handler: admission (identity, payload key, revocation, limits), then the plan. */
+  onSession = (call: Call, peer: PeerIdentity): void => this.admission.accept(call, peer);
 
-  /** Why this peer may no longer talk to the server (revoked, or the list is unreadable: fail closed), or null. */
-  private revokedReason(peer: PeerIdentity): string | null {
-    if (!this.o.revocation) return null;
-    try {
-      return this.o.revocation.isRevoked(peer) ? `client "${peer.clientId}" has been revoked (certificate serial ${peer.serial})` : null;
-    } catch (e) {
-      return (e as Error).message;
-    }
-  }
-
-  /** End a live session at once: its pending and next reads fail, and it gets no further keys. */
-  private cutOff(clientId: string, inbox: Inbox<Msg>, reason: string): void {
-    inbox.fail(new ProtocolError(reason));
-    const s = this.sessions.get(clientId);
-    if (s && s.inbox === inbox) {
-      this.sessions.delete(clientId);
-      s.close(reason);
-    }
-    this.refusals.log(`cut:${clientId}`, `cut off ${clientId}: ${reason}`);
+  /** A client was admitted: give it the plan and the current global parts, maybe start training. */
+  private joined(s: ClientSession, lastRound: number): void {
+    this.log(`client ${s.id} joined with ${s.numExamples} examples (last round ${lastRound}; ${this.sessions.size}/${this.cfg.federation.clients} connected)`);
+    s.send({ plan: { planJson: JSON.stringify(this.plan()) } });
+    if (this.globalClientParams) sendParams(s, this.completedRound, this.globalClientParams);
+    this.maybeStart();
   }
 
   /**
@@ -310,7 +256,7 @@ export class SplitServer {
   /** The connected clients, less any revoked since the last round: no new session key for them. */
   private liveSessions(round: number): ClientSession[] {
     for (const s of [...this.sessions.values()]) {
-      const revoked = this.revokedReason(s.peer);
+      const revoked = this.admission.revokedReason(s.peer);
       if (revoked) this.drop(s, round, new ProtocolError(revoked));
     }
     return [...this.sessions.values()];
@@ -334,6 +280,7 @@ export class SplitServer {
     const participants = this.liveSessions(round);
     if (participants.length < f.min_clients) throw new Error(`round ${round}: ${participants.length} clients connected, min_clients is ${f.min_clients}`);
     this.replicaStepsThisRound = [];
+    const traffic0 = participants.map((p) => [p.bytesSent, p.bytesReceived]);
     const ctx = this.newRound(round, participants, false);
     const updates = await this.runner.train(ctx);
     // Relay may give a client several turns or none in a round: count clients, not updates.
@@ -354,6 +301,7 @@ export class SplitServer {
     const record: RoundRecord = {
       replica_busy_s: busy, replica_overlap_s: overlap,
       round, clients: finished, dropped: [...ctx.dropped],
+      bytes_down: participants.reduce((a, p, i) => a + p.bytesSent - traffic0[i][0], 0), bytes_up: participants.reduce((a, p, i) => a + p.bytesReceived - traffic0[i][1], 0),
       wall_s: (performance.now() - t0) / 1000, train_loss: ctx.losses.length ? ctx.losses.reduce((a, b) => a + b, 0) / ctx.losses.length : NaN, tokens: ctx.tokens,
     };
     this.history.push(record);
