@@ -17,6 +17,8 @@ export class Relay extends StatelessStrategy {
   override readonly handoff = 'relay' as const;
   /** Smooth weighted round-robin credit per client, carried across rounds. */
   private readonly credit = new Map<string, number>();
+  /** The client whose turn produced the current global parts (it needs no hand-off to continue). */
+  holder: string | null = null;
 
   /** Who takes each of this round's `turns`, in order (the same client may get consecutive turns). */
   turnOrder(clients: { id: string; weight: number }[], turns: number): string[] {
@@ -37,6 +39,7 @@ export class Relay extends StatelessStrategy {
 
   aggregate(_round: number, updates: ClientUpdate[]): Params {
     if (updates.length === 0) throw new Error('relay: no client finished the round');
+    this.holder = updates[updates.length - 1].clientId;
     return updates[updates.length - 1].params;
   }
 }

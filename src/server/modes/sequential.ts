@@ -45,8 +45,9 @@ async function relay(ctx: RoundContext): Promise<ClientUpdate[]> {
   const dropped = new Set<ClientSession>();
   const updates: ClientUpdate[] = [];
   // The round's first client starts from the last round's result: relay rounds end without a
-  // broadcast to every client (see SplitServer.trainRound), so it may not hold it yet.
-  let carried: Params | null = ctx.startParams;
+  // broadcast to every client (see SplitServer.trainRound), so it gets them with its turn, unless
+  // it is the client that produced them.
+  let carried: Params | null = blocks[0]?.s.id === strategy.holder ? null : ctx.startParams;
   for (const { s, turns: n } of blocks) {
     if (dropped.has(s)) continue;
     const steps = n * ctx.cfg.federation.local_steps;
