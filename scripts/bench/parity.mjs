@@ -49,8 +49,11 @@ function configFor(partition, seed, setup) {
 }
 
 const previous = existsSync(join(root, 'bench-results', 'parity.json')) ? JSON.parse(readFileSync(join(root, 'bench-results', 'parity.json'), 'utf8')) : null;
+const command = `npm run bench -- parity ${process.argv.slice(2).join(' ')}`.trim();
 const result = {
-  command: `npm run bench -- parity ${process.argv.slice(2).join(' ')}`.trim(),
+  command,
+  // Cells of earlier invocations are kept (one partition or setup at a time fits a session).
+  commands: [...new Set([...(previous?.commands ?? (previous?.command ? [previous.command] : [])), command])],
   base: baseFile.replace(`${root}/`, ''), budget: { rounds: base.federation.rounds, local_steps: base.federation.local_steps, clients: base.federation.clients, batch: base.data.batch_size, seq: base.data.seq_len },
   target_accuracy: TARGET, cells: previous?.cells ?? {},
 };

@@ -75,7 +75,7 @@ if (sc) {
 const pa = load('parity');
 if (pa) {
   const pct = (x) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(3) : '–');
-  out.push('## 6. Federated vs centralized quality (`parity`)', '', `\`${pa.command}\` — ${machine(pa)}`, '',
+  out.push('## 6. Federated vs centralized quality (`parity`)', '', `${(pa.commands ?? [pa.command]).map((c) => `\`${c}\``).join(', then ')} — ${machine(pa)}`, '',
     `Base config \`${pa.base}\`: ${pa.budget.clients} clients, ${pa.budget.rounds} rounds × ${pa.budget.local_steps} local steps, batch ${pa.budget.batch} × ${pa.budget.seq} — the same token budget for every row (a setup's \`@R×S\` changes only how the budget is cut into rounds). Accuracy on the held-out split, mean ± sd over seeds; *tokens to ${pa.target_accuracy}*: first evaluation at or above it (evaluations at the same token cadence for all rows), mean over the seeds that reached it.`, '',
     '| partition | setup | accuracy | gap to centralized (points) | seeds reaching ' + pa.target_accuracy + ' | tokens to ' + pa.target_accuracy + ' (× centralized) | wall s |', '| --- | --- | --- | --- | --- | --- | --- |',
     ...Object.entries(pa.cells).map(([key, c]) => {
@@ -98,10 +98,10 @@ if (pa) {
 
 const dord = load('data-order');
 if (dord) {
-  out.push('### Why: the order in which the model sees the silos (`data-order`)', '', `\`${dord.command}\` — ${machine(dord)}`, '',
+  out.push('### Why: the order in which the model sees the silos (`data-order`)', '', `${(dord.commands ?? [dord.command]).map((c) => `\`${c}\``).join(', then ')} — ${machine(dord)}`, '',
     `No federation at all: the centralized model (one process, one optimizer) on the quickstart data (\`${dord.config}\`), fed the shuffled union, or batches from the silos in blocks of K consecutive steps per silo, round-robin — the order in which a federated model's client parts see the data when each client trains K local steps per turn. Held-out accuracy by step:`, '',
     `| order | ${dord.runs[Object.keys(dord.runs)[0]][0].map((p) => `step ${p.step}`).join(' | ')} |`, `| --- | ${dord.runs[Object.keys(dord.runs)[0]][0].map(() => '---').join(' | ')} |`,
-    ...Object.entries(dord.runs).flatMap(([k, curves]) => curves.map((c) => `| ${k} | ${c.map((p) => p.accuracy.toFixed(3)).join(' | ')} |`)), '');
+    ...Object.entries(dord.runs).flatMap(([k, curves]) => curves.map((c, i) => `| ${k}${curves.length > 1 ? ` (seed +${i})` : ''} | ${c.map((p) => p.accuracy.toFixed(3)).join(' | ')} |`)), '');
 }
 
 const notes = join(root, 'docs', 'benchmarks-notes.md');
