@@ -22,6 +22,7 @@ import { chunkMessage, reassembling } from '../protocol/chunking.js';
 import { describeConnectError } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
 import type { ClientRoundConfig } from '../federation/strategies/strategy.js';
+import { addProximalGradient } from '../federation/strategies/fedprox.js';
 import { OPTIMIZER_PREFIX, packOptimizerState, unpackOptimizerState } from '../federation/optimizer-handoff.js';
 
 type Msg = Record<string, unknown> & { kind?: string };
@@ -228,23 +229,14 @@ export class SplitClient {
     }
   }
 
-  private async exchange(call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>, kind: 'trunkOut' | 'headGrad', name: string, c: TensorContext) {
+  /** The server's answer for this step (h_B or dL/dh_A), decoded; a drop ends the session (retryable). */
+  private async exchange(inbox: Inbox<Msg>, kind: 'trunkOut' | 'headGrad', name: string, c: TensorContext) {
     const t = this.trainer!;
     const m = await inbox.next([kind, 'error'], t.cfg.federation.client_timeout_ms);
-    if (m.kind === 'error') {
-      const err = m.error as { code: string; message: string };
-      throw new RetryableError(`dropped by the server: ${err.message}`);
-    }
-    const { batch_size: B, seq_len: S } = t.cfg.data;
-    return decodeTensor((m[kind] as { tensor: WireTensor }).tensor, { name, dtype: 'float32', shape: [B, S, t.config.hidden_size] }, c);
-  }
-
-  private async exchangeHeadGrad(call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>, c: TensorContext) {
-    const m = await inbox.next(['headGrad', 'error'], this.trainer!.cfg.federation.client_timeout_ms);
     if (m.kind === 'error') throw new RetryableError(`dropped by the server: ${(m.error as { message: string }).message}`);
-    const h = m.headGrad as { tensor: WireTensor; gradNorm: number; jointClip: boolean };
-    const { batch_size: B, seq_len: S } = this.trainer!.cfg.data;
-    return { tensor: decodeTensor(h.tensor, { name: 'grad_h_A', dtype: 'float32', shape: [B, S, this.trainer!.config.hidden_size] }, c), gradNorm: Number(h.gradNorm) || 0, jointClip: Boolean(h.jointClip) };
+    const body = m[kind] as { tensor: WireTensor; gradNorm?: number; jointClip?: boolean };
+    const { batch_size: B, seq_len: S } = t.cfg.data;
+    return { tensor: decodeTensor(body.tensor, { name, dtype: 'float32', shape: [B, S, t.config.hidden_size] }, c), gradNorm: Number(body.gradNorm) || 0, jointClip: Boolean(body.jointClip) };
   }
 
   private async trainStep(call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>, round: number, step: number, ctx: (r: number, s: number) => TensorContext, proximal: { mu: number; anchor: Map<string, Float32Array> } | null): Promise<void> {
@@ -257,12 +249,12 @@ export class SplitClient {
     const hA = await t.head.forward(batch.tokens, true, masks);
     call.write({ activations: { round, step, tensor: encodeTensor('h_A', hA, c), eval: false } });
     lap('head_forward');
-    const hB = await this.exchange(call, inbox, 'trunkOut', 'h_B', c);
+    const { tensor: hB } = await this.exchange(inbox, 'trunkOut', 'h_B', c);
     lap('wait_trunk_forward');
     const out = await t.tail.step(hB, batch.labels);
     call.write({ tailGrad: { round, step, tensor: encodeTensor('grad_h_B', out.inputGrad!, c), loss: out.loss, labelCount: batch.labelCount } });
     lap('tail_step');
-    const { tensor: dhA, gradNorm: trunkNorm, jointClip } = await this.exchangeHeadGrad(call, inbox, c);
+    const { tensor: dhA, gradNorm: trunkNorm, jointClip } = await this.exchange(inbox, 'headGrad', 'grad_h_A', c);
     lap('wait_trunk_backward');
     const h = await t.head.backward(batch.tokens, dhA, masks);
     lap('head_backward');
@@ -300,20 +292,10 @@ export class SplitClient {
       const c = ctx(round, ++step);
       const hA = await t.head.forward(b.tokens);
       call.write({ activations: { round, step, tensor: encodeTensor('h_A', hA, c), eval: true } });
-      return t.tail.evaluate(await this.exchange(call, inbox, 'trunkOut', 'h_B', c), b.labels);
+      return t.tail.evaluate((await this.exchange(inbox, 'trunkOut', 'h_B', c)).tensor, b.labels);
     }, this.o.test.some(isPromptExample));
     this.log(`eval: loss ${this.evalMetrics.loss.toFixed(4)}, accuracy ${this.evalMetrics.accuracy.toFixed(4)}`);
     return JSON.stringify({ eval: this.evalMetrics });
-  }
-}
-
-/** FedProx: d/dw of mu/2 ||w - anchor||^2, added to the loss gradient. */
-export function addProximalGradient(grads: Map<string, Float32Array>, params: Map<string, Float32Array>, anchor: Map<string, Float32Array>, mu: number): void {
-  for (const [n, w] of params) {
-    const g = grads.get(n);
-    const a = anchor.get(n);
-    if (!g || !a) continue;
-    for (let i = 0; i < g.length; i++) g[i] += mu * (w[i] - a[i]);
   }
 }
 

@@ -12,7 +12,9 @@ import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
 import { clientLimits, type ClientLimits, type ClientPartSpec } from './client-limits.js';
 import { clientPartSpec } from './client-update.js';
 import { withOptimizerState } from '../federation/optimizer-handoff.js';
-import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
+import { loadServerCheckpoint, saveServerCheckpoint } from './server-checkpoint.js';
+import type { EvalMetrics, EvalResult, RoundRecord } from './records.js';
+import { summarizeEvals } from './records.js';
 import type { ModelConfig } from '../model/config.js';
 import type { NamedTensor } from '../model/safetensors.js';
 import { UserError } from '../util/errors.js';
@@ -28,9 +30,8 @@ import { SERVER_MODE_RUNNERS } from './modes/registry.js';
 import type { ServerModeRunner } from './modes/mode.js';
 
 export type { ServerMode };
+export type { EvalMetrics, EvalResult, RoundRecord };
 
-/** Checkpoint tensors of the strategy's server state carry this prefix. */
-const STRATEGY_PREFIX = 'strategy/';
 
 export interface ServerOptions {
   cfg: ExperimentConfig;
@@ -48,21 +49,6 @@ export interface ServerOptions {
   onReceive?: (clientId: string, kind: string, body: Msg) => void;
   /** Metrics records (per step and per round), e.g. appended to metrics.jsonl. */
   onMetric?: (record: Record<string, unknown>) => void;
-}
-
-export interface RoundRecord {
-  round: number;
-  clients: string[];
-  dropped: string[];
-  wall_s: number;
-  train_loss: number;
-  tokens: number;
-  /** Tensor bytes the server sent to / received from the round's clients (payload, before TLS). */
-  bytes_down: number;
-  bytes_up: number;
-  /** Seconds the trunk replicas computed, summed, and how much of that ran at the same time. */
-  replica_busy_s: number;
-  replica_overlap_s: number;
 }
 
 export interface ServerSummary {
@@ -135,19 +121,11 @@ export class SplitServer {
     const ckpt = this.o.checkpointDir ? join(this.o.checkpointDir, 'latest') : null;
     if (this.o.resume) {
       if (!ckpt || !existsSync(join(ckpt, 'checkpoint.json'))) throw new UserError(`--resume: no complete server checkpoint in ${ckpt ?? '(no --checkpoints folder given)'}`);
-      const loaded = loadCheckpoint(ckpt);
-      for (const [n, t] of loaded.store) store.set(n, t);
+      const loaded = loadServerCheckpoint(ckpt);
+      for (const [n, t] of loaded.trunk) store.set(n, t);
       optimizerState = loaded.optimizer;
-      const extra = (loaded.meta.extra ?? {}) as { round: number; trunkSteps: number[]; history: RoundRecord[]; tokensSeen?: number };
-      this.completedRound = extra.round;
-      this.trunkSteps = extra.trunkSteps;
-      this.history = extra.history;
-      this.tokensSeen = extra.tokensSeen ?? 0;
-      if (loaded.extra) {
-        const saved = [...loaded.extra].map(([n, t]) => [n, t.data] as const);
-        this.globalClientParams = new Map(saved.filter(([n]) => !n.startsWith(STRATEGY_PREFIX)));
-        this.strategy.restore(new Map(saved.filter(([n]) => n.startsWith(STRATEGY_PREFIX)).map(([n, d]) => [n.slice(STRATEGY_PREFIX.length), d])));
-      }
+      ({ round: this.completedRound, trunkSteps: this.trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams } = loaded.progress);
+      this.strategy.restore(loaded.progress.strategyState);
       this.log(`resumed from ${ckpt}: round ${this.completedRound} of ${this.cfg.federation.rounds} complete`);
     }
     const count = this.runner.replicaCount(this.cfg);
@@ -344,31 +322,12 @@ export class SplitServer {
   private async checkpoint(round: number): Promise<void> {
     const f = this.cfg.federation;
     if (!this.o.checkpointDir || (round % f.checkpoint_every_rounds !== 0 && round !== f.rounds)) return;
-    const state = await this.replicas[0].getState();
-    const extra = new Map<string, NamedTensor>([...(this.globalClientParams ?? [])].map(([n, d]) => [n, { shape: [d.length], data: d }]));
-    for (const [n, d] of this.strategy.state()) extra.set(`${STRATEGY_PREFIX}${n}`, { shape: [d.length], data: d });
-    saveCheckpoint(join(this.o.checkpointDir, 'latest'), new Map(state.params), {
-      model: this.model, peft: peftOf(this.cfg), step: this.trunkSteps[0], round,
-      extra: { round, trunkSteps: this.trunkSteps, history: this.history, mode: this.mode, strategy: this.strategy.name, tokensSeen: this.tokensSeen },
-    }, state.optimizer, extra);
+    saveServerCheckpoint(join(this.o.checkpointDir, 'latest'), await this.replicas[0].getState(), { model: this.model, peft: peftOf(this.cfg), mode: this.mode, strategy: this.strategy.name }, {
+      round, trunkSteps: this.trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams, strategyState: this.strategy.state(),
+    });
   }
 
   get config(): ExperimentConfig {
     return this.cfg;
   }
-}
-
-export interface EvalMetrics { loss: number; accuracy: number; examples: number; perplexity?: number }
-export interface EvalResult { clientId: string; eval?: EvalMetrics }
-
-/** Example-weighted loss and accuracy over the clients' evaluations. */
-export function summarizeEvals(evals: EvalResult[]): { loss: number; accuracy: number; examples: number } {
-  let n = 0, loss = 0, acc = 0;
-  for (const e of evals) {
-    if (!e.eval || !(e.eval.examples > 0)) continue;
-    n += e.eval.examples;
-    loss += e.eval.loss * e.eval.examples;
-    acc += e.eval.accuracy * e.eval.examples;
-  }
-  return n ? { loss: loss / n, accuracy: acc / n, examples: n } : { loss: NaN, accuracy: NaN, examples: 0 };
 }

@@ -1,7 +1,7 @@
 import { weightedAverage, type ClientUpdate, type Params } from '../../src/federation/strategies/strategy.js';
 import { createStrategy } from '../../src/federation/strategies/registry.js';
 import { strategySchema, STRATEGY_NAMES } from '../../src/config/schema.js';
-import { addProximalGradient } from '../../src/client/split-client.js';
+import { addProximalGradient } from '../../src/federation/strategies/fedprox.js';
 import { parseConfigText } from '../../src/config/load.js';
 
 const p = (o: Record<string, number[]>): Params => new Map(Object.entries(o).map(([k, v]) => [k, Float32Array.from(v)]));

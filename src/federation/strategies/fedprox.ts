@@ -17,3 +17,13 @@ export class FedProx extends StatelessStrategy {
     return averageUpdates(updates);
   }
 }
+
+/** The client side of FedProx: d/dw of mu/2 ||w - anchor||^2, added to the loss gradient. */
+export function addProximalGradient(grads: Map<string, Float32Array>, params: Map<string, Float32Array>, anchor: Map<string, Float32Array>, mu: number): void {
+  for (const [n, w] of params) {
+    const g = grads.get(n);
+    const a = anchor.get(n);
+    if (!g || !a) continue;
+    for (let i = 0; i < g.length; i++) g[i] += mu * (w[i] - a[i]);
+  }
+}

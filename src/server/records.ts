@@ -1,0 +1,30 @@
+/** What the server records per round and per evaluation (metrics.jsonl, summaries, checkpoints). */
+export interface RoundRecord {
+  round: number;
+  clients: string[];
+  dropped: string[];
+  wall_s: number;
+  train_loss: number;
+  tokens: number;
+  /** Tensor bytes the server sent to / received from the round's clients (payload, before TLS). */
+  bytes_down: number;
+  bytes_up: number;
+  /** Seconds the trunk replicas computed, summed, and how much of that ran at the same time. */
+  replica_busy_s: number;
+  replica_overlap_s: number;
+}
+
+export interface EvalMetrics { loss: number; accuracy: number; examples: number; perplexity?: number }
+export interface EvalResult { clientId: string; eval?: EvalMetrics }
+
+/** Example-weighted loss and accuracy over the clients' evaluations. */
+export function summarizeEvals(evals: EvalResult[]): { loss: number; accuracy: number; examples: number } {
+  let n = 0, loss = 0, acc = 0;
+  for (const e of evals) {
+    if (!e.eval || !(e.eval.examples > 0)) continue;
+    n += e.eval.examples;
+    loss += e.eval.loss * e.eval.examples;
+    acc += e.eval.accuracy * e.eval.examples;
+  }
+  return n ? { loss: loss / n, accuracy: acc / n, examples: n } : { loss: NaN, accuracy: NaN, examples: 0 };
+}

@@ -1,0 +1,47 @@
+import type { Params } from '../federation/strategies/strategy.js';
+import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
+import type { ModelConfig } from '../model/config.js';
+import type { PeftConfig } from '../model/params.js';
+import type { NamedTensor } from '../model/safetensors.js';
+import type { OptimizerState } from '../runtime/optimizer.js';
+import type { RoundRecord } from './records.js';
+
+/** Where a federation stands after a round: what `--resume` needs besides the trunk. */
+export interface ServerProgress {
+  round: number;
+  trunkSteps: number[];
+  history: RoundRecord[];
+  tokensSeen: number;
+  globalClientParams: Params | null;
+  strategyState: Params;
+}
+
+/** Checkpoint tensors of the strategy's server state carry this prefix; the rest are global client parts. */
+const STRATEGY_PREFIX = 'strategy/';
+
+const named = (d: Float32Array): NamedTensor => ({ shape: [d.length], data: d });
+
+/** The server's round checkpoint: trunk and its optimizer, global client parts, strategy state, progress (atomic). */
+export function saveServerCheckpoint(dir: string, trunk: { optimizer: OptimizerState; params: [string, NamedTensor][] }, meta: { model: ModelConfig; peft: PeftConfig; mode: string; strategy: string }, p: ServerProgress): void {
+  const extra = new Map<string, NamedTensor>([...(p.globalClientParams ?? [])].map(([n, d]) => [n, named(d)]));
+  for (const [n, d] of p.strategyState) extra.set(`${STRATEGY_PREFIX}${n}`, named(d));
+  saveCheckpoint(dir, new Map(trunk.params), {
+    model: meta.model, peft: meta.peft, step: p.trunkSteps[0], round: p.round,
+    extra: { round: p.round, trunkSteps: p.trunkSteps, history: p.history, mode: meta.mode, strategy: meta.strategy, tokensSeen: p.tokensSeen },
+  }, trunk.optimizer, extra);
+}
+
+export function loadServerCheckpoint(dir: string): { trunk: Map<string, NamedTensor>; optimizer?: OptimizerState; progress: ServerProgress } {
+  const loaded = loadCheckpoint(dir);
+  const extra = (loaded.meta.extra ?? {}) as { round: number; trunkSteps: number[]; history: RoundRecord[]; tokensSeen?: number };
+  const saved = [...(loaded.extra ?? [])].map(([n, t]) => [n, t.data] as const);
+  return {
+    trunk: loaded.store as Map<string, NamedTensor>,
+    optimizer: loaded.optimizer,
+    progress: {
+      round: extra.round, trunkSteps: extra.trunkSteps, history: extra.history, tokensSeen: extra.tokensSeen ?? 0,
+      globalClientParams: loaded.extra ? new Map(saved.filter(([n]) => !n.startsWith(STRATEGY_PREFIX))) : null,
+      strategyState: new Map(saved.filter(([n]) => n.startsWith(STRATEGY_PREFIX)).map(([n, d]) => [n.slice(STRATEGY_PREFIX.length), d])),
+    },
+  };
+}
