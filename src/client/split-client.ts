@@ -1,12 +1,12 @@
 import type * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.js';
-import { peftOf, resolveModel } from '../config/experiment.js';
+import { checkpointsAfter, peftOf, resolveModel } from '../config/experiment.js';
 import { BatchStream, evalBatches } from '../data/batches.js';
 import { isPromptExample, type Example } from '../data/examples.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { PartExecutor } from '../runtime/part-executor.js';
-import { clipGlobalNorm, clipScale, createOptimizer, globalNorm, learningRate, type Optimizer } from '../runtime/optimizer.js';
+import { clipGlobalNorm, clipScale, createOptimizer, globalNorm, learningRate, scaleGradients, type Optimizer } from '../runtime/optimizer.js';
 import { evaluateBatches, type EvalMetrics } from '../runtime/evaluate.js';
 import { Inbox } from '../protocol/inbox.js';
 import { decodeTensor, encodeTensor, type TensorContext, type WireTensor } from '../protocol/tensors.js';
@@ -65,6 +65,8 @@ interface Trainer {
   params: Map<string, Float32Array>;
   optimizer: Optimizer;
   stream: BatchStream;
+  /** The client parts and their optimizer state travel from client to client (relay strategy). */
+  relay: boolean;
 }
 
 /**
@@ -112,6 +114,7 @@ export class SplitClient {
       params: new Map(trainable.map((n) => [n, store.get(n)!.data])),
       optimizer: createOptimizer(cfg.optimizer),
       stream: new BatchStream(this.o.train, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed),
+      relay: cfg.federation.strategy.name === 'relay',
     };
   }
 
@@ -166,7 +169,6 @@ export class SplitClient {
     let sessionId = '';
     const ctx = (round: number, step: number): TensorContext => ({ clientId: conn.clientId, sessionId, round, step, channel });
     const timeout = cfg.federation.client_timeout_ms;
-    const relay = cfg.federation.strategy.name === 'relay';
     for (;;) {
       const m = await inbox.next(['sessionKey', 'roundStart', 'averaged', 'finished', 'error'], 10 * timeout);
       if (m.kind === 'error') {
@@ -191,7 +193,7 @@ export class SplitClient {
         const a = m.averaged as { round: number; tensors: WireTensor[] };
         const relayedState = new Map<string, Float32Array>();
         for (const w of a.tensors) {
-          if (relay && w.name.startsWith(OPTIMIZER_PREFIX)) {
+          if (t.relay && w.name.startsWith(OPTIMIZER_PREFIX)) {
             relayedState.set(w.name, decodeTensor(w, { name: w.name, dtype: 'float32' }, ctx(a.round, 0)).data as Float32Array);
             continue;
           }
@@ -203,8 +205,7 @@ export class SplitClient {
         this.lastRound = a.round;
         // Checkpoint the round's result (not a relay hand-off, which precedes this client's turn):
         // only the client's own parts, frozen weights included; the trunk is the server's.
-        const every = cfg.federation.checkpoint_every_rounds;
-        if (this.o.checkpointDir && a.round === this.sentRound && (a.round % every === 0 || a.round === cfg.federation.rounds)) {
+        if (this.o.checkpointDir && a.round === this.sentRound && checkpointsAfter(cfg, a.round)) {
           const own = new Set([...partParamNames('head', t.config, cfg.split, t.store), ...partParamNames('tail', t.config, cfg.split, t.store)]);
           saveCheckpoint(join(this.o.checkpointDir, conn.clientId), new Map([...t.store].filter(([n]) => own.has(n))), { model: t.config, peft: peftOf(cfg), step: this.localStep, round: a.round, data: t.stream.state() }, t.optimizer.state());
         }
@@ -223,7 +224,7 @@ export class SplitClient {
       const anchor = config.proximal_mu ? new Map([...t.params].map(([n, d]) => [n, Float32Array.from(d)])) : null;
       for (let step = 1; step <= start.localSteps; step++) await this.trainStep(call, inbox, round, step, ctx, anchor ? { mu: config.proximal_mu!, anchor } : null);
       const up = ctx(round, 0);
-      const upload = relay ? [...t.params, ...packOptimizerState(t.optimizer, t.params)] : [...t.params];
+      const upload = t.relay ? [...t.params, ...packOptimizerState(t.optimizer, t.params)] : [...t.params];
       this.sentRound = round;
       call.write({ parameters: { round, numExamples: this.o.train.length, metricsJson: '', tensors: upload.map(([n, d]) => encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, up)) } });
     }
@@ -269,15 +270,13 @@ export class SplitClient {
       // One model, one norm: clip by sqrt(|g_trunk|^2 + |g_client|^2), and tell the server ours.
       const own = globalNorm(grads.values());
       call.write({ stepDone: { round, step, gradNorm: own } });
-      const scale = clipScale(Math.hypot(own, trunkNorm), t.cfg.optimizer.grad_clip);
-      if (scale !== 1) for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] *= scale;
+      scaleGradients(grads, clipScale(Math.hypot(own, trunkNorm), t.cfg.optimizer.grad_clip));
     } else clipGlobalNorm(grads, t.cfg.optimizer.grad_clip);
     // With relay the client parts follow one schedule across the federation (the step travels with
     // the optimizer state), as the centralized model does over the same budget.
     const f = t.cfg.federation;
-    const relay = f.strategy.name === 'relay';
-    const total = f.rounds * f.local_steps * (relay ? f.clients : 1);
-    t.optimizer.apply(t.params, grads, learningRate(t.cfg.optimizer.lr, t.cfg.schedule, relay ? t.optimizer.step : this.localStep, total));
+    const total = f.rounds * f.local_steps * (t.relay ? f.clients : 1);
+    t.optimizer.apply(t.params, grads, learningRate(t.cfg.optimizer.lr, t.cfg.schedule, t.relay ? t.optimizer.step : this.localStep, total));
     lap('optimizer');
     this.localStep++;
     this.losses.push(out.loss);

@@ -55,3 +55,13 @@ export function prepareFromConfig(cfg: ExperimentConfig): PreparedData {
     testFraction: cfg.data.test_fraction, seed: cfg.seed, maxExamples: cfg.data.max_examples,
   });
 }
+
+/** Every client evaluates after every `eval.every_rounds` rounds and after the last. */
+export function evaluatesAfter(cfg: ExperimentConfig, round: number): boolean {
+  return round === cfg.federation.rounds || round % cfg.eval.every_rounds === 0;
+}
+
+/** Server and clients checkpoint every `federation.checkpoint_every_rounds` rounds and after the last. */
+export function checkpointsAfter(cfg: ExperimentConfig, round: number): boolean {
+  return round === cfg.federation.rounds || round % cfg.federation.checkpoint_every_rounds === 0;
+}

@@ -48,13 +48,15 @@ export function clipScale(norm: number, maxNorm: number): number {
   return maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
 }
 
+/** Multiply every gradient in place by `scale` (nothing to do for 1). */
+export function scaleGradients(grads: Map<string, Float32Array>, scale: number): void {
+  if (scale !== 1) for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] *= scale;
+}
+
 /** Scale gradients in place so their global L2 norm is at most maxNorm; returns the norm before. */
 export function clipGlobalNorm(grads: Map<string, Float32Array>, maxNorm: number): number {
   const norm = globalNorm(grads.values());
-  if (maxNorm > 0 && norm > maxNorm) {
-    const scale = maxNorm / (norm + 1e-6);
-    for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] *= scale;
-  }
+  scaleGradients(grads, clipScale(norm, maxNorm));
   return norm;
 }
 

@@ -7,7 +7,6 @@ import { readPem, readPrivateKey } from './files.js';
 import type { RevocationList } from './pki.js';
 import { ROLE_OU, type CertificateRole } from './roles.js';
 
-
 export interface PeerIdentity {
   clientId: string;
   serial: string;

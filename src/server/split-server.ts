@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { ExperimentConfig, ServerMode } from '../config/schema.js';
-import { peftOf, resolveModel } from '../config/experiment.js';
+import { checkpointsAfter, evaluatesAfter, peftOf, resolveModel } from '../config/experiment.js';
 import { learningRate } from '../runtime/optimizer.js';
 import { partParamNames } from '../model/partition.js';
 import { weightedAverage, type Params, type Strategy } from '../federation/strategies/strategy.js';
@@ -31,7 +31,6 @@ import type { ServerModeRunner } from './modes/mode.js';
 
 export type { ServerMode };
 export type { EvalMetrics, EvalResult, RoundRecord };
-
 
 export interface ServerOptions {
   cfg: ExperimentConfig;
@@ -204,7 +203,7 @@ export class SplitServer {
       let evals: EvalResult[] = [];
       for (let round = this.completedRound + 1; round <= f.rounds; round++) {
         await this.trainRound(round);
-        if (round === f.rounds || round % this.cfg.eval.every_rounds === 0) evals = await this.evalRound(round);
+        if (evaluatesAfter(this.cfg, round)) evals = await this.evalRound(round);
       }
       if (this.completedRound === f.rounds && evals.length === 0) evals = await this.evalRound(f.rounds);
       for (const s of this.sessions.values()) {
@@ -271,7 +270,7 @@ export class SplitServer {
     // Averaging: every client continues from the new global parts. Relay: the next round's first
     // client gets them with its turn, so the broadcast is needed only where every client must hold
     // them (an evaluation, a checkpoint, the end).
-    const needAll = this.strategy.handoff === 'average' || round === f.rounds || round % this.cfg.eval.every_rounds === 0 || round % f.checkpoint_every_rounds === 0;
+    const needAll = this.strategy.handoff === 'average' || evaluatesAfter(this.cfg, round) || checkpointsAfter(this.cfg, round);
     if (needAll) for (const id of finished) { const s = this.sessions.get(id); if (s) sendParams(s, round, this.globalClientParams); }
     if (this.replicas.length > 1) await this.averageReplicas();
     const [busy, overlap] = this.busy.take();
@@ -320,8 +319,7 @@ export class SplitServer {
   }
 
   private async checkpoint(round: number): Promise<void> {
-    const f = this.cfg.federation;
-    if (!this.o.checkpointDir || (round % f.checkpoint_every_rounds !== 0 && round !== f.rounds)) return;
+    if (!this.o.checkpointDir || !checkpointsAfter(this.cfg, round)) return;
     saveServerCheckpoint(join(this.o.checkpointDir, 'latest'), await this.replicas[0].getState(), { model: this.model, peft: peftOf(this.cfg), mode: this.mode, strategy: this.strategy.name }, {
       round, trunkSteps: this.trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams, strategyState: this.strategy.state(),
     });

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PartExecutor, type DropoutMasks } from '../runtime/part-executor.js';
-import { createOptimizer, globalNorm, type OptimizerConfig, type OptimizerState } from '../runtime/optimizer.js';
+import { createOptimizer, globalNorm, scaleGradients, type OptimizerConfig, type OptimizerState } from '../runtime/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
 import type { SplitPoints } from '../model/partition.js';
@@ -63,7 +63,7 @@ async function handle(req: TrunkRequest): Promise<{ result: unknown; transfer: A
       const grads = pending.get(req.key);
       if (!grads) throw new Error(`no gradients kept for ${req.key}`);
       pending.delete(req.key);
-      if (req.scale !== 1) for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] *= req.scale;
+      scaleGradients(grads, req.scale);
       optimizer.apply(trainable(), grads, req.lr);
       return { result: null, transfer: [] };
     }
