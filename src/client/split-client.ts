@@ -9,7 +9,7 @@ import { PartExecutor } from '../runtime/part-executor.js';
 import { clipGlobalNorm, clipScale, createOptimizer, globalNorm, learningRate, scaleGradients, type Optimizer } from '../runtime/optimizer.js';
 import { evaluateBatches, type EvalMetrics } from '../runtime/evaluate.js';
 import { Inbox } from '../protocol/inbox.js';
-import { decodeTensor, encodeTensor, type TensorContext, type WireTensor } from '../protocol/tensors.js';
+import { decodeTensor, encodeTensor, type TensorContext } from '../protocol/tensors.js';
 import { PayloadChannel, unwrapSessionKey } from '../security/payload.js';
 import { readPrivateKey } from '../security/files.js';
 import { saveCheckpoint } from '../model/checkpoint.js';
@@ -24,8 +24,10 @@ import { UserError } from '../util/errors.js';
 import type { ClientRoundConfig } from '../federation/strategies/strategy.js';
 import { addProximalGradient } from '../federation/strategies/fedprox.js';
 import { OPTIMIZER_PREFIX, packOptimizerState, unpackOptimizerState } from '../federation/optimizer-handoff.js';
+import { PROTOCOL_VERSION, type ClientMessageOut, type ClientSessionCall, type ServerMessage } from '../protocol/messages.js';
 
-type Msg = Record<string, unknown> & { kind?: string };
+/** Where the client writes: the Session stream, chunked (and delayed on a simulated link). */
+interface Uplink { write(m: ClientMessageOut): void }
 
 export interface ClientOptions {
   target: string;
@@ -120,37 +122,34 @@ export class SplitClient {
 
   private async session(): Promise<ClientResult> {
     const conn = connect(this.o.target, this.o.kit, this.o.serverName);
-    const raw = (conn.client.Session as () => grpc.ClientDuplexStream<Msg, Msg>)();
-    const inbox = new Inbox<Msg>();
+    const raw: ClientSessionCall = conn.client.Session();
+    const inbox = new Inbox<ServerMessage>();
     let finished = false;
     const link = this.o.link ?? null;
     const onEnd = () => { if (!finished) inbox.fail(new RetryableError('the server closed the stream')); };
-    // On a simulated link the end of the stream queues behind the messages sent before it.
-    const END = { kind: '__end' } as Msg;
-    const down = link ? new DelayLine<Msg>(link, (m) => (m === END ? onEnd() : inbox.push(m))) : null;
-    const up = link ? new DelayLine<Msg>(link, (m) => raw.write(m)) : null;
-    // Writes are chunked to the plan's chunk_bytes (and delayed on a simulated link).
-    const call = Object.assign(Object.create(raw) as typeof raw, {
-      write: (m: Msg) => {
+    // On a simulated link the end of the stream (null) queues behind the messages sent before it.
+    const down = link ? new DelayLine<ServerMessage | null>(link, (m) => (m === null ? onEnd() : inbox.push(m))) : null;
+    const up = link ? new DelayLine<ClientMessageOut>(link, (m) => raw.write(m)) : null;
+    const call: Uplink = {
+      write: (m) => {
         for (const part of chunkMessage(m, this.trainer?.cfg.federation.chunk_bytes ?? Number.POSITIVE_INFINITY)) {
           if (up) up.push(part);
           else raw.write(part);
         }
-        return true;
       },
-    });
-    raw.on('data', reassembling((m) => (down ? down.push(m) : inbox.push(m)), (e) => inbox.fail(new UserError(`malformed message from the server: ${e.message}`))));
+    };
+    raw.on('data', reassembling<ServerMessage>((m) => (down ? down.push(m) : inbox.push(m)), (e) => inbox.fail(new UserError(`malformed message from the server: ${e.message}`))));
     raw.on('error', (e: grpc.ServiceError) => {
       const msg = describeConnectError(e, this.o.target);
       inbox.fail(e.code === 14 || e.code === 1 ? new RetryableError(msg) : new UserError(msg));
     });
-    raw.on('end', () => (down ? down.push(END) : onEnd()));
+    raw.on('end', () => (down ? down.push(null) : onEnd()));
     const heartbeat = setInterval(() => call.write({ heartbeat: { timeMs: Date.now() } }), 2000);
     try {
-      call.write({ join: { numExamples: this.o.train.length, lastRound: this.lastRound, capabilities: 'flglm/1', insecureName: this.o.kit ? '' : this.o.insecureName ?? '' } });
+      call.write({ join: { numExamples: this.o.train.length, lastRound: this.lastRound, protocol: PROTOCOL_VERSION, insecureName: this.o.kit ? '' : this.o.insecureName ?? '' } });
       const first = await inbox.next(['plan', 'error'], 60000);
-      if (first.kind === 'error') throw new UserError(`server refused the session: ${(first.error as { message: string }).message}`);
-      this.trainer ??= this.setup(JSON.parse((first.plan as { planJson: string }).planJson) as ExperimentConfig);
+      if (first.kind === 'error') throw new UserError(`server refused the session: ${first.error.message}`);
+      this.trainer ??= this.setup(JSON.parse(first.plan.planJson) as ExperimentConfig);
       const result = await this.loop(conn, call, inbox);
       finished = true;
       return result;
@@ -161,7 +160,7 @@ export class SplitClient {
     }
   }
 
-  private async loop(conn: ClientConnection, call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>): Promise<ClientResult> {
+  private async loop(conn: ClientConnection, call: Uplink, inbox: Inbox<ServerMessage>): Promise<ClientResult> {
     const t = this.trainer!;
     const { cfg } = t;
     const payloadKey = this.o.kit && cfg.security.payload_encryption ? readPrivateKey(join(this.o.kit, 'payload.key')) : null;
@@ -172,7 +171,7 @@ export class SplitClient {
     for (;;) {
       const m = await inbox.next(['sessionKey', 'roundStart', 'averaged', 'finished', 'error'], 10 * timeout);
       if (m.kind === 'error') {
-        const err = m.error as { code: string; message: string };
+        const err = m.error;
         if (err.code === 'DROPPED') throw new RetryableError(`dropped by the server: ${err.message}`);
         throw new UserError(`server error: ${err.message}`);
       }
@@ -181,16 +180,16 @@ export class SplitClient {
         this.log(`training finished; per-step time: ${Object.entries(this.phases).map(([k, v]) => `${k} ${((1000 * v) / n).toFixed(1)} ms`).join(', ')}`);
         await t.head.release();
         await t.tail.release();
-        return { clientId: conn.clientId, losses: this.losses, eval: this.evalMetrics, summary: JSON.parse((m.finished as { summaryJson: string }).summaryJson) };
+        return { clientId: conn.clientId, losses: this.losses, eval: this.evalMetrics, summary: JSON.parse(m.finished.summaryJson) };
       }
       if (m.kind === 'sessionKey') {
-        const k = m.sessionKey as { sessionId: string; wrappedKey: Uint8Array };
+        const k = m.sessionKey;
         sessionId = k.sessionId;
         channel = k.wrappedKey.length && payloadKey ? new PayloadChannel(unwrapSessionKey(k.wrappedKey, payloadKey), 'up') : null;
         continue;
       }
       if (m.kind === 'averaged') {
-        const a = m.averaged as { round: number; tensors: WireTensor[] };
+        const a = m.averaged;
         const relayedState = new Map<string, Float32Array>();
         for (const w of a.tensors) {
           if (t.relay && w.name.startsWith(OPTIMIZER_PREFIX)) {
@@ -211,11 +210,11 @@ export class SplitClient {
         }
         continue;
       }
-      const start = m.roundStart as { round: number; localSteps: number; configJson: string; evaluate: boolean };
+      const start = m.roundStart;
       const { round } = start;
       if (start.evaluate || start.localSteps === 0) {
         // An evaluation pass reports metrics only; the parameters stay here.
-        call.write({ parameters: { round, numExamples: 0, metricsJson: await this.evaluate(call, inbox, round, ctx), tensors: [] } });
+        call.write({ evalResult: { round, metricsJson: await this.evaluate(call, inbox, round, ctx) } });
         continue;
       }
       const config = (start.configJson ? JSON.parse(start.configJson) : {}) as ClientRoundConfig;
@@ -226,21 +225,22 @@ export class SplitClient {
       const up = ctx(round, 0);
       const upload = t.relay ? [...t.params, ...packOptimizerState(t.optimizer, t.params)] : [...t.params];
       this.sentRound = round;
-      call.write({ parameters: { round, numExamples: this.o.train.length, metricsJson: '', tensors: upload.map(([n, d]) => encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, up)) } });
+      call.write({ parameters: { round, numExamples: this.o.train.length, tensors: upload.map(([n, d]) => encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, up)) } });
     }
   }
 
   /** The server's answer for this step (h_B or dL/dh_A), decoded; a drop ends the session (retryable). */
-  private async exchange(inbox: Inbox<Msg>, kind: 'trunkOut' | 'headGrad', name: string, c: TensorContext) {
+  private async exchange(inbox: Inbox<ServerMessage>, kind: 'trunkOut' | 'headGrad', name: string, c: TensorContext) {
     const t = this.trainer!;
     const m = await inbox.next([kind, 'error'], t.cfg.federation.client_timeout_ms);
-    if (m.kind === 'error') throw new RetryableError(`dropped by the server: ${(m.error as { message: string }).message}`);
-    const body = m[kind] as { tensor: WireTensor; gradNorm?: number; jointClip?: boolean };
+    if (m.kind === 'error') throw new RetryableError(`dropped by the server: ${m.error.message}`);
+    const body = m.kind === 'trunkOut' ? m.trunkOut : m.headGrad;
+    if (!body.tensor) throw new UserError(`malformed message from the server: ${kind} without a tensor`);
     const { batch_size: B, seq_len: S } = t.cfg.data;
     return { tensor: decodeTensor(body.tensor, { name, dtype: 'float32', shape: [B, S, t.config.hidden_size] }, c), gradNorm: Number(body.gradNorm) || 0, jointClip: Boolean(body.jointClip) };
   }
 
-  private async trainStep(call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>, round: number, step: number, ctx: (r: number, s: number) => TensorContext, proximal: { mu: number; anchor: Map<string, Float32Array> } | null): Promise<void> {
+  private async trainStep(call: Uplink, inbox: Inbox<ServerMessage>, round: number, step: number, ctx: (r: number, s: number) => TensorContext, proximal: { mu: number; anchor: Map<string, Float32Array> } | null): Promise<void> {
     const t = this.trainer!;
     const c = ctx(round, step);
     const batch = t.stream.next();
@@ -283,7 +283,7 @@ export class SplitClient {
     this.o.onStep?.(round, step, out.loss);
   }
 
-  private async evaluate(call: grpc.ClientDuplexStream<Msg, Msg>, inbox: Inbox<Msg>, round: number, ctx: (r: number, s: number) => TensorContext): Promise<string> {
+  private async evaluate(call: Uplink, inbox: Inbox<ServerMessage>, round: number, ctx: (r: number, s: number) => TensorContext): Promise<string> {
     const t = this.trainer!;
     const { batch_size: B, seq_len: S } = t.cfg.data;
     let step = 0;

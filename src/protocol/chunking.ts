@@ -1,25 +1,37 @@
 import { ProtocolError, type WireTensor } from './tensors.js';
 
+// A message as chunking sees it: one oneof kind whose body may carry a tensor or a tensor set.
+// Works on any of the protocol's message types (ClientMessage, ServerMessage, their Out forms).
+type Loose = Record<string, unknown> & { kind?: string };
+type Chunked = WireTensor & { chunkIndex?: number; chunkCount?: number };
+
+const SET_KINDS = new Set(['parameters', 'averaged']);
+
+function kindOf(m: Loose): string {
+  if (m.kind) return m.kind;
+  const keys = Object.keys(m).filter((k) => m[k] != null);
+  if (keys.length !== 1) throw new Error(`a message must have exactly one kind, got ${keys.join(', ')}`);
+  return keys[0];
+}
+
+/** The body of a message's oneof kind (received messages name it in `kind`; written ones by their only key). */
+export function messageBody(m: object): Record<string, unknown> | undefined {
+  const loose = m as Loose;
+  const body = loose[loose.kind ?? kindOf(loose)];
+  return body && typeof body === 'object' ? (body as Record<string, unknown>) : undefined;
+}
+
+/** Bytes of a tensor's data (a Buffer or Uint8Array; proto-loader's input types also allow a string). */
+export function byteLengthOf(data: unknown): number {
+  return (data as Uint8Array | undefined)?.byteLength ?? 0;
+}
+
 /**
  * Keeps every gRPC message under `chunkBytes` of tensor data. A single-tensor message (h_A, h_B,
  * gradients) whose tensor is larger travels as several messages of the same kind, each with a
  * slice of the bytes; a parameter set travels as several `parameters`/`averaged` parts, splitting
  * any tensor that is itself too large. The receiver reassembles before anything is decoded.
  */
-type Msg = Record<string, unknown> & { kind?: string };
-type WithTensor = Record<string, unknown> & { tensor: WireTensor };
-type WithTensors = Record<string, unknown> & { tensors: WireTensor[] };
-type Chunked = WireTensor & { chunkIndex?: number; chunkCount?: number };
-
-const SET_KINDS = new Set(['parameters', 'averaged']);
-
-function kindOf(m: Msg): string {
-  if (m.kind) return m.kind;
-  const keys = Object.keys(m);
-  if (keys.length !== 1) throw new Error(`a message must have exactly one kind, got ${keys.join(', ')}`);
-  return keys[0];
-}
-
 function slices(t: WireTensor, chunkBytes: number): WireTensor[] {
   const n = Math.max(1, Math.ceil(t.data.byteLength / chunkBytes));
   if (n === 1) return [{ ...t, chunkIndex: 0, chunkCount: 1 } as WireTensor];
@@ -38,17 +50,17 @@ export function splitTensorSet(tensors: WireTensor[], chunkBytes: number): WireT
   return groups;
 }
 
-export function chunkMessage(m: Msg, chunkBytes: number): Msg[] {
-  const kind = kindOf(m);
-  const body = m[kind] as Record<string, unknown> | undefined;
-  if (!body || typeof body !== 'object') return [m];
-  if ('tensor' in body && body.tensor) {
-    const parts = slices((body as WithTensor).tensor, chunkBytes);
-    return parts.length === 1 ? [m] : parts.map((tensor) => ({ [kind]: { ...body, tensor } }));
+export function chunkMessage<M extends object>(m: M, chunkBytes: number): M[] {
+  const kind = kindOf(m as Loose);
+  const body = messageBody(m);
+  if (!body) return [m];
+  if (body.tensor) {
+    const parts = slices(body.tensor as WireTensor, chunkBytes);
+    return parts.length === 1 ? [m] : parts.map((tensor) => ({ [kind]: { ...body, tensor } }) as M);
   }
-  if (SET_KINDS.has(kind) && Array.isArray((body as WithTensors).tensors)) {
-    const groups = splitTensorSet((body as WithTensors).tensors, chunkBytes);
-    return groups.map((tensors, i) => ({ [kind]: { ...body, tensors, partIndex: i, partCount: groups.length } }));
+  if (SET_KINDS.has(kind) && Array.isArray(body.tensors)) {
+    const groups = splitTensorSet(body.tensors as WireTensor[], chunkBytes);
+    return groups.map((tensors, i) => ({ [kind]: { ...body, tensors, partIndex: i, partCount: groups.length } }) as M);
   }
   return [m];
 }
@@ -106,24 +118,24 @@ export class ChunkAssembler {
     return n;
   }
 
-  accept(m: Msg): Msg | null {
-    const kind = m.kind ?? kindOf(m);
-    const body = m[kind] as Record<string, unknown> | undefined;
-    if (!body || typeof body !== 'object') return m;
+  accept<M extends object>(m: M): M | null {
+    const kind = kindOf(m as Loose);
+    const body = messageBody(m);
+    if (!body) return m;
     const { maxBytes, maxPieces } = this.limits.budget(kind);
-    if ('tensor' in body && body.tensor) {
+    if (body.tensor) {
       const t = body.tensor as WireTensor;
       const { index, count } = chunkInfo(t);
       if (count > maxPieces) throw new ProtocolError(`${kind}: tensor ${t.name} in ${count} chunks, the limit is ${maxPieces}`);
       const state = this.pendingTensor.get(kind) ?? { pieces: [], bytes: 0 };
       if (index !== state.pieces.length || (state.pieces.length && state.pieces[0].name !== t.name)) throw new ProtocolError(`tensor ${t.name}: chunk ${index} of ${count} out of order`);
-      state.bytes += t.data.byteLength;
+      state.bytes += byteLengthOf(t.data);
       if (state.bytes > maxBytes) throw new ProtocolError(`${kind}: tensor ${t.name} is over ${maxBytes} bytes, the most this message can carry`);
       if (count === 1) return m;
       state.pieces.push(t);
       if (state.pieces.length < count) { this.pendingTensor.set(kind, state); return null; }
       this.pendingTensor.delete(kind);
-      return { ...m, [kind]: { ...body, tensor: joinChunks(state.pieces) } };
+      return { ...m, [kind]: { ...body, tensor: joinChunks(state.pieces) } } as M;
     }
     if (SET_KINDS.has(kind)) {
       const partCount = Math.max(1, Number(body.partCount ?? 1));
@@ -133,13 +145,13 @@ export class ChunkAssembler {
       if (partIndex !== state.next) throw new ProtocolError(`${kind}: part ${partIndex} of ${partCount} out of order`);
       const tensors = (body.tensors as WireTensor[]) ?? [];
       state.tensors.push(...tensors);
-      state.bytes += tensors.reduce((a, t) => a + t.data.byteLength, 0);
+      state.bytes += tensors.reduce((a, t) => a + byteLengthOf(t.data), 0);
       if (state.tensors.length > maxPieces) throw new ProtocolError(`${kind}: more than ${maxPieces} tensor pieces`);
       if (state.bytes > maxBytes) throw new ProtocolError(`${kind}: over ${maxBytes} bytes of tensors, the most this message can carry`);
       state.next++;
       if (state.next < partCount) { this.pendingSet.set(kind, state); return null; }
       this.pendingSet.delete(kind);
-      return { ...m, [kind]: { ...state.body, tensors: joinTensorSet(state.tensors, kind), partIndex: 0, partCount: 1 } };
+      return { ...m, [kind]: { ...state.body, tensors: joinTensorSet(state.tensors, kind), partIndex: 0, partCount: 1 } } as M;
     }
     return m;
   }
@@ -149,10 +161,10 @@ export class ChunkAssembler {
  * A stream 'data' handler: reassembles chunked messages and delivers each whole one; a malformed
  * sequence of chunks goes to `fail` instead.
  */
-export function reassembling(deliver: (m: Msg) => void, fail: (e: Error) => void, limits?: ChunkLimits): (m: Msg) => void {
+export function reassembling<M extends object>(deliver: (m: M) => void, fail: (e: Error) => void, limits?: ChunkLimits): (m: M) => void {
   const assembler = new ChunkAssembler(limits);
   return (m) => {
-    let whole: Msg | null;
+    let whole: M | null;
     try {
       whole = assembler.accept(m);
     } catch (e) {

@@ -1,3 +1,4 @@
+import type { KindOf, OfKind } from './messages.js';
 import { ProtocolError } from './tensors.js';
 
 /** How much a peer may have queued (received but not yet consumed) before it is cut off. */
@@ -49,20 +50,11 @@ export class Inbox<M extends { kind?: string }> {
     return this.failure;
   }
 
-  async next(kinds: string[], timeoutMs: number): Promise<M> {
+  /** The next message, which must be one of `kinds` (anything else is a ProtocolError). */
+  async next<K extends KindOf<M>>(kinds: readonly K[], timeoutMs: number): Promise<OfKind<M, K>> {
     const m = this.queue.length ? this.take() : await this.wait(timeoutMs);
-    if (!kinds.includes(m.kind ?? '')) throw new ProtocolError(`unexpected message "${m.kind}" (expected ${kinds.join(' or ')})`);
-    return m;
-  }
-
-  /** The kind of the next message, without consuming it. */
-  async peekKind(timeoutMs: number): Promise<string> {
-    if (!this.queue.length) {
-      const m = await this.wait(timeoutMs);
-      this.queue.unshift(m);
-      if (this.limits) this.queuedBytes += this.limits.sizeOf(m);
-    }
-    return this.queue[0].kind ?? '';
+    if (!(kinds as readonly string[]).includes(m.kind ?? '') || m[m.kind as keyof M] == null) throw new ProtocolError(`unexpected message "${m.kind}" (expected ${kinds.join(' or ')})`);
+    return m as OfKind<M, K>;
   }
 
   private take(): M {

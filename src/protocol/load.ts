@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { SplitTrainingClient } from './messages.js';
 
 const PROTO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'protos', 'flglm.proto');
 
@@ -16,12 +17,14 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 let cached: grpc.GrpcObject | null = null;
 
-export function loadProtocol(): { service: grpc.ServiceDefinition; Client: grpc.ServiceClientConstructor } {
+export type SplitTrainingConstructor = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => SplitTrainingClient;
+
+export function loadProtocol(): { service: grpc.ServiceDefinition; Client: SplitTrainingConstructor } {
   if (!cached) {
     const def = protoLoader.loadSync(PROTO, { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true });
     cached = grpc.loadPackageDefinition(def);
   }
   const ns = (cached.flglm as grpc.GrpcObject).v1 as grpc.GrpcObject;
   const Client = ns.SplitTraining as grpc.ServiceClientConstructor;
-  return { service: Client.service, Client };
+  return { service: Client.service, Client: Client as unknown as SplitTrainingConstructor };
 }

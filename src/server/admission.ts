@@ -7,7 +7,8 @@ import { ProtocolError } from '../protocol/tensors.js';
 import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
 import { LogLimiter } from '../util/log-limiter.js';
 import { tensorBytesOf, type ClientLimits } from './client-limits.js';
-import { ClientSession, type Call, type Msg } from './client-session.js';
+import { ClientSession } from './client-session.js';
+import { PROTOCOL_VERSION, type ClientMessage, type ServerSessionCall } from '../protocol/messages.js';
 
 export interface AdmissionDeps {
   cfg: ExperimentConfig;
@@ -34,15 +35,15 @@ export class Admission {
     this.refusals = new LogLimiter(d.log);
   }
 
-  accept(call: Call, peer: PeerIdentity): void {
+  accept(call: ServerSessionCall, peer: PeerIdentity): void {
     const { cfg } = this.d;
-    const inbox = new Inbox<Msg>(this.d.limits.queue);
+    const inbox = new Inbox<ClientMessage>(this.d.limits.queue);
     let session: ClientSession | null = null;
-    const receive = reassembling((m) => {
+    const receive = reassembling<ClientMessage>((m) => {
       if (session) session.bytesReceived += tensorBytesOf(m);
       inbox.push(m);
     }, (e) => inbox.fail(e), this.d.limits.chunks);
-    call.on('data', (m: Msg) => {
+    call.on('data', (m: ClientMessage) => {
       if (inbox.failed) return;
       const revoked = this.revokedReason(peer);
       if (revoked) return this.cutOff(peer.clientId, inbox, revoked);
@@ -60,7 +61,8 @@ export class Admission {
           if (!existsSync(path)) throw new ProtocolError(`unknown client "${peer.clientId}": the server has no payload key for it (${path}); add it with \`flglm keygen add-client ${peer.clientId}\``);
           payloadPublicKey = readFileSync(path, 'utf8');
         }
-        const j = joinMsg.join as { numExamples: string; lastRound: number; insecureName: string };
+        const j = joinMsg.join;
+        if (j.protocol !== PROTOCOL_VERSION) throw new ProtocolError(`the client speaks protocol "${j.protocol || 'unknown'}", this server ${PROTOCOL_VERSION}: run the same flglm version on both sides`);
         // Without TLS there is no certificate; plaintext clients name themselves (loopback tests only).
         if (!this.d.kit && j.insecureName && !/^[A-Za-z0-9._-]{1,64}$/.test(j.insecureName)) throw new ProtocolError('join: insecure_name must be 1-64 letters, digits, ".", "_" or "-"');
         if (!this.d.kit) peer = { ...peer, clientId: j.insecureName ? `insecure-${j.insecureName}` : peer.clientId };
@@ -92,7 +94,7 @@ export class Admission {
   }
 
   /** End a live session at once: its pending and next reads fail, and it gets no further keys. */
-  private cutOff(clientId: string, inbox: Inbox<Msg>, reason: string): void {
+  private cutOff(clientId: string, inbox: Inbox<ClientMessage>, reason: string): void {
     inbox.fail(new ProtocolError(reason));
     const s = this.d.sessions.get(clientId);
     if (s && s.inbox === inbox) {

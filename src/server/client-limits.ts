@@ -2,6 +2,7 @@ import type { ExperimentConfig } from '../config/schema.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ChunkLimits } from '../protocol/chunking.js';
 import type { QueueLimits } from '../protocol/inbox.js';
+import { byteLengthOf, messageBody } from '../protocol/chunking.js';
 import type { WireTensor } from '../protocol/tensors.js';
 
 /** Element count of every trainable client-part tensor (head + tail), by name: what `parameters` must hold. */
@@ -27,12 +28,11 @@ export interface ClientLimits {
 const FRAMING_BYTES = 1 << 20;
 
 /** Tensor bytes a (whole or partial) message carries. */
-export function tensorBytesOf(m: unknown): number {
-  const msg = m as Record<string, unknown> & { kind?: string };
-  const body = msg[msg.kind ?? ''] as { tensor?: WireTensor; tensors?: WireTensor[] } | undefined;
+export function tensorBytesOf(m: object): number {
+  const body = messageBody(m) as { tensor?: WireTensor | null; tensors?: WireTensor[] } | undefined;
   if (!body) return 0;
-  if (body.tensor) return body.tensor.data.byteLength;
-  return (body.tensors ?? []).reduce((a, t) => a + t.data.byteLength, 0);
+  if (body.tensor) return byteLengthOf(body.tensor.data);
+  return (body.tensors ?? []).reduce((a, t) => a + byteLengthOf(t.data), 0);
 }
 
 export function clientLimits(cfg: ExperimentConfig, model: ModelConfig, parts: ClientPartSpec): ClientLimits {

@@ -1,13 +1,11 @@
-import type * as grpc from '@grpc/grpc-js';
 import { Inbox } from '../protocol/inbox.js';
 import type { TensorContext } from '../protocol/tensors.js';
 import type { PayloadChannel } from '../security/payload.js';
 import { chunkMessage } from '../protocol/chunking.js';
 import type { PeerIdentity } from '../security/tls.js';
 import { tensorBytesOf } from './client-limits.js';
+import type { ClientMessage, ServerMessageOut, ServerSessionCall } from '../protocol/messages.js';
 
-export type Msg = Record<string, unknown> & { kind?: string };
-export type Call = grpc.ServerDuplexStream<Msg, Msg>;
 
 /** One connected client as the server sees it: its stream, inbox and this round's payload key. */
 export class ClientSession {
@@ -24,8 +22,8 @@ export class ClientSession {
 
   constructor(
     readonly peer: PeerIdentity,
-    readonly call: Call,
-    readonly inbox: Inbox<Msg>,
+    readonly call: ServerSessionCall,
+    readonly inbox: Inbox<ClientMessage>,
     readonly numExamples: number,
     readonly payloadPublicKey: string | null,
     private readonly chunkBytes = Number.POSITIVE_INFINITY,
@@ -37,10 +35,10 @@ export class ClientSession {
     return { clientId: this.id, sessionId: this.sessionId, round, step, channel: this.channel };
   }
 
-  send(m: Msg): void {
+  send(m: ServerMessageOut): void {
     if (this.closed) return;
     for (const part of chunkMessage(m, this.chunkBytes)) {
-      this.bytesSent += tensorBytesOf({ ...part, kind: Object.keys(part)[0] });
+      this.bytesSent += tensorBytesOf(part);
       this.call.write(part);
     }
   }

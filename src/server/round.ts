@@ -2,12 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { ExperimentConfig } from '../config/schema.js';
 import type { ClientUpdate, Params, Strategy } from '../federation/strategies/strategy.js';
 import type { ModelConfig } from '../model/config.js';
-import { decodeTensor, encodeTensor, ProtocolError, type WireTensor } from '../protocol/tensors.js';
+import { decodeTensor, encodeTensor, ProtocolError } from '../protocol/tensors.js';
 import { newSessionKey, PayloadChannel, wrapSessionKey } from '../security/payload.js';
 import { clipScale } from '../runtime/optimizer.js';
 import type { BusyLog } from './busy-log.js';
 import type { ClientLimits, ClientPartSpec } from './client-limits.js';
-import type { ClientSession, Msg } from './client-session.js';
+import type { ClientSession } from './client-session.js';
+import type { ClientMessage } from '../protocol/messages.js';
+import type { StepTensor__Output as StepTensor } from '../protocol/generated/flglm/v1/StepTensor.js';
 import { decodeClientParameters } from './client-update.js';
 import type { RoundContext, StepMessage } from './modes/mode.js';
 import type { Replica } from './replica.js';
@@ -24,7 +26,7 @@ export interface RoundDeps {
   busy: BusyLog;
   trunkLr(replica: number): number;
   drop(s: ClientSession, round: number, err: Error): void;
-  onReceive?: (clientId: string, kind: string, body: Msg) => void;
+  onReceive?: (clientId: string, message: ClientMessage) => void;
   onMetric?: (record: Record<string, unknown>) => void;
 }
 
@@ -84,8 +86,12 @@ export class Round implements RoundContext {
   /** Expect a tensor message of one kind for this round (and `step`, unless null), decoded and checked. */
   async expectStep(s: ClientSession, kind: 'activations' | 'tailGrad', step: number | null, name: string): Promise<StepMessage> {
     const m = await s.inbox.next([kind], this.cfg.federation.client_timeout_ms);
-    this.d.onReceive?.(s.id, kind, m);
-    const st = m[kind] as { round: number; step: number; tensor: WireTensor; loss: number; eval: boolean; labelCount: number };
+    this.d.onReceive?.(s.id, m);
+    return this.checkStep(s, kind, kind === 'activations' ? m.activations : m.tailGrad, step, name);
+  }
+
+  private checkStep(s: ClientSession, kind: 'activations' | 'tailGrad', st: StepTensor | null | undefined, step: number | null, name: string): StepMessage {
+    if (!st?.tensor) throw new ProtocolError(`${kind} without a tensor`);
     if (st.round !== this.round) throw new ProtocolError(`${kind} for round ${st.round} during round ${this.round}`);
     if (step !== null && st.step !== step) throw new ProtocolError(`${kind} for step ${st.step}, expected step ${step}`);
     if (st.eval !== this.evaluate) throw new ProtocolError(this.evaluate ? `training ${kind} during an evaluation pass` : `evaluation ${kind} during a training round`);
@@ -102,8 +108,8 @@ export class Round implements RoundContext {
   /** The client's gradient norm for its client parts after `step` (for joint clipping). */
   private async expectStepDone(s: ClientSession, step: number): Promise<number> {
     const m = await s.inbox.next(['stepDone'], this.cfg.federation.client_timeout_ms);
-    this.d.onReceive?.(s.id, 'stepDone', m);
-    const d = m.stepDone as { round: number; step: number; gradNorm: number };
+    this.d.onReceive?.(s.id, m);
+    const d = m.stepDone;
     if (d.round !== this.round || d.step !== step) throw new ProtocolError(`step_done for round ${d.round} step ${d.step}, expected round ${this.round} step ${step}`);
     if (!(Number.isFinite(d.gradNorm) && d.gradNorm >= 0)) throw new ProtocolError(`step_done: invalid gradient norm ${d.gradNorm}`);
     return d.gradNorm;
@@ -142,42 +148,34 @@ export class Round implements RoundContext {
     }
   }
 
-  /** An evaluation pass: forward requests until the client sends its metrics. */
+  /** An evaluation pass: forward requests (activations with `eval`) until the client sends its eval_result. */
   async serveEvaluation(s: ClientSession, index: number): Promise<unknown> {
     const replica = this.replicas[index];
     for (;;) {
-      const kind = await s.inbox.peekKind(this.cfg.federation.client_timeout_ms);
-      if (kind === 'parameters') return (await this.receiveResult(s)).metrics;
-      const a = await this.expectStep(s, 'activations', null, 'h_A');
+      const m = await s.inbox.next(['activations', 'evalResult'], this.cfg.federation.client_timeout_ms);
+      this.d.onReceive?.(s.id, m);
+      if (m.kind === 'evalResult') {
+        if (m.evalResult.round !== this.round) throw new ProtocolError(`eval_result for round ${m.evalResult.round} during round ${this.round}`);
+        try { return JSON.parse(m.evalResult.metricsJson); } catch { throw new ProtocolError('eval_result: metrics_json is not JSON'); }
+      }
+      const a = this.checkStep(s, 'activations', m.activations, null, 'h_A');
       const hB = await this.timed(index, replica.forward(`${s.id}:eval`, a.tensor, false));
       s.send({ trunkOut: { round: this.round, step: a.step, tensor: encodeTensor('h_B', hB, s.context(this.round, a.step)), eval: true } });
     }
   }
 
   async receiveParameters(s: ClientSession): Promise<ClientUpdate> {
-    return (await this.receiveResult(s)).update;
-  }
-
-  private async receiveResult(s: ClientSession): Promise<{ update: ClientUpdate; metrics: unknown }> {
     const m = await s.inbox.next(['parameters'], this.cfg.federation.client_timeout_ms);
-    this.d.onReceive?.(s.id, 'parameters', m);
-    const p = m.parameters as { round: number; numExamples: string; tensors: WireTensor[]; metricsJson: string };
+    this.d.onReceive?.(s.id, m);
+    const p = m.parameters;
     if (p.round !== this.round) throw new ProtocolError(`parameters for round ${p.round} during round ${this.round}`);
-    let metrics: unknown = null;
-    if (p.metricsJson) {
-      try { metrics = JSON.parse(p.metricsJson); } catch { throw new ProtocolError('parameters: metrics_json is not JSON'); }
-    }
-    // An evaluation pass reports metrics only: no parameters travel.
-    if (this.evaluate) {
-      if (p.tensors.length) throw new ProtocolError('parameters: an evaluation pass sends metrics only, no tensors');
-      return { update: { clientId: s.id, numExamples: 0, params: new Map() }, metrics };
-    }
+    if (this.evaluate) throw new ProtocolError('parameters during an evaluation pass (expected eval_result)');
     const params = decodeClientParameters(p.tensors, this.d.partSpec, s.context(this.round, 0));
     const claimed = Number(p.numExamples);
     if (!Number.isFinite(claimed) || claimed < 0) throw new ProtocolError(`parameters: invalid num_examples ${p.numExamples}`);
     // A client's weight is what the server saw it train on this round (rows of h_A), never more
     // than it claims: a claimed count cannot buy a larger share of the average.
-    return { update: { clientId: s.id, numExamples: Math.min(claimed, s.examplesThisRound), params }, metrics };
+    return { clientId: s.id, numExamples: Math.min(claimed, s.examplesThisRound), params };
   }
 }
 

@@ -18,11 +18,11 @@ import { summarizeEvals } from './records.js';
 import type { ModelConfig } from '../model/config.js';
 import type { NamedTensor } from '../model/safetensors.js';
 import { UserError } from '../util/errors.js';
-import { ClientSession, type Call, type Msg } from './client-session.js';
+import { ClientSession } from './client-session.js';
+import type { ClientMessage, ParentSubCall, ServerSessionCall } from '../protocol/messages.js';
 import { TrunkReplica } from './trunk-replica.js';
 import type { Replica } from './replica.js';
-import { RemoteReplica, type SubReply, type SubRequest } from './remote-replica.js';
-import type * as grpc from '@grpc/grpc-js';
+import { RemoteReplica } from './remote-replica.js';
 import { BusyLog } from './busy-log.js';
 import { Round, sendParams } from './round.js';
 import { Admission } from './admission.js';
@@ -45,7 +45,7 @@ export interface ServerOptions {
   /** Hierarchical mode: wait for this many sub-servers (`flglm server --role sub`) to attach. */
   expectSubServers?: number;
   /** Every message decoded from a client (audits, tests). */
-  onReceive?: (clientId: string, kind: string, body: Msg) => void;
+  onReceive?: (clientId: string, message: ClientMessage) => void;
   /** Metrics records (per step and per round), e.g. appended to metrics.jsonl. */
   onMetric?: (record: Record<string, unknown>) => void;
 }
@@ -141,7 +141,7 @@ export class SplitServer {
   }
 
   /** gRPC Session handler: admission (identity, payload key, revocation, limits), then the plan. */
-  onSession = (call: Call, peer: PeerIdentity): void => this.admission.accept(call, peer);
+  onSession = (call: ServerSessionCall, peer: PeerIdentity): void => this.admission.accept(call, peer);
 
   /** A client was admitted: give it the plan and the current global parts, maybe start training. */
   private joined(s: ClientSession, lastRound: number): void {
@@ -155,7 +155,7 @@ export class SplitServer {
    * A sub-server attached (hierarchical scale-out): give it the trunk and training setup, then use
    * it as one more replica. Clients are spread over all replicas from the next round on.
    */
-  onSubServer = (call: grpc.ServerDuplexStream<SubReply, SubRequest>, peer: PeerIdentity): void => {
+  onSubServer = (call: ParentSubCall, peer: PeerIdentity): void => {
     void (async () => {
       if (this.mode !== 'hierarchical') {
         call.emit('error', { code: 9, details: `sub-servers need --mode hierarchical (this server runs ${this.mode})` });
@@ -164,7 +164,7 @@ export class SplitServer {
       const remote = new RemoteReplica(`sub-server ${peer.clientId}`, call);
       try {
         const state = await this.replicas[0].getState();
-        await remote.init({ model: this.model, split: this.cfg.split, peft: peftOf(this.cfg), optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads: this.cfg.runtime.threads, spinning: false } }, state.params, this.cfg.federation.chunk_bytes);
+        await remote.init({ model: this.model, split: this.cfg.split, peft: peftOf(this.cfg), optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads: this.cfg.runtime.threads, spinning: false }, params: state.params }, this.cfg.federation.chunk_bytes);
         this.replicas.push(remote);
         this.trunkSteps.push(0);
         this.remoteCount++;

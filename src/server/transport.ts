@@ -5,10 +5,11 @@ import { peerIdentity, RevocationChecker, serverCredentials, type PeerIdentity }
 import { UserError } from '../util/errors.js';
 import { LogLimiter } from '../util/log-limiter.js';
 import { isLoopbackHost } from '../util/net.js';
-import type { SubReply, SubRequest } from './remote-replica.js';
+import { PROTOCOL_VERSION, type ParentSubCall, type ServerSessionCall } from '../protocol/messages.js';
+import type { HelloReply } from '../protocol/generated/flglm/v1/HelloReply.js';
 
-export type SessionHandler = (call: grpc.ServerDuplexStream<Record<string, unknown>, Record<string, unknown>>, peer: PeerIdentity) => void;
-export type SubServerHandler = (call: grpc.ServerDuplexStream<SubReply, SubRequest>, peer: PeerIdentity) => void;
+export type SessionHandler = (call: ServerSessionCall, peer: PeerIdentity) => void;
+export type SubServerHandler = (call: ParentSubCall, peer: PeerIdentity) => void;
 
 /** Certificates of sub-servers carry this CN prefix (`flglm keygen --sub-servers`). */
 export const SUB_SERVER_CN_PREFIX = 'sub-server.';
@@ -32,8 +33,6 @@ export interface RunningServer {
   port: number;
   close(): Promise<void>;
 }
-
-const VERSION = '1';
 
 /**
  * The gRPC endpoint: verifies who is calling (certificate CN, revocation list) before any handler
@@ -65,12 +64,12 @@ export async function startTransport(o: TransportOptions): Promise<RunningServer
   };
 
   server.addService(service, {
-    Hello: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    Hello: (call: grpc.ServerUnaryCall<unknown, HelloReply>, callback: grpc.sendUnaryData<HelloReply>) => {
       const who = identify(call);
       if ('error' in who) return callback(who.error);
-      callback(null, { clientId: who.clientId, serverVersion: VERSION });
+      callback(null, { clientId: who.clientId, serverVersion: PROTOCOL_VERSION });
     },
-    Session: (call: grpc.ServerDuplexStream<Record<string, unknown>, Record<string, unknown>>) => {
+    Session: (call: ServerSessionCall) => {
       const who = identify(call);
       if ('error' in who) {
         call.emit('error', who.error);
@@ -86,8 +85,8 @@ export async function startTransport(o: TransportOptions): Promise<RunningServer
       }
       o.onSession(call, who);
     },
-    SubServer: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-      const who = identify(call as grpc.ServerDuplexStream<Record<string, unknown>, Record<string, unknown>>);
+    SubServer: (call: ParentSubCall) => {
+      const who = identify(call);
       if ('error' in who) return void call.emit('error', who.error);
       // The role is in the CA-signed certificate profile (OU), which `keygen add-client` never writes:
       // a client kit, whatever its id, cannot attach as a trunk replica.
@@ -95,7 +94,7 @@ export async function startTransport(o: TransportOptions): Promise<RunningServer
         return void call.emit('error', refuse(`"${who.clientId}"`, grpc.status.PERMISSION_DENIED, `certificate "${who.clientId}" is not a sub-server certificate (make one with flglm keygen --sub-servers)`).error);
       }
       if (!o.onSubServer) return void call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'this server does not take sub-servers (start it with --mode hierarchical --expect-subs N)' });
-      o.onSubServer(call as unknown as grpc.ServerDuplexStream<SubReply, SubRequest>, who);
+      o.onSubServer(call, who);
     },
   });
 

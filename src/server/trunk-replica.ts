@@ -1,11 +1,9 @@
 import { Worker } from 'node:worker_threads';
-import type { TensorData } from '../runtime/tensor.js';
-import type { OptimizerState } from '../runtime/optimizer.js';
-import type { TrunkRequest, TrunkWorkerInit } from './trunk-worker.js';
-import type { Replica } from './replica.js';
+import type { TrunkWorkerInit } from './trunk-worker.js';
+import { RequestReplica, type ReplicaArgs, type ReplicaOp, type ReplicaResult } from './replica.js';
 
-/** Main-thread handle of a trunk replica running in a worker thread. */
-export class TrunkReplica implements Replica {
+/** Main-thread handle of a trunk replica running in a worker thread (requests by id, answered in order). */
+export class TrunkReplica extends RequestReplica {
   private readonly worker: Worker;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
@@ -14,6 +12,7 @@ export class TrunkReplica implements Replica {
   readonly label: string;
 
   constructor(readonly index: number, init: TrunkWorkerInit) {
+    super();
     this.label = `local worker ${index}`;
     this.worker = new Worker(new URL('./trunk-worker.js', import.meta.url), { workerData: init });
     this.worker.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
@@ -33,42 +32,14 @@ export class TrunkReplica implements Replica {
     this.pending.clear();
   }
 
-  private call<T>(req: TrunkRequest, transfer: ArrayBuffer[] = []): Promise<T> {
+  request<K extends ReplicaOp>(op: K, args: ReplicaArgs<K>): Promise<ReplicaResult<K>> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ id, req }, transfer);
+      // Structured clone copies the tensors; the worker transfers its results back without copying.
+      this.worker.postMessage({ id, op, args });
     });
-  }
-
-  /** h_A -> h_B. With `keep`, the replica keeps h_A for the backward of the same key. */
-  forward(key: string, hA: TensorData, keep: boolean): Promise<TensorData> {
-    return this.call({ op: 'forward', key, keep, hA });
-  }
-
-  backward(key: string, dhB: TensorData): Promise<{ dhA: TensorData; gradNorm: number }> {
-    return this.call({ op: 'backward', key, dhB });
-  }
-
-  apply(key: string, lr: number, scale: number): Promise<void> {
-    return this.call({ op: 'apply', key, lr, scale });
-  }
-
-  drop(key: string): Promise<void> {
-    return this.call({ op: 'drop', key });
-  }
-
-  getParams(): Promise<[string, Float32Array][]> {
-    return this.call({ op: 'getParams' });
-  }
-
-  setParams(params: [string, Float32Array][]): Promise<void> {
-    return this.call({ op: 'setParams', params });
-  }
-
-  getState(): Promise<{ optimizer: OptimizerState; params: [string, { shape: number[]; data: Float32Array }][] }> {
-    return this.call({ op: 'getState' });
   }
 
   async close(): Promise<void> {

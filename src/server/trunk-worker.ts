@@ -6,12 +6,9 @@ import type { ParamStore, PeftConfig } from '../model/params.js';
 import type { SplitPoints } from '../model/partition.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import type { TensorData } from '../runtime/tensor.js';
+import type { ReplicaArgs, ReplicaOp, ReplicaResult } from './replica.js';
 
-/**
- * A trunk replica in its own thread: ONNX Runtime blocks the thread it runs on, so the server's
- * gRPC event loop never runs ORT itself. The replica owns its parameters and optimizer; the main
- * thread sends activations and gradients (transferred, not copied) and gets results back.
- */
+/** What a trunk replica starts from: the model and training setup, and every trunk tensor. */
 export interface TrunkWorkerInit {
   model: ModelConfig;
   split: SplitPoints;
@@ -22,18 +19,15 @@ export interface TrunkWorkerInit {
   optimizerState?: OptimizerState;
 }
 
-export type TrunkRequest =
-  | { op: 'forward'; key: string; keep: boolean; hA: TensorData }
-  | { op: 'backward'; key: string; dhB: TensorData }
-  | { op: 'apply'; key: string; lr: number; scale: number }
-  | { op: 'getParams' }
-  | { op: 'setParams'; params: [string, Float32Array][] }
-  | { op: 'getState' }
-  | { op: 'drop'; key: string };
+// A trunk replica in its own thread: ONNX Runtime blocks the thread it runs on, so the server's
+// gRPC event loop never runs ORT itself. The replica owns its parameters and optimizer; the main
+// thread sends requests of the table in replica.ts and gets results back (transferred, not copied).
 
 const init = workerData as TrunkWorkerInit;
 const store: ParamStore = new Map(init.params);
-const trunk = new PartExecutor('trunk', init.model, init.split, init.peft, store, init.runtime);
+// 'recompute', never 'carry': a carrying executor keeps one saved slot, and in batch mode one
+// replica serves interleaved steps of several clients. Activations are kept here, per request key.
+const trunk = new PartExecutor('trunk', init.model, init.split, init.peft, store, init.runtime, 'recompute');
 const optimizer = createOptimizer(init.optimizer);
 if (init.optimizerState) optimizer.load(init.optimizerState);
 const saved = new Map<string, { hA: TensorData; masks: DropoutMasks }>();
@@ -41,52 +35,53 @@ const saved = new Map<string, { hA: TensorData; masks: DropoutMasks }>();
 const pending = new Map<string, Map<string, Float32Array>>();
 const trainable = () => new Map(trunk.trainable.map((n) => [n, store.get(n)!.data]));
 
-async function handle(req: TrunkRequest): Promise<{ result: unknown; transfer: ArrayBuffer[] }> {
-  switch (req.op) {
-    case 'forward': {
-      const masks = req.keep ? await trunk.newDropoutMasks(req.hA.shape[0], req.hA.shape[1]) : {};
-      const hB = await trunk.forward(req.hA, req.keep, masks);
-      if (req.keep) saved.set(req.key, { hA: req.hA, masks });
-      const copy = Float32Array.from(hB.data as Float32Array);
-      return { result: { dtype: 'float32', shape: hB.shape, data: copy }, transfer: [copy.buffer] };
-    }
-    case 'backward': {
-      const kept = saved.get(req.key);
-      if (!kept) throw new Error(`no forward activations kept for ${req.key}`);
-      saved.delete(req.key);
-      const r = await trunk.backward(kept.hA, req.dhB, kept.masks);
-      pending.set(req.key, r.grads);
-      const dhA = Float32Array.from(r.inputGrad!.data as Float32Array);
-      return { result: { dhA: { dtype: 'float32', shape: r.inputGrad!.shape, data: dhA }, gradNorm: globalNorm(r.grads.values()) }, transfer: [dhA.buffer] };
-    }
-    case 'apply': {
-      const grads = pending.get(req.key);
-      if (!grads) throw new Error(`no gradients kept for ${req.key}`);
-      pending.delete(req.key);
-      scaleGradients(grads, req.scale);
-      optimizer.apply(trainable(), grads, req.lr);
-      return { result: null, transfer: [] };
-    }
-    case 'getParams':
-      return { result: [...trainable()].map(([n, d]) => [n, Float32Array.from(d)]), transfer: [] };
-    case 'setParams':
-      for (const [n, d] of req.params) store.get(n)!.data.set(d);
-      return { result: null, transfer: [] };
-    case 'getState':
-      return { result: { optimizer: optimizer.state(), params: [...store].map(([n, p]) => [n, { shape: p.shape, data: Float32Array.from(p.data) }]) }, transfer: [] };
-    case 'drop':
-      saved.delete(req.key);
-      pending.delete(req.key);
-      return { result: null, transfer: [] };
-  }
-}
+type Answer<K extends ReplicaOp> = { result: ReplicaResult<K>; transfer?: ArrayBuffer[] };
+const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | Answer<K> } = {
+  async forward({ key, keep, hA }) {
+    const masks = keep ? await trunk.newDropoutMasks(hA.shape[0], hA.shape[1]) : {};
+    const hB = await trunk.forward(hA, keep, masks);
+    if (keep) saved.set(key, { hA, masks });
+    const copy = Float32Array.from(hB.data as Float32Array);
+    return { result: { dtype: 'float32', shape: hB.shape, data: copy }, transfer: [copy.buffer] };
+  },
+  async backward({ key, dhB }) {
+    const kept = saved.get(key);
+    if (!kept) throw new Error(`no forward activations kept for ${key}`);
+    saved.delete(key);
+    const r = await trunk.backward(kept.hA, dhB, kept.masks);
+    pending.set(key, r.grads);
+    const dhA = Float32Array.from(r.inputGrad!.data as Float32Array);
+    return { result: { dhA: { dtype: 'float32', shape: r.inputGrad!.shape, data: dhA }, gradNorm: globalNorm(r.grads.values()) }, transfer: [dhA.buffer] };
+  },
+  apply({ key, lr, scale }) {
+    const grads = pending.get(key);
+    if (!grads) throw new Error(`no gradients kept for ${key}`);
+    pending.delete(key);
+    scaleGradients(grads, scale);
+    optimizer.apply(trainable(), grads, lr);
+    return { result: null };
+  },
+  drop({ key }) {
+    saved.delete(key);
+    pending.delete(key);
+    return { result: null };
+  },
+  getParams: () => ({ result: [...trainable()].map(([n, d]) => [n, Float32Array.from(d)]) }),
+  setParams({ params }) {
+    for (const [n, d] of params) store.get(n)!.data.set(d);
+    return { result: null };
+  },
+  getState: () => ({ result: { optimizer: optimizer.state(), params: [...store].map(([n, p]) => [n, { shape: p.shape, data: Float32Array.from(p.data) }]) } }),
+};
 
 let queue = Promise.resolve();
-parentPort!.on('message', (msg: { id: number; req: TrunkRequest }) => {
+parentPort!.on('message', <K extends ReplicaOp>(msg: { id: number; op: K; args: ReplicaArgs<K> }) => {
   // One request at a time: ORT runs serially inside a replica.
   queue = queue.then(async () => {
     try {
-      const { result, transfer } = await handle(msg.req);
+      if (!Object.hasOwn(handlers, msg.op)) throw new Error(`unknown request ${String(msg.op)}`);
+      const handler = handlers[msg.op] as (a: ReplicaArgs<K>) => Promise<Answer<K>> | Answer<K>;
+      const { result, transfer = [] } = await handler(msg.args);
       parentPort!.postMessage({ id: msg.id, ok: true, result }, transfer);
     } catch (e) {
       parentPort!.postMessage({ id: msg.id, ok: false, error: (e as Error).message });

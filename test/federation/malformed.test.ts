@@ -1,13 +1,9 @@
-import * as grpc from '@grpc/grpc-js';
 import { SplitServer } from '../../src/server/split-server.js';
 import { startTransport } from '../../src/server/transport.js';
-import { connect } from '../../src/client/transport.js';
 import { resolveData } from '../../src/config/experiment.js';
 import { runClient } from '../../src/client/split-client.js';
-import { Inbox } from '../../src/protocol/inbox.js';
 import { config } from '../helpers/federation.js';
-
-type Msg = Record<string, unknown> & { kind?: string };
+import { RawClient } from '../helpers/hostile.js';
 
 const cfg = config(`
 seed: 1
@@ -30,7 +26,7 @@ describe('malformed messages are refused without crashing the server', () => {
     ['wrong dtype', tensor('h_A', [2, 16, 32], 'float64'), /dtype float64, expected float32/],
     ['wrong tensor name', tensor('tokens', [2, 16, 32]), /expected tensor h_A, got tokens/],
     ['truncated bytes', tensor('h_A', [2, 16, 32], 'float32', 100), /got 100 bytes/],
-  ])('%s', async (_name, bad, message) => {
+  ])('%s', async (_name, badTensor, message) => {
     const data = resolveData(cfg);
     const server = new SplitServer({ cfg, kit: null });
     await server.init();
@@ -39,23 +35,13 @@ describe('malformed messages are refused without crashing the server', () => {
     try {
       // A well-behaved client trains alongside the bad one.
       const good = runClient({ target, kit: null, train: data.silos[0], test: data.test, insecureName: 'good', reconnectAttempts: 0 });
-      const conn = connect(target, null);
-      const call = (conn.client.Session as () => grpc.ClientDuplexStream<Msg, Msg>)();
-      const inbox = new Inbox<Msg>();
-      call.on('data', (m: Msg) => inbox.push(m));
-      call.on('error', (e) => inbox.fail(e));
-      call.write({ join: { numExamples: 10, insecureName: 'bad' } });
-      await inbox.next(['plan'], 10000);
+      const bad = new RawClient(target, 'bad');
+      await bad.join(10);
       // Wait for this client's turn, then send a bad activation.
-      for (;;) {
-        const m = await inbox.next(['sessionKey', 'roundStart', 'averaged', 'error'], 20000);
-        if (m.kind === 'roundStart') break;
-      }
-      call.write({ activations: { round: 1, step: 1, tensor: bad, eval: false } });
-      const err = await inbox.next(['error'], 20000);
-      expect((err.error as { message: string }).message).toMatch(message);
-      call.end();
-      conn.client.close();
+      await bad.roundStart(20000);
+      bad.send({ activations: { round: 1, step: 1, tensor: badTensor, eval: false } });
+      expect(await bad.dropReason(20000)).toMatch(message);
+      bad.close();
       const r = await good;
       expect(r.losses).toHaveLength(2);
       const summary = await server.done;

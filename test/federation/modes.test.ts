@@ -90,8 +90,9 @@ eval: {max_batches: 1}
     keygen({ out: pki, clients: ['alice', 'bob', 'carol'], serverName: 'localhost', serverIps: ['127.0.0.1'], days: 1, keyBits: 2048 });
     const cfg = config(base + `federation: {mode: ${mode}, clients: 3, rounds: 3, local_steps: 4, sub_servers: 2}\n`);
     const seen: { kind: string; names: string[]; encrypted: boolean[]; fields: string[] }[] = [];
-    const { results, summary, data } = await federate(cfg, { kitRoot: pki, audit: (_id, kind, body) => {
-      const payload = body[kind] as { tensor?: { name: string; encrypted: boolean }; tensors?: { name: string; encrypted: boolean }[] };
+    const { results, summary, data } = await federate(cfg, { kitRoot: pki, audit: (_id, m) => {
+      const kind = m.kind!;
+      const payload = m[kind] as { tensor?: { name: string; encrypted: boolean }; tensors?: { name: string; encrypted: boolean }[] };
       const tensors = payload.tensor ? [payload.tensor] : payload.tensors ?? [];
       seen.push({ kind, names: tensors.map((t) => t.name), encrypted: tensors.map((t) => t.encrypted), fields: Object.keys(payload) });
     } });

@@ -5,7 +5,7 @@ import { startTransport } from '../../src/server/transport.js';
 import { SplitServer, type ServerMode } from '../../src/server/split-server.js';
 import { runClient, type ClientResult } from '../../src/client/split-client.js';
 import { resolveData } from '../../src/config/experiment.js';
-import type { Msg } from '../../src/server/client-session.js';
+import type { ClientMessage } from '../../src/protocol/messages.js';
 
 export function config(yaml: string): ExperimentConfig {
   const r = parseConfigText(yaml);
@@ -16,7 +16,7 @@ export function config(yaml: string): ExperimentConfig {
 export const CLIENT_IDS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
 
 /** A real server (replicas in worker threads) and real clients, all over gRPC on 127.0.0.1. */
-export async function federate(cfg: ExperimentConfig, opts: { kitRoot?: string | null; mode?: ServerMode; audit?: (clientId: string, kind: string, body: Msg) => void } = {}) {
+export async function federate(cfg: ExperimentConfig, opts: { kitRoot?: string | null; mode?: ServerMode; audit?: (clientId: string, message: ClientMessage) => void } = {}) {
   const data = resolveData(cfg);
   const kit = opts.kitRoot ? join(opts.kitRoot, 'server') : null;
   const server = new SplitServer({ cfg, kit, mode: opts.mode, onReceive: opts.audit });

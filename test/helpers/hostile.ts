@@ -1,9 +1,10 @@
-import type * as grpc from '@grpc/grpc-js';
 import { connect, type ClientConnection } from '../../src/client/transport.js';
 import { Inbox } from '../../src/protocol/inbox.js';
 import type { ExperimentConfig } from '../../src/config/schema.js';
+import { PROTOCOL_VERSION, type ClientMessageOut, type ClientSessionCall, type ServerMessage } from '../../src/protocol/messages.js';
 
-export type Msg = Record<string, unknown> & { kind?: string };
+/** Anything a hostile client may write: well-typed messages, or fields of the wrong type. */
+export type Msg = ClientMessageOut | Record<string, unknown>;
 
 /** A wire tensor as a hostile client would write it (plaintext: the tests run payload encryption off). */
 export function wireTensor(name: string, shape: number[], fill = 0, dtype = 'float32', bytes?: number) {
@@ -19,26 +20,26 @@ export function wireTensor(name: string, shape: number[], fill = 0, dtype = 'flo
  */
 export class RawClient {
   readonly conn: ClientConnection;
-  readonly call: grpc.ClientDuplexStream<Msg, Msg>;
-  readonly inbox = new Inbox<Msg>();
+  readonly call: ClientSessionCall;
+  readonly inbox = new Inbox<ServerMessage>();
   plan: ExperimentConfig | null = null;
 
   constructor(target: string, readonly name: string, kit: string | null = null) {
     this.conn = connect(target, kit, 'localhost');
-    this.call = (this.conn.client.Session as () => grpc.ClientDuplexStream<Msg, Msg>)();
-    this.call.on('data', (m: Msg) => this.inbox.push(m));
+    this.call = this.conn.client.Session();
+    this.call.on('data', (m: ServerMessage) => this.inbox.push(m));
     this.call.on('error', (e) => this.inbox.fail(e));
     this.call.on('end', () => this.inbox.fail(new Error('stream ended')));
   }
 
   send(m: Msg): void {
-    this.call.write(m);
+    this.call.write(m as ClientMessageOut);
   }
 
   async join(numExamples: number | string = 10): Promise<ExperimentConfig> {
-    this.send({ join: { numExamples, insecureName: this.name } });
+    this.send({ join: { numExamples, insecureName: this.name, protocol: PROTOCOL_VERSION } });
     const m = await this.inbox.next(['plan'], 20000);
-    this.plan = JSON.parse((m.plan as { planJson: string }).planJson) as ExperimentConfig;
+    this.plan = JSON.parse(m.plan.planJson) as ExperimentConfig;
     return this.plan;
   }
 
@@ -46,7 +47,7 @@ export class RawClient {
   async roundStart(timeoutMs = 30000): Promise<number> {
     for (;;) {
       const m = await this.inbox.next(['sessionKey', 'roundStart', 'averaged'], timeoutMs);
-      if (m.kind === 'roundStart') return (m.roundStart as { round: number }).round;
+      if (m.kind === 'roundStart') return m.roundStart.round;
     }
   }
 
@@ -65,7 +66,7 @@ export class RawClient {
   async dropReason(timeoutMs = 30000): Promise<string> {
     for (;;) {
       const m = await this.inbox.next(['error', 'sessionKey', 'roundStart', 'averaged', 'trunkOut', 'headGrad'], timeoutMs);
-      if (m.kind === 'error') return (m.error as { message: string }).message;
+      if (m.kind === 'error') return m.error.message;
     }
   }
 

@@ -9,6 +9,7 @@ import { clientPartSpec } from '../../src/server/client-update.js';
 import { loadCheckpoint } from '../../src/model/checkpoint.js';
 import type { ExperimentConfig } from '../../src/config/schema.js';
 import { config } from '../helpers/federation.js';
+import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { RawClient, wireTensor } from '../helpers/hostile.js';
 
 const base = `
@@ -195,11 +196,16 @@ test('a join with an invalid name or sample count is refused and logged once per
   try {
     for (let i = 0; i < 5; i++) {
       const a = new RawClient(f.target, 'bad name!');
-      a.send({ join: { numExamples: 0, insecureName: 'bad name!' } });
-      expect((((await a.inbox.next(['error'], 10000)).error) as { message: string }).message).toMatch(/insecure_name must be|num_examples must be positive/);
+      a.send({ join: { numExamples: 0, insecureName: 'bad name!', protocol: PROTOCOL_VERSION } });
+      expect((await a.inbox.next(['error'], 10000)).error.message).toMatch(/insecure_name must be|num_examples must be positive/);
       a.close();
     }
     expect(f.logs.filter((l) => l.startsWith('refused a session')).length).toBe(1);
+    // A client of another flglm version is told so at join, not confused mid-round.
+    const old = new RawClient(f.target, 'old');
+    old.send({ join: { numExamples: 10, insecureName: 'old', protocol: 'flglm/2' } });
+    expect((await old.inbox.next(['error'], 10000)).error.message).toMatch(`the client speaks protocol "flglm/2", this server ${PROTOCOL_VERSION}: run the same flglm version on both sides`);
+    old.close();
     const r = await f.honest();
     expect(r.losses).toHaveLength(1);
   } finally {
