@@ -17,9 +17,9 @@ const cfgPath = process.argv[4] ?? join(root, 'configs', 'quickstart.yaml');
 const { loadConfigFile } = await import(dist('config/load.js'));
 const { resolveModel, resolveData, peftOf } = await import(dist('config/experiment.js'));
 const { BatchStream, evalBatches } = await import(dist('data/batches.js'));
-const { PartExecutor } = await import(dist('runtime/part-executor.js'));
-const { clipGlobalNorm, createOptimizer, learningRate } = await import(dist('runtime/optimizer.js'));
-const { evaluateBatches } = await import(dist('runtime/evaluate.js'));
+const { PartExecutor } = await import(dist('training/part-executor.js'));
+const { clipGlobalNorm, createOptimizer, learningRate } = await import(dist('training/optimizer.js'));
+const { evaluateBatches } = await import(dist('training/evaluate.js'));
 const { Relay } = await import(dist('federation/strategies/relay.js'));
 const { partParamNames } = await import(dist('model/partition.js'));
 

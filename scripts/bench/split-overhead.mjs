@@ -11,9 +11,9 @@ const runs = Number(process.argv[2] ?? 3);
 const B = 8, S = 128;
 const { PRESETS } = await import(dist('model/config.js'));
 const { initParams } = await import(dist('model/params.js'));
-const { PartExecutor } = await import(dist('runtime/part-executor.js'));
+const { PartExecutor } = await import(dist('training/part-executor.js'));
 const { tensor } = await import(dist('runtime/tensor.js'));
-const { AdamW } = await import(dist('runtime/optimizer.js'));
+const { AdamW } = await import(dist('training/optimizer.js'));
 
 async function centralized() {
   const c = PRESETS.small, store = initParams(c, 1);

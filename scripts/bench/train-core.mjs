@@ -11,12 +11,12 @@ const [preset = 'small', batch = '8', seq = '256', threads = '2', runs = '5'] = 
 const B = Number(batch), S = Number(seq), T = Number(threads), R = Number(runs);
 const { PRESETS, countParameters } = await import(dist('model/config.js'));
 const { initParams } = await import(dist('model/params.js'));
-const { PartExecutor } = await import(dist('runtime/part-executor.js'));
+const { PartExecutor } = await import(dist('training/part-executor.js'));
 const { CompiledGraph } = await import(dist('runtime/session.js'));
 const { Graph } = await import(dist('graph/ir.js'));
 const op = await import(dist('graph/ops.js'));
 const { tensor } = await import(dist('runtime/tensor.js'));
-const { AdamW } = await import(dist('runtime/optimizer.js'));
+const { AdamW } = await import(dist('training/optimizer.js'));
 
 async function matmulPeakAt(n) {
   const g = new Graph('peak');

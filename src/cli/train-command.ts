@@ -1,15 +1,15 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { loadConfigFile } from '../config/load.js';
-import { trainCentralized } from '../runtime/centralized.js';
+import { trainCentralized } from '../training/centralized.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { readSilo } from '../data/examples.js';
 import { isPromptExample } from '../data/examples.js';
 import { ByteTokenizer } from '../data/tokenizer.js';
 import { evalBatches } from '../data/batches.js';
-import { PartExecutor } from '../runtime/part-executor.js';
-import { evaluateBatches } from '../runtime/evaluate.js';
+import { PartExecutor } from '../training/part-executor.js';
+import { evaluateBatches } from '../training/evaluate.js';
 import { UserError } from '../util/errors.js';
 import { intOption } from './options.js';
 import { existsSync } from 'node:fs';

@@ -5,12 +5,12 @@ import { checkpointsAfter, peftOf, resolveModel } from '../config/experiment.js'
 import { BatchStream, evalBatches } from '../data/batches.js';
 import { isPromptExample, type Example } from '../data/examples.js';
 import type { Tokenizer } from '../data/tokenizer.js';
-import { PartExecutor } from '../runtime/part-executor.js';
-import { clipGlobalNorm, clipScale, createOptimizer, globalNorm, learningRate, scaleGradients, type Optimizer } from '../runtime/optimizer.js';
-import { evaluateBatches, type EvalMetrics } from '../runtime/evaluate.js';
+import { PartExecutor } from '../training/part-executor.js';
+import { clipGlobalNorm, clipScale, createOptimizer, globalNorm, learningRate, scaleGradients, type Optimizer } from '../training/optimizer.js';
+import { evaluateBatches, type EvalMetrics } from '../training/evaluate.js';
 import { Inbox } from '../protocol/inbox.js';
 import { decodeTensor, encodeTensor, type TensorContext } from '../protocol/tensors.js';
-import { PayloadChannel, unwrapSessionKey } from '../security/payload.js';
+import { PayloadChannel, unwrapRoundKey } from '../security/payload.js';
 import { readPrivateKey } from '../security/files.js';
 import { saveCheckpoint } from '../model/checkpoint.js';
 import { partParamNames } from '../model/partition.js';
@@ -95,7 +95,7 @@ export class SplitClient {
     const attempts = this.o.reconnectAttempts ?? 30;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.session();
+        return await this.attempt();
       } catch (e) {
         if (!(e instanceof RetryableError) || attempt >= attempts) throw e instanceof RetryableError ? new UserError(e.message) : e;
         this.log(`${e.message}; reconnecting (${attempt + 1}/${attempts})`);
@@ -120,7 +120,8 @@ export class SplitClient {
     };
   }
 
-  private async session(): Promise<ClientResult> {
+  /** One connection: join, then train and evaluate until the server finishes (or the stream fails). */
+  private async attempt(): Promise<ClientResult> {
     const conn = connect(this.o.target, this.o.kit, this.o.serverName);
     const raw: ClientSessionCall = conn.client.Session();
     const inbox = new Inbox<ServerMessage>();
@@ -165,11 +166,11 @@ export class SplitClient {
     const { cfg } = t;
     const payloadKey = this.o.kit && cfg.security.payload_encryption ? readPrivateKey(join(this.o.kit, 'payload.key')) : null;
     let channel: PayloadChannel | null = null;
-    let sessionId = '';
-    const ctx = (round: number, step: number): TensorContext => ({ clientId: conn.clientId, sessionId, round, step, channel });
+    let keyId = '';
+    const ctx = (round: number, step: number): TensorContext => ({ clientId: conn.clientId, keyId, round, step, channel });
     const timeout = cfg.federation.client_timeout_ms;
     for (;;) {
-      const m = await inbox.next(['sessionKey', 'roundStart', 'averaged', 'finished', 'error'], 10 * timeout);
+      const m = await inbox.next(['roundKey', 'roundStart', 'averaged', 'finished', 'error'], 10 * timeout);
       if (m.kind === 'error') {
         const err = m.error;
         if (err.code === 'DROPPED') throw new RetryableError(`dropped by the server: ${err.message}`);
@@ -182,10 +183,10 @@ export class SplitClient {
         await t.tail.release();
         return { clientId: conn.clientId, losses: this.losses, eval: this.evalMetrics, summary: JSON.parse(m.finished.summaryJson) };
       }
-      if (m.kind === 'sessionKey') {
-        const k = m.sessionKey;
-        sessionId = k.sessionId;
-        channel = k.wrappedKey.length && payloadKey ? new PayloadChannel(unwrapSessionKey(k.wrappedKey, payloadKey), 'up') : null;
+      if (m.kind === 'roundKey') {
+        const k = m.roundKey;
+        keyId = k.keyId;
+        channel = k.wrappedKey.length && payloadKey ? new PayloadChannel(unwrapRoundKey(k.wrappedKey, payloadKey), 'up') : null;
         continue;
       }
       if (m.kind === 'averaged') {
@@ -229,7 +230,7 @@ export class SplitClient {
     }
   }
 
-  /** The server's answer for this step (h_B or dL/dh_A), decoded; a drop ends the session (retryable). */
+  /** The server's answer for this step (h_B or dL/dh_A), decoded; a drop ends this attempt (retryable). */
   private async exchange(inbox: Inbox<ServerMessage>, kind: 'trunkOut' | 'headGrad', name: string, c: TensorContext) {
     const t = this.trainer!;
     const m = await inbox.next([kind, 'error'], t.cfg.federation.client_timeout_ms);

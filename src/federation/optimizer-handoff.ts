@@ -1,5 +1,5 @@
 import type { ClientPartSpec } from '../server/client-limits.js';
-import type { Optimizer, OptimizerConfig } from '../runtime/optimizer.js';
+import type { Optimizer, OptimizerConfig } from '../training/optimizer.js';
 
 /**
  * With `relay`, the client parts travel from client to client, and so does their optimizer state:

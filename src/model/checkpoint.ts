@@ -5,7 +5,7 @@ import { UserError } from '../util/errors.js';
 import type { ModelConfig } from './config.js';
 import type { ParamStore, PeftConfig } from './params.js';
 import { loadSafetensors, saveSafetensors, type NamedTensor } from './safetensors.js';
-import type { OptimizerState } from '../runtime/optimizer.js';
+import type { OptimizerState } from '../training/optimizer.js';
 
 /**
  * A checkpoint folder: model.safetensors (weights), optimizer.safetensors (moments) and

@@ -24,14 +24,14 @@ const DTYPES: DType[] = ['float32', 'float64', 'int64', 'int32', 'bool'];
 
 export interface TensorContext {
   clientId: string;
-  sessionId: string;
+  keyId: string;
   round: number;
   step: number;
   channel: PayloadChannel | null;
 }
 
 function header(ctx: TensorContext, name: string, dtype: string, shape: number[]): TensorHeader {
-  return { clientId: ctx.clientId, sessionId: ctx.sessionId, round: ctx.round, step: ctx.step, name, dtype, shape };
+  return { clientId: ctx.clientId, keyId: ctx.keyId, round: ctx.round, step: ctx.step, name, dtype, shape };
 }
 
 export function encodeTensor(name: string, t: TensorData, ctx: TensorContext): WireTensor {

@@ -2,17 +2,17 @@ import { createCipheriv, createDecipheriv, privateDecrypt, publicEncrypt, random
 
 /**
  * Payload encryption for every tensor message, independent of TLS (so activations stay sealed
- * through a TLS-terminating proxy, in logs or captures). Per client session and round the server
+ * through a TLS-terminating proxy, in logs or captures). Per client and round the server
  * makes a fresh AES-256 key and sends it wrapped with RSA-OAEP-SHA256 to the client's payload key.
  * Each message is AES-256-GCM with a 96-bit nonce = direction (4 bytes) || counter (8 bytes), and
- * AAD binding client, session, round, step, direction, tensor name, dtype and shape. Counters must
+ * AAD binding client, round key id, round, step, direction, tensor name, dtype and shape. Counters must
  * strictly increase per direction, so replayed, reordered or dropped-then-resent messages fail.
  */
 export type Direction = 'up' | 'down';
 
 export interface TensorHeader {
   clientId: string;
-  sessionId: string;
+  keyId: string;
   round: number;
   step: number;
   name: string;
@@ -33,19 +33,19 @@ export class PayloadError extends Error {
   }
 }
 
-export function wrapSessionKey(key: Buffer, clientPayloadPublicKeyPem: string): Buffer {
+export function wrapRoundKey(key: Buffer, clientPayloadPublicKeyPem: string): Buffer {
   return publicEncrypt({ key: clientPayloadPublicKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, key);
 }
 
-export function unwrapSessionKey(wrapped: Uint8Array, payloadPrivateKeyPem: string): Buffer {
+export function unwrapRoundKey(wrapped: Uint8Array, payloadPrivateKeyPem: string): Buffer {
   try {
     return privateDecrypt({ key: payloadPrivateKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, wrapped);
   } catch {
-    throw new PayloadError('could not unwrap the session key: it was not made for this client\'s payload key (wrong kit?)');
+    throw new PayloadError('could not unwrap the round key: it was not made for this client\'s payload key (wrong kit?)');
   }
 }
 
-export function newSessionKey(): Buffer {
+export function newRoundKey(): Buffer {
   return randomBytes(32);
 }
 
@@ -57,11 +57,11 @@ function nonce(direction: Direction, counter: bigint): Buffer {
 }
 
 export function additionalData(h: TensorHeader, direction: Direction, counter: bigint): Buffer {
-  return Buffer.from(JSON.stringify([h.clientId, h.sessionId, h.round, h.step, direction, h.name, h.dtype, h.shape, counter.toString()]), 'utf8');
+  return Buffer.from(JSON.stringify([h.clientId, h.keyId, h.round, h.step, direction, h.name, h.dtype, h.shape, counter.toString()]), 'utf8');
 }
 
 /**
- * One direction of one session: seals outgoing tensors with increasing counters and opens incoming
+ * One direction of one client's round: seals outgoing tensors with increasing counters and opens incoming
  * ones, refusing any counter that does not increase.
  */
 export class PayloadChannel {

@@ -7,7 +7,7 @@ import { ProtocolError } from '../protocol/tensors.js';
 import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
 import { LogLimiter } from '../util/log-limiter.js';
 import { tensorBytesOf, type ClientLimits } from './client-limits.js';
-import { ClientSession } from './client-session.js';
+import { Participant } from './participant.js';
 import { PROTOCOL_VERSION, type ClientMessage, type ServerSessionCall } from '../protocol/messages.js';
 
 export interface AdmissionDeps {
@@ -16,10 +16,10 @@ export interface AdmissionDeps {
   kit: string | null;
   limits: ClientLimits;
   revocation: RevocationChecker | null;
-  /** The server's live sessions by client id (admission adds, replaces and cuts off). */
-  sessions: Map<string, ClientSession>;
+  /** The server's joined clients by client id (admission adds, replaces and cuts off). */
+  participants: Map<string, Participant>;
   log: (msg: string) => void;
-  joined: (s: ClientSession, lastRound: number) => void;
+  joined: (s: Participant, lastRound: number) => void;
 }
 
 /**
@@ -38,9 +38,9 @@ export class Admission {
   accept(call: ServerSessionCall, peer: PeerIdentity): void {
     const { cfg } = this.d;
     const inbox = new Inbox<ClientMessage>(this.d.limits.queue);
-    let session: ClientSession | null = null;
+    let joined: Participant | null = null;
     const receive = reassembling<ClientMessage>((m) => {
-      if (session) session.bytesReceived += tensorBytesOf(m);
+      if (joined) joined.bytesReceived += tensorBytesOf(m);
       inbox.push(m);
     }, (e) => inbox.fail(e), this.d.limits.chunks);
     call.on('data', (m: ClientMessage) => {
@@ -68,11 +68,11 @@ export class Admission {
         if (!this.d.kit) peer = { ...peer, clientId: j.insecureName ? `insecure-${j.insecureName}` : peer.clientId };
         const numExamples = Number(j.numExamples);
         if (!Number.isFinite(numExamples) || numExamples <= 0) throw new ProtocolError(`join: num_examples must be positive, got ${j.numExamples}`);
-        const previous = this.d.sessions.get(peer.clientId);
+        const previous = this.d.participants.get(peer.clientId);
         if (previous) previous.close('replaced by a new session of the same client');
-        const s = new ClientSession(peer, call, inbox, numExamples, payloadPublicKey, cfg.federation.chunk_bytes);
-        this.d.sessions.set(peer.clientId, s);
-        session = s;
+        const s = new Participant(peer, call, inbox, numExamples, payloadPublicKey, cfg.federation.chunk_bytes);
+        this.d.participants.set(peer.clientId, s);
+        joined = s;
         s.startHeartbeats(cfg.federation.heartbeat_ms);
         this.d.joined(s, j.lastRound);
       } catch (e) {
@@ -93,12 +93,12 @@ export class Admission {
     }
   }
 
-  /** End a live session at once: its pending and next reads fail, and it gets no further keys. */
+  /** End a client's stream at once: its pending and next reads fail, and it gets no further keys. */
   private cutOff(clientId: string, inbox: Inbox<ClientMessage>, reason: string): void {
     inbox.fail(new ProtocolError(reason));
-    const s = this.d.sessions.get(clientId);
+    const s = this.d.participants.get(clientId);
     if (s && s.inbox === inbox) {
-      this.d.sessions.delete(clientId);
+      this.d.participants.delete(clientId);
       s.close(reason);
     }
     this.refusals.log(`cut:${clientId}`, `cut off ${clientId}: ${reason}`);

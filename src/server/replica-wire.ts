@@ -6,7 +6,7 @@ import type { TensorData } from '../runtime/tensor.js';
 // protocol), everything else as JSON with a {"$t": i} or {"$f32": i} where each array was. The
 // link is mutual TLS between two processes of the server operator: no payload encryption.
 
-const plain: TensorContext = { clientId: 'sub-server', sessionId: '', round: 0, step: 0, channel: null };
+const plain: TensorContext = { clientId: 'sub-server', keyId: '', round: 0, step: 0, channel: null };
 
 function isTensorData(v: object): v is TensorData {
   const t = v as Partial<TensorData>;

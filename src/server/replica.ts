@@ -1,5 +1,5 @@
 import type { TensorData } from '../runtime/tensor.js';
-import type { OptimizerState } from '../runtime/optimizer.js';
+import type { OptimizerState } from '../training/optimizer.js';
 
 export type NamedParams = [string, Float32Array][];
 /** A replica's whole state for a checkpoint: its optimizer and every trunk tensor (frozen ones too). */

@@ -3,11 +3,11 @@ import type { ExperimentConfig } from '../config/schema.js';
 import type { ClientUpdate, Params, Strategy } from '../federation/strategies/strategy.js';
 import type { ModelConfig } from '../model/config.js';
 import { decodeTensor, encodeTensor, ProtocolError } from '../protocol/tensors.js';
-import { newSessionKey, PayloadChannel, wrapSessionKey } from '../security/payload.js';
-import { clipScale } from '../runtime/optimizer.js';
+import { newRoundKey, PayloadChannel, wrapRoundKey } from '../security/payload.js';
+import { clipScale } from '../training/optimizer.js';
 import type { BusyLog } from './busy-log.js';
 import type { ClientLimits, ClientPartSpec } from './client-limits.js';
-import type { ClientSession } from './client-session.js';
+import type { Participant } from './participant.js';
 import type { ClientMessage } from '../protocol/messages.js';
 import type { StepTensor__Output as StepTensor } from '../protocol/generated/flglm/v1/StepTensor.js';
 import { decodeClientParameters } from './client-update.js';
@@ -25,7 +25,7 @@ export interface RoundDeps {
   replicas: readonly Replica[];
   busy: BusyLog;
   trunkLr(replica: number): number;
-  drop(s: ClientSession, round: number, err: Error): void;
+  drop(s: Participant, round: number, err: Error): void;
   onReceive?: (clientId: string, message: ClientMessage) => void;
   onMetric?: (record: Record<string, unknown>) => void;
 }
@@ -41,30 +41,30 @@ export class Round implements RoundContext {
   /** Clients dropped during this round. */
   readonly dropped = new Set<string>();
 
-  constructor(readonly round: number, readonly participants: readonly ClientSession[], private readonly d: RoundDeps, readonly evaluate = false) {}
+  constructor(readonly round: number, readonly participants: readonly Participant[], private readonly d: RoundDeps, readonly evaluate = false) {}
 
   get cfg(): ExperimentConfig { return this.d.cfg; }
   get replicas(): readonly Replica[] { return this.d.replicas; }
   get strategy(): Strategy { return this.d.strategy; }
   get startParams(): Params | null { return this.d.startParams; }
 
-  openRound(s: ClientSession, startFrom?: Params, steps = this.cfg.federation.local_steps): void {
-    s.sessionId = randomUUID();
+  openRound(s: Participant, startFrom?: Params, steps = this.cfg.federation.local_steps): void {
+    s.keyId = randomUUID();
     s.examplesThisRound = 0;
     if (s.payloadPublicKey) {
-      const key = newSessionKey();
+      const key = newRoundKey();
       s.channel = new PayloadChannel(key, 'down');
-      s.send({ sessionKey: { round: this.round, sessionId: s.sessionId, wrappedKey: wrapSessionKey(key, s.payloadPublicKey) } });
+      s.send({ roundKey: { round: this.round, keyId: s.keyId, wrappedKey: wrapRoundKey(key, s.payloadPublicKey) } });
     } else {
       s.channel = null;
-      s.send({ sessionKey: { round: this.round, sessionId: s.sessionId, wrappedKey: Buffer.alloc(0) } });
+      s.send({ roundKey: { round: this.round, keyId: s.keyId, wrappedKey: Buffer.alloc(0) } });
     }
     if (startFrom) sendParams(s, this.round, startFrom);
     const config = this.evaluate ? {} : { ...this.strategy.configureClient(this.round), ...(this.cfg.federation.strategy.client_optimizer === 'reset' ? { reset_optimizer: true } : {}) };
     s.send({ roundStart: { round: this.round, localSteps: this.evaluate ? 0 : steps, configJson: JSON.stringify(config), evaluate: this.evaluate } });
   }
 
-  drop(s: ClientSession, err: Error): void {
+  drop(s: Participant, err: Error): void {
     this.dropped.add(s.id);
     this.d.drop(s, this.round, err);
   }
@@ -77,20 +77,20 @@ export class Round implements RoundContext {
     return this.d.trunkLr(replica);
   }
 
-  recordStep(s: ClientSession, step: number, loss: number, tokens: number): void {
+  recordStep(s: Participant, step: number, loss: number, tokens: number): void {
     this.losses.push(loss);
     this.tokens += tokens;
     this.d.onMetric?.({ type: 'step', round: this.round, step, client: s.id, loss, time: Date.now() });
   }
 
   /** Expect a tensor message of one kind for this round (and `step`, unless null), decoded and checked. */
-  async expectStep(s: ClientSession, kind: 'activations' | 'tailGrad', step: number | null, name: string): Promise<StepMessage> {
+  async expectStep(s: Participant, kind: 'activations' | 'tailGrad', step: number | null, name: string): Promise<StepMessage> {
     const m = await s.inbox.next([kind], this.cfg.federation.client_timeout_ms);
     this.d.onReceive?.(s.id, m);
     return this.checkStep(s, kind, kind === 'activations' ? m.activations : m.tailGrad, step, name);
   }
 
-  private checkStep(s: ClientSession, kind: 'activations' | 'tailGrad', st: StepTensor | null | undefined, step: number | null, name: string): StepMessage {
+  private checkStep(s: Participant, kind: 'activations' | 'tailGrad', st: StepTensor | null | undefined, step: number | null, name: string): StepMessage {
     if (!st?.tensor) throw new ProtocolError(`${kind} without a tensor`);
     if (st.round !== this.round) throw new ProtocolError(`${kind} for round ${st.round} during round ${this.round}`);
     if (step !== null && st.step !== step) throw new ProtocolError(`${kind} for step ${st.step}, expected step ${step}`);
@@ -106,7 +106,7 @@ export class Round implements RoundContext {
   }
 
   /** The client's gradient norm for its client parts after `step` (for joint clipping). */
-  private async expectStepDone(s: ClientSession, step: number): Promise<number> {
+  private async expectStepDone(s: Participant, step: number): Promise<number> {
     const m = await s.inbox.next(['stepDone'], this.cfg.federation.client_timeout_ms);
     this.d.onReceive?.(s.id, m);
     const d = m.stepDone;
@@ -115,7 +115,7 @@ export class Round implements RoundContext {
     return d.gradNorm;
   }
 
-  async serveSteps(s: ClientSession, index: number, steps = this.cfg.federation.local_steps): Promise<void> {
+  async serveSteps(s: Participant, index: number, steps = this.cfg.federation.local_steps): Promise<void> {
     const replica = this.replicas[index];
     const { round } = this;
     for (let step = 1; step <= steps; step++) {
@@ -149,7 +149,7 @@ export class Round implements RoundContext {
   }
 
   /** An evaluation pass: forward requests (activations with `eval`) until the client sends its eval_result. */
-  async serveEvaluation(s: ClientSession, index: number): Promise<unknown> {
+  async serveEvaluation(s: Participant, index: number): Promise<unknown> {
     const replica = this.replicas[index];
     for (;;) {
       const m = await s.inbox.next(['activations', 'evalResult'], this.cfg.federation.client_timeout_ms);
@@ -164,7 +164,7 @@ export class Round implements RoundContext {
     }
   }
 
-  async receiveParameters(s: ClientSession): Promise<ClientUpdate> {
+  async receiveParameters(s: Participant): Promise<ClientUpdate> {
     const m = await s.inbox.next(['parameters'], this.cfg.federation.client_timeout_ms);
     this.d.onReceive?.(s.id, m);
     const p = m.parameters;
@@ -180,7 +180,7 @@ export class Round implements RoundContext {
 }
 
 /** Client-part parameters to a client (the round's global parts, or the relay hand-off). */
-export function sendParams(s: ClientSession, round: number, params: Params): void {
+export function sendParams(s: Participant, round: number, params: Params): void {
   const ctx = s.context(round, 0);
   s.send({ averaged: { round, tensors: [...params].map(([name, data]) => encodeTensor(name, { dtype: 'float32', shape: [data.length], data }, ctx)) } });
 }

@@ -3,7 +3,7 @@ import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { PeftConfig } from '../model/params.js';
 import type { NamedTensor } from '../model/safetensors.js';
-import type { OptimizerState } from '../runtime/optimizer.js';
+import type { OptimizerState } from '../training/optimizer.js';
 import type { RoundRecord } from './records.js';
 
 /** Where a federation stands after a round: what `--resume` needs besides the trunk. */

@@ -3,7 +3,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { ExperimentConfig, ServerMode } from '../config/schema.js';
 import { checkpointsAfter, evaluatesAfter, peftOf, resolveModel } from '../config/experiment.js';
-import { learningRate } from '../runtime/optimizer.js';
+import { learningRate } from '../training/optimizer.js';
 import { partParamNames } from '../model/partition.js';
 import { weightedAverage, type Params, type Strategy } from '../federation/strategies/strategy.js';
 import { createStrategy } from '../federation/strategies/registry.js';
@@ -18,7 +18,7 @@ import { summarizeEvals } from './records.js';
 import type { ModelConfig } from '../model/config.js';
 import type { NamedTensor } from '../model/safetensors.js';
 import { UserError } from '../util/errors.js';
-import { ClientSession } from './client-session.js';
+import { Participant } from './participant.js';
 import type { ClientMessage, ParentSubCall, ServerSessionCall } from '../protocol/messages.js';
 import { TrunkReplica } from './trunk-replica.js';
 import type { Replica } from './replica.js';
@@ -36,7 +36,7 @@ export interface ServerOptions {
   cfg: ExperimentConfig;
   /** Server startup kit (for payload keys); null = plaintext without payload encryption. */
   kit: string | null;
-  /** Checked on every message of a live session: a revoked client is dropped within one step. */
+  /** Checked on every message of a live stream: a revoked client is dropped within one step. */
   revocation?: RevocationChecker | null;
   mode?: ServerMode;
   checkpointDir?: string | null;
@@ -67,7 +67,7 @@ export class SplitServer {
   readonly mode: ServerMode;
   private readonly runner: ServerModeRunner;
   private readonly cfg: ExperimentConfig;
-  private readonly sessions = new Map<string, ClientSession>();
+  private readonly participants = new Map<string, Participant>();
   private replicas: Replica[] = [];
   private remoteCount = 0;
   private readonly strategy: Strategy;
@@ -114,7 +114,7 @@ export class SplitServer {
     const parts = clientPartSpec(this.cfg, config, store);
     this.partSpec = this.strategy.handoff === 'relay' ? withOptimizerState(parts, this.cfg.optimizer) : parts;
     this.limits = clientLimits(this.cfg, config, this.partSpec);
-    this.admission = new Admission({ cfg: this.cfg, kit: this.o.kit, limits: this.limits, revocation: this.o.revocation ?? null, sessions: this.sessions, log: this.log, joined: (s, lastRound) => this.joined(s, lastRound) });
+    this.admission = new Admission({ cfg: this.cfg, kit: this.o.kit, limits: this.limits, revocation: this.o.revocation ?? null, participants: this.participants, log: this.log, joined: (s, lastRound) => this.joined(s, lastRound) });
     const peft = peftOf(this.cfg);
     let optimizerState;
     const ckpt = this.o.checkpointDir ? join(this.o.checkpointDir, 'latest') : null;
@@ -144,8 +144,8 @@ export class SplitServer {
   onSession = (call: ServerSessionCall, peer: PeerIdentity): void => this.admission.accept(call, peer);
 
   /** A client was admitted: give it the plan and the current global parts, maybe start training. */
-  private joined(s: ClientSession, lastRound: number): void {
-    this.log(`client ${s.id} joined with ${s.numExamples} examples (last round ${lastRound}; ${this.sessions.size}/${this.cfg.federation.clients} connected)`);
+  private joined(s: Participant, lastRound: number): void {
+    this.log(`client ${s.id} joined with ${s.numExamples} examples (last round ${lastRound}; ${this.participants.size}/${this.cfg.federation.clients} connected)`);
     s.send({ plan: { planJson: JSON.stringify(this.plan()) } });
     if (this.globalClientParams) sendParams(s, this.completedRound, this.globalClientParams);
     this.maybeStart();
@@ -180,10 +180,10 @@ export class SplitServer {
     if (this.started) return;
     const f = this.cfg.federation;
     if (this.remoteCount < (this.o.expectSubServers ?? 0)) return;
-    if (this.sessions.size >= f.clients) return this.start();
+    if (this.participants.size >= f.clients) return this.start();
     if (!this.startTimer) {
       // Start with fewer clients (>= min_clients) if the rest do not come in time.
-      this.startTimer = setTimeout(() => { if (!this.started && this.sessions.size >= f.min_clients && this.remoteCount >= (this.o.expectSubServers ?? 0)) this.start(); }, f.client_timeout_ms);
+      this.startTimer = setTimeout(() => { if (!this.started && this.participants.size >= f.min_clients && this.remoteCount >= (this.o.expectSubServers ?? 0)) this.start(); }, f.client_timeout_ms);
     }
   }
 
@@ -206,7 +206,7 @@ export class SplitServer {
         if (evaluatesAfter(this.cfg, round)) evals = await this.evalRound(round);
       }
       if (this.completedRound === f.rounds && evals.length === 0) evals = await this.evalRound(f.rounds);
-      for (const s of this.sessions.values()) {
+      for (const s of this.participants.values()) {
         s.send({ finished: { summaryJson: JSON.stringify({ history: this.history, eval: evals }) } });
         s.close();
       }
@@ -223,23 +223,23 @@ export class SplitServer {
   }
 
   /** Drop a client from the round (it may rejoin later), telling it why. */
-  private drop(s: ClientSession, round: number, err: Error): void {
+  private drop(s: Participant, round: number, err: Error): void {
     this.log(`client ${s.id} dropped from round ${round}: ${err.message}`);
     this.o.onMetric?.({ type: 'drop', round, client: s.id, reason: err.message, time: Date.now() });
-    if (this.sessions.get(s.id) === s) this.sessions.delete(s.id);
+    if (this.participants.get(s.id) === s) this.participants.delete(s.id);
     s.close(err.message);
   }
 
-  /** The connected clients, less any revoked since the last round: no new session key for them. */
-  private liveSessions(round: number): ClientSession[] {
-    for (const s of [...this.sessions.values()]) {
+  /** The connected clients, less any revoked since the last round: no new round key for them. */
+  private liveParticipants(round: number): Participant[] {
+    for (const s of [...this.participants.values()]) {
       const revoked = this.admission.revokedReason(s.peer);
       if (revoked) this.drop(s, round, new ProtocolError(revoked));
     }
-    return [...this.sessions.values()];
+    return [...this.participants.values()];
   }
 
-  private newRound(round: number, participants: ClientSession[], evaluate: boolean): Round {
+  private newRound(round: number, participants: Participant[], evaluate: boolean): Round {
     const total = this.cfg.federation.rounds * this.runner.trunkStepsPerRound(this.cfg, participants.length, this.replicas.length);
     return new Round(round, participants, {
       cfg: this.cfg, model: this.model, limits: this.limits, partSpec: this.partSpec, strategy: this.strategy, startParams: this.globalClientParams, replicas: this.replicas, busy: this.busy,
@@ -254,7 +254,7 @@ export class SplitServer {
   private async trainRound(round: number): Promise<void> {
     const f = this.cfg.federation;
     const t0 = performance.now();
-    const participants = this.liveSessions(round);
+    const participants = this.liveParticipants(round);
     if (participants.length < f.min_clients) throw new Error(`round ${round}: ${participants.length} clients connected, min_clients is ${f.min_clients}`);
     this.replicaStepsThisRound = [];
     const traffic0 = participants.map((p) => [p.bytesSent, p.bytesReceived]);
@@ -271,7 +271,7 @@ export class SplitServer {
     // client gets them with its turn, so the broadcast is needed only where every client must hold
     // them (an evaluation, a checkpoint, the end).
     const needAll = this.strategy.handoff === 'average' || evaluatesAfter(this.cfg, round) || checkpointsAfter(this.cfg, round);
-    if (needAll) for (const id of finished) { const s = this.sessions.get(id); if (s) sendParams(s, round, this.globalClientParams); }
+    if (needAll) for (const id of finished) { const s = this.participants.get(id); if (s) sendParams(s, round, this.globalClientParams); }
     if (this.replicas.length > 1) await this.averageReplicas();
     const [busy, overlap] = this.busy.take();
     this.tokensSeen += ctx.tokens;
@@ -292,7 +292,7 @@ export class SplitServer {
   /** Every connected client evaluates the current model on its held-out data, through the trunk. */
   private async evalRound(round: number): Promise<EvalResult[]> {
     const t0 = performance.now();
-    const participants = this.liveSessions(round);
+    const participants = this.liveParticipants(round);
     const ctx = this.newRound(round, participants, true);
     const results = await Promise.all(participants.map(async (s, i): Promise<EvalResult | null> => {
       try {

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { PartExecutor, type DropoutMasks } from '../runtime/part-executor.js';
-import { createOptimizer, globalNorm, scaleGradients, type OptimizerConfig, type OptimizerState } from '../runtime/optimizer.js';
+import { PartExecutor, type DropoutMasks } from '../training/part-executor.js';
+import { createOptimizer, globalNorm, scaleGradients, type OptimizerConfig, type OptimizerState } from '../training/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
 import type { SplitPoints } from '../model/partition.js';

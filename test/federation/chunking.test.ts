@@ -1,6 +1,6 @@
 import { chunkMessage, ChunkAssembler } from '../../src/protocol/chunking.js';
 import { ProtocolError } from '../../src/protocol/tensors.js';
-import { trainCentralized } from '../../src/runtime/centralized.js';
+import { trainCentralized } from '../../src/training/centralized.js';
 import { config, federate } from '../helpers/federation.js';
 
 const wire = (name: string, n: number) => ({ name, dtype: 'float32', shape: [n], data: Uint8Array.from({ length: n * 4 }, (_, i) => (i * 7 + name.length) % 251), counter: '3', tag: new Uint8Array(16), encrypted: true });

@@ -3,8 +3,8 @@ import { startTransport } from '../../src/server/transport.js';
 import { runClient } from '../../src/client/split-client.js';
 import { peftOf, resolveData, resolveModel } from '../../src/config/experiment.js';
 import { BatchStream } from '../../src/data/batches.js';
-import { PartExecutor } from '../../src/runtime/part-executor.js';
-import { clipGlobalNorm, createOptimizer, learningRate } from '../../src/runtime/optimizer.js';
+import { PartExecutor } from '../../src/training/part-executor.js';
+import { clipGlobalNorm, createOptimizer, learningRate } from '../../src/training/optimizer.js';
 import { config, CLIENT_IDS } from '../helpers/federation.js';
 
 /**

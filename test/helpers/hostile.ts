@@ -46,7 +46,7 @@ export class RawClient {
   /** Wait until the server opens a round for this client; returns the round number. */
   async roundStart(timeoutMs = 30000): Promise<number> {
     for (;;) {
-      const m = await this.inbox.next(['sessionKey', 'roundStart', 'averaged'], timeoutMs);
+      const m = await this.inbox.next(['roundKey', 'roundStart', 'averaged'], timeoutMs);
       if (m.kind === 'roundStart') return m.roundStart.round;
     }
   }
@@ -65,7 +65,7 @@ export class RawClient {
   /** The reason the server gives when it drops this client. */
   async dropReason(timeoutMs = 30000): Promise<string> {
     for (;;) {
-      const m = await this.inbox.next(['error', 'sessionKey', 'roundStart', 'averaged', 'trunkOut', 'headGrad'], timeoutMs);
+      const m = await this.inbox.next(['error', 'roundKey', 'roundStart', 'averaged', 'trunkOut', 'headGrad'], timeoutMs);
       if (m.kind === 'error') return m.error.message;
     }
   }

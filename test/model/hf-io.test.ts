@@ -5,7 +5,7 @@ import { PRESETS, toHfConfig, type ModelConfig } from '../../src/model/config.js
 import { addPeftParams, initParams, baseParamShapes, type PeftConfig } from '../../src/model/params.js';
 import { exportHfFolder, exportPeftAdapter, importHfFolder } from '../../src/model/hf.js';
 import { decodeSafetensors, encodeSafetensors, loadSafetensors } from '../../src/model/safetensors.js';
-import { PartExecutor } from '../../src/runtime/part-executor.js';
+import { PartExecutor } from '../../src/training/part-executor.js';
 import { tensor } from '../../src/runtime/tensor.js';
 import { HfTokenizer } from '../../src/data/hf-tokenizer.js';
 

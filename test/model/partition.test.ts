@@ -1,7 +1,7 @@
 import { PRESETS } from '../../src/model/config.js';
 import { addPeftParams, initParams, type PeftConfig, type FinetuneMethod } from '../../src/model/params.js';
 import { validateSplit, IGNORE_INDEX } from '../../src/model/partition.js';
-import { PartExecutor } from '../../src/runtime/part-executor.js';
+import { PartExecutor } from '../../src/training/part-executor.js';
 import { tensor } from '../../src/runtime/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 

@@ -1,11 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { newSessionKey, PayloadChannel, PayloadError, unwrapSessionKey, wrapSessionKey, type TensorHeader } from '../../src/security/payload.js';
+import { newRoundKey, PayloadChannel, PayloadError, unwrapRoundKey, wrapRoundKey, type TensorHeader } from '../../src/security/payload.js';
 
-const header: TensorHeader = { clientId: 'alice', sessionId: 's1', round: 1, step: 3, name: 'h_A', dtype: 'float32', shape: [2, 4] };
+const header: TensorHeader = { clientId: 'alice', keyId: 's1', round: 1, step: 3, name: 'h_A', dtype: 'float32', shape: [2, 4] };
 const plaintext = Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]).buffer);
 
 function pair() {
-  const key = newSessionKey();
+  const key = newRoundKey();
   return { client: new PayloadChannel(key, 'up'), server: new PayloadChannel(key, 'down') };
 }
 
@@ -59,9 +59,9 @@ describe('payload encryption (real AES-256-GCM, RSA-OAEP)', () => {
   test('session keys unwrap only with the right payload key', () => {
     const alice = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
     const bob = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
-    const key = newSessionKey();
-    const wrapped = wrapSessionKey(key, alice.publicKey);
-    expect(unwrapSessionKey(wrapped, alice.privateKey)).toEqual(key);
-    expect(() => unwrapSessionKey(wrapped, bob.privateKey)).toThrow(/not made for this client/);
+    const key = newRoundKey();
+    const wrapped = wrapRoundKey(key, alice.publicKey);
+    expect(unwrapRoundKey(wrapped, alice.privateKey)).toEqual(key);
+    expect(() => unwrapRoundKey(wrapped, bob.privateKey)).toThrow(/not made for this client/);
   });
 });

@@ -12,9 +12,9 @@ import type { HelloRequest as _flglm_v1_HelloRequest, HelloRequest__Output as _f
 import type { Join as _flglm_v1_Join, Join__Output as _flglm_v1_Join__Output } from './flglm/v1/Join.js';
 import type { Parameters as _flglm_v1_Parameters, Parameters__Output as _flglm_v1_Parameters__Output } from './flglm/v1/Parameters.js';
 import type { Plan as _flglm_v1_Plan, Plan__Output as _flglm_v1_Plan__Output } from './flglm/v1/Plan.js';
+import type { RoundKey as _flglm_v1_RoundKey, RoundKey__Output as _flglm_v1_RoundKey__Output } from './flglm/v1/RoundKey.js';
 import type { RoundStart as _flglm_v1_RoundStart, RoundStart__Output as _flglm_v1_RoundStart__Output } from './flglm/v1/RoundStart.js';
 import type { ServerMessage as _flglm_v1_ServerMessage, ServerMessage__Output as _flglm_v1_ServerMessage__Output } from './flglm/v1/ServerMessage.js';
-import type { SessionKey as _flglm_v1_SessionKey, SessionKey__Output as _flglm_v1_SessionKey__Output } from './flglm/v1/SessionKey.js';
 import type { SplitTrainingClient as _flglm_v1_SplitTrainingClient, SplitTrainingDefinition as _flglm_v1_SplitTrainingDefinition } from './flglm/v1/SplitTraining.js';
 import type { StepDone as _flglm_v1_StepDone, StepDone__Output as _flglm_v1_StepDone__Output } from './flglm/v1/StepDone.js';
 import type { StepTensor as _flglm_v1_StepTensor, StepTensor__Output as _flglm_v1_StepTensor__Output } from './flglm/v1/StepTensor.js';
@@ -39,9 +39,9 @@ export interface ProtoGrpcType {
       Join: MessageTypeDefinition<_flglm_v1_Join, _flglm_v1_Join__Output>
       Parameters: MessageTypeDefinition<_flglm_v1_Parameters, _flglm_v1_Parameters__Output>
       Plan: MessageTypeDefinition<_flglm_v1_Plan, _flglm_v1_Plan__Output>
+      RoundKey: MessageTypeDefinition<_flglm_v1_RoundKey, _flglm_v1_RoundKey__Output>
       RoundStart: MessageTypeDefinition<_flglm_v1_RoundStart, _flglm_v1_RoundStart__Output>
       ServerMessage: MessageTypeDefinition<_flglm_v1_ServerMessage, _flglm_v1_ServerMessage__Output>
-      SessionKey: MessageTypeDefinition<_flglm_v1_SessionKey, _flglm_v1_SessionKey__Output>
       SplitTraining: SubtypeConstructor<typeof grpc.Client, _flglm_v1_SplitTrainingClient> & { service: _flglm_v1_SplitTrainingDefinition }
       StepDone: MessageTypeDefinition<_flglm_v1_StepDone, _flglm_v1_StepDone__Output>
       StepTensor: MessageTypeDefinition<_flglm_v1_StepTensor, _flglm_v1_StepTensor__Output>

@@ -1,7 +1,7 @@
 import type { TensorData } from '../../runtime/tensor.js';
 import { encodeTensor } from '../../protocol/tensors.js';
-import { clipScale } from '../../runtime/optimizer.js';
-import { gatherWithDeadline, type ClientSession } from '../client-session.js';
+import { clipScale } from '../../training/optimizer.js';
+import { gatherWithDeadline, type Participant } from '../participant.js';
 import { collectUpdates, type ServerModeRunner } from './mode.js';
 
 /** Concatenate [b_i, S, D] tensors along the batch axis. */
@@ -46,9 +46,9 @@ export const batch: ServerModeRunner = {
     let active = [...ctx.participants];
     for (let step = 1; step <= f.local_steps && active.length > 0; step++) {
       const ups = await gatherWithDeadline(active.map((s) => ctx.expectStep(s, 'activations', step, 'h_A')), f.client_timeout_ms, f.batch_deadline_ms);
-      const arrived: { s: ClientSession; hA: TensorData }[] = [];
+      const arrived: { s: Participant; hA: TensorData }[] = [];
       ups.forEach((r, i) => (r.ok ? arrived.push({ s: active[i], hA: r.value.tensor }) : ctx.drop(active[i], r.error)));
-      const finished: ClientSession[] = [];
+      const finished: Participant[] = [];
       for (let g = 0; g < arrived.length; g += f.batch_clients) {
         const group = arrived.slice(g, g + f.batch_clients);
         const key = `batch:${round}:${step}:${g}`;

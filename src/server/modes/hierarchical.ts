@@ -1,4 +1,4 @@
-import type { ClientSession } from '../client-session.js';
+import type { Participant } from '../participant.js';
 import { collectUpdates, type ServerModeRunner } from './mode.js';
 
 /**
@@ -13,6 +13,6 @@ export const hierarchical: ServerModeRunner = {
     for (const s of ctx.participants) ctx.openRound(s);
     const served = await Promise.all(ctx.participants.map((s, i) =>
       ctx.serveSteps(s, i % ctx.replicas.length).then(() => s, (e: Error) => { ctx.drop(s, e); return null; })));
-    return collectUpdates(ctx, served.filter((s): s is ClientSession => s !== null));
+    return collectUpdates(ctx, served.filter((s): s is Participant => s !== null));
   },
 };

@@ -1,7 +1,7 @@
 import type { ExperimentConfig } from '../../config/schema.js';
 import type { ClientUpdate, Params, Strategy } from '../../federation/strategies/strategy.js';
 import type { TensorData } from '../../runtime/tensor.js';
-import type { ClientSession } from '../client-session.js';
+import type { Participant } from '../participant.js';
 import type { Replica } from '../replica.js';
 
 export interface StepMessage {
@@ -16,7 +16,7 @@ export interface StepMessage {
 export interface RoundContext {
   readonly round: number;
   readonly cfg: ExperimentConfig;
-  readonly participants: readonly ClientSession[];
+  readonly participants: readonly Participant[];
   readonly replicas: readonly Replica[];
   readonly strategy: Strategy;
   /** The global client parts this round starts from (null before the first aggregation). */
@@ -25,19 +25,19 @@ export interface RoundContext {
    * Fresh payload key, the parts to start from (the relay hand-off; otherwise the client keeps the
    * global parts it has), the strategy's instructions and the round start: the client may begin.
    */
-  openRound(s: ClientSession, startFrom?: Params, steps?: number): void;
+  openRound(s: Participant, startFrom?: Params, steps?: number): void;
   /** One client's local steps (default `local_steps`) against replica `replica`, each checked as it arrives. */
-  serveSteps(s: ClientSession, replica: number, steps?: number): Promise<void>;
-  expectStep(s: ClientSession, kind: 'activations' | 'tailGrad', step: number, name: string): Promise<StepMessage>;
+  serveSteps(s: Participant, replica: number, steps?: number): Promise<void>;
+  expectStep(s: Participant, kind: 'activations' | 'tailGrad', step: number, name: string): Promise<StepMessage>;
   /** The client's round-end parameters, validated against the plan. */
-  receiveParameters(s: ClientSession): Promise<ClientUpdate>;
+  receiveParameters(s: Participant): Promise<ClientUpdate>;
   /** Drop a client from the round, telling it why (it may rejoin later). */
-  drop(s: ClientSession, err: Error): void;
+  drop(s: Participant, err: Error): void;
   /** Time a replica's work into the round's busy log. */
   timed<T>(replica: number, work: Promise<T>): Promise<T>;
   /** Learning rate for the next trunk optimizer step of a replica (advances its schedule). */
   nextTrunkLr(replica: number): number;
-  recordStep(s: ClientSession, step: number, loss: number, tokens: number): void;
+  recordStep(s: Participant, step: number, loss: number, tokens: number): void;
 }
 
 /**
@@ -54,7 +54,7 @@ export interface ServerModeRunner {
 }
 
 /** Round-end parameters of every client that finished its steps; failures drop only that client. */
-export async function collectUpdates(ctx: RoundContext, survivors: ClientSession[]): Promise<ClientUpdate[]> {
+export async function collectUpdates(ctx: RoundContext, survivors: Participant[]): Promise<ClientUpdate[]> {
   const updates = await Promise.all(survivors.map((s) => ctx.receiveParameters(s).catch((e: Error) => { ctx.drop(s, e); return null; })));
   return updates.filter((u): u is ClientUpdate => u !== null);
 }

@@ -1,6 +1,6 @@
 import type { ClientUpdate, Params } from '../../federation/strategies/strategy.js';
 import type { Relay } from '../../federation/strategies/relay.js';
-import type { ClientSession } from '../client-session.js';
+import type { Participant } from '../participant.js';
 import { collectUpdates, type RoundContext, type ServerModeRunner } from './mode.js';
 
 /**
@@ -15,7 +15,7 @@ export const sequential: ServerModeRunner = {
   async train(ctx) {
     if (ctx.strategy.handoff === 'relay') return relay(ctx);
     for (const s of ctx.participants) ctx.openRound(s);
-    const survivors: ClientSession[] = [];
+    const survivors: Participant[] = [];
     for (const s of ctx.participants) {
       try {
         await ctx.serveSteps(s, 0);
@@ -36,13 +36,13 @@ export const sequential: ServerModeRunner = {
 async function relay(ctx: RoundContext): Promise<ClientUpdate[]> {
   const strategy = ctx.strategy as Relay;
   const turns = strategy.turnOrder(ctx.participants.map((s) => ({ id: s.id, weight: s.numExamples })), ctx.participants.length);
-  const blocks: { s: ClientSession; turns: number }[] = [];
+  const blocks: { s: Participant; turns: number }[] = [];
   for (const id of turns) {
     const last = blocks[blocks.length - 1];
     if (last && last.s.id === id) last.turns++;
     else blocks.push({ s: ctx.participants.find((p) => p.id === id)!, turns: 1 });
   }
-  const dropped = new Set<ClientSession>();
+  const dropped = new Set<Participant>();
   const updates: ClientUpdate[] = [];
   // The round's first client starts from the last round's result: relay rounds end without a
   // broadcast to every client (see SplitServer.trainRound), so it gets them with its turn, unless

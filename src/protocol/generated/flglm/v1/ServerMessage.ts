@@ -2,7 +2,7 @@
 // Original file: protos/flglm.proto
 
 import type { Plan as _flglm_v1_Plan, Plan__Output as _flglm_v1_Plan__Output } from '../../flglm/v1/Plan.js';
-import type { SessionKey as _flglm_v1_SessionKey, SessionKey__Output as _flglm_v1_SessionKey__Output } from '../../flglm/v1/SessionKey.js';
+import type { RoundKey as _flglm_v1_RoundKey, RoundKey__Output as _flglm_v1_RoundKey__Output } from '../../flglm/v1/RoundKey.js';
 import type { StepTensor as _flglm_v1_StepTensor, StepTensor__Output as _flglm_v1_StepTensor__Output } from '../../flglm/v1/StepTensor.js';
 import type { Parameters as _flglm_v1_Parameters, Parameters__Output as _flglm_v1_Parameters__Output } from '../../flglm/v1/Parameters.js';
 import type { Heartbeat as _flglm_v1_Heartbeat, Heartbeat__Output as _flglm_v1_Heartbeat__Output } from '../../flglm/v1/Heartbeat.js';
@@ -12,7 +12,7 @@ import type { Finished as _flglm_v1_Finished, Finished__Output as _flglm_v1_Fini
 
 export interface ServerMessage {
   'plan'?: (_flglm_v1_Plan | null);
-  'sessionKey'?: (_flglm_v1_SessionKey | null);
+  'roundKey'?: (_flglm_v1_RoundKey | null);
   /**
    * h_B of a step
    */
@@ -29,12 +29,12 @@ export interface ServerMessage {
   'error'?: (_flglm_v1_Error | null);
   'roundStart'?: (_flglm_v1_RoundStart | null);
   'finished'?: (_flglm_v1_Finished | null);
-  'kind'?: "plan"|"sessionKey"|"trunkOut"|"headGrad"|"averaged"|"heartbeat"|"error"|"roundStart"|"finished";
+  'kind'?: "plan"|"roundKey"|"trunkOut"|"headGrad"|"averaged"|"heartbeat"|"error"|"roundStart"|"finished";
 }
 
 export interface ServerMessage__Output {
   'plan'?: (_flglm_v1_Plan__Output | null);
-  'sessionKey'?: (_flglm_v1_SessionKey__Output | null);
+  'roundKey'?: (_flglm_v1_RoundKey__Output | null);
   /**
    * h_B of a step
    */
@@ -51,5 +51,5 @@ export interface ServerMessage__Output {
   'error'?: (_flglm_v1_Error__Output | null);
   'roundStart'?: (_flglm_v1_RoundStart__Output | null);
   'finished'?: (_flglm_v1_Finished__Output | null);
-  'kind'?: "plan"|"sessionKey"|"trunkOut"|"headGrad"|"averaged"|"heartbeat"|"error"|"roundStart"|"finished";
+  'kind'?: "plan"|"roundKey"|"trunkOut"|"headGrad"|"averaged"|"heartbeat"|"error"|"roundStart"|"finished";
 }

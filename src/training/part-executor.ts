@@ -1,5 +1,5 @@
-import { CompiledGraph, type RuntimeOptions } from './session.js';
-import type { TensorData } from './tensor.js';
+import { CompiledGraph, type RuntimeOptions } from '../runtime/session.js';
+import type { TensorData } from '../runtime/tensor.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
 import { buildPartProgram, gradName, trainableNames, type PartName, type ProgramKind, type SplitPoints } from '../model/partition.js';

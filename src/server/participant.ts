@@ -8,8 +8,8 @@ import type { ClientMessage, ServerMessageOut, ServerSessionCall } from '../prot
 
 
 /** One connected client as the server sees it: its stream, inbox and this round's payload key. */
-export class ClientSession {
-  sessionId = '';
+export class Participant {
+  keyId = '';
   channel: PayloadChannel | null = null;
   /** Training rows (sequences) of h_A received this round: the client's verified FedAvg weight. */
   examplesThisRound = 0;
@@ -32,7 +32,7 @@ export class ClientSession {
   }
 
   context(round: number, step: number): TensorContext {
-    return { clientId: this.id, sessionId: this.sessionId, round, step, channel: this.channel };
+    return { clientId: this.id, keyId: this.keyId, round, step, channel: this.channel };
   }
 
   send(m: ServerMessageOut): void {

@@ -2,14 +2,14 @@
 // Original file: protos/flglm.proto
 
 
-export interface SessionKey {
+export interface RoundKey {
   'round'?: (number);
-  'sessionId'?: (string);
+  'keyId'?: (string);
   'wrappedKey'?: (Buffer | Uint8Array | string);
 }
 
-export interface SessionKey__Output {
+export interface RoundKey__Output {
   'round': (number);
-  'sessionId': (string);
+  'keyId': (string);
   'wrappedKey': (Buffer);
 }
