@@ -1,4 +1,4 @@
-/** Byte-level tokenizer: UTF-8 bytes are ids 0..255, then BOS, EOS and PAD. */
+/** Text <-> token ids, with the special ids batching needs. */
 export interface Tokenizer {
   readonly vocabSize: number;
   readonly bos: number;
@@ -8,6 +8,7 @@ export interface Tokenizer {
   decode(ids: number[]): string;
 }
 
+/** Byte-level tokenizer: UTF-8 bytes are ids 0..255, then BOS, EOS and PAD. */
 export class ByteTokenizer implements Tokenizer {
   readonly vocabSize = 259;
   readonly bos = 256;

@@ -40,41 +40,6 @@ export function validateModelConfig(c: ModelConfig): void {
   if (headDim(c) % 2 !== 0) throw new UserError(`model: head dimension ${headDim(c)} must be even for rotary embeddings`);
 }
 
-/** From a Hugging Face config.json object (LLaMA, Qwen2, Mistral field names). */
-export function fromHfConfig(hf: Record<string, unknown>): ModelConfig {
-  const num = (k: string, fallback?: number): number => {
-    const v = hf[k] ?? fallback;
-    if (typeof v !== 'number') throw new UserError(`config.json: missing number "${k}"`);
-    return v;
-  };
-  const type = String(hf.model_type ?? 'llama');
-  const c: ModelConfig = {
-    model_type: type,
-    vocab_size: num('vocab_size'),
-    hidden_size: num('hidden_size'),
-    intermediate_size: num('intermediate_size'),
-    num_hidden_layers: num('num_hidden_layers'),
-    num_attention_heads: num('num_attention_heads'),
-    num_key_value_heads: num('num_key_value_heads', num('num_attention_heads')),
-    rms_norm_eps: num('rms_norm_eps', 1e-6),
-    rope_theta: num('rope_theta', 10000),
-    max_position_embeddings: num('max_position_embeddings', 2048),
-    tie_word_embeddings: Boolean(hf.tie_word_embeddings ?? false),
-    attention_bias: Boolean(hf.attention_bias ?? type === 'qwen2'),
-  };
-  validateModelConfig(c);
-  return c;
-}
-
-export function toHfConfig(c: ModelConfig): Record<string, unknown> {
-  return {
-    architectures: [c.model_type === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
-    ...c,
-    hidden_act: 'silu',
-    torch_dtype: 'float32',
-  };
-}
-
 export function countParameters(c: ModelConfig): number {
   const d = c.hidden_size, kv = c.num_key_value_heads * headDim(c);
   const attn = d * d * 2 + d * kv * 2 + (c.attention_bias ? d + 2 * kv : 0);

@@ -4,8 +4,10 @@ import { CompiledGraph, type RuntimeOptions } from '../runtime/session.js';
 import { tensor, type TensorData } from '../runtime/tensor.js';
 import { Rng } from '../util/rng.js';
 import { headDim, type ModelConfig } from './config.js';
-import { block, embed, lmHead, positionConstants, type BlockContext, type KvCache } from './llama.js';
+import { positionConstants, type BlockContext, type KvCache } from './llama.js';
 import type { ParamStore, PeftConfig } from './params.js';
+import { familyOf } from './families/registry.js';
+import { graphWeights } from './graph-weights.js';
 
 /**
  * Text generation with a KV cache. Two programs with static shapes: `prefill` runs the prompt
@@ -21,25 +23,18 @@ export interface GenerateOptions {
   eos?: number;
 }
 
+/** Every weight frozen into the graph: generation trains nothing. */
 function context(g: Graph, c: ModelConfig, peft: PeftConfig, store: ParamStore, pos: { cos: Value; sin: Value; mask: Value }): BlockContext {
-  const consts = new Map<string, Value>();
-  const weight = (name: string) => {
-    let v = consts.get(name);
-    if (!v) {
-      const p = store.get(name);
-      if (!p) throw new Error(`model has no parameter ${name}`);
-      v = g.initializer(name, { dtype: 'float32', shape: p.shape, data: p.data });
-      consts.set(name, v);
-    }
-    return v;
-  };
-  return { config: c, peft, weight, has: (n) => store.has(n), ...pos };
+  const { weight, has } = graphWeights(g, store, new Set(store.keys()), 'the model');
+  return { config: c, peft, weight, has, ...pos };
 }
 
-function lastLogits(ctx: BlockContext, h: Value): Value {
+/** The whole decoder, then the LM head on the last position only: [1, V]. */
+function lastLogits(ctx: BlockContext, input: Value, cache: (layer: number) => KvCache): Value {
+  const family = familyOf(ctx.config.model_type);
+  const h = family.decode(ctx, input, { embeds: true, layers: [0, ctx.config.num_hidden_layers] }, cache);
   const [, s] = h.shape;
-  const last = op.slice(h, [s - 1], [s], [1]);
-  return lmHead(ctx, last); // [1, V]
+  return family.lmHead(ctx, op.slice(h, [s - 1], [s], [1]));
 }
 
 export function buildPrefill(c: ModelConfig, peft: PeftConfig, store: ParamStore, promptLen: number): Graph {
@@ -48,9 +43,7 @@ export function buildPrefill(c: ModelConfig, peft: PeftConfig, store: ParamStore
   const prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
   const ctx = context(g, c, peft, store, positionConstants(g, c, promptLen, prefix));
   const cache: KvCache = { emit: (l, k, v) => { g.output(k, `key_${l}`); g.output(v, `value_${l}`); } };
-  let h = embed(ctx.weight, tokens);
-  for (let l = 0; l < c.num_hidden_layers; l++) h = block(ctx, l, h, cache);
-  g.output(lastLogits(ctx, h), 'logits');
+  g.output(lastLogits(ctx, tokens, () => cache), 'logits');
   return g;
 }
 
@@ -65,11 +58,8 @@ export function buildDecode(c: ModelConfig, peft: PeftConfig, store: ParamStore,
     key: g.input(`past_key_${l}`, 'float32', [1, c.num_key_value_heads, cacheLen, headDim(c)]),
     value: g.input(`past_value_${l}`, 'float32', [1, c.num_key_value_heads, cacheLen, headDim(c)]),
   }));
-  let h = embed(ctx.weight, token);
-  for (let l = 0; l < c.num_hidden_layers; l++) {
-    h = block(ctx, l, h, { past: past[l], emit: (layer, k, v) => { g.output(k, `key_${layer}`); g.output(v, `value_${layer}`); } });
-  }
-  g.output(lastLogits(ctx, h), 'logits');
+  const emit = (layer: number, k: Value, v: Value) => { g.output(k, `key_${layer}`); g.output(v, `value_${layer}`); };
+  g.output(lastLogits(ctx, token, (l) => ({ past: past[l], emit })), 'logits');
   return g;
 }
 

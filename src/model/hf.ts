@@ -2,7 +2,8 @@ import { existsSync, readFileSync, readdirSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { fromHfConfig, toHfConfig, type ModelConfig } from './config.js';
+import type { ModelConfig } from './config.js';
+import { fromHfConfig, toHfConfig } from './hf-config.js';
 import { baseParamShapes, type ParamStore, type PeftConfig } from './params.js';
 import { loadSafetensors, saveSafetensors, type NamedTensor } from './safetensors.js';
 

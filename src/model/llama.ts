@@ -1,14 +1,13 @@
 import type { Graph, Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
 import { headDim, type ModelConfig } from './config.js';
-import { LINEAR_NAMES, layerPrefix, type LoraTarget, type PeftConfig } from './params.js';
+import { LINEAR_NAMES, layerPrefix, type LoraTarget, type PeftConfig } from './weights.js';
 
-/**
- * The LLaMA-style decoder, written as graph-building functions in the order data meets them:
- * embedding -> [RMSNorm -> attention (RoPE, GQA, causal) -> residual -> RMSNorm -> SwiGLU MLP ->
- * residual] x L -> RMSNorm -> LM head. `weight(name)` yields the graph value of a parameter
- * (a graph input when it trains, an initializer when frozen).
- */
+// The LLaMA-style decoder, written as graph-building functions in the order data meets them:
+// embedding -> [RMSNorm -> attention (RoPE, GQA, causal) -> residual -> RMSNorm -> SwiGLU MLP ->
+// residual] x L -> RMSNorm -> LM head. Families (src/model/families) assemble these pieces.
+
+/** The graph value of a parameter: a graph input when it trains, an initializer when frozen. */
 export type WeightLookup = (name: string) => Value;
 
 export interface BlockContext {

@@ -1,53 +1,17 @@
 import type { ModelConfig } from './config.js';
 import { headDim } from './config.js';
 import { Rng } from '../util/rng.js';
+import { familyOf } from './families/registry.js';
+import { LINEAR_NAMES, layerPrefix, type FinetuneMethod, type ParamStore, type PeftConfig } from './weights.js';
 
-/** A named fp32 tensor of model weights (layout [in, out] for linear layers, as MatMul wants). */
-export interface Param {
-  shape: number[];
-  data: Float32Array;
-}
-export type ParamStore = Map<string, Param>;
+export { LINEAR_NAMES, layerPrefix };
+export type { FinetuneMethod, LoraTarget, Param, ParamStore, PeftConfig } from './weights.js';
 
-export type FinetuneMethod = 'full' | 'lora' | 'prefix';
-export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
-
-export interface PeftConfig {
-  method: FinetuneMethod;
-  lora: { rank: number; alpha: number; dropout: number; targets: LoraTarget[] };
-  prefix: { length: number };
-}
-
-export const layerPrefix = (i: number) => `model.layers.${i}`;
-
-export const LINEAR_NAMES: Record<LoraTarget, string> = {
-  q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', o: 'self_attn.o_proj',
-  gate: 'mlp.gate_proj', up: 'mlp.up_proj', down: 'mlp.down_proj',
-};
-
-/** Shapes of every base weight, in the order a reader meets them. */
+/** Shapes of every base weight of the model's family, in the order a reader meets them. */
 export function baseParamShapes(c: ModelConfig): [string, number[]][] {
-  const d = c.hidden_size, kv = c.num_key_value_heads * headDim(c), f = c.intermediate_size;
-  const out: [string, number[]][] = [['model.embed_tokens.weight', [c.vocab_size, d]]];
-  for (let i = 0; i < c.num_hidden_layers; i++) {
-    const p = layerPrefix(i);
-    out.push([`${p}.input_layernorm.weight`, [d]]);
-    out.push([`${p}.self_attn.q_proj.weight`, [d, d]]);
-    out.push([`${p}.self_attn.k_proj.weight`, [d, kv]]);
-    out.push([`${p}.self_attn.v_proj.weight`, [d, kv]]);
-    if (c.attention_bias) {
-      out.push([`${p}.self_attn.q_proj.bias`, [d]], [`${p}.self_attn.k_proj.bias`, [kv]], [`${p}.self_attn.v_proj.bias`, [kv]]);
-    }
-    out.push([`${p}.self_attn.o_proj.weight`, [d, d]]);
-    out.push([`${p}.post_attention_layernorm.weight`, [d]]);
-    out.push([`${p}.mlp.gate_proj.weight`, [d, f]]);
-    out.push([`${p}.mlp.up_proj.weight`, [d, f]]);
-    out.push([`${p}.mlp.down_proj.weight`, [f, d]]);
-  }
-  out.push(['model.norm.weight', [d]]);
-  if (!c.tie_word_embeddings) out.push(['lm_head.weight', [d, c.vocab_size]]);
-  return out;
+  return familyOf(c.model_type).paramShapes(c);
 }
+
 
 /** Shapes of the PEFT parameters (LoRA A/B or prefix keys/values) for the chosen method. */
 export function peftParamShapes(c: ModelConfig, peft: PeftConfig): [string, number[]][] {

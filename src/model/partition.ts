@@ -3,7 +3,9 @@ import * as op from '../graph/ops.js';
 import { gradients } from '../graph/autodiff.js';
 import { UserError } from '../util/errors.js';
 import type { ModelConfig } from './config.js';
-import { block, embed, lmHead, positionConstants, type BlockContext } from './llama.js';
+import { positionConstants, type BlockContext } from './llama.js';
+import { familyOf } from './families/registry.js';
+import { graphWeights } from './graph-weights.js';
 import { isTrainable, layerPrefix, type ParamStore, type PeftConfig } from './params.js';
 
 /**
@@ -73,6 +75,9 @@ export interface PartProgram {
 
 export const gradName = (param: string) => `grad.${param}`;
 
+/** Graph input name of a LoRA dropout mask. */
+export const dropoutMaskName = (layer: number, target: string) => `lora_dropout.${layer}.${target}`;
+
 /**
  * Build one program of a part for a fixed [batch, seq]:
  * - forward: input -> activation (head, trunk)
@@ -81,8 +86,6 @@ export const gradName = (param: string) => `grad.${param}`;
  * - step: input + labels -> loss + input gradient (tail) + parameter gradients (tail, full)
  * - eval: input + labels -> loss + argmax predictions (tail, full)
  */
-/** Graph input name of a LoRA dropout mask. */
-export const dropoutMaskName = (layer: number, target: string) => `lora_dropout.${layer}.${target}`;
 
 export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConfig, s: SplitPoints, peft: PeftConfig, store: ParamStore, batch: number, seq: number, opts: { training?: boolean } = {}): PartProgram {
   const shape = partShape(part, c, s);
@@ -94,36 +97,25 @@ export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConf
 
   const x = shape.embeds ? g.input('tokens', 'int64', [batch, seq]) : g.input(shape.input, 'float32', [batch, seq, c.hidden_size]);
   const labels = shape.hasLmHead ? g.input('labels', 'int64', [batch * seq]) : null;
-  const params = new Map<string, Value>();
-  for (const name of trainable) params.set(name, g.input(name, 'float32', store.get(name)!.shape));
-  const weight = (name: string): Value => {
-    if (!names.has(name)) throw new Error(`${part} does not own parameter ${name}`);
-    let v = params.get(name);
-    if (!v) {
-      const p = store.get(name)!;
-      v = g.initializer(name, { dtype: 'float32', shape: p.shape, data: p.data });
-      params.set(name, v);
-    }
-    return v;
-  };
+  const { weight, has, inputs } = graphWeights(g, store, names, part, trainable);
   // Dropout applies to training passes: backward and step programs, and forwards marked training.
   const dropout = peft.method === 'lora' && peft.lora.dropout > 0 && (differentiate || opts.training === true);
   const ctx: BlockContext = {
-    config: c, peft, weight, has: (n) => names.has(n),
+    config: c, peft, weight, has,
     ...positionConstants(g, c, seq, peft.method === 'prefix' ? peft.prefix.length : 0),
     ...(dropout ? { loraDropout: (layer: number, target: string, like: Value) => g.input(dropoutMaskName(layer, target), 'float32', like.shape) } : {}),
   };
 
-  let h = shape.embeds ? embed(weight, x) : x;
-  for (let l = shape.layers[0]; l < shape.layers[1]; l++) h = block(ctx, l, h);
+  const family = familyOf(c.model_type);
+  const h = family.decode(ctx, x, shape);
 
-  const wrt = trainable.map((n) => params.get(n)!);
+  const wrt = [...inputs];
   const gradInput = differentiate && !shape.embeds;
   if (gradInput) wrt.push(x);
 
   let forwardOutput = h;
   if (shape.hasLmHead) {
-    const logits = lmHead(ctx, h);
+    const logits = family.lmHead(ctx, h);
     const [loss] = op.softmaxCrossEntropy(logits, labels!, IGNORE_INDEX);
     forwardOutput = loss;
     g.output(loss, 'loss');

@@ -24,7 +24,8 @@ export interface RoundDeps {
   startParams: Params | null;
   replicas: readonly Replica[];
   busy: BusyLog;
-  trunkLr(replica: number): number;
+  /** The learning rate of the trunk step about to run on `replica` (advances its schedule). */
+  nextTrunkLr(replica: number): number;
   drop(s: Participant, round: number, err: Error): void;
   onReceive?: (clientId: string, message: ClientMessage) => void;
   onMetric?: (record: Record<string, unknown>) => void;
@@ -74,7 +75,7 @@ export class Round implements RoundContext {
   }
 
   nextTrunkLr(replica: number): number {
-    return this.d.trunkLr(replica);
+    return this.d.nextTrunkLr(replica);
   }
 
   recordStep(s: Participant, step: number, loss: number, tokens: number): void {

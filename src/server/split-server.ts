@@ -243,7 +243,7 @@ export class SplitServer {
     const total = this.cfg.federation.rounds * this.runner.trunkStepsPerRound(this.cfg, participants.length, this.replicas.length);
     return new Round(round, participants, {
       cfg: this.cfg, model: this.model, limits: this.limits, partSpec: this.partSpec, strategy: this.strategy, startParams: this.globalClientParams, replicas: this.replicas, busy: this.busy,
-      trunkLr: (replica) => {
+      nextTrunkLr: (replica) => {
         this.replicaStepsThisRound[replica] = (this.replicaStepsThisRound[replica] ?? 0) + 1;
         return learningRate(this.cfg.optimizer.lr, this.cfg.schedule, this.trunkSteps[replica]++, total);
       },

@@ -1,7 +1,8 @@
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PRESETS, toHfConfig, type ModelConfig } from '../../src/model/config.js';
+import { PRESETS, type ModelConfig } from '../../src/model/config.js';
+import { toHfConfig } from '../../src/model/hf-config.js';
 import { addPeftParams, initParams, baseParamShapes, type PeftConfig } from '../../src/model/params.js';
 import { exportHfFolder, exportPeftAdapter, importHfFolder } from '../../src/model/hf.js';
 import { decodeSafetensors, encodeSafetensors, loadSafetensors } from '../../src/model/safetensors.js';

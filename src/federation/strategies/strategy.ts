@@ -1,9 +1,9 @@
-/**
- * The one plug-in point for federation policy, like Flower's Strategy: what each client gets with
- * its round (`configureClient`) and how the round's client updates become the next global
- * client-part parameters (`aggregate`). Transport, retries and scheduling stay out. A strategy is
- * one file under this folder plus one line in `registry.ts` plus its test.
- */
+// The one plug-in point for federation policy, like Flower's Strategy: what each client gets with
+// its round (`configureClient`) and how the round's client updates become the next global
+// client-part parameters (`aggregate`). Transport, retries and scheduling stay out. A strategy is
+// one file under this folder plus one line in `registry.ts` plus its test.
+
+/** Client-part parameters by name. */
 export type Params = Map<string, Float32Array>;
 
 export interface ClientUpdate {
