@@ -15,6 +15,8 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { SERVER_MODES } from '../config/schema.js';
 import { RevocationChecker, serverCredentials } from '../security/tls.js';
 import type { ServerMode } from '../server/split-server.js';
+import type { ClientSummary, ServerReady } from '../federation/summaries.js';
+import { readKitServer, withDefaultPort } from '../security/kit-server.js';
 
 /** Exactly one of --pki and --insecure; --insecure is loud. */
 function checkSecurityOptions(o: { pki?: string; insecure?: boolean }): void {
@@ -29,8 +31,8 @@ export function registerFederationCommands(program: Command): void {
     .description('Run the split-learning server (trunk) in sequential, batch or hierarchical mode')
     .option('--config <file>', 'experiment YAML (the server is the source of truth for the plan)')
     .option('--role <role>', 'parent (the server clients talk to) or sub (hosts a trunk replica for a hierarchical parent)', 'parent')
-    .option('--parent <host:port>', 'with --role sub: the parent server to attach to')
-    .option('--server-name <dns>', 'with --role sub: name on the parent\'s certificate', 'localhost')
+    .option('--parent <host:port>', 'with --role sub: the parent server to attach to (default: the kit\'s server.json)')
+    .option('--server-name <dns>', 'with --role sub: name on the parent\'s certificate (default: the kit\'s server.json, else localhost)')
     .option('--expect-subs <n>', 'hierarchical parent: wait for this many sub-servers before training', intOption('--expect-subs', 0), 0)
     .option('--pki <dir>', 'server startup kit made by flglm keygen (e.g. ./pki/server)')
     .option('--port <n>', 'port to listen on (0 = any free port)', '50051')
@@ -40,15 +42,18 @@ export function registerFederationCommands(program: Command): void {
     .option('--resume', 'continue from the last completed round in --checkpoints')
     .option('--metrics <file>', 'append per-step and per-round metrics (JSON lines)')
     .option('--summary-json <path>', 'write the server summary as JSON at the end')
+    .option('--ready-file <path>', 'once listening, write {address, host, port, pid, mode} here as JSON (for launchers)')
     .option('--revoked <file>', 'revocation list to enforce (default: <pki>/revoked.json; `flglm keygen revoke` writes pki/server/revoked.json)')
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { role: string; parent?: string; serverName: string; expectSubs: number; config?: string; pki?: string; port: string; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; revoked?: string; insecure?: boolean }) => {
+    .action(async (o: { role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: string; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
       if (o.role !== 'parent' && o.role !== 'sub') throw new UserError(`--role: expected parent|sub, got "${o.role}"`);
       checkSecurityOptions(o);
       if (o.role === 'sub') {
-        if (!o.parent) throw new UserError('--role sub needs --parent HOST:PORT (the hierarchical server to attach to)');
-        console.log(`flglm sub-server attaching to ${o.parent}`);
-        await runSubServer({ parent: o.parent, kit: o.insecure ? null : o.pki!, serverName: o.serverName, log: (m) => console.error(`[sub-server] ${m}`) });
+        const kitServer = o.pki && !o.insecure ? readKitServer(o.pki) : null;
+        const parent = o.parent ?? kitServer?.address;
+        if (!parent) throw new UserError('--role sub needs --parent HOST:PORT (the hierarchical server to attach to), or a kit whose server.json names it');
+        console.log(`flglm sub-server attaching to ${withDefaultPort(parent)}`);
+        await runSubServer({ parent: withDefaultPort(parent), kit: o.insecure ? null : o.pki!, serverName: o.serverName ?? kitServer?.server_name ?? 'localhost', log: (m) => console.error(`[sub-server] ${m}`) });
         console.log('parent finished; sub-server exiting');
         return;
       }
@@ -79,6 +84,10 @@ export function registerFederationCommands(program: Command): void {
         await server.close(); // live worker threads would keep the failed process alive
         throw e;
       }
+      if (o.readyFile) {
+        const ready: ServerReady = { address: `${o.host}:${transport.port}`, host: o.host, port: transport.port, pid: process.pid, mode };
+        writeFileAtomic(o.readyFile, JSON.stringify(ready));
+      }
       console.log(`flglm server (${mode}) listening on ${o.host}:${transport.port}, waiting for ${cfg.federation.clients} clients`);
       const stop = () => { void transport.close().then(() => process.exit(130)); };
       process.once('SIGINT', stop);
@@ -96,28 +105,34 @@ export function registerFederationCommands(program: Command): void {
     .description('Run a client: head and tail on a local data silo, talking to a server')
     .requiredOption('--data <dir>', 'this client\'s silo: a folder of .jsonl/.txt examples')
     .option('--test <dir>', 'held-out folder for the final evaluation (default: the silo itself)')
-    .option('--server <host:port>', 'server address', '127.0.0.1:50051')
-    .option('--pki <dir>', 'this client\'s startup kit made by flglm keygen (e.g. ./pki/clients/alice)')
-    .option('--server-name <dns>', 'name on the server certificate', 'localhost')
+    .option('--pki <dir>', 'this client\'s startup kit made by flglm keygen (e.g. ./pki/clients/alice); it names the server to dial')
+    .option('--server <host:port>', 'server address (default: the kit\'s server.json, else 127.0.0.1:50051; a host alone means port 50051)')
+    .option('--server-name <dns>', 'name on the server certificate (default: the kit\'s server.json, else localhost)')
+    .option('--summary-json <path>', 'write this client\'s summary as JSON at the end (for launchers)')
     .option('--checkpoints <dir>', 'save this client\'s parts here after every round')
     .option('--net-delay-ms <ms>', 'simulate a WAN link: round-trip time added to every message (benchmarks)')
     .option('--net-mbps <n>', 'simulate a WAN link: bandwidth in Mbit/s (benchmarks)')
     .option('--name <id>', 'client name in --insecure mode (with TLS the id comes from the certificate)')
     .option('--reconnect <n>', 'reconnection attempts (1 s apart) after the server goes away', '30')
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { netDelayMs?: string; netMbps?: string; name?: string; reconnect: string; data: string; test?: string; server: string; pki?: string; serverName: string; checkpoints?: string; insecure?: boolean }) => {
+    .action(async (o: { netDelayMs?: string; netMbps?: string; name?: string; reconnect: string; data: string; test?: string; server?: string; pki?: string; serverName?: string; summaryJson?: string; checkpoints?: string; insecure?: boolean }) => {
       checkSecurityOptions(o);
+      const kitServer = o.pki && !o.insecure ? readKitServer(o.pki) : null;
+      const target = withDefaultPort(o.server ?? kitServer?.address ?? '127.0.0.1:50051');
+      const serverName = o.serverName ?? kitServer?.server_name ?? 'localhost';
       const train = readSilo(o.data);
       const test = o.test ? readSilo(o.test) : train;
       const r = await runClient({
-        target: o.server, kit: o.insecure ? null : o.pki!, serverName: o.serverName, train, test, checkpointDir: o.checkpoints ? join(o.checkpoints) : null,
+        target, kit: o.insecure ? null : o.pki!, serverName, train, test, checkpointDir: o.checkpoints ? join(o.checkpoints) : null,
         log: (m) => console.error(`[client] ${m}`),
         onStep: (round, step, loss) => console.error(`[client] round ${round} step ${step} loss ${loss.toFixed(4)}`),
         reconnectAttempts: Number(o.reconnect),
         insecureName: o.name,
         link: linkFromEnv({ FLGLM_NET_DELAY_MS: o.netDelayMs ?? process.env.FLGLM_NET_DELAY_MS, FLGLM_NET_MBPS: o.netMbps ?? process.env.FLGLM_NET_MBPS }),
       });
-      console.log(JSON.stringify({ clientId: r.clientId, steps: r.losses.length, train_loss_final: r.losses[r.losses.length - 1], eval: r.eval }));
+      const summary: ClientSummary = { client_id: r.clientId, steps: r.losses.length, train_loss_final: r.losses[r.losses.length - 1], losses: r.losses, eval: r.eval, phases: r.phases };
+      if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(summary, null, 2));
+      console.log(JSON.stringify({ clientId: r.clientId, steps: r.losses.length, train_loss_final: summary.train_loss_final, eval: r.eval }));
     });
   program
     .command('run <config>')

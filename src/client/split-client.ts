@@ -6,7 +6,7 @@ import { BatchStream, evalBatches } from '../data/batches.js';
 import { isPromptExample, type Example } from '../data/examples.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { PartExecutor } from '../training/part-executor.js';
-import { clipGlobalNorm, clipScale, createOptimizer, globalNorm, learningRate, scaleGradients, type Optimizer } from '../training/optimizer.js';
+import { clipAndApply, createOptimizer, globalNorm, learningRate, type Optimizer } from '../training/optimizer.js';
 import { evaluateBatches, type EvalMetrics } from '../training/evaluate.js';
 import { Inbox } from '../protocol/inbox.js';
 import { decodeTensor, encodeTensor, type TensorContext } from '../protocol/tensors.js';
@@ -51,6 +51,8 @@ export interface ClientResult {
   clientId: string;
   losses: number[];
   eval: EvalMetrics | null;
+  /** Seconds per phase of a training step, summed. */
+  phases: Record<string, number>;
   summary: unknown;
 }
 
@@ -181,7 +183,7 @@ export class SplitClient {
         this.log(`training finished; per-step time: ${Object.entries(this.phases).map(([k, v]) => `${k} ${((1000 * v) / n).toFixed(1)} ms`).join(', ')}`);
         await t.head.release();
         await t.tail.release();
-        return { clientId: conn.clientId, losses: this.losses, eval: this.evalMetrics, summary: JSON.parse(m.finished.summaryJson) };
+        return { clientId: conn.clientId, losses: this.losses, eval: this.evalMetrics, phases: { ...this.phases }, summary: JSON.parse(m.finished.summaryJson) };
       }
       if (m.kind === 'roundKey') {
         const k = m.roundKey;
@@ -267,17 +269,16 @@ export class SplitClient {
       else grads.set(n, g);
     }
     if (proximal) addProximalGradient(grads, t.params, proximal.anchor, proximal.mu);
-    if (jointClip) {
-      // One model, one norm: clip by sqrt(|g_trunk|^2 + |g_client|^2), and tell the server ours.
-      const own = globalNorm(grads.values());
-      call.write({ stepDone: { round, step, gradNorm: own } });
-      scaleGradients(grads, clipScale(Math.hypot(own, trunkNorm), t.cfg.optimizer.grad_clip));
-    } else clipGlobalNorm(grads, t.cfg.optimizer.grad_clip);
+    // One model, one norm: with joint clipping, clip by sqrt(|g_trunk|^2 + |g_client|^2) and tell
+    // the server ours (batch mode: each side clips its own).
+    const own = globalNorm(grads.values());
+    if (jointClip) call.write({ stepDone: { round, step, gradNorm: own } });
     // With relay the client parts follow one schedule across the federation (the step travels with
     // the optimizer state), as the centralized model does over the same budget.
     const f = t.cfg.federation;
     const total = f.rounds * f.local_steps * (t.relay ? f.clients : 1);
-    t.optimizer.apply(t.params, grads, learningRate(t.cfg.optimizer.lr, t.cfg.schedule, t.relay ? t.optimizer.step : this.localStep, total));
+    const lr = learningRate(t.cfg.optimizer.lr, t.cfg.schedule, t.relay ? t.optimizer.step : this.localStep, total);
+    clipAndApply(t.optimizer, t.params, grads, jointClip ? Math.hypot(own, trunkNorm) : own, t.cfg.optimizer.grad_clip, lr);
     lap('optimizer');
     this.localStep++;
     this.losses.push(out.loss);

@@ -14,6 +14,8 @@ import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { prepareOutputDir } from '../util/output-dir.js';
 import { UserError } from '../util/errors.js';
+import { JsonLinesTail, readSummary, type ClientSummary, type ServerReady, type ServerSummary } from './summaries.js';
+import type { TrainSummary } from '../training/centralized.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'flglm');
 
@@ -32,7 +34,7 @@ export interface RunSummary {
   tokens_per_s: number;
   train_loss_final: number;
   eval: { loss: number; perplexity: number; accuracy: number } | null;
-  baseline?: Record<string, unknown>;
+  baseline?: TrainSummary;
   run_dir: string;
 }
 
@@ -102,35 +104,30 @@ export class ExperimentLauncher {
     const metricsPath = join(this.runDir, 'metrics.jsonl');
     writeFileSync(metricsPath, '');
     const security = cfg.security.tls ? ['--pki', join(pki!, 'server')] : ['--insecure'];
-    const server = this.spawnFlglm(['server', '--config', join(this.runDir, 'config.yaml'), ...security, '--port', '0', '--checkpoints', join(this.runDir, 'checkpoints', 'server'), '--metrics', metricsPath, '--summary-json', join(this.runDir, 'server-summary.json')], 'server');
+    const readyFile = join(this.runDir, 'server-ready.json');
+    const server = this.spawnFlglm(['server', '--config', join(this.runDir, 'config.yaml'), ...security, '--port', '0', '--checkpoints', join(this.runDir, 'checkpoints', 'server'), '--metrics', metricsPath, '--summary-json', this.summaryPath('server'), '--ready-file', readyFile], 'server');
     const serverDone = this.exitOf(server, 'the server');
-    const port = await new Promise<number>((res, rej) => {
-      let buf = '';
-      const t = setTimeout(() => rej(new UserError(`the server did not start in 60 s; see ${join(this.runDir, 'logs', 'server.log')}`)), 60000);
-      server.stdout!.on('data', (d: Buffer) => {
-        buf += d.toString();
-        const m = /listening on [^:]+:(\d+)/.exec(buf);
-        if (m) { clearTimeout(t); res(Number(m[1])); }
-      });
-      serverDone.catch((e) => { clearTimeout(t); rej(e); });
-    });
+    const { port } = await this.waitReady(readyFile, serverDone);
     spinner.text = `starting ${silos.length} clients`;
     const clients = silos.map((dir, i) => {
       const sec = cfg.security.tls ? ['--pki', join(pki!, 'clients', clientIds[i])] : ['--insecure', '--name', clientIds[i]];
-      const child = this.spawnFlglm(['client', '--data', dir, '--test', testDir!, '--server', `127.0.0.1:${port}`, ...sec, '--checkpoints', join(this.runDir, 'checkpoints', 'clients')], clientIds[i]);
+      const child = this.spawnFlglm(['client', '--data', dir, '--test', testDir!, '--server', `127.0.0.1:${port}`, ...sec, '--checkpoints', join(this.runDir, 'checkpoints', 'clients'), '--summary-json', this.summaryPath(clientIds[i])], clientIds[i]);
       return this.exitOf(child, clientIds[i]);
     });
     spinner.succeed(`server on 127.0.0.1:${port} (${f.mode}), ${silos.length} clients, run folder ${this.runDir}`);
 
     const start = performance.now();
     const progress = new Progress('federated', f.rounds * f.local_steps * silos.length, process.stderr, this.o.quiet);
+    // The server appends to metrics.jsonl; each refresh reads only what it added since the last.
+    const tail = new JsonLinesTail(metricsPath);
+    const seen = { steps: 0, rounds: 0, tokens: 0, recent: [] as number[] };
     const refresh = () => {
-      const recs = readMetrics(metricsPath);
-      const steps = recs.filter((r) => r.type === 'step');
-      const rounds = recs.filter((r) => r.type === 'round');
-      const recent = steps.slice(-silos!.length * 3).map((r) => r.loss as number);
-      const tokens = rounds.reduce((a, r) => a + (r.tokens as number), 0);
-      progress.update(steps.length, { round: `${Math.min(rounds.length + 1, f.rounds)}/${f.rounds}`, loss: recent.length ? recent.reduce((a, b) => a + b, 0) / recent.length : NaN, 'tok/s': Math.round(tokens / Math.max(1e-3, (performance.now() - start) / 1000)) });
+      for (const r of tail.poll()) {
+        if (r.type === 'step') { seen.steps++; seen.recent = [...seen.recent, r.loss as number].slice(-silos!.length * 3); }
+        if (r.type === 'round') { seen.rounds++; seen.tokens += r.tokens as number; }
+      }
+      const loss = seen.recent.length ? seen.recent.reduce((a, b) => a + b, 0) / seen.recent.length : NaN;
+      progress.update(seen.steps, { round: `${Math.min(seen.rounds + 1, f.rounds)}/${f.rounds}`, loss, 'tok/s': Math.round(seen.tokens / Math.max(1e-3, (performance.now() - start) / 1000)) });
     };
     const poll = setInterval(refresh, 500);
     try {
@@ -142,15 +139,31 @@ export class ExperimentLauncher {
     }
     const wall = (performance.now() - start) / 1000;
 
-    let baseline: Record<string, unknown> | undefined;
+    let baseline: TrainSummary | undefined;
     if (cfg.baseline === 'centralized') {
       const bspin = ora({ text: 'training the centralized baseline with the same budget', isEnabled: process.stderr.isTTY, isSilent: this.o.quiet, stream: process.stderr }).start();
-      const child = this.spawnFlglm(['train', join(this.runDir, 'config.yaml'), '--quiet', '--summary-json', join(this.runDir, 'baseline-summary.json'), '--losses-json', join(this.runDir, 'baseline-losses.json')], 'baseline');
+      const child = this.spawnFlglm(['train', join(this.runDir, 'config.yaml'), '--quiet', '--summary-json', this.summaryPath('baseline'), '--losses-json', join(this.runDir, 'baseline-losses.json')], 'baseline');
       await this.exitOf(child, 'the centralized baseline');
-      baseline = JSON.parse(readFileSync(join(this.runDir, 'baseline-summary.json'), 'utf8'));
+      baseline = readSummary<TrainSummary>(this.summaryPath('baseline'), 'the centralized baseline');
       bspin.succeed('centralized baseline done');
     }
-    return this.finish(wall, baseline);
+    return this.finish(wall, clientIds, baseline);
+  }
+
+  private summaryPath(who: string): string {
+    return join(this.runDir, 'summaries', `${who}.json`);
+  }
+
+  /** The server's ready file (it listens), or its exit, or 60 s. */
+  private async waitReady(readyFile: string, serverDone: Promise<void>): Promise<ServerReady> {
+    let exited: Error | null = null;
+    serverDone.catch((e: Error) => { exited = e; });
+    for (const deadline = Date.now() + 60000; Date.now() < deadline;) {
+      if (existsSync(readyFile)) return readSummary<ServerReady>(readyFile, 'the server');
+      if (exited) throw exited;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new UserError(`the server did not start in 60 s; see ${join(this.runDir, 'logs', 'server.log')}`);
   }
 
   /**
@@ -170,28 +183,28 @@ export class ExperimentLauncher {
     saveCheckpoint(join(this.runDir, 'model'), client.store, { model: client.meta.model, peft: client.meta.peft, step: client.meta.step, round: server.meta.round });
   }
 
-  private finish(wall: number, baseline?: Record<string, unknown>): RunSummary {
+  /** The run's summary from the summaries the server and clients wrote (metrics.jsonl feeds the report only). */
+  private finish(wall: number, clientIds: string[], baseline?: TrainSummary): RunSummary {
     const f = this.cfg.federation;
-    const recs = readMetrics(join(this.runDir, 'metrics.jsonl'));
-    const steps = recs.filter((r) => r.type === 'step');
-    const rounds = recs.filter((r) => r.type === 'round') as unknown as { round: number; wall_s: number; train_loss: number; clients: string[]; dropped: string[]; tokens: number }[];
-    const server = JSON.parse(readFileSync(join(this.runDir, 'server-summary.json'), 'utf8')) as { eval: { clientId: string; eval?: { loss: number; perplexity: number; accuracy: number } }[] };
-    const evals = server.eval.map((e) => e.eval).filter((e): e is { loss: number; perplexity: number; accuracy: number } => Boolean(e));
-    const avg = (k: 'loss' | 'perplexity' | 'accuracy') => evals.reduce((a, e) => a + e[k], 0) / evals.length;
-    const tokens = rounds.reduce((a, r) => a + r.tokens, 0);
-    const lastLosses = steps.slice(-Math.max(1, new Set(steps.map((s) => s.client)).size * 3)).map((s) => s.loss as number);
+    const server = readSummary<ServerSummary>(this.summaryPath('server'), 'the server');
+    const clients = clientIds.map((id) => readSummary<ClientSummary>(this.summaryPath(id), id)).filter((c) => c.steps > 0);
+    // Each client's last few losses, averaged over the clients that trained.
+    const last = clients.map((c) => c.losses.slice(-3).reduce((a, b) => a + b, 0) / Math.min(3, c.losses.length));
+    const e = server.eval_summary;
     const summary: RunSummary = {
-      mode: f.mode, clients: new Set(steps.map((s) => s.client)).size, rounds: rounds.length, steps: steps.length, tokens, wall_s: wall,
-      tokens_per_s: tokens / wall, train_loss_final: lastLosses.reduce((a, b) => a + b, 0) / lastLosses.length,
-      eval: evals.length ? { loss: avg('loss'), perplexity: avg('perplexity'), accuracy: avg('accuracy') } : null,
+      mode: server.mode, clients: clients.length, rounds: server.history.length, steps: server.steps, tokens: server.tokens, wall_s: wall,
+      tokens_per_s: server.tokens / wall, train_loss_final: last.reduce((a, b) => a + b, 0) / last.length,
+      eval: e.examples ? { loss: e.loss, perplexity: Math.exp(e.loss), accuracy: e.accuracy } : null,
       ...(baseline ? { baseline } : {}), run_dir: this.runDir,
     };
+    const recs = readMetrics(join(this.runDir, 'metrics.jsonl'));
+    const steps = recs.filter((r) => r.type === 'step');
     this.mergeFinalModel();
     writeFileAtomic(join(this.runDir, 'summary.json'), JSON.stringify(summary, null, 2));
     const baselineLossesPath = join(this.runDir, 'baseline-losses.json');
     writeFileAtomic(join(this.runDir, 'report.html'), renderReport({
       name: this.cfg.name, mode: f.mode, summary: summary as unknown as Record<string, unknown>,
-      steps: steps.map((s, index) => ({ client: s.client as string, loss: s.loss as number, index })), rounds,
+      steps: steps.map((s, index) => ({ client: s.client as string, loss: s.loss as number, index })), rounds: server.history,
       baselineLosses: existsSync(baselineLossesPath) ? JSON.parse(readFileSync(baselineLossesPath, 'utf8')) : undefined,
       evalCurves: [
         { label: `federated (${f.mode}, ${f.strategy.name})`, points: recs.filter((r) => r.type === 'eval').map((r) => ({ tokens: r.tokens_seen as number, accuracy: r.accuracy as number, loss: r.loss as number })) },
@@ -203,9 +216,7 @@ export class ExperimentLauncher {
   }
 }
 
+/** Every complete record of a metrics.jsonl file. */
 export function readMetrics(path: string): Record<string, unknown>[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).flatMap((l) => {
-    try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; } // a line being written
-  });
+  return new JsonLinesTail(path).poll();
 }

@@ -1,12 +1,12 @@
-import { createHash, createPublicKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
-import forge from 'node-forge';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { readPem, readPrivateKey, writePrivateKey } from './files.js';
-import { ROLE_OU, type CertificateRole } from './roles.js';
+import { describeCert, issueCertificate } from './certificates.js';
+import { DEFAULT_PORT, withDefaultPort, writeKitServer, type KitServer } from './kit-server.js';
 
 /**
  * `flglm keygen`: a small PKI laid out as startup kits (one folder per participant, copied to
@@ -14,7 +14,7 @@ import { ROLE_OU, type CertificateRole } from './roles.js';
  *
  *   pki/ca/               ca.crt, ca.key                 (stays with the operator)
  *   pki/server/           ca.crt, server.crt, server.key, revoked.json, payload-keys/<id>.pub
- *   pki/clients/<id>/     ca.crt, client.crt, client.key, payload.key, payload.pub
+ *   pki/clients/<id>/     ca.crt, client.crt, client.key, payload.key, payload.pub, server.json
  *   pki/manifest.json     ids, serials, SHA-256 fingerprints, expiry
  *
  * Key generation uses node:crypto; node-forge only builds and signs the X.509 certificates.
@@ -26,6 +26,8 @@ export interface KeygenOptions {
   subServers?: string[];
   serverName: string;
   serverIps: string[];
+  /** What clients and sub-servers dial (their kits' server.json); default `<serverName>:50051`. */
+  serverAddress?: string;
   days: number;
   keyBits: number;
   force?: boolean;
@@ -44,59 +46,16 @@ export interface ManifestEntry {
 export interface Manifest {
   version: 1;
   serverName: string;
+  serverAddress?: string;
   entries: ManifestEntry[];
 }
+
+export { issueCertificate, type IssueOptions } from './certificates.js';
 
 const CLIENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function rsaKeyPair(bits: number): { publicKey: string; privateKey: string } {
   return generateKeyPairSync('rsa', { modulusLength: bits, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
-}
-
-export interface IssueOptions {
-  commonName: string;
-  publicKeyPem: string;
-  issuer?: { certPem: string; keyPem: string };
-  signingKeyPem: string;
-  isCa?: boolean;
-  usage?: 'server' | 'client';
-  /** flglm certificate profile, written to the subject's OU (the server checks it). */
-  role?: CertificateRole;
-  dnsNames?: string[];
-  ips?: string[];
-  notBefore?: Date;
-  notAfter?: Date;
-}
-
-/** Build and sign one X.509 certificate (self-signed when no issuer is given). */
-export function issueCertificate(o: IssueOptions): string {
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(o.publicKeyPem);
-  cert.serialNumber = '01' + randomBytes(15).toString('hex');
-  cert.validity.notBefore = o.notBefore ?? new Date(Date.now() - 5 * 60 * 1000);
-  cert.validity.notAfter = o.notAfter ?? new Date(Date.now() + 365 * 86400 * 1000);
-  const subject = [{ name: 'commonName', value: o.commonName }, { name: 'organizationName', value: 'flglm' }];
-  if (o.role) subject.push({ name: 'organizationalUnitName', value: ROLE_OU[o.role] });
-  cert.setSubject(subject);
-  const issuerCert = o.issuer ? forge.pki.certificateFromPem(o.issuer.certPem) : null;
-  cert.setIssuer(issuerCert ? issuerCert.subject.attributes : subject);
-  const ext: object[] = [{ name: 'basicConstraints', cA: Boolean(o.isCa), critical: true }];
-  if (o.isCa) ext.push({ name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true });
-  else {
-    ext.push({ name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true });
-    ext.push({ name: 'extKeyUsage', serverAuth: o.usage === 'server', clientAuth: o.usage === 'client' });
-  }
-  const alt = [...(o.dnsNames ?? []).map((value) => ({ type: 2, value })), ...(o.ips ?? []).map((ip) => ({ type: 7, ip }))];
-  if (alt.length) ext.push({ name: 'subjectAltName', altNames: alt });
-  ext.push({ name: 'subjectKeyIdentifier' });
-  cert.setExtensions(ext);
-  cert.sign(forge.pki.privateKeyFromPem(o.signingKeyPem), forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert);
-}
-
-function describeCert(pem: string): { serial: string; fingerprint256: string; notAfter: string } {
-  const x = new X509Certificate(pem);
-  return { serial: x.serialNumber, fingerprint256: x.fingerprint256, notAfter: new Date(x.validTo).toISOString() };
 }
 
 export const paths = (root: string) => ({
@@ -107,13 +66,13 @@ export const paths = (root: string) => ({
   manifest: join(root, 'manifest.json'),
 });
 
-function readManifest(root: string): Manifest {
+export function readManifest(root: string): Manifest {
   const p = paths(root).manifest;
   if (!existsSync(p)) throw new UserError(`${root} is not a flglm PKI (no manifest.json). Fix: create one with \`flglm keygen --out ${root}\``);
   return JSON.parse(readFileSync(p, 'utf8')) as Manifest;
 }
 
-function writeManifest(root: string, m: Manifest): void {
+export function writeManifest(root: string, m: Manifest): void {
   writeFileAtomic(paths(root).manifest, JSON.stringify(m, null, 2));
 }
 
@@ -152,7 +111,7 @@ function buildFolder(dir: string, fill: (tmp: string) => void): void {
   }
 }
 
-function createClientKit(root: string, id: string, days: number, keyBits: number): ManifestEntry {
+function createClientKit(root: string, id: string, days: number, keyBits: number, server: KitServer): ManifestEntry {
   checkId(id, 'client');
   const p = paths(root);
   const caCertPem = readPem(p.caCert, 'CA certificate');
@@ -169,6 +128,7 @@ function createClientKit(root: string, id: string, days: number, keyBits: number
     writePrivateKey(join(tmp, 'payload.key'), payload.privateKey);
     writeFileAtomic(join(tmp, 'payload.pub'), payload.publicKey);
     writeFileAtomic(join(tmp, 'client.json'), JSON.stringify({ id }, null, 2));
+    writeKitServer(tmp, server);
   });
   // The server wraps each session key with the client's payload public key.
   writeFileAtomic(join(p.server, 'payload-keys', `${id}.pub`), payload.publicKey);
@@ -176,7 +136,7 @@ function createClientKit(root: string, id: string, days: number, keyBits: number
 }
 
 /** A sub-server kit: a TLS identity the parent server accepts on its SubServer stream. */
-function createSubServerKit(root: string, id: string, days: number, keyBits: number): ManifestEntry {
+function createSubServerKit(root: string, id: string, days: number, keyBits: number, server: KitServer): ManifestEntry {
   checkId(id, 'sub-server');
   const p = paths(root);
   const caCertPem = readPem(p.caCert, 'CA certificate');
@@ -187,6 +147,7 @@ function createSubServerKit(root: string, id: string, days: number, keyBits: num
     writeFileAtomic(join(dir, 'ca.crt'), caCertPem);
     writeFileAtomic(join(dir, 'client.crt'), certPem);
     writePrivateKey(join(dir, 'client.key'), tls.privateKey);
+    writeKitServer(dir, server);
   });
   return { id, role: 'sub-server', ...describeCert(certPem) };
 }
@@ -216,6 +177,7 @@ function checkKeygenOptions(o: KeygenOptions): void {
   }
   if (!DNS_NAME.test(o.serverName)) throw new UserError(`--server-name: ${JSON.stringify(o.serverName.slice(0, 80))} is not a DNS name (letters, digits, "-" and dots; for an IP address use --server-ip)`);
   for (const ip of o.serverIps) if (!isIP(ip)) throw new UserError(`--server-ip: ${JSON.stringify(ip.slice(0, 80))} is not an IPv4 or IPv6 address`);
+  if (o.serverAddress !== undefined && !/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(o.serverAddress)) throw new UserError(`--server-address: ${JSON.stringify(o.serverAddress.slice(0, 80))} is not HOST or HOST:PORT`);
   if (!(o.days > 0)) throw new UserError(`--days must be positive, got ${o.days}`);
   if (!(o.keyBits >= 2048)) throw new UserError(`--key-bits must be at least 2048, got ${o.keyBits}`);
 }
@@ -273,14 +235,16 @@ function writePki(root: string, o: KeygenOptions): Manifest {
   writePrivateKey(join(p.server, 'server.key'), srv.privateKey);
   writeFileAtomic(join(p.server, 'revoked.json'), JSON.stringify({ revoked: [] }, null, 2));
 
+  const server = { address: withDefaultPort(o.serverAddress ?? o.serverName), server_name: o.serverName };
   const manifest: Manifest = {
     version: 1,
     serverName: o.serverName,
+    serverAddress: server.address,
     entries: [
       { id: 'ca', role: 'ca', ...describeCert(caCertPem) },
       { id: o.serverName, role: 'server', ...describeCert(serverCertPem) },
-      ...o.clients.map((id) => createClientKit(root, id, o.days, o.keyBits)),
-      ...(o.subServers ?? []).map((id) => createSubServerKit(root, id, o.days, o.keyBits)),
+      ...o.clients.map((id) => createClientKit(root, id, o.days, o.keyBits, server)),
+      ...(o.subServers ?? []).map((id) => createSubServerKit(root, id, o.days, o.keyBits, server)),
     ],
   };
   writeManifest(root, manifest);
@@ -290,26 +254,8 @@ function writePki(root: string, o: KeygenOptions): Manifest {
 export function addClient(root: string, id: string, days: number, keyBits: number): ManifestEntry {
   const m = readManifest(root);
   if (m.entries.some((e) => e.role === 'client' && e.id === id && !e.revoked)) throw new UserError(`client "${id}" already exists in ${root}. Fix: pick another id, or revoke it first`);
-  const entry = createClientKit(root, id, days, keyBits);
+  const entry = createClientKit(root, id, days, keyBits, { address: m.serverAddress ?? `${m.serverName}:${DEFAULT_PORT}`, server_name: m.serverName });
   m.entries = m.entries.filter((e) => !(e.role === 'client' && e.id === id)).concat(entry);
   writeManifest(root, m);
   return entry;
 }
-
-export interface RevocationList {
-  revoked: { id: string; serial: string; fingerprint256: string; at: string }[];
-}
-
-export function revokeClient(root: string, id: string): void {
-  const m = readManifest(root);
-  const entry = m.entries.find((e) => e.role === 'client' && e.id === id);
-  if (!entry) throw new UserError(`unknown client "${id}" in ${root}; known clients: ${m.entries.filter((e) => e.role === 'client').map((e) => e.id).join(', ')}`);
-  entry.revoked = true;
-  const listPath = join(paths(root).server, 'revoked.json');
-  const list = JSON.parse(readFileSync(listPath, 'utf8')) as RevocationList;
-  if (!list.revoked.some((r) => r.serial === entry.serial)) list.revoked.push({ id, serial: entry.serial, fingerprint256: entry.fingerprint256, at: new Date().toISOString() });
-  writeFileAtomic(listPath, JSON.stringify(list, null, 2));
-  writeManifest(root, m);
-}
-
-

@@ -4,7 +4,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { readPem, readPrivateKey } from './files.js';
-import type { RevocationList } from './pki.js';
+import type { RevocationList } from './revocation.js';
 import { ROLE_OU, type CertificateRole } from './roles.js';
 
 export interface PeerIdentity {

@@ -4,6 +4,8 @@ export interface RoundRecord {
   clients: string[];
   dropped: string[];
   wall_s: number;
+  /** Training steps served this round (all clients), their mean loss and their tokens. */
+  steps: number;
   train_loss: number;
   tokens: number;
   /** Tensor bytes the server sent to / received from the round's clients (payload, before TLS). */

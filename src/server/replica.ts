@@ -20,8 +20,11 @@ export interface ReplicaOps {
    * global norm, as in centralized training).
    */
   backward: [{ key: string; dhB: TensorData }, { dhA: TensorData; gradNorm: number }];
-  /** One optimizer step with the gradients kept for `key`, multiplied by `scale`, at learning rate `lr`. */
-  apply: [{ key: string; lr: number; scale: number }, null];
+  /**
+   * One optimizer step with the gradients kept for `key` at learning rate `lr`, clipped by the
+   * model's global gradient norm `norm` (the trunk's own, or joint with the client's).
+   */
+  apply: [{ key: string; lr: number; norm: number }, null];
   /** Forget what is kept for `key` (its client was dropped mid-step). */
   drop: [{ key: string }, null];
   getParams: [Record<string, never>, NamedParams];
@@ -37,7 +40,7 @@ export interface Replica {
   readonly label: string;
   forward(key: string, hA: TensorData, keep: boolean): Promise<TensorData>;
   backward(key: string, dhB: TensorData): Promise<{ dhA: TensorData; gradNorm: number }>;
-  apply(key: string, lr: number, scale: number): Promise<void>;
+  apply(key: string, lr: number, norm: number): Promise<void>;
   drop(key: string): Promise<void>;
   getParams(): Promise<NamedParams>;
   setParams(params: NamedParams): Promise<void>;
@@ -53,7 +56,7 @@ export abstract class RequestReplica implements Replica {
 
   forward(key: string, hA: TensorData, keep: boolean): Promise<TensorData> { return this.request('forward', { key, keep, hA }); }
   backward(key: string, dhB: TensorData): Promise<{ dhA: TensorData; gradNorm: number }> { return this.request('backward', { key, dhB }); }
-  async apply(key: string, lr: number, scale: number): Promise<void> { await this.request('apply', { key, lr, scale }); }
+  async apply(key: string, lr: number, norm: number): Promise<void> { await this.request('apply', { key, lr, norm }); }
   async drop(key: string): Promise<void> { await this.request('drop', { key }); }
   getParams(): Promise<NamedParams> { return this.request('getParams', {}); }
   async setParams(params: NamedParams): Promise<void> { await this.request('setParams', { params }); }

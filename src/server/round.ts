@@ -4,7 +4,6 @@ import type { ClientUpdate, Params, Strategy } from '../federation/strategies/st
 import type { ModelConfig } from '../model/config.js';
 import { decodeTensor, encodeTensor, ProtocolError } from '../protocol/tensors.js';
 import { newRoundKey, PayloadChannel, wrapRoundKey } from '../security/payload.js';
-import { clipScale } from '../training/optimizer.js';
 import type { BusyLog } from './busy-log.js';
 import type { ClientLimits, ClientPartSpec } from './client-limits.js';
 import type { Participant } from './participant.js';
@@ -143,8 +142,7 @@ export class Round implements RoundContext {
         await replica.drop(key);
         throw e;
       }
-      const scale = clipScale(Math.hypot(gradNorm, clientNorm), this.cfg.optimizer.grad_clip);
-      await this.timed(index, replica.apply(key, this.nextTrunkLr(index), scale));
+      await this.timed(index, replica.apply(key, this.nextTrunkLr(index), Math.hypot(gradNorm, clientNorm)));
       this.recordStep(s, step, g.loss, a.tensor.shape[0] * a.tensor.shape[1]);
     }
   }

@@ -3,9 +3,8 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { ExperimentConfig, ServerMode } from '../config/schema.js';
 import { checkpointsAfter, evaluatesAfter, peftOf, resolveModel } from '../config/experiment.js';
-import { learningRate } from '../training/optimizer.js';
 import { partParamNames } from '../model/partition.js';
-import { weightedAverage, type Params, type Strategy } from '../federation/strategies/strategy.js';
+import type { Params, Strategy } from '../federation/strategies/strategy.js';
 import { createStrategy } from '../federation/strategies/registry.js';
 import { ProtocolError } from '../protocol/tensors.js';
 import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
@@ -20,9 +19,7 @@ import type { NamedTensor } from '../model/safetensors.js';
 import { UserError } from '../util/errors.js';
 import { Participant } from './participant.js';
 import type { ClientMessage, ParentSubCall, ServerSessionCall } from '../protocol/messages.js';
-import { TrunkReplica } from './trunk-replica.js';
-import type { Replica } from './replica.js';
-import { RemoteReplica } from './remote-replica.js';
+import { TrunkPool } from './trunk-pool.js';
 import { BusyLog } from './busy-log.js';
 import { Round, sendParams } from './round.js';
 import { Admission } from './admission.js';
@@ -50,12 +47,18 @@ export interface ServerOptions {
   onMetric?: (record: Record<string, unknown>) => void;
 }
 
+/** What the server reports at the end (`--summary-json`; the launcher reads it). */
 export interface ServerSummary {
   mode: ServerMode;
   strategy: string;
   rounds: number;
+  /** Training steps served and tokens trained on, over all rounds and clients. */
+  steps: number;
+  tokens: number;
   history: RoundRecord[];
+  /** Each client's last evaluation, and their example-weighted mean. */
   eval: EvalResult[];
+  eval_summary: { loss: number; accuracy: number; examples: number };
 }
 
 /**
@@ -68,8 +71,7 @@ export class SplitServer {
   private readonly runner: ServerModeRunner;
   private readonly cfg: ExperimentConfig;
   private readonly participants = new Map<string, Participant>();
-  private replicas: Replica[] = [];
-  private remoteCount = 0;
+  private pool!: TrunkPool;
   private readonly strategy: Strategy;
   private model!: ModelConfig;
   /** What each client must send at round end, and what it may make the server hold. */
@@ -78,9 +80,6 @@ export class SplitServer {
   private admission!: Admission;
   private globalClientParams: Params | null = null;
   private completedRound = 0;
-  private trunkSteps: number[] = [];
-  /** Trunk optimizer steps each replica took this round (weights of the replica average). */
-  private replicaStepsThisRound: number[] = [];
   private tokensSeen = 0;
   private history: RoundRecord[] = [];
   private readonly busy = new BusyLog();
@@ -116,28 +115,26 @@ export class SplitServer {
     this.limits = clientLimits(this.cfg, config, this.partSpec);
     this.admission = new Admission({ cfg: this.cfg, kit: this.o.kit, limits: this.limits, revocation: this.o.revocation ?? null, participants: this.participants, log: this.log, joined: (s, lastRound) => this.joined(s, lastRound) });
     const peft = peftOf(this.cfg);
+    const threads = this.cfg.runtime.threads ?? Math.max(1, Math.floor(cpus().length / this.runner.replicaCount(this.cfg)));
+    const trunkNames = new Set(partParamNames('trunk', config, this.cfg.split, store));
+    const trunkParams = () => ([...store].filter(([n]) => trunkNames.has(n)) as [string, NamedTensor][]).map(([n, t]): [string, NamedTensor] => [n, { shape: t.shape, data: t.data }]);
     let optimizerState;
+    let resumedSteps: number[] | null = null;
     const ckpt = this.o.checkpointDir ? join(this.o.checkpointDir, 'latest') : null;
     if (this.o.resume) {
       if (!ckpt || !existsSync(join(ckpt, 'checkpoint.json'))) throw new UserError(`--resume: no complete server checkpoint in ${ckpt ?? '(no --checkpoints folder given)'}`);
       const loaded = loadServerCheckpoint(ckpt);
       for (const [n, t] of loaded.trunk) store.set(n, t);
       optimizerState = loaded.optimizer;
-      ({ round: this.completedRound, trunkSteps: this.trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams } = loaded.progress);
+      let trunkSteps: number[];
+      ({ round: this.completedRound, trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams } = loaded.progress);
+      resumedSteps = trunkSteps;
       this.strategy.restore(loaded.progress.strategyState);
       this.log(`resumed from ${ckpt}: round ${this.completedRound} of ${this.cfg.federation.rounds} complete`);
     }
-    const count = this.runner.replicaCount(this.cfg);
-    const threads = this.cfg.runtime.threads ?? Math.max(1, Math.floor(cpus().length / count));
-    const trunkNames = new Set(partParamNames('trunk', config, this.cfg.split, store));
-    const params = [...store].filter(([n]) => trunkNames.has(n)) as [string, NamedTensor][];
-    for (let i = 0; i < count; i++) {
-      this.replicas.push(new TrunkReplica(i, {
-        model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false },
-        params: params.map(([n, t]) => [n, { shape: t.shape, data: Float32Array.from(t.data) }]), optimizerState,
-      }));
-    }
-    if (this.trunkSteps.length !== count) this.trunkSteps = new Array(count).fill(0);
+    this.pool = new TrunkPool(this.cfg, { model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false }, params: trunkParams() });
+    if (resumedSteps) this.pool.trunkSteps = resumedSteps;
+    this.pool.startLocal(this.runner.replicaCount(this.cfg), optimizerState);
   }
 
   /** gRPC Session handler: admission (identity, payload key, revocation, limits), then the plan. */
@@ -161,17 +158,12 @@ export class SplitServer {
         call.emit('error', { code: 9, details: `sub-servers need --mode hierarchical (this server runs ${this.mode})` });
         return;
       }
-      const remote = new RemoteReplica(`sub-server ${peer.clientId}`, call);
       try {
-        const state = await this.replicas[0].getState();
-        await remote.init({ model: this.model, split: this.cfg.split, peft: peftOf(this.cfg), optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads: this.cfg.runtime.threads, spinning: false }, params: state.params }, this.cfg.federation.chunk_bytes);
-        this.replicas.push(remote);
-        this.trunkSteps.push(0);
-        this.remoteCount++;
-        this.log(`${remote.label} attached: ${this.replicas.length} trunk replicas`);
+        const remote = await this.pool.attachRemote(call, peer);
+        this.log(`${remote.label} attached: ${this.pool.replicas.length} trunk replicas`);
         this.maybeStart();
       } catch (e) {
-        this.log(`${remote.label} could not attach: ${(e as Error).message}`);
+        this.log(`sub-server ${peer.clientId} could not attach: ${(e as Error).message}`);
       }
     })();
   };
@@ -179,11 +171,11 @@ export class SplitServer {
   private maybeStart(): void {
     if (this.started) return;
     const f = this.cfg.federation;
-    if (this.remoteCount < (this.o.expectSubServers ?? 0)) return;
+    if (this.pool.remoteCount < (this.o.expectSubServers ?? 0)) return;
     if (this.participants.size >= f.clients) return this.start();
     if (!this.startTimer) {
       // Start with fewer clients (>= min_clients) if the rest do not come in time.
-      this.startTimer = setTimeout(() => { if (!this.started && this.participants.size >= f.min_clients && this.remoteCount >= (this.o.expectSubServers ?? 0)) this.start(); }, f.client_timeout_ms);
+      this.startTimer = setTimeout(() => { if (!this.started && this.participants.size >= f.min_clients && this.pool.remoteCount >= (this.o.expectSubServers ?? 0)) this.start(); }, f.client_timeout_ms);
     }
   }
 
@@ -210,16 +202,19 @@ export class SplitServer {
         s.send({ finished: { summaryJson: JSON.stringify({ history: this.history, eval: evals }) } });
         s.close();
       }
-      return { mode: this.mode, strategy: this.strategy.name, rounds: f.rounds, history: this.history, eval: evals };
+      return {
+        mode: this.mode, strategy: this.strategy.name, rounds: f.rounds, steps: this.history.reduce((a, r) => a + r.steps, 0), tokens: this.history.reduce((a, r) => a + r.tokens, 0),
+        history: this.history, eval: evals, eval_summary: summarizeEvals(evals),
+      };
     } finally {
-      await Promise.all(this.replicas.map((r) => r.close()));
+      await this.pool.close();
     }
   }
 
   /** Stop the trunk workers (also when training never started or failed). */
   async close(): Promise<void> {
     if (this.startTimer) clearTimeout(this.startTimer);
-    await Promise.all(this.replicas.map((r) => r.close()));
+    await this.pool?.close();
   }
 
   /** Drop a client from the round (it may rejoin later), telling it why. */
@@ -240,13 +235,10 @@ export class SplitServer {
   }
 
   private newRound(round: number, participants: Participant[], evaluate: boolean): Round {
-    const total = this.cfg.federation.rounds * this.runner.trunkStepsPerRound(this.cfg, participants.length, this.replicas.length);
+    const total = this.cfg.federation.rounds * this.runner.trunkStepsPerRound(this.cfg, participants.length, this.pool.replicas.length);
     return new Round(round, participants, {
-      cfg: this.cfg, model: this.model, limits: this.limits, partSpec: this.partSpec, strategy: this.strategy, startParams: this.globalClientParams, replicas: this.replicas, busy: this.busy,
-      nextTrunkLr: (replica) => {
-        this.replicaStepsThisRound[replica] = (this.replicaStepsThisRound[replica] ?? 0) + 1;
-        return learningRate(this.cfg.optimizer.lr, this.cfg.schedule, this.trunkSteps[replica]++, total);
-      },
+      cfg: this.cfg, model: this.model, limits: this.limits, partSpec: this.partSpec, strategy: this.strategy, startParams: this.globalClientParams, replicas: this.pool.replicas, busy: this.busy,
+      nextTrunkLr: (replica) => this.pool.nextLr(replica, total),
       drop: (s, r, e) => this.drop(s, r, e), onReceive: this.o.onReceive, onMetric: this.o.onMetric,
     }, evaluate);
   }
@@ -256,7 +248,7 @@ export class SplitServer {
     const t0 = performance.now();
     const participants = this.liveParticipants(round);
     if (participants.length < f.min_clients) throw new Error(`round ${round}: ${participants.length} clients connected, min_clients is ${f.min_clients}`);
-    this.replicaStepsThisRound = [];
+    this.pool.startRound();
     const traffic0 = participants.map((p) => [p.bytesSent, p.bytesReceived]);
     const ctx = this.newRound(round, participants, false);
     const updates = await this.runner.train(ctx);
@@ -272,20 +264,20 @@ export class SplitServer {
     // them (an evaluation, a checkpoint, the end).
     const needAll = this.strategy.handoff === 'average' || evaluatesAfter(this.cfg, round) || checkpointsAfter(this.cfg, round);
     if (needAll) for (const id of finished) { const s = this.participants.get(id); if (s) sendParams(s, round, this.globalClientParams); }
-    if (this.replicas.length > 1) await this.averageReplicas();
+    await this.pool.average();
     const [busy, overlap] = this.busy.take();
     this.tokensSeen += ctx.tokens;
     const record: RoundRecord = {
       replica_busy_s: busy, replica_overlap_s: overlap,
       round, clients: finished, dropped: [...ctx.dropped],
       bytes_down: participants.reduce((a, p, i) => a + p.bytesSent - traffic0[i][0], 0), bytes_up: participants.reduce((a, p, i) => a + p.bytesReceived - traffic0[i][1], 0),
-      wall_s: (performance.now() - t0) / 1000, train_loss: ctx.losses.length ? ctx.losses.reduce((a, b) => a + b, 0) / ctx.losses.length : NaN, tokens: ctx.tokens,
+      wall_s: (performance.now() - t0) / 1000, steps: ctx.losses.length, train_loss: ctx.losses.length ? ctx.losses.reduce((a, b) => a + b, 0) / ctx.losses.length : NaN, tokens: ctx.tokens,
     };
     this.history.push(record);
     this.completedRound = round;
     await this.checkpoint(round);
     this.o.onMetric?.({ type: 'round', ...record, tokens_seen: this.tokensSeen, time: Date.now() });
-    const parallel = this.replicas.length > 1 ? `, replicas busy ${busy.toFixed(1)} s (${overlap.toFixed(1)} s in parallel)` : '';
+    const parallel = this.pool.replicas.length > 1 ? `, replicas busy ${busy.toFixed(1)} s (${overlap.toFixed(1)} s in parallel)` : '';
     this.log(`round ${round}/${f.rounds}: ${finished.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${parallel}${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`);
   }
 
@@ -297,7 +289,7 @@ export class SplitServer {
     const results = await Promise.all(participants.map(async (s, i): Promise<EvalResult | null> => {
       try {
         ctx.openRound(s);
-        const metrics = (await ctx.serveEvaluation(s, i % this.replicas.length)) as { eval?: EvalMetrics } | null;
+        const metrics = (await ctx.serveEvaluation(s, i % this.pool.replicas.length)) as { eval?: EvalMetrics } | null;
         return { clientId: s.id, eval: metrics?.eval };
       } catch (e) {
         this.drop(s, round, e as Error);
@@ -311,17 +303,10 @@ export class SplitServer {
     return evals;
   }
 
-  /** Trunk replicas averaged through the strategies' weighted mean, weighted by the steps each took this round. */
-  private async averageReplicas(): Promise<void> {
-    const all = await Promise.all(this.replicas.map((r) => r.getParams()));
-    const avg = weightedAverage(all.map((params, i) => ({ weight: this.replicaStepsThisRound[i] ?? 0, params: new Map(params) })));
-    await Promise.all(this.replicas.map((r) => r.setParams([...avg])));
-  }
-
   private async checkpoint(round: number): Promise<void> {
     if (!this.o.checkpointDir || !checkpointsAfter(this.cfg, round)) return;
-    saveServerCheckpoint(join(this.o.checkpointDir, 'latest'), await this.replicas[0].getState(), { model: this.model, peft: peftOf(this.cfg), mode: this.mode, strategy: this.strategy.name }, {
-      round, trunkSteps: this.trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams, strategyState: this.strategy.state(),
+    saveServerCheckpoint(join(this.o.checkpointDir, 'latest'), await this.pool.replicas[0].getState(), { model: this.model, peft: peftOf(this.cfg), mode: this.mode, strategy: this.strategy.name }, {
+      round, trunkSteps: this.pool.trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams, strategyState: this.strategy.state(),
     });
   }
 

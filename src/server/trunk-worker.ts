@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PartExecutor, type DropoutMasks } from '../training/part-executor.js';
-import { createOptimizer, globalNorm, scaleGradients, type OptimizerConfig, type OptimizerState } from '../training/optimizer.js';
+import { clipAndApply, createOptimizer, globalNorm, type OptimizerConfig, type OptimizerState } from '../training/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
 import type { SplitPoints } from '../model/partition.js';
@@ -53,12 +53,11 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
     const dhA = Float32Array.from(r.inputGrad!.data as Float32Array);
     return { result: { dhA: { dtype: 'float32', shape: r.inputGrad!.shape, data: dhA }, gradNorm: globalNorm(r.grads.values()) }, transfer: [dhA.buffer] };
   },
-  apply({ key, lr, scale }) {
+  apply({ key, lr, norm }) {
     const grads = pending.get(key);
     if (!grads) throw new Error(`no gradients kept for ${key}`);
     pending.delete(key);
-    scaleGradients(grads, scale);
-    optimizer.apply(trainable(), grads, lr);
+    clipAndApply(optimizer, trainable(), grads, norm, init.optimizer.grad_clip, lr);
     return { result: null };
   },
   drop({ key }) {

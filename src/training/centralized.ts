@@ -4,7 +4,7 @@ import { BatchStream, evalBatches } from '../data/batches.js';
 import { isPromptExample } from '../data/examples.js';
 import { saveCheckpoint } from '../model/checkpoint.js';
 import { PartExecutor } from './part-executor.js';
-import { clipGlobalNorm, createOptimizer, GradientAccumulator, learningRate } from './optimizer.js';
+import { clipAndApply, createOptimizer, globalNorm, GradientAccumulator, learningRate } from './optimizer.js';
 import { evaluateBatches, type EvalMetrics } from './evaluate.js';
 import { Progress } from '../report/progress.js';
 
@@ -68,8 +68,7 @@ export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedO
       tokens += batch.tokens.data.length;
     }
     const grads = accumulator.take();
-    clipGlobalNorm(grads, cfg.optimizer.grad_clip);
-    optimizer.apply(params, grads, learningRate(cfg.optimizer.lr, cfg.schedule, step, steps));
+    clipAndApply(optimizer, params, grads, globalNorm(grads.values()), cfg.optimizer.grad_clip, learningRate(cfg.optimizer.lr, cfg.schedule, step, steps));
     losses.push(lossSum / cfg.optimizer.grad_accum);
     const elapsed = (performance.now() - start) / 1000;
     progress.update(step + 1, { loss: losses[losses.length - 1], 'tok/s': Math.round(tokens / (elapsed - evalSeconds)) });

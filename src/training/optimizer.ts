@@ -53,6 +53,16 @@ export function scaleGradients(grads: Map<string, Float32Array>, scale: number):
   if (scale !== 1) for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] *= scale;
 }
 
+/**
+ * The end of every training step, written once for the centralized trainer, the client and the
+ * trunk: clip by the model's global gradient norm `norm` (for a split model it spans both sides,
+ * sqrt(|g_trunk|^2 + |g_client|^2), so each side passes the joint norm), then one update at `lr`.
+ */
+export function clipAndApply(optimizer: Optimizer, params: Params, grads: Map<string, Float32Array>, norm: number, maxNorm: number, lr: number): void {
+  scaleGradients(grads, clipScale(norm, maxNorm));
+  optimizer.apply(params, grads, lr);
+}
+
 /** Scale gradients in place so their global L2 norm is at most maxNorm; returns the norm before. */
 export function clipGlobalNorm(grads: Map<string, Float32Array>, maxNorm: number): number {
   const norm = globalNorm(grads.values());

@@ -12,7 +12,7 @@ describe('flglm run (server and clients as separate processes)', () => {
     const r = runCli(['run', cfg, '--out', out, '--quiet', '--summary-json', join(dir, 'copy.json')], { timeoutMs: 180000 });
     expect(r.stderr + r.stdout).not.toMatch(/at .*\.js:\d+/);
     expect(r.code).toBe(0);
-    for (const f of ['config.yaml', 'metrics.jsonl', 'summary.json', 'report.html', 'logs/server.log', 'logs/client-0.log', 'logs/client-1.log', 'logs/baseline.log', 'checkpoints/server/latest/checkpoint.json']) {
+    for (const f of ['config.yaml', 'metrics.jsonl', 'summary.json', 'report.html', 'logs/server.log', 'logs/client-0.log', 'logs/client-1.log', 'logs/baseline.log', 'checkpoints/server/latest/checkpoint.json', 'server-ready.json', 'summaries/server.json', 'summaries/client-0.json', 'summaries/client-1.json', 'summaries/baseline.json']) {
       expect(existsSync(join(out, f))).toBe(true);
     }
     expect(readdirSync(join(out, 'checkpoints', 'clients')).sort()).toEqual(['client-0', 'client-1']);

@@ -1,6 +1,5 @@
 import type { TensorData } from '../../runtime/tensor.js';
 import { encodeTensor } from '../../protocol/tensors.js';
-import { clipScale } from '../../training/optimizer.js';
 import { gatherWithDeadline, type Participant } from '../participant.js';
 import { collectUpdates, type ServerModeRunner } from './mode.js';
 
@@ -69,7 +68,7 @@ export const batch: ServerModeRunner = {
         // A group step mixes several clients' parts, so there is no one model to clip jointly: the
         // trunk clips its own gradient, and each client its own (head_grad says so).
         const { dhA, gradNorm } = await ctx.timed(0, replica.backward(key, concatBatch(scaled)));
-        await ctx.timed(0, replica.apply(key, ctx.nextTrunkLr(0), clipScale(gradNorm, ctx.cfg.optimizer.grad_clip)));
+        await ctx.timed(0, replica.apply(key, ctx.nextTrunkLr(0), gradNorm));
         splitBatch(dhA, sizes, scales.map((c) => (c > 0 ? 1 / c : 0))).forEach((part, i) => {
           const d = downs[i];
           if (!d.ok) return ctx.drop(group[i].s, d.error);

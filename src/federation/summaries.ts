@@ -1,0 +1,68 @@
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import type { EvalMetrics, RoundRecord, ServerSummary } from '../server/split-server.js';
+import { UserError } from '../util/errors.js';
+
+// The launcher contract: what `flglm server` and `flglm client` write for whoever started them
+// (`flglm run`, a script, an orchestrator), instead of being reconstructed from their logs.
+
+/** `flglm server --ready-file`: written (atomically) once the server listens. */
+export interface ServerReady {
+  address: string;
+  host: string;
+  port: number;
+  pid: number;
+  mode: string;
+}
+
+/** `flglm client --summary-json`: what one client did. */
+export interface ClientSummary {
+  client_id: string;
+  steps: number;
+  train_loss_final: number;
+  losses: number[];
+  eval: EvalMetrics | null;
+  /** Seconds per phase of a training step, summed over the run. */
+  phases: Record<string, number>;
+}
+
+export type { RoundRecord, ServerSummary };
+
+/** A summary another flglm process wrote; a missing or torn file is one clear error. */
+export function readSummary<T>(path: string, what: string): T {
+  if (!existsSync(path)) throw new UserError(`${what} wrote no summary (${path}); see its log`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (e) {
+    throw new UserError(`${what}'s summary ${path} is not JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Follows a JSON-lines file another process appends to: each `poll()` reads only the bytes added
+ * since the last one and returns the complete new records (a half-written last line waits).
+ */
+export class JsonLinesTail {
+  private offset = 0;
+  private partial = '';
+
+  constructor(private readonly path: string) {}
+
+  poll(): Record<string, unknown>[] {
+    if (!existsSync(this.path)) return [];
+    const size = statSync(this.path).size;
+    if (size <= this.offset) return [];
+    const buf = Buffer.alloc(size - this.offset);
+    const fd = openSync(this.path, 'r');
+    try {
+      readSync(fd, buf, 0, buf.length, this.offset);
+    } finally {
+      closeSync(fd);
+    }
+    this.offset = size;
+    const lines = (this.partial + buf.toString('utf8')).split('\n');
+    this.partial = lines.pop() ?? '';
+    return lines.filter((l) => l.trim()).flatMap((l) => {
+      try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; }
+    });
+  }
+}

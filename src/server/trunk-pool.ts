@@ -1,0 +1,64 @@
+import type { ExperimentConfig } from '../config/schema.js';
+import { learningRate, type OptimizerState } from '../training/optimizer.js';
+import { weightedAverage } from '../federation/strategies/strategy.js';
+import type { ParentSubCall } from '../protocol/messages.js';
+import type { PeerIdentity } from '../security/tls.js';
+import { RemoteReplica } from './remote-replica.js';
+import type { Replica } from './replica.js';
+import { TrunkReplica } from './trunk-replica.js';
+import type { TrunkWorkerInit } from './trunk-worker.js';
+
+/**
+ * The server's trunk replicas (local worker threads, then any sub-servers that attach), each
+ * with its own learning-rate schedule; averaged at round end when there are several.
+ */
+export class TrunkPool {
+  readonly replicas: Replica[] = [];
+  /** Trunk optimizer steps each replica has taken (its schedule position; checkpointed). */
+  trunkSteps: number[] = [];
+  /** Steps each replica took this round: the weights of the replica average. */
+  private stepsThisRound: number[] = [];
+  remoteCount = 0;
+
+  constructor(private readonly cfg: ExperimentConfig, private readonly init: Omit<TrunkWorkerInit, 'optimizerState'>) {}
+
+  startLocal(count: number, optimizerState?: OptimizerState): void {
+    for (let i = 0; i < count; i++) {
+      this.replicas.push(new TrunkReplica(i, { ...this.init, params: this.init.params.map(([n, t]) => [n, { shape: t.shape, data: Float32Array.from(t.data) }]), optimizerState }));
+    }
+    if (this.trunkSteps.length !== count) this.trunkSteps = new Array(count).fill(0);
+  }
+
+  /** A sub-server attached: give it the trunk as it is now and the training setup, then use it as one more replica. */
+  async attachRemote(call: ParentSubCall, peer: PeerIdentity): Promise<Replica> {
+    const remote = new RemoteReplica(`sub-server ${peer.clientId}`, call);
+    const state = await this.replicas[0].getState();
+    await remote.init({ ...this.init, params: state.params }, this.cfg.federation.chunk_bytes);
+    this.replicas.push(remote);
+    this.trunkSteps.push(0);
+    this.remoteCount++;
+    return remote;
+  }
+
+  startRound(): void {
+    this.stepsThisRound = [];
+  }
+
+  /** The learning rate of the trunk step about to run on `replica`, advancing its schedule. */
+  nextLr(replica: number, totalSteps: number): number {
+    this.stepsThisRound[replica] = (this.stepsThisRound[replica] ?? 0) + 1;
+    return learningRate(this.cfg.optimizer.lr, this.cfg.schedule, this.trunkSteps[replica]++, totalSteps);
+  }
+
+  /** Replicas averaged through the strategies' weighted mean, weighted by the steps each took this round. */
+  async average(): Promise<void> {
+    if (this.replicas.length < 2) return;
+    const all = await Promise.all(this.replicas.map((r) => r.getParams()));
+    const avg = weightedAverage(all.map((params, i) => ({ weight: this.stepsThisRound[i] ?? 0, params: new Map(params) })));
+    await Promise.all(this.replicas.map((r) => r.setParams([...avg])));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.replicas.map((r) => r.close()));
+  }
+}
