@@ -14,7 +14,7 @@ export const FINETUNE_METHODS = ['full', 'lora', 'prefix'] as const;
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 export const SERVER_MODES = ['sequential', 'batch', 'hierarchical'] as const;
 export type ServerMode = (typeof SERVER_MODES)[number];
-export const STRATEGY_NAMES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fedprox', 'relay'] as const;
+export const STRATEGY_NAMES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fedprox', 'fedmedian', 'relay'] as const;
 export const DATASETS = ['spam-assassin', 'sotu', 'moby-dick'] as const;
 export const TASKS = ['lm', 'classify'] as const;
 

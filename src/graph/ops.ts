@@ -73,6 +73,9 @@ export const exp = (x: Value) => unary('Exp', x);
 export const log = (x: Value) => unary('Log', x);
 export const sigmoid = (x: Value) => unary('Sigmoid', x);
 export const tanh = (x: Value) => unary('Tanh', x);
+export const erf = (x: Value) => unary('Erf', x);
+/** GELU, exact form x/2 (1 + erf(x / sqrt 2)) (GPT-NeoX, Phi and BERT-style MLPs). */
+export const gelu = (x: Value) => mul(mul(x, scalarLike(x, 0.5)), add(scalarLike(x, 1), erf(mul(x, scalarLike(x, Math.SQRT1_2)))));
 export const identity = (x: Value) => unary('Identity', x);
 export const not = (x: Value) => unary('Not', x);
 export const softmax = (x: Value, axis = -1) => unary('Softmax', x, { axis: int(normAxis(axis, x.rank)) });

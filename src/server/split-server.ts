@@ -45,6 +45,8 @@ export interface ServerOptions {
   onReceive?: (clientId: string, message: ClientMessage) => void;
   /** Metrics records (per step and per round), e.g. appended to metrics.jsonl. */
   onMetric?: (record: Record<string, unknown>) => void;
+  /** A mode runner not in the registry (an extension); `mode` still names it in records. */
+  runner?: ServerModeRunner;
 }
 
 /** What the server reports at the end (`--summary-json`; the launcher reads it). */
@@ -93,7 +95,7 @@ export class SplitServer {
   constructor(private readonly o: ServerOptions) {
     this.cfg = o.cfg;
     this.mode = o.mode ?? o.cfg.federation.mode;
-    this.runner = SERVER_MODE_RUNNERS[this.mode];
+    this.runner = o.runner ?? SERVER_MODE_RUNNERS[this.mode];
     if (this.strategyNeedsSequential()) throw new UserError(`federation.strategy relay needs --mode sequential (this server runs ${this.mode})`);
     this.strategy = createStrategy(o.cfg.federation.strategy);
     this.log = o.log ?? (() => {});

@@ -23,6 +23,13 @@ describe('strategies, checked against values computed by hand', () => {
     expect(() => weightedAverage([{ weight: 1, params: p({ w: [1] }) }, { weight: 1, params: p({ w: [1, 2] }) }])).toThrow(/differently shaped/);
   });
 
+  test('FedMedian: coordinate-wise median, blind to claimed weights and to a minority of extreme updates', () => {
+    const median = strategy({ name: 'fedmedian' });
+    close(median.aggregate(1, [u('a', 1, p({ w: [1, 20] })), u('b', 1, p({ w: [3, -5] })), u('evil', 1e15, p({ w: [1e30, -1e30] }))], null), { w: [3, -5] });
+    close(median.aggregate(1, [u('a', 1, p({ w: [1, 2] })), u('b', 1, p({ w: [2, 4] })), u('c', 1, p({ w: [3, 6] })), u('d', 1, p({ w: [10, 8] }))], null), { w: [2.5, 5] });
+    expect(() => median.aggregate(1, [u('a', 1, p({ w: [1] })), u('b', 1, p({ w: [1, 2] }))], null)).toThrow(/differently shaped/);
+  });
+
   test('FedAvgM: v = beta v + Delta; x += lr v', () => {
     const s = strategy({ name: 'fedavgm', server_lr: 1, momentum: 0.9 });
     const x1 = s.aggregate(2, [u('a', 1, p({ w: [1, 2] }))], p({ w: [0, 0] }));

@@ -22,6 +22,9 @@ const cases: Case[] = [
   { name: 'Log', op: 'Log', build: ([a]) => op.log(a), inputs: [{ name: 'a', shape: [2, 3], range: positive }] },
   { name: 'Sigmoid', op: 'Sigmoid', build: ([a]) => op.sigmoid(a), inputs: [{ name: 'a', shape: [2, 3] }] },
   { name: 'Tanh', op: 'Tanh', build: ([a]) => op.tanh(a), inputs: [{ name: 'a', shape: [2, 3] }] },
+  // ONNX Runtime's CPU Erf is float32 only: checked in float32 with a coarser step and tolerance.
+  { name: 'Erf', op: 'Erf', build: ([a]) => op.erf(a), inputs: [{ name: 'a', shape: [2, 3] }], dtype: 'float32', eps: 1e-2, tol: 2e-3 },
+  { name: 'GELU (erf form, through Mul, Add and Erf)', op: 'Erf', build: ([a]) => op.gelu(a), inputs: [{ name: 'a', shape: [2, 3] }], dtype: 'float32', eps: 1e-2, tol: 2e-3 },
   { name: 'Identity', op: 'Identity', build: ([a]) => op.identity(a), inputs: [{ name: 'a', shape: [3] }] },
   { name: 'Softmax last axis', op: 'Softmax', build: ([a]) => op.softmax(a, -1), inputs: [{ name: 'a', shape: [2, 5] }] },
   { name: 'Softmax middle axis', op: 'Softmax', build: ([a]) => op.softmax(a, 1), inputs: [{ name: 'a', shape: [2, 3, 2] }] },

@@ -6,6 +6,7 @@ import { SplitServer, type ServerMode } from '../../src/server/split-server.js';
 import { runClient, type ClientResult } from '../../src/client/split-client.js';
 import { resolveData } from '../../src/config/experiment.js';
 import type { ClientMessage } from '../../src/protocol/messages.js';
+import type { ServerModeRunner } from '../../src/server/modes/mode.js';
 
 export function config(yaml: string): ExperimentConfig {
   const r = parseConfigText(yaml);
@@ -16,10 +17,10 @@ export function config(yaml: string): ExperimentConfig {
 export const CLIENT_IDS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
 
 /** A real server (replicas in worker threads) and real clients, all over gRPC on 127.0.0.1. */
-export async function federate(cfg: ExperimentConfig, opts: { kitRoot?: string | null; mode?: ServerMode; audit?: (clientId: string, message: ClientMessage) => void } = {}) {
+export async function federate(cfg: ExperimentConfig, opts: { kitRoot?: string | null; mode?: ServerMode; runner?: ServerModeRunner; audit?: (clientId: string, message: ClientMessage) => void; onMetric?: (r: Record<string, unknown>) => void } = {}) {
   const data = resolveData(cfg);
   const kit = opts.kitRoot ? join(opts.kitRoot, 'server') : null;
-  const server = new SplitServer({ cfg, kit, mode: opts.mode, onReceive: opts.audit });
+  const server = new SplitServer({ cfg, kit, mode: opts.mode, runner: opts.runner, onReceive: opts.audit, onMetric: opts.onMetric });
   await server.init();
   const transport = await startTransport({ kit, port: 0, onSession: server.onSession });
   try {

@@ -1,5 +1,6 @@
 import type { StrategyConfig } from '../../config/schema.js';
 import { FedAvg } from './fedavg.js';
+import { FedMedian } from './fedmedian.js';
 import { FedProx } from './fedprox.js';
 import { Relay } from './relay.js';
 import { ServerOptimizer } from './server-optimizers.js';
@@ -9,6 +10,7 @@ import type { Strategy } from './strategy.js';
 export const STRATEGIES: Record<StrategyConfig['name'], (c: StrategyConfig) => Strategy> = {
   fedavg: () => new FedAvg(),
   fedprox: (c) => new FedProx(c.mu),
+  fedmedian: () => new FedMedian(),
   relay: () => new Relay(),
   fedavgm: (c) => new ServerOptimizer('fedavgm', { lr: c.server_lr, momentum: c.momentum, betas: c.betas, tau: c.tau }),
   fedadagrad: (c) => new ServerOptimizer('fedadagrad', { lr: c.server_lr, momentum: c.momentum, betas: c.betas, tau: c.tau }),

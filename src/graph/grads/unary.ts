@@ -12,6 +12,8 @@ registerGradient('Sigmoid', (n, [dy]) => {
   return [() => op.mul(dy!, op.mul(y, op.sub(op.scalarLike(y, 1), y)))];
 });
 registerGradient('Tanh', (n, [dy]) => { const y = n.outputs[0]; return [() => op.mul(dy!, op.sub(op.scalarLike(y, 1), op.mul(y, y)))]; });
+// d erf(x)/dx = 2/sqrt(pi) exp(-x^2)
+registerGradient('Erf', (n, [dy]) => { const x = input(n, 0); return [() => op.mul(dy!, op.mul(op.exp(op.neg(op.mul(x, x))), op.scalarLike(x, 2 / Math.sqrt(Math.PI))))]; });
 registerGradient('Identity', (_n, [dy]) => [() => dy!]);
 registerGradient('Cast', (n, [dy]) => { const x = input(n, 0); return [x.isFloat ? () => op.cast(dy!, x.dtype) : null]; });
 
