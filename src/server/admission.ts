@@ -18,6 +18,8 @@ export interface AdmissionDeps {
   revocation: RevocationChecker | null;
   /** The server's joined clients by client id (admission adds, replaces and cuts off). */
   participants: Map<string, Participant>;
+  /** Structured events (metrics.jsonl): a live client cut off, with why. */
+  onEvent?: (record: Record<string, unknown>) => void;
   log: (msg: string) => void;
   joined: (s: Participant, lastRound: number) => void;
 }
@@ -102,5 +104,6 @@ export class Admission {
       s.close(reason);
     }
     this.refusals.log(`cut:${clientId}`, `cut off ${clientId}: ${reason}`);
+    this.d.onEvent?.({ type: 'cut_off', client: clientId, reason, time: Date.now() });
   }
 }

@@ -115,7 +115,7 @@ export class SplitServer {
     const parts = clientPartSpec(this.cfg, config, store);
     this.partSpec = this.strategy.handoff === 'relay' ? withOptimizerState(parts, this.cfg.optimizer) : parts;
     this.limits = clientLimits(this.cfg, config, this.partSpec);
-    this.admission = new Admission({ cfg: this.cfg, kit: this.o.kit, limits: this.limits, revocation: this.o.revocation ?? null, participants: this.participants, log: this.log, joined: (s, lastRound) => this.joined(s, lastRound) });
+    this.admission = new Admission({ cfg: this.cfg, kit: this.o.kit, limits: this.limits, revocation: this.o.revocation ?? null, participants: this.participants, onEvent: this.o.onMetric, log: this.log, joined: (s, lastRound) => this.joined(s, lastRound) });
     const peft = peftOf(this.cfg);
     const threads = this.cfg.runtime.threads ?? Math.max(1, Math.floor(cpus().length / this.runner.replicaCount(this.cfg)));
     const trunkNames = new Set(partParamNames('trunk', config, this.cfg.split, store));

@@ -29,13 +29,14 @@ const spec = (() => { const { config: model, store } = resolveModel(cfg); return
 /** A real server on 127.0.0.1 (trunk in worker threads), torn down by `stop`. */
 async function federation(c: ExperimentConfig, opts: { checkpointDir?: string } = {}) {
   const logs: string[] = [];
-  const server = new SplitServer({ cfg: c, kit: null, log: (m) => logs.push(m), checkpointDir: opts.checkpointDir ?? null });
+  const events: Record<string, unknown>[] = [];
+  const server = new SplitServer({ cfg: c, kit: null, log: (m) => logs.push(m), onMetric: (r) => events.push(r), checkpointDir: opts.checkpointDir ?? null });
   await server.init();
   const transport = await startTransport({ kit: null, port: 0, onSession: server.onSession, maxMessageBytes: server.limits.maxMessageBytes });
   const target = `127.0.0.1:${transport.port}`;
   const honest = (name = 'honest') => runClient({ target, kit: null, train: data.silos[0], test: data.test, insecureName: name, reconnectAttempts: 0 });
   const stop = async () => { await transport.close(); await server.close(); };
-  return { server, target, honest, logs, stop };
+  return { server, target, honest, logs, events, stop };
 }
 
 const params = (mutate: (t: ReturnType<typeof wireTensor>[]) => ReturnType<typeof wireTensor>[] = (t) => t, fill = 0.5) =>
@@ -68,7 +69,7 @@ describe('a bad parameters message drops only its sender', () => {
       expect(r.losses.every(Number.isFinite)).toBe(true);
       const summary = await f.server.done;
       expect(summary.history[0]).toMatchObject({ clients: ['insecure-honest'], dropped: ['insecure-aaa'] });
-      expect(f.logs.some((l) => /client insecure-aaa dropped from round 1: /.test(l))).toBe(true);
+      expect(f.events).toContainEqual(expect.objectContaining({ type: 'drop', round: 1, client: 'insecure-aaa', reason: expect.stringMatching(reason) }));
     } finally {
       await f.stop();
     }
@@ -208,6 +209,29 @@ test('a join with an invalid name or sample count is refused and logged once per
     old.close();
     const r = await f.honest();
     expect(r.losses).toHaveLength(1);
+  } finally {
+    await f.stop();
+  }
+});
+
+test('batch mode: a client that goes silent after its activations misses the deadline and is dropped alone', async () => {
+  const c = config(`${base}federation: {mode: batch, min_clients: 1, clients: 2, rounds: 1, local_steps: 3, batch_clients: 2, batch_deadline_ms: 3000, client_timeout_ms: 20000}\n`);
+  const f = await federation(c);
+  try {
+    const silent = new RawClient(f.target, 'silent');
+    await silent.join();
+    const good = f.honest();
+    const round = await silent.roundStart();
+    // Step 1 activations arrive with the honest client's, so both share a group; then nothing.
+    silent.send({ activations: { round, step: 1, tensor: wireTensor('h_A', SHAPE, 0.01), eval: false } });
+    await silent.inbox.next(['trunkOut'], 20000);
+    const r = await good;
+    expect(r.losses).toHaveLength(3);
+    expect(r.losses.every(Number.isFinite)).toBe(true);
+    const summary = await f.server.done;
+    expect(summary.history[0]).toMatchObject({ clients: ['insecure-honest'], dropped: ['insecure-silent'] });
+    expect(f.events).toContainEqual(expect.objectContaining({ type: 'drop', client: 'insecure-silent', reason: 'missed the batch deadline' }));
+    silent.close();
   } finally {
     await f.stop();
   }

@@ -40,8 +40,8 @@ federation: {mode: sequential, clients: 2, rounds: 3, local_steps: 3, min_client
 `);
   const data = resolveData(cfg);
   const revocation = new RevocationChecker(list);
-  const logs: string[] = [];
-  const server = new SplitServer({ cfg, kit, revocation, log: (m) => logs.push(m) });
+  const events: Record<string, unknown>[] = [];
+  const server = new SplitServer({ cfg, kit, revocation, onMetric: (r) => events.push(r) });
   await server.init();
   const transport = await startTransport({ kit, port: 0, revocation, onSession: server.onSession });
   try {
@@ -57,7 +57,7 @@ federation: {mode: sequential, clients: 2, rounds: 3, local_steps: 3, min_client
     const summary = await server.done;
     expect(summary.history.map((h) => h.clients)).toEqual([['alice'], ['alice'], ['alice']]);
     expect(summary.history[0].dropped).toEqual(['bob']);
-    expect(logs.some((l) => /cut off bob: client "bob" has been revoked/.test(l))).toBe(true);
+    expect(events).toContainEqual(expect.objectContaining({ type: 'cut_off', client: 'bob', reason: expect.stringMatching(/client "bob" has been revoked/) }));
   } finally {
     await transport.close();
     await server.close();

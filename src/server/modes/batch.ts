@@ -1,6 +1,7 @@
 import type { TensorData } from '../../runtime/tensor.js';
 import { encodeTensor } from '../../protocol/tensors.js';
-import { gatherWithDeadline, type Participant } from '../participant.js';
+import type { Participant } from '../participant.js';
+import { gatherWithDeadline } from './deadline.js';
 import { collectUpdates, type ServerModeRunner } from './mode.js';
 
 /** Concatenate [b_i, S, D] tensors along the batch axis. */
