@@ -28,7 +28,7 @@ export function writeResult(name, result) {
 /** Run a federated experiment through the real launcher (separate server and client processes). */
 export async function runExperiment(yaml, outDir, env = {}) {
   const { parseConfigText } = await import(dist('config/load.js'));
-  const { ExperimentLauncher, readMetrics } = await import(dist('federation/launcher.js'));
+  const { ExperimentLauncher, readMetrics } = await import(dist('launcher/launcher.js'));
   const parsed = parseConfigText(yaml);
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   const saved = { ...process.env };

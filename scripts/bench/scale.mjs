@@ -10,7 +10,7 @@ import { dist, root, writeResult } from './common.mjs';
 const counts = (process.argv[2] ?? '16,32,64').split(',').map(Number);
 const { prepareExamples } = await import(dist('data/prepare.js'));
 const { runClient } = await import(dist('client/split-client.js'));
-const { readMetrics } = await import(dist('federation/launcher.js'));
+const { readMetrics } = await import(dist('launcher/launcher.js'));
 
 function rssMiB(pid) {
   try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024; } catch { return 0; }

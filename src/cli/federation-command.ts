@@ -8,14 +8,14 @@ import { runClient } from '../client/split-client.js';
 import { UserError } from '../util/errors.js';
 import { intOption } from './options.js';
 import { appendFileSync, readFileSync } from 'node:fs';
-import { ExperimentLauncher } from '../federation/launcher.js';
+import { ExperimentLauncher } from '../launcher/launcher.js';
 import { runSubServer } from '../server/sub-server.js';
 import { linkFromEnv } from '../client/netem.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { SERVER_MODES } from '../config/schema.js';
 import { RevocationChecker, serverCredentials } from '../security/tls.js';
 import type { ServerMode } from '../server/split-server.js';
-import type { ClientSummary, ServerReady } from '../federation/summaries.js';
+import type { ClientSummary, ServerReady } from '../launcher/summaries.js';
 import { readKitServer, withDefaultPort } from '../security/kit-server.js';
 
 /** Exactly one of --pki and --insecure; --insecure is loud. */

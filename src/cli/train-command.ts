@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { loadConfigFile } from '../config/load.js';
 import { trainCentralized } from '../training/centralized.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { loadCheckpoint } from '../model/checkpoint.js';
+import { loadCheckpoint } from '../training/checkpoint.js';
 import { readSilo } from '../data/examples.js';
 import { isPromptExample } from '../data/examples.js';
 import { ByteTokenizer } from '../data/tokenizer.js';

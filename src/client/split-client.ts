@@ -1,22 +1,19 @@
 import type * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.js';
-import { checkpointsAfter, peftOf, resolveModel } from '../config/experiment.js';
-import { BatchStream, evalBatches } from '../data/batches.js';
+import { checkpointsAfter, peftOf } from '../config/experiment.js';
+import { evalBatches } from '../data/batches.js';
 import { isPromptExample, type Example } from '../data/examples.js';
-import type { Tokenizer } from '../data/tokenizer.js';
-import { PartExecutor } from '../training/part-executor.js';
-import { clipAndApply, createOptimizer, globalNorm, learningRate, type Optimizer } from '../training/optimizer.js';
+import { clipAndApply, createOptimizer, globalNorm, learningRate } from '../training/optimizer.js';
 import { evaluateBatches, type EvalMetrics } from '../training/evaluate.js';
 import { Inbox } from '../protocol/inbox.js';
 import { decodeTensor, encodeTensor, type TensorContext } from '../protocol/tensors.js';
 import { PayloadChannel, unwrapRoundKey } from '../security/payload.js';
 import { readPrivateKey } from '../security/files.js';
-import { saveCheckpoint } from '../model/checkpoint.js';
+import { saveCheckpoint } from '../training/checkpoint.js';
 import { partParamNames } from '../model/partition.js';
-import type { ModelConfig } from '../model/config.js';
-import type { ParamStore } from '../model/params.js';
 import { connect, type ClientConnection } from './transport.js';
+import { createTrainer, type Trainer } from './trainer.js';
 import { DelayLine, type LinkModel } from './netem.js';
 import { chunkMessage, reassembling } from '../protocol/chunking.js';
 import { describeConnectError } from '../security/tls.js';
@@ -59,20 +56,6 @@ export interface ClientResult {
 /** Failures after which trying again can help: the server restarted, dropped us, or is not up yet. */
 class RetryableError extends Error {}
 
-interface Trainer {
-  cfg: ExperimentConfig;
-  config: ModelConfig;
-  store: ParamStore;
-  tokenizer: Tokenizer;
-  head: PartExecutor;
-  tail: PartExecutor;
-  params: Map<string, Float32Array>;
-  optimizer: Optimizer;
-  stream: BatchStream;
-  /** The client parts and their optimizer state travel from client to client (relay strategy). */
-  relay: boolean;
-}
-
 /**
  * A client: runs head and tail on its own silo. Token ids and labels never leave it; only h_A and
  * dL/dh_B (per step) and its trainable head+tail parameters (per round, for FedAvg) go up.
@@ -106,22 +89,6 @@ export class SplitClient {
     }
   }
 
-  private setup(cfg: ExperimentConfig): Trainer {
-    const { config, store, tokenizer } = resolveModel(cfg);
-    const peft = peftOf(cfg);
-    const runtime = { device: cfg.runtime.device, threads: cfg.runtime.threads, spinning: false };
-    const head = new PartExecutor('head', config, cfg.split, peft, store, runtime);
-    const tail = new PartExecutor('tail', config, cfg.split, peft, store, runtime);
-    const trainable = [...new Set([...head.trainable, ...tail.trainable])];
-    return {
-      cfg, config, store, tokenizer, head, tail,
-      params: new Map(trainable.map((n) => [n, store.get(n)!.data])),
-      optimizer: createOptimizer(cfg.optimizer),
-      stream: new BatchStream(this.o.train, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed),
-      relay: cfg.federation.strategy.name === 'relay',
-    };
-  }
-
   /** One connection: join, then train and evaluate until the server finishes (or the stream fails). */
   private async attempt(): Promise<ClientResult> {
     const conn = connect(this.o.target, this.o.kit, this.o.serverName);
@@ -152,7 +119,7 @@ export class SplitClient {
       call.write({ join: { numExamples: this.o.train.length, lastRound: this.lastRound, protocol: PROTOCOL_VERSION, insecureName: this.o.kit ? '' : this.o.insecureName ?? '' } });
       const first = await inbox.next(['plan', 'error'], 60000);
       if (first.kind === 'error') throw new UserError(`server refused the session: ${first.error.message}`);
-      this.trainer ??= this.setup(JSON.parse(first.plan.planJson) as ExperimentConfig);
+      this.trainer ??= createTrainer(JSON.parse(first.plan.planJson) as ExperimentConfig, this.o.train);
       const result = await this.loop(conn, call, inbox);
       finished = true;
       return result;

@@ -1,5 +1,7 @@
-import type { ClientPartSpec } from '../server/client-limits.js';
 import type { Optimizer, OptimizerConfig } from '../training/optimizer.js';
+
+/** Element counts of the client-part tensors, by name. */
+type ClientPartSpec = ReadonlyMap<string, number>;
 
 /**
  * With `relay`, the client parts travel from client to client, and so does their optimizer state:

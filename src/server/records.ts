@@ -19,6 +19,15 @@ export interface RoundRecord {
 export interface EvalMetrics { loss: number; accuracy: number; examples: number; perplexity?: number }
 export interface EvalResult { clientId: string; eval?: EvalMetrics }
 
+/** Bytes sent to and received from `participants` from now until the returned function is called. */
+export function trafficMeter(participants: readonly { bytesSent: number; bytesReceived: number }[]): () => { bytes_down: number; bytes_up: number } {
+  const before = participants.map((p) => [p.bytesSent, p.bytesReceived]);
+  return () => ({
+    bytes_down: participants.reduce((a, p, i) => a + p.bytesSent - before[i][0], 0),
+    bytes_up: participants.reduce((a, p, i) => a + p.bytesReceived - before[i][1], 0),
+  });
+}
+
 /** Example-weighted loss and accuracy over the clients' evaluations. */
 export function summarizeEvals(evals: EvalResult[]): { loss: number; accuracy: number; examples: number } {
   let n = 0, loss = 0, acc = 0;

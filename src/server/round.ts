@@ -12,6 +12,7 @@ import type { StepTensor__Output as StepTensor } from '../protocol/generated/flg
 import { decodeClientParameters } from './client-update.js';
 import type { RoundContext, StepMessage } from './modes/mode.js';
 import type { Replica } from './replica.js';
+import type { EvalMetrics, EvalResult } from './records.js';
 
 /** What a round needs from the server that runs it. */
 export interface RoundDeps {
@@ -161,6 +162,21 @@ export class Round implements RoundContext {
       const hB = await this.timed(index, replica.forward(`${s.id}:eval`, a.tensor, false));
       s.send({ trunkOut: { round: this.round, step: a.step, tensor: encodeTensor('h_B', hB, s.context(this.round, a.step)), eval: true } });
     }
+  }
+
+  /** Every participant evaluates on its held-out data through the trunk; a failure drops only that client. */
+  async evaluateAll(): Promise<EvalResult[]> {
+    const results = await Promise.all(this.participants.map(async (s, i): Promise<EvalResult | null> => {
+      try {
+        this.openRound(s);
+        const metrics = (await this.serveEvaluation(s, i % this.replicas.length)) as { eval?: EvalMetrics } | null;
+        return { clientId: s.id, eval: metrics?.eval };
+      } catch (e) {
+        this.drop(s, e as Error);
+        return null;
+      }
+    }));
+    return results.filter((r): r is EvalResult => r !== null);
   }
 
   async receiveParameters(s: Participant): Promise<ClientUpdate> {

@@ -1,5 +1,5 @@
 import type { Params } from '../federation/strategies/strategy.js';
-import { loadCheckpoint, saveCheckpoint } from '../model/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../training/checkpoint.js';
 import type { ModelConfig } from '../model/config.js';
 import type { PeftConfig } from '../model/params.js';
 import type { NamedTensor } from '../model/safetensors.js';

@@ -12,12 +12,11 @@ import { clientLimits, type ClientLimits, type ClientPartSpec } from './client-l
 import { clientPartSpec } from './client-update.js';
 import { withOptimizerState } from '../federation/optimizer-handoff.js';
 import { loadServerCheckpoint, saveServerCheckpoint } from './server-checkpoint.js';
-import type { EvalMetrics, EvalResult, RoundRecord } from './records.js';
-import { summarizeEvals } from './records.js';
+import { summarizeEvals, trafficMeter, type EvalMetrics, type EvalResult, type RoundRecord } from './records.js';
 import type { ModelConfig } from '../model/config.js';
 import type { NamedTensor } from '../model/safetensors.js';
 import { UserError } from '../util/errors.js';
-import { Participant } from './participant.js';
+import type { Participant } from './participant.js';
 import type { ClientMessage, ParentSubCall, ServerSessionCall } from '../protocol/messages.js';
 import { TrunkPool } from './trunk-pool.js';
 import { BusyLog } from './busy-log.js';
@@ -26,8 +25,7 @@ import { Admission } from './admission.js';
 import { SERVER_MODE_RUNNERS } from './modes/registry.js';
 import type { ServerModeRunner } from './modes/mode.js';
 
-export type { ServerMode };
-export type { EvalMetrics, EvalResult, RoundRecord };
+export type { EvalMetrics, EvalResult, RoundRecord, ServerMode };
 
 export interface ServerOptions {
   cfg: ExperimentConfig;
@@ -251,7 +249,7 @@ export class SplitServer {
     const participants = this.liveParticipants(round);
     if (participants.length < f.min_clients) throw new Error(`round ${round}: ${participants.length} clients connected, min_clients is ${f.min_clients}`);
     this.pool.startRound();
-    const traffic0 = participants.map((p) => [p.bytesSent, p.bytesReceived]);
+    const traffic = trafficMeter(participants);
     const ctx = this.newRound(round, participants, false);
     const updates = await this.runner.train(ctx);
     // Relay may give a client several turns or none in a round: count clients, not updates.
@@ -270,10 +268,9 @@ export class SplitServer {
     const [busy, overlap] = this.busy.take();
     this.tokensSeen += ctx.tokens;
     const record: RoundRecord = {
-      replica_busy_s: busy, replica_overlap_s: overlap,
-      round, clients: finished, dropped: [...ctx.dropped],
-      bytes_down: participants.reduce((a, p, i) => a + p.bytesSent - traffic0[i][0], 0), bytes_up: participants.reduce((a, p, i) => a + p.bytesReceived - traffic0[i][1], 0),
-      wall_s: (performance.now() - t0) / 1000, steps: ctx.losses.length, train_loss: ctx.losses.length ? ctx.losses.reduce((a, b) => a + b, 0) / ctx.losses.length : NaN, tokens: ctx.tokens,
+      round, clients: finished, dropped: [...ctx.dropped], wall_s: (performance.now() - t0) / 1000,
+      steps: ctx.losses.length, train_loss: ctx.losses.length ? ctx.losses.reduce((a, b) => a + b, 0) / ctx.losses.length : NaN, tokens: ctx.tokens,
+      ...traffic(), replica_busy_s: busy, replica_overlap_s: overlap,
     };
     this.history.push(record);
     this.completedRound = round;
@@ -287,18 +284,7 @@ export class SplitServer {
   private async evalRound(round: number): Promise<EvalResult[]> {
     const t0 = performance.now();
     const participants = this.liveParticipants(round);
-    const ctx = this.newRound(round, participants, true);
-    const results = await Promise.all(participants.map(async (s, i): Promise<EvalResult | null> => {
-      try {
-        ctx.openRound(s);
-        const metrics = (await ctx.serveEvaluation(s, i % this.pool.replicas.length)) as { eval?: EvalMetrics } | null;
-        return { clientId: s.id, eval: metrics?.eval };
-      } catch (e) {
-        this.drop(s, round, e as Error);
-        return null;
-      }
-    }));
-    const evals = results.filter((r): r is EvalResult => r !== null);
+    const evals = await this.newRound(round, participants, true).evaluateAll();
     const summary = summarizeEvals(evals);
     this.o.onMetric?.({ type: 'eval', round, tokens_seen: this.tokensSeen, ...summary, clients: evals, wall_s: (performance.now() - t0) / 1000, time: Date.now() });
     if (summary.examples) this.log(`eval after round ${round}: loss ${summary.loss.toFixed(4)}, accuracy ${summary.accuracy.toFixed(4)} on ${summary.examples} examples`);
@@ -310,9 +296,5 @@ export class SplitServer {
     saveServerCheckpoint(join(this.o.checkpointDir, 'latest'), await this.pool.replicas[0].getState(), { model: this.model, peft: peftOf(this.cfg), mode: this.mode, strategy: this.strategy.name }, {
       round, trunkSteps: this.pool.trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams, strategyState: this.strategy.state(),
     });
-  }
-
-  get config(): ExperimentConfig {
-    return this.cfg;
   }
 }

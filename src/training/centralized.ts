@@ -2,7 +2,7 @@ import type { ExperimentConfig } from '../config/schema.js';
 import { peftOf, resolveData, resolveModel, type ExperimentData } from '../config/experiment.js';
 import { BatchStream, evalBatches } from '../data/batches.js';
 import { isPromptExample } from '../data/examples.js';
-import { saveCheckpoint } from '../model/checkpoint.js';
+import { saveCheckpoint } from './checkpoint.js';
 import { PartExecutor } from './part-executor.js';
 import { clipAndApply, createOptimizer, globalNorm, GradientAccumulator, learningRate } from './optimizer.js';
 import { evaluateBatches, type EvalMetrics } from './evaluate.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { FlglmProcess } from '../helpers/processes.js';
 import { runCli } from '../helpers/cli.js';
 import { withDefaultPort } from '../../src/security/kit-server.js';
-import type { ClientSummary, ServerReady, ServerSummary } from '../../src/federation/summaries.js';
+import type { ClientSummary, ServerReady, ServerSummary } from '../../src/launcher/summaries.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlglmProcess } from '../helpers/processes.js';
 import { runCli } from '../helpers/cli.js';
-import { readMetrics } from '../../src/federation/launcher.js';
+import { readMetrics } from '../../src/launcher/launcher.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'flglm-fault-'));
 const procs: FlglmProcess[] = [];

@@ -1,7 +1,7 @@
 import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JsonLinesTail } from '../../src/federation/summaries.js';
+import { JsonLinesTail } from '../../src/launcher/summaries.js';
 
 test('JsonLinesTail returns each complete record once, and waits for a half-written line', () => {
   const path = join(mkdtempSync(join(tmpdir(), 'flglm-tail-')), 'm.jsonl');

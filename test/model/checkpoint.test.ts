@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PRESETS } from '../../src/model/config.js';
 import { initParams } from '../../src/model/params.js';
-import { loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/training/checkpoint.js';
 import { AdamW } from '../../src/training/optimizer.js';
 
 const peft = { method: 'full' as const, lora: { rank: 2, alpha: 4, dropout: 0, targets: ['q' as const] }, prefix: { length: 2 } };

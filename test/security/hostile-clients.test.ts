@@ -6,7 +6,7 @@ import { startTransport } from '../../src/server/transport.js';
 import { runClient } from '../../src/client/split-client.js';
 import { resolveData, resolveModel } from '../../src/config/experiment.js';
 import { clientPartSpec } from '../../src/server/client-update.js';
-import { loadCheckpoint } from '../../src/model/checkpoint.js';
+import { loadCheckpoint } from '../../src/training/checkpoint.js';
 import type { ExperimentConfig } from '../../src/config/schema.js';
 import { config } from '../helpers/federation.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';

@@ -2,10 +2,10 @@ import { existsSync, readFileSync, mkdirSync, renameSync, rmSync } from 'node:fs
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
-import type { ModelConfig } from './config.js';
-import type { ParamStore, PeftConfig } from './params.js';
-import { loadSafetensors, saveSafetensors, type NamedTensor } from './safetensors.js';
-import type { OptimizerState } from '../training/optimizer.js';
+import type { ModelConfig } from '../model/config.js';
+import type { ParamStore, PeftConfig } from '../model/params.js';
+import { loadSafetensors, saveSafetensors, type NamedTensor } from '../model/safetensors.js';
+import type { OptimizerState } from './optimizer.js';
 
 /**
  * A checkpoint folder: model.safetensors (weights), optimizer.safetensors (moments) and

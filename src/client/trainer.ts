@@ -1,0 +1,40 @@
+import type { ExperimentConfig } from '../config/schema.js';
+import { peftOf, resolveModel } from '../config/experiment.js';
+import { BatchStream } from '../data/batches.js';
+import type { Example } from '../data/examples.js';
+import type { Tokenizer } from '../data/tokenizer.js';
+import type { ModelConfig } from '../model/config.js';
+import type { ParamStore } from '../model/params.js';
+import { PartExecutor } from '../training/part-executor.js';
+import { createOptimizer, type Optimizer } from '../training/optimizer.js';
+
+export interface Trainer {
+  cfg: ExperimentConfig;
+  config: ModelConfig;
+  store: ParamStore;
+  tokenizer: Tokenizer;
+  head: PartExecutor;
+  tail: PartExecutor;
+  params: Map<string, Float32Array>;
+  optimizer: Optimizer;
+  stream: BatchStream;
+  /** The client parts and their optimizer state travel from client to client (relay strategy). */
+  relay: boolean;
+}
+
+/** The client's half of the model and its training state, built from the server's plan. */
+export function createTrainer(cfg: ExperimentConfig, train: Example[]): Trainer {
+  const { config, store, tokenizer } = resolveModel(cfg);
+  const peft = peftOf(cfg);
+  const runtime = { device: cfg.runtime.device, threads: cfg.runtime.threads, spinning: false };
+  const head = new PartExecutor('head', config, cfg.split, peft, store, runtime);
+  const tail = new PartExecutor('tail', config, cfg.split, peft, store, runtime);
+  const trainable = [...new Set([...head.trainable, ...tail.trainable])];
+  return {
+    cfg, config, store, tokenizer, head, tail,
+    params: new Map(trainable.map((n) => [n, store.get(n)!.data])),
+    optimizer: createOptimizer(cfg.optimizer),
+    stream: new BatchStream(train, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed),
+    relay: cfg.federation.strategy.name === 'relay',
+  };
+}
