@@ -182,7 +182,7 @@ export class SplitClient {
       }
       const start = m.roundStart;
       const { round } = start;
-      if (start.evaluate || start.localSteps === 0) {
+      if (start.evaluate) {
         // An evaluation pass reports metrics only; the parameters stay here.
         call.write({ evalResult: { round, metricsJson: await this.evaluate(call, inbox, round, ctx) } });
         continue;

@@ -1,4 +1,4 @@
-import type { Optimizer, OptimizerConfig } from '../training/optimizer.js';
+import { slotTensorName, type Optimizer, type OptimizerConfig } from '../training/optimizer.js';
 
 /** Element counts of the client-part tensors, by name. */
 type ClientPartSpec = ReadonlyMap<string, number>;
@@ -7,13 +7,14 @@ type ClientPartSpec = ReadonlyMap<string, number>;
  * With `relay`, the client parts travel from client to client, and so does their optimizer state:
  * one model with one optimizer moving through the federation, as in centralized training, instead
  * of N optimizers each holding moments of its own silo only. The state travels as extra tensors of
- * the parameter set: `optimizer.<slot>/<param>` (AdamW: 2 slots, SGD: 1) and `optimizer.step`.
+ * the parameter set: `optimizer.<param>#<slot>` (AdamW: 2 slots, SGD: 1; the checkpoint's slot
+ * names, `slotTensorName`) and `optimizer.step`.
  */
 export const OPTIMIZER_PREFIX = 'optimizer.';
 const STEP = `${OPTIMIZER_PREFIX}step`;
 
 const slotCount = (o: OptimizerConfig) => (o.name === 'sgd' ? 1 : 2);
-const slotName = (k: number, param: string) => `${OPTIMIZER_PREFIX}${k}/${param}`;
+const slotName = (k: number, param: string) => `${OPTIMIZER_PREFIX}${slotTensorName(param, k)}`;
 
 /** The parameter set a relay client sends: its parts plus their optimizer state. */
 export function withOptimizerState(spec: ClientPartSpec, o: OptimizerConfig): ClientPartSpec {

@@ -5,7 +5,7 @@ import { UserError } from '../util/errors.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
 import { loadSafetensors, saveSafetensors, type NamedTensor } from '../model/safetensors.js';
-import type { OptimizerState } from './optimizer.js';
+import { slotsFromTensors, slotsToTensors, type OptimizerState } from './optimizer.js';
 
 /**
  * A checkpoint folder: model.safetensors (weights), optimizer.safetensors (moments) and
@@ -31,9 +31,7 @@ export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<Checkp
   mkdirSync(tmp, { recursive: true });
   saveSafetensors(join(tmp, 'model.safetensors'), store as Map<string, NamedTensor>);
   if (optimizer) {
-    const slots = new Map<string, NamedTensor>();
-    for (const [name, arrs] of Object.entries(optimizer.slots)) arrs.forEach((a, i) => slots.set(`${name}#${i}`, { shape: [a.length], data: a }));
-    saveSafetensors(join(tmp, 'optimizer.safetensors'), slots);
+    saveSafetensors(join(tmp, 'optimizer.safetensors'), new Map(slotsToTensors(optimizer.slots).map(([n, a]) => [n, { shape: [a.length], data: a }])));
   }
   if (extraTensors) saveSafetensors(join(tmp, 'extra.safetensors'), extraTensors);
   const full: CheckpointMeta = { format: 'flglm-checkpoint-1', ...meta, optimizer: optimizer ? { name: optimizer.name, step: optimizer.step } : undefined };
@@ -52,11 +50,7 @@ export function loadCheckpoint(dir: string): { store: ParamStore; meta: Checkpoi
   const store: ParamStore = loadSafetensors(join(dir, 'model.safetensors')).tensors;
   let optimizer: OptimizerState | undefined;
   if (meta.optimizer && existsSync(join(dir, 'optimizer.safetensors'))) {
-    const slots: Record<string, Float32Array[]> = {};
-    for (const [key, t] of loadSafetensors(join(dir, 'optimizer.safetensors')).tensors) {
-      const [name, idx] = key.split('#');
-      (slots[name] ??= [])[Number(idx)] = t.data;
-    }
+    const slots = slotsFromTensors([...loadSafetensors(join(dir, 'optimizer.safetensors')).tensors].map(([n, t]) => [n, t.data]));
     optimizer = { name: meta.optimizer.name, step: meta.optimizer.step, slots };
   }
   const extraPath = join(dir, 'extra.safetensors');

@@ -27,6 +27,25 @@ export interface OptimizerState {
   slots: Record<string, Float32Array[]>;
 }
 
+/**
+ * The one encoding of optimizer state as named tensors (checkpoints, the relay hand-off, the
+ * sub-server link's JSON + tensors aside): slot k of parameter p is the tensor `p#k`.
+ */
+export const slotTensorName = (param: string, k: number) => `${param}#${k}`;
+
+export function slotsToTensors(slots: Record<string, Float32Array[]>): [string, Float32Array][] {
+  return Object.entries(slots).flatMap(([param, arrs]) => arrs.map((a, k): [string, Float32Array] => [slotTensorName(param, k), a]));
+}
+
+export function slotsFromTensors(tensors: Iterable<[string, Float32Array]>): Record<string, Float32Array[]> {
+  const slots: Record<string, Float32Array[]> = {};
+  for (const [key, data] of tensors) {
+    const at = key.lastIndexOf('#');
+    (slots[key.slice(0, at)] ??= [])[Number(key.slice(at + 1))] = data;
+  }
+  return slots;
+}
+
 /** Learning rate at `step` (0-based): linear warm-up, then cosine or linear decay to min_lr_ratio. */
 export function learningRate(base: number, s: ScheduleConfig, step: number, totalSteps: number): number {
   if (s.warmup_steps > 0 && step < s.warmup_steps) return (base * (step + 1)) / s.warmup_steps;
