@@ -6,7 +6,6 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { loadCheckpoint } from '../training/checkpoint.js';
 import { readSilo } from '../data/examples.js';
 import { isPromptExample } from '../data/examples.js';
-import { ByteTokenizer } from '../data/tokenizer.js';
 import { evalBatches } from '../data/batches.js';
 import { PartExecutor } from '../training/part-executor.js';
 import { evaluateBatches } from '../training/evaluate.js';
@@ -16,7 +15,6 @@ import { existsSync } from 'node:fs';
 import { generate } from '../model/generate.js';
 import { importHfFolder } from '../model/hf.js';
 import { tokenizerForFolder } from '../data/hf-tokenizer.js';
-import type { Tokenizer } from '../data/tokenizer.js';
 
 const positiveInt = (flag: string) => intOption(flag, 1);
 
@@ -77,7 +75,7 @@ export function registerGenerateCommand(program: Command): void {
 function loadModelFolder(dir: string) {
   if (existsSync(join(dir, 'checkpoint.json'))) {
     const { store, meta } = loadCheckpoint(dir);
-    return { config: meta.model, store, peft: meta.peft, tokenizer: new ByteTokenizer() as Tokenizer };
+    return { config: meta.model, store, peft: meta.peft, tokenizer: tokenizerForFolder(dir) };
   }
   if (existsSync(join(dir, 'config.json'))) {
     const { config, store } = importHfFolder(dir);

@@ -176,7 +176,7 @@ export class SplitClient {
         // only the client's own parts, frozen weights included; the trunk is the server's.
         if (this.o.checkpointDir && a.round === this.sentRound && checkpointsAfter(cfg, a.round)) {
           const own = new Set([...partParamNames('head', t.config, cfg.split, t.store), ...partParamNames('tail', t.config, cfg.split, t.store)]);
-          saveCheckpoint(join(this.o.checkpointDir, conn.clientId), new Map([...t.store].filter(([n]) => own.has(n))), { model: t.config, peft: peftOf(cfg), step: this.localStep, round: a.round, data: t.stream.state() }, t.optimizer.state());
+          saveCheckpoint(join(this.o.checkpointDir, conn.clientId), new Map([...t.store].filter(([n]) => own.has(n))), { model: t.config, peft: peftOf(cfg), step: this.localStep, round: a.round, data: t.stream.state(), base_model: cfg.model.hf_path ?? undefined }, t.optimizer.state(), undefined, cfg.model.hf_path);
         }
         continue;
       }

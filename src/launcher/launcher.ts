@@ -180,7 +180,7 @@ export class ExperimentLauncher {
     const client = loadCheckpoint(join(clientsDir, first));
     const server = loadCheckpoint(serverDir);
     for (const [name, t] of server.store) client.store.set(name, t);
-    saveCheckpoint(join(this.runDir, 'model'), client.store, { model: client.meta.model, peft: client.meta.peft, step: client.meta.step, round: server.meta.round });
+    saveCheckpoint(join(this.runDir, 'model'), client.store, { model: client.meta.model, peft: client.meta.peft, step: client.meta.step, round: server.meta.round, base_model: client.meta.base_model }, undefined, undefined, join(clientsDir, first));
   }
 
   /** The run's summary from the summaries the server and clients wrote (metrics.jsonl feeds the report only). */

@@ -84,7 +84,7 @@ export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedO
 
   const metrics = await evaluate();
   curve.push({ step: steps, tokens, loss: metrics.loss, accuracy: metrics.accuracy });
-  if (opts.checkpointDir) saveCheckpoint(opts.checkpointDir, store, { model: config, peft, step: steps, data: stream.state() }, optimizer.state());
+  if (opts.checkpointDir) saveCheckpoint(opts.checkpointDir, store, { model: config, peft, step: steps, data: stream.state(), base_model: cfg.model.hf_path ?? undefined }, optimizer.state(), undefined, cfg.model.hf_path);
   await model.release();
   const tail = losses.slice(-Math.min(10, losses.length));
   return {

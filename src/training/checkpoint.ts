@@ -5,11 +5,13 @@ import { UserError } from '../util/errors.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
 import { loadSafetensors, saveSafetensors, type NamedTensor } from '../model/safetensors.js';
+import { copyModelAssets } from '../model/assets.js';
 import { slotsFromTensors, slotsToTensors, type OptimizerState } from './optimizer.js';
 
 /**
- * A checkpoint folder: model.safetensors (weights), optimizer.safetensors (moments) and
- * checkpoint.json (config, step, data position, RNG state). The folder is written under a temp
+ * A checkpoint folder: model.safetensors (weights), optimizer.safetensors (moments),
+ * checkpoint.json (config, step, data position, RNG state) and the model's tokenizer and
+ * generation files when it has them (`assetsFrom`: the Hugging Face folder it came from). The folder is written under a temp
  * name and renamed into place, and checkpoint.json is written last, so a half-written checkpoint
  * has no checkpoint.json and is never loaded.
  */
@@ -23,9 +25,11 @@ export interface CheckpointMeta {
   data?: Record<string, unknown>;
   rng?: number[];
   extra?: Record<string, unknown>;
+  /** The pretrained model this one was fine-tuned from (a Hugging Face folder or name), if any. */
+  base_model?: string;
 }
 
-export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<CheckpointMeta, 'format'>, optimizer?: OptimizerState, extraTensors?: Map<string, NamedTensor>): void {
+export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<CheckpointMeta, 'format'>, optimizer?: OptimizerState, extraTensors?: Map<string, NamedTensor>, assetsFrom?: string | null): void {
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
@@ -34,6 +38,7 @@ export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<Checkp
     saveSafetensors(join(tmp, 'optimizer.safetensors'), new Map(slotsToTensors(optimizer.slots).map(([n, a]) => [n, { shape: [a.length], data: a }])));
   }
   if (extraTensors) saveSafetensors(join(tmp, 'extra.safetensors'), extraTensors);
+  copyModelAssets(assetsFrom, tmp);
   const full: CheckpointMeta = { format: 'flglm-checkpoint-1', ...meta, optimizer: optimizer ? { name: optimizer.name, step: optimizer.step } : undefined };
   writeFileAtomic(join(tmp, 'checkpoint.json'), JSON.stringify(full, null, 2));
   const old = `${dir}.old-${process.pid}`;
