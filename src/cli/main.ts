@@ -9,6 +9,7 @@ import { registerKeygenCommand } from './keygen-command.js';
 import { registerFederationCommands } from './federation-command.js';
 import { registerDataCommand } from './data-command.js';
 import { registerGraphCommand } from './graph-command.js';
+import { registerExportCommands } from './export-command.js';
 
 function packageVersion(): string {
   const pkg = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json');
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerDataCommand(program);
   registerConfigCommand(program);
   registerGraphCommand(program);
+  registerExportCommands(program);
   return program;
 }
 

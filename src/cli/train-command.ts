@@ -3,18 +3,14 @@ import { join } from 'node:path';
 import { loadConfigFile } from '../config/load.js';
 import { trainCentralized } from '../training/centralized.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { loadCheckpoint } from '../training/checkpoint.js';
 import { readSilo } from '../data/examples.js';
 import { isPromptExample } from '../data/examples.js';
 import { evalBatches } from '../data/batches.js';
 import { PartExecutor } from '../training/part-executor.js';
 import { evaluateBatches } from '../training/evaluate.js';
-import { UserError } from '../util/errors.js';
 import { intOption } from './options.js';
-import { existsSync } from 'node:fs';
 import { generate } from '../model/generate.js';
-import { importHfFolder } from '../model/hf.js';
-import { tokenizerForFolder } from '../data/hf-tokenizer.js';
+import { loadModelFolder } from '../training/model-folder.js';
 
 const positiveInt = (flag: string) => intOption(flag, 1);
 
@@ -69,18 +65,4 @@ export function registerGenerateCommand(program: Command): void {
       const ids = await generate(config, peft, store, prompt, { maxNewTokens: o.maxNewTokens, temperature: Number(o.temperature), topK: Number(o.topK), seed: Number(o.seed), eos: tokenizer.eos });
       process.stdout.write(o.prompt + tokenizer.decode(ids) + '\n');
     });
-}
-
-/** A flglm checkpoint (checkpoint.json) or a Hugging Face folder (config.json + safetensors). */
-function loadModelFolder(dir: string) {
-  if (existsSync(join(dir, 'checkpoint.json'))) {
-    const { store, meta } = loadCheckpoint(dir);
-    return { config: meta.model, store, peft: meta.peft, tokenizer: tokenizerForFolder(dir) };
-  }
-  if (existsSync(join(dir, 'config.json'))) {
-    const { config, store } = importHfFolder(dir);
-    const tokenizer = tokenizerForFolder(dir);
-    return { config, store, peft: { method: 'full' as const, lora: { rank: 8, alpha: 16, dropout: 0, targets: ['q' as const] }, prefix: { length: 1 } }, tokenizer };
-  }
-  throw new UserError(`${dir} is neither a flglm checkpoint (checkpoint.json) nor a Hugging Face model folder (config.json)`);
 }

@@ -14,6 +14,9 @@ import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { prepareOutputDir } from '../util/output-dir.js';
 import { UserError } from '../util/errors.js';
+import { loadModelFolder } from '../training/model-folder.js';
+import { exportHf } from '../training/export.js';
+import { exportPeftAdapter } from '../model/hf.js';
 import { JsonLinesTail, readSummary, type ClientSummary, type ServerReady, type ServerSummary } from './summaries.js';
 import type { TrainSummary } from '../training/centralized.js';
 
@@ -36,6 +39,8 @@ export interface RunSummary {
   eval: { loss: number; perplexity: number; accuracy: number } | null;
   baseline?: TrainSummary;
   run_dir: string;
+  /** The final model for the Hugging Face ecosystem: `model-hf/` (LoRA merged) and `adapter/` (LoRA). */
+  exports?: { hf?: string; adapter?: string };
 }
 
 function timestamp(): string {
@@ -184,6 +189,20 @@ export class ExperimentLauncher {
   }
 
   /** The run's summary from the summaries the server and clients wrote (metrics.jsonl feeds the report only). */
+  /** `model/` as a Hugging Face folder (LoRA merged) and, for LoRA, a PEFT adapter; prefix tuning has no HF layout. */
+  private exportFinalModel(): RunSummary['exports'] | undefined {
+    const dir = join(this.runDir, 'model');
+    if (!existsSync(join(dir, 'checkpoint.json'))) return undefined;
+    const m = loadModelFolder(dir);
+    if (m.peft.method === 'prefix') return undefined;
+    const hf = join(this.runDir, 'model-hf');
+    exportHf(m, hf, { mergeLora: true });
+    if (m.peft.method !== 'lora') return { hf };
+    const adapter = join(this.runDir, 'adapter');
+    exportPeftAdapter(adapter, m.config, m.store, m.peft, m.baseModel);
+    return { hf, adapter };
+  }
+
   private finish(wall: number, clientIds: string[], baseline?: TrainSummary): RunSummary {
     const f = this.cfg.federation;
     const server = readSummary<ServerSummary>(this.summaryPath('server'), 'the server');
@@ -200,6 +219,8 @@ export class ExperimentLauncher {
     const recs = readMetrics(join(this.runDir, 'metrics.jsonl'));
     const steps = recs.filter((r) => r.type === 'step');
     this.mergeFinalModel();
+    const exports = this.exportFinalModel();
+    if (exports) summary.exports = exports;
     writeFileAtomic(join(this.runDir, 'summary.json'), JSON.stringify(summary, null, 2));
     const baselineLossesPath = join(this.runDir, 'baseline-losses.json');
     writeFileAtomic(join(this.runDir, 'report.html'), renderReport({

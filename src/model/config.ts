@@ -14,6 +14,8 @@ export interface ModelConfig {
   max_position_embeddings: number;
   tie_word_embeddings: boolean;
   attention_bias: boolean;
+  /** Per-head width when it is not hidden_size / num_attention_heads (Qwen3, Gemma). */
+  head_dim?: number;
 }
 
 /** Byte-level vocabulary: 256 bytes + BOS, EOS, PAD. */
@@ -31,18 +33,18 @@ export const PRESETS: Record<'tiny' | 'small' | 'base', ModelConfig> = {
 };
 
 export function headDim(c: ModelConfig): number {
-  return c.hidden_size / c.num_attention_heads;
+  return c.head_dim ?? c.hidden_size / c.num_attention_heads;
 }
 
 export function validateModelConfig(c: ModelConfig): void {
-  if (c.hidden_size % c.num_attention_heads !== 0) throw new UserError(`model: hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${c.num_attention_heads}`);
+  if (c.head_dim === undefined && c.hidden_size % c.num_attention_heads !== 0) throw new UserError(`model: hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${c.num_attention_heads}`);
   if (c.num_attention_heads % c.num_key_value_heads !== 0) throw new UserError(`model: num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${c.num_key_value_heads}`);
   if (headDim(c) % 2 !== 0) throw new UserError(`model: head dimension ${headDim(c)} must be even for rotary embeddings`);
 }
 
 export function countParameters(c: ModelConfig): number {
-  const d = c.hidden_size, kv = c.num_key_value_heads * headDim(c);
-  const attn = d * d * 2 + d * kv * 2 + (c.attention_bias ? d + 2 * kv : 0);
+  const d = c.hidden_size, q = c.num_attention_heads * headDim(c), kv = c.num_key_value_heads * headDim(c);
+  const attn = d * q * 2 + d * kv * 2 + (c.attention_bias ? q + 2 * kv : 0);
   const block = attn + 3 * d * c.intermediate_size + 2 * d;
   return c.vocab_size * d * (c.tie_word_embeddings ? 1 : 2) + c.num_hidden_layers * block + d;
 }

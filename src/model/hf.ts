@@ -1,11 +1,12 @@
-import { existsSync, readFileSync, readdirSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { ModelConfig } from './config.js';
 import { fromHfConfig, toHfConfig } from './hf-config.js';
 import { baseParamShapes, type ParamStore, type PeftConfig } from './params.js';
-import { loadSafetensors, saveSafetensors, type NamedTensor } from './safetensors.js';
+import { loadSafetensors, saveSafetensors, type NamedTensor, type StorageDtype } from './safetensors.js';
+import { copyModelAssets } from './assets.js';
 
 /**
  * Hugging Face LLaMA/Qwen2-style folders. HF stores nn.Linear weights as [out, in]; flglm keeps
@@ -27,7 +28,7 @@ export function importHfFolder(dir: string): { config: ModelConfig; store: Param
   const cfgPath = join(dir, 'config.json');
   if (!existsSync(cfgPath)) throw new UserError(`${dir}: no config.json; expected a Hugging Face model folder (config.json + *.safetensors)`);
   const config = fromHfConfig(JSON.parse(readFileSync(cfgPath, 'utf8')));
-  const files = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
+  const files = weightFiles(dir);
   if (files.length === 0) throw new UserError(`${dir}: no .safetensors weights found (PyTorch .bin files are not supported; convert with save_pretrained(safe_serialization=True))`);
   const raw = new Map<string, NamedTensor>();
   for (const f of files) for (const [k, v] of loadSafetensors(join(dir, f)).tensors) raw.set(k, v);
@@ -42,19 +43,76 @@ export function importHfFolder(dir: string): { config: ModelConfig; store: Param
   return { config, store };
 }
 
-export function exportHfFolder(dir: string, config: ModelConfig, store: ParamStore): void {
-  mkdirSync(dir, { recursive: true });
-  const out = new Map<string, NamedTensor>();
-  for (const [name] of baseParamShapes(config)) {
-    const t = store.get(name)!;
-    out.set(name, isLinear(name) ? transpose2d(t) : t);
+/** The weight files of a folder: those its `model.safetensors.index.json` names, else every `*.safetensors`. */
+function weightFiles(dir: string): string[] {
+  const index = join(dir, 'model.safetensors.index.json');
+  if (existsSync(index)) {
+    let map: Record<string, string>;
+    try {
+      map = (JSON.parse(readFileSync(index, 'utf8')) as { weight_map: Record<string, string> }).weight_map;
+    } catch (e) {
+      throw new UserError(`${index}: not a safetensors index (${(e as Error).message})`);
+    }
+    const files = [...new Set(Object.values(map ?? {}))].sort();
+    for (const f of files) if (!existsSync(join(dir, f))) throw new UserError(`${index} names ${f}, which is not in ${dir} (incomplete download?)`);
+    return files;
   }
-  saveSafetensors(join(dir, 'model.safetensors'), out, { format: 'pt' });
-  writeFileAtomic(join(dir, 'config.json'), JSON.stringify(toHfConfig(config), null, 2));
+  return readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
 }
 
+export interface HfExportOptions {
+  /** Storage dtype of the weights (default F32, as trained). */
+  dtype?: StorageDtype;
+  /** Largest weight file; a bigger model is sharded with model.safetensors.index.json (default 2 GiB). */
+  maxShardBytes?: number;
+  /** Folder whose tokenizer and generation files travel with the weights (see assets.ts). */
+  assetsFrom?: string | null;
+  /** Special token ids for a generation_config.json when the assets have none. */
+  specialTokens?: { bos: number; eos: number; pad: number };
+}
+
+/** A Hugging Face model folder (base weights only: merge LoRA first, see lora.ts). */
+export function exportHfFolder(dir: string, config: ModelConfig, store: ParamStore, o: HfExportOptions = {}): void {
+  mkdirSync(dir, { recursive: true });
+  const dtype = o.dtype ?? 'F32';
+  const bytesPer = dtype === 'F32' ? 4 : 2;
+  const maxShard = o.maxShardBytes ?? 2 ** 31;
+  const shards: Map<string, NamedTensor>[] = [new Map()];
+  let size = 0, total = 0;
+  for (const [name] of baseParamShapes(config)) {
+    const t = store.get(name);
+    if (!t) throw new UserError(`cannot export: the model has no ${name}`);
+    const bytes = t.data.length * bytesPer;
+    if (size > 0 && size + bytes > maxShard) { shards.push(new Map()); size = 0; }
+    shards[shards.length - 1].set(name, isLinear(name) ? transpose2d(t) : t);
+    size += bytes;
+    total += bytes;
+  }
+  for (const f of readdirSync(dir)) if (/^model(-\d+-of-\d+)?\.safetensors(\.index\.json)?$/.test(f)) rmSync(join(dir, f)); // a previous export's shards
+  if (shards.length === 1) saveSafetensors(join(dir, 'model.safetensors'), shards[0], { format: 'pt' }, dtype);
+  else {
+    const name = (i: number) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
+    const weightMap: Record<string, string> = {};
+    shards.forEach((s, i) => {
+      saveSafetensors(join(dir, name(i)), s, { format: 'pt' }, dtype);
+      for (const n of s.keys()) weightMap[n] = name(i);
+    });
+    writeFileAtomic(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+  }
+  writeFileAtomic(join(dir, 'config.json'), JSON.stringify({ ...toHfConfig(config), torch_dtype: TORCH_DTYPE[dtype] }, null, 2));
+  const copied = copyModelAssets(o.assetsFrom, dir);
+  if (!copied.includes('generation_config.json') && o.specialTokens) {
+    const t = o.specialTokens;
+    writeFileAtomic(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: t.bos, eos_token_id: t.eos, pad_token_id: t.pad }, null, 2));
+  }
+}
+
+const TORCH_DTYPE: Record<StorageDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+
+
 /** LoRA adapters in PEFT layout: adapter_config.json + adapter_model.safetensors. */
-export function exportPeftAdapter(dir: string, config: ModelConfig, store: ParamStore, peft: PeftConfig): void {
+/** `baseModel`: what PEFT loads the adapter onto (a Hub name or folder; default the model_type). */
+export function exportPeftAdapter(dir: string, config: ModelConfig, store: ParamStore, peft: PeftConfig, baseModel?: string): void {
   if (peft.method !== 'lora') throw new UserError('only LoRA adapters can be exported in PEFT layout');
   const modules: Record<string, string> = { q: 'q_proj', k: 'k_proj', v: 'v_proj', o: 'o_proj', gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
   const out = new Map<string, NamedTensor>();
@@ -68,6 +126,6 @@ export function exportPeftAdapter(dir: string, config: ModelConfig, store: Param
   saveSafetensors(join(dir, 'adapter_model.safetensors'), out, { format: 'pt' });
   writeFileAtomic(join(dir, 'adapter_config.json'), JSON.stringify({
     peft_type: 'LORA', task_type: 'CAUSAL_LM', r: peft.lora.rank, lora_alpha: peft.lora.alpha, lora_dropout: peft.lora.dropout,
-    target_modules: peft.lora.targets.map((t) => modules[t]), bias: 'none', base_model_name_or_path: config.model_type,
+    target_modules: peft.lora.targets.map((t) => modules[t]), bias: 'none', base_model_name_or_path: baseModel ?? config.model_type,
   }, null, 2));
 }

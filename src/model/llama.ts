@@ -75,10 +75,15 @@ export interface KvCache {
 
 export function attention(ctx: BlockContext, layer: number, x: Value, cache?: KvCache): Value {
   const c = ctx.config;
-  const [b, s, d] = x.shape;
+  const [b, s] = x.shape;
   const dh = headDim(c), h = c.num_attention_heads, hkv = c.num_key_value_heads;
-  const q = rotary(heads(linear(ctx, layer, 'q', x), h, dh), ctx.cos, ctx.sin);
-  let k = rotary(heads(linear(ctx, layer, 'k', x), hkv, dh), ctx.cos, ctx.sin);
+  // Qwen3-style per-head RMSNorm of queries and keys before RoPE, where the model has those weights.
+  const qkNorm = (t: Value, which: 'q' | 'k') => {
+    const name = `${layerPrefix(layer)}.self_attn.${which}_norm.weight`;
+    return ctx.has(name) ? rmsNorm(t, ctx.weight(name), c.rms_norm_eps) : t;
+  };
+  const q = rotary(qkNorm(heads(linear(ctx, layer, 'q', x), h, dh), 'q'), ctx.cos, ctx.sin);
+  let k = rotary(qkNorm(heads(linear(ctx, layer, 'k', x), hkv, dh), 'k'), ctx.cos, ctx.sin);
   let v = heads(linear(ctx, layer, 'v', x), hkv, dh);
   if (cache) {
     cache.emit(layer, k, v);
@@ -98,7 +103,7 @@ export function attention(ctx: BlockContext, layer: number, x: Value, cache?: Kv
   v = repeatKv(v, h / hkv);
   const scores = op.add(op.mul(op.matmul(q, op.transpose(k, [0, 1, 3, 2])), op.scalarLike(x, 1 / Math.sqrt(dh))), ctx.mask);
   const context = op.matmul(op.softmax(scores, -1), v);
-  const merged = op.reshape(op.transpose(context, [0, 2, 1, 3]), [b, s, d]);
+  const merged = op.reshape(op.transpose(context, [0, 2, 1, 3]), [b, s, h * dh]);
   return linear(ctx, layer, 'o', merged);
 }
 

@@ -36,7 +36,7 @@ export function peftParamShapes(c: ModelConfig, peft: PeftConfig): [string, numb
 function initTensor(name: string, shape: number[], rng: Rng): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
-  if (name.endsWith('layernorm.weight') || name === 'model.norm.weight') data.fill(1);
+  if (name.endsWith('norm.weight')) data.fill(1); // every RMSNorm: input, post-attention, q/k, final
   else if (name.endsWith('.bias') || name.endsWith('.lora_B')) data.fill(0);
   else {
     const std = name.endsWith('.lora_A') ? 1 / Math.sqrt(shape[0]) : name.includes('prefix') ? 0.5 : 0.02;

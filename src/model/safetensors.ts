@@ -8,14 +8,59 @@ export interface NamedTensor {
   data: Float32Array;
 }
 
-export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata: Record<string, string> = {}): Uint8Array {
+/** Storage dtypes flglm writes: F32 as trained, or F16 / BF16 (round to nearest even) to halve the files. */
+export type StorageDtype = 'F32' | 'F16' | 'BF16';
+const F32_VIEW = new Float32Array(1);
+const U32_VIEW = new Uint32Array(F32_VIEW.buffer);
+
+function floatToBf16(x: number): number {
+  F32_VIEW[0] = x;
+  const u = U32_VIEW[0];
+  if ((u & 0x7f800000) === 0x7f800000 && u & 0x7fffff) return 0x7fc0; // NaN stays NaN
+  return ((u + 0x7fff + ((u >> 16) & 1)) >>> 16) & 0xffff;
+}
+
+function floatToHalf(x: number): number {
+  F32_VIEW[0] = x;
+  const u = U32_VIEW[0];
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00; // overflow: infinity
+  if (e <= 0) {
+    if (e < -10) return sign; // underflow: signed zero
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >> shift;
+    const rest = mant & ((1 << shift) - 1), mid = 1 << (shift - 1);
+    if (rest > mid || (rest === mid && half & 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++; // may carry into the exponent: correct
+  return sign | half;
+}
+
+function encodeData(data: Float32Array, dtype: StorageDtype): Uint8Array {
+  if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const out = new Uint16Array(data.length);
+  const conv = dtype === 'F16' ? floatToHalf : floatToBf16;
+  for (let i = 0; i < data.length; i++) out[i] = conv(data[i]);
+  return new Uint8Array(out.buffer);
+}
+
+export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata: Record<string, string> = {}, dtype: StorageDtype = 'F32'): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   const names = [...tensors.keys()].sort();
+  const encoded = new Map(names.map((n) => [n, encodeData(tensors.get(n)!.data, dtype)]));
   for (const name of names) {
-    const t = tensors.get(name)!;
-    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
+    const bytes = encoded.get(name)!;
+    header[name] = { dtype, shape: tensors.get(name)!.shape, data_offsets: [offset, offset + bytes.byteLength] };
+    offset += bytes.byteLength;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((json.length + 8) % 8)) % 8); // keep tensor data 8-byte aligned
@@ -25,9 +70,9 @@ export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata: R
   out.set(headerBytes, 8);
   let pos = 8 + headerBytes.length;
   for (const name of names) {
-    const t = tensors.get(name)!;
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), pos);
-    pos += t.data.byteLength;
+    const bytes = encoded.get(name)!;
+    out.set(bytes, pos);
+    pos += bytes.byteLength;
   }
   return out;
 }
@@ -73,8 +118,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): { 
   return { tensors, metadata };
 }
 
-export function saveSafetensors(path: string, tensors: Map<string, NamedTensor>, metadata: Record<string, string> = {}): void {
-  writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+export function saveSafetensors(path: string, tensors: Map<string, NamedTensor>, metadata: Record<string, string> = {}, dtype: StorageDtype = 'F32'): void {
+  writeFileAtomic(path, encodeSafetensors(tensors, metadata, dtype));
 }
 
 export function loadSafetensors(path: string) {

@@ -2,8 +2,9 @@ import { UserError } from '../../util/errors.js';
 import type { ModelFamily } from './family.js';
 import { llamaFamily } from './llama.js';
 import { qwen2Family } from './qwen2.js';
+import { qwen3Family } from './qwen3.js';
 
-const FAMILIES: ModelFamily[] = [llamaFamily, qwen2Family];
+const FAMILIES: ModelFamily[] = [llamaFamily, qwen2Family, qwen3Family];
 
 /** The family of a `model_type`; an unknown type is one error naming the supported ones. */
 export function familyOf(modelType: string): ModelFamily {
