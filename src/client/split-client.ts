@@ -137,6 +137,9 @@ export class SplitClient {
     let channel: PayloadChannel | null = null;
     let keyId = '';
     const ctx = (round: number, step: number): TensorContext => ({ clientId: conn.clientId, keyId, round, step, channel });
+    // With TLS the certificate names the client; in --insecure mode its --name does (two plaintext
+    // clients would otherwise share one checkpoint folder).
+    const name = this.o.kit ? conn.clientId : this.o.insecureName || conn.clientId;
     const timeout = cfg.federation.client_timeout_ms;
     for (;;) {
       const m = await inbox.next(['roundKey', 'roundStart', 'averaged', 'finished', 'error'], 10 * timeout);
@@ -150,7 +153,7 @@ export class SplitClient {
         this.log(`training finished; per-step time: ${Object.entries(this.phases).map(([k, v]) => `${k} ${((1000 * v) / n).toFixed(1)} ms`).join(', ')}`);
         await t.head.release();
         await t.tail.release();
-        return { clientId: conn.clientId, losses: this.losses, eval: this.evalMetrics, phases: { ...this.phases }, summary: JSON.parse(m.finished.summaryJson) };
+        return { clientId: name, losses: this.losses, eval: this.evalMetrics, phases: { ...this.phases }, summary: JSON.parse(m.finished.summaryJson) };
       }
       if (m.kind === 'roundKey') {
         const k = m.roundKey;
@@ -176,7 +179,7 @@ export class SplitClient {
         // only the client's own parts, frozen weights included; the trunk is the server's.
         if (this.o.checkpointDir && a.round === this.sentRound && checkpointsAfter(cfg, a.round)) {
           const own = new Set([...partParamNames('head', t.config, cfg.split, t.store), ...partParamNames('tail', t.config, cfg.split, t.store)]);
-          saveCheckpoint(join(this.o.checkpointDir, conn.clientId), new Map([...t.store].filter(([n]) => own.has(n))), { model: t.config, peft: peftOf(cfg), step: this.localStep, round: a.round, data: t.stream.state(), base_model: cfg.model.hf_path ?? undefined }, t.optimizer.state(), undefined, cfg.model.hf_path);
+          saveCheckpoint(join(this.o.checkpointDir, name), new Map([...t.store].filter(([n]) => own.has(n))), { model: t.config, peft: peftOf(cfg), step: this.localStep, round: a.round, data: t.stream.state(), base_model: cfg.model.hf_path ?? undefined }, t.optimizer.state(), undefined, cfg.model.hf_path);
         }
         continue;
       }

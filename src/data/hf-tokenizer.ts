@@ -24,7 +24,10 @@ export class HfTokenizer implements Tokenizer {
     if (Array.isArray(vocab)) vocab.forEach(([tok], i) => ids.set(tok, i));
     else if (vocab) for (const [tok, id] of Object.entries(vocab)) ids.set(tok, id);
     for (const t of json.added_tokens ?? []) ids.set(t.content, t.id);
-    this.vocabSize = Math.max(...ids.values()) + 1;
+    // A loop, not Math.max(...ids): real vocabularies (150k entries) overflow the call stack as arguments.
+    let top = -1;
+    for (const id of ids.values()) if (id > top) top = id;
+    this.vocabSize = top + 1;
     const tokenOf = (key: string): string | undefined => {
       const v = config[key];
       return typeof v === 'string' ? v : (v as { content?: string } | undefined)?.content;
