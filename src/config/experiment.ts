@@ -7,7 +7,8 @@ import type { Tokenizer } from '../data/tokenizer.js';
 import { readSilo, type Example } from '../data/examples.js';
 import { prepareExamples, type PreparedData } from '../data/prepare.js';
 import { UserError } from '../util/errors.js';
-import { tokenizerForFolder } from '../data/hf-tokenizer.js';
+import { HfTokenizer, tokenizerForFolder } from '../data/hf-tokenizer.js';
+import { ChatTemplateTokenizer } from '../data/chat-template.js';
 
 /** Turn an experiment config into the concrete model, PEFT setup and data it describes. */
 export function peftOf(cfg: ExperimentConfig): PeftConfig {
@@ -23,11 +24,18 @@ export function resolveModel(cfg: ExperimentConfig): { config: ModelConfig; stor
   }
   validateModelConfig(config);
   validateSplit(config, cfg.split);
-  const tokenizer = tokenizerForFolder(cfg.model.hf_path);
+  const tokenizer = withChatTemplate(tokenizerForFolder(cfg.model.hf_path), cfg.data.chat_template, cfg.model.hf_path);
   if (config.vocab_size < tokenizer.vocabSize) throw new UserError(`model vocab_size ${config.vocab_size} is smaller than the tokenizer's ${tokenizer.vocabSize}`);
   if (cfg.data.seq_len > config.max_position_embeddings) throw new UserError(`data.seq_len ${cfg.data.seq_len} exceeds the model's max_position_embeddings ${config.max_position_embeddings}`);
   addPeftParams(store, config, peftOf(cfg), cfg.seed);
   return { config, store, tokenizer };
+}
+
+/** With `data.chat_template`, the model's tokenizer formats prompt/completion examples with its template. */
+export function withChatTemplate(tokenizer: Tokenizer, enabled: boolean, from: string | null): Tokenizer {
+  if (!enabled) return tokenizer;
+  if (!(tokenizer instanceof HfTokenizer) || !tokenizer.chatTemplate) throw new UserError(`data.chat_template: true, but ${from ? `${from}/tokenizer_config.json has no chat_template` : 'a preset model has no tokenizer (and no chat template)'}. Fix: set data.chat_template: false, or use a model folder whose tokenizer_config.json has one`);
+  return new ChatTemplateTokenizer(tokenizer, tokenizer.chatTemplate, tokenizer.specialTokens);
 }
 
 export interface ExperimentData {

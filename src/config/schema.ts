@@ -84,6 +84,8 @@ export const dataSchema = z
     batch_size: positiveInt.default(8),
     seq_len: positiveInt.default(128),
     max_examples: positiveInt.nullable().default(null),
+    /** Format prompt/completion examples with the model's chat template (tokenizer_config.json). */
+    chat_template: z.boolean().default(false),
   })
   .prefault({});
 

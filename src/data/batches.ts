@@ -22,6 +22,7 @@ export function encodeExample(e: Example, tok: Tokenizer, seq: number, rng?: Rng
   let ids: number[];
   let firstLabel: number;
   if (isPromptExample(e)) {
+    if (tok.formatExample) e = tok.formatExample(e);
     const completion = [...tok.encode(e.completion), tok.eos];
     const room = Math.max(1, seq + 1 - completion.length - 1);
     const prompt = [tok.bos, ...tok.encode(e.prompt).slice(-room)];

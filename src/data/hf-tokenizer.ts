@@ -16,6 +16,10 @@ export class HfTokenizer implements Tokenizer {
   readonly eos: number;
   readonly pad: number;
   private readonly impl: HfJsTokenizer;
+  /** tokenizer_config.json's `chat_template` (the default one when it lists several), if any. */
+  readonly chatTemplate: string | null;
+  /** The special tokens' text, as chat templates refer to them. */
+  readonly specialTokens: { bos_token?: string; eos_token?: string };
 
   constructor(json: TokenizerJson, config: Record<string, unknown> = {}) {
     this.impl = new HfJsTokenizer(json, config);
@@ -41,6 +45,9 @@ export class HfTokenizer implements Tokenizer {
     this.eos = eos;
     this.bos = find('bos_token', ['<s>', '<|begin_of_text|>', '<bos>']) ?? eos;
     this.pad = find('pad_token', ['<pad>', '<|pad|>']) ?? eos;
+    const t = config.chat_template;
+    this.chatTemplate = typeof t === 'string' ? t : Array.isArray(t) ? ((t as { name: string; template: string }[]).find((x) => x.name === 'default')?.template ?? null) : null;
+    this.specialTokens = { bos_token: tokenOf('bos_token'), eos_token: tokenOf('eos_token') };
   }
 
   static fromFolder(dir: string): HfTokenizer {

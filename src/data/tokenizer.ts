@@ -6,6 +6,8 @@ export interface Tokenizer {
   readonly pad: number;
   encode(text: string): number[];
   decode(ids: number[]): string;
+  /** Rewrites a prompt/completion example before encoding (a chat template), if the tokenizer has one. */
+  formatExample?(e: { prompt: string; completion: string }): { prompt: string; completion: string };
 }
 
 /** Byte-level tokenizer: UTF-8 bytes are ids 0..255, then BOS, EOS and PAD. */
