@@ -1,4 +1,5 @@
 import { readFileSync, existsSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode, stringify, type Document } from 'yaml';
 import type { z } from 'zod';
 import { experimentSchema, type ExperimentConfig } from './schema.js';
@@ -39,13 +40,30 @@ export function parseConfigText(text: string): ConfigResult {
 
 export function loadConfigFile(path: string): ExperimentConfig {
   if (!existsSync(path)) throw new UserError(`config file not found: ${path}. Fix: check the path, or start from configs/quickstart.yaml`);
-  const result = parseConfigText(readFileSync(path, 'utf8'));
+  const text = readFileSync(path, 'utf8');
+  const result = parseConfigText(text);
   if (!result.ok) {
     const first = result.problems[0];
     const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more; run \`flglm config validate ${path}\`)` : '';
     throw new UserError(`${path}: ${formatProblem(first)}${more}`);
   }
-  return result.config;
+  return resolveConfigPaths(result.config, dirname(resolve(path)), parseDocument(text).toJS() as Record<string, Record<string, unknown>> | null);
+}
+
+/**
+ * Paths written in a config file are relative to the file's folder, not to wherever the command
+ * runs, so a config and the data beside it work from any directory. Defaults (output_dir: runs)
+ * stay relative to the current directory.
+ */
+export function resolveConfigPaths(cfg: ExperimentConfig, base: string, written: Record<string, Record<string, unknown>> | null): ExperimentConfig {
+  const at = (p: string | null) => (p && !isAbsolute(p) ? resolve(base, p) : p);
+  return {
+    ...cfg,
+    ...(written?.output_dir !== undefined ? { output_dir: at(cfg.output_dir)! } : {}),
+    model: { ...cfg.model, hf_path: at(cfg.model.hf_path) },
+    data: { ...cfg.data, silos: cfg.data.silos ? cfg.data.silos.map((s) => at(s)!) : null, test: at(cfg.data.test) },
+    security: { ...cfg.security, pki: at(cfg.security.pki) },
+  };
 }
 
 export function formatProblem(p: ConfigProblem): string {

@@ -74,3 +74,20 @@ describe('experiment config', () => {
     expect(problems('seed: -1\nfederation:\n  mode: x\n  rounds: 0\n')).toHaveLength(3);
   });
 });
+
+test('paths written in a config file resolve against its folder; defaults stay relative to the current directory', async () => {
+  const { mkdtempSync, writeFileSync, mkdirSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { loadConfigFile } = await import('../../src/config/load.js');
+  const dir = mkdtempSync(join(tmpdir(), 'flglm-cfg-'));
+  mkdirSync(join(dir, 'sub'));
+  writeFileSync(join(dir, 'sub', 'exp.yaml'), 'data: {silos: [a, ../b, /abs/c], test: t}\nmodel: {hf_path: ../models/m}\n');
+  const cfg = loadConfigFile(join(dir, 'sub', 'exp.yaml'));
+  expect(cfg.data.silos).toEqual([join(dir, 'sub', 'a'), join(dir, 'b'), '/abs/c']);
+  expect(cfg.data.test).toBe(join(dir, 'sub', 't'));
+  expect(cfg.model.hf_path).toBe(join(dir, 'models', 'm'));
+  expect(cfg.output_dir).toBe('runs');
+  writeFileSync(join(dir, 'sub', 'out.yaml'), 'output_dir: results\n');
+  expect(loadConfigFile(join(dir, 'sub', 'out.yaml')).output_dir).toBe(join(dir, 'sub', 'results'));
+});
