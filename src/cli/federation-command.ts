@@ -135,28 +135,37 @@ export function registerFederationCommands(program: Command): void {
       console.log(JSON.stringify({ clientId: r.clientId, steps: r.losses.length, train_loss_final: summary.train_loss_final, eval: r.eval }));
     });
   program
-    .command('run <config>')
+    .command('run [config]')
     .description('Launch a whole federated experiment (server + clients on loopback) from one YAML file')
-    .option('--out <dir>', 'run folder (default: <output_dir>/<name>-<time>)')
+    .option('--out <dir>', 'run folder (default: <output_dir>/<name>-<time>, never shared with another run)')
+    .option('--resume <run-dir>', 'continue an interrupted or failed run from its last round checkpoint (uses its config.yaml)')
     .option('--summary-json <path>', 'also copy summary.json here')
     .option('--quiet', 'no spinner or progress bar')
-    .action(async (configPath: string, o: { out?: string; summaryJson?: string; quiet?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  flglm run configs/quickstart.yaml\n  flglm run --resume runs/quickstart-20261125-120000')
+    .action(async (configArg: string | undefined, o: { out?: string; resume?: string; summaryJson?: string; quiet?: boolean }) => {
+      if (o.resume && configArg) throw new UserError('give either a config or --resume RUN_DIR (a resumed run uses its own config.yaml)');
+      if (o.resume && o.out) throw new UserError('--resume continues its own folder; drop --out');
+      const configPath = o.resume ? join(o.resume, 'config.yaml') : configArg;
+      if (!configPath) throw new UserError('missing config. Usage: flglm run CONFIG.yaml (see flglm run --help)');
       const cfg = loadConfigFile(configPath);
-      const launcher = new ExperimentLauncher(cfg, readFileSync(configPath, 'utf8'), { quiet: o.quiet, outDir: o.out });
+      const launcher = new ExperimentLauncher(cfg, readFileSync(configPath, 'utf8'), { quiet: o.quiet, outDir: o.out, resumeDir: o.resume });
       const interrupt = () => {
         console.error('\nflglm: interrupted; stopping the server and clients');
+        launcher.markEnded(new Error(`interrupted; continue with flglm run --resume ${launcher.runDir}`));
         void launcher.stopAll().then(() => process.exit(130));
       };
       process.once('SIGINT', interrupt);
       process.once('SIGTERM', interrupt);
       try {
         const s = await launcher.run();
+        launcher.markEnded();
         if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(s, null, 2));
         const acc = (e?: { accuracy?: number } | null) => (e && typeof e.accuracy === 'number' ? e.accuracy.toFixed(4) : '–');
         console.log(`${s.mode}: ${s.clients} clients, ${s.rounds} rounds, ${s.steps} steps, ${s.tokens} tokens in ${s.wall_s.toFixed(1)} s (${s.tokens_per_s.toFixed(0)} tokens/s); eval accuracy ${acc(s.eval)}${s.baseline ? ` vs centralized ${acc((s.baseline as { eval?: { accuracy?: number } }).eval)}` : ''}`);
         console.log(`report: ${join(s.run_dir, 'report.html')}`);
       } catch (e) {
         await launcher.stopAll();
+        launcher.markEnded(e as Error);
         throw e;
       }
     });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadCheckpoint, saveCheckpoint } from '../training/checkpoint.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,8 +12,8 @@ import { prepareFromConfig } from '../config/experiment.js';
 import { Progress } from '../report/progress.js';
 import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { prepareOutputDir } from '../util/output-dir.js';
 import { UserError } from '../util/errors.js';
+import { clientSilos, createRunFolder, isAlive, readStatus, rootCause, writeStatus } from './run-folder.js';
 import { loadModelFolder } from '../training/model-folder.js';
 import { exportHf } from '../training/export.js';
 import { exportPeftAdapter } from '../model/hf.js';
@@ -25,6 +25,8 @@ const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin
 export interface RunOptions {
   quiet?: boolean;
   outDir?: string;
+  /** Continue this run folder (an interrupted or failed run) from its last server checkpoint. */
+  resumeDir?: string;
 }
 
 export interface RunSummary {
@@ -43,10 +45,6 @@ export interface RunSummary {
   exports?: { hf?: string; adapter?: string };
 }
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-}
-
 /**
  * `flglm run`: the whole experiment on loopback. Server and clients are separate processes (each
  * with its own ONNX Runtime), on an ephemeral port, with a throwaway PKI unless one is given.
@@ -55,8 +53,22 @@ export class ExperimentLauncher {
   private readonly children = new Set<ChildProcess>();
   readonly runDir: string;
 
+  private readonly started = new Date().toISOString();
+
   constructor(private readonly cfg: ExperimentConfig, private readonly configText: string, private readonly o: RunOptions = {}) {
-    this.runDir = resolve(o.outDir ?? join(cfg.output_dir, `${cfg.name}-${timestamp()}`));
+    if (o.resumeDir) {
+      const status = readStatus(o.resumeDir);
+      if (!status) throw new UserError(`--resume ${o.resumeDir}: not a run folder (no status.json)`);
+      if (status.state === 'finished') throw new UserError(`--resume ${o.resumeDir}: that run finished; nothing to resume`);
+      if (status.state === 'running' && isAlive(status.pid)) throw new UserError(`--resume ${o.resumeDir}: the run is still going (pid ${status.pid})`);
+      this.runDir = resolve(o.resumeDir);
+    } else this.runDir = createRunFolder(o.outDir, cfg.output_dir, cfg.name);
+    writeStatus(this.runDir, { state: 'running', pid: process.pid, started: this.started });
+  }
+
+  /** Record how the run ended (status.json); a failure keeps its one-line reason. */
+  markEnded(error?: Error): void {
+    writeStatus(this.runDir, { state: error ? 'failed' : 'finished', pid: process.pid, started: this.started, ended: new Date().toISOString(), ...(error ? { reason: error.message } : {}) });
   }
 
   private spawnFlglm(args: string[], logName: string): ChildProcess {
@@ -80,26 +92,35 @@ export class ExperimentLauncher {
     })));
   }
 
-  private exitOf(child: ChildProcess, what: string): Promise<void> {
-    return new Promise((res, rej) => child.once('exit', (code, signal) => (code === 0 ? res() : rej(new UserError(`${what} exited with ${signal ?? `code ${code}`}; see ${join(this.runDir, 'logs')}`)))));
+  /** A child's exit; a failure names the child's own error line and its log. */
+  private exitOf(child: ChildProcess, what: string, logName: string): Promise<void> {
+    const log = join(this.runDir, 'logs', `${logName}.log`);
+    return new Promise((res, rej) => child.once('exit', (code, signal) => {
+      if (code === 0) return res();
+      // The log stream may still be flushing the child's last line.
+      setTimeout(() => {
+        const cause = rootCause(log);
+        rej(new UserError(`${what} failed: ${cause ?? `exited with ${signal ?? `code ${code}`}`} (log: ${log})`));
+      }, 100);
+    }));
   }
 
   async run(): Promise<RunSummary> {
     const cfg = this.cfg;
     const f = cfg.federation;
-    prepareOutputDir(this.runDir, 'run folder');
-    writeFileAtomic(join(this.runDir, 'config.yaml'), configToYaml(cfg));
+    const resuming = Boolean(this.o.resumeDir);
+    if (!resuming) writeFileAtomic(join(this.runDir, 'config.yaml'), configToYaml(cfg));
     const spinner = ora({ text: 'preparing PKI and data silos', isEnabled: process.stderr.isTTY, isSilent: this.o.quiet, stream: process.stderr }).start();
 
     let pki = cfg.security.pki;
     if (cfg.security.tls && !pki) {
       pki = join(this.runDir, 'pki');
-      keygen({ out: pki, clients: Array.from({ length: f.clients }, (_, i) => `client-${i}`), serverName: 'localhost', serverIps: ['127.0.0.1'], days: 2, keyBits: 2048 });
+      if (!resuming) keygen({ out: pki, clients: Array.from({ length: f.clients }, (_, i) => `client-${i}`), serverName: 'localhost', serverIps: ['127.0.0.1'], days: 2, keyBits: 2048 });
     }
-    let silos = cfg.data.silos;
+    let silos: string[] | null = cfg.data.silos;
     let testDir = cfg.data.test;
     if (!silos) {
-      silos = writePreparedData(join(this.runDir, 'data'), prepareFromConfig(cfg), true);
+      silos = resuming ? clientSilos(join(this.runDir, 'data'), f.clients) : writePreparedData(join(this.runDir, 'data'), prepareFromConfig(cfg), true);
       testDir = join(this.runDir, 'data', 'test');
     }
     if (!testDir) throw new UserError('data.test: give a held-out folder for evaluation when data.silos is set');
@@ -107,17 +128,18 @@ export class ExperimentLauncher {
     spinner.text = 'starting server';
 
     const metricsPath = join(this.runDir, 'metrics.jsonl');
-    writeFileSync(metricsPath, '');
+    if (!resuming) writeFileSync(metricsPath, '');
+    rmSync(join(this.runDir, 'server-ready.json'), { force: true });
     const security = cfg.security.tls ? ['--pki', join(pki!, 'server')] : ['--insecure'];
     const readyFile = join(this.runDir, 'server-ready.json');
-    const server = this.spawnFlglm(['server', '--config', join(this.runDir, 'config.yaml'), ...security, '--port', '0', '--checkpoints', join(this.runDir, 'checkpoints', 'server'), '--metrics', metricsPath, '--summary-json', this.summaryPath('server'), '--ready-file', readyFile], 'server');
-    const serverDone = this.exitOf(server, 'the server');
+    const server = this.spawnFlglm(['server', '--config', join(this.runDir, 'config.yaml'), ...security, '--port', '0', '--checkpoints', join(this.runDir, 'checkpoints', 'server'), '--metrics', metricsPath, '--summary-json', this.summaryPath('server'), '--ready-file', readyFile, ...(resuming ? ['--resume'] : [])], 'server');
+    const serverDone = this.exitOf(server, 'the server', 'server');
     const { port } = await this.waitReady(readyFile, serverDone);
     spinner.text = `starting ${silos.length} clients`;
     const clients = silos.map((dir, i) => {
       const sec = cfg.security.tls ? ['--pki', join(pki!, 'clients', clientIds[i])] : ['--insecure', '--name', clientIds[i]];
       const child = this.spawnFlglm(['client', '--data', dir, '--test', testDir!, '--server', `127.0.0.1:${port}`, ...sec, '--checkpoints', join(this.runDir, 'checkpoints', 'clients'), '--summary-json', this.summaryPath(clientIds[i])], clientIds[i]);
-      return this.exitOf(child, clientIds[i]);
+      return this.exitOf(child, clientIds[i], clientIds[i]);
     });
     spinner.succeed(`server on 127.0.0.1:${port} (${f.mode}), ${silos.length} clients, run folder ${this.runDir}`);
 
@@ -148,11 +170,14 @@ export class ExperimentLauncher {
     if (cfg.baseline === 'centralized') {
       const bspin = ora({ text: 'training the centralized baseline with the same budget', isEnabled: process.stderr.isTTY, isSilent: this.o.quiet, stream: process.stderr }).start();
       const child = this.spawnFlglm(['train', join(this.runDir, 'config.yaml'), '--quiet', '--summary-json', this.summaryPath('baseline'), '--losses-json', join(this.runDir, 'baseline-losses.json')], 'baseline');
-      await this.exitOf(child, 'the centralized baseline');
+      await this.exitOf(child, 'the centralized baseline', 'baseline');
       baseline = readSummary<TrainSummary>(this.summaryPath('baseline'), 'the centralized baseline');
       bspin.succeed('centralized baseline done');
     }
-    return this.finish(wall, clientIds, baseline);
+    const summary = this.finish(wall, clientIds, baseline);
+    // A throwaway PKI (made by this run) has served its purpose: its private keys go with it.
+    if (cfg.security.tls && !cfg.security.pki) rmSync(pki!, { recursive: true, force: true });
+    return summary;
   }
 
   private summaryPath(who: string): string {

@@ -62,3 +62,60 @@ describe('flglm run interrupted', () => {
     expect(left).toBe('');
   });
 });
+
+describe('run folders', () => {
+  test('two runs started in the same second get their own folders', async () => {
+    const { createRunFolder } = await import('../../src/launcher/run-folder.js');
+    const base = mkdtempSync(join(tmpdir(), 'flglm-runs-'));
+    const dirs = Array.from({ length: 3 }, () => createRunFolder(undefined, base, 'same'));
+    expect(new Set(dirs).size).toBe(3);
+    expect(dirs[1]).toBe(`${dirs[0]}-2`);
+  });
+
+  test('a failing client fails the run with its own error line; status.json says so', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flglm-run-'));
+    const prep = runCli(['data', 'prepare', '--out', join(dir, 'data'), '--clients', '2', '--max-examples', '12']);
+    expect(prep.code).toBe(0);
+    writeFileSync(join(dir, 'data', 'client-1', 'broken.jsonl'), '{"text": "fine"}\n{not json\n');
+    const cfg = join(dir, 'exp.yaml');
+    writeFileSync(cfg, 'model: {preset: tiny}\ndata: {batch_size: 2, seq_len: 24, silos: [data/client-0, data/client-1], test: data/test}\nfederation: {mode: sequential, clients: 2, rounds: 2, local_steps: 1, client_timeout_ms: 20000}\neval: {max_batches: 1}\nsecurity: {tls: false, payload_encryption: false}\n');
+    const out = join(dir, 'run');
+    const r = runCli(['run', cfg, '--out', out, '--quiet'], { timeoutMs: 120000 });
+    expect(r.code).not.toBe(0);
+    const reason = `client-1 failed: ${join(dir, 'data', 'client-1', 'broken.jsonl')}:2: not valid JSON`;
+    expect(r.stderr).toContain(reason);
+    expect(r.stderr).toContain(`(log: ${join(out, 'logs', 'client-1.log')})`);
+    const status = JSON.parse(readFileSync(join(out, 'status.json'), 'utf8'));
+    expect(status.state).toBe('failed');
+    expect(status.reason).toContain(reason);
+    // The same --out is refused: it holds a run.
+    expect(runCli(['run', cfg, '--out', out]).stderr).toMatch(/already holds a run \(status.json\)\. Fix: choose another --out, or continue it with flglm run --resume/);
+  });
+
+  test('an interrupted run is continued by --resume from its last round checkpoint', async () => {
+    const { FlglmProcess } = await import('../helpers/processes.js');
+    const dir = mkdtempSync(join(tmpdir(), 'flglm-run-'));
+    const cfg = join(dir, 'exp.yaml');
+    writeFileSync(cfg, 'model: {preset: tiny}\ndata: {batch_size: 2, seq_len: 24, max_examples: 12}\nfederation: {mode: sequential, clients: 2, rounds: 6, local_steps: 2}\neval: {max_batches: 1}\nsecurity: {tls: false, payload_encryption: false}\n');
+    const out = join(dir, 'run');
+    const run = new FlglmProcess(['run', cfg, '--out', out]);
+    const rounds = () => (existsSync(join(out, 'metrics.jsonl')) ? readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"type":"round"')).length : 0);
+    for (let i = 0; i < 600 && rounds() < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    run.kill('SIGINT');
+    expect(await run.exited).toBe(130);
+    const status = JSON.parse(readFileSync(join(out, 'status.json'), 'utf8'));
+    expect(status).toMatchObject({ state: 'failed', reason: expect.stringContaining(`flglm run --resume ${out}`) });
+    const done = rounds();
+    expect(done).toBeGreaterThanOrEqual(2);
+    const r = runCli(['run', '--resume', out, '--quiet'], { timeoutMs: 120000 });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'status.json'), 'utf8')).state).toBe('finished');
+    const roundNumbers = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'round').map((m) => m.round);
+    // Rounds before the interruption, then the rest from the checkpoint (a round cut short is redone).
+    expect(roundNumbers.slice(0, done)).toEqual(Array.from({ length: done }, (_, i) => i + 1));
+    expect(roundNumbers[roundNumbers.length - 1]).toBe(6);
+    expect(new Set(roundNumbers.slice(done))).toEqual(new Set(Array.from({ length: 6 - roundNumbers[done] + 1 }, (_, i) => roundNumbers[done] + i)));
+    expect(runCli(['run', '--resume', out]).stderr).toMatch(/that run finished; nothing to resume/);
+  });
+});
