@@ -37,7 +37,6 @@ export function registerExportCommands(program: Command): void {
     .option('--cache-len <n>', 'with --onnx: KV-cache positions (default: the model\'s max_position_embeddings)', intOption('--cache-len', 1))
     .option('--dtype <type>', 'with --hf: float32 | float16 | bfloat16', 'float32')
     .option('--max-shard-size <size>', 'with --hf: largest weight file, e.g. 2GB (bigger models are sharded with an index)', '2GiB')
-    .addHelpText('after', '\nExample:\n  flglm export --model runs/quickstart-20261125-120000/model --hf out/model --merge-lora --peft out/adapter')
     .action((o: { model: string; hf?: string; mergeLora?: boolean; peft?: string; baseModel?: string; onnx?: string; cacheLen?: number; dtype: string; maxShardSize: string }) => {
       if (!o.hf && !o.peft && !o.onnx) throw new UserError('nothing to export: give --hf DIR, --peft DIR and/or --onnx DIR');
       const dtype = DTYPES[o.dtype];
@@ -64,7 +63,6 @@ export function registerExportCommands(program: Command): void {
     .requiredOption('--server <dir>', 'the server\'s checkpoint (e.g. ckpt/latest)')
     .requiredOption('--client <dir>', 'a client\'s checkpoint (its folder under the client\'s --checkpoints)')
     .requiredOption('--out <dir>', 'where to write the merged checkpoint (then: flglm eval / generate / export)')
-    .addHelpText('after', '\nExample:\n  flglm merge --server ckpt/latest --client client-ckpt/alice --out model')
     .action((o: { server: string; client: string; out: string }) => {
       for (const [flag, dir] of [['--server', o.server], ['--client', o.client]]) if (!existsSync(join(dir, 'checkpoint.json'))) throw new UserError(`${flag} ${dir}: no checkpoint.json (not a flglm checkpoint)`);
       const server = loadCheckpoint(o.server), client = loadCheckpoint(o.client);

@@ -6,7 +6,7 @@ import { startTransport } from '../server/transport.js';
 import { SplitServer } from '../server/split-server.js';
 import { runClient } from '../client/split-client.js';
 import { UserError } from '../util/errors.js';
-import { intOption } from './options.js';
+import { intOption, numberOption, portOption } from './options.js';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { ExperimentLauncher } from '../launcher/launcher.js';
 import { runSubServer } from '../server/sub-server.js';
@@ -35,7 +35,7 @@ export function registerFederationCommands(program: Command): void {
     .option('--server-name <dns>', 'with --role sub: name on the parent\'s certificate (default: the kit\'s server.json, else localhost)')
     .option('--expect-subs <n>', 'hierarchical parent: wait for this many sub-servers before training', intOption('--expect-subs', 0), 0)
     .option('--pki <dir>', 'server startup kit made by flglm keygen (e.g. ./pki/server)')
-    .option('--port <n>', 'port to listen on (0 = any free port)', '50051')
+    .option('--port <n>', 'port to listen on (0 = any free port)', portOption('--port'), 50051)
     .option('--host <addr>', 'address to bind', '127.0.0.1')
     .option('--mode <mode>', 'sequential | batch | hierarchical (overrides federation.mode)')
     .option('--checkpoints <dir>', 'checkpoint the trunk and global client parts here at every round end')
@@ -45,7 +45,7 @@ export function registerFederationCommands(program: Command): void {
     .option('--ready-file <path>', 'once listening, write {address, host, port, pid, mode} here as JSON (for launchers)')
     .option('--revoked <file>', 'revocation list to enforce (default: <pki>/revoked.json; `flglm keygen revoke` writes pki/server/revoked.json)')
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: string; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
+    .action(async (o: { role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
       if (o.role !== 'parent' && o.role !== 'sub') throw new UserError(`--role: expected parent|sub, got "${o.role}"`);
       checkSecurityOptions(o);
       if (o.role === 'sub') {
@@ -79,7 +79,7 @@ export function registerFederationCommands(program: Command): void {
       let transport: Awaited<ReturnType<typeof startTransport>>;
       try {
         await server.init();
-        transport = await startTransport({ kit, host: o.host, port: Number(o.port), onSession: server.onSession, onSubServer: server.onSubServer, log, revocation, maxMessageBytes: server.limits.maxMessageBytes });
+        transport = await startTransport({ kit, host: o.host, port: o.port, onSession: server.onSession, onSubServer: server.onSubServer, log, revocation, maxMessageBytes: server.limits.maxMessageBytes });
       } catch (e) {
         await server.close(); // live worker threads would keep the failed process alive
         throw e;
@@ -110,12 +110,12 @@ export function registerFederationCommands(program: Command): void {
     .option('--server-name <dns>', 'name on the server certificate (default: the kit\'s server.json, else localhost)')
     .option('--summary-json <path>', 'write this client\'s summary as JSON at the end (for launchers)')
     .option('--checkpoints <dir>', 'save this client\'s parts here after every round')
-    .option('--net-delay-ms <ms>', 'simulate a WAN link: round-trip time added to every message (benchmarks)')
-    .option('--net-mbps <n>', 'simulate a WAN link: bandwidth in Mbit/s (benchmarks)')
+    .option('--net-delay-ms <ms>', 'simulate a WAN link: round-trip time added to every message (benchmarks)', numberOption('--net-delay-ms', 0))
+    .option('--net-mbps <n>', 'simulate a WAN link: bandwidth in Mbit/s (benchmarks)', numberOption('--net-mbps', 1e-3))
     .option('--name <id>', 'client name in --insecure mode (with TLS the id comes from the certificate)')
-    .option('--reconnect <n>', 'reconnection attempts (1 s apart) after the server goes away', '30')
+    .option('--reconnect <n>', 'reconnection attempts (1 s apart) after the server goes away', intOption('--reconnect', 0), 30)
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { netDelayMs?: string; netMbps?: string; name?: string; reconnect: string; data: string; test?: string; server?: string; pki?: string; serverName?: string; summaryJson?: string; checkpoints?: string; insecure?: boolean }) => {
+    .action(async (o: { netDelayMs?: number; netMbps?: number; name?: string; reconnect: number; data: string; test?: string; server?: string; pki?: string; serverName?: string; summaryJson?: string; checkpoints?: string; insecure?: boolean }) => {
       checkSecurityOptions(o);
       const kitServer = o.pki && !o.insecure ? readKitServer(o.pki) : null;
       const target = withDefaultPort(o.server ?? kitServer?.address ?? '127.0.0.1:50051');
@@ -126,9 +126,9 @@ export function registerFederationCommands(program: Command): void {
         target, kit: o.insecure ? null : o.pki!, serverName, train, test, checkpointDir: o.checkpoints ? join(o.checkpoints) : null,
         log: (m) => console.error(`[client] ${m}`),
         onStep: (round, step, loss) => console.error(`[client] round ${round} step ${step} loss ${loss.toFixed(4)}`),
-        reconnectAttempts: Number(o.reconnect),
+        reconnectAttempts: o.reconnect,
         insecureName: o.name,
-        link: linkFromEnv({ FLGLM_NET_DELAY_MS: o.netDelayMs ?? process.env.FLGLM_NET_DELAY_MS, FLGLM_NET_MBPS: o.netMbps ?? process.env.FLGLM_NET_MBPS }),
+        link: linkFromEnv({ FLGLM_NET_DELAY_MS: o.netDelayMs?.toString() ?? process.env.FLGLM_NET_DELAY_MS, FLGLM_NET_MBPS: o.netMbps?.toString() ?? process.env.FLGLM_NET_MBPS }),
       });
       const summary: ClientSummary = { client_id: r.clientId, steps: r.losses.length, train_loss_final: r.losses[r.losses.length - 1], losses: r.losses, eval: r.eval, phases: r.phases };
       if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(summary, null, 2));
@@ -141,7 +141,6 @@ export function registerFederationCommands(program: Command): void {
     .option('--resume <run-dir>', 'continue an interrupted or failed run from its last round checkpoint (uses its config.yaml)')
     .option('--summary-json <path>', 'also copy summary.json here')
     .option('--quiet', 'no spinner or progress bar')
-    .addHelpText('after', '\nExamples:\n  flglm run configs/quickstart.yaml\n  flglm run --resume runs/quickstart-20261125-120000')
     .action(async (configArg: string | undefined, o: { out?: string; resume?: string; summaryJson?: string; quiet?: boolean }) => {
       if (o.resume && configArg) throw new UserError('give either a config or --resume RUN_DIR (a resumed run uses its own config.yaml)');
       if (o.resume && o.out) throw new UserError('--resume continues its own folder; drop --out');

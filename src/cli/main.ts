@@ -10,6 +10,7 @@ import { registerFederationCommands } from './federation-command.js';
 import { registerDataCommand } from './data-command.js';
 import { registerGraphCommand } from './graph-command.js';
 import { registerExportCommands } from './export-command.js';
+import { applyConventions } from './conventions.js';
 
 function packageVersion(): string {
   const pkg = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json');
@@ -19,8 +20,10 @@ function packageVersion(): string {
 export function buildProgram(): Command {
   const program = new Command('flglm')
     .description('Federated split fine-tuning of LLMs (FL-GLM): clients keep embeddings, first and last blocks; the server trains the middle')
-    .version(packageVersion(), '-v, --version')
+    .version(packageVersion(), '-V, --version')
     .showHelpAfterError('(run `flglm --help` for the command map)')
+    // Every message starts with "flglm:", like the errors flglm itself raises.
+    .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'flglm: ')) })
     .exitOverride();
   registerKeygenCommand(program);
   registerFederationCommands(program);
@@ -30,6 +33,7 @@ export function buildProgram(): Command {
   registerConfigCommand(program);
   registerGraphCommand(program);
   registerExportCommands(program);
+  applyConventions(program);
   return program;
 }
 

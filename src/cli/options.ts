@@ -6,3 +6,17 @@ export const intOption = (flag: string, min: number) => (v: string): number => {
   if (!Number.isInteger(n) || n < min) throw new UserError(`${flag}: expected an integer >= ${min}, got "${v}"`);
   return n;
 };
+
+/** A commander option parser for a finite number of at least `min` (and at most `max`). */
+export const numberOption = (flag: string, min: number, max = Number.POSITIVE_INFINITY) => (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new UserError(`${flag}: expected a number ${max < Number.POSITIVE_INFINITY ? `from ${min} to ${max}` : `>= ${min}`}, got "${v}"`);
+  return n;
+};
+
+/** A TCP port: 0 (any free port) to 65535. */
+export const portOption = (flag: string) => (v: string): number => {
+  const n = intOption(flag, 0)(v);
+  if (n > 65535) throw new UserError(`${flag}: expected a port from 0 to 65535, got "${v}"`);
+  return n;
+};

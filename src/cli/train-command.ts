@@ -8,7 +8,7 @@ import { isPromptExample } from '../data/examples.js';
 import { evalBatches } from '../data/batches.js';
 import { PartExecutor } from '../training/part-executor.js';
 import { evaluateBatches } from '../training/evaluate.js';
-import { intOption } from './options.js';
+import { intOption, numberOption } from './options.js';
 import { generate } from '../model/generate.js';
 import { loadModelFolder } from '../training/model-folder.js';
 
@@ -56,13 +56,13 @@ export function registerGenerateCommand(program: Command): void {
     .requiredOption('--model <dir>', 'a flglm checkpoint folder or a Hugging Face model folder')
     .requiredOption('--prompt <text>', 'text to continue')
     .option('--max-new-tokens <n>', 'tokens to generate', positiveInt('--max-new-tokens'), 64)
-    .option('--temperature <t>', '0 = greedy', '0')
-    .option('--top-k <k>', '0 = no top-k filter', '0')
-    .option('--seed <n>', 'sampling seed', '0')
-    .action(async (o: { model: string; prompt: string; maxNewTokens: number; temperature: string; topK: string; seed: string }) => {
+    .option('--temperature <t>', '0 = greedy', numberOption('--temperature', 0), 0)
+    .option('--top-k <k>', '0 = no top-k filter', intOption('--top-k', 0), 0)
+    .option('--seed <n>', 'sampling seed', intOption('--seed', 0), 0)
+    .action(async (o: { model: string; prompt: string; maxNewTokens: number; temperature: number; topK: number; seed: number }) => {
       const { config, store, peft, tokenizer } = loadModelFolder(o.model);
       const prompt = [tokenizer.bos, ...tokenizer.encode(o.prompt)];
-      const ids = await generate(config, peft, store, prompt, { maxNewTokens: o.maxNewTokens, temperature: Number(o.temperature), topK: Number(o.topK), seed: Number(o.seed), eos: tokenizer.eos });
+      const ids = await generate(config, peft, store, prompt, { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: o.seed, eos: tokenizer.eos });
       process.stdout.write(o.prompt + tokenizer.decode(ids) + '\n');
     });
 }

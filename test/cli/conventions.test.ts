@@ -1,0 +1,38 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { buildProgram } from '../../src/cli/main.js';
+import { pathOf } from '../../src/cli/conventions.js';
+import { runCli } from '../helpers/cli.js';
+
+function leaves(cmd: Command): Command[] {
+  return cmd.commands.length ? cmd.commands.flatMap(leaves) : [cmd];
+}
+
+test('every command\'s --help has an example, and its required options say so', () => {
+  const commands = leaves(buildProgram());
+  expect(commands.length).toBeGreaterThan(12);
+  for (const cmd of commands) {
+    const help = runCli([...pathOf(cmd).split(' '), '--help']).stdout;
+    expect([pathOf(cmd), /\nExamples?:\n  flglm /.test(help)]).toEqual([pathOf(cmd), true]);
+    for (const o of cmd.options) if (o.mandatory) expect([pathOf(cmd), o.flags, help.includes('(required)') && o.description.endsWith('(required)')]).toEqual([pathOf(cmd), o.flags, true]);
+  }
+});
+
+test('-V prints the version; usage errors start with flglm: and name the command\'s --help', () => {
+  expect(runCli(['-V']).stdout.trim()).toBe(JSON.parse(readFileSync('package.json', 'utf8')).version);
+  const r = runCli(['run', '--bogus']);
+  expect(r.code).not.toBe(0);
+  expect(r.stderr).toMatch(/^flglm: unknown option '--bogus'/);
+  expect(r.stderr).toContain('(run `flglm run --help` for its options and an example)');
+});
+
+test.each([
+  [['generate', '--model', 'm', '--prompt', 'p', '--temperature', '-1'], '--temperature: expected a number >= 0, got "-1"'],
+  [['generate', '--model', 'm', '--prompt', 'p', '--top-k', '2.5'], '--top-k: expected an integer >= 0, got "2.5"'],
+  [['client', '--data', 'd', '--insecure', '--reconnect', '-1'], '--reconnect: expected an integer >= 0, got "-1"'],
+  [['server', '--config', 'c', '--insecure', '--port', '70000'], '--port: expected a port from 0 to 65535, got "70000"'],
+])('bad numbers are refused before any work: %j', (args, message) => {
+  const r = runCli(args);
+  expect(r.code).not.toBe(0);
+  expect(r.stderr.split('\n')[0]).toBe(`flglm: ${message}`);
+});
