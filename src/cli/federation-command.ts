@@ -6,7 +6,7 @@ import { startTransport } from '../server/transport.js';
 import { SplitServer } from '../server/split-server.js';
 import { runClient } from '../client/split-client.js';
 import { UserError } from '../util/errors.js';
-import { intOption, numberOption, portOption } from './options.js';
+import { collect, intOption, numberOption, portOption, SET_HELP } from './options.js';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { ExperimentLauncher } from '../launcher/launcher.js';
 import { runSubServer } from '../server/sub-server.js';
@@ -38,6 +38,7 @@ export function registerFederationCommands(program: Command): void {
     .option('--port <n>', 'port to listen on (0 = any free port)', portOption('--port'), 50051)
     .option('--host <addr>', 'address to bind', '127.0.0.1')
     .option('--mode <mode>', 'sequential | batch | hierarchical (overrides federation.mode)')
+    .option('--set <key=value>', SET_HELP, collect, [])
     .option('--checkpoints <dir>', 'checkpoint the trunk and global client parts here at every round end')
     .option('--resume', 'continue from the last completed round in --checkpoints')
     .option('--metrics <file>', 'append per-step and per-round metrics (JSON lines)')
@@ -45,7 +46,7 @@ export function registerFederationCommands(program: Command): void {
     .option('--ready-file <path>', 'once listening, write {address, host, port, pid, mode} here as JSON (for launchers)')
     .option('--revoked <file>', 'revocation list to enforce (default: <pki>/revoked.json; `flglm keygen revoke` writes pki/server/revoked.json)')
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
+    .action(async (o: { set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
       if (o.role !== 'parent' && o.role !== 'sub') throw new UserError(`--role: expected parent|sub, got "${o.role}"`);
       checkSecurityOptions(o);
       if (o.role === 'sub') {
@@ -58,7 +59,7 @@ export function registerFederationCommands(program: Command): void {
         return;
       }
       if (!o.config) throw new UserError('--config is required for the parent server');
-      const cfg = loadConfigFile(o.config);
+      const cfg = loadConfigFile(o.config, o.set);
       if (o.insecure && cfg.security.tls) throw new UserError(`--insecure contradicts ${o.config}, which has security.tls: true. Fix: give --pki, or set security.tls: false for a plaintext loopback test`);
       const mode = (o.mode ?? cfg.federation.mode) as ServerMode;
       if (!SERVER_MODES.includes(mode)) throw new UserError(`--mode: expected ${SERVER_MODES.join('|')}, got "${mode}"`);
@@ -139,14 +140,16 @@ export function registerFederationCommands(program: Command): void {
     .description('Launch a whole federated experiment (server + clients on loopback) from one YAML file')
     .option('--out <dir>', 'run folder (default: <output_dir>/<name>-<time>, never shared with another run)')
     .option('--resume <run-dir>', 'continue an interrupted or failed run from its last round checkpoint (uses its config.yaml)')
+    .option('--set <key=value>', SET_HELP, collect, [])
     .option('--summary-json <path>', 'also copy summary.json here')
     .option('--quiet', 'no spinner or progress bar')
-    .action(async (configArg: string | undefined, o: { out?: string; resume?: string; summaryJson?: string; quiet?: boolean }) => {
+    .action(async (configArg: string | undefined, o: { set: string[]; out?: string; resume?: string; summaryJson?: string; quiet?: boolean }) => {
       if (o.resume && configArg) throw new UserError('give either a config or --resume RUN_DIR (a resumed run uses its own config.yaml)');
       if (o.resume && o.out) throw new UserError('--resume continues its own folder; drop --out');
+      if (o.resume && o.set.length) throw new UserError('--resume continues the run as it was configured; drop --set');
       const configPath = o.resume ? join(o.resume, 'config.yaml') : configArg;
       if (!configPath) throw new UserError('missing config. Usage: flglm run CONFIG.yaml (see flglm run --help)');
-      const cfg = loadConfigFile(configPath);
+      const cfg = loadConfigFile(configPath, o.set);
       const launcher = new ExperimentLauncher(cfg, readFileSync(configPath, 'utf8'), { quiet: o.quiet, outDir: o.out, resumeDir: o.resume });
       const interrupt = () => {
         console.error('\nflglm: interrupted; stopping the server and clients');

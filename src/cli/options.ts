@@ -7,6 +7,10 @@ export const intOption = (flag: string, min: number) => (v: string): number => {
   return n;
 };
 
+/** Collects a repeatable option's values (`--set a=1 --set b=2`). */
+export const collect = (v: string, prev: string[]): string[] => [...prev, v];
+export const SET_HELP = 'override a config key, repeatable: --set federation.rounds=8 --set data.silos=[a,b] (values are YAML)';
+
 /** A commander option parser for a finite number of at least `min` (and at most `max`). */
 export const numberOption = (flag: string, min: number, max = Number.POSITIVE_INFINITY) => (v: string): number => {
   const n = Number(v);

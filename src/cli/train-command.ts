@@ -8,7 +8,7 @@ import { isPromptExample } from '../data/examples.js';
 import { evalBatches } from '../data/batches.js';
 import { PartExecutor } from '../training/part-executor.js';
 import { evaluateBatches } from '../training/evaluate.js';
-import { intOption, numberOption } from './options.js';
+import { collect, intOption, numberOption, SET_HELP } from './options.js';
 import { generate } from '../model/generate.js';
 import { loadModelFolder } from '../training/model-folder.js';
 
@@ -23,8 +23,9 @@ export function registerTrainingCommands(program: Command): void {
     .option('--summary-json <path>', 'write the run summary as JSON')
     .option('--losses-json <path>', 'write the per-step training losses as JSON')
     .option('--quiet', 'no progress output')
-    .action(async (configPath: string, o: { steps?: number; out?: string; summaryJson?: string; lossesJson?: string; quiet?: boolean }) => {
-      const cfg = loadConfigFile(configPath);
+    .option('--set <key=value>', SET_HELP, collect, [])
+    .action(async (configPath: string, o: { set: string[]; steps?: number; out?: string; summaryJson?: string; lossesJson?: string; quiet?: boolean }) => {
+      const cfg = loadConfigFile(configPath, o.set);
       const summary = await trainCentralized(cfg, { steps: o.steps, quiet: o.quiet, checkpointDir: o.out ? join(o.out) : undefined });
       const { losses: _losses, ...report } = summary;
       console.log(`centralized: ${summary.steps} steps, ${summary.tokens} tokens in ${summary.wall_s.toFixed(1)} s (${summary.tokens_per_s.toFixed(0)} tokens/s); train loss ${summary.train_loss_final.toFixed(4)}; eval loss ${summary.eval.loss.toFixed(4)}, perplexity ${summary.eval.perplexity.toFixed(3)}, accuracy ${summary.eval.accuracy.toFixed(4)}`);

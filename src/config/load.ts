@@ -16,9 +16,18 @@ export type ConfigResult =
   | { ok: false; problems: ConfigProblem[] };
 
 /** Parse and validate YAML text; every problem carries its YAML path and, where known, its line. */
-export function parseConfigText(text: string): ConfigResult {
+export function parseConfigText(text: string, overrides: readonly string[] = []): ConfigResult {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  for (const o of overrides) {
+    const eq = o.indexOf('=');
+    const key = eq > 0 ? o.slice(0, eq).trim() : '';
+    if (!/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/.test(key)) return { ok: false, problems: [{ path: '--set', message: `expected KEY=VALUE with a dotted key (e.g. federation.rounds=8), got "${o}"` }] };
+    // The value is YAML, so numbers, booleans and lists keep their types: --set data.silos=[a,b].
+    const value = parseDocument(o.slice(eq + 1)).toJS();
+    if (doc.contents === null) (doc as { contents: unknown }).contents = doc.createNode({});
+    doc.setIn(key.split('.'), doc.createNode(value));
+  }
   if (doc.errors.length > 0) {
     return {
       ok: false,
@@ -38,16 +47,17 @@ export function parseConfigText(text: string): ConfigResult {
   return { ok: false, problems: parsed.error.issues.flatMap((i) => describeIssue(i, doc, lineCounter, raw)) };
 }
 
-export function loadConfigFile(path: string): ExperimentConfig {
+export function loadConfigFile(path: string, overrides: readonly string[] = []): ExperimentConfig {
   if (!existsSync(path)) throw new UserError(`config file not found: ${path}. Fix: check the path, or start from configs/quickstart.yaml`);
   const text = readFileSync(path, 'utf8');
-  const result = parseConfigText(text);
+  const result = parseConfigText(text, overrides);
   if (!result.ok) {
     const first = result.problems[0];
     const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more; run \`flglm config validate ${path}\`)` : '';
     throw new UserError(`${path}: ${formatProblem(first)}${more}`);
   }
-  return resolveConfigPaths(result.config, dirname(resolve(path)), parseDocument(text).toJS() as Record<string, Record<string, unknown>> | null);
+  const written = parseDocument(text).toJS() as Record<string, unknown> | null;
+  return resolveConfigPaths(result.config, dirname(resolve(path)), { ...(written ?? {}), ...(overrides.some((o) => o.startsWith('output_dir=')) ? { output_dir: true } : {}) } as Record<string, Record<string, unknown>>);
 }
 
 /**
@@ -98,6 +108,27 @@ function valueAt(raw: unknown, path: PropertyKey[]): unknown {
   return cur;
 }
 
+let defaults: unknown = null;
+
+/** The keys a config may have at `path` (from the schema's fully defaulted config). */
+function knownKeys(path: (string | number)[]): string[] {
+  defaults ??= experimentSchema.parse({});
+  const at = valueAt(defaults, path);
+  return at && typeof at === 'object' && !Array.isArray(at) ? Object.keys(at) : [];
+}
+
+/** "did you mean ...? " for the closest known key within two edits, else nothing. */
+function didYouMean(key: string, known: string[]): string {
+  const dist = (a: string, b: string) => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+    for (let j = 1; j <= b.length; j++) d[0][j] = j;
+    for (let i = 1; i <= a.length; i++) for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    return d[a.length][b.length];
+  };
+  const best = known.map((k) => [k, dist(key.toLowerCase(), k)] as const).sort((x, y) => x[1] - y[1])[0];
+  return best && best[1] <= 2 ? `did you mean "${best[0]}"? ` : '';
+}
+
 function show(v: unknown): string {
   return typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'nothing' : JSON.stringify(v);
 }
@@ -110,7 +141,7 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, 
     case 'unrecognized_keys':
       return issue.keys.map((key) => ({
         path: [...path, key].join('.'),
-        message: `unknown key "${key}"; check its spelling against configs/reference.yaml`,
+        message: `unknown key "${key}"; ${didYouMean(key, knownKeys(path))}check its spelling against configs/reference.yaml`,
         line: lineOf(doc, lc, [...path, key], true),
       }));
     case 'invalid_value':

@@ -50,7 +50,7 @@ describe('experiment config', () => {
   });
 
   test('unknown key at any depth names the key and its line', () => {
-    expect(problems('seed: 1\nfederaton:\n  mode: batch\n')).toEqual(['federaton: unknown key "federaton"; check its spelling against configs/reference.yaml (line 2)']);
+    expect(problems('seed: 1\nfederaton:\n  mode: batch\n')).toEqual(['federaton: unknown key "federaton"; did you mean "federation"? check its spelling against configs/reference.yaml (line 2)']);
     expect(problems('model:\n  preset: tiny\n  layers: 3\n')).toEqual(['model.layers: unknown key "layers"; check its spelling against configs/reference.yaml (line 3)']);
   });
 
@@ -90,4 +90,37 @@ test('paths written in a config file resolve against its folder; defaults stay r
   expect(cfg.output_dir).toBe('runs');
   writeFileSync(join(dir, 'sub', 'out.yaml'), 'output_dir: results\n');
   expect(loadConfigFile(join(dir, 'sub', 'out.yaml')).output_dir).toBe(join(dir, 'sub', 'results'));
+});
+
+describe('config ergonomics', () => {
+  test('--set overrides keys with YAML-typed values; a bad override is one clear problem', () => {
+    const r = parseConfigText(quickstart, ['federation.rounds=8', 'data.silos=[a, b, c]', 'data.test=t', 'eval.every_rounds=2', 'name=tuned']);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(r.config.federation.rounds).toBe(8);
+    expect(r.config.data.silos).toEqual(['a', 'b', 'c']);
+    expect(r.config.name).toBe('tuned');
+    const bad = parseConfigText(quickstart, ['federation.rounds']);
+    expect(bad.ok ? [] : bad.problems.map(formatProblem)).toEqual(['--set: expected KEY=VALUE with a dotted key (e.g. federation.rounds=8), got "federation.rounds"']);
+    const typo = parseConfigText(quickstart, ['federation.round=3']);
+    expect(typo.ok ? [] : typo.problems.map((p) => p.message)).toEqual(['unknown key "round"; did you mean "rounds"? check its spelling against configs/reference.yaml']);
+    const wrong = parseConfigText(quickstart, ['federation.rounds=many']);
+    expect(wrong.ok ? [] : wrong.problems.map((p) => p.message)).toEqual(['expected number, got "many"']);
+  });
+
+  test('configs/flglm.schema.json is the schema of the current config (flglm config schema)', async () => {
+    const { configJsonSchema } = await import('../../src/cli/config-command.js');
+    expect(readFileSync('configs/flglm.schema.json', 'utf8')).toBe(configJsonSchema());
+  });
+
+  test('flglm init writes a starter config that validates, and never overwrites', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { runCli } = await import('../helpers/cli.js');
+    const file = join(mkdtempSync(join(tmpdir(), 'flglm-init-')), 'exp.yaml');
+    expect(runCli(['init', file]).code).toBe(0);
+    expect(readFileSync(file, 'utf8')).toMatch(/^# yaml-language-server: \$schema=.*configs\/flglm.schema.json\n/);
+    expect(runCli(['config', 'validate', file]).code).toBe(0);
+    expect(runCli(['init', file]).stderr).toMatch(/already exists; refusing to overwrite/);
+  });
 });
