@@ -17,6 +17,7 @@ export const EXAMPLES: Record<string, string[]> = {
   init: ['flglm init my-experiment.yaml'],
   graph: ['flglm graph configs/quickstart.yaml --part trunk --kind backward --out trunk-backward.onnx'],
   export: ['flglm export --model runs/quickstart-20261125-120000/model --hf out/model --merge-lora --peft out/adapter'],
+  doctor: ['flglm doctor --pki pki/clients/alice'],
   merge: ['flglm merge --server ckpt/latest --client client-ckpt/alice --out model'],
 };
 

@@ -11,6 +11,7 @@ import { registerDataCommand } from './data-command.js';
 import { registerGraphCommand } from './graph-command.js';
 import { registerExportCommands } from './export-command.js';
 import { applyConventions } from './conventions.js';
+import { registerDoctorCommand } from './doctor-command.js';
 
 function packageVersion(): string {
   const pkg = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json');
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerConfigCommand(program);
   registerGraphCommand(program);
   registerExportCommands(program);
+  registerDoctorCommand(program);
   applyConventions(program);
   return program;
 }

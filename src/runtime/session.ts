@@ -1,4 +1,7 @@
 import * as ort from 'onnxruntime-node';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { Graph, Value, DType } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
 import { UserError } from '../util/errors.js';
@@ -25,9 +28,23 @@ interface IoSpec {
 }
 
 let cudaFallbackReported = false;
+const require = createRequire(import.meta.url);
 
+/**
+ * Whether the CUDA execution provider can load: onnxruntime-node lists `cuda` on linux/x64 even
+ * when its provider libraries were never installed (`bundled: false`; npm's postinstall fetches
+ * them unless skipped), so the library file must be there too.
+ */
 export function cudaAvailable(): boolean {
-  return ort.listSupportedBackends().some((b) => b.name === 'cuda');
+  const cuda = ort.listSupportedBackends().find((b) => b.name === 'cuda');
+  if (!cuda) return false;
+  if (cuda.bundled) return true;
+  try {
+    const bin = join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+    return existsSync(join(bin, 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    return false;
+  }
 }
 
 /** Resolve the execution provider, falling back to CPU with one clear message. */

@@ -36,3 +36,23 @@ test.each([
   expect(r.code).not.toBe(0);
   expect(r.stderr.split('\n')[0]).toBe(`flglm: ${message}`);
 });
+
+test('flglm doctor: one line per check; a kit with a world-readable key fails it', async () => {
+  const { mkdtempSync, chmodSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const r = runCli(['doctor']);
+  expect(r.code).toBe(0);
+  for (const what of ['node', 'onnxruntime-node', 'cuda', 'cpu', 'memory', 'port 50051', 'current folder']) expect(r.stdout).toMatch(new RegExp(`^(ok  |warn|FAIL)  ${what}`, 'm'));
+  const pki = join(mkdtempSync(join(tmpdir(), 'flglm-doc-')), 'pki');
+  expect(runCli(['keygen', '--out', pki, '--clients', 'a', '--key-bits', '2048', '--days', '30']).code).toBe(0);
+  const kit = join(pki, 'clients', 'a');
+  const good = runCli(['doctor', '--pki', kit]);
+  expect(good.code).toBe(0);
+  expect(good.stdout).toMatch(/ok {4}kit .*CN=a.*\((29|30) days left\)/);
+  expect(good.stdout).toMatch(/ok +server\.json +dials localhost:50051/);
+  chmodSync(join(kit, 'client.key'), 0o644);
+  const bad = runCli(['doctor', '--pki', kit]);
+  expect(bad.code).toBe(1);
+  expect(bad.stdout).toMatch(/FAIL +client\.key .*readable by others\. Fix: chmod 600/);
+});
