@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { prepareExamples, writePreparedData } from '../data/prepare.js';
 import { DATASETS, TASKS } from '../config/schema.js';
 import { UserError } from '../util/errors.js';
-import { intOption } from './options.js';
+import { fraction, intOption } from './options.js';
+import { checkExamplesForTask, isPromptExample, readSilo } from '../data/examples.js';
 
 export function registerDataCommand(program: Command): void {
   const data = program.command('data').description('Prepare client data silos and a test split from the bundled corpora');
@@ -14,9 +15,9 @@ export function registerDataCommand(program: Command): void {
     .option('--task <task>', `one of ${TASKS.join(', ')}`, 'classify')
     .option('--clients <n>', 'number of client silos', intOption('--clients', 1), 3)
     .option('--partition <rule>', 'natural | iid | dirichlet:ALPHA', 'natural')
-    .option('--test-fraction <f>', 'held-out share of every source', '0.1')
-    .option('--max-examples <n>', 'cap examples per silo')
-    .option('--seed <n>', 'shuffle seed', '0')
+    .option('--test-fraction <f>', 'held-out share of every source, between 0 and 1', fraction('--test-fraction'), 0.1)
+    .option('--max-examples <n>', 'cap examples per silo', intOption('--max-examples', 1))
+    .option('--seed <n>', 'shuffle seed', intOption('--seed', 0), 0)
     .option('--force', 'write into a non-empty folder')
     .action((o: Record<string, string | number | boolean | undefined>) => {
       const dataset = String(o.dataset) as (typeof DATASETS)[number];
@@ -33,5 +34,25 @@ export function registerDataCommand(program: Command): void {
       const dirs = writePreparedData(String(o.out), prepared, Boolean(o.force));
       dirs.forEach((d, i) => console.log(`${d}: ${prepared.silos[i].length} examples from ${prepared.sources[i].join(', ') || '(none)'}`));
       console.log(`${o.out}/test: ${prepared.test.length} held-out examples`);
+    });
+  data
+    .command('check <dir>')
+    .description('Lint a silo folder: every file parses (file:line), UTF-8, examples fit the task; print what it holds')
+    .option('--task <task>', `the task it is for: ${TASKS.join(' | ')}`, 'classify')
+    .action((dir: string, o: { task: string }) => {
+      if (!TASKS.includes(o.task as (typeof TASKS)[number])) throw new UserError(`--task: expected ${TASKS.join('|')}, got "${o.task}"`);
+      const examples = readSilo(dir);
+      checkExamplesForTask(examples, o.task as (typeof TASKS)[number]);
+      const prompts = examples.filter(isPromptExample);
+      const empty = examples.filter((e) => (isPromptExample(e) ? !e.completion.trim() : !e.text.trim()));
+      if (empty.length) throw new UserError(`${empty[0].at ?? dir}: an empty example (${empty.length} in all). Fix: remove it`);
+      const chars = examples.reduce((a, e) => a + (isPromptExample(e) ? e.prompt.length + e.completion.length : e.text.length), 0);
+      console.log(`${dir}: ${examples.length} examples (${prompts.length} prompt/completion, ${examples.length - prompts.length} text), ${(chars / 1e3).toFixed(0)} k characters, ${Math.round(chars / examples.length)} per example`);
+      if (prompts.length) {
+        const labels = new Map<string, number>();
+        for (const p of prompts) labels.set(p.completion.trim(), (labels.get(p.completion.trim()) ?? 0) + 1);
+        const top = [...labels].sort((a, b) => b[1] - a[1]).slice(0, 10);
+        console.log(`completions: ${top.map(([l, n]) => `${JSON.stringify(l.slice(0, 30))} ${n}`).join(', ')}${labels.size > 10 ? `, ... (${labels.size} distinct)` : ''}`);
+      }
     });
 }

@@ -24,3 +24,10 @@ export const portOption = (flag: string) => (v: string): number => {
   if (n > 65535) throw new UserError(`${flag}: expected a port from 0 to 65535, got "${v}"`);
   return n;
 };
+
+/** A share strictly between 0 and 1. */
+export const fraction = (flag: string) => (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !(n > 0 && n < 1)) throw new UserError(`${flag}: expected a number between 0 and 1 (exclusive), got "${v}"`);
+  return n;
+};

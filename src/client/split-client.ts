@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.js';
 import { checkpointsAfter, peftOf } from '../config/experiment.js';
 import { evalBatches } from '../data/batches.js';
-import { isPromptExample, type Example } from '../data/examples.js';
+import { checkExamplesForTask, isPromptExample, type Example } from '../data/examples.js';
 import { clipAndApply, createOptimizer, globalNorm, learningRate } from '../training/optimizer.js';
 import { evaluateBatches, type EvalMetrics } from '../training/evaluate.js';
 import { Inbox } from '../protocol/inbox.js';
@@ -119,7 +119,11 @@ export class SplitClient {
       call.write({ join: { numExamples: this.o.train.length, lastRound: this.lastRound, protocol: PROTOCOL_VERSION, insecureName: this.o.kit ? '' : this.o.insecureName ?? '' } });
       const first = await inbox.next(['plan', 'error'], 60000);
       if (first.kind === 'error') throw new UserError(`server refused the session: ${first.error.message}`);
-      this.trainer ??= createTrainer(JSON.parse(first.plan.planJson) as ExperimentConfig, this.o.train);
+      if (!this.trainer) {
+        const plan = JSON.parse(first.plan.planJson) as ExperimentConfig;
+        checkExamplesForTask([...this.o.train, ...this.o.test], plan.data.task);
+        this.trainer = createTrainer(plan, this.o.train);
+      }
       const result = await this.loop(conn, call, inbox);
       finished = true;
       return result;

@@ -4,7 +4,7 @@ import { addPeftParams, initParams, type ParamStore, type PeftConfig } from '../
 import { importHfFolder } from '../model/hf.js';
 import { validateSplit } from '../model/partition.js';
 import type { Tokenizer } from '../data/tokenizer.js';
-import { readSilo, type Example } from '../data/examples.js';
+import { checkExamplesForTask, readSilo, type Example } from '../data/examples.js';
 import { prepareExamples, type PreparedData } from '../data/prepare.js';
 import { UserError } from '../util/errors.js';
 import { HfTokenizer, tokenizerForFolder } from '../data/hf-tokenizer.js';
@@ -47,7 +47,9 @@ export function resolveData(cfg: ExperimentConfig): ExperimentData {
   if (cfg.data.silos) {
     const silos = cfg.data.silos.map((dir) => readSilo(dir));
     if (!cfg.data.test) throw new UserError('data.test: give a held-out folder for evaluation when data.silos is set');
-    return { silos, test: readSilo(cfg.data.test) };
+    const test = readSilo(cfg.data.test);
+    for (const s of [...silos, test]) checkExamplesForTask(s, cfg.data.task);
+    return { silos, test };
   }
   const prepared = prepareFromConfig(cfg);
   return { silos: prepared.silos, test: prepared.test };

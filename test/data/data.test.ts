@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { partitionDocuments } from '../../src/data/partition.js';
@@ -52,7 +52,7 @@ describe('silos and batches', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flglm-silo-'));
     writeFileSync(join(dir, 'a.jsonl'), '{"prompt": "p", "completion": " c"}\n');
     writeFileSync(join(dir, 'b.txt'), 'free text');
-    expect(readSilo(dir)).toEqual([{ prompt: 'p', completion: ' c' }, { text: 'free text' }]);
+    expect(readSilo(dir)).toEqual([{ prompt: 'p', completion: ' c', at: `${join(dir, 'a.jsonl')}:1` }, { text: 'free text', at: join(dir, 'b.txt') }]);
     expect(() => readSilo(join(dir, 'missing'))).toThrow(/data folder not found/);
   });
 
@@ -101,5 +101,24 @@ describe('long texts', () => {
     const b = new BatchStream(ex, tok, 3, 16, 1);
     b.restore(saved);
     for (let i = 0; i < 4; i++) expect(b.next().tokens.data).toEqual(a.next().tokens.data);
+  });
+});
+
+describe('silo checks', () => {
+  test('invalid UTF-8 is reported with file and line, never replaced', async () => {
+    const { readSilo } = await import('../../src/data/examples.js');
+    const dir = mkdtempSync(join(tmpdir(), 'flglm-silo-'));
+    writeFileSync(join(dir, 'a.jsonl'), Buffer.concat([Buffer.from('{"text": "ok"}\n{"text": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]));
+    expect(() => readSilo(dir)).toThrow(`${join(dir, 'a.jsonl')}:2: not valid UTF-8`);
+  });
+  test('free text in a classify silo is an error naming where it is', async () => {
+    const { readSilo, checkExamplesForTask } = await import('../../src/data/examples.js');
+    const dir = mkdtempSync(join(tmpdir(), 'flglm-silo-'));
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'a.jsonl'), '{"prompt": "p", "completion": "spam"}\n');
+    writeFileSync(join(dir, 'notes.txt'), 'just text');
+    const examples = readSilo(dir);
+    expect(() => checkExamplesForTask(examples, 'lm')).not.toThrow();
+    expect(() => checkExamplesForTask(examples, 'classify')).toThrow(`${join(dir, 'notes.txt')}: free text in a classify silo`);
   });
 });
