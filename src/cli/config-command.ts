@@ -3,7 +3,9 @@ import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { configToYaml, formatProblem, parseConfigText } from '../config/load.js';
+import { parseDocument } from 'yaml';
+import { configToYaml, formatProblem, parseConfigText, resolveConfigPaths } from '../config/load.js';
+import { preflight } from '../config/preflight.js';
 import { experimentSchema } from '../config/schema.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
@@ -32,7 +34,10 @@ export function registerConfigCommand(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      process.stdout.write(`# ${file}: valid. Resolved config with defaults:\n${configToYaml(result.config)}`);
+      // Beyond the schema: the model, the memory a step needs, the data folders (paths from the file's folder).
+      const cfg = resolveConfigPaths(result.config, dirname(resolve(file)), parseDocument(readFileSync(file, 'utf8')).toJS() as Record<string, Record<string, unknown>> | null);
+      const notes = preflight(cfg);
+      process.stdout.write(`# ${file}: valid.\n${notes.map((n) => `# ${n}\n`).join('')}# Resolved config with defaults:\n${configToYaml(result.config)}`);
     });
   config
     .command('schema')

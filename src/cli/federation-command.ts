@@ -17,6 +17,7 @@ import { RevocationChecker, serverCredentials } from '../security/tls.js';
 import type { ServerMode } from '../server/split-server.js';
 import type { ClientSummary, ServerReady } from '../launcher/summaries.js';
 import { readKitServer, withDefaultPort } from '../security/kit-server.js';
+import { preflight } from '../config/preflight.js';
 
 /** Exactly one of --pki and --insecure; --insecure is loud. */
 function checkSecurityOptions(o: { pki?: string; insecure?: boolean }): void {
@@ -60,6 +61,7 @@ export function registerFederationCommands(program: Command): void {
       }
       if (!o.config) throw new UserError('--config is required for the parent server');
       const cfg = loadConfigFile(o.config, o.set);
+      preflight(cfg, { data: false });
       if (o.insecure && cfg.security.tls) throw new UserError(`--insecure contradicts ${o.config}, which has security.tls: true. Fix: give --pki, or set security.tls: false for a plaintext loopback test`);
       const mode = (o.mode ?? cfg.federation.mode) as ServerMode;
       if (!SERVER_MODES.includes(mode)) throw new UserError(`--mode: expected ${SERVER_MODES.join('|')}, got "${mode}"`);
@@ -150,6 +152,7 @@ export function registerFederationCommands(program: Command): void {
       const configPath = o.resume ? join(o.resume, 'config.yaml') : configArg;
       if (!configPath) throw new UserError('missing config. Usage: flglm run CONFIG.yaml (see flglm run --help)');
       const cfg = loadConfigFile(configPath, o.set);
+      preflight(cfg);
       const launcher = new ExperimentLauncher(cfg, readFileSync(configPath, 'utf8'), { quiet: o.quiet, outDir: o.out, resumeDir: o.resume });
       const interrupt = () => {
         console.error('\nflglm: interrupted; stopping the server and clients');

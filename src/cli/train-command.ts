@@ -11,6 +11,8 @@ import { evaluateBatches } from '../training/evaluate.js';
 import { collect, intOption, numberOption, SET_HELP } from './options.js';
 import { generate } from '../model/generate.js';
 import { loadModelFolder } from '../training/model-folder.js';
+import { preflight } from '../config/preflight.js';
+import { prepareOutputDir } from '../util/output-dir.js';
 
 const positiveInt = (flag: string) => intOption(flag, 1);
 
@@ -26,6 +28,8 @@ export function registerTrainingCommands(program: Command): void {
     .option('--set <key=value>', SET_HELP, collect, [])
     .action(async (configPath: string, o: { set: string[]; steps?: number; out?: string; summaryJson?: string; lossesJson?: string; quiet?: boolean }) => {
       const cfg = loadConfigFile(configPath, o.set);
+      preflight(cfg);
+      if (o.out) prepareOutputDir(o.out, '--out'); // before training, not after
       const summary = await trainCentralized(cfg, { steps: o.steps, quiet: o.quiet, checkpointDir: o.out ? join(o.out) : undefined });
       const { losses: _losses, ...report } = summary;
       console.log(`centralized: ${summary.steps} steps, ${summary.tokens} tokens in ${summary.wall_s.toFixed(1)} s (${summary.tokens_per_s.toFixed(0)} tokens/s); train loss ${summary.train_loss_final.toFixed(4)}; eval loss ${summary.eval.loss.toFixed(4)}, perplexity ${summary.eval.perplexity.toFixed(3)}, accuracy ${summary.eval.accuracy.toFixed(4)}`);

@@ -124,3 +124,15 @@ describe('config ergonomics', () => {
     expect(runCli(['init', file]).stderr).toMatch(/already exists; refusing to overwrite/);
   });
 });
+
+describe('preflight: what can be checked before any work', () => {
+  test('positions, split, memory and data folders, each one clear error', async () => {
+    const { preflight } = await import('../../src/config/preflight.js');
+    const cfgOf = (yaml: string) => { const r = parseConfigText(yaml); if (!r.ok) throw new Error(JSON.stringify(r.problems)); return r.config; };
+    expect(() => preflight(cfgOf('data: {seq_len: 4096}\n'))).toThrow('data.seq_len 4096 exceeds the model\'s max_position_embeddings 512. Fix: lower data.seq_len or raise model.max_seq_len');
+    expect(() => preflight(cfgOf('model: {max_seq_len: 100000}\ndata: {seq_len: 100000}\n'))).toThrow(/one training step needs about \d+\.\d GiB .* Fix: lower data.seq_len or data.batch_size/);
+    expect(() => preflight(cfgOf('split: {head_blocks: 4, tail_blocks: 4}\n'))).toThrow(/head_blocks \+ tail_blocks < 8/);
+    expect(() => preflight(cfgOf('federation: {clients: 2}\ndata: {silos: [/nonexistent/a, /nonexistent/b], test: /nonexistent/t}\n'))).toThrow('data folder not found: /nonexistent/a');
+    expect(preflight(cfgOf(quickstart))[0]).toMatch(/^model: llama, 8 layers \(head 1, tail 1\); one step needs about 0\.\d GiB/);
+  });
+});
