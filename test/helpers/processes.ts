@@ -7,8 +7,8 @@ export class FlglmProcess {
   private waiters: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [`${process.cwd()}/bin/flglm`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(args: string[], opts: { cwd?: string } = {}) {
+    this.child = spawn(process.execPath, [`${process.cwd()}/bin/flglm`, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
     const onData = (d: Buffer) => {
       this.output += d.toString();
       this.waiters = this.waiters.filter((w) => {
