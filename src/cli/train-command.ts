@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
+import { appendFileSync } from 'node:fs';
 import { loadConfigFile } from '../config/load.js';
 import { trainCentralized } from '../training/centralized.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -25,12 +26,13 @@ export function registerTrainingCommands(program: Command): void {
     .option('--summary-json <path>', 'write the run summary as JSON')
     .option('--losses-json <path>', 'write the per-step training losses as JSON')
     .option('--quiet', 'no progress output')
+    .option('--metrics <file>', 'append a JSON line per step (step, loss, tokens so far)')
     .option('--set <key=value>', SET_HELP, collect, [])
-    .action(async (configPath: string, o: { set: string[]; steps?: number; out?: string; summaryJson?: string; lossesJson?: string; quiet?: boolean }) => {
+    .action(async (configPath: string, o: { set: string[]; steps?: number; out?: string; summaryJson?: string; lossesJson?: string; quiet?: boolean; metrics?: string }) => {
       const cfg = loadConfigFile(configPath, o.set);
       preflight(cfg);
       if (o.out) prepareOutputDir(o.out, '--out'); // before training, not after
-      const summary = await trainCentralized(cfg, { steps: o.steps, quiet: o.quiet, checkpointDir: o.out ? join(o.out) : undefined });
+      const summary = await trainCentralized(cfg, { steps: o.steps, quiet: o.quiet, checkpointDir: o.out ? join(o.out) : undefined, onStep: o.metrics ? (r) => appendFileSync(o.metrics!, `${JSON.stringify(r)}\n`) : undefined });
       const { losses: _losses, ...report } = summary;
       console.log(`centralized: ${summary.steps} steps, ${summary.tokens} tokens in ${summary.wall_s.toFixed(1)} s (${summary.tokens_per_s.toFixed(0)} tokens/s); train loss ${summary.train_loss_final.toFixed(4)}; eval loss ${summary.eval.loss.toFixed(4)}, perplexity ${summary.eval.perplexity.toFixed(3)}, accuracy ${summary.eval.accuracy.toFixed(4)}`);
       if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(report, null, 2));

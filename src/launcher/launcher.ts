@@ -13,7 +13,7 @@ import { Progress } from '../report/progress.js';
 import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
-import { clientSilos, createRunFolder, isAlive, readStatus, rootCause, writeStatus } from './run-folder.js';
+import { clientNames, clientSilos, createRunFolder, isAlive, readStatus, rootCause, writeStatus } from './run-folder.js';
 import { loadModelFolder } from '../training/model-folder.js';
 import { exportHf } from '../training/export.js';
 import { exportPeftAdapter } from '../model/hf.js';
@@ -112,19 +112,20 @@ export class ExperimentLauncher {
     if (!resuming) writeFileAtomic(join(this.runDir, 'config.yaml'), configToYaml(cfg));
     const spinner = ora({ text: 'preparing PKI and data silos', isEnabled: process.stderr.isTTY, isSilent: this.o.quiet, stream: process.stderr }).start();
 
-    let pki = cfg.security.pki;
-    if (cfg.security.tls && !pki) {
-      pki = join(this.runDir, 'pki');
-      if (!resuming) keygen({ out: pki, clients: Array.from({ length: f.clients }, (_, i) => `client-${i}`), serverName: 'localhost', serverIps: ['127.0.0.1'], days: 2, keyBits: 2048 });
-    }
     let silos: string[] | null = cfg.data.silos;
     let testDir = cfg.data.test;
+    // Clients are named after their silo folders when the config names them (client-<i> otherwise).
+    const clientIds = silos ? clientNames(silos) : Array.from({ length: f.clients }, (_, i) => `client-${i}`);
     if (!silos) {
       silos = resuming ? clientSilos(join(this.runDir, 'data'), f.clients) : writePreparedData(join(this.runDir, 'data'), prepareFromConfig(cfg), true);
       testDir = join(this.runDir, 'data', 'test');
     }
     if (!testDir) throw new UserError('data.test: give a held-out folder for evaluation when data.silos is set');
-    const clientIds = silos.map((_, i) => `client-${i}`);
+    let pki = cfg.security.pki;
+    if (cfg.security.tls && !pki) {
+      pki = join(this.runDir, 'pki');
+      if (!resuming) keygen({ out: pki, clients: clientIds, serverName: 'localhost', serverIps: ['127.0.0.1'], days: 2, keyBits: 2048 });
+    }
     spinner.text = 'starting server';
 
     const metricsPath = join(this.runDir, 'metrics.jsonl');
@@ -150,8 +151,8 @@ export class ExperimentLauncher {
     const seen = { steps: 0, rounds: 0, tokens: 0, recent: [] as number[] };
     const refresh = () => {
       for (const r of tail.poll()) {
-        if (r.type === 'step') { seen.steps++; seen.recent = [...seen.recent, r.loss as number].slice(-silos!.length * 3); }
-        if (r.type === 'round') { seen.rounds++; seen.tokens += r.tokens as number; }
+        if (r.type === 'step') { seen.steps++; seen.tokens += Number(r.tokens) || 0; seen.recent = [...seen.recent, r.loss as number].slice(-silos!.length * 3); }
+        if (r.type === 'round') seen.rounds++;
       }
       const loss = seen.recent.length ? seen.recent.reduce((a, b) => a + b, 0) / seen.recent.length : NaN;
       progress.update(seen.steps, { round: `${Math.min(seen.rounds + 1, f.rounds)}/${f.rounds}`, loss, 'tok/s': Math.round(seen.tokens / Math.max(1e-3, (performance.now() - start) / 1000)) });
@@ -168,11 +169,27 @@ export class ExperimentLauncher {
 
     let baseline: TrainSummary | undefined;
     if (cfg.baseline === 'centralized') {
-      const bspin = ora({ text: 'training the centralized baseline with the same budget', isEnabled: process.stderr.isTTY, isSilent: this.o.quiet, stream: process.stderr }).start();
-      const child = this.spawnFlglm(['train', join(this.runDir, 'config.yaml'), '--quiet', '--summary-json', this.summaryPath('baseline'), '--losses-json', join(this.runDir, 'baseline-losses.json')], 'baseline');
-      await this.exitOf(child, 'the centralized baseline', 'baseline');
+      // The same budget in steps of the same batch shape; its progress comes from its metrics file.
+      const metrics = join(this.runDir, 'baseline-metrics.jsonl');
+      writeFileSync(metrics, '');
+      const child = this.spawnFlglm(['train', join(this.runDir, 'config.yaml'), '--quiet', '--summary-json', this.summaryPath('baseline'), '--losses-json', join(this.runDir, 'baseline-losses.json'), '--metrics', metrics], 'baseline');
+      const bar = new Progress('centralized', f.rounds * f.local_steps * silos.length, process.stderr, this.o.quiet);
+      const btail = new JsonLinesTail(metrics);
+      const t0 = performance.now();
+      let last = { step: 0, loss: NaN, tokens: 0 };
+      const show = () => {
+        for (const r of btail.poll()) last = r as typeof last;
+        bar.update(last.step, { loss: last.loss, 'tok/s': Math.round(last.tokens / Math.max(1e-3, (performance.now() - t0) / 1000)) });
+      };
+      const timer = setInterval(show, 500);
+      try {
+        await this.exitOf(child, 'the centralized baseline', 'baseline');
+      } finally {
+        clearInterval(timer);
+        show();
+        bar.done();
+      }
       baseline = readSummary<TrainSummary>(this.summaryPath('baseline'), 'the centralized baseline');
-      bspin.succeed('centralized baseline done');
     }
     const summary = this.finish(wall, clientIds, baseline);
     // A throwaway PKI (made by this run) has served its purpose: its private keys go with it.

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { prepareOutputDir } from '../util/output-dir.js';
 import { UserError } from '../util/errors.js';
@@ -83,4 +83,17 @@ export function isAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Client ids from silo folder names: valid kit ids (letters, digits, . _ -), unique, not reserved. */
+export function clientNames(silos: string[]): string[] {
+  const seen = new Set<string>();
+  return silos.map((dir, i) => {
+    let id = basename(dir.replace(/\/+$/, '')).replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 60);
+    if (!id || /^(sub-server|ca$|server$)/i.test(id)) id = `client-${i}`;
+    let unique = id;
+    for (let k = 2; seen.has(unique); k++) unique = `${id}-${k}`;
+    seen.add(unique);
+    return unique;
+  });
 }

@@ -3,6 +3,7 @@ export class Progress {
   private lastPrint = 0;
   private lastDone = -1;
   private readonly tty: boolean;
+  private readonly start = Date.now();
   constructor(private readonly label: string, private readonly total: number, private readonly stream: NodeJS.WriteStream = process.stderr, private readonly quiet = false) {
     this.tty = Boolean(stream.isTTY);
   }
@@ -17,13 +18,23 @@ export class Progress {
     const filled = Math.round((width * done) / Math.max(1, this.total));
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
     const text = Object.entries(fields).map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join('  ');
-    const line = `${this.label} ${bar} ${done}/${this.total}  ${text}`;
+    const elapsed = (now - this.start) / 1000;
+    // ETA from the average pace so far (none before the first unit of work is done).
+    const eta = done > 0 && done < this.total ? `  eta ${duration((elapsed * (this.total - done)) / done)}` : '';
+    const line = `${this.label} ${bar} ${done}/${this.total}  ${text}  ${duration(elapsed)}${eta}`;
     this.stream.write(this.tty ? `\r\x1b[K${line}` : `${line}\n`);
   }
 
   done(): void {
     if (this.tty && !this.quiet) this.stream.write('\n');
   }
+}
+
+/** 5s, 2m05s, 1h02m. */
+export function duration(s: number): string {
+  if (s < 60) return `${Math.round(s)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 function fmt(v: number): string {

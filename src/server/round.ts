@@ -81,7 +81,7 @@ export class Round implements RoundContext {
   recordStep(s: Participant, step: number, loss: number, tokens: number): void {
     this.losses.push(loss);
     this.tokens += tokens;
-    this.d.onMetric?.({ type: 'step', round: this.round, step, client: s.id, loss, time: Date.now() });
+    this.d.onMetric?.({ type: 'step', round: this.round, step, client: s.id, loss, tokens, time: Date.now() });
   }
 
   /** Expect a tensor message of one kind for this round (and `step`, unless null), decoded and checked. */

@@ -72,19 +72,27 @@ describe('run folders', () => {
     expect(dirs[1]).toBe(`${dirs[0]}-2`);
   });
 
-  test('a failing client fails the run with its own error line; status.json says so', () => {
+  test('bad data is refused before anything starts; a failing child fails the run with its own error line, and status.json says so', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flglm-run-'));
     const prep = runCli(['data', 'prepare', '--out', join(dir, 'data'), '--clients', '2', '--max-examples', '12']);
     expect(prep.code).toBe(0);
     writeFileSync(join(dir, 'data', 'client-1', 'broken.jsonl'), '{"text": "fine"}\n{not json\n');
+    const base = 'model: {preset: tiny}\ndata: {batch_size: 2, seq_len: 24, silos: [data/client-0, data/client-1], test: data/test}\nfederation: {mode: sequential, clients: 2, rounds: 2, local_steps: 1, client_timeout_ms: 20000}\neval: {max_batches: 1}\nsecurity: {tls: false, payload_encryption: false}\n';
     const cfg = join(dir, 'exp.yaml');
-    writeFileSync(cfg, 'model: {preset: tiny}\ndata: {batch_size: 2, seq_len: 24, silos: [data/client-0, data/client-1], test: data/test}\nfederation: {mode: sequential, clients: 2, rounds: 2, local_steps: 1, client_timeout_ms: 20000}\neval: {max_batches: 1}\nsecurity: {tls: false, payload_encryption: false}\n');
+    writeFileSync(cfg, base);
     const out = join(dir, 'run');
+    const early = runCli(['run', cfg, '--out', out, '--quiet'], { timeoutMs: 120000 });
+    expect(early.code).not.toBe(0);
+    expect(early.stderr.trim()).toBe(`flglm: ${join(dir, 'data', 'client-1', 'broken.jsonl')}:2: not valid JSON. Fix: one JSON object per line, {"text": ...} or {"prompt": ..., "completion": ...}`);
+    expect(existsSync(out)).toBe(false);
+    // What only a child can find: the server's model needs a chat template it does not have.
+    writeFileSync(join(dir, 'data', 'client-1', 'broken.jsonl'), '{"prompt": "p", "completion": "ham"}\n');
+    writeFileSync(cfg, base.replace('data: {', 'data: {chat_template: true, '));
     const r = runCli(['run', cfg, '--out', out, '--quiet'], { timeoutMs: 120000 });
     expect(r.code).not.toBe(0);
-    const reason = `client-1 failed: ${join(dir, 'data', 'client-1', 'broken.jsonl')}:2: not valid JSON`;
+    const reason = 'the server failed: data.chat_template: true, but a preset model has no tokenizer (and no chat template)';
     expect(r.stderr).toContain(reason);
-    expect(r.stderr).toContain(`(log: ${join(out, 'logs', 'client-1.log')})`);
+    expect(r.stderr).toContain(`(log: ${join(out, 'logs', 'server.log')})`);
     const status = JSON.parse(readFileSync(join(out, 'status.json'), 'utf8'));
     expect(status.state).toBe('failed');
     expect(status.reason).toContain(reason);
