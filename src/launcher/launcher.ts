@@ -274,6 +274,7 @@ export class ExperimentLauncher {
         ...(baseline?.curve ? [{ label: 'centralized', points: baseline.curve as { tokens: number; accuracy: number; loss: number }[] }] : []),
       ],
       config: this.configText,
+      clientPhases: clients.map((c) => ({ client: c.client_id, steps: c.steps, phases: c.phases })),
     }));
     return summary;
   }

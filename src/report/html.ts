@@ -7,10 +7,12 @@ export interface ReportInput {
   mode: string;
   summary: Record<string, unknown>;
   steps: { client: string; loss: number; index: number }[];
-  rounds: { round: number; wall_s: number; train_loss: number; clients: string[]; dropped: string[]; bytes_up?: number; bytes_down?: number }[];
+  rounds: { round: number; wall_s: number; train_loss: number; clients: string[]; dropped: string[]; bytes_up?: number; bytes_down?: number; bytes_by_client?: Record<string, [number, number]> }[];
   baselineLosses?: number[];
   /** Held-out evaluations during training: federated (per evaluation round) and centralized. */
   evalCurves?: { label: string; points: { tokens: number; accuracy: number; loss: number }[] }[];
+  /** Where each client's step time went (seconds per phase, summed over the run). */
+  clientPhases?: { client: string; steps: number; phases: Record<string, number> }[];
   config: string;
 }
 
@@ -18,6 +20,23 @@ const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
+ * Axis ticks at a "nice" step (1, 2 or 5 times a power of ten) covering [lo, hi], each labelled
+ * with just enough decimals to tell it from its neighbours (no "5.56, 5.56, 5.55").
+ */
+export function niceTicks(lo: number, hi: number, count = 6): { values: number[]; label: (v: number) => string } {
+  if (!(hi > lo)) hi = lo + (Math.abs(lo) || 1) * 1e-3;
+  const raw = (hi - lo) / Math.max(1, count - 1);
+  const pow = Math.pow(10, Math.floor(Math.log10(raw)));
+  // The nice step whose number of intervals is closest to what was asked for.
+  const step = [1, 2, 5, 10].map((m) => m * pow).sort((a, b) => Math.abs((hi - lo) / a - (count - 1)) - Math.abs((hi - lo) / b - (count - 1)))[0];
+  const values: number[] = [];
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) values.push(+v.toPrecision(12));
+  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  const label = (v: number) => (Math.abs(v) >= 1e4 && decimals === 0 ? `${+(v / 1000).toFixed(1)}k` : v.toFixed(decimals));
+  return { values, label };
 }
 
 function smooth(xs: number[], k = 5): number[] {
@@ -38,12 +57,15 @@ export function lineChart(series: { label: string; ys: number[]; color: string }
   const n = Math.max(...series.map((s) => s.ys.length));
   const x = (i: number, len = n) => L + ((W - L - R) * i) / Math.max(1, (opts.stretch ? len : n) - 1);
   const y = (v: number) => T + (H - T - B) * (1 - (tf(v) - lo) / span);
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => lo + f * span);
-  let svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img">`;
+  const yTicks = niceTicks(Math.min(...all), Math.max(...all));
+  let svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" style="max-width:${W}px" role="img">`;
   svg += `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="#fafafa" stroke="#ccc"/>`;
-  for (const t of ticks) {
-    const v = opts.logY ? Math.pow(10, t) : t;
-    svg += `<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/><text x="${L - 6}" y="${y(v) + 4}" font-size="11" text-anchor="end">${v.toPrecision(3)}</text>`;
+  for (const v of yTicks.values) {
+    svg += `<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/><text x="${L - 6}" y="${y(v) + 4}" font-size="11" text-anchor="end">${yTicks.label(v)}</text>`;
+  }
+  for (const f of [0, 0.25, 0.5, 0.75, 1]) {
+    const xv = L + (W - L - R) * f;
+    svg += `<text x="${xv}" y="${H - B + 14}" font-size="11" text-anchor="middle">${opts.stretch ? `${Math.round(100 * f)}%` : Math.round(f * (n - 1))}</text>`;
   }
   svg += `<text x="${(L + W - R) / 2}" y="${H - 8}" font-size="12" text-anchor="middle">${esc(opts.xLabel)}</text>`;
   svg += `<text x="14" y="${(T + H - B) / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">${esc(opts.yLabel)}</text>`;
@@ -65,14 +87,11 @@ export function pointsChart(series: { label: string; points: [number, number][];
   const span = hi - lo || 1;
   const x = (v: number) => L + ((W - L - R) * v) / xHi;
   const y = (v: number) => T + (H - T - B) * (1 - (v - lo) / span);
-  const fmt = (v: number) => (Math.abs(v) >= 1000 ? `${+(v / 1000).toFixed(1)}k` : `${+v.toFixed(3)}`);
+  const yTicks = niceTicks(lo, hi), xTicks = niceTicks(0, xHi);
   let svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" style="max-width:${W}px" role="img">`;
   svg += `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="#fafafa" stroke="#ccc"/>`;
-  for (const f of [0, 0.25, 0.5, 0.75, 1]) {
-    const yv = lo + f * span, xv = f * xHi;
-    svg += `<line x1="${L}" x2="${W - R}" y1="${y(yv)}" y2="${y(yv)}" stroke="#eee"/><text x="${L - 6}" y="${y(yv) + 4}" font-size="11" text-anchor="end">${fmt(yv)}</text>`;
-    svg += `<text x="${x(xv)}" y="${H - B + 14}" font-size="11" text-anchor="middle">${fmt(xv)}</text>`;
-  }
+  for (const yv of yTicks.values) svg += `<line x1="${L}" x2="${W - R}" y1="${y(yv)}" y2="${y(yv)}" stroke="#eee"/><text x="${L - 6}" y="${y(yv) + 4}" font-size="11" text-anchor="end">${yTicks.label(yv)}</text>`;
+  for (const xv of xTicks.values) svg += `<text x="${x(xv)}" y="${H - B + 14}" font-size="11" text-anchor="middle">${xTicks.label(xv)}</text>`;
   svg += `<text x="${(L + W - R) / 2}" y="${H - 6}" font-size="12" text-anchor="middle">${esc(opts.xLabel)}</text>`;
   svg += `<text x="14" y="${(T + H - B) / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">${esc(opts.yLabel)}</text>`;
   series.forEach((s, k) => {
@@ -100,16 +119,22 @@ export function renderReport(r: ReportInput): string {
   const s = r.summary as Record<string, unknown> & { eval?: Record<string, number>; baseline?: Record<string, unknown> & { eval?: Record<string, number> } };
   const fmt = (v: unknown, d = 1) => (typeof v === 'number' ? v.toFixed(d) : '–');
   const mb = (b?: number) => (typeof b === 'number' ? (b / 2 ** 20).toFixed(1) : '–');
+  const phaseNames = [...new Set((r.clientPhases ?? []).flatMap((c) => Object.keys(c.phases)))];
+  const phaseRows = (r.clientPhases ?? []).map((c) => `<tr><td>${esc(c.client)}</td>${phaseNames.map((p) => `<td>${(1000 * (c.phases[p] ?? 0) / Math.max(1, c.steps)).toFixed(1)}</td>`).join('')}</tr>`).join('');
+  const trafficClients = [...new Set(r.rounds.flatMap((x) => Object.keys(x.bytes_by_client ?? {})))].sort();
+  const trafficRows = trafficClients.length ? r.rounds.map((x) => `<tr><td>${x.round}</td>${trafficClients.map((c) => { const b = x.bytes_by_client?.[c]; return `<td>${b ? `${mb(b[0])} / ${mb(b[1])}` : '–'}</td>`; }).join('')}</tr>`).join('') : '';
   const roundRows = r.rounds.map((x) => `<tr><td>${x.round}</td><td>${x.wall_s.toFixed(1)}</td><td>${x.train_loss.toFixed(4)}</td><td>${x.clients.length}</td><td>${mb(x.bytes_up)}</td><td>${mb(x.bytes_down)}</td><td>${esc(x.dropped.join(', ') || '–')}</td></tr>`).join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>flglm report: ${esc(r.name)}</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:960px;color:#222}table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ddd;padding:4px 10px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:12px}</style></head><body>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:960px;color:#222}table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ddd;padding:4px 10px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:12px}.wide{overflow-x:auto}svg{height:auto}@media(max-width:600px){body{margin:.5rem}}</style><meta name="viewport" content="width=device-width, initial-scale=1"></head><body>
 <h1>flglm run: ${esc(r.name)}</h1>
 <p>Mode <b>${esc(r.mode)}</b>, ${clients.length} clients, ${fmt(s.rounds, 0)} rounds, ${fmt(s.steps, 0)} client steps, ${fmt(s.tokens, 0)} tokens in ${fmt(s.wall_s)} s (${fmt(s.tokens_per_s, 0)} tokens/s).</p>
 <h2>Training loss</h2>${lineChart(series, { xLabel: 'training progress (each curve over its own steps)', yLabel: 'loss (smoothed)', logY: true, stretch: true })}
 ${r.evalCurves?.some((c) => c.points.length) ? `<h2>Evaluation during training</h2>${pointsChart(r.evalCurves.map((c, k) => ({ label: c.label, points: c.points.map((p) => [p.tokens, p.accuracy] as [number, number]), color: k === 0 ? '#000' : '#999' })), { xLabel: 'training tokens seen', yLabel: 'held-out accuracy', yRange: [0, 1] })}${pointsChart(r.evalCurves.map((c, k) => ({ label: c.label, points: c.points.map((p) => [p.tokens, p.loss] as [number, number]), color: k === 0 ? '#000' : '#999' })), { xLabel: 'training tokens seen', yLabel: 'held-out loss' })}` : ''}
 <h2>Evaluation</h2><table><tr><th>model</th><th>loss</th><th>perplexity</th><th>accuracy</th></tr>${metricRow('federated (split)', s.eval)}${metricRow('centralized baseline', s.baseline?.eval)}</table>
 ${s.baseline ? `<p>Centralized baseline: ${fmt(s.baseline.steps, 0)} steps in ${fmt(s.baseline.wall_s)} s (${fmt(s.baseline.tokens_per_s, 0)} tokens/s).</p>` : ''}
-<h2>Rounds</h2><table><tr><th>round</th><th>wall s</th><th>train loss</th><th>clients</th><th>MiB up</th><th>MiB down</th><th>dropped</th></tr>${roundRows}</table>
+${phaseRows ? `<h2>Where a client step's time goes</h2><p>Milliseconds per training step (waiting for the trunk includes the network, payload encryption and the server's queue).</p><div class="wide"><table><tr><th>client</th>${phaseNames.map((p) => `<th>${esc(p.replace(/_/g, ' '))}</th>`).join('')}</tr>${phaseRows}</table></div>` : ''}
+<h2>Rounds</h2><div class="wide"><table><tr><th>round</th><th>wall s</th><th>train loss</th><th>clients</th><th>MiB up</th><th>MiB down</th><th>dropped</th></tr>${roundRows}</table></div>
+${trafficRows ? `<h2>Traffic per client</h2><p>MiB up / down per round (tensor payload, before TLS).</p><div class="wide"><table><tr><th>round</th>${trafficClients.map((c) => `<th>${esc(c)}</th>`).join('')}</tr>${trafficRows}</table></div>` : ''}
 <h2>Config</h2><pre>${esc(r.config)}</pre>
 <p><small>Generated by flglm on ${new Date().toISOString()}.</small></p></body></html>`;
 }

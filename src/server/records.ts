@@ -11,6 +11,8 @@ export interface RoundRecord {
   /** Tensor bytes the server sent to / received from the round's clients (payload, before TLS). */
   bytes_down: number;
   bytes_up: number;
+  /** The same per client: [up, down]. */
+  bytes_by_client?: Record<string, [number, number]>;
   /** Seconds the trunk replicas computed, summed, and how much of that ran at the same time. */
   replica_busy_s: number;
   replica_overlap_s: number;
@@ -20,11 +22,12 @@ export interface EvalMetrics { loss: number; accuracy: number; examples: number;
 export interface EvalResult { clientId: string; eval?: EvalMetrics }
 
 /** Bytes sent to and received from `participants` from now until the returned function is called. */
-export function trafficMeter(participants: readonly { bytesSent: number; bytesReceived: number }[]): () => { bytes_down: number; bytes_up: number } {
+export function trafficMeter(participants: readonly { id: string; bytesSent: number; bytesReceived: number }[]): () => { bytes_down: number; bytes_up: number; bytes_by_client: Record<string, [number, number]> } {
   const before = participants.map((p) => [p.bytesSent, p.bytesReceived]);
   return () => ({
     bytes_down: participants.reduce((a, p, i) => a + p.bytesSent - before[i][0], 0),
     bytes_up: participants.reduce((a, p, i) => a + p.bytesReceived - before[i][1], 0),
+    bytes_by_client: Object.fromEntries(participants.map((p, i) => [p.id, [p.bytesReceived - before[i][1], p.bytesSent - before[i][0]]])),
   });
 }
 
