@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { join } from 'node:path';
 import { appendFileSync } from 'node:fs';
 import { loadConfigFile } from '../config/load.js';
 import { trainCentralized } from '../training/centralized.js';
@@ -14,6 +13,7 @@ import { generate } from '../model/generate.js';
 import { loadModelFolder } from '../training/model-folder.js';
 import { preflight } from '../config/preflight.js';
 import { prepareOutputDir } from '../util/output-dir.js';
+import { createRunFolder } from '../launcher/run-folder.js';
 
 const positiveInt = (flag: string) => intOption(flag, 1);
 
@@ -22,21 +22,24 @@ export function registerTrainingCommands(program: Command): void {
     .command('train <config>')
     .description('Centralized baseline: train the unsplit model on the union of all silos')
     .option('--steps <n>', 'optimizer steps (default: the federated budget rounds x local_steps x clients)', positiveInt('--steps'))
-    .option('--out <dir>', 'save the trained model checkpoint here')
+    .option('--out <dir>', 'save the trained model checkpoint here (default: a new folder <output_dir>/<name>-centralized-<time>)')
+    .option('--no-save', 'do not save the trained model (a launcher\'s baseline)')
     .option('--summary-json <path>', 'write the run summary as JSON')
     .option('--losses-json <path>', 'write the per-step training losses as JSON')
     .option('--quiet', 'no progress output')
     .option('--metrics <file>', 'append a JSON line per step (step, loss, tokens so far)')
     .option('--set <key=value>', SET_HELP, collect, [])
-    .action(async (configPath: string, o: { set: string[]; steps?: number; out?: string; summaryJson?: string; lossesJson?: string; quiet?: boolean; metrics?: string }) => {
+    .action(async (configPath: string, o: { set: string[]; steps?: number; out?: string; save: boolean; summaryJson?: string; lossesJson?: string; quiet?: boolean; metrics?: string }) => {
       const cfg = loadConfigFile(configPath, o.set);
       preflight(cfg);
-      if (o.out) prepareOutputDir(o.out, '--out'); // before training, not after
-      const summary = await trainCentralized(cfg, { steps: o.steps, quiet: o.quiet, checkpointDir: o.out ? join(o.out) : undefined, onStep: o.metrics ? (r) => appendFileSync(o.metrics!, `${JSON.stringify(r)}\n`) : undefined });
+      // The output folder is made (and checked writable) before training, not after it.
+      const out = !o.save ? undefined : o.out ? prepareOutputDir(o.out, '--out') : createRunFolder(undefined, cfg.output_dir, `${cfg.name}-centralized`);
+      const summary = await trainCentralized(cfg, { steps: o.steps, quiet: o.quiet, checkpointDir: out, onStep: o.metrics ? (r) => appendFileSync(o.metrics!, `${JSON.stringify(r)}\n`) : undefined });
       const { losses: _losses, ...report } = summary;
       console.log(`centralized: ${summary.steps} steps, ${summary.tokens} tokens in ${summary.wall_s.toFixed(1)} s (${summary.tokens_per_s.toFixed(0)} tokens/s); train loss ${summary.train_loss_final.toFixed(4)}; eval loss ${summary.eval.loss.toFixed(4)}, perplexity ${summary.eval.perplexity.toFixed(3)}, accuracy ${summary.eval.accuracy.toFixed(4)}`);
       if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(report, null, 2));
       if (o.lossesJson) writeFileAtomic(o.lossesJson, JSON.stringify(summary.losses));
+      if (out) console.log(`model: ${out} (flglm eval / generate / export --model ${out})`);
     });
   program
     .command('eval')

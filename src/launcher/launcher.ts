@@ -13,7 +13,7 @@ import { Progress } from '../report/progress.js';
 import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
-import { clientNames, clientSilos, createRunFolder, isAlive, readStatus, rootCause, writeStatus } from './run-folder.js';
+import { clientNames, clientSilos, listDirs, createRunFolder, isAlive, readStatus, rootCause, writeStatus } from './run-folder.js';
 import { loadModelFolder } from '../training/model-folder.js';
 import { exportHf } from '../training/export.js';
 import { exportPeftAdapter } from '../model/hf.js';
@@ -172,7 +172,7 @@ export class ExperimentLauncher {
       // The same budget in steps of the same batch shape; its progress comes from its metrics file.
       const metrics = join(this.runDir, 'baseline-metrics.jsonl');
       writeFileSync(metrics, '');
-      const child = this.spawnFlglm(['train', join(this.runDir, 'config.yaml'), '--quiet', '--summary-json', this.summaryPath('baseline'), '--losses-json', join(this.runDir, 'baseline-losses.json'), '--metrics', metrics], 'baseline');
+      const child = this.spawnFlglm(['train', join(this.runDir, 'config.yaml'), '--quiet', '--summary-json', this.summaryPath('baseline'), '--losses-json', join(this.runDir, 'baseline-losses.json'), '--metrics', metrics, '--no-save'], 'baseline');
       const bar = new Progress('centralized', f.rounds * f.local_steps * silos.length, process.stderr, this.o.quiet);
       const btail = new JsonLinesTail(metrics);
       const t0 = performance.now();
@@ -192,8 +192,10 @@ export class ExperimentLauncher {
       baseline = readSummary<TrainSummary>(this.summaryPath('baseline'), 'the centralized baseline');
     }
     const summary = this.finish(wall, clientIds, baseline);
-    // A throwaway PKI (made by this run) has served its purpose: its private keys go with it.
+    // A finished run keeps its models, not what only a resume needs: a throwaway PKI's private keys
+    // and the optimizer moments in the round checkpoints (two thirds of their size).
     if (cfg.security.tls && !cfg.security.pki) rmSync(pki!, { recursive: true, force: true });
+    for (const dir of [join(this.runDir, 'checkpoints', 'server', 'latest'), ...listDirs(join(this.runDir, 'checkpoints', 'clients'))]) rmSync(join(dir, 'optimizer.safetensors'), { force: true });
     return summary;
   }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { prepareOutputDir } from '../util/output-dir.js';
@@ -96,4 +96,10 @@ export function clientNames(silos: string[]): string[] {
     seen.add(unique);
     return unique;
   });
+}
+
+/** The sub-folders of `dir` (none if it does not exist). */
+export function listDirs(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
 }

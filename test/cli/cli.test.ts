@@ -58,3 +58,18 @@ describe('flglm CLI', () => {
     expect(r.stderr).toContain("unknown command 'bogus'");
   });
 });
+
+test('flglm train saves into a new run folder by default, and checks --out before training', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flglm-train-'));
+  const cfg = join(dir, 'c.yaml');
+  writeFileSync(cfg, 'name: t\noutput_dir: out\nmodel: {preset: tiny}\ndata: {batch_size: 2, seq_len: 16, max_examples: 10}\neval: {max_batches: 1}\n');
+  const r = runCli(['train', cfg, '--steps', '2', '--quiet']);
+  expect(r.stderr).toBe('');
+  const m = /^model: (\S+) /m.exec(r.stdout);
+  expect(m?.[1]).toMatch(new RegExp(`^${join(dir, 'out', 't-centralized-')}\\d{8}-\\d{6}$`));
+  expect(readFileSync(join(m![1], 'checkpoint.json'), 'utf8')).toContain('"step": 2');
+  const t0 = Date.now();
+  const bad = runCli(['train', cfg, '--steps', '200', '--out', '/proc/flglm-out']);
+  expect(bad.stderr).toMatch(/--out \/proc\/flglm-out is under a virtual filesystem/);
+  expect(Date.now() - t0).toBeLessThan(15000);
+});
