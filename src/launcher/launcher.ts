@@ -3,13 +3,12 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, rm
 import { loadCheckpoint, saveCheckpoint } from '../training/checkpoint.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ora from 'ora';
 import type { ExperimentConfig } from '../config/schema.js';
 import { configToYaml } from '../config/load.js';
 import { keygen } from '../security/pki.js';
 import { writePreparedData } from '../data/prepare.js';
 import { prepareFromConfig } from '../config/experiment.js';
-import { Progress } from '../report/progress.js';
+import { Progress, statusLine } from '../report/progress.js';
 import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
@@ -110,7 +109,7 @@ export class ExperimentLauncher {
     const f = cfg.federation;
     const resuming = Boolean(this.o.resumeDir);
     if (!resuming) writeFileAtomic(join(this.runDir, 'config.yaml'), configToYaml(cfg));
-    const spinner = ora({ text: 'preparing PKI and data silos', isEnabled: process.stderr.isTTY, isSilent: this.o.quiet, stream: process.stderr }).start();
+    const spinner = await statusLine('preparing PKI and data silos', this.o.quiet);
 
     let silos: string[] | null = cfg.data.silos;
     let testDir = cfg.data.test;

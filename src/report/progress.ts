@@ -42,3 +42,24 @@ function fmt(v: number): string {
   if (Number.isInteger(v)) return String(v);
   return Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(4);
 }
+
+/** A status line: an ora spinner on a terminal; plain lines, without colour codes, anywhere else. */
+export interface StatusLine {
+  text: string;
+  succeed(message: string): void;
+}
+
+export async function statusLine(text: string, quiet = false, stream: NodeJS.WriteStream = process.stderr): Promise<StatusLine> {
+  if (quiet) return { text, succeed: () => {} };
+  if (stream.isTTY) {
+    const { default: ora } = await import('ora');
+    return ora({ text, stream }).start();
+  }
+  stream.write(`${text}\n`);
+  let current = text;
+  return {
+    get text() { return current; },
+    set text(t: string) { current = t; stream.write(`${t}\n`); },
+    succeed: (message: string) => { stream.write(`${message}\n`); },
+  };
+}

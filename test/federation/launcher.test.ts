@@ -111,6 +111,9 @@ describe('run folders', () => {
     for (let i = 0; i < 600 && rounds() < 2; i++) await new Promise((r) => setTimeout(r, 100));
     run.kill('SIGINT');
     expect(await run.exited).toBe(130);
+    // Not a terminal: plain lines, no colour or cursor codes.
+    expect(run.output).not.toMatch(/\x1b\[/);
+    expect(run.output).toMatch(/server on 127\.0\.0\.1:\d+/);
     const status = JSON.parse(readFileSync(join(out, 'status.json'), 'utf8'));
     expect(status).toMatchObject({ state: 'failed', reason: expect.stringContaining(`flglm run --resume ${out}`) });
     const done = rounds();
