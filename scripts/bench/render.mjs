@@ -104,6 +104,17 @@ if (dord) {
     ...Object.entries(dord.runs).flatMap(([k, curves]) => curves.map((c, i) => `| ${k}${curves.length > 1 ? ` (seed +${i})` : ''} | ${c.map((p) => p.accuracy.toFixed(3)).join(' | ')} |`)), '');
 }
 
+const rs = load('real-shapes');
+if (rs) {
+  out.push('## 7. Real model shapes (`real-shapes`)', '', `\`${rs.command}\` — ${machine(rs)}`, '', `Federated LoRA with ${rs.setup}. Seconds per step are the steady-state gap between step records (each client's first step, which compiles its programs, excluded); peak memory is each process's own maximum resident set.`, '',
+    '| shape | clients | s / step | tokens/s | peak RSS server (MiB) | peak RSS per client (MiB) |', '| --- | --- | --- | --- | --- | --- |',
+    ...rs.results.map((r) => { const { server, ...cl } = r.peak_rss_mib ?? {}; return `| ${r.shape} | ${r.clients} | ${r.seconds_per_step} | ${r.tokens_per_s} | ${server ?? '–'} | ${Object.values(cl).join(', ') || '–'} |`; }), '');
+}
+const pre = load('pretrain');
+if (pre && pre.steps >= 100) {
+  out.push('## 8. Pretraining the shipped base (`scripts/pretrain-base.mjs`)', '', `\`${pre.command}\` — ${machine(pre)}`, '', `${pre.steps} steps, ${(pre.tokens / 1e6).toFixed(1)} M tokens in ${(pre.wall_s / 60).toFixed(0)} min (${Math.round(pre.tokens_per_s)} tokens/s): held-out loss ${pre.eval.loss.toFixed(3)} per byte, next-byte accuracy ${pre.eval.accuracy.toFixed(3)}. See docs/pretraining.md.`, '');
+}
+
 const notes = join(root, 'docs', 'benchmarks-notes.md');
 if (existsSync(notes)) out.push(readFileSync(notes, 'utf8'));
 writeFileSync(join(root, 'docs', 'benchmarks.md'), out.join('\n') + '\n');

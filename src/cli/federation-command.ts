@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { SERVER_MODES } from '../config/schema.js';
 import { RevocationChecker, serverCredentials } from '../security/tls.js';
 import type { ServerMode } from '../server/split-server.js';
-import type { ClientSummary, ServerReady } from '../launcher/summaries.js';
+import { peakRssMib, type ClientSummary, type ServerReady } from '../launcher/summaries.js';
 import { readKitServer, withDefaultPort } from '../security/kit-server.js';
 import { preflight } from '../config/preflight.js';
 
@@ -97,7 +97,7 @@ export function registerFederationCommands(program: Command): void {
       process.once('SIGTERM', stop);
       try {
         const summary = await server.done;
-        if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(summary, null, 2));
+        if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify({ ...summary, peak_rss_mib: peakRssMib() }, null, 2));
         console.log(`training finished: ${summary.rounds} rounds in ${summary.history.reduce((a, r) => a + r.wall_s, 0).toFixed(1)} s`);
       } finally {
         await transport.close();
@@ -133,7 +133,7 @@ export function registerFederationCommands(program: Command): void {
         insecureName: o.name,
         link: linkFromEnv({ FLGLM_NET_DELAY_MS: o.netDelayMs?.toString() ?? process.env.FLGLM_NET_DELAY_MS, FLGLM_NET_MBPS: o.netMbps?.toString() ?? process.env.FLGLM_NET_MBPS }),
       });
-      const summary: ClientSummary = { client_id: r.clientId, steps: r.losses.length, train_loss_final: r.losses[r.losses.length - 1], losses: r.losses, eval: r.eval, phases: r.phases };
+      const summary: ClientSummary = { client_id: r.clientId, steps: r.losses.length, train_loss_final: r.losses[r.losses.length - 1], losses: r.losses, eval: r.eval, phases: r.phases, peak_rss_mib: peakRssMib() };
       if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(summary, null, 2));
       console.log(JSON.stringify({ clientId: r.clientId, steps: r.losses.length, train_loss_final: summary.train_loss_final, eval: r.eval }));
     });

@@ -40,6 +40,8 @@ export interface RunSummary {
   eval: { loss: number; perplexity: number; accuracy: number } | null;
   baseline?: TrainSummary;
   run_dir: string;
+  /** Peak resident memory of each process (MiB): the server (trunk workers included) and each client. */
+  peak_rss_mib?: Record<string, number>;
   /** The final model for the Hugging Face ecosystem: `model-hf/` (LoRA merged) and `adapter/` (LoRA). */
   exports?: { hf?: string; adapter?: string };
 }
@@ -258,6 +260,7 @@ export class ExperimentLauncher {
       tokens_per_s: server.tokens / wall, train_loss_final: last.reduce((a, b) => a + b, 0) / last.length,
       eval: e.examples ? { loss: e.loss, perplexity: Math.exp(e.loss), accuracy: e.accuracy } : null,
       ...(baseline ? { baseline } : {}), run_dir: this.runDir,
+      peak_rss_mib: { server: server.peak_rss_mib ?? NaN, ...Object.fromEntries(clients.map((c) => [c.client_id, c.peak_rss_mib])) },
     };
     const recs = readMetrics(join(this.runDir, 'metrics.jsonl'));
     const steps = recs.filter((r) => r.type === 'step');

@@ -23,6 +23,13 @@ export interface ClientSummary {
   eval: EvalMetrics | null;
   /** Seconds per phase of a training step, summed over the run. */
   phases: Record<string, number>;
+  /** The process's peak resident memory (MiB). */
+  peak_rss_mib: number;
+}
+
+/** This process's peak resident memory so far, in MiB (worker threads included). */
+export function peakRssMib(): number {
+  return Math.round(process.resourceUsage().maxRSS / 1024);
 }
 
 export type { RoundRecord, ServerSummary };

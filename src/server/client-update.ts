@@ -29,3 +29,8 @@ export function decodeClientParameters(tensors: WireTensor[], spec: ClientPartSp
   if (missing.length) throw new ProtocolError(`parameters: missing ${missing.length} of ${spec.size} client-part tensors (first: ${missing[0]})`);
   return out;
 }
+
+/** The plan a joining client gets: the experiment as the server runs it, without the server's own paths. */
+export function clientPlan(cfg: ExperimentConfig, mode: ExperimentConfig['federation']['mode']): Partial<ExperimentConfig> {
+  return { ...cfg, data: { ...cfg.data, silos: null, test: null }, security: { ...cfg.security, pki: null }, federation: { ...cfg.federation, mode } };
+}

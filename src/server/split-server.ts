@@ -9,7 +9,7 @@ import { createStrategy } from '../federation/strategies/registry.js';
 import { ProtocolError } from '../protocol/tensors.js';
 import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
 import { clientLimits, type ClientLimits, type ClientPartSpec } from './client-limits.js';
-import { clientPartSpec } from './client-update.js';
+import { clientPartSpec, clientPlan } from './client-update.js';
 import { withOptimizerState } from '../federation/optimizer-handoff.js';
 import { loadServerCheckpoint, saveServerCheckpoint } from './server-checkpoint.js';
 import { summarizeEvals, trafficMeter, type EvalMetrics, type EvalResult, type RoundRecord } from './records.js';
@@ -59,6 +59,8 @@ export interface ServerSummary {
   /** Each client's last evaluation, and their example-weighted mean. */
   eval: EvalResult[];
   eval_summary: { loss: number; accuracy: number; examples: number };
+  /** The server process's peak resident memory, trunk workers included (MiB; `flglm server` adds it). */
+  peak_rss_mib?: number;
 }
 
 /**
@@ -143,7 +145,7 @@ export class SplitServer {
   /** A client was admitted: give it the plan and the current global parts, maybe start training. */
   private joined(s: Participant, lastRound: number): void {
     this.log(`client ${s.id} joined with ${s.numExamples} examples (last round ${lastRound}; ${this.participants.size}/${this.cfg.federation.clients} connected)`);
-    s.send({ plan: { planJson: JSON.stringify(this.plan()) } });
+    s.send({ plan: { planJson: JSON.stringify(clientPlan(this.cfg, this.mode)) } });
     if (this.globalClientParams) sendParams(s, this.completedRound, this.globalClientParams);
     this.maybeStart();
   }
@@ -183,10 +185,6 @@ export class SplitServer {
     this.started = true;
     if (this.startTimer) clearTimeout(this.startTimer);
     this.run().then(this.resolveDone, this.rejectDone);
-  }
-
-  private plan(): Partial<ExperimentConfig> {
-    return { ...this.cfg, data: { ...this.cfg.data, silos: null, test: null }, security: { ...this.cfg.security, pki: null }, federation: { ...this.cfg.federation, mode: this.mode } };
   }
 
   private async run(): Promise<ServerSummary> {
