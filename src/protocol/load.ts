@@ -11,8 +11,12 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_send_message_length': 256 * 1024 * 1024,
   'grpc.max_receive_message_length': 256 * 1024 * 1024,
   'grpc-node.flow_control_window': 16 * 1024 * 1024,
-  'grpc.keepalive_time_ms': 10000,
-  'grpc.keepalive_timeout_ms': 10000,
+  // A client runs ONNX Runtime on its main thread, so while a real-sized model compiles or steps
+  // (SmolLM2-135M: 13.6 s per LoRA step on 2 cores, longer to compile) it cannot answer pings: a
+  // 10 s keepalive timeout dropped healthy clients there (measured, npm run bench -- real-shapes).
+  // Dead peers are still caught by the protocol's own client_timeout_ms.
+  'grpc.keepalive_time_ms': 30000,
+  'grpc.keepalive_timeout_ms': 120000,
 };
 
 let cached: grpc.GrpcObject | null = null;
