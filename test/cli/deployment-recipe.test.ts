@@ -1,8 +1,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { FlglmProcess } from '../helpers/processes.js';
+import { FlglmProcess, freePort } from '../helpers/processes.js';
 import { runCli } from '../helpers/cli.js';
 
 // The README's "Running a real deployment" block, run as written, with only what makes it a
@@ -15,9 +14,6 @@ function recipe(): string[] {
   return block.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l.startsWith('npx flglm '));
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res) => { const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => res(port)); }); });
-}
 
 const args = (line: string) => line.replace(/^npx flglm /, '').split(/\s+/);
 

@@ -1,20 +1,11 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FlglmProcess } from '../helpers/processes.js';
+import { FlglmProcess, freePort } from '../helpers/processes.js';
 import { runCli } from '../helpers/cli.js';
 import { withDefaultPort } from '../../src/security/kit-server.js';
 import type { ClientSummary, ServerReady, ServerSummary } from '../../src/launcher/summaries.js';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test('a host without a port means 50051, not gRPC\'s 443', () => {
   expect(withDefaultPort('fl.example.org')).toBe('fl.example.org:50051');

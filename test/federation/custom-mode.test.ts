@@ -1,5 +1,4 @@
-import type { Participant } from '../../src/server/participant.js';
-import { collectUpdates, type ServerModeRunner } from '../../src/server/modes/mode.js';
+import { collectUpdates, serveInTurns, type ServerModeRunner } from '../../src/server/modes/mode.js';
 import { config, federate } from '../helpers/federation.js';
 
 // Adding a server mode, done once as docs/architecture.md says: a ServerModeRunner over the
@@ -12,16 +11,7 @@ const reverseSequential: ServerModeRunner = {
     joinOrder.push(ctx.participants.map((p) => p.id));
     const order = [...ctx.participants].reverse();
     for (const s of order) ctx.openRound(s);
-    const survivors: Participant[] = [];
-    for (const s of order) {
-      try {
-        await ctx.serveSteps(s, 0);
-        survivors.push(s);
-      } catch (e) {
-        ctx.drop(s, e as Error);
-      }
-    }
-    return collectUpdates(ctx, survivors);
+    return collectUpdates(ctx, await serveInTurns(ctx, order));
   },
 };
 

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 
 /** A real `bin/flglm` child process whose output can be awaited line by line. */
 export class FlglmProcess {
@@ -35,4 +36,14 @@ export class FlglmProcess {
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     this.child.kill(signal);
   }
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a process that must be told its port up front). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }

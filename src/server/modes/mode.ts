@@ -53,6 +53,23 @@ export interface ServerModeRunner {
   train(ctx: RoundContext): Promise<ClientUpdate[]>;
 }
 
+/**
+ * One turn after another against replica 0: each client's local steps in `order`; a failure drops
+ * only that client. Returns those that finished their steps.
+ */
+export async function serveInTurns(ctx: RoundContext, order: readonly Participant[]): Promise<Participant[]> {
+  const survivors: Participant[] = [];
+  for (const s of order) {
+    try {
+      await ctx.serveSteps(s, 0);
+      survivors.push(s);
+    } catch (e) {
+      ctx.drop(s, e as Error);
+    }
+  }
+  return survivors;
+}
+
 /** Round-end parameters of every client that finished its steps; failures drop only that client. */
 export async function collectUpdates(ctx: RoundContext, survivors: Participant[]): Promise<ClientUpdate[]> {
   const updates = await Promise.all(survivors.map((s) => ctx.receiveParameters(s).catch((e: Error) => { ctx.drop(s, e); return null; })));

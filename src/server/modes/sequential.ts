@@ -1,7 +1,7 @@
 import type { ClientUpdate, Params } from '../../federation/strategies/strategy.js';
 import type { Relay } from '../../federation/strategies/relay.js';
 import type { Participant } from '../participant.js';
-import { collectUpdates, type RoundContext, type ServerModeRunner } from './mode.js';
+import { collectUpdates, serveInTurns, type RoundContext, type ServerModeRunner } from './mode.js';
 
 /**
  * Sequential (FL-GLM): clients take turns against one trunk replica, so the trunk takes every
@@ -15,16 +15,7 @@ export const sequential: ServerModeRunner = {
   async train(ctx) {
     if (ctx.strategy.handoff === 'relay') return relay(ctx);
     for (const s of ctx.participants) ctx.openRound(s);
-    const survivors: Participant[] = [];
-    for (const s of ctx.participants) {
-      try {
-        await ctx.serveSteps(s, 0);
-        survivors.push(s);
-      } catch (e) {
-        ctx.drop(s, e as Error);
-      }
-    }
-    return collectUpdates(ctx, survivors);
+    return collectUpdates(ctx, await serveInTurns(ctx, ctx.participants));
   },
 };
 
