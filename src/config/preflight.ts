@@ -7,6 +7,8 @@ import { fromHfConfig } from '../model/hf-config.js';
 import { validateSplit } from '../model/partition.js';
 import { checkExamplesForTask, readSilo } from '../data/examples.js';
 import { UserError } from '../util/errors.js';
+import { tokenizerForFolder } from '../data/hf-tokenizer.js';
+import { withChatTemplate } from './experiment.js';
 
 /** The model a config describes, from config.json alone (no weights read). */
 export function modelConfigOf(cfg: ExperimentConfig): ModelConfig {
@@ -45,6 +47,8 @@ export function preflight(cfg: ExperimentConfig, o: { data?: boolean } = {}): st
   validateModelConfig(model);
   validateSplit(model, cfg.split);
   if (cfg.data.seq_len > model.max_position_embeddings) throw new UserError(`data.seq_len ${cfg.data.seq_len} exceeds the model's max_position_embeddings ${model.max_position_embeddings}. Fix: lower data.seq_len${cfg.model.hf_path ? '' : ' or raise model.max_seq_len'}`);
+  // A chat template needs a model tokenizer that has one (the same check the processes make).
+  if (cfg.data.chat_template) withChatTemplate(tokenizerForFolder(cfg.model.hf_path), true, cfg.model.hf_path);
   const prefix = cfg.finetune.method === 'prefix' ? cfg.finetune.prefix.length : 0;
   const need = stepMemoryEstimate(model, cfg.data.batch_size, cfg.data.seq_len, prefix);
   const have = totalmem();

@@ -136,3 +136,10 @@ describe('preflight: what can be checked before any work', () => {
     expect(preflight(cfgOf(quickstart))[0]).toMatch(/^model: llama, 8 layers \(head 1, tail 1\); one step needs about 0\.\d GiB/);
   });
 });
+
+test('preflight: data.chat_template needs a model tokenizer with a template', async () => {
+  const { preflight } = await import('../../src/config/preflight.js');
+  const r = parseConfigText('data: {chat_template: true}\n');
+  if (!r.ok) throw new Error('invalid');
+  expect(() => preflight(r.config)).toThrow(/data.chat_template: true, but a preset model has no tokenizer/);
+});

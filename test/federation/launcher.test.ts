@@ -1,4 +1,7 @@
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { PRESETS } from '../../src/model/config.js';
+import { toHfConfig } from '../../src/model/hf-config.js';
+import { encodeSafetensors } from '../../src/model/safetensors.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
@@ -85,12 +88,16 @@ describe('run folders', () => {
     expect(early.code).not.toBe(0);
     expect(early.stderr.trim()).toBe(`flglm: ${join(dir, 'data', 'client-1', 'broken.jsonl')}:2: not valid JSON. Fix: one JSON object per line, {"text": ...} or {"prompt": ..., "completion": ...}`);
     expect(existsSync(out)).toBe(false);
-    // What only a child can find: the server's model needs a chat template it does not have.
+    // What only a child can find: preflight reads a model folder's config.json, the server its weights.
     writeFileSync(join(dir, 'data', 'client-1', 'broken.jsonl'), '{"prompt": "p", "completion": "ham"}\n');
-    writeFileSync(cfg, base.replace('data: {', 'data: {chat_template: true, '));
+    const model = join(dir, 'model');
+    mkdirSync(model);
+    writeFileSync(join(model, 'config.json'), JSON.stringify({ ...toHfConfig(PRESETS.tiny) }));
+    writeFileSync(join(model, 'model.safetensors'), encodeSafetensors(new Map()));
+    writeFileSync(cfg, base.replace('model: {preset: tiny}', 'model: {hf_path: model}'));
     const r = runCli(['run', cfg, '--out', out, '--quiet'], { timeoutMs: 120000 });
     expect(r.code).not.toBe(0);
-    const reason = 'the server failed: data.chat_template: true, but a preset model has no tokenizer (and no chat template)';
+    const reason = `the server failed: ${model}: weight model.embed_tokens.weight is missing from the safetensors files`;
     expect(r.stderr).toContain(reason);
     expect(r.stderr).toContain(`(log: ${join(out, 'logs', 'server.log')})`);
     const status = JSON.parse(readFileSync(join(out, 'status.json'), 'utf8'));
