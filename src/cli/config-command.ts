@@ -3,7 +3,6 @@ import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { parseDocument } from 'yaml';
 import { configToYaml, formatProblem, parseConfigText, resolveConfigPaths } from '../config/load.js';
 import { preflight } from '../config/preflight.js';
 import { experimentSchema } from '../config/schema.js';
@@ -35,7 +34,7 @@ export function registerConfigCommand(program: Command): void {
         return;
       }
       // Beyond the schema: the model, the memory a step needs, the data folders (paths from the file's folder).
-      const cfg = resolveConfigPaths(result.config, dirname(resolve(file)), parseDocument(readFileSync(file, 'utf8')).toJS() as Record<string, Record<string, unknown>> | null);
+      const cfg = resolveConfigPaths(result.config, dirname(resolve(file)), result.written);
       const notes = preflight(cfg);
       process.stdout.write(`# ${file}: valid.\n${notes.map((n) => `# ${n}\n`).join('')}# Resolved config with defaults:\n${configToYaml(result.config)}`);
     });

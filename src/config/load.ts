@@ -12,7 +12,8 @@ export interface ConfigProblem {
 }
 
 export type ConfigResult =
-  | { ok: true; config: ExperimentConfig }
+  /** `written`: the keys the text (and its overrides) set, before defaults. */
+  | { ok: true; config: ExperimentConfig; written: Record<string, unknown> }
   | { ok: false; problems: ConfigProblem[] };
 
 /** Parse and validate YAML text; every problem carries its YAML path and, where known, its line. */
@@ -43,7 +44,7 @@ export function parseConfigText(text: string, overrides: readonly string[] = [])
     return { ok: false, problems: [{ path: '(root)', message: 'expected a mapping of config keys', line: 1 }] };
   }
   const parsed = experimentSchema.safeParse(raw);
-  if (parsed.success) return { ok: true, config: parsed.data };
+  if (parsed.success) return { ok: true, config: parsed.data, written: raw as Record<string, unknown> };
   return { ok: false, problems: parsed.error.issues.flatMap((i) => describeIssue(i, doc, lineCounter, raw)) };
 }
 
@@ -56,8 +57,7 @@ export function loadConfigFile(path: string, overrides: readonly string[] = []):
     const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more; run \`flglm config validate ${path}\`)` : '';
     throw new UserError(`${path}: ${formatProblem(first)}${more}`);
   }
-  const written = parseDocument(text).toJS() as Record<string, unknown> | null;
-  return resolveConfigPaths(result.config, dirname(resolve(path)), { ...(written ?? {}), ...(overrides.some((o) => o.startsWith('output_dir=')) ? { output_dir: true } : {}) } as Record<string, Record<string, unknown>>);
+  return resolveConfigPaths(result.config, dirname(resolve(path)), result.written);
 }
 
 /**
@@ -65,7 +65,7 @@ export function loadConfigFile(path: string, overrides: readonly string[] = []):
  * runs, so a config and the data beside it work from any directory. Defaults (output_dir: runs)
  * stay relative to the current directory.
  */
-export function resolveConfigPaths(cfg: ExperimentConfig, base: string, written: Record<string, Record<string, unknown>> | null): ExperimentConfig {
+export function resolveConfigPaths(cfg: ExperimentConfig, base: string, written: Record<string, unknown> | null): ExperimentConfig {
   const at = (p: string | null) => (p && !isAbsolute(p) ? resolve(base, p) : p);
   return {
     ...cfg,
