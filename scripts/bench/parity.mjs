@@ -4,6 +4,9 @@
 // partition x seed one centralized run on the same silos with the same budget. Both evaluate on
 // the same held-out split at the same token cadence, so the curves compare point by point.
 //
+// With a base config of task generate (configs/generate.yaml) the score is the final model's
+// ROUGE-L F1 of greedy generations (exact match beside it), written to parity-generate.json.
+//
 // Usage: npm run bench -- parity [seeds=3] [setups=sequential/relay,hierarchical/fedavg@4x13,...]
 //   a setup is MODE/STRATEGY, optionally @ROUNDSxLOCAL_STEPS (same token budget, other round length)
 //                               [partitions=natural,dirichlet:0.1,iid] [base=configs/quickstart.yaml]
@@ -16,15 +19,21 @@ import { parse, stringify } from 'yaml';
 import { root, runExperiment, writeResult } from './common.mjs';
 
 const seeds = Number(process.argv[2] ?? 3);
-const ALL = ['sequential/relay', ...['sequential', 'batch', 'hierarchical'].flatMap((m) => ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fedprox'].map((s) => `${m}/${s}`))];
+const ALL = ['sequential/relay', ...['sequential', 'batch', 'hierarchical'].flatMap((m) => ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fedprox', 'scaffold'].map((s) => `${m}/${s}`))];
 const setups = (process.argv[3] ?? ALL.join(',')).split(',');
 const partitions = (process.argv[4] ?? 'natural,dirichlet:0.1,iid').split(',');
 const baseFile = process.argv[5] ?? join(root, 'configs', 'quickstart.yaml');
 const base = parse(readFileSync(baseFile, 'utf8'));
-const TARGET = 0.95;
+const generation = base.data?.task === 'generate';
+const resultName = generation ? 'parity-generate' : 'parity';
+// Classify: time to 0.95 held-out accuracy. Generate: no such threshold (the curve is teacher-forced exact match).
+const TARGET = generation ? null : 0.95;
+/** The score a run is judged by, and exact match for generation. */
+const score = (summary) => (generation ? summary.generation?.rouge_l_f1 : summary.eval?.accuracy) ?? NaN;
+const exact = (summary) => (generation ? summary.generation?.exact_match ?? NaN : undefined);
 
 /** Tokens at which a curve first reaches `target` accuracy (null: never within the budget). */
-const tokensTo = (curve, target) => curve.find((p) => p.accuracy >= target)?.tokens ?? null;
+const tokensTo = (curve, target) => (target === null ? null : curve.find((p) => p.accuracy >= target)?.tokens ?? null);
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const spread = (xs) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)) : 0);
 
@@ -48,14 +57,14 @@ function configFor(partition, seed, setup) {
   return cfg;
 }
 
-const previous = existsSync(join(root, 'bench-results', 'parity.json')) ? JSON.parse(readFileSync(join(root, 'bench-results', 'parity.json'), 'utf8')) : null;
+const previous = existsSync(join(root, 'bench-results', `${resultName}.json`)) ? JSON.parse(readFileSync(join(root, 'bench-results', `${resultName}.json`), 'utf8')) : null;
 const command = `npm run bench -- parity ${process.argv.slice(2).join(' ')}`.trim();
 const result = {
   command,
   // Cells of earlier invocations are kept (one partition or setup at a time fits a session).
   commands: [...new Set([...(previous?.commands ?? (previous?.command ? [previous.command] : [])), command])],
   base: baseFile.replace(`${root}/`, ''), budget: { rounds: base.federation.rounds, local_steps: base.federation.local_steps, clients: base.federation.clients, batch: base.data.batch_size, seq: base.data.seq_len },
-  target_accuracy: TARGET, cells: previous?.cells ?? {},
+  metric: generation ? 'ROUGE-L F1' : 'accuracy', target_accuracy: TARGET, cells: previous?.cells ?? {},
 };
 for (const partition of partitions) {
   const central = [];
@@ -68,8 +77,8 @@ for (const partition of partitions) {
     const r = spawnSync(process.execPath, [join(root, 'bin', 'flglm'), 'train', file, '--quiet', '--summary-json', summaryPath], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`centralized ${partition} seed ${seed} failed: ${r.stderr}`);
     const summary = JSON.parse(readFileSync(summaryPath, 'utf8'));
-    central.push({ seed, accuracy: summary.eval.accuracy, curve: summary.curve, wall_s: summary.wall_s });
-    console.error(`${partition} centralized seed ${seed}: ${summary.eval.accuracy.toFixed(3)}`);
+    central.push({ seed, accuracy: score(summary), exact_match: exact(summary), curve: summary.curve, wall_s: summary.wall_s });
+    console.error(`${partition} centralized seed ${seed}: ${score(summary).toFixed(3)}`);
   }
   result.cells[`${partition}|centralized`] = summarize(central);
   for (const setup of setups) {
@@ -80,8 +89,8 @@ for (const partition of partitions) {
       const { summary, metrics } = await runExperiment(yaml, mkdtempSync(join(tmpdir(), 'flglm-parity-')));
       const curve = metrics.filter((m) => m.type === 'eval').map((m) => ({ tokens: m.tokens_seen, accuracy: m.accuracy, loss: m.loss }));
       const roundSeconds = metrics.filter((m) => m.type === 'round').map((m) => m.wall_s);
-      runs.push({ seed, accuracy: summary.eval?.accuracy ?? NaN, curve, wall_s: summary.wall_s, round_s: roundSeconds });
-      console.error(`${partition} ${setup} seed ${seed}: ${(summary.eval?.accuracy ?? NaN).toFixed(3)} (${summary.wall_s.toFixed(0)} s)`);
+      runs.push({ seed, accuracy: score(summary), exact_match: exact(summary), curve, wall_s: summary.wall_s, round_s: roundSeconds });
+      console.error(`${partition} ${setup} seed ${seed}: ${score(summary).toFixed(3)} (${summary.wall_s.toFixed(0)} s)`);
     }
     const cell = summarize(runs);
     const c = result.cells[`${partition}|centralized`];
@@ -91,13 +100,14 @@ for (const partition of partitions) {
   }
 }
 console.log(JSON.stringify(result.cells, (k, v) => (k === 'runs' ? undefined : v), 2));
-writeResult('parity', result);
+writeResult(resultName, result);
 
 function summarize(runs) {
   const acc = runs.map((r) => r.accuracy);
   const reached = runs.map((r) => tokensTo(r.curve, TARGET));
+  const em = runs.map((r) => r.exact_match).filter((x) => typeof x === 'number');
   return {
-    accuracy_mean: mean(acc), accuracy_sd: spread(acc),
+    accuracy_mean: mean(acc), accuracy_sd: spread(acc), ...(em.length ? { exact_match_mean: mean(em) } : {}),
     tokens_to_target_mean: reached.every((t) => t !== null) ? mean(reached) : null, reached_target: reached.filter((t) => t !== null).length,
     wall_s_mean: mean(runs.map((r) => r.wall_s)), runs,
   };

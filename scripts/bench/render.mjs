@@ -72,29 +72,39 @@ if (sc) {
   out.push('![scale](scale.svg)', '');
 }
 
-const pa = load('parity');
-if (pa) {
+/** Federated vs centralized at an equal budget: classify (accuracy) or generate (ROUGE-L F1). */
+async function parityTable(pa, title, name) {
   const pct = (x) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(3) : '–');
-  out.push('## 6. Federated vs centralized quality (`parity`)', '', `${(pa.commands ?? [pa.command]).map((c) => `\`${c}\``).join(', then ')} — ${machine(pa)}`, '',
-    `Base config \`${pa.base}\`: ${pa.budget.clients} clients, ${pa.budget.rounds} rounds × ${pa.budget.local_steps} local steps, batch ${pa.budget.batch} × ${pa.budget.seq} — the same token budget for every row (a setup's \`@R×S\` changes only how the budget is cut into rounds). Accuracy on the held-out split, mean ± sd over seeds; *tokens to ${pa.target_accuracy}*: first evaluation at or above it (evaluations at the same token cadence for all rows), mean over the seeds that reached it.`, '',
-    '| partition | setup | accuracy | gap to centralized (points) | seeds reaching ' + pa.target_accuracy + ' | tokens to ' + pa.target_accuracy + ' (× centralized) | wall s |', '| --- | --- | --- | --- | --- | --- | --- |',
+  const metric = pa.metric ?? 'accuracy';
+  const target = pa.target_accuracy;
+  const gen = name === 'parity-generate';
+  out.push(title, '', `${(pa.commands ?? [pa.command]).map((c) => `\`${c}\``).join(', then ')} — ${machine(pa)}`, '',
+    `Base config \`${pa.base}\`: ${pa.budget.clients} clients, ${pa.budget.rounds} rounds × ${pa.budget.local_steps} local steps, batch ${pa.budget.batch} × ${pa.budget.seq} — the same token budget for every row (a setup's \`@R×S\` changes only how the budget is cut into rounds). ${gen ? 'ROUGE-L F1 of the final model\'s greedy generations (KV cache) on the held-out prompts, mean ± sd over seeds, with exact match beside it; the curves are teacher-forced exact match during training.' : `Accuracy on the held-out split, mean ± sd over seeds; *tokens to ${target}*: first evaluation at or above it (evaluations at the same token cadence for all rows), mean over the seeds that reached it.`}`, '',
+    gen ? `| partition | setup | ${metric} | exact match | gap to centralized (points) | wall s |` : `| partition | setup | accuracy | gap to centralized (points) | seeds reaching ${target} | tokens to ${target} (× centralized) | wall s |`,
+    gen ? '| --- | --- | --- | --- | --- | --- |' : '| --- | --- | --- | --- | --- | --- | --- |',
     ...Object.entries(pa.cells).map(([key, c]) => {
       const [partition, setup] = key.split('|');
-      return `| ${partition} | ${setup} | ${pct(c.accuracy_mean)} ± ${pct(c.accuracy_sd)} | ${typeof c.gap_points === 'number' ? c.gap_points.toFixed(1) : '–'} | ${c.reached_target}/${c.runs.length} | ${c.tokens_to_target_mean ? `${f0(c.tokens_to_target_mean)}${c.tokens_to_target_ratio ? ` (${f2(c.tokens_to_target_ratio)}×)` : ''}` : '–'} | ${f0(c.wall_s_mean)} |`;
+      const gap = typeof c.gap_points === 'number' ? c.gap_points.toFixed(1) : '–';
+      if (gen) return `| ${partition} | ${setup} | ${pct(c.accuracy_mean)} ± ${pct(c.accuracy_sd)} | ${pct(c.exact_match_mean)} | ${gap} | ${f0(c.wall_s_mean)} |`;
+      return `| ${partition} | ${setup} | ${pct(c.accuracy_mean)} ± ${pct(c.accuracy_sd)} | ${gap} | ${c.reached_target}/${c.runs.length} | ${c.tokens_to_target_mean ? `${f0(c.tokens_to_target_mean)}${c.tokens_to_target_ratio ? ` (${f2(c.tokens_to_target_ratio)}×)` : ''}` : '–'} | ${f0(c.wall_s_mean)} |`;
     }), '');
   for (const partition of [...new Set(Object.keys(pa.cells).map((k) => k.split('|')[0]))]) {
     const cells = Object.entries(pa.cells).filter(([k]) => k.startsWith(`${partition}|`));
-    const file = `parity-${partition.replace(/[^a-z0-9.]/gi, '_')}.svg`;
+    const file = `${name}-${partition.replace(/[^a-z0-9.]/gi, '_')}.svg`;
     const { pointsChart } = await import(dist('report/html.js'));
     const colors = ['#999', '#000', '#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
     writeFileSync(join(root, 'docs', file), pointsChart(cells.map(([k, c], i) => {
       const byTokens = new Map();
       for (const r of c.runs) for (const p of r.curve) (byTokens.get(p.tokens) ?? byTokens.set(p.tokens, []).get(p.tokens)).push(p.accuracy);
       return { label: k.split('|')[1], points: [...byTokens].sort((x, y) => x[0] - y[0]).map(([t, xs]) => [t, xs.reduce((a, b) => a + b, 0) / xs.length]), color: colors[i % colors.length] };
-    }), { xLabel: 'training tokens seen', yLabel: `held-out accuracy (${partition}, mean over seeds)`, yRange: [0, 1] }));
-    out.push(`![parity, ${partition}](${file})`, '');
+    }), { xLabel: 'training tokens seen', yLabel: `held-out ${gen ? 'exact match, teacher-forced' : 'accuracy'} (${partition}, mean over seeds)`, yRange: [0, 1] }));
+    out.push(`![${name}, ${partition}](${file})`, '');
   }
 }
+const pa = load('parity');
+if (pa) await parityTable(pa, '## 6. Federated vs centralized quality (`parity`)', 'parity');
+const pg = load('parity-generate');
+if (pg) await parityTable(pg, '### The generation task (`parity` with `configs/generate.yaml`)', 'parity-generate');
 
 const dord = load('data-order');
 if (dord) {

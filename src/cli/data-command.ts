@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { prepareExamples, writePreparedData } from '../data/prepare.js';
-import { DATASETS, TASKS } from '../config/schema.js';
+import { DATASETS } from '../config/schema.js';
+import { TASKS } from '../data/examples.js';
 import { UserError } from '../util/errors.js';
 import { fraction, intOption } from './options.js';
 import { checkExamplesForTask, isPromptExample, readSilo } from '../data/examples.js';

@@ -166,7 +166,8 @@ export function registerFederationCommands(program: Command): void {
         launcher.markEnded();
         if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(s, null, 2));
         const acc = (e?: { accuracy?: number } | null) => (e && typeof e.accuracy === 'number' ? e.accuracy.toFixed(4) : '–');
-        console.log(`${s.mode}: ${s.clients} clients, ${s.rounds} rounds, ${s.steps} steps, ${s.tokens} tokens in ${s.wall_s.toFixed(1)} s (${s.tokens_per_s.toFixed(0)} tokens/s); eval accuracy ${acc(s.eval)}${s.baseline ? ` vs centralized ${acc((s.baseline as { eval?: { accuracy?: number } }).eval)}` : ''}`);
+        console.log(`${s.mode}: ${s.clients} clients, ${s.rounds} rounds, ${s.steps} steps, ${s.tokens} tokens in ${s.wall_s.toFixed(1)} s (${s.tokens_per_s.toFixed(0)} tokens/s); eval accuracy ${acc(s.eval)}${s.baseline ? ` vs centralized ${acc(s.baseline.eval)}` : ''}`);
+        if (s.generation) console.log(`generation: ROUGE-L F1 ${s.generation.rouge_l_f1.toFixed(4)}, exact match ${s.generation.exact_match.toFixed(4)}${s.baseline?.generation ? ` vs centralized ${s.baseline.generation.rouge_l_f1.toFixed(4)}, ${s.baseline.generation.exact_match.toFixed(4)}` : ''}`);
         console.log(`report: ${join(s.run_dir, 'report.html')}`);
       } catch (e) {
         await launcher.stopAll();

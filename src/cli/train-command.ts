@@ -3,7 +3,8 @@ import { appendFileSync } from 'node:fs';
 import { loadConfigFile } from '../config/load.js';
 import { trainCentralized } from '../training/centralized.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { readSilo } from '../data/examples.js';
+import { checkExamplesForTask, readSilo } from '../data/examples.js';
+import { evaluateGeneration } from '../training/generation-eval.js';
 import { isPromptExample } from '../data/examples.js';
 import { evalBatches } from '../data/batches.js';
 import { PartExecutor } from '../training/part-executor.js';
@@ -36,7 +37,7 @@ export function registerTrainingCommands(program: Command): void {
       const out = !o.save ? undefined : o.out ? prepareOutputDir(o.out, '--out') : createRunFolder(undefined, cfg.output_dir, `${cfg.name}-centralized`);
       const summary = await trainCentralized(cfg, { steps: o.steps, quiet: o.quiet, checkpointDir: out, onStep: o.metrics ? (r) => appendFileSync(o.metrics!, `${JSON.stringify(r)}\n`) : undefined });
       const { losses: _losses, ...report } = summary;
-      console.log(`centralized: ${summary.steps} steps, ${summary.tokens} tokens in ${summary.wall_s.toFixed(1)} s (${summary.tokens_per_s.toFixed(0)} tokens/s); train loss ${summary.train_loss_final.toFixed(4)}; eval loss ${summary.eval.loss.toFixed(4)}, perplexity ${summary.eval.perplexity.toFixed(3)}, accuracy ${summary.eval.accuracy.toFixed(4)}`);
+      console.log(`centralized: ${summary.steps} steps, ${summary.tokens} tokens in ${summary.wall_s.toFixed(1)} s (${summary.tokens_per_s.toFixed(0)} tokens/s); train loss ${summary.train_loss_final.toFixed(4)}; eval loss ${summary.eval.loss.toFixed(4)}, perplexity ${summary.eval.perplexity.toFixed(3)}, accuracy ${summary.eval.accuracy.toFixed(4)}${summary.generation ? `; generation ROUGE-L F1 ${summary.generation.rouge_l_f1.toFixed(4)}, exact match ${summary.generation.exact_match.toFixed(4)}` : ''}`);
       if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(report, null, 2));
       if (o.lossesJson) writeFileAtomic(o.lossesJson, JSON.stringify(summary.losses));
       if (out) console.log(`model: ${out} (flglm eval / generate / export --model ${out})`);
@@ -48,14 +49,19 @@ export function registerTrainingCommands(program: Command): void {
     .requiredOption('--data <dir>', 'folder of .jsonl/.txt examples')
     .option('--batch-size <n>', 'examples per batch', positiveInt('--batch-size'), 8)
     .option('--seq-len <n>', 'tokens per example', positiveInt('--seq-len'), 128)
+    .option('--generate', 'also decode each prompt greedily and score the text: ROUGE-L F1 and exact match (prompt/completion data)')
+    .option('--max-new-tokens <n>', 'with --generate: tokens to decode per prompt', positiveInt('--max-new-tokens'), 48)
     .option('--json', 'print metrics as JSON')
-    .action(async (o: { model: string; data: string; batchSize: number; seqLen: number; json?: boolean }) => {
+    .action(async (o: { model: string; data: string; batchSize: number; seqLen: number; generate?: boolean; maxNewTokens: number; json?: boolean }) => {
       const { config, store, peft, tokenizer } = loadModelFolder(o.model);
       const examples = readSilo(o.data);
+      if (o.generate) checkExamplesForTask(examples, 'generate');
       const model = new PartExecutor('full', config, { head_blocks: 1, tail_blocks: 1 }, peft, store);
       const metrics = await evaluateBatches(evalBatches(examples, tokenizer, o.batchSize, o.seqLen), (b) => model.evaluate(b.tokens, b.labels), examples.some(isPromptExample));
       await model.release();
-      console.log(o.json ? JSON.stringify(metrics) : `eval on ${metrics.examples} examples: loss ${metrics.loss.toFixed(4)}, perplexity ${metrics.perplexity.toFixed(3)}, accuracy ${metrics.accuracy.toFixed(4)}`);
+      const gen = o.generate ? await evaluateGeneration({ config, peft, store }, tokenizer, examples, { batchSize: o.batchSize, seqLen: o.seqLen, maxNewTokens: o.maxNewTokens, maxExamples: null, samples: 3 }) : null;
+      if (o.json) console.log(JSON.stringify(gen ? { ...metrics, generation: gen } : metrics));
+      else console.log(`eval on ${metrics.examples} examples: loss ${metrics.loss.toFixed(4)}, perplexity ${metrics.perplexity.toFixed(3)}, accuracy ${metrics.accuracy.toFixed(4)}${gen ? `; generation ROUGE-L F1 ${gen.rouge_l_f1.toFixed(4)}, exact match ${gen.exact_match.toFixed(4)}` : ''}`);
     });
 }
 

@@ -20,6 +20,7 @@ import { describeConnectError } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
 import type { ClientRoundConfig } from '../federation/strategies/strategy.js';
 import { addProximalGradient } from '../federation/strategies/fedprox.js';
+import { CONTROL_PREFIX, type ScaffoldClient } from '../federation/strategies/scaffold.js';
 import { OPTIMIZER_PREFIX, packOptimizerState, unpackOptimizerState } from '../federation/optimizer-handoff.js';
 import { PROTOCOL_VERSION, type ClientMessageOut, type ClientSessionCall, type ServerMessage } from '../protocol/messages.js';
 
@@ -169,7 +170,13 @@ export class SplitClient {
         const a = m.averaged;
         const relayedState = new Map<string, Float32Array>();
         for (const w of a.tensors) {
-          if (t.relay && w.name.startsWith(OPTIMIZER_PREFIX)) {
+          if (t.scaffold && w.name.startsWith(CONTROL_PREFIX)) {
+            const param = t.params.get(w.name.slice(CONTROL_PREFIX.length));
+            if (!param) throw new UserError(`server sent control variate ${w.name} for a parameter this client does not train`);
+            t.scaffold.receive(w.name, decodeTensor(w, { name: w.name, dtype: 'float32', shape: [param.length] }, ctx(a.round, 0)).data as Float32Array);
+            continue;
+          }
+          if (t.sharesOptimizer && w.name.startsWith(OPTIMIZER_PREFIX)) {
             relayedState.set(w.name, decodeTensor(w, { name: w.name, dtype: 'float32' }, ctx(a.round, 0)).data as Float32Array);
             continue;
           }
@@ -198,9 +205,10 @@ export class SplitClient {
       if (config.reset_optimizer) t.optimizer = createOptimizer(cfg.optimizer);
       // FedProx: the proximal term pulls towards the parts this round started from.
       const anchor = config.proximal_mu ? new Map([...t.params].map(([n, d]) => [n, Float32Array.from(d)])) : null;
-      for (let step = 1; step <= start.localSteps; step++) await this.trainStep(call, inbox, round, step, ctx, anchor ? { mu: config.proximal_mu!, anchor } : null);
+      const scaffold = config.scaffold ? t.scaffold : null;
+      for (let step = 1; step <= start.localSteps; step++) await this.trainStep(call, inbox, round, step, ctx, anchor ? { mu: config.proximal_mu!, anchor } : null, scaffold);
       const up = ctx(round, 0);
-      const upload = t.relay ? [...t.params, ...packOptimizerState(t.optimizer, t.params)] : [...t.params];
+      const upload = [...t.params, ...(t.sharesOptimizer ? packOptimizerState(t.optimizer, t.params) : []), ...(scaffold ? scaffold.finishRound(t.params) : [])];
       this.sentRound = round;
       call.write({ parameters: { round, numExamples: this.o.train.length, tensors: upload.map(([n, d]) => encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, up)) } });
     }
@@ -217,7 +225,7 @@ export class SplitClient {
     return { tensor: decodeTensor(body.tensor, { name, dtype: 'float32', shape: [B, S, t.config.hidden_size] }, c), gradNorm: Number(body.gradNorm) || 0, jointClip: Boolean(body.jointClip) };
   }
 
-  private async trainStep(call: Uplink, inbox: Inbox<ServerMessage>, round: number, step: number, ctx: (r: number, s: number) => TensorContext, proximal: { mu: number; anchor: Map<string, Float32Array> } | null): Promise<void> {
+  private async trainStep(call: Uplink, inbox: Inbox<ServerMessage>, round: number, step: number, ctx: (r: number, s: number) => TensorContext, proximal: { mu: number; anchor: Map<string, Float32Array> } | null, scaffold: ScaffoldClient | null): Promise<void> {
     const t = this.trainer!;
     const c = ctx(round, step);
     const batch = t.stream.next();
@@ -242,6 +250,7 @@ export class SplitClient {
       if (other) for (let i = 0; i < g.length; i++) other[i] += g[i]; // tied embeddings: head and tail both use it
       else grads.set(n, g);
     }
+    scaffold?.correct(grads);
     if (proximal) addProximalGradient(grads, t.params, proximal.anchor, proximal.mu);
     // One model, one norm: with joint clipping, clip by sqrt(|g_trunk|^2 + |g_client|^2) and tell
     // the server ours (batch mode: each side clips its own).

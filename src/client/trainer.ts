@@ -7,6 +7,7 @@ import type { ModelConfig } from '../model/config.js';
 import type { ParamStore } from '../model/params.js';
 import { PartExecutor } from '../training/part-executor.js';
 import { createOptimizer, type Optimizer } from '../training/optimizer.js';
+import { ScaffoldClient } from '../federation/strategies/scaffold.js';
 
 export interface Trainer {
   cfg: ExperimentConfig;
@@ -20,6 +21,10 @@ export interface Trainer {
   stream: BatchStream;
   /** The client parts and their optimizer state travel from client to client (relay strategy). */
   relay: boolean;
+  /** The optimizer state goes up with the parts and comes back with the global ones (relay, or client_optimizer: average). */
+  sharesOptimizer: boolean;
+  /** SCAFFOLD's client state (its control variate), with that strategy. */
+  scaffold: ScaffoldClient | null;
 }
 
 /** The client's half of the model and its training state, built from the server's plan. */
@@ -36,5 +41,7 @@ export function createTrainer(cfg: ExperimentConfig, train: Example[]): Trainer 
     optimizer: createOptimizer(cfg.optimizer),
     stream: new BatchStream(train, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed),
     relay: cfg.federation.strategy.name === 'relay',
+    sharesOptimizer: cfg.federation.strategy.name === 'relay' || cfg.federation.strategy.client_optimizer === 'average',
+    scaffold: cfg.federation.strategy.name === 'scaffold' ? new ScaffoldClient() : null,
   };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TASKS } from '../data/examples.js';
 
 /**
  * The experiment config: one YAML file describes a whole run. Every key has a default, so the
@@ -14,9 +15,8 @@ export const FINETUNE_METHODS = ['full', 'lora', 'prefix'] as const;
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 export const SERVER_MODES = ['sequential', 'batch', 'hierarchical'] as const;
 export type ServerMode = (typeof SERVER_MODES)[number];
-export const STRATEGY_NAMES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fedprox', 'fedmedian', 'relay'] as const;
+export const STRATEGY_NAMES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fedprox', 'fedmedian', 'relay', 'scaffold'] as const;
 export const DATASETS = ['spam-assassin', 'sotu', 'moby-dick'] as const;
-export const TASKS = ['lm', 'classify'] as const;
 
 const partitionRule = z
   .string()
@@ -97,7 +97,7 @@ export const strategySchema = z
     betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.99]),
     tau: z.number().positive().default(1e-3),
     mu: z.number().min(0).default(0.01),
-    client_optimizer: z.enum(['keep', 'reset']).default('keep'),
+    client_optimizer: z.enum(['keep', 'reset', 'average']).default('keep'),
   })
   .prefault({});
 
@@ -140,6 +140,8 @@ export const evalSchema = z
   .strictObject({
     every_rounds: positiveInt.default(1),
     max_batches: positiveInt.nullable().default(null),
+    /** Task generate: tokens decoded per held-out example (greedy, KV cache) for ROUGE-L and exact match. */
+    max_new_tokens: positiveInt.default(48),
   })
   .prefault({});
 

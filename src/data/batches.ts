@@ -18,14 +18,19 @@ export interface Batch {
  * is read from a window: at its start, or at a random offset drawn from `rng` (training), so every
  * part of a long document is seen over the epochs.
  */
+/** A prompt example's ids as trained: BOS + the prompt, cut from the left so the completion fits, and completion + EOS. */
+export function encodePrompt(e: { prompt: string; completion: string }, tok: Tokenizer, seq: number): { prompt: number[]; completion: number[] } {
+  if (tok.formatExample) e = tok.formatExample(e);
+  const completion = [...tok.encode(e.completion), tok.eos];
+  const room = Math.max(1, seq + 1 - completion.length - 1);
+  return { prompt: [tok.bos, ...tok.encode(e.prompt).slice(-room)], completion };
+}
+
 export function encodeExample(e: Example, tok: Tokenizer, seq: number, rng?: Rng): { ids: number[]; labels: number[] } {
   let ids: number[];
   let firstLabel: number;
   if (isPromptExample(e)) {
-    if (tok.formatExample) e = tok.formatExample(e);
-    const completion = [...tok.encode(e.completion), tok.eos];
-    const room = Math.max(1, seq + 1 - completion.length - 1);
-    const prompt = [tok.bos, ...tok.encode(e.prompt).slice(-room)];
+    const { prompt, completion } = encodePrompt(e, tok, seq);
     ids = [...prompt, ...completion];
     firstLabel = prompt.length - 1;
   } else {

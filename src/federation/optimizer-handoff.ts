@@ -1,7 +1,6 @@
 import { slotTensorName, type Optimizer, type OptimizerConfig } from '../training/optimizer.js';
 
-/** Element counts of the client-part tensors, by name. */
-type ClientPartSpec = ReadonlyMap<string, number>;
+import type { ClientPartSpec, ClientUpdate } from './strategies/strategy.js';
 
 /**
  * With `relay`, the client parts travel from client to client, and so does their optimizer state:
@@ -43,4 +42,10 @@ export function unpackOptimizerState(opt: Optimizer, received: Map<string, Float
     if (s.every((x): x is Float32Array => x !== undefined)) slots[name] = s;
   }
   opt.load({ name: opt.config.name, step: step[0], slots });
+}
+
+/** Updates split into their parameters and their optimizer-state entries (client_optimizer: average). */
+export function splitOptimizerState(updates: ClientUpdate[]): [ClientUpdate[], ClientUpdate[]] {
+  const part = (u: ClientUpdate, state: boolean): ClientUpdate => ({ ...u, params: new Map([...u.params].filter(([n]) => n.startsWith(OPTIMIZER_PREFIX) === state)) });
+  return [updates.map((u) => part(u, false)), updates.map((u) => part(u, true))];
 }

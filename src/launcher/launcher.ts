@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { loadCheckpoint, saveCheckpoint } from '../training/checkpoint.js';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExperimentConfig } from '../config/schema.js';
@@ -13,11 +12,10 @@ import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { clientNames, clientSilos, listDirs, createRunFolder, isAlive, readStatus, rootCause, writeStatus } from './run-folder.js';
-import { loadModelFolder } from '../training/model-folder.js';
-import { exportHf } from '../training/export.js';
-import { exportPeftAdapter } from '../model/hf.js';
 import { JsonLinesTail, readSummary, type ClientSummary, type ServerReady, type ServerSummary } from './summaries.js';
 import type { TrainSummary } from '../training/centralized.js';
+import type { GenerationMetrics } from '../training/generation-eval.js';
+import { exportFinalModel, mergeFinalModel, scoreGenerations } from './final-model.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'flglm');
 
@@ -38,6 +36,8 @@ export interface RunSummary {
   tokens_per_s: number;
   train_loss_final: number;
   eval: { loss: number; perplexity: number; accuracy: number } | null;
+  /** Task generate: the final model's greedy generations on the held-out prompts, scored. */
+  generation?: GenerationMetrics;
   baseline?: TrainSummary;
   run_dir: string;
   /** Peak resident memory of each process (MiB): the server (trunk workers included) and each client. */
@@ -192,7 +192,7 @@ export class ExperimentLauncher {
       }
       baseline = readSummary<TrainSummary>(this.summaryPath('baseline'), 'the centralized baseline');
     }
-    const summary = this.finish(wall, clientIds, baseline);
+    const summary = await this.finish(wall, clientIds, testDir!, baseline);
     // A finished run keeps its models, not what only a resume needs: a throwaway PKI's private keys
     // and the optimizer moments in the round checkpoints (two thirds of their size).
     if (cfg.security.tls && !cfg.security.pki) rmSync(pki!, { recursive: true, force: true });
@@ -216,39 +216,8 @@ export class ExperimentLauncher {
     throw new UserError(`the server did not start in 60 s; see ${join(this.runDir, 'logs', 'server.log')}`);
   }
 
-  /**
-   * The whole trained model in one checkpoint (<run>/model): the averaged client parts (every client
-   * holds the same ones after the last FedAvg) with the server's trunk. Only an operator running both
-   * sides on one machine can do this; in a real deployment neither side has the other's part.
-   */
-  private mergeFinalModel(): void {
-    const clientsDir = join(this.runDir, 'checkpoints', 'clients');
-    const serverDir = join(this.runDir, 'checkpoints', 'server', 'latest');
-    if (!existsSync(clientsDir) || !existsSync(join(serverDir, 'checkpoint.json'))) return;
-    const first = readdirSync(clientsDir).sort()[0];
-    if (!first) return;
-    const client = loadCheckpoint(join(clientsDir, first));
-    const server = loadCheckpoint(serverDir);
-    for (const [name, t] of server.store) client.store.set(name, t);
-    saveCheckpoint(join(this.runDir, 'model'), client.store, { model: client.meta.model, peft: client.meta.peft, step: client.meta.step, round: server.meta.round, base_model: client.meta.base_model }, undefined, undefined, join(clientsDir, first));
-  }
-
   /** The run's summary from the summaries the server and clients wrote (metrics.jsonl feeds the report only). */
-  /** `model/` as a Hugging Face folder (LoRA merged) and, for LoRA, a PEFT adapter; prefix tuning has no HF layout. */
-  private exportFinalModel(): RunSummary['exports'] | undefined {
-    const dir = join(this.runDir, 'model');
-    if (!existsSync(join(dir, 'checkpoint.json'))) return undefined;
-    const m = loadModelFolder(dir);
-    if (m.peft.method === 'prefix') return undefined;
-    const hf = join(this.runDir, 'model-hf');
-    exportHf(m, hf, { mergeLora: true });
-    if (m.peft.method !== 'lora') return { hf };
-    const adapter = join(this.runDir, 'adapter');
-    exportPeftAdapter(adapter, m.config, m.store, m.peft, m.baseModel);
-    return { hf, adapter };
-  }
-
-  private finish(wall: number, clientIds: string[], baseline?: TrainSummary): RunSummary {
+  private async finish(wall: number, clientIds: string[], testDir: string, baseline?: TrainSummary): Promise<RunSummary> {
     const f = this.cfg.federation;
     const server = readSummary<ServerSummary>(this.summaryPath('server'), 'the server');
     const clients = clientIds.map((id) => readSummary<ClientSummary>(this.summaryPath(id), id)).filter((c) => c.steps > 0);
@@ -264,8 +233,10 @@ export class ExperimentLauncher {
     };
     const recs = readMetrics(join(this.runDir, 'metrics.jsonl'));
     const steps = recs.filter((r) => r.type === 'step');
-    this.mergeFinalModel();
-    const exports = this.exportFinalModel();
+    mergeFinalModel(this.runDir);
+    const generation = await scoreGenerations(this.runDir, this.cfg, testDir);
+    if (generation) summary.generation = generation;
+    const exports = exportFinalModel(this.runDir);
     if (exports) summary.exports = exports;
     writeFileAtomic(join(this.runDir, 'summary.json'), JSON.stringify(summary, null, 2));
     const baselineLossesPath = join(this.runDir, 'baseline-losses.json');

@@ -109,6 +109,20 @@ function metricRow(label: string, e: Record<string, number> | undefined): string
   return `<tr><td>${esc(label)}</td><td>${f(e.loss)}</td><td>${f(e.perplexity, 3)}</td><td>${f(e.accuracy)}</td></tr>`;
 }
 
+interface Generations { rouge_l_f1: number; exact_match: number; examples: number; samples: { prompt: string; reference: string; generated: string; rouge_l_f1: number }[] }
+
+/** Task generate: both models' scores, then the first held-out prompts with what each wrote. */
+function generationSection(fed: Generations | undefined, central: Generations | undefined): string {
+  if (!fed && !central) return '';
+  const row = (label: string, g?: Generations) => (g ? `<tr><td>${esc(label)}</td><td>${g.rouge_l_f1.toFixed(4)}</td><td>${g.exact_match.toFixed(4)}</td><td>${g.examples}</td></tr>` : '');
+  const first = (fed ?? central)!.samples;
+  const tail = (t: string) => (t.length > 160 ? `…${t.slice(-160)}` : t);
+  const rows = first.map((x, i) => `<tr><td><pre>${esc(tail(x.prompt))}</pre></td><td>${esc(x.reference)}</td>${fed ? `<td>${esc(fed.samples[i]?.generated ?? '–')}</td>` : ''}${central ? `<td>${esc(central.samples[i]?.generated ?? '–')}</td>` : ''}</tr>`).join('');
+  return `<h2>Generation</h2><p>Greedy decoding (KV cache) from each held-out prompt, scored against its reference: ROUGE-L F1 over lower-cased words, exact match of the whole completion.</p>
+<table><tr><th>model</th><th>ROUGE-L F1</th><th>exact match</th><th>examples</th></tr>${row('federated (split)', fed)}${row('centralized baseline', central)}</table>
+<h3>Example generations</h3><div class="wide"><table><tr><th>prompt (end)</th><th>reference</th>${fed ? '<th>federated</th>' : ''}${central ? '<th>centralized</th>' : ''}</tr>${rows}</table></div>`;
+}
+
 export function renderReport(r: ReportInput): string {
   const clients = [...new Set(r.steps.map((s) => s.client))].sort();
   const perClient = clients.map((c, k) => ({ label: c, ys: smooth(r.steps.filter((s) => s.client === c).map((s) => s.loss)), color: COLORS[k % COLORS.length] }));
@@ -116,7 +130,7 @@ export function renderReport(r: ReportInput): string {
   const global = { label: 'global (mean)', ys: Array.from({ length: longest }, (_, i) => { const v = perClient.map((p) => p.ys[i]).filter(Number.isFinite); return v.reduce((a, b) => a + b, 0) / v.length; }), color: '#000' };
   const series = [...perClient, global];
   if (r.baselineLosses?.length) series.push({ label: 'centralized', ys: smooth(r.baselineLosses), color: '#999' });
-  const s = r.summary as Record<string, unknown> & { eval?: Record<string, number>; baseline?: Record<string, unknown> & { eval?: Record<string, number> } };
+  const s = r.summary as Record<string, unknown> & { eval?: Record<string, number>; generation?: Generations; baseline?: Record<string, unknown> & { eval?: Record<string, number>; generation?: Generations } };
   const fmt = (v: unknown, d = 1) => (typeof v === 'number' ? v.toFixed(d) : '–');
   const mb = (b?: number) => (typeof b === 'number' ? (b / 2 ** 20).toFixed(1) : '–');
   const phaseNames = [...new Set((r.clientPhases ?? []).flatMap((c) => Object.keys(c.phases)))];
@@ -131,6 +145,7 @@ export function renderReport(r: ReportInput): string {
 <h2>Training loss</h2>${lineChart(series, { xLabel: 'training progress (each curve over its own steps)', yLabel: 'loss (smoothed)', logY: true, stretch: true })}
 ${r.evalCurves?.some((c) => c.points.length) ? `<h2>Evaluation during training</h2>${pointsChart(r.evalCurves.map((c, k) => ({ label: c.label, points: c.points.map((p) => [p.tokens, p.accuracy] as [number, number]), color: k === 0 ? '#000' : '#999' })), { xLabel: 'training tokens seen', yLabel: 'held-out accuracy', yRange: [0, 1] })}${pointsChart(r.evalCurves.map((c, k) => ({ label: c.label, points: c.points.map((p) => [p.tokens, p.loss] as [number, number]), color: k === 0 ? '#000' : '#999' })), { xLabel: 'training tokens seen', yLabel: 'held-out loss' })}` : ''}
 <h2>Evaluation</h2><table><tr><th>model</th><th>loss</th><th>perplexity</th><th>accuracy</th></tr>${metricRow('federated (split)', s.eval)}${metricRow('centralized baseline', s.baseline?.eval)}</table>
+${generationSection(s.generation, s.baseline?.generation)}
 ${s.baseline ? `<p>Centralized baseline: ${fmt(s.baseline.steps, 0)} steps in ${fmt(s.baseline.wall_s)} s (${fmt(s.baseline.tokens_per_s, 0)} tokens/s).</p>` : ''}
 ${phaseRows ? `<h2>Where a client step's time goes</h2><p>Milliseconds per training step (waiting for the trunk includes the network, payload encryption and the server's queue).</p><div class="wide"><table><tr><th>client</th>${phaseNames.map((p) => `<th>${esc(p.replace(/_/g, ' '))}</th>`).join('')}</tr>${phaseRows}</table></div>` : ''}
 <h2>Rounds</h2><div class="wide"><table><tr><th>round</th><th>wall s</th><th>train loss</th><th>clients</th><th>MiB up</th><th>MiB down</th><th>dropped</th></tr>${roundRows}</table></div>

@@ -5,8 +5,7 @@ import type { QueueLimits } from '../protocol/inbox.js';
 import { byteLengthOf, messageBody } from '../protocol/chunking.js';
 import type { WireTensor } from '../protocol/tensors.js';
 
-/** Element count of every trainable client-part tensor (head + tail), by name: what `parameters` must hold. */
-export type ClientPartSpec = ReadonlyMap<string, number>;
+import type { ClientPartSpec } from '../federation/strategies/strategy.js';
 
 /**
  * Everything a client may make the server hold, derived from the plan. A client never has a

@@ -4,7 +4,7 @@ import type { ModelConfig } from '../model/config.js';
 import type { ParamStore } from '../model/params.js';
 import { trainableNames } from '../model/partition.js';
 import { decodeTensor, ProtocolError, type TensorContext, type WireTensor } from '../protocol/tensors.js';
-import type { ClientPartSpec } from './client-limits.js';
+import type { ClientPartSpec } from '../federation/strategies/strategy.js';
 
 /** The trainable head + tail tensors every client must send at round end, from the plan alone. */
 export function clientPartSpec(cfg: ExperimentConfig, model: ModelConfig, store: ParamStore): ClientPartSpec {

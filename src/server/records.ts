@@ -1,3 +1,5 @@
+import type { ServerMode } from '../config/schema.js';
+
 /** What the server records per round and per evaluation (metrics.jsonl, summaries, checkpoints). */
 export interface RoundRecord {
   round: number;
@@ -16,6 +18,28 @@ export interface RoundRecord {
   /** Seconds the trunk replicas computed, summed, and how much of that ran at the same time. */
   replica_busy_s: number;
   replica_overlap_s: number;
+  /**
+   * Server seconds of the round's end once every update is in: aggregating, sending the result,
+   * averaging trunk replicas, checkpointing (part of what makes an extra round cost more than its
+   * steps; the rest is on the wire and in the clients: `npm run bench -- round-cost`).
+   */
+  round_end?: { aggregate_s: number; broadcast_s: number; replicas_s: number; checkpoint_s: number };
+}
+
+/** What a server reports when its federation finishes (`--summary-json`; the launcher reads it). */
+export interface ServerSummary {
+  mode: ServerMode;
+  strategy: string;
+  rounds: number;
+  /** Training steps served and tokens trained on, over all rounds and clients. */
+  steps: number;
+  tokens: number;
+  history: RoundRecord[];
+  /** Each client's last evaluation, and their example-weighted mean. */
+  eval: EvalResult[];
+  eval_summary: { loss: number; accuracy: number; examples: number };
+  /** The server process's peak resident memory, trunk workers included (MiB; `flglm server` adds it). */
+  peak_rss_mib?: number;
 }
 
 export interface EvalMetrics { loss: number; accuracy: number; examples: number; perplexity?: number }

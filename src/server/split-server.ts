@@ -4,15 +4,15 @@ import { join } from 'node:path';
 import type { ExperimentConfig, ServerMode } from '../config/schema.js';
 import { checkpointsAfter, evaluatesAfter, peftOf, resolveModel } from '../config/experiment.js';
 import { partParamNames } from '../model/partition.js';
-import type { Params, Strategy } from '../federation/strategies/strategy.js';
+import type { ClientPartSpec, Params, Strategy } from '../federation/strategies/strategy.js';
 import { createStrategy } from '../federation/strategies/registry.js';
 import { ProtocolError } from '../protocol/tensors.js';
 import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
-import { clientLimits, type ClientLimits, type ClientPartSpec } from './client-limits.js';
+import { clientLimits, type ClientLimits } from './client-limits.js';
+import { RoundAggregator } from './aggregation.js';
 import { clientPartSpec, clientPlan } from './client-update.js';
-import { withOptimizerState } from '../federation/optimizer-handoff.js';
 import { loadServerCheckpoint, saveServerCheckpoint } from './server-checkpoint.js';
-import { summarizeEvals, trafficMeter, type EvalMetrics, type EvalResult, type RoundRecord } from './records.js';
+import { summarizeEvals, trafficMeter, type EvalMetrics, type EvalResult, type RoundRecord, type ServerSummary } from './records.js';
 import type { ModelConfig } from '../model/config.js';
 import type { NamedTensor } from '../model/safetensors.js';
 import { UserError } from '../util/errors.js';
@@ -25,7 +25,7 @@ import { Admission } from './admission.js';
 import { SERVER_MODE_RUNNERS } from './modes/registry.js';
 import type { ServerModeRunner } from './modes/mode.js';
 
-export type { EvalMetrics, EvalResult, RoundRecord, ServerMode };
+export type { EvalMetrics, EvalResult, RoundRecord, ServerMode, ServerSummary };
 
 export interface ServerOptions {
   cfg: ExperimentConfig;
@@ -48,20 +48,6 @@ export interface ServerOptions {
 }
 
 /** What the server reports at the end (`--summary-json`; the launcher reads it). */
-export interface ServerSummary {
-  mode: ServerMode;
-  strategy: string;
-  rounds: number;
-  /** Training steps served and tokens trained on, over all rounds and clients. */
-  steps: number;
-  tokens: number;
-  history: RoundRecord[];
-  /** Each client's last evaluation, and their example-weighted mean. */
-  eval: EvalResult[];
-  eval_summary: { loss: number; accuracy: number; examples: number };
-  /** The server process's peak resident memory, trunk workers included (MiB; `flglm server` adds it). */
-  peak_rss_mib?: number;
-}
 
 /**
  * The FL-GLM server: owns the trunk (as one or more replicas in worker threads), runs rounds in
@@ -75,6 +61,7 @@ export class SplitServer {
   private readonly participants = new Map<string, Participant>();
   private pool!: TrunkPool;
   private readonly strategy: Strategy;
+  private readonly aggregator: RoundAggregator;
   private model!: ModelConfig;
   /** What each client must send at round end, and what it may make the server hold. */
   private partSpec!: ClientPartSpec;
@@ -97,7 +84,8 @@ export class SplitServer {
     this.mode = o.mode ?? o.cfg.federation.mode;
     this.runner = o.runner ?? SERVER_MODE_RUNNERS[this.mode];
     if (this.strategyNeedsSequential()) throw new UserError(`federation.strategy relay needs --mode sequential (this server runs ${this.mode})`);
-    this.strategy = createStrategy(o.cfg.federation.strategy);
+    this.strategy = createStrategy(o.cfg.federation.strategy, o.cfg.federation.clients);
+    this.aggregator = new RoundAggregator(this.strategy, this.cfg);
     this.log = o.log ?? (() => {});
     this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
     this.done.catch(() => {});
@@ -111,9 +99,7 @@ export class SplitServer {
   async init(): Promise<void> {
     const { config, store } = resolveModel(this.cfg);
     this.model = config;
-    // Relay hands the optimizer state on with the parts; averaging strategies take parameters only.
-    const parts = clientPartSpec(this.cfg, config, store);
-    this.partSpec = this.strategy.handoff === 'relay' ? withOptimizerState(parts, this.cfg.optimizer) : parts;
+    this.partSpec = this.aggregator.uploadSpec(clientPartSpec(this.cfg, config, store));
     this.limits = clientLimits(this.cfg, config, this.partSpec);
     this.admission = new Admission({ cfg: this.cfg, kit: this.o.kit, limits: this.limits, revocation: this.o.revocation ?? null, participants: this.participants, onEvent: this.o.onMetric, log: this.log, joined: (s, lastRound) => this.joined(s, lastRound) });
     const peft = peftOf(this.cfg);
@@ -253,26 +239,30 @@ export class SplitServer {
     // Relay may give a client several turns or none in a round: count clients, not updates.
     const finished = participants.filter((p) => !ctx.dropped.has(p.id)).map((p) => p.id).sort();
     if (updates.length === 0 || finished.length < f.min_clients) throw new Error(`round ${round}: only ${finished.length} clients finished it, min_clients is ${f.min_clients}`);
-    // Averaging strategies see updates in a fixed order (sums are order-sensitive in float);
-    // relay's order is the hand-off order.
-    if (this.strategy.handoff === 'average') updates.sort((a, b) => a.clientId.localeCompare(b.clientId));
-    this.globalClientParams = this.strategy.aggregate(round, updates, this.globalClientParams);
+    let mark = performance.now();
+    const lap = () => { const now = performance.now(), s = (now - mark) / 1000; mark = now; return s; };
+    this.globalClientParams = this.aggregator.aggregate(round, updates, this.globalClientParams);
     // Averaging: every client continues from the new global parts. Relay: the next round's first
     // client gets them with its turn, so the broadcast is needed only where every client must hold
     // them (an evaluation, a checkpoint, the end).
     const needAll = this.strategy.handoff === 'average' || evaluatesAfter(this.cfg, round) || checkpointsAfter(this.cfg, round);
+    const aggregate_s = lap();
     if (needAll) for (const id of finished) { const s = this.participants.get(id); if (s) sendParams(s, round, this.globalClientParams); }
+    const broadcast_s = lap();
     await this.pool.average();
+    const replicas_s = lap();
     const [busy, overlap] = this.busy.take();
     this.tokensSeen += ctx.tokens;
     const record: RoundRecord = {
       round, clients: finished, dropped: [...ctx.dropped], wall_s: (performance.now() - t0) / 1000,
       steps: ctx.losses.length, train_loss: ctx.losses.length ? ctx.losses.reduce((a, b) => a + b, 0) / ctx.losses.length : NaN, tokens: ctx.tokens,
-      ...traffic(), replica_busy_s: busy, replica_overlap_s: overlap,
+      ...traffic(), replica_busy_s: busy, replica_overlap_s: overlap, round_end: { aggregate_s, broadcast_s, replicas_s, checkpoint_s: 0 },
     };
     this.history.push(record);
     this.completedRound = round;
+    // The checkpoint holds the history up to this round (its own record says checkpoint_s 0).
     await this.checkpoint(round);
+    record.round_end!.checkpoint_s = lap();
     this.o.onMetric?.({ type: 'round', ...record, tokens_seen: this.tokensSeen, time: Date.now() });
     const parallel = this.pool.replicas.length > 1 ? `, replicas busy ${busy.toFixed(1)} s (${overlap.toFixed(1)} s in parallel)` : '';
     this.log(`round ${round}/${f.rounds}: ${finished.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${parallel}${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`);

@@ -50,11 +50,16 @@ export class TrunkPool {
     return learningRate(this.cfg.optimizer.lr, this.cfg.schedule, this.trunkSteps[replica]++, totalSteps);
   }
 
-  /** Replicas averaged through the strategies' weighted mean, weighted by the steps each took this round. */
+  /**
+   * Replicas averaged through the strategies' weighted mean, weighted by the steps each took this
+   * round. The mean is written into shared memory, so every worker gets it without a copy on this
+   * thread and copies it for itself in parallel (cloning a `small` trunk to two workers here took
+   * 150-360 ms of the round's end; round-cost benchmark).
+   */
   async average(): Promise<void> {
     if (this.replicas.length < 2) return;
     const all = await Promise.all(this.replicas.map((r) => r.getParams()));
-    const avg = weightedAverage(all.map((params, i) => ({ weight: this.stepsThisRound[i] ?? 0, params: new Map(params) })));
+    const avg = weightedAverage(all.map((params, i) => ({ weight: this.stepsThisRound[i] ?? 0, params: new Map(params) })), (n) => new Float32Array(new SharedArrayBuffer(4 * n)));
     await Promise.all(this.replicas.map((r) => r.setParams([...avg])));
   }
 

@@ -7,6 +7,7 @@ import { PartExecutor } from './part-executor.js';
 import { clipAndApply, createOptimizer, globalNorm, GradientAccumulator, learningRate } from './optimizer.js';
 import { evaluateBatches, type EvalMetrics } from './evaluate.js';
 import { Progress } from '../report/progress.js';
+import { evaluateGeneration, generationEvalOptions, type GenerationMetrics } from './generation-eval.js';
 
 export interface TrainSummary {
   mode: string;
@@ -19,6 +20,8 @@ export interface TrainSummary {
   losses: number[];
   /** Held-out evaluations during training, at the federated run's evaluation cadence in tokens. */
   curve: { step: number; tokens: number; loss: number; accuracy: number }[];
+  /** Task generate: greedy generations from the held-out prompts, scored (ROUGE-L F1, exact match). */
+  generation?: GenerationMetrics;
 }
 
 export interface CentralizedOptions {
@@ -87,11 +90,13 @@ export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedO
 
   const metrics = await evaluate();
   curve.push({ step: steps, tokens, loss: metrics.loss, accuracy: metrics.accuracy });
+  const generation = cfg.data.task === 'generate' ? await evaluateGeneration({ config, peft, store }, tokenizer, data.test, generationEvalOptions(cfg), runtime) : undefined;
   if (opts.checkpointDir) saveCheckpoint(opts.checkpointDir, store, { model: config, peft, step: steps, data: stream.state(), base_model: cfg.model.hf_path ?? undefined }, optimizer.state(), undefined, cfg.model.hf_path);
   await model.release();
   const tail = losses.slice(-Math.min(10, losses.length));
   return {
     mode: 'centralized', steps, tokens, wall_s: wall, tokens_per_s: tokens / wall,
     train_loss_final: tail.reduce((a, b) => a + b, 0) / tail.length, eval: metrics, losses, curve,
+    ...(generation ? { generation } : {}),
   };
 }

@@ -122,3 +122,33 @@ describe('silo checks', () => {
     expect(() => checkExamplesForTask(examples, 'classify')).toThrow(`${join(dir, 'notes.txt')}: free text in a classify silo`);
   });
 });
+
+describe('task generate: email body -> subject line', () => {
+  test('examples are the start of the body and its subject; titleless documents are left out; corpora without titles are refused', async () => {
+    const { toExample, prepareExamples, GENERATE_BODY_CHARS, MAX_TITLE_CHARS } = await import('../../src/data/prepare.js');
+    const { splitEmail } = await import('../../src/data/corpora.js');
+    const { subject, body } = splitEmail('From: a@b\nSubject:  Re: lunch\n\nSee you at <b>noon</b>.\n');
+    expect({ subject, body }).toEqual({ subject: 'Re: lunch', body: 'See you at noon .' });
+    const e = toExample({ text: 'x', label: 'ham', source: 's', title: 'Re: lunch', body: 'b'.repeat(500) }, 'generate', 2000);
+    expect(e).toEqual({ prompt: `${'b'.repeat(GENERATE_BODY_CHARS)}\nsubject:`, completion: ' Re: lunch' });
+    const d = prepareExamples({ dataset: 'spam-assassin', task: 'generate', clients: 3, partition: 'natural', testFraction: 0.1, seed: 1, maxExamples: 50 });
+    for (const x of [...d.silos.flat(), ...d.test]) {
+      expect('completion' in x && x.completion.length > 1 && x.completion.length <= MAX_TITLE_CHARS + 1).toBe(true);
+      expect('prompt' in x && x.prompt.endsWith('\nsubject:') && !x.prompt.startsWith('Subject:')).toBe(true);
+    }
+    expect(() => prepareExamples({ dataset: 'sotu', task: 'generate', clients: 2, partition: 'iid', testFraction: 0.1, seed: 1 })).toThrow(/sotu has no titles to generate.*spam-assassin/);
+  });
+
+  test('ROUGE-L F1 and exact match, by hand', async () => {
+    const { rougeLF1, exactMatch, lcsLength, words } = await import('../../src/training/text-metrics.js');
+    expect(words('Re: [ILUG] OSI-protocol!')).toEqual(['re', 'ilug', 'osi', 'protocol']);
+    expect(lcsLength(['a', 'b', 'c', 'd'], ['b', 'x', 'd'])).toBe(2);
+    // generated 4 words, reference 3, LCS 2: P = 1/2, R = 2/3, F1 = 2PR / (P + R) = 4/7.
+    expect(rougeLF1('the cat sat down', 'a cat down')).toBeCloseTo(4 / 7, 12);
+    expect(rougeLF1('Netscape 7 Review', 'netscape 7 review')).toBe(1);
+    expect(rougeLF1('', 'x')).toBe(0);
+    expect(rougeLF1('', '')).toBe(1);
+    expect(exactMatch(' Netscape 7 Review', 'Netscape 7 Review ')).toBe(true);
+    expect(exactMatch('netscape 7 review', 'Netscape 7 Review')).toBe(false);
+  });
+});

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 
 describe('flglm run (server and clients as separate processes)', () => {
-  test('writes the run folder, summary and a self-contained report', () => {
+  test('writes the run folder, summary and a self-contained report (task generate: both models scored on greedy generations)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flglm-run-'));
     const cfg = join(dir, 'exp.yaml');
-    writeFileSync(cfg, 'name: e2e\nseed: 2\nbaseline: centralized\nmodel: {preset: tiny}\ndata: {batch_size: 4, seq_len: 48, max_examples: 30}\nfederation: {mode: batch, clients: 2, rounds: 2, local_steps: 3}\neval: {max_batches: 2}\n');
+    writeFileSync(cfg, 'name: e2e\nseed: 2\nbaseline: centralized\nmodel: {preset: tiny}\ndata: {task: generate, batch_size: 4, seq_len: 48, max_examples: 30}\nfederation: {mode: batch, clients: 2, rounds: 2, local_steps: 3}\neval: {max_batches: 2, max_new_tokens: 6}\n');
     const out = join(dir, 'run');
     const r = runCli(['run', cfg, '--out', out, '--quiet', '--summary-json', join(dir, 'copy.json')], { timeoutMs: 180000 });
     expect(r.stderr + r.stdout).not.toMatch(/at .*\.js:\d+/);
@@ -26,13 +26,20 @@ describe('flglm run (server and clients as separate processes)', () => {
       expect(Number.isFinite(summary.eval[k])).toBe(true);
       expect(Number.isFinite(summary.baseline.eval[k])).toBe(true);
     }
+    for (const g of [summary.generation, summary.baseline.generation]) {
+      expect(g.examples).toBe(8); // eval.max_batches x batch_size held-out prompts
+      expect(g.rouge_l_f1).toBeGreaterThanOrEqual(0);
+      expect(g.samples[0].reference.length).toBeGreaterThan(0);
+    }
     expect(JSON.parse(readFileSync(join(dir, 'copy.json'), 'utf8'))).toEqual(summary);
     const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(metrics.filter((m) => m.type === 'step')).toHaveLength(12);
     expect(metrics.filter((m) => m.type === 'round')).toHaveLength(2);
+    for (const m of metrics.filter((x) => x.type === 'round')) expect(Object.keys(m.round_end).sort()).toEqual(['aggregate_s', 'broadcast_s', 'checkpoint_s', 'replicas_s']);
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     expect(html).toContain('<svg');
     expect(html).toContain('centralized baseline');
+    expect(html).toContain('Example generations');
     expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
   });
 

@@ -3,6 +3,8 @@ import { createStrategy } from '../../src/federation/strategies/registry.js';
 import { strategySchema, STRATEGY_NAMES } from '../../src/config/schema.js';
 import { addProximalGradient } from '../../src/federation/strategies/fedprox.js';
 import { parseConfigText } from '../../src/config/load.js';
+import { CONTROL_DELTA_PREFIX, CONTROL_PREFIX, ScaffoldClient } from '../../src/federation/strategies/scaffold.js';
+import { splitOptimizerState } from '../../src/federation/optimizer-handoff.js';
 
 const p = (o: Record<string, number[]>): Params => new Map(Object.entries(o).map(([k, v]) => [k, Float32Array.from(v)]));
 const u = (clientId: string, numExamples: number, params: Params): ClientUpdate => ({ clientId, numExamples, params });
@@ -72,6 +74,49 @@ describe('strategies, checked against values computed by hand', () => {
     const grads = p({ w: [0, 1] });
     addProximalGradient(grads, p({ w: [2, 2] }), p({ w: [1, 3] }), 0.5);
     close(grads, { w: [0.5, 0.5] });
+  });
+
+  test('SCAFFOLD server: x += lr_g mean_w(y - x); c += sum(delta_c) / N; c travels with the parts; restorable', () => {
+    const s = createStrategy(strategySchema.parse({ name: 'scaffold', server_lr: 0.5 }), 4);
+    expect(s.configureClient(1)).toEqual({ scaffold: true });
+    expect([...s.uploadSpec!(new Map([['w', 2]]), { name: 'adamw' } as never)]).toEqual([['w', 2], [`${CONTROL_DELTA_PREFIX}w`, 2]]);
+    const d = (v: number[]) => ({ [`${CONTROL_DELTA_PREFIX}w`]: v });
+    // 2 of N = 4 clients; weights 1 and 3: mean y = [4, 5]; x = [0, 1] -> x + 0.5 ([4, 5] - [0, 1]) = [2, 3].
+    // c = 0 + ([1, 2] + [3, -2]) / 4 = [1, 0].
+    const r1 = s.aggregate(2, [u('a', 1, p({ w: [1, 2], ...d([1, 2]) })), u('b', 3, p({ w: [5, 6], ...d([3, -2]) }))], p({ w: [0, 1] }));
+    close(r1, { w: [2, 3], [`${CONTROL_PREFIX}w`]: [1, 0] });
+    expect([...r1.keys()].sort()).toEqual([`${CONTROL_PREFIX}w`, 'w']);
+    const restored = createStrategy(strategySchema.parse({ name: 'scaffold', server_lr: 0.5 }), 4);
+    restored.restore(new Map([...s.state()].map(([k, v]) => [k, Float32Array.from(v)])));
+    const next = [u('a', 1, p({ w: [2, 3], ...d([4, 4]) }))];
+    // c = [1, 0] + [4, 4] / 4 = [2, 1]; x = [2, 3] (the client did not move).
+    close(restored.aggregate(3, next, p({ w: [2, 3] })), { w: [2, 3], [`${CONTROL_PREFIX}w`]: [2, 1] });
+  });
+
+  test('SCAFFOLD client: g + c - c_i during the round, then c_i = mean raw gradient and delta_c = c_i(new) - c_i(old)', () => {
+    const client = new ScaffoldClient();
+    expect(client.receive('w', Float32Array.of(9))).toBe(false); // not a control variate
+    client.receive(`${CONTROL_PREFIX}w`, Float32Array.of(1, -1));
+    const g1 = p({ w: [2, 4] });
+    client.correct(g1); // c_i = 0: g + c
+    close(g1, { w: [3, 3] });
+    const g2 = p({ w: [4, 0] });
+    client.correct(g2);
+    close(g2, { w: [5, -1] });
+    const [[name, delta]] = client.finishRound(p({ w: [0, 0] }));
+    expect(name).toBe(`${CONTROL_DELTA_PREFIX}w`);
+    expect(Array.from(delta)).toEqual([3, 2]); // mean raw gradient [3, 2] - old c_i 0
+    const g3 = p({ w: [0, 0] });
+    client.correct(g3); // now c - c_i = [1 - 3, -1 - 2]
+    close(g3, { w: [-2, -3] });
+    close(new Map(client.finishRound(p({ w: [0, 0] }))), { [`${CONTROL_DELTA_PREFIX}w`]: [-3, -2] }); // mean [0, 0] - [3, 2]
+  });
+
+  test('client_optimizer: average takes the optimizer entries apart from the parameters', () => {
+    const [plain, moments] = splitOptimizerState([u('a', 2, p({ w: [1], 'optimizer.w#0': [4], 'optimizer.step': [3] }))]);
+    expect([...plain[0].params.keys()]).toEqual(['w']);
+    expect([...moments[0].params.keys()]).toEqual(['optimizer.w#0', 'optimizer.step']);
+    expect(moments[0].numExamples).toBe(2);
   });
 
   test('relay: the round result is the last client of the hand-off chain', () => {

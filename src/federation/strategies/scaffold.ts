@@ -1,0 +1,120 @@
+import type { ClientPartSpec, ClientRoundConfig, ClientUpdate, Params, Strategy } from './strategy.js';
+
+/**
+ * SCAFFOLD (Karimireddy et al. 2020): control variates correct each client's drift towards its own
+ * silo. The server keeps c (one tensor per client-part parameter) and sends it with the global
+ * parts; client i keeps c_i and trains with the gradient g + c - c_i, then sets c_i to the mean raw
+ * gradient of its round (option I of the paper, taken at the local iterates: with AdamW the paper's
+ * option II, (x - y) / (K lr), would measure update steps, not gradients) and sends
+ * delta_c_i = c_i(new) - c_i(old) with its parts. Server, over the round's clients S of N:
+ *
+ *   x <- x + lr_g * mean_w(y_i - x)        (sample-weighted, as FedAvg)
+ *   c <- c + |S| / N * mean(delta_c_i)
+ *
+ * c travels as `scaffold.c.<param>` entries of the global parts, delta_c_i as
+ * `scaffold.delta_c.<param>` entries of a client's upload.
+ */
+export const CONTROL_PREFIX = 'scaffold.c.';
+export const CONTROL_DELTA_PREFIX = 'scaffold.delta_c.';
+
+export class Scaffold implements Strategy {
+  readonly name = 'scaffold';
+  readonly handoff = 'average' as const;
+  private c: Params = new Map();
+
+  constructor(private readonly serverLr: number, private readonly totalClients: number) {}
+
+  configureClient(): ClientRoundConfig {
+    return { scaffold: true };
+  }
+
+  uploadSpec(parts: ClientPartSpec): ClientPartSpec {
+    return new Map([...parts, ...[...parts].map(([n, size]) => [`${CONTROL_DELTA_PREFIX}${n}`, size] as const)]);
+  }
+
+  aggregate(_round: number, updates: ClientUpdate[], current: Params | null): Params {
+    if (updates.length === 0) throw new Error('scaffold: no client finished the round');
+    const total = updates.reduce((a, u) => a + u.numExamples, 0);
+    const weight = (u: ClientUpdate) => (total > 0 ? u.numExamples / total : 1 / updates.length);
+    const out: Params = new Map();
+    for (const name of updates[0].params.keys()) {
+      if (name.startsWith(CONTROL_DELTA_PREFIX)) continue;
+      const x = current?.get(name);
+      const n = updates[0].params.get(name)!.length;
+      const next = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        let mean = 0;
+        for (const u of updates) mean += weight(u) * u.params.get(name)![i];
+        // Round 1 has no global parts yet (every client started from the same initialisation).
+        next[i] = x ? x[i] + this.serverLr * (mean - x[i]) : mean;
+      }
+      out.set(name, next);
+      const c = this.c.get(name) ?? new Float32Array(n);
+      const scale = 1 / Math.max(this.totalClients, updates.length); // |S| / N * mean = sum / N
+      for (const u of updates) {
+        const d = u.params.get(`${CONTROL_DELTA_PREFIX}${name}`);
+        if (d) for (let i = 0; i < n; i++) c[i] += scale * d[i];
+      }
+      this.c.set(name, c);
+    }
+    for (const [name, c] of this.c) out.set(`${CONTROL_PREFIX}${name}`, c);
+    return out;
+  }
+
+  state(): Params {
+    return new Map(this.c);
+  }
+
+  restore(state: Params): void {
+    this.c = new Map(state);
+  }
+}
+
+/**
+ * The client side: its own control variate c_i, the correction c - c_i added to every step's
+ * gradient, and the raw gradients of the round, whose mean becomes the next c_i.
+ */
+export class ScaffoldClient {
+  private own = new Map<string, Float32Array>();
+  private server = new Map<string, Float32Array>();
+  private sum = new Map<string, Float64Array>();
+  private steps = 0;
+
+  /** Keep the server's c from a received parameter set; false for entries that are not c. */
+  receive(name: string, data: Float32Array): boolean {
+    if (!name.startsWith(CONTROL_PREFIX)) return false;
+    this.server.set(name.slice(CONTROL_PREFIX.length), Float32Array.from(data));
+    return true;
+  }
+
+  /** Record the raw gradients, then add c - c_i to them (in place). */
+  correct(grads: Map<string, Float32Array>): void {
+    this.steps++;
+    for (const [n, g] of grads) {
+      let s = this.sum.get(n);
+      if (!s) this.sum.set(n, (s = new Float64Array(g.length)));
+      for (let i = 0; i < g.length; i++) s[i] += g[i];
+      const c = this.server.get(n), ci = this.own.get(n);
+      if (c) for (let i = 0; i < g.length; i++) g[i] += c[i];
+      if (ci) for (let i = 0; i < g.length; i++) g[i] -= ci[i];
+    }
+  }
+
+  /** End of the round: c_i <- the mean raw gradient; returns delta_c_i as upload entries. */
+  finishRound(params: Map<string, Float32Array>): [string, Float32Array][] {
+    const out: [string, Float32Array][] = [];
+    for (const [n, p] of params) {
+      const s = this.sum.get(n);
+      const next = new Float32Array(p.length);
+      if (s && this.steps > 0) for (let i = 0; i < p.length; i++) next[i] = s[i] / this.steps;
+      const old = this.own.get(n);
+      const delta = new Float32Array(p.length);
+      for (let i = 0; i < p.length; i++) delta[i] = next[i] - (old ? old[i] : 0);
+      this.own.set(n, next);
+      out.push([`${CONTROL_DELTA_PREFIX}${n}`, delta]);
+    }
+    this.sum.clear();
+    this.steps = 0;
+    return out;
+  }
+}
