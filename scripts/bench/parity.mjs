@@ -14,7 +14,7 @@
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { root, runExperiment, writeResult } from './common.mjs';
 
@@ -22,8 +22,10 @@ const seeds = Number(process.argv[2] ?? 3);
 const ALL = ['sequential/relay', ...['sequential', 'batch', 'hierarchical'].flatMap((m) => ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fedprox', 'scaffold'].map((s) => `${m}/${s}`))];
 const setups = (process.argv[3] ?? ALL.join(',')).split(',');
 const partitions = (process.argv[4] ?? 'natural,dirichlet:0.1,iid').split(',');
-const baseFile = process.argv[5] ?? join(root, 'configs', 'quickstart.yaml');
+const baseFile = resolve(process.argv[5] ?? join(root, 'configs', 'quickstart.yaml'));
 const base = parse(readFileSync(baseFile, 'utf8'));
+// Paths in a config are relative to its file; the runs' configs are written elsewhere.
+if (base.model?.hf_path && !isAbsolute(base.model.hf_path)) base.model.hf_path = resolve(dirname(baseFile), base.model.hf_path);
 const generation = base.data?.task === 'generate';
 const resultName = generation ? 'parity-generate' : 'parity';
 // Classify: time to 0.95 held-out accuracy. Generate: no such threshold (the curve is teacher-forced exact match).

@@ -20,8 +20,8 @@ import { describeConnectError } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
 import type { ClientRoundConfig } from '../federation/strategies/strategy.js';
 import { addProximalGradient } from '../federation/strategies/fedprox.js';
-import { CONTROL_PREFIX, type ScaffoldClient } from '../federation/strategies/scaffold.js';
-import { OPTIMIZER_PREFIX, packOptimizerState, unpackOptimizerState } from '../federation/optimizer-handoff.js';
+import type { ScaffoldClient } from '../federation/strategies/scaffold.js';
+import { ClientParts } from './client-parts.js';
 import { PROTOCOL_VERSION, type ClientMessageOut, type ClientSessionCall, type ServerMessage } from '../protocol/messages.js';
 
 /** Where the client writes: the Session stream, chunked (and delayed on a simulated link). */
@@ -146,6 +146,7 @@ export class SplitClient {
     // clients would otherwise share one checkpoint folder).
     const name = this.o.kit ? conn.clientId : this.o.insecureName || conn.clientId;
     const timeout = cfg.federation.client_timeout_ms;
+    const parts = new ClientParts(t);
     for (;;) {
       const m = await inbox.next(['roundKey', 'roundStart', 'averaged', 'finished', 'error'], 10 * timeout);
       if (m.kind === 'error') {
@@ -168,23 +169,7 @@ export class SplitClient {
       }
       if (m.kind === 'averaged') {
         const a = m.averaged;
-        const relayedState = new Map<string, Float32Array>();
-        for (const w of a.tensors) {
-          if (t.scaffold && w.name.startsWith(CONTROL_PREFIX)) {
-            const param = t.params.get(w.name.slice(CONTROL_PREFIX.length));
-            if (!param) throw new UserError(`server sent control variate ${w.name} for a parameter this client does not train`);
-            t.scaffold.receive(w.name, decodeTensor(w, { name: w.name, dtype: 'float32', shape: [param.length] }, ctx(a.round, 0)).data as Float32Array);
-            continue;
-          }
-          if (t.sharesOptimizer && w.name.startsWith(OPTIMIZER_PREFIX)) {
-            relayedState.set(w.name, decodeTensor(w, { name: w.name, dtype: 'float32' }, ctx(a.round, 0)).data as Float32Array);
-            continue;
-          }
-          const target = t.params.get(w.name);
-          if (!target) throw new UserError(`server sent averaged parameter ${w.name}, which this client does not train`);
-          target.set(decodeTensor(w, { name: w.name, dtype: 'float32', shape: [target.length] }, ctx(a.round, 0)).data as Float32Array);
-        }
-        if (relayedState.size) unpackOptimizerState(t.optimizer, relayedState, t.params);
+        parts.receive(a.tensors, ctx(a.round, 0));
         this.lastRound = a.round;
         // Checkpoint the round's result (not a relay hand-off, which precedes this client's turn):
         // only the client's own parts, frozen weights included; the trunk is the server's.
@@ -206,11 +191,10 @@ export class SplitClient {
       // FedProx: the proximal term pulls towards the parts this round started from.
       const anchor = config.proximal_mu ? new Map([...t.params].map(([n, d]) => [n, Float32Array.from(d)])) : null;
       const scaffold = config.scaffold ? t.scaffold : null;
+      parts.startRound();
       for (let step = 1; step <= start.localSteps; step++) await this.trainStep(call, inbox, round, step, ctx, anchor ? { mu: config.proximal_mu!, anchor } : null, scaffold);
-      const up = ctx(round, 0);
-      const upload = [...t.params, ...(t.sharesOptimizer ? packOptimizerState(t.optimizer, t.params) : []), ...(scaffold ? scaffold.finishRound(t.params) : [])];
       this.sentRound = round;
-      call.write({ parameters: { round, numExamples: this.o.train.length, tensors: upload.map(([n, d]) => encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, up)) } });
+      call.write({ parameters: { round, numExamples: this.o.train.length, tensors: parts.upload(ctx(round, 0), scaffold) } });
     }
   }
 

@@ -118,6 +118,8 @@ export const federationSchema = z
     client_timeout_ms: positiveInt.default(60000),
     chunk_bytes: positiveInt.default(4 * 1024 * 1024),
     checkpoint_every_rounds: positiveInt.default(1),
+    /** How client parameters travel at round end: float32, or float16 differences from the round's start (half the bytes). */
+    update_encoding: z.enum(['float32', 'float16-delta']).default('float32'),
   })
   .prefault({});
 
@@ -175,6 +177,13 @@ export const experimentSchema = z
         code: 'custom',
         path: ['federation', 'strategy', 'name'],
         message: `relay hands the client parts from one client to the next, which needs federation.mode: sequential (got ${cfg.federation.mode})`,
+      });
+    }
+    if (cfg.federation.update_encoding !== 'float32' && cfg.federation.strategy.name === 'relay') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['federation', 'update_encoding'],
+        message: 'relay hands absolute parts and optimizer state from client to client; use update_encoding: float32 with it',
       });
     }
     if (cfg.data.silos && cfg.data.silos.length !== cfg.federation.clients) {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { floatToBf16, floatToHalf, halfToFloat } from '../util/half.js';
 
 /** safetensors: 8-byte little-endian header length, JSON header, raw little-endian tensor bytes. */
 export interface NamedTensor {
@@ -10,40 +11,6 @@ export interface NamedTensor {
 
 /** Storage dtypes flglm writes: F32 as trained, or F16 / BF16 (round to nearest even) to halve the files. */
 export type StorageDtype = 'F32' | 'F16' | 'BF16';
-const F32_VIEW = new Float32Array(1);
-const U32_VIEW = new Uint32Array(F32_VIEW.buffer);
-
-function floatToBf16(x: number): number {
-  F32_VIEW[0] = x;
-  const u = U32_VIEW[0];
-  if ((u & 0x7f800000) === 0x7f800000 && u & 0x7fffff) return 0x7fc0; // NaN stays NaN
-  return ((u + 0x7fff + ((u >> 16) & 1)) >>> 16) & 0xffff;
-}
-
-function floatToHalf(x: number): number {
-  F32_VIEW[0] = x;
-  const u = U32_VIEW[0];
-  const sign = (u >>> 16) & 0x8000;
-  const exp = (u >>> 23) & 0xff;
-  let mant = u & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00; // overflow: infinity
-  if (e <= 0) {
-    if (e < -10) return sign; // underflow: signed zero
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >> shift;
-    const rest = mant & ((1 << shift) - 1), mid = 1 << (shift - 1);
-    if (rest > mid || (rest === mid && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++; // may carry into the exponent: correct
-  return sign | half;
-}
-
 function encodeData(data: Float32Array, dtype: StorageDtype): Uint8Array {
   if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint16Array(data.length);
@@ -75,13 +42,6 @@ export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata: R
     pos += bytes.byteLength;
   }
   return out;
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
-  if (e === 0) return s * Math.pow(2, -14) * (f / 1024);
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * Math.pow(2, e - 15) * (1 + f / 1024);
 }
 
 /** Decode safetensors bytes; F16 and BF16 tensors are widened to F32. */

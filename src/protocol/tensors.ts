@@ -1,6 +1,7 @@
 import type { DType } from '../graph/ir.js';
 import { tensorBytes, tensorFromBytes, type TensorData } from '../runtime/tensor.js';
 import { PayloadChannel, type TensorHeader } from '../security/payload.js';
+import { floatsToHalves, halvesToFloats } from '../util/half.js';
 
 /** The wire form of a tensor (protos/flglm.proto `Tensor`). */
 export interface WireTensor {
@@ -20,7 +21,9 @@ export class ProtocolError extends Error {
   }
 }
 
-const DTYPES: DType[] = ['float32', 'float64', 'int64', 'int32', 'bool'];
+/** Wire dtypes: the graph's, plus float16 (float32 values sent at half the bytes, widened on receipt). */
+type WireDType = DType | 'float16';
+const DTYPES: WireDType[] = ['float32', 'float64', 'int64', 'int32', 'bool', 'float16'];
 
 export interface TensorContext {
   clientId: string;
@@ -42,6 +45,19 @@ export function encodeTensor(name: string, t: TensorData, ctx: TensorContext): W
   return { name, dtype: t.dtype, shape, data: sealed.ciphertext, counter: sealed.counter.toString(), tag: sealed.tag, encrypted: true };
 }
 
+/** float32 values as a float16 wire tensor (round to nearest even; magnitudes over 65504 become infinite and are refused on receipt). */
+export function encodeHalfTensor(name: string, data: Float32Array, shape: readonly number[], ctx: TensorContext): WireTensor {
+  return encodeHalfBits(name, floatsToHalves(data), shape, ctx);
+}
+
+/** Values already rounded to float16 bits, as a wire tensor (convert once, seal per receiver). */
+export function encodeHalfBits(name: string, halves: Uint16Array, shape: readonly number[], ctx: TensorContext): WireTensor {
+  const bytes = new Uint8Array(halves.buffer, halves.byteOffset, halves.byteLength);
+  if (!ctx.channel) return { name, dtype: 'float16', shape: [...shape], data: bytes, counter: 0, tag: new Uint8Array(0), encrypted: false };
+  const sealed = ctx.channel.seal(header(ctx, name, 'float16', [...shape]), bytes);
+  return { name, dtype: 'float16', shape: [...shape], data: sealed.ciphertext, counter: sealed.counter.toString(), tag: sealed.tag, encrypted: true };
+}
+
 function counterOf(w: WireTensor): bigint {
   try {
     return BigInt(w.counter);
@@ -50,11 +66,12 @@ function counterOf(w: WireTensor): bigint {
   }
 }
 
-const BYTES_PER_ELEMENT: Record<DType, number> = { float32: 4, float64: 8, int64: 8, int32: 4, bool: 1 };
+const BYTES_PER_ELEMENT: Record<WireDType, number> = { float32: 4, float64: 8, int64: 8, int32: 4, bool: 1, float16: 2 };
 
 export interface ExpectedTensor {
   name: string;
-  dtype?: DType;
+  /** float16: the tensor comes back widened to float32. */
+  dtype?: WireDType;
   shape?: readonly number[];
   /** Refuse NaN and Inf (everything a peer sends that will be trained on or averaged). */
   finite?: boolean;
@@ -68,14 +85,14 @@ export interface ExpectedTensor {
 export function decodeTensor(w: WireTensor | null | undefined, expect: ExpectedTensor, ctx: TensorContext, maxBytes = 1 << 30): TensorData {
   if (!w) throw new ProtocolError(`missing tensor ${expect.name}`);
   if (w.name !== expect.name) throw new ProtocolError(`expected tensor ${expect.name}, got ${w.name}`);
-  if (!DTYPES.includes(w.dtype as DType)) throw new ProtocolError(`tensor ${w.name}: unknown dtype ${w.dtype}`);
+  if (!DTYPES.includes(w.dtype as WireDType)) throw new ProtocolError(`tensor ${w.name}: unknown dtype ${w.dtype}`);
   if (expect.dtype && w.dtype !== expect.dtype) throw new ProtocolError(`tensor ${w.name}: dtype ${w.dtype}, expected ${expect.dtype}`);
   const shape = w.shape.map(Number);
   if (shape.length > 8 || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new ProtocolError(`tensor ${w.name}: invalid shape [${shape}]`);
   if (expect.shape && (shape.length !== expect.shape.length || shape.some((d, i) => d !== expect.shape![i]))) {
     throw new ProtocolError(`tensor ${w.name}: shape [${shape}], expected [${expect.shape}]`);
   }
-  let need = BYTES_PER_ELEMENT[w.dtype as DType];
+  let need = BYTES_PER_ELEMENT[w.dtype as WireDType];
   for (const d of shape) need *= d;
   if (need > maxBytes) throw new ProtocolError(`tensor ${w.name}: shape [${shape}] is over the ${maxBytes}-byte limit`);
   if (w.data.byteLength !== need) throw new ProtocolError(`tensor ${w.name}: got ${w.data.byteLength} bytes, ${w.dtype}[${shape}] needs ${need}`);
@@ -83,7 +100,9 @@ export function decodeTensor(w: WireTensor | null | undefined, expect: ExpectedT
   const bytes = ctx.channel
     ? ctx.channel.open(header(ctx, w.name, w.dtype, shape), { counter: counterOf(w), ciphertext: Buffer.from(w.data), tag: Buffer.from(w.tag) })
     : w.data;
-  const t = tensorFromBytes(w.dtype as DType, shape, bytes);
+  const t: TensorData = w.dtype === 'float16'
+    ? { dtype: 'float32', shape, data: halvesToFloats(new Uint16Array(Uint8Array.from(bytes).buffer)) } // copied: gRPC buffers are often unaligned
+    : tensorFromBytes(w.dtype as DType, shape, bytes);
   if (expect.finite && (t.dtype === 'float32' || t.dtype === 'float64')) {
     const data = t.data as Float32Array | Float64Array;
     for (let i = 0; i < data.length; i++) {

@@ -1,26 +1,50 @@
 import type { ExperimentConfig } from '../config/schema.js';
 import { splitOptimizerState, withOptimizerState } from '../federation/optimizer-handoff.js';
 import { averageUpdates, type ClientPartSpec, type ClientUpdate, type Params, type Strategy } from '../federation/strategies/strategy.js';
+import { isDeltaEncoded, quantizeDelta, rebuiltParams } from '../federation/update-encoding.js';
+import type { ParamStore } from '../model/params.js';
 
 /**
  * A round's client updates -> the next global client parts: the strategy's aggregate, and with
  * `client_optimizer: average` the optimizer moments averaged beside it by sample weight (the
- * strategy sees the parameters only: a server optimizer must not take steps on moments).
+ * strategy sees the parameters only: a server optimizer must not take steps on moments). With
+ * `update_encoding: float16-delta` it also keeps the base the deltas are taken from.
  */
 export class RoundAggregator {
   private readonly averagesOptimizer: boolean;
+  /** float16-delta: the initial client parts (round 1's base); null with float32 updates. */
+  private initialParts: Params | null = null;
 
   constructor(private readonly strategy: Strategy, private readonly cfg: ExperimentConfig) {
     this.averagesOptimizer = cfg.federation.strategy.client_optimizer === 'average' && strategy.handoff === 'average';
   }
 
-  /** What a client uploads: its parts, plus what its strategy adds (relay: optimizer state; scaffold: delta c_i) and averaged moments. */
-  uploadSpec(parts: ClientPartSpec): ClientPartSpec {
+  /**
+   * What a client uploads: its parts, plus what its strategy adds (relay: optimizer state;
+   * scaffold: delta c_i) and averaged moments. `store` holds the initial parts (float16-delta's first base).
+   */
+  uploadSpec(parts: ClientPartSpec, store: ParamStore): ClientPartSpec {
+    if (isDeltaEncoded(this.cfg.federation.update_encoding)) this.initialParts = new Map([...parts.keys()].map((n) => [n, Float32Array.from(store.get(n)!.data)]));
     const spec = this.strategy.uploadSpec?.(parts, this.cfg.optimizer) ?? parts;
     return this.averagesOptimizer ? withOptimizerState(spec, this.cfg.optimizer) : spec;
   }
 
-  aggregate(round: number, updates: ClientUpdate[], current: Params | null): Params {
+  /** The parameters (no control variates, no moments) float16 deltas are taken from; null with float32 updates. */
+  deltaBase(current: Params | null): Params | null {
+    if (!this.initialParts) return null;
+    return current ? new Map([...this.initialParts.keys()].map((n) => [n, current.get(n)!])) : this.initialParts;
+  }
+
+  /** The next global parts and, with float16-delta, their deltas from the round's base (which is what clients rebuild). */
+  aggregate(round: number, updates: ClientUpdate[], current: Params | null): { next: Params; deltas: Map<string, Uint16Array> | null } {
+    const base = this.deltaBase(current);
+    const next = this.combine(round, updates, current);
+    if (!base) return { next, deltas: null };
+    const deltas = quantizeDelta(base, next);
+    return { next: rebuiltParams(base, next, deltas), deltas };
+  }
+
+  private combine(round: number, updates: ClientUpdate[], current: Params | null): Params {
     // Averaging strategies see updates in a fixed order (sums are order-sensitive in float);
     // relay's order is the hand-off order.
     if (this.strategy.handoff === 'average') updates.sort((a, b) => a.clientId.localeCompare(b.clientId));

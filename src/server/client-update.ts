@@ -4,7 +4,8 @@ import type { ModelConfig } from '../model/config.js';
 import type { ParamStore } from '../model/params.js';
 import { trainableNames } from '../model/partition.js';
 import { decodeTensor, ProtocolError, type TensorContext, type WireTensor } from '../protocol/tensors.js';
-import type { ClientPartSpec } from '../federation/strategies/strategy.js';
+import type { ClientPartSpec, Params } from '../federation/strategies/strategy.js';
+import { applyDelta } from '../federation/update-encoding.js';
 
 /** The trainable head + tail tensors every client must send at round end, from the plan alone. */
 export function clientPartSpec(cfg: ExperimentConfig, model: ModelConfig, store: ParamStore): ClientPartSpec {
@@ -17,13 +18,16 @@ export function clientPartSpec(cfg: ExperimentConfig, model: ModelConfig, store:
  * A client's round-end parameters, checked against the spec before anything is aggregated: exactly
  * the expected names (none missing, none extra, none twice), float32, the expected sizes, finite.
  */
-export function decodeClientParameters(tensors: WireTensor[], spec: ClientPartSpec, ctx: TensorContext): Map<string, Float32Array> {
+export function decodeClientParameters(tensors: WireTensor[], spec: ClientPartSpec, ctx: TensorContext, deltaBase: Params | null = null): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const t of tensors) {
     const size = spec.get(t.name);
     if (size === undefined) throw new ProtocolError(`parameters: unknown tensor ${t.name} (not a trainable client-part parameter of this plan)`);
     if (out.has(t.name)) throw new ProtocolError(`parameters: tensor ${t.name} sent twice`);
-    out.set(t.name, decodeTensor(t, { name: t.name, dtype: 'float32', shape: [size], finite: true }, ctx).data as Float32Array);
+    // update_encoding float16-delta: parameters come as float16 changes from the round's base.
+    const base = deltaBase?.get(t.name);
+    const data = decodeTensor(t, { name: t.name, dtype: base ? 'float16' : 'float32', shape: [size], finite: true }, ctx).data as Float32Array;
+    out.set(t.name, base ? applyDelta(base, data, data) : data);
   }
   const missing = [...spec.keys()].filter((n) => !out.has(n));
   if (missing.length) throw new ProtocolError(`parameters: missing ${missing.length} of ${spec.size} client-part tensors (first: ${missing[0]})`);

@@ -11,6 +11,7 @@ import type { Participant } from './participant.js';
 import type { ClientMessage } from '../protocol/messages.js';
 import type { StepTensor__Output as StepTensor } from '../protocol/generated/flglm/v1/StepTensor.js';
 import { decodeClientParameters } from './client-update.js';
+import { encodeUpdate } from '../federation/update-encoding.js';
 import type { RoundContext, StepMessage } from './modes/mode.js';
 import type { Replica } from './replica.js';
 import type { EvalMetrics, EvalResult } from './records.js';
@@ -23,6 +24,8 @@ export interface RoundDeps {
   partSpec: ClientPartSpec;
   strategy: Strategy;
   startParams: Params | null;
+  /** update_encoding float16-delta: the parameters this round's updates are differences from (else null). */
+  deltaBase: Params | null;
   replicas: readonly Replica[];
   busy: BusyLog;
   /** The learning rate of the trunk step about to run on `replica` (advances its schedule). */
@@ -186,7 +189,7 @@ export class Round implements RoundContext {
     const p = m.parameters;
     if (p.round !== this.round) throw new ProtocolError(`parameters for round ${p.round} during round ${this.round}`);
     if (this.evaluate) throw new ProtocolError('parameters during an evaluation pass (expected eval_result)');
-    const params = decodeClientParameters(p.tensors, this.d.partSpec, s.context(this.round, 0));
+    const params = decodeClientParameters(p.tensors, this.d.partSpec, s.context(this.round, 0), this.d.deltaBase);
     const claimed = Number(p.numExamples);
     if (!Number.isFinite(claimed) || claimed < 0) throw new ProtocolError(`parameters: invalid num_examples ${p.numExamples}`);
     // A client's weight is what the server saw it train on this round (rows of h_A), never more
@@ -195,8 +198,11 @@ export class Round implements RoundContext {
   }
 }
 
-/** Client-part parameters to a client (the round's global parts, or the relay hand-off). */
-export function sendParams(s: Participant, round: number, params: Params): void {
+/**
+ * Client-part parameters to a client (the round's global parts, or the relay hand-off); with
+ * `deltas`, those parameters travel as float16 changes from the round's base (update-encoding.ts).
+ */
+export function sendParams(s: Participant, round: number, params: Params, deltas: Map<string, Uint16Array> | null = null): void {
   const ctx = s.context(round, 0);
-  s.send({ averaged: { round, tensors: [...params].map(([name, data]) => encodeTensor(name, { dtype: 'float32', shape: [data.length], data }, ctx)) } });
+  s.send({ averaged: { round, tensors: encodeUpdate(params, deltas, ctx, (name, data) => encodeTensor(name, { dtype: 'float32', shape: [data.length], data }, ctx)) } });
 }

@@ -99,7 +99,7 @@ export class SplitServer {
   async init(): Promise<void> {
     const { config, store } = resolveModel(this.cfg);
     this.model = config;
-    this.partSpec = this.aggregator.uploadSpec(clientPartSpec(this.cfg, config, store));
+    this.partSpec = this.aggregator.uploadSpec(clientPartSpec(this.cfg, config, store), store);
     this.limits = clientLimits(this.cfg, config, this.partSpec);
     this.admission = new Admission({ cfg: this.cfg, kit: this.o.kit, limits: this.limits, revocation: this.o.revocation ?? null, participants: this.participants, onEvent: this.o.onMetric, log: this.log, joined: (s, lastRound) => this.joined(s, lastRound) });
     const peft = peftOf(this.cfg);
@@ -221,7 +221,7 @@ export class SplitServer {
   private newRound(round: number, participants: Participant[], evaluate: boolean): Round {
     const total = this.cfg.federation.rounds * this.runner.trunkStepsPerRound(this.cfg, participants.length, this.pool.replicas.length);
     return new Round(round, participants, {
-      cfg: this.cfg, model: this.model, limits: this.limits, partSpec: this.partSpec, strategy: this.strategy, startParams: this.globalClientParams, replicas: this.pool.replicas, busy: this.busy,
+      cfg: this.cfg, model: this.model, limits: this.limits, partSpec: this.partSpec, strategy: this.strategy, startParams: this.globalClientParams, deltaBase: this.aggregator.deltaBase(this.globalClientParams), replicas: this.pool.replicas, busy: this.busy,
       nextTrunkLr: (replica) => this.pool.nextLr(replica, total),
       drop: (s, r, e) => this.drop(s, r, e), onReceive: this.o.onReceive, onMetric: this.o.onMetric,
     }, evaluate);
@@ -241,13 +241,14 @@ export class SplitServer {
     if (updates.length === 0 || finished.length < f.min_clients) throw new Error(`round ${round}: only ${finished.length} clients finished it, min_clients is ${f.min_clients}`);
     let mark = performance.now();
     const lap = () => { const now = performance.now(), s = (now - mark) / 1000; mark = now; return s; };
-    this.globalClientParams = this.aggregator.aggregate(round, updates, this.globalClientParams);
+    const { next, deltas } = this.aggregator.aggregate(round, updates, this.globalClientParams);
+    this.globalClientParams = next;
     // Averaging: every client continues from the new global parts. Relay: the next round's first
     // client gets them with its turn, so the broadcast is needed only where every client must hold
     // them (an evaluation, a checkpoint, the end).
     const needAll = this.strategy.handoff === 'average' || evaluatesAfter(this.cfg, round) || checkpointsAfter(this.cfg, round);
     const aggregate_s = lap();
-    if (needAll) for (const id of finished) { const s = this.participants.get(id); if (s) sendParams(s, round, this.globalClientParams); }
+    if (needAll) for (const id of finished) { const s = this.participants.get(id); if (s) sendParams(s, round, this.globalClientParams, deltas); }
     const broadcast_s = lap();
     await this.pool.average();
     const replicas_s = lap();

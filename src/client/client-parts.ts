@@ -1,0 +1,56 @@
+import { OPTIMIZER_PREFIX, packOptimizerState, unpackOptimizerState } from '../federation/optimizer-handoff.js';
+import { CONTROL_PREFIX, type ScaffoldClient } from '../federation/strategies/scaffold.js';
+import { applyDelta, encodeUpdate, isDeltaEncoded, quantizeDelta } from '../federation/update-encoding.js';
+import { decodeTensor, encodeTensor, type TensorContext, type WireTensor } from '../protocol/tensors.js';
+import { UserError } from '../util/errors.js';
+import type { Trainer } from './trainer.js';
+
+/**
+ * What goes up with a client's round and what comes back: its trainable parts (float32, or
+ * float16 changes from the round's start with `update_encoding: float16-delta`), the optimizer
+ * state where it is shared (relay, client_optimizer: average), SCAFFOLD's control variates.
+ */
+export class ClientParts {
+  /** float16-delta: the parts this round started from (what the server's deltas are taken from too). */
+  private base: Map<string, Float32Array> | null = null;
+
+  constructor(private readonly t: Trainer) {}
+
+  /** A training round begins (its parts are final: any global parts arrived before its start). */
+  startRound(): void {
+    if (isDeltaEncoded(this.t.cfg.federation.update_encoding)) this.base = new Map([...this.t.params].map(([n, d]) => [n, Float32Array.from(d)]));
+  }
+
+  /** The round's upload. */
+  upload(ctx: TensorContext, scaffold: ScaffoldClient | null): WireTensor[] {
+    const t = this.t;
+    const entries = [...t.params, ...(t.sharesOptimizer ? packOptimizerState(t.optimizer, t.params) : []), ...(scaffold ? scaffold.finishRound(t.params) : [])];
+    const deltas = this.base ? quantizeDelta(this.base, t.params) : null;
+    return encodeUpdate(entries, deltas, ctx, (n, d) => encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, ctx));
+  }
+
+  /** Apply an `averaged` message: global parts (float32, or float16 deltas from this round's start), relayed moments, control variates. */
+  receive(tensors: WireTensor[], ctx: TensorContext): void {
+    const t = this.t;
+    const moments = new Map<string, Float32Array>();
+    for (const w of tensors) {
+      if (t.scaffold && w.name.startsWith(CONTROL_PREFIX)) {
+        const param = t.params.get(w.name.slice(CONTROL_PREFIX.length));
+        if (!param) throw new UserError(`server sent control variate ${w.name} for a parameter this client does not train`);
+        t.scaffold.receive(w.name, decodeTensor(w, { name: w.name, dtype: 'float32', shape: [param.length] }, ctx).data as Float32Array);
+        continue;
+      }
+      if (t.sharesOptimizer && w.name.startsWith(OPTIMIZER_PREFIX)) {
+        moments.set(w.name, decodeTensor(w, { name: w.name, dtype: 'float32' }, ctx).data as Float32Array);
+        continue;
+      }
+      const target = t.params.get(w.name);
+      if (!target) throw new UserError(`server sent averaged parameter ${w.name}, which this client does not train`);
+      const base = w.dtype === 'float16' ? this.base?.get(w.name) : undefined;
+      if (w.dtype === 'float16' && !base) throw new UserError(`server sent ${w.name} as a float16 delta, but this client has no round to take it from`);
+      const data = decodeTensor(w, { name: w.name, dtype: base ? 'float16' : 'float32', shape: [target.length] }, ctx).data as Float32Array;
+      target.set(base ? applyDelta(base, data, data) : data);
+    }
+    if (moments.size) unpackOptimizerState(t.optimizer, moments, t.params);
+  }
+}
