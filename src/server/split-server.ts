@@ -120,7 +120,9 @@ export class SplitServer {
       this.strategy.restore(loaded.progress.strategyState);
       this.log(`resumed from ${ckpt}: round ${this.completedRound} of ${this.cfg.federation.rounds} complete`);
     }
-    this.pool = new TrunkPool(this.cfg, { model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false }, params: trunkParams() });
+    // Several trunk replicas are averaged like client parts, and FedProx pulls them back the same way.
+    const proximalMu = this.runner.replicaCount(this.cfg) > 1 ? this.strategy.configureClient(0).proximal_mu ?? 0 : 0;
+    this.pool = new TrunkPool(this.cfg, { model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false }, params: trunkParams(), proximalMu });
     if (resumedSteps) this.pool.trunkSteps = resumedSteps;
     this.pool.startLocal(this.runner.replicaCount(this.cfg), optimizerState);
   }

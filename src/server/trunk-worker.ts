@@ -2,6 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { PartExecutor, type DropoutMasks } from '../training/part-executor.js';
 import { clipAndApply, createOptimizer, globalNorm, type OptimizerConfig, type OptimizerState } from '../training/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
+import { addProximalGradient } from '../federation/strategies/fedprox.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
 import type { SplitPoints } from '../model/partition.js';
 import type { RuntimeOptions } from '../runtime/session.js';
@@ -17,6 +18,11 @@ export interface TrunkWorkerInit {
   runtime: RuntimeOptions;
   params: [string, { shape: number[]; data: Float32Array }][];
   optimizerState?: OptimizerState;
+  /**
+   * FedProx on trunk replicas (hierarchical mode with strategy fedprox): mu (w - w_round) pulls
+   * each replica towards the trunk it started the round from, as clients do with their parts.
+   */
+  proximalMu?: number;
 }
 
 // A trunk replica in its own thread: ONNX Runtime blocks the thread it runs on, so the server's
@@ -34,6 +40,9 @@ const saved = new Map<string, { hA: TensorData; masks: DropoutMasks }>();
 /** Gradients of a backward waiting for their `apply` (keyed like the saved activations). */
 const pending = new Map<string, Map<string, Float32Array>>();
 const trainable = () => new Map(trunk.trainable.map((n) => [n, store.get(n)!.data]));
+/** The trunk this round started from (FedProx's anchor), refreshed when averaged parameters arrive. */
+const snapshot = () => new Map([...trainable()].map(([n, d]) => [n, d.slice()]));
+let anchor = init.proximalMu ? snapshot() : null;
 
 type Answer<K extends ReplicaOp> = { result: ReplicaResult<K>; transfer?: ArrayBuffer[] };
 const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | Answer<K> } = {
@@ -49,6 +58,7 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
     if (!kept) throw new Error(`no forward activations kept for ${key}`);
     saved.delete(key);
     const r = await trunk.backward(kept.hA, dhB, kept.masks);
+    if (anchor) addProximalGradient(r.grads, trainable(), anchor, init.proximalMu!);
     pending.set(key, r.grads);
     const dhA = Float32Array.from(r.inputGrad!.data as Float32Array);
     return { result: { dhA: { dtype: 'float32', shape: r.inputGrad!.shape, data: dhA }, gradNorm: globalNorm(r.grads.values()) }, transfer: [dhA.buffer] };
@@ -79,6 +89,7 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
       // Shared memory (TrunkPool.average) is every replica's: take a private copy of it.
       store.set(n, { ...t, data: d.buffer instanceof SharedArrayBuffer ? d.slice() : d });
     }
+    if (anchor) anchor = snapshot();
     return { result: null };
   },
   getState: () => ({ result: { optimizer: optimizer.state(), params: [...store].map(([n, p]) => [n, { shape: p.shape, data: Float32Array.from(p.data) }]) } }),
