@@ -8,8 +8,9 @@
 // ROUGE-L F1 of greedy generations (exact match beside it), written to parity-generate.json.
 //
 // Usage: npm run bench -- parity [seeds=3] [setups=sequential/relay,hierarchical/fedavg@4x13,...]
-//   a setup is MODE/STRATEGY, optionally @ROUNDSxLOCAL_STEPS (same token budget, other round length)
-//                               [partitions=natural,dirichlet:0.1,iid] [base=configs/quickstart.yaml]
+//   a setup is MODE/STRATEGY[:KEY=VALUE...], optionally @ROUNDSxLOCAL_STEPS (same token budget, other round length)
+//                               [partitions=natural,dirichlet:0.1,iid] [base=configs/quickstart.yaml] [eval_every_rounds]
+//   eval_every_rounds overrides the base's evaluation cadence (finer: a sharper tokens-to-target).
 // The full grid (every mode x strategy) takes hours on 2 cores; pass the setups you want.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -24,6 +25,7 @@ const setups = (process.argv[3] ?? ALL.join(',')).split(',');
 const partitions = (process.argv[4] ?? 'natural,dirichlet:0.1,iid').split(',');
 const baseFile = resolve(process.argv[5] ?? join(root, 'configs', 'quickstart.yaml'));
 const base = parse(readFileSync(baseFile, 'utf8'));
+if (process.argv[6]) base.eval = { ...base.eval, every_rounds: Number(process.argv[6]) };
 // Paths in a config are relative to its file; the runs' configs are written elsewhere.
 if (base.model?.hf_path && !isAbsolute(base.model.hf_path)) base.model.hf_path = resolve(dirname(baseFile), base.model.hf_path);
 const generation = base.data?.task === 'generate';
@@ -46,8 +48,11 @@ function configFor(partition, seed, setup) {
   cfg.data = { ...cfg.data, partition };
   if (setup) {
     const [modeStrategy, shape] = setup.split('@');
-    const [mode, strategy] = modeStrategy.split('/');
-    cfg.federation = { ...cfg.federation, mode, strategy: { ...(cfg.federation.strategy ?? {}), name: strategy } };
+    const [mode, strategyWithOptions] = modeStrategy.split('/');
+    // STRATEGY:key=value:key=value sets strategy options (e.g. fedavg:client_optimizer=average, fedprox:mu=0.1).
+    const [strategy, ...options] = strategyWithOptions.split(':');
+    const extra = Object.fromEntries(options.map((o) => { const [k, v] = o.split('='); return [k, parse(v)]; }));
+    cfg.federation = { ...cfg.federation, mode, strategy: { ...(cfg.federation.strategy ?? {}), name: strategy, ...extra } };
     if (shape) {
       const [rounds, localSteps] = shape.split('x').map(Number);
       if (rounds * localSteps !== base.federation.rounds * base.federation.local_steps) throw new Error(`${setup}: ${rounds} x ${localSteps} is not the base budget of ${base.federation.rounds} x ${base.federation.local_steps} steps per client`);
@@ -109,7 +114,7 @@ function summarize(runs) {
   const reached = runs.map((r) => tokensTo(r.curve, TARGET));
   const em = runs.map((r) => r.exact_match).filter((x) => typeof x === 'number');
   return {
-    accuracy_mean: mean(acc), accuracy_sd: spread(acc), ...(em.length ? { exact_match_mean: mean(em) } : {}),
+    eval_every_rounds: base.eval?.every_rounds, accuracy_mean: mean(acc), accuracy_sd: spread(acc), ...(em.length ? { exact_match_mean: mean(em) } : {}),
     tokens_to_target_mean: reached.every((t) => t !== null) ? mean(reached) : null, reached_target: reached.filter((t) => t !== null).length,
     wall_s_mean: mean(runs.map((r) => r.wall_s)), runs,
   };

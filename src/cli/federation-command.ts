@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { loadConfigFile } from '../config/load.js';
 import { readSilo } from '../data/examples.js';
 import { startTransport } from '../server/transport.js';
+import { ServerHealth, startHealthEndpoint } from '../server/health.js';
 import { SplitServer } from '../server/split-server.js';
 import { runClient } from '../client/split-client.js';
 import { UserError } from '../util/errors.js';
@@ -46,8 +47,9 @@ export function registerFederationCommands(program: Command): void {
     .option('--summary-json <path>', 'write the server summary as JSON at the end')
     .option('--ready-file <path>', 'once listening, write {address, host, port, pid, mode} here as JSON (for launchers)')
     .option('--revoked <file>', 'revocation list to enforce (default: <pki>/revoked.json; `flglm keygen revoke` writes pki/server/revoked.json)')
+    .option('--health-port <n>', 'also serve the gRPC health service (grpc.health.v1) in plaintext on this port, for probes (0 = any free port)', portOption('--health-port'))
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
+    .action(async (o: { healthPort?: number; set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
       if (o.role !== 'parent' && o.role !== 'sub') throw new UserError(`--role: expected parent|sub, got "${o.role}"`);
       checkSecurityOptions(o);
       if (o.role === 'sub') {
@@ -80,15 +82,19 @@ export function registerFederationCommands(program: Command): void {
       }
       const server = new SplitServer({ cfg, kit, mode, checkpointDir: o.checkpoints ?? null, resume: o.resume, log, onMetric, expectSubServers, revocation });
       let transport: Awaited<ReturnType<typeof startTransport>>;
+      const health = new ServerHealth();
+      let healthEndpoint: Awaited<ReturnType<typeof startHealthEndpoint>> | null = null;
       try {
         await server.init();
-        transport = await startTransport({ kit, host: o.host, port: o.port, onSession: server.onSession, onSubServer: server.onSubServer, log, revocation, maxMessageBytes: server.limits.maxMessageBytes });
+        transport = await startTransport({ kit, host: o.host, port: o.port, onSession: server.onSession, onSubServer: server.onSubServer, log, revocation, maxMessageBytes: server.limits.maxMessageBytes, health });
+        if (o.healthPort !== undefined) healthEndpoint = await startHealthEndpoint(health, o.host, o.healthPort);
       } catch (e) {
         await server.close(); // live worker threads would keep the failed process alive
         throw e;
       }
+      health.set('SERVING');
       if (o.readyFile) {
-        const ready: ServerReady = { address: `${o.host}:${transport.port}`, host: o.host, port: transport.port, pid: process.pid, mode };
+        const ready: ServerReady = { address: `${o.host}:${transport.port}`, host: o.host, port: transport.port, pid: process.pid, mode, ...(healthEndpoint ? { health_port: healthEndpoint.port } : {}) };
         writeFileAtomic(o.readyFile, JSON.stringify(ready));
       }
       console.log(`flglm server (${mode}) listening on ${o.host}:${transport.port}, waiting for ${cfg.federation.clients} clients`);
@@ -100,6 +106,8 @@ export function registerFederationCommands(program: Command): void {
         if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify({ ...summary, peak_rss_mib: peakRssMib() }, null, 2));
         console.log(`training finished: ${summary.rounds} rounds in ${summary.history.reduce((a, r) => a + r.wall_s, 0).toFixed(1)} s`);
       } finally {
+        health.set('NOT_SERVING');
+        await healthEndpoint?.close();
         await transport.close();
       }
     });

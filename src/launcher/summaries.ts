@@ -12,6 +12,8 @@ export interface ServerReady {
   port: number;
   pid: number;
   mode: string;
+  /** The plaintext health endpoint's port (`--health-port`), when there is one. */
+  health_port?: number;
 }
 
 /** `flglm client --summary-json`: what one client did. */

@@ -7,6 +7,7 @@ import { LogLimiter } from '../util/log-limiter.js';
 import { isLoopbackHost } from '../util/net.js';
 import { PROTOCOL_VERSION, type ParentSubCall, type ServerSessionCall } from '../protocol/messages.js';
 import type { HelloReply } from '../protocol/generated/flglm/v1/HelloReply.js';
+import type { ServerHealth } from './health.js';
 
 export type SessionHandler = (call: ServerSessionCall, peer: PeerIdentity) => void;
 export type SubServerHandler = (call: ParentSubCall, peer: PeerIdentity) => void;
@@ -25,6 +26,8 @@ export interface TransportOptions {
   maxMessageBytes?: number;
   onSession?: SessionHandler;
   onSubServer?: SubServerHandler;
+  /** The gRPC health service, served on this port too (over mTLS when there is a kit). */
+  health?: ServerHealth;
   log?: (msg: string) => void;
 }
 
@@ -98,6 +101,7 @@ export async function startTransport(o: TransportOptions): Promise<RunningServer
     },
   });
 
+  o.health?.addTo(server);
   const credentials = o.kit ? serverCredentials(o.kit) : grpc.ServerCredentials.createInsecure();
   const address = `${host}:${o.port ?? 0}`;
   const port = await new Promise<number>((resolve, reject) =>
