@@ -7,7 +7,7 @@ import { checkExamplesForTask, isPromptExample, type Example } from '../data/exa
 import { clipAndApply, createOptimizer, globalNorm, learningRate } from '../training/optimizer.js';
 import { evaluateBatches, type EvalMetrics } from '../training/evaluate.js';
 import { Inbox } from '../protocol/inbox.js';
-import { decodeTensor, encodeTensor, type TensorContext } from '../protocol/tensors.js';
+import { ACTIVATION_WIRE_DTYPES, decodeActivation, encodeActivation, type TensorContext } from '../protocol/tensors.js';
 import { PayloadChannel, unwrapRoundKey } from '../security/payload.js';
 import { readPrivateKey } from '../security/files.js';
 import { saveCheckpoint } from '../training/checkpoint.js';
@@ -141,7 +141,8 @@ export class SplitClient {
     const payloadKey = this.o.kit && cfg.security.payload_encryption ? readPrivateKey(join(this.o.kit, 'payload.key')) : null;
     let channel: PayloadChannel | null = null;
     let keyId = '';
-    const ctx = (round: number, step: number): TensorContext => ({ clientId: conn.clientId, keyId, round, step, channel });
+    const activations = ACTIVATION_WIRE_DTYPES[cfg.transport.activation_dtype];
+    const ctx = (round: number, step: number): TensorContext => ({ clientId: conn.clientId, keyId, round, step, channel, activations });
     // With TLS the certificate names the client; in --insecure mode its --name does (two plaintext
     // clients would otherwise share one checkpoint folder).
     const name = this.o.kit ? conn.clientId : this.o.insecureName || conn.clientId;
@@ -206,7 +207,7 @@ export class SplitClient {
     const body = m.kind === 'trunkOut' ? m.trunkOut : m.headGrad;
     if (!body.tensor) throw new UserError(`malformed message from the server: ${kind} without a tensor`);
     const { batch_size: B, seq_len: S } = t.cfg.data;
-    return { tensor: decodeTensor(body.tensor, { name, dtype: 'float32', shape: [B, S, t.config.hidden_size] }, c), gradNorm: Number(body.gradNorm) || 0, jointClip: Boolean(body.jointClip) };
+    return { tensor: decodeActivation(body.tensor, { name, shape: [B, S, t.config.hidden_size] }, c), gradNorm: Number(body.gradNorm) || 0, jointClip: Boolean(body.jointClip) };
   }
 
   private async trainStep(call: Uplink, inbox: Inbox<ServerMessage>, round: number, step: number, ctx: (r: number, s: number) => TensorContext, proximal: { mu: number; anchor: Map<string, Float32Array> } | null, scaffold: ScaffoldClient | null): Promise<void> {
@@ -217,12 +218,12 @@ export class SplitClient {
     const lap = (phase: string) => { const now = performance.now(); this.phases[phase] += (now - mark) / 1000; mark = now; };
     const masks = await t.head.newDropoutMasks(batch.tokens.shape[0], batch.tokens.shape[1]);
     const hA = await t.head.forward(batch.tokens, true, masks);
-    call.write({ activations: { round, step, tensor: encodeTensor('h_A', hA, c), eval: false } });
+    call.write({ activations: { round, step, tensor: encodeActivation('h_A', hA, c), eval: false } });
     lap('head_forward');
     const { tensor: hB } = await this.exchange(inbox, 'trunkOut', 'h_B', c);
     lap('wait_trunk_forward');
     const out = await t.tail.step(hB, batch.labels);
-    call.write({ tailGrad: { round, step, tensor: encodeTensor('grad_h_B', out.inputGrad!, c), loss: out.loss, labelCount: batch.labelCount } });
+    call.write({ tailGrad: { round, step, tensor: encodeActivation('grad_h_B', out.inputGrad!, c), loss: out.loss, labelCount: batch.labelCount } });
     lap('tail_step');
     const { tensor: dhA, gradNorm: trunkNorm, jointClip } = await this.exchange(inbox, 'headGrad', 'grad_h_A', c);
     lap('wait_trunk_backward');
@@ -259,7 +260,7 @@ export class SplitClient {
     this.evalMetrics = await evaluateBatches(evalBatches(this.o.test, t.tokenizer, B, S, t.cfg.eval.max_batches), async (b) => {
       const c = ctx(round, ++step);
       const hA = await t.head.forward(b.tokens);
-      call.write({ activations: { round, step, tensor: encodeTensor('h_A', hA, c), eval: true } });
+      call.write({ activations: { round, step, tensor: encodeActivation('h_A', hA, c), eval: true } });
       return t.tail.evaluate((await this.exchange(inbox, 'trunkOut', 'h_B', c)).tensor, b.labels);
     }, this.o.test.some(isPromptExample));
     this.log(`eval: loss ${this.evalMetrics.loss.toFixed(4)}, accuracy ${this.evalMetrics.accuracy.toFixed(4)}`);

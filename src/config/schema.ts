@@ -131,6 +131,13 @@ export const securitySchema = z
   })
   .prefault({});
 
+export const transportSchema = z
+  .strictObject({
+    /** How h_A, h_B and their gradients travel: float32, or float16 / bfloat16 at half the bytes (before encryption). */
+    activation_dtype: z.enum(['fp32', 'fp16', 'bf16']).default('fp32'),
+  })
+  .prefault({});
+
 export const runtimeSchema = z
   .strictObject({
     device: z.enum(['cpu', 'cuda']).default('cpu'),
@@ -161,6 +168,7 @@ export const experimentSchema = z
     data: dataSchema,
     federation: federationSchema,
     security: securitySchema,
+    transport: transportSchema,
     runtime: runtimeSchema,
     eval: evalSchema,
   })

@@ -1,7 +1,7 @@
 import type { DType } from '../graph/ir.js';
 import { tensorBytes, tensorFromBytes, type TensorData } from '../runtime/tensor.js';
 import { PayloadChannel, type TensorHeader } from '../security/payload.js';
-import { floatsToHalves, halvesToFloats } from '../util/half.js';
+import { bf16sToFloats, floatsToBf16s, floatsToHalves, halvesToFloats } from '../util/half.js';
 
 /** The wire form of a tensor (protos/flglm.proto `Tensor`). */
 export interface WireTensor {
@@ -21,9 +21,9 @@ export class ProtocolError extends Error {
   }
 }
 
-/** Wire dtypes: the graph's, plus float16 (float32 values sent at half the bytes, widened on receipt). */
-type WireDType = DType | 'float16';
-const DTYPES: WireDType[] = ['float32', 'float64', 'int64', 'int32', 'bool', 'float16'];
+/** Wire dtypes: the graph's, plus float16 and bfloat16 (float32 values sent at half the bytes, widened on receipt). */
+export type WireDType = DType | 'float16' | 'bfloat16';
+const DTYPES: WireDType[] = ['float32', 'float64', 'int64', 'int32', 'bool', 'float16', 'bfloat16'];
 
 export interface TensorContext {
   clientId: string;
@@ -31,6 +31,8 @@ export interface TensorContext {
   round: number;
   step: number;
   channel: PayloadChannel | null;
+  /** How activations and their gradients travel (`transport.activation_dtype`; default float32). */
+  activations?: 'float32' | 'float16' | 'bfloat16';
 }
 
 function header(ctx: TensorContext, name: string, dtype: string, shape: number[]): TensorHeader {
@@ -51,11 +53,27 @@ export function encodeHalfTensor(name: string, data: Float32Array, shape: readon
 }
 
 /** Values already rounded to float16 bits, as a wire tensor (convert once, seal per receiver). */
-export function encodeHalfBits(name: string, halves: Uint16Array, shape: readonly number[], ctx: TensorContext): WireTensor {
+export function encodeHalfBits(name: string, halves: Uint16Array, shape: readonly number[], ctx: TensorContext, dtype: 'float16' | 'bfloat16' = 'float16'): WireTensor {
   const bytes = new Uint8Array(halves.buffer, halves.byteOffset, halves.byteLength);
-  if (!ctx.channel) return { name, dtype: 'float16', shape: [...shape], data: bytes, counter: 0, tag: new Uint8Array(0), encrypted: false };
-  const sealed = ctx.channel.seal(header(ctx, name, 'float16', [...shape]), bytes);
-  return { name, dtype: 'float16', shape: [...shape], data: sealed.ciphertext, counter: sealed.counter.toString(), tag: sealed.tag, encrypted: true };
+  if (!ctx.channel) return { name, dtype, shape: [...shape], data: bytes, counter: 0, tag: new Uint8Array(0), encrypted: false };
+  const sealed = ctx.channel.seal(header(ctx, name, dtype, [...shape]), bytes);
+  return { name, dtype, shape: [...shape], data: sealed.ciphertext, counter: sealed.counter.toString(), tag: sealed.tag, encrypted: true };
+}
+
+/** `transport.activation_dtype` -> the wire dtype. */
+export const ACTIVATION_WIRE_DTYPES = { fp32: 'float32', fp16: 'float16', bf16: 'bfloat16' } as const;
+
+/** An activation or activation gradient (h_A, h_B and their gradients) in the context's activation dtype. */
+export function encodeActivation(name: string, t: TensorData, ctx: TensorContext): WireTensor {
+  const d = ctx.activations ?? 'float32';
+  if (d === 'float32') return encodeTensor(name, t, ctx);
+  const data = t.data as Float32Array;
+  return encodeHalfBits(name, d === 'float16' ? floatsToHalves(data) : floatsToBf16s(data), t.shape, ctx, d);
+}
+
+/** The receiving side of encodeActivation: checked like any tensor, widened to float32, always finite. */
+export function decodeActivation(w: WireTensor | null | undefined, expect: { name: string; shape: readonly number[] }, ctx: TensorContext, maxBytes?: number): TensorData {
+  return decodeTensor(w, { ...expect, dtype: ctx.activations ?? 'float32', finite: true }, ctx, maxBytes);
 }
 
 function counterOf(w: WireTensor): bigint {
@@ -66,11 +84,11 @@ function counterOf(w: WireTensor): bigint {
   }
 }
 
-const BYTES_PER_ELEMENT: Record<WireDType, number> = { float32: 4, float64: 8, int64: 8, int32: 4, bool: 1, float16: 2 };
+const BYTES_PER_ELEMENT: Record<WireDType, number> = { float32: 4, float64: 8, int64: 8, int32: 4, bool: 1, float16: 2, bfloat16: 2 };
 
 export interface ExpectedTensor {
   name: string;
-  /** float16: the tensor comes back widened to float32. */
+  /** float16, bfloat16: the tensor comes back widened to float32. */
   dtype?: WireDType;
   shape?: readonly number[];
   /** Refuse NaN and Inf (everything a peer sends that will be trained on or averaged). */
@@ -100,9 +118,11 @@ export function decodeTensor(w: WireTensor | null | undefined, expect: ExpectedT
   const bytes = ctx.channel
     ? ctx.channel.open(header(ctx, w.name, w.dtype, shape), { counter: counterOf(w), ciphertext: Buffer.from(w.data), tag: Buffer.from(w.tag) })
     : w.data;
-  const t: TensorData = w.dtype === 'float16'
-    ? { dtype: 'float32', shape, data: halvesToFloats(new Uint16Array(Uint8Array.from(bytes).buffer)) } // copied: gRPC buffers are often unaligned
-    : tensorFromBytes(w.dtype as DType, shape, bytes);
+  // Half-width values are copied before viewing (gRPC buffers are often unaligned), then widened.
+  const halves = () => new Uint16Array(Uint8Array.from(bytes).buffer);
+  const t: TensorData = w.dtype === 'float16' ? { dtype: 'float32', shape, data: halvesToFloats(halves()) }
+    : w.dtype === 'bfloat16' ? { dtype: 'float32', shape, data: bf16sToFloats(halves()) }
+      : tensorFromBytes(w.dtype as DType, shape, bytes);
   if (expect.finite && (t.dtype === 'float32' || t.dtype === 'float64')) {
     const data = t.data as Float32Array | Float64Array;
     for (let i = 0; i < data.length; i++) {

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.js';
 import { reassembling } from '../protocol/chunking.js';
+import { ACTIVATION_WIRE_DTYPES } from '../protocol/tensors.js';
 import { Inbox } from '../protocol/inbox.js';
 import { ProtocolError } from '../protocol/tensors.js';
 import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
@@ -72,7 +73,7 @@ export class Admission {
         if (!Number.isFinite(numExamples) || numExamples <= 0) throw new ProtocolError(`join: num_examples must be positive, got ${j.numExamples}`);
         const previous = this.d.participants.get(peer.clientId);
         if (previous) previous.close('replaced by a new session of the same client');
-        const s = new Participant(peer, call, inbox, numExamples, payloadPublicKey, cfg.federation.chunk_bytes);
+        const s = new Participant(peer, call, inbox, numExamples, payloadPublicKey, cfg.federation.chunk_bytes, ACTIVATION_WIRE_DTYPES[cfg.transport.activation_dtype]);
         this.d.participants.set(peer.clientId, s);
         joined = s;
         s.startHeartbeats(cfg.federation.heartbeat_ms);

@@ -27,12 +27,13 @@ export class Participant {
     readonly numExamples: number,
     readonly payloadPublicKey: string | null,
     private readonly chunkBytes = Number.POSITIVE_INFINITY,
+    private readonly activations: TensorContext['activations'] = 'float32',
   ) {
     this.id = peer.clientId;
   }
 
   context(round: number, step: number): TensorContext {
-    return { clientId: this.id, keyId: this.keyId, round, step, channel: this.channel };
+    return { clientId: this.id, keyId: this.keyId, round, step, channel: this.channel, activations: this.activations };
   }
 
   send(m: ServerMessageOut): void {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ExperimentConfig } from '../config/schema.js';
 import type { ClientUpdate, Params, Strategy } from '../federation/strategies/strategy.js';
 import type { ModelConfig } from '../model/config.js';
-import { decodeTensor, encodeTensor, ProtocolError } from '../protocol/tensors.js';
+import { decodeActivation, encodeActivation, encodeTensor, ProtocolError } from '../protocol/tensors.js';
 import { newRoundKey, PayloadChannel, wrapRoundKey } from '../security/payload.js';
 import type { BusyLog } from './busy-log.js';
 import type { ClientLimits } from './client-limits.js';
@@ -102,7 +102,7 @@ export class Round implements RoundContext {
     if (st.eval !== this.evaluate) throw new ProtocolError(this.evaluate ? `training ${kind} during an evaluation pass` : `evaluation ${kind} during a training round`);
     const { batch_size: B, seq_len: S } = this.cfg.data;
     // Non-finite activations or gradients would poison the shared trunk for every client.
-    const tensor = decodeTensor(st.tensor, { name, dtype: 'float32', shape: [B, S, this.d.model.hidden_size], finite: true }, s.context(this.round, st.step), this.d.limits.stepTensorBytes);
+    const tensor = decodeActivation(st.tensor, { name, shape: [B, S, this.d.model.hidden_size] }, s.context(this.round, st.step), this.d.limits.stepTensorBytes);
     if (kind === 'tailGrad') {
       if (!Number.isFinite(st.loss)) throw new ProtocolError(`tail_grad: non-finite loss ${st.loss}`);
       if (!(st.labelCount >= 0 && st.labelCount <= B * S)) throw new ProtocolError(`tail_grad: label_count ${st.labelCount} is outside 0..${B * S}`);
@@ -127,7 +127,7 @@ export class Round implements RoundContext {
       const key = `${s.id}:${round}:${step}`;
       const a = await this.expectStep(s, 'activations', step, 'h_A');
       const hB = await this.timed(index, replica.forward(key, a.tensor, true));
-      s.send({ trunkOut: { round, step, tensor: encodeTensor('h_B', hB, s.context(round, step)), eval: false } });
+      s.send({ trunkOut: { round, step, tensor: encodeActivation('h_B', hB, s.context(round, step)), eval: false } });
       let g;
       try {
         g = await this.expectStep(s, 'tailGrad', step, 'grad_h_B');
@@ -139,7 +139,7 @@ export class Round implements RoundContext {
       // Joint clipping: the client and the trunk are one model, so they clip by one global norm,
       // sqrt(|g_trunk|^2 + |g_client|^2), as centralized training does. The client learns the
       // trunk's norm here and sends its own back before its next step.
-      s.send({ headGrad: { round, step, tensor: encodeTensor('grad_h_A', dhA, s.context(round, step)), gradNorm, jointClip: true } });
+      s.send({ headGrad: { round, step, tensor: encodeActivation('grad_h_A', dhA, s.context(round, step)), gradNorm, jointClip: true } });
       let clientNorm: number;
       try {
         clientNorm = await this.expectStepDone(s, step);
@@ -164,7 +164,7 @@ export class Round implements RoundContext {
       }
       const a = this.checkStep(s, 'activations', m.activations, null, 'h_A');
       const hB = await this.timed(index, replica.forward(`${s.id}:eval`, a.tensor, false));
-      s.send({ trunkOut: { round: this.round, step: a.step, tensor: encodeTensor('h_B', hB, s.context(this.round, a.step)), eval: true } });
+      s.send({ trunkOut: { round: this.round, step: a.step, tensor: encodeActivation('h_B', hB, s.context(this.round, a.step)), eval: true } });
     }
   }
 

@@ -62,3 +62,16 @@ export function floatsToHalves(data: Float32Array): Uint16Array {
   for (let i = 0; i < data.length; i++) out[i] = floatToHalf(data[i]);
   return out;
 }
+
+export function floatsToBf16s(data: Float32Array): Uint16Array {
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = floatToBf16(data[i]);
+  return out;
+}
+
+/** bfloat16 bits -> float32: the bits are float32's upper half. */
+export function bf16sToFloats(bits: Uint16Array): Float32Array {
+  const out = new Uint32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = bits[i] << 16;
+  return new Float32Array(out.buffer);
+}

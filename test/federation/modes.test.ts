@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keygen } from '../../src/security/pki.js';
+import { PRESETS } from '../../src/model/config.js';
 import { trainCentralized } from '../../src/training/centralized.js';
 import { resolveModel, peftOf } from '../../src/config/experiment.js';
 import { BatchStream } from '../../src/data/batches.js';
@@ -160,5 +161,25 @@ eval: {max_batches: 1}
     const before = await initialEvalLoss(half.cfg, half.data);
     expect(half.results[0].eval!.loss).toBeLessThan(before);
     expect(Math.abs(half.results[0].eval!.loss - full.results[0].eval!.loss)).toBeLessThan(0.05);
+  });
+
+  test('transport.activation_dtype fp16 / bf16: activations and their gradients travel at half the bytes; training follows the float32 run closely', async () => {
+    const run = async (dtype: string) => {
+      const cfg = config(base + plain + `transport: {activation_dtype: ${dtype}}\nfederation: {mode: sequential, clients: 1, rounds: 1, local_steps: 6}\n`);
+      const dtypes = new Set<string>();
+      const r = await federate(cfg, { audit: (_id, m) => { if (m.kind === 'activations' || m.kind === 'tailGrad') dtypes.add((m.activations ?? m.tailGrad)!.tensor!.dtype); } });
+      return { losses: r.results[0].losses, dtypes: [...dtypes], up: r.summary.history[0].bytes_up, down: r.summary.history[0].bytes_down };
+    };
+    const full = await run('fp32');
+    for (const [dtype, wire] of [['fp16', 'float16'], ['bf16', 'bfloat16']]) {
+      const half = await run(dtype);
+      expect(half.dtypes).toEqual([wire]);
+      // Each of the 6 steps moves h_A and dL/dh_B up, h_B and dL/dh_A down, [4, 48, hidden] each:
+      // 2 bytes a value saved on each of them (parameters travel as float32 either way).
+      const saved = 6 * 2 * 4 * 48 * PRESETS.tiny.hidden_size * 2;
+      expect(full.up - half.up).toBe(saved);
+      expect(full.down - half.down).toBe(saved);
+      half.losses.forEach((l, i) => expect(Math.abs(l - full.losses[i])).toBeLessThan(0.05 * full.losses[i]));
+    }
   });
 });

@@ -1,5 +1,5 @@
 import type { TensorData } from '../../runtime/tensor.js';
-import { encodeTensor } from '../../protocol/tensors.js';
+import { encodeActivation } from '../../protocol/tensors.js';
 import type { Participant } from '../participant.js';
 import { gatherWithDeadline } from './deadline.js';
 import { collectUpdates, type ServerModeRunner } from './mode.js';
@@ -54,7 +54,7 @@ export const batch: ServerModeRunner = {
         const key = `batch:${round}:${step}:${g}`;
         const sizes = group.map((x) => x.hA.shape[0]);
         const hB = await ctx.timed(0, replica.forward(key, concatBatch(group.map((x) => x.hA)), true));
-        splitBatch(hB, sizes).forEach((part, i) => group[i].s.send({ trunkOut: { round, step, tensor: encodeTensor('h_B', part, group[i].s.context(round, step)), eval: false } }));
+        splitBatch(hB, sizes).forEach((part, i) => group[i].s.send({ trunkOut: { round, step, tensor: encodeActivation('h_B', part, group[i].s.context(round, step)), eval: false } }));
         const downs = await gatherWithDeadline(group.map((x) => ctx.expectStep(x.s, 'tailGrad', step, 'grad_h_B')), f.client_timeout_ms, f.batch_deadline_ms);
         const counts = downs.map((d) => (d.ok ? Math.max(0, d.value.labelCount) : 0));
         const total = counts.reduce((a, b) => a + b, 0);
@@ -73,7 +73,7 @@ export const batch: ServerModeRunner = {
         splitBatch(dhA, sizes, scales.map((c) => (c > 0 ? 1 / c : 0))).forEach((part, i) => {
           const d = downs[i];
           if (!d.ok) return ctx.drop(group[i].s, d.error);
-          group[i].s.send({ headGrad: { round, step, tensor: encodeTensor('grad_h_A', part, group[i].s.context(round, step)) } });
+          group[i].s.send({ headGrad: { round, step, tensor: encodeActivation('grad_h_A', part, group[i].s.context(round, step)) } });
           ctx.recordStep(group[i].s, step, d.value.loss, part.shape[0] * part.shape[1]);
           finished.push(group[i].s);
         });
