@@ -22,6 +22,7 @@ import type { ClientRoundConfig } from '../federation/strategies/strategy.js';
 import { addProximalGradient } from '../federation/strategies/fedprox.js';
 import type { ScaffoldClient } from '../federation/strategies/scaffold.js';
 import { ClientParts } from './client-parts.js';
+import { ActivationNoise } from './activation-noise.js';
 import { PROTOCOL_VERSION, type ClientMessageOut, type ClientSessionCall, type ServerMessage } from '../protocol/messages.js';
 
 /** Where the client writes: the Session stream, chunked (and delayed on a simulated link). */
@@ -63,6 +64,7 @@ class RetryableError extends Error {}
  */
 export class SplitClient {
   private trainer: Trainer | null = null;
+  private noise: ActivationNoise | null = null;
   private readonly losses: number[] = [];
   private evalMetrics: EvalMetrics | null = null;
   private localStep = 0;
@@ -148,6 +150,8 @@ export class SplitClient {
     const name = this.o.kit ? conn.clientId : this.o.insecureName || conn.clientId;
     const timeout = cfg.federation.client_timeout_ms;
     const parts = new ClientParts(t);
+    const noise = cfg.privacy.activation_noise;
+    this.noise ??= new ActivationNoise(noise.sigma, noise.gradients, cfg.seed, name);
     for (;;) {
       const m = await inbox.next(['roundKey', 'roundStart', 'averaged', 'finished', 'error'], 10 * timeout);
       if (m.kind === 'error') {
@@ -218,12 +222,13 @@ export class SplitClient {
     const lap = (phase: string) => { const now = performance.now(); this.phases[phase] += (now - mark) / 1000; mark = now; };
     const masks = await t.head.newDropoutMasks(batch.tokens.shape[0], batch.tokens.shape[1]);
     const hA = await t.head.forward(batch.tokens, true, masks);
-    call.write({ activations: { round, step, tensor: encodeActivation('h_A', hA, c), eval: false } });
+    call.write({ activations: { round, step, tensor: encodeActivation('h_A', this.noise!.apply(hA), c), eval: false } });
     lap('head_forward');
     const { tensor: hB } = await this.exchange(inbox, 'trunkOut', 'h_B', c);
     lap('wait_trunk_forward');
     const out = await t.tail.step(hB, batch.labels);
-    call.write({ tailGrad: { round, step, tensor: encodeActivation('grad_h_B', out.inputGrad!, c), loss: out.loss, labelCount: batch.labelCount } });
+    const dhB = this.noise!.gradients ? this.noise!.apply(out.inputGrad!) : out.inputGrad!;
+    call.write({ tailGrad: { round, step, tensor: encodeActivation('grad_h_B', dhB, c), loss: out.loss, labelCount: batch.labelCount } });
     lap('tail_step');
     const { tensor: dhA, gradNorm: trunkNorm, jointClip } = await this.exchange(inbox, 'headGrad', 'grad_h_A', c);
     lap('wait_trunk_backward');
@@ -260,7 +265,7 @@ export class SplitClient {
     this.evalMetrics = await evaluateBatches(evalBatches(this.o.test, t.tokenizer, B, S, t.cfg.eval.max_batches), async (b) => {
       const c = ctx(round, ++step);
       const hA = await t.head.forward(b.tokens);
-      call.write({ activations: { round, step, tensor: encodeActivation('h_A', hA, c), eval: true } });
+      call.write({ activations: { round, step, tensor: encodeActivation('h_A', this.noise!.apply(hA), c), eval: true } });
       return t.tail.evaluate((await this.exchange(inbox, 'trunkOut', 'h_B', c)).tensor, b.labels);
     }, this.o.test.some(isPromptExample));
     this.log(`eval: loss ${this.evalMetrics.loss.toFixed(4)}, accuracy ${this.evalMetrics.accuracy.toFixed(4)}`);

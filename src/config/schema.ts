@@ -131,6 +131,13 @@ export const securitySchema = z
   })
   .prefault({});
 
+export const privacySchema = z
+  .strictObject({
+    /** Gaussian noise on h_A before it leaves a client (training and evaluation); sigma is absolute. */
+    activation_noise: z.strictObject({ sigma: z.number().min(0).default(0), gradients: z.boolean().default(false) }).prefault({}),
+  })
+  .prefault({});
+
 export const transportSchema = z
   .strictObject({
     /** How h_A, h_B and their gradients travel: float32, or float16 / bfloat16 at half the bytes (before encryption). */
@@ -169,6 +176,7 @@ export const experimentSchema = z
     federation: federationSchema,
     security: securitySchema,
     transport: transportSchema,
+    privacy: privacySchema,
     runtime: runtimeSchema,
     eval: evalSchema,
   })

@@ -42,6 +42,8 @@ export interface RunSummary {
   run_dir: string;
   /** Peak resident memory of each process (MiB): the server (trunk workers included) and each client. */
   peak_rss_mib?: Record<string, number>;
+  /** `privacy.activation_noise` when it is on (sigma > 0): what the clients added to h_A. */
+  activation_noise?: { sigma: number; gradients: boolean };
   /** The final model for the Hugging Face ecosystem: `model-hf/` (LoRA merged) and `adapter/` (LoRA). */
   exports?: { hf?: string; adapter?: string };
 }
@@ -229,6 +231,7 @@ export class ExperimentLauncher {
       tokens_per_s: server.tokens / wall, train_loss_final: last.reduce((a, b) => a + b, 0) / last.length,
       eval: e.examples ? { loss: e.loss, perplexity: Math.exp(e.loss), accuracy: e.accuracy } : null,
       ...(baseline ? { baseline } : {}), run_dir: this.runDir,
+      ...(this.cfg.privacy.activation_noise.sigma > 0 ? { activation_noise: this.cfg.privacy.activation_noise } : {}),
       peak_rss_mib: { server: server.peak_rss_mib ?? NaN, ...Object.fromEntries(clients.map((c) => [c.client_id, c.peak_rss_mib])) },
     };
     const recs = readMetrics(join(this.runDir, 'metrics.jsonl'));
