@@ -4,8 +4,11 @@ import { loadConfigFile } from '../config/load.js';
 import { readSilo } from '../data/examples.js';
 import { startTransport } from '../server/transport.js';
 import { ServerHealth, startHealthEndpoint } from '../server/health.js';
+import { ServerMetrics } from '../server/server-metrics.js';
+import { startMetricsEndpoint } from '../util/metrics-endpoint.js';
 import { SplitServer } from '../server/split-server.js';
-import { runClient } from '../client/split-client.js';
+import { SplitClient } from '../client/split-client.js';
+import { ClientMetrics } from '../client/client-metrics.js';
 import { UserError } from '../util/errors.js';
 import { collect, intOption, numberOption, portOption, SET_HELP } from './options.js';
 import { appendFileSync, readFileSync } from 'node:fs';
@@ -47,9 +50,10 @@ export function registerFederationCommands(program: Command): void {
     .option('--summary-json <path>', 'write the server summary as JSON at the end')
     .option('--ready-file <path>', 'once listening, write {address, host, port, pid, mode} here as JSON (for launchers)')
     .option('--revoked <file>', 'revocation list to enforce (default: <pki>/revoked.json; `flglm keygen revoke` writes pki/server/revoked.json)')
+    .option('--metrics-port <n>', 'serve Prometheus metrics at http://HOST:N/metrics (0 = any free port; the ready file says which)', portOption('--metrics-port'))
     .option('--health-port <n>', 'also serve the gRPC health service (grpc.health.v1) in plaintext on this port, for probes (0 = any free port)', portOption('--health-port'))
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { healthPort?: number; set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
+    .action(async (o: { metricsPort?: number; healthPort?: number; set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
       if (o.role !== 'parent' && o.role !== 'sub') throw new UserError(`--role: expected parent|sub, got "${o.role}"`);
       checkSecurityOptions(o);
       if (o.role === 'sub') {
@@ -69,7 +73,11 @@ export function registerFederationCommands(program: Command): void {
       if (!SERVER_MODES.includes(mode)) throw new UserError(`--mode: expected ${SERVER_MODES.join('|')}, got "${mode}"`);
       const kit = o.insecure ? null : o.pki!;
       const log = (m: string) => console.error(`[server] ${m}`);
-      const onMetric = o.metrics ? (r: Record<string, unknown>) => appendFileSync(o.metrics!, JSON.stringify(r) + '\n') : undefined;
+      let prometheus: ServerMetrics | null = null;
+      const onMetric = o.metrics || o.metricsPort !== undefined ? (r: Record<string, unknown>) => {
+        if (o.metrics) appendFileSync(o.metrics, JSON.stringify(r) + '\n');
+        prometheus?.record(r);
+      } : undefined;
       const expectSubServers = o.expectSubs;
       if (expectSubServers > 0 && mode !== 'hierarchical') throw new UserError('--expect-subs needs --mode hierarchical');
       // Everything checkable is checked before the trunk workers start: certificates, key
@@ -84,17 +92,22 @@ export function registerFederationCommands(program: Command): void {
       let transport: Awaited<ReturnType<typeof startTransport>>;
       const health = new ServerHealth();
       let healthEndpoint: Awaited<ReturnType<typeof startHealthEndpoint>> | null = null;
+      let metricsEndpoint: Awaited<ReturnType<typeof startMetricsEndpoint>> | null = null;
       try {
         await server.init();
         transport = await startTransport({ kit, host: o.host, port: o.port, onSession: server.onSession, onSubServer: server.onSubServer, log, revocation, maxMessageBytes: server.limits.maxMessageBytes, health });
         if (o.healthPort !== undefined) healthEndpoint = await startHealthEndpoint(health, o.host, o.healthPort);
+        if (o.metricsPort !== undefined) {
+          prometheus = new ServerMetrics(() => server.connection().clients, () => server.connection().queuedBytes);
+          metricsEndpoint = await startMetricsEndpoint(prometheus.registry, o.host, o.metricsPort);
+        }
       } catch (e) {
         await server.close(); // live worker threads would keep the failed process alive
         throw e;
       }
       health.set('SERVING');
       if (o.readyFile) {
-        const ready: ServerReady = { address: `${o.host}:${transport.port}`, host: o.host, port: transport.port, pid: process.pid, mode, ...(healthEndpoint ? { health_port: healthEndpoint.port } : {}) };
+        const ready: ServerReady = { address: `${o.host}:${transport.port}`, host: o.host, port: transport.port, pid: process.pid, mode, ...(healthEndpoint ? { health_port: healthEndpoint.port } : {}), ...(metricsEndpoint ? { metrics_port: metricsEndpoint.port } : {}) };
         writeFileAtomic(o.readyFile, JSON.stringify(ready));
       }
       console.log(`flglm server (${mode}) listening on ${o.host}:${transport.port}, waiting for ${cfg.federation.clients} clients`);
@@ -108,6 +121,7 @@ export function registerFederationCommands(program: Command): void {
       } finally {
         health.set('NOT_SERVING');
         await healthEndpoint?.close();
+        await metricsEndpoint?.close();
         await transport.close();
       }
     });
@@ -124,23 +138,33 @@ export function registerFederationCommands(program: Command): void {
     .option('--net-delay-ms <ms>', 'simulate a WAN link: round-trip time added to every message (benchmarks)', numberOption('--net-delay-ms', 0))
     .option('--net-mbps <n>', 'simulate a WAN link: bandwidth in Mbit/s (benchmarks)', numberOption('--net-mbps', 1e-3))
     .option('--name <id>', 'client name in --insecure mode (with TLS the id comes from the certificate)')
+    .option('--metrics-port <n>', 'serve Prometheus metrics at http://METRICS_HOST:N/metrics (0 = any free port)', portOption('--metrics-port'))
+    .option('--metrics-host <addr>', 'address for --metrics-port', '127.0.0.1')
     .option('--reconnect <n>', 'reconnection attempts (1 s apart) after the server goes away', intOption('--reconnect', 0), 30)
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { netDelayMs?: number; netMbps?: number; name?: string; reconnect: number; data: string; test?: string; server?: string; pki?: string; serverName?: string; summaryJson?: string; checkpoints?: string; insecure?: boolean }) => {
+    .action(async (o: { metricsPort?: number; metricsHost: string; netDelayMs?: number; netMbps?: number; name?: string; reconnect: number; data: string; test?: string; server?: string; pki?: string; serverName?: string; summaryJson?: string; checkpoints?: string; insecure?: boolean }) => {
       checkSecurityOptions(o);
       const kitServer = o.pki && !o.insecure ? readKitServer(o.pki) : null;
       const target = withDefaultPort(o.server ?? kitServer?.address ?? '127.0.0.1:50051');
       const serverName = o.serverName ?? kitServer?.server_name ?? 'localhost';
       const train = readSilo(o.data);
       const test = o.test ? readSilo(o.test) : train;
-      const r = await runClient({
+      let metrics: ClientMetrics | null = null;
+      const client = new SplitClient({
         target, kit: o.insecure ? null : o.pki!, serverName, train, test, checkpointDir: o.checkpoints ? join(o.checkpoints) : null,
         log: (m) => console.error(`[client] ${m}`),
-        onStep: (round, step, loss) => console.error(`[client] round ${round} step ${step} loss ${loss.toFixed(4)}`),
+        onStep: (round, step, loss) => { metrics?.step(loss); console.error(`[client] round ${round} step ${step} loss ${loss.toFixed(4)}`); },
         reconnectAttempts: o.reconnect,
         insecureName: o.name,
         link: linkFromEnv({ FLGLM_NET_DELAY_MS: o.netDelayMs?.toString() ?? process.env.FLGLM_NET_DELAY_MS, FLGLM_NET_MBPS: o.netMbps?.toString() ?? process.env.FLGLM_NET_MBPS }),
       });
+      let endpoint: Awaited<ReturnType<typeof startMetricsEndpoint>> | null = null;
+      if (o.metricsPort !== undefined) {
+        metrics = new ClientMetrics(client.phases);
+        endpoint = await startMetricsEndpoint(metrics.registry, o.metricsHost, o.metricsPort);
+        console.error(`[client] metrics at http://${o.metricsHost}:${endpoint.port}/metrics`);
+      }
+      const r = await client.run().finally(() => endpoint?.close());
       const summary: ClientSummary = { client_id: r.clientId, steps: r.losses.length, train_loss_final: r.losses[r.losses.length - 1], losses: r.losses, eval: r.eval, phases: r.phases, peak_rss_mib: peakRssMib() };
       if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(summary, null, 2));
       console.log(JSON.stringify({ clientId: r.clientId, steps: r.losses.length, train_loss_final: summary.train_loss_final, eval: r.eval }));

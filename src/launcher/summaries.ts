@@ -14,6 +14,8 @@ export interface ServerReady {
   mode: string;
   /** The plaintext health endpoint's port (`--health-port`), when there is one. */
   health_port?: number;
+  /** The Prometheus endpoint's port (`--metrics-port`), when there is one. */
+  metrics_port?: number;
 }
 
 /** `flglm client --summary-json`: what one client did. */

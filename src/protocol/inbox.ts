@@ -17,7 +17,8 @@ export interface QueueLimits {
  */
 export class Inbox<M extends { kind?: string }> {
   private queue: M[] = [];
-  private queuedBytes = 0;
+  /** Tensor bytes received and not yet consumed (bounded by the limits; a metrics gauge reads it). */
+  queuedBytes = 0;
   private waiters: { resolve: (m: M) => void; reject: (e: Error) => void }[] = [];
   private failure: Error | null = null;
   lastSeen = Date.now();

@@ -142,6 +142,12 @@ export class SplitServer {
    * A sub-server attached (hierarchical scale-out): give it the trunk and training setup, then use
    * it as one more replica. Clients are spread over all replicas from the next round on.
    */
+  /** Clients connected now and the bytes they have queued unprocessed (metrics gauges). */
+  connection(): { clients: number; queuedBytes: number } {
+    const live = [...this.participants.values()].filter((p) => !p.closed);
+    return { clients: live.length, queuedBytes: live.reduce((a, p) => a + p.inbox.queuedBytes, 0) };
+  }
+
   onSubServer = (call: ParentSubCall, peer: PeerIdentity): void => {
     void (async () => {
       if (this.mode !== 'hierarchical') {
