@@ -6,6 +6,7 @@ import { startTransport } from '../server/transport.js';
 import { ServerHealth, startHealthEndpoint } from '../server/health.js';
 import { ServerMetrics } from '../server/server-metrics.js';
 import { startMetricsEndpoint } from '../util/metrics-endpoint.js';
+import { createLogger, LOG_FORMATS, type Log, type LogFormat } from '../util/logger.js';
 import { SplitServer } from '../server/split-server.js';
 import { SplitClient } from '../client/split-client.js';
 import { ClientMetrics } from '../client/client-metrics.js';
@@ -24,10 +25,13 @@ import { readKitServer, withDefaultPort } from '../security/kit-server.js';
 import { preflight } from '../config/preflight.js';
 
 /** Exactly one of --pki and --insecure; --insecure is loud. */
-function checkSecurityOptions(o: { pki?: string; insecure?: boolean }): void {
+/** The security flags checked, and the process's log (the --insecure warning is its first event). */
+function checkSecurityOptions(o: { pki?: string; insecure?: boolean; logFormat: string }, role: string): Log {
+  const log = createLogger(role, logFormat(o.logFormat));
   if (o.pki && o.insecure) throw new UserError('--insecure and --pki contradict each other: --insecure would ignore the kit. Fix: drop --insecure');
   if (!o.pki && !o.insecure) throw new UserError('--pki is required (a kit from flglm keygen); for loopback tests only, pass --insecure');
-  if (o.insecure) console.error('flglm: WARNING: --insecure: no TLS and no payload encryption. Activations travel in the clear; use only on loopback for tests.');
+  if (o.insecure) log('WARNING: --insecure: no TLS and no payload encryption. Activations travel in the clear; use only on loopback for tests.', { event: 'insecure' });
+  return log;
 }
 
 export function registerFederationCommands(program: Command): void {
@@ -51,17 +55,18 @@ export function registerFederationCommands(program: Command): void {
     .option('--ready-file <path>', 'once listening, write {address, host, port, pid, mode} here as JSON (for launchers)')
     .option('--revoked <file>', 'revocation list to enforce (default: <pki>/revoked.json; `flglm keygen revoke` writes pki/server/revoked.json)')
     .option('--metrics-port <n>', 'serve Prometheus metrics at http://HOST:N/metrics (0 = any free port; the ready file says which)', portOption('--metrics-port'))
+    .option('--log-format <format>', `${LOG_FORMATS.join(' | ')}: readable lines, or one JSON object per line (for log collectors)`, 'pretty')
     .option('--health-port <n>', 'also serve the gRPC health service (grpc.health.v1) in plaintext on this port, for probes (0 = any free port)', portOption('--health-port'))
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { metricsPort?: number; healthPort?: number; set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
+    .action(async (o: { logFormat: string; metricsPort?: number; healthPort?: number; set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
       if (o.role !== 'parent' && o.role !== 'sub') throw new UserError(`--role: expected parent|sub, got "${o.role}"`);
-      checkSecurityOptions(o);
+      const log = checkSecurityOptions(o, o.role === 'sub' ? 'sub-server' : 'server');
       if (o.role === 'sub') {
         const kitServer = o.pki && !o.insecure ? readKitServer(o.pki) : null;
         const parent = o.parent ?? kitServer?.address;
         if (!parent) throw new UserError('--role sub needs --parent HOST:PORT (the hierarchical server to attach to), or a kit whose server.json names it');
         console.log(`flglm sub-server attaching to ${withDefaultPort(parent)}`);
-        await runSubServer({ parent: withDefaultPort(parent), kit: o.insecure ? null : o.pki!, serverName: o.serverName ?? kitServer?.server_name ?? 'localhost', log: (m) => console.error(`[sub-server] ${m}`) });
+        await runSubServer({ parent: withDefaultPort(parent), kit: o.insecure ? null : o.pki!, serverName: o.serverName ?? kitServer?.server_name ?? 'localhost', log });
         console.log('parent finished; sub-server exiting');
         return;
       }
@@ -72,7 +77,6 @@ export function registerFederationCommands(program: Command): void {
       const mode = (o.mode ?? cfg.federation.mode) as ServerMode;
       if (!SERVER_MODES.includes(mode)) throw new UserError(`--mode: expected ${SERVER_MODES.join('|')}, got "${mode}"`);
       const kit = o.insecure ? null : o.pki!;
-      const log = (m: string) => console.error(`[server] ${m}`);
       let prometheus: ServerMetrics | null = null;
       const onMetric = o.metrics || o.metricsPort !== undefined ? (r: Record<string, unknown>) => {
         if (o.metrics) appendFileSync(o.metrics, JSON.stringify(r) + '\n');
@@ -140,10 +144,11 @@ export function registerFederationCommands(program: Command): void {
     .option('--name <id>', 'client name in --insecure mode (with TLS the id comes from the certificate)')
     .option('--metrics-port <n>', 'serve Prometheus metrics at http://METRICS_HOST:N/metrics (0 = any free port)', portOption('--metrics-port'))
     .option('--metrics-host <addr>', 'address for --metrics-port', '127.0.0.1')
+    .option('--log-format <format>', `${LOG_FORMATS.join(' | ')}: readable lines, or one JSON object per line (for log collectors)`, 'pretty')
     .option('--reconnect <n>', 'reconnection attempts (1 s apart) after the server goes away', intOption('--reconnect', 0), 30)
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { metricsPort?: number; metricsHost: string; netDelayMs?: number; netMbps?: number; name?: string; reconnect: number; data: string; test?: string; server?: string; pki?: string; serverName?: string; summaryJson?: string; checkpoints?: string; insecure?: boolean }) => {
-      checkSecurityOptions(o);
+    .action(async (o: { logFormat: string; metricsPort?: number; metricsHost: string; netDelayMs?: number; netMbps?: number; name?: string; reconnect: number; data: string; test?: string; server?: string; pki?: string; serverName?: string; summaryJson?: string; checkpoints?: string; insecure?: boolean }) => {
+      const log = checkSecurityOptions(o, 'client');
       const kitServer = o.pki && !o.insecure ? readKitServer(o.pki) : null;
       const target = withDefaultPort(o.server ?? kitServer?.address ?? '127.0.0.1:50051');
       const serverName = o.serverName ?? kitServer?.server_name ?? 'localhost';
@@ -152,8 +157,8 @@ export function registerFederationCommands(program: Command): void {
       let metrics: ClientMetrics | null = null;
       const client = new SplitClient({
         target, kit: o.insecure ? null : o.pki!, serverName, train, test, checkpointDir: o.checkpoints ? join(o.checkpoints) : null,
-        log: (m) => console.error(`[client] ${m}`),
-        onStep: (round, step, loss) => { metrics?.step(loss); console.error(`[client] round ${round} step ${step} loss ${loss.toFixed(4)}`); },
+        log,
+        onStep: (round, step, loss) => { metrics?.step(loss); log(`round ${round} step ${step} loss ${loss.toFixed(4)}`, { event: 'step', round, step, loss }); },
         reconnectAttempts: o.reconnect,
         insecureName: o.name,
         link: linkFromEnv({ FLGLM_NET_DELAY_MS: o.netDelayMs?.toString() ?? process.env.FLGLM_NET_DELAY_MS, FLGLM_NET_MBPS: o.netMbps?.toString() ?? process.env.FLGLM_NET_MBPS }),
@@ -162,7 +167,7 @@ export function registerFederationCommands(program: Command): void {
       if (o.metricsPort !== undefined) {
         metrics = new ClientMetrics(client.phases);
         endpoint = await startMetricsEndpoint(metrics.registry, o.metricsHost, o.metricsPort);
-        console.error(`[client] metrics at http://${o.metricsHost}:${endpoint.port}/metrics`);
+        log(`metrics at http://${o.metricsHost}:${endpoint.port}/metrics`, { event: 'metrics', port: endpoint.port });
       }
       const r = await client.run().finally(() => endpoint?.close());
       const summary: ClientSummary = { client_id: r.clientId, steps: r.losses.length, train_loss_final: r.losses[r.losses.length - 1], losses: r.losses, eval: r.eval, phases: r.phases, peak_rss_mib: peakRssMib() };
@@ -207,4 +212,9 @@ export function registerFederationCommands(program: Command): void {
         throw e;
       }
     });
+}
+
+function logFormat(v: string): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(v)) throw new UserError(`--log-format: expected ${LOG_FORMATS.join('|')}, got "${v}"`);
+  return v as LogFormat;
 }

@@ -18,6 +18,7 @@ import { DelayLine, type LinkModel } from './netem.js';
 import { chunkMessage, reassembling } from '../protocol/chunking.js';
 import { describeConnectError } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
+import type { Log } from '../util/logger.js';
 import type { ClientRoundConfig } from '../federation/strategies/strategy.js';
 import { addProximalGradient } from '../federation/strategies/fedprox.js';
 import type { ScaffoldClient } from '../federation/strategies/scaffold.js';
@@ -36,7 +37,7 @@ export interface ClientOptions {
   train: Example[];
   test: Example[];
   checkpointDir?: string | null;
-  log?: (msg: string) => void;
+  log?: Log;
   onStep?: (round: number, step: number, loss: number) => void;
   /** Name sent in --insecure mode only (with TLS the server reads the id from the certificate). */
   insecureName?: string;
@@ -73,7 +74,7 @@ export class SplitClient {
   private sentRound = -1;
   /** Seconds spent per phase of a training step, summed (reported at the end: where the time goes). */
   readonly phases: Record<string, number> = { head_forward: 0, wait_trunk_forward: 0, tail_step: 0, wait_trunk_backward: 0, head_backward: 0, optimizer: 0 };
-  private readonly log: (msg: string) => void;
+  private readonly log: Log;
 
   constructor(private readonly o: ClientOptions) {
     this.log = o.log ?? (() => {});

@@ -16,6 +16,7 @@ import { summarizeEvals, trafficMeter, type EvalMetrics, type EvalResult, type R
 import type { ModelConfig } from '../model/config.js';
 import type { NamedTensor } from '../model/safetensors.js';
 import { UserError } from '../util/errors.js';
+import type { Log } from '../util/logger.js';
 import type { Participant } from './participant.js';
 import type { ClientMessage, ParentSubCall, ServerSessionCall } from '../protocol/messages.js';
 import { TrunkPool } from './trunk-pool.js';
@@ -36,7 +37,7 @@ export interface ServerOptions {
   mode?: ServerMode;
   checkpointDir?: string | null;
   resume?: boolean;
-  log?: (msg: string) => void;
+  log?: Log;
   /** Hierarchical mode: wait for this many sub-servers (`flglm server --role sub`) to attach. */
   expectSubServers?: number;
   /** Every message decoded from a client (audits, tests). */
@@ -74,7 +75,7 @@ export class SplitServer {
   private readonly busy = new BusyLog();
   private started = false;
   private startTimer: NodeJS.Timeout | null = null;
-  private readonly log: (msg: string) => void;
+  private readonly log: Log;
   readonly done: Promise<ServerSummary>;
   private resolveDone!: (s: ServerSummary) => void;
   private rejectDone!: (e: Error) => void;
@@ -132,7 +133,7 @@ export class SplitServer {
 
   /** A client was admitted: give it the plan and the current global parts, maybe start training. */
   private joined(s: Participant, lastRound: number): void {
-    this.log(`client ${s.id} joined with ${s.numExamples} examples (last round ${lastRound}; ${this.participants.size}/${this.cfg.federation.clients} connected)`);
+    this.log(`client ${s.id} joined with ${s.numExamples} examples (last round ${lastRound}; ${this.participants.size}/${this.cfg.federation.clients} connected)`, { event: 'join', client: s.id, examples: s.numExamples, connected: this.participants.size });
     s.send({ plan: { planJson: JSON.stringify(clientPlan(this.cfg, this.mode)) } });
     if (this.globalClientParams) sendParams(s, this.completedRound, this.globalClientParams);
     this.maybeStart();
@@ -211,7 +212,7 @@ export class SplitServer {
 
   /** Drop a client from the round (it may rejoin later), telling it why. */
   private drop(s: Participant, round: number, err: Error): void {
-    this.log(`client ${s.id} dropped from round ${round}: ${err.message}`);
+    this.log(`client ${s.id} dropped from round ${round}: ${err.message}`, { event: 'drop', client: s.id, round, reason: err.message });
     this.o.onMetric?.({ type: 'drop', round, client: s.id, reason: err.message, time: Date.now() });
     if (this.participants.get(s.id) === s) this.participants.delete(s.id);
     s.close(err.message);
@@ -274,7 +275,7 @@ export class SplitServer {
     record.round_end!.checkpoint_s = lap();
     this.o.onMetric?.({ type: 'round', ...record, tokens_seen: this.tokensSeen, time: Date.now() });
     const parallel = this.pool.replicas.length > 1 ? `, replicas busy ${busy.toFixed(1)} s (${overlap.toFixed(1)} s in parallel)` : '';
-    this.log(`round ${round}/${f.rounds}: ${finished.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${parallel}${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`);
+    this.log(`round ${round}/${f.rounds}: ${finished.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${parallel}${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`, { event: 'round', round, clients: finished.length, loss: record.train_loss, wall_s: record.wall_s, steps: record.steps, dropped: record.dropped.join(',') || undefined });
   }
 
   /** Every connected client evaluates the current model on its held-out data, through the trunk. */
@@ -284,7 +285,7 @@ export class SplitServer {
     const evals = await this.newRound(round, participants, true).evaluateAll();
     const summary = summarizeEvals(evals);
     this.o.onMetric?.({ type: 'eval', round, tokens_seen: this.tokensSeen, ...summary, clients: evals, wall_s: (performance.now() - t0) / 1000, time: Date.now() });
-    if (summary.examples) this.log(`eval after round ${round}: loss ${summary.loss.toFixed(4)}, accuracy ${summary.accuracy.toFixed(4)} on ${summary.examples} examples`);
+    if (summary.examples) this.log(`eval after round ${round}: loss ${summary.loss.toFixed(4)}, accuracy ${summary.accuracy.toFixed(4)} on ${summary.examples} examples`, { event: 'eval', round, loss: summary.loss, accuracy: summary.accuracy, examples: summary.examples });
     return evals;
   }
 
