@@ -12,7 +12,7 @@ import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import { clientNames, clientSilos, listDirs, createRunFolder, isAlive, readStatus, rootCause, writeStatus } from './run-folder.js';
-import { JsonLinesTail, readSummary, type ClientSummary, type ServerReady, type ServerSummary } from './summaries.js';
+import { follow, JsonLinesTail, readSummary, type ClientSummary, type ServerReady, type ServerSummary } from './summaries.js';
 import type { TrainSummary } from '../training/centralized.js';
 import type { GenerationMetrics } from '../training/generation-eval.js';
 import { exportFinalModel, mergeFinalModel, scoreGenerations } from './final-model.js';
@@ -150,24 +150,15 @@ export class ExperimentLauncher {
     const start = performance.now();
     const progress = new Progress('federated', f.rounds * f.local_steps * silos.length, process.stderr, this.o.quiet);
     // The server appends to metrics.jsonl; each refresh reads only what it added since the last.
-    const tail = new JsonLinesTail(metricsPath);
     const seen = { steps: 0, rounds: 0, tokens: 0, recent: [] as number[] };
-    const refresh = () => {
-      for (const r of tail.poll()) {
+    await follow(metricsPath, (records) => {
+      for (const r of records) {
         if (r.type === 'step') { seen.steps++; seen.tokens += Number(r.tokens) || 0; seen.recent = [...seen.recent, r.loss as number].slice(-silos!.length * 3); }
         if (r.type === 'round') seen.rounds++;
       }
       const loss = seen.recent.length ? seen.recent.reduce((a, b) => a + b, 0) / seen.recent.length : NaN;
       progress.update(seen.steps, { round: `${Math.min(seen.rounds + 1, f.rounds)}/${f.rounds}`, loss, 'tok/s': Math.round(seen.tokens / Math.max(1e-3, (performance.now() - start) / 1000)) });
-    };
-    const poll = setInterval(refresh, 500);
-    try {
-      await Promise.all([serverDone, ...clients]);
-    } finally {
-      clearInterval(poll);
-      refresh();
-      progress.done();
-    }
+    }, Promise.all([serverDone, ...clients])).finally(() => progress.done());
     const wall = (performance.now() - start) / 1000;
 
     let baseline: TrainSummary | undefined;
@@ -177,21 +168,12 @@ export class ExperimentLauncher {
       writeFileSync(metrics, '');
       const child = this.spawnFlglm(['train', join(this.runDir, 'config.yaml'), '--quiet', '--summary-json', this.summaryPath('baseline'), '--losses-json', join(this.runDir, 'baseline-losses.json'), '--metrics', metrics, '--no-save'], 'baseline');
       const bar = new Progress('centralized', f.rounds * f.local_steps * silos.length, process.stderr, this.o.quiet);
-      const btail = new JsonLinesTail(metrics);
       const t0 = performance.now();
       let last = { step: 0, loss: NaN, tokens: 0 };
-      const show = () => {
-        for (const r of btail.poll()) last = r as typeof last;
+      await follow(metrics, (records) => {
+        for (const r of records) last = r as typeof last;
         bar.update(last.step, { loss: last.loss, 'tok/s': Math.round(last.tokens / Math.max(1e-3, (performance.now() - t0) / 1000)) });
-      };
-      const timer = setInterval(show, 500);
-      try {
-        await this.exitOf(child, 'the centralized baseline', 'baseline');
-      } finally {
-        clearInterval(timer);
-        show();
-        bar.done();
-      }
+      }, this.exitOf(child, 'the centralized baseline', 'baseline')).finally(() => bar.done());
       baseline = readSummary<TrainSummary>(this.summaryPath('baseline'), 'the centralized baseline');
     }
     const summary = await this.finish(wall, clientIds, testDir!, baseline);

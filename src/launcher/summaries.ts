@@ -77,3 +77,15 @@ export class JsonLinesTail {
     });
   }
 }
+
+/** Hand `render` what was appended to `path`, every 500 ms and once more at the end, until `work` settles. */
+export async function follow<T>(path: string, render: (records: Record<string, unknown>[]) => void, work: Promise<T>): Promise<T> {
+  const tail = new JsonLinesTail(path);
+  const timer = setInterval(() => render(tail.poll()), 500);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+    render(tail.poll());
+  }
+}
