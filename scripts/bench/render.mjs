@@ -79,7 +79,7 @@ async function parityTable(pa, title, name) {
   const target = pa.target_accuracy;
   const gen = name === 'parity-generate';
   out.push(title, '', `${(pa.commands ?? [pa.command]).map((c) => `\`${c}\``).join(', then ')} — ${machine(pa)}`, '',
-    `Base config \`${pa.base}\`: ${pa.budget.clients} clients, ${pa.budget.rounds} rounds × ${pa.budget.local_steps} local steps, batch ${pa.budget.batch} × ${pa.budget.seq} — the same token budget for every row (a setup's \`@R×S\` changes only how the budget is cut into rounds). ${gen ? 'ROUGE-L F1 of the final model\'s greedy generations (KV cache) on the held-out prompts, mean ± sd over seeds, with exact match beside it; the curves are teacher-forced exact match during training.' : `Accuracy on the held-out split, mean ± sd over seeds; *tokens to ${target}*: first evaluation at or above it (evaluations at the same token cadence for all rows), mean over the seeds that reached it.`}`, '',
+    `Base config \`${pa.base}\`: ${pa.budget.clients} clients, ${pa.budget.rounds} rounds × ${pa.budget.local_steps} local steps, batch ${pa.budget.batch} × ${pa.budget.seq} — the same token budget for every row (a setup's \`@R×S\` changes only how the budget is cut into rounds). ${gen ? 'ROUGE-L F1 of the final model\'s greedy generations (KV cache) on the held-out prompts, mean ± sd over seeds, with exact match beside it; the curves are the held-out loss on the completions during training (teacher-forced).' : `Accuracy on the held-out split, mean ± sd over seeds; *tokens to ${target}*: first evaluation at or above it (evaluations at the same token cadence for all rows), mean over the seeds that reached it.`}`, '',
     gen ? `| partition | setup | ${metric} | exact match | gap to centralized (points) | wall s |` : `| partition | setup | accuracy | gap to centralized (points) | seeds reaching ${target} | tokens to ${target} (× centralized) | wall s |`,
     gen ? '| --- | --- | --- | --- | --- | --- |' : '| --- | --- | --- | --- | --- | --- | --- |',
     ...Object.entries(pa.cells).map(([key, c]) => {
@@ -95,9 +95,9 @@ async function parityTable(pa, title, name) {
     const colors = ['#999', '#000', '#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
     writeFileSync(join(root, 'docs', file), pointsChart(cells.map(([k, c], i) => {
       const byTokens = new Map();
-      for (const r of c.runs) for (const p of r.curve) (byTokens.get(p.tokens) ?? byTokens.set(p.tokens, []).get(p.tokens)).push(p.accuracy);
+      for (const r of c.runs) for (const p of r.curve) (byTokens.get(p.tokens) ?? byTokens.set(p.tokens, []).get(p.tokens)).push(gen ? p.loss : p.accuracy);
       return { label: k.split('|')[1], points: [...byTokens].sort((x, y) => x[0] - y[0]).map(([t, xs]) => [t, xs.reduce((a, b) => a + b, 0) / xs.length]), color: colors[i % colors.length] };
-    }), { xLabel: 'training tokens seen', yLabel: `held-out ${gen ? 'exact match, teacher-forced' : 'accuracy'} (${partition}, mean over seeds)`, yRange: [0, 1] }));
+    }), gen ? { xLabel: 'training tokens seen', yLabel: `held-out loss per completion token (${partition}, mean over seeds)` } : { xLabel: 'training tokens seen', yLabel: `held-out accuracy (${partition}, mean over seeds)`, yRange: [0, 1] }));
     out.push(`![${name}, ${partition}](${file})`, '');
   }
 }
@@ -112,6 +112,15 @@ if (dord) {
     `No federation at all: the centralized model (one process, one optimizer) on the quickstart data (\`${dord.config}\`), fed the shuffled union, or batches from the silos in blocks of K consecutive steps per silo, round-robin — the order in which a federated model's client parts see the data when each client trains K local steps per turn. Held-out accuracy by step:`, '',
     `| order | ${dord.runs[Object.keys(dord.runs)[0]][0].map((p) => `step ${p.step}`).join(' | ')} |`, `| --- | ${dord.runs[Object.keys(dord.runs)[0]][0].map(() => '---').join(' | ')} |`,
     ...Object.entries(dord.runs).flatMap(([k, curves]) => curves.map((c, i) => `| ${k}${curves.length > 1 ? ` (seed +${i})` : ''} | ${c.map((p) => p.accuracy.toFixed(3)).join(' | ')} |`)), '');
+}
+
+const rcost = load('round-cost');
+if (rcost) {
+  const f2s = (x) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(2) : '–');
+  out.push('### What a round costs (`round-cost`)', '', `\`${rcost.command}\` — ${machine(rc)}`, '',
+    `The same client steps (${rcost.rows[0]?.budget_steps_per_client} per client) cut into ${rcost.rows[0]?.few_rounds} long rounds and ${rcost.rows[0]?.many_rounds} short ones, base \`${rcost.base}\` (3 clients, \`small\`, 8 × 128, mTLS + payload encryption, loopback); *extra round* = the difference in the rounds' wall time over the difference in rounds. *Round end* is the server's part after the last update arrived (means over the short rounds).`, '',
+    '| setup | MiB per round | extra round (s) | aggregate (s) | send result (s) | average replicas (s) |', '| --- | --- | --- | --- | --- | --- |',
+    ...rcost.rows.map((r) => `| ${r.setup.replace(/\|/g, ' ')} | ${r.mib_per_round.toFixed(1)} | ${f2s(r.extra_round_s)} | ${f2s(r.round_end_s.aggregate_s)} | ${f2s(r.round_end_s.broadcast_s)} | ${f2s(r.round_end_s.replicas_s)} |`), '');
 }
 
 const rs = load('real-shapes');

@@ -5,6 +5,8 @@
 //
 // Usage: npm run bench -- round-cost [setups=hierarchical/fedavg,sequential/relay] [budget=24] [few=2] [many=12] [repeats=2]
 //        [base=configs/quickstart.yaml] [set=KEY=VALUE;...]
+//   a setup is MODE/STRATEGY, optionally |KEY=VALUE|... config overrides for that setup only
+//   (e.g. hierarchical/fedavg|federation.update_encoding=float16-delta).
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,11 +24,12 @@ const base = parse(readFileSync(baseFile, 'utf8'));
 
 function configFor(setup, rounds) {
   const cfg = structuredClone(base);
-  const [mode, strategy] = setup.split('/');
+  const [modeStrategy, ...overrides] = setup.split('|');
+  const [mode, strategy] = modeStrategy.split('/');
   cfg.baseline = 'none';
   cfg.federation = { ...cfg.federation, mode, strategy: { ...(cfg.federation.strategy ?? {}), name: strategy }, rounds, local_steps: budget / rounds, checkpoint_every_rounds: rounds };
   cfg.eval = { ...cfg.eval, every_rounds: rounds, max_batches: 2 };
-  for (const s of sets) {
+  for (const s of [...sets, ...overrides]) {
     const [path, value] = s.split('=');
     const keys = path.split('.');
     let o = cfg;
@@ -63,4 +66,5 @@ for (const setup of setups) {
   console.error(`${setup}: an extra round costs ${perRound.toFixed(2)} s`);
 }
 console.log(JSON.stringify(rows, null, 2));
-writeResult('round-cost', { command: `npm run bench -- round-cost ${process.argv.slice(2).join(' ')}`.trim(), base: baseFile.replace(`${root}/`, ''), rows });
+const quoted = process.argv.slice(2).map((a) => (/[|;&\s]/.test(a) ? `'${a}'` : a));
+writeResult('round-cost', { command: `npm run bench -- round-cost ${quoted.join(' ')}`.trim(), base: baseFile.replace(`${root}/`, ''), rows });
