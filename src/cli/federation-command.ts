@@ -12,7 +12,7 @@ import { SplitClient } from '../client/split-client.js';
 import { ClientMetrics } from '../client/client-metrics.js';
 import { UserError } from '../util/errors.js';
 import { collect, intOption, numberOption, portOption, SET_HELP } from './options.js';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { ExperimentLauncher } from '../launcher/launcher.js';
 import { runSubServer } from '../server/sub-server.js';
 import { linkFromEnv } from '../client/netem.js';
@@ -50,6 +50,7 @@ export function registerFederationCommands(program: Command): void {
     .option('--set <key=value>', SET_HELP, collect, [])
     .option('--checkpoints <dir>', 'checkpoint the trunk and global client parts here at every round end')
     .option('--resume', 'continue from the last completed round in --checkpoints')
+    .option('--resume-if-present', 'continue from --checkpoints when they hold a round checkpoint, else start fresh (a restarted pod or service)')
     .option('--metrics <file>', 'append per-step and per-round metrics (JSON lines)')
     .option('--summary-json <path>', 'write the server summary as JSON at the end')
     .option('--ready-file <path>', 'once listening, write {address, host, port, pid, mode} here as JSON (for launchers)')
@@ -58,7 +59,7 @@ export function registerFederationCommands(program: Command): void {
     .option('--log-format <format>', `${LOG_FORMATS.join(' | ')}: readable lines, or one JSON object per line (for log collectors)`, 'pretty')
     .option('--health-port <n>', 'also serve the gRPC health service (grpc.health.v1) in plaintext on this port, for probes (0 = any free port)', portOption('--health-port'))
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { logFormat: string; metricsPort?: number; healthPort?: number; set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
+    .action(async (o: { logFormat: string; metricsPort?: number; healthPort?: number; set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; resumeIfPresent?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
       if (o.role !== 'parent' && o.role !== 'sub') throw new UserError(`--role: expected parent|sub, got "${o.role}"`);
       const log = checkSecurityOptions(o, o.role === 'sub' ? 'sub-server' : 'server');
       if (o.role === 'sub') {
@@ -92,7 +93,10 @@ export function registerFederationCommands(program: Command): void {
         revocation = new RevocationChecker(o.revoked ?? join(kit, 'revoked.json'));
         revocation.load();
       }
-      const server = new SplitServer({ cfg, kit, mode, checkpointDir: o.checkpoints ?? null, resume: o.resume, log, onMetric, expectSubServers, revocation });
+      if (o.resumeIfPresent && !o.checkpoints) throw new UserError('--resume-if-present needs --checkpoints DIR (where the round checkpoints are)');
+      const resume = o.resume || (o.resumeIfPresent && existsSync(join(o.checkpoints!, 'latest', 'checkpoint.json')));
+      if (o.resumeIfPresent) log(resume ? `resuming from ${o.checkpoints}` : `no checkpoint in ${o.checkpoints}: starting fresh`, { event: 'start', resume: Boolean(resume) });
+      const server = new SplitServer({ cfg, kit, mode, checkpointDir: o.checkpoints ?? null, resume, log, onMetric, expectSubServers, revocation });
       let transport: Awaited<ReturnType<typeof startTransport>>;
       const health = new ServerHealth();
       let healthEndpoint: Awaited<ReturnType<typeof startHealthEndpoint>> | null = null;
