@@ -37,15 +37,18 @@ test('HF folder in -> federated LoRA (flglm run) -> HF folder + PEFT adapter out
   expect(JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8')).exports).toEqual({ hf: join(run, 'model-hf'), adapter: join(run, 'adapter') });
 
   // The LoRA checkpoint and its merged HF export score the same with the model's own tokenizer.
+  // With --generate both also decode every prompt greedily (batched KV cache): the same text.
   const evalJson = (model: string) => {
-    const e = runCli(['eval', '--model', model, '--data', join(run, 'data', 'test'), '--batch-size', '2', '--seq-len', '32', '--json']);
+    const e = runCli(['eval', '--model', model, '--data', join(run, 'data', 'test'), '--batch-size', '2', '--seq-len', '32', '--generate', '--max-new-tokens', '3', '--json']);
     expect(e.stderr).toBe('');
-    return JSON.parse(e.stdout) as { loss: number; accuracy: number; examples: number };
+    return JSON.parse(e.stdout) as { loss: number; accuracy: number; examples: number; generation: { examples: number; samples: { generated: string }[] } };
   };
   const lora = evalJson(join(run, 'model'));
   const merged = evalJson(join(run, 'model-hf'));
   expect(Math.abs(merged.loss - lora.loss)).toBeLessThan(1e-4);
   expect(merged.accuracy).toBe(lora.accuracy);
+  expect(lora.generation.examples).toBe(lora.examples);
+  expect(merged.generation.samples.map((x) => x.generated)).toEqual(lora.generation.samples.map((x) => x.generated));
 
   // Exporting a LoRA model as a plain folder must not drop the adapters silently.
   const refused = runCli(['export', '--model', join(run, 'model'), '--hf', join(root, 'plain')]);
