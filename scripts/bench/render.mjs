@@ -79,14 +79,16 @@ async function parityTable(pa, title, name) {
   const target = pa.target_accuracy;
   const gen = name === 'parity-generate';
   out.push(title, '', `${(pa.commands ?? [pa.command]).map((c) => `\`${c}\``).join(', then ')} — ${machine(pa)}`, '',
-    `Base config \`${pa.base}\`: ${pa.budget.clients} clients, ${pa.budget.rounds} rounds × ${pa.budget.local_steps} local steps, batch ${pa.budget.batch} × ${pa.budget.seq} — the same token budget for every row (a setup's \`@R×S\` changes only how the budget is cut into rounds). ${gen ? 'ROUGE-L F1 of the final model\'s greedy generations (KV cache) on the held-out prompts, mean ± sd over seeds, with exact match beside it; the curves are the held-out loss on the completions during training (teacher-forced).' : `Accuracy on the held-out split, mean ± sd over seeds; *tokens to ${target}*: first evaluation at or above it (evaluations at the same token cadence for all rows), mean over the seeds that reached it.`}`, '',
-    gen ? `| partition | setup | ${metric} | exact match | gap to centralized (points) | wall s |` : `| partition | setup | accuracy | gap to centralized (points) | seeds reaching ${target} | tokens to ${target} (× centralized) | wall s |`,
-    gen ? '| --- | --- | --- | --- | --- | --- |' : '| --- | --- | --- | --- | --- | --- | --- |',
+    `Base config \`${pa.base}\`: ${pa.budget.clients} clients, ${pa.budget.rounds} rounds × ${pa.budget.local_steps} local steps, batch ${pa.budget.batch} × ${pa.budget.seq} — the same token budget for every row (a setup's \`@R×S\` changes only how the budget is cut into rounds). ${gen ? 'ROUGE-L F1 of the final model\'s greedy generations (KV cache) on the held-out prompts, mean ± sd over seeds, with exact match beside it; the curves are the held-out loss on the completions during training (teacher-forced).' : `Accuracy on the held-out split, mean ± sd over seeds; *tokens to ${target}*: first evaluation at or above it (a federated row and its centralized row evaluate at the same token cadence), mean over the seeds that reached it.`}`, '',
+    gen ? `| partition | setup | ${metric} | exact match | gap to centralized (points) | wall s |` : `| partition | setup | accuracy | gap to centralized (points) | seeds reaching ${target} | tokens to ${target} (× centralized) | eval every (rounds) | wall s |`,
+    gen ? '| --- | --- | --- | --- | --- | --- |' : '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...Object.entries(pa.cells).map(([key, c]) => {
       const [partition, setup] = key.split('|');
       const gap = typeof c.gap_points === 'number' ? c.gap_points.toFixed(1) : '–';
       if (gen) return `| ${partition} | ${setup} | ${pct(c.accuracy_mean)} ± ${pct(c.accuracy_sd)} | ${pct(c.exact_match_mean)} | ${gap} | ${f0(c.wall_s_mean)} |`;
-      return `| ${partition} | ${setup} | ${pct(c.accuracy_mean)} ± ${pct(c.accuracy_sd)} | ${gap} | ${c.reached_target}/${c.runs.length} | ${c.tokens_to_target_mean ? `${f0(c.tokens_to_target_mean)}${c.tokens_to_target_ratio ? ` (${f2(c.tokens_to_target_ratio)}×)` : ''}` : '–'} | ${f0(c.wall_s_mean)} |`;
+      // Cells from before the cadence was recorded evaluated every 13 rounds; @R×S setups only at their round ends.
+      const every = setup.includes('@') ? 'round ends' : c.eval_every_rounds ?? 13;
+      return `| ${partition} | ${setup} | ${pct(c.accuracy_mean)} ± ${pct(c.accuracy_sd)} | ${gap} | ${c.reached_target}/${c.runs.length} | ${c.tokens_to_target_mean ? `${f0(c.tokens_to_target_mean)}${c.tokens_to_target_ratio ? ` (${f2(c.tokens_to_target_ratio)}×)` : ''}` : '–'} | ${every} | ${f0(c.wall_s_mean)} |`;
     }), '');
   for (const partition of [...new Set(Object.keys(pa.cells).map((k) => k.split('|')[0]))]) {
     const cells = Object.entries(pa.cells).filter(([k]) => k.startsWith(`${partition}|`));
