@@ -11,21 +11,28 @@ import type { Trainer } from './trainer.js';
  * state where it is shared (relay, client_optimizer: average), SCAFFOLD's control variates.
  */
 export class ClientParts {
-  /** float16-delta: the parts this round started from (what the server's deltas are taken from too). */
+  /** The parts this round started from: float16-delta's base (the server takes its deltas from them too), FedProx's anchor. */
   private base: Map<string, Float32Array> | null = null;
+  private readonly delta: boolean;
 
-  constructor(private readonly t: Trainer) {}
+  constructor(private readonly t: Trainer) {
+    this.delta = isDeltaEncoded(t.cfg.federation.update_encoding);
+  }
 
-  /** A training round begins (its parts are final: any global parts arrived before its start). */
-  startRound(): void {
-    if (isDeltaEncoded(this.t.cfg.federation.update_encoding)) this.base = new Map([...this.t.params].map(([n, d]) => [n, Float32Array.from(d)]));
+  /**
+   * A training round begins (its parts are final: any global parts arrived before its start).
+   * Returns a copy of them when delta encoding or `keep` (FedProx) needs one, else null.
+   */
+  startRound(keep: boolean): Map<string, Float32Array> | null {
+    this.base = this.delta || keep ? new Map([...this.t.params].map(([n, d]) => [n, Float32Array.from(d)])) : null;
+    return this.base;
   }
 
   /** The round's upload. */
   upload(ctx: TensorContext, scaffold: ScaffoldClient | null): WireTensor[] {
     const t = this.t;
     const entries = [...t.params, ...(t.sharesOptimizer ? packOptimizerState(t.optimizer, t.params) : []), ...(scaffold ? scaffold.finishRound(t.params) : [])];
-    const deltas = this.base ? quantizeDelta(this.base, t.params) : null;
+    const deltas = this.delta && this.base ? quantizeDelta(this.base, t.params) : null;
     return encodeUpdate(entries, deltas, ctx, (n, d) => encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, ctx));
   }
 
@@ -46,8 +53,8 @@ export class ClientParts {
       }
       const target = t.params.get(w.name);
       if (!target) throw new UserError(`server sent averaged parameter ${w.name}, which this client does not train`);
-      const base = w.dtype === 'float16' ? this.base?.get(w.name) : undefined;
-      if (w.dtype === 'float16' && !base) throw new UserError(`server sent ${w.name} as a float16 delta, but this client has no round to take it from`);
+      const base = this.delta && w.dtype === 'float16' ? this.base?.get(w.name) : undefined;
+      if (this.delta && w.dtype === 'float16' && !base) throw new UserError(`server sent ${w.name} as a float16 delta, but this client has no round to take it from`);
       const data = decodeTensor(w, { name: w.name, dtype: base ? 'float16' : 'float32', shape: [target.length] }, ctx).data as Float32Array;
       target.set(base ? applyDelta(base, data, data) : data);
     }

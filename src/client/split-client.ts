@@ -195,10 +195,9 @@ export class SplitClient {
       const config = (start.configJson ? JSON.parse(start.configJson) : {}) as ClientRoundConfig;
       if (config.reset_optimizer) t.optimizer = createOptimizer(cfg.optimizer);
       // FedProx: the proximal term pulls towards the parts this round started from.
-      const anchor = config.proximal_mu ? new Map([...t.params].map(([n, d]) => [n, Float32Array.from(d)])) : null;
+      const anchor = parts.startRound(Boolean(config.proximal_mu));
       const scaffold = config.scaffold ? t.scaffold : null;
-      parts.startRound();
-      for (let step = 1; step <= start.localSteps; step++) await this.trainStep(call, inbox, round, step, ctx, anchor ? { mu: config.proximal_mu!, anchor } : null, scaffold);
+      for (let step = 1; step <= start.localSteps; step++) await this.trainStep(call, inbox, round, step, ctx, config.proximal_mu && anchor ? { mu: config.proximal_mu, anchor } : null, scaffold);
       this.sentRound = round;
       call.write({ parameters: { round, numExamples: this.o.train.length, tensors: parts.upload(ctx(round, 0), scaffold) } });
     }

@@ -122,13 +122,15 @@ eval: {max_batches: 1}
   test.each([
     ['scaffold', 'keep', 'scaffold.delta_c.'],
     ['fedavg', 'average', 'optimizer.'],
-  ])('hierarchical, 2 clients, strategy %s with client_optimizer %s: the extra state goes up with the parts, loss goes down', async (name, clientOptimizer, prefix) => {
+    ['fedprox', 'keep', null],
+  ])('hierarchical, 2 clients, strategy %s with client_optimizer %s: any extra state goes up with the parts, loss goes down', async (name, clientOptimizer, prefix) => {
     const cfg = config(base + plain + `federation: {mode: hierarchical, clients: 2, rounds: 3, local_steps: 3, sub_servers: 2, strategy: {name: ${name}, client_optimizer: ${clientOptimizer}}}\n`);
     const uploads: string[][] = [];
     const { results, summary, data } = await federate(cfg, { audit: (_id, m) => { if (m.kind === 'parameters') uploads.push(m.parameters!.tensors.map((t) => t.name)); } });
     expect(summary.history.map((r) => r.clients.length)).toEqual([2, 2, 2]);
     expect(uploads).toHaveLength(6);
     for (const names of uploads) {
+      if (prefix === null) { expect(names.every((n) => n.startsWith('model.') || n.startsWith('lm_head'))).toBe(true); continue; }
       const params = names.filter((n) => !n.startsWith(prefix));
       expect(names.filter((n) => n.startsWith(prefix)).length).toBeGreaterThanOrEqual(params.length);
     }
