@@ -106,7 +106,7 @@ export function registerFederationCommands(program: Command): void {
         transport = await startTransport({ kit, host: o.host, port: o.port, onSession: server.onSession, onSubServer: server.onSubServer, log, revocation, maxMessageBytes: server.limits.maxMessageBytes, health });
         if (o.healthPort !== undefined) healthEndpoint = await startHealthEndpoint(health, o.host, o.healthPort);
         if (o.metricsPort !== undefined) {
-          prometheus = new ServerMetrics(() => server.connection().clients, () => server.connection().queuedBytes);
+          prometheus = new ServerMetrics(() => server.connection());
           metricsEndpoint = await startMetricsEndpoint(prometheus.registry, o.host, o.metricsPort);
         }
       } catch (e) {

@@ -50,15 +50,20 @@ export function buildPrefill(c: ModelConfig, peft: PeftConfig, store: ParamStore
   return g;
 }
 
+/**
+ * The decode step's per-row inputs (rotary tables, mask): per-row positions broadcast over heads;
+ * one sequence keeps the exported decoder's documented [1, n] layout (export-onnx.ts).
+ */
+function rowShape(batch: number, n: number): number[] {
+  return batch === 1 ? [1, n] : [batch, 1, 1, n];
+}
+
 export function buildDecode(c: ModelConfig, peft: PeftConfig, store: ParamStore, cacheLen: number, batch = 1): Graph {
   const g = new Graph('decode');
   const token = g.input('token', 'int64', [batch, 1]);
   const half = headDim(c) / 2;
   const prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
-  // Per-row positions broadcast over heads; one sequence keeps the exported decoder's documented
-  // [1, half] / [1, width] layout (export-onnx.ts).
-  const rowShape = (n: number) => (batch === 1 ? [1, n] : [batch, 1, 1, n]);
-  const pos = { cos: g.input('cos', 'float32', rowShape(half)), sin: g.input('sin', 'float32', rowShape(half)), mask: g.input('mask', 'float32', rowShape(prefix + cacheLen + 1)) };
+  const pos = { cos: g.input('cos', 'float32', rowShape(batch, half)), sin: g.input('sin', 'float32', rowShape(batch, half)), mask: g.input('mask', 'float32', rowShape(batch, prefix + cacheLen + 1)) };
   const ctx = context(g, c, peft, store, pos);
   const past = Array.from({ length: c.num_hidden_layers }, (_, l) => ({
     key: g.input(`past_key_${l}`, 'float32', [batch, c.num_key_value_heads, cacheLen, headDim(c)]),
@@ -154,9 +159,8 @@ export class BatchGenerator {
         mask.fill(0, r * width, r * width + this.prefixLen + pos[r]);
         mask[r * width + width - 1] = 0; // the new token sees itself
       }
-      const rowShape = (n: number) => (B === 1 ? [1, n] : [B, 1, 1, n]);
       const feeds: Record<string, TensorData> = {
-        token: tensor('int64', [B, 1], next), cos: tensor('float32', rowShape(half), cos), sin: tensor('float32', rowShape(half), sin), mask: tensor('float32', rowShape(width), mask),
+        token: tensor('int64', [B, 1], next), cos: tensor('float32', rowShape(B, half), cos), sin: tensor('float32', rowShape(B, half), sin), mask: tensor('float32', rowShape(B, width), mask),
       };
       for (let l = 0; l < L; l++) {
         feeds[`past_key_${l}`] = tensor('float32', [B, hkv, M, dh], keys[l]);

@@ -47,12 +47,10 @@ export function encodeTensor(name: string, t: TensorData, ctx: TensorContext): W
   return { name, dtype: t.dtype, shape, data: sealed.ciphertext, counter: sealed.counter.toString(), tag: sealed.tag, encrypted: true };
 }
 
-/** float32 values as a float16 wire tensor (round to nearest even; magnitudes over 65504 become infinite and are refused on receipt). */
-export function encodeHalfTensor(name: string, data: Float32Array, shape: readonly number[], ctx: TensorContext): WireTensor {
-  return encodeHalfBits(name, floatsToHalves(data), shape, ctx);
-}
-
-/** Values already rounded to float16 bits, as a wire tensor (convert once, seal per receiver). */
+/**
+ * Values already rounded to float16 (or bfloat16) bits, as a wire tensor (convert once, seal per
+ * receiver); float16 magnitudes over 65504 are infinite and refused on receipt.
+ */
 export function encodeHalfBits(name: string, halves: Uint16Array, shape: readonly number[], ctx: TensorContext, dtype: 'float16' | 'bfloat16' = 'float16'): WireTensor {
   const bytes = new Uint8Array(halves.buffer, halves.byteOffset, halves.byteLength);
   if (!ctx.channel) return { name, dtype, shape: [...shape], data: bytes, counter: 0, tag: new Uint8Array(0), encrypted: false };

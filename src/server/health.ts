@@ -12,10 +12,8 @@ export const FEDERATION_SERVICE = 'flglm.v1.Federation';
  */
 export class ServerHealth {
   private readonly impl = new HealthImplementation({ '': 'NOT_SERVING', [FEDERATION_SERVICE]: 'NOT_SERVING' });
-  status: ServingStatus = 'NOT_SERVING';
 
   set(status: ServingStatus): void {
-    this.status = status;
     this.impl.setStatus('', status);
     this.impl.setStatus(FEDERATION_SERVICE, status);
   }

@@ -23,10 +23,11 @@ export class ServerMetrics {
   private readonly replicaBusy = new Counter({ name: 'flglm_replica_busy_seconds_total', help: 'Seconds trunk replicas computed', registers: [this.registry] });
   private readonly lastStep = new Map<string, number>();
 
-  constructor(connected: () => number, queuedBytes: () => number) {
+  /** `connection`: the server's clients connected now and the bytes they have queued (read at scrape time). */
+  constructor(connection: () => { clients: number; queuedBytes: number }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'flglm_server_' });
-    new Gauge({ name: 'flglm_clients_connected', help: 'Clients connected now', registers: [this.registry], collect() { this.set(connected()); } });
-    new Gauge({ name: 'flglm_queue_bytes', help: 'Bytes received from clients and not yet processed', registers: [this.registry], collect() { this.set(queuedBytes()); } });
+    new Gauge({ name: 'flglm_clients_connected', help: 'Clients connected now', registers: [this.registry], collect() { this.set(connection().clients); } });
+    new Gauge({ name: 'flglm_queue_bytes', help: 'Bytes received from clients and not yet processed', registers: [this.registry], collect() { this.set(connection().queuedBytes); } });
   }
 
   /** One record of the server's metrics stream. */

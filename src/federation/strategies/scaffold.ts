@@ -1,4 +1,4 @@
-import type { ClientPartSpec, ClientRoundConfig, ClientUpdate, Params, Strategy } from './strategy.js';
+import { weightedAverage, type ClientPartSpec, type ClientRoundConfig, type ClientUpdate, type Params, type Strategy } from './strategy.js';
 
 /**
  * SCAFFOLD (Karimireddy et al. 2020): control variates correct each client's drift towards its own
@@ -34,26 +34,18 @@ export class Scaffold implements Strategy {
 
   aggregate(_round: number, updates: ClientUpdate[], current: Params | null): Params {
     if (updates.length === 0) throw new Error('scaffold: no client finished the round');
-    const total = updates.reduce((a, u) => a + u.numExamples, 0);
-    const weight = (u: ClientUpdate) => (total > 0 ? u.numExamples / total : 1 / updates.length);
+    // The parameters' sample-weighted mean, as FedAvg takes it; the delta_c entries are summed below.
+    const avg = weightedAverage(updates.map((u) => ({ weight: u.numExamples, params: new Map([...u.params].filter(([n]) => !n.startsWith(CONTROL_DELTA_PREFIX))) })));
+    const scale = 1 / Math.max(this.totalClients, updates.length); // |S| / N * mean = sum / N
     const out: Params = new Map();
-    for (const name of updates[0].params.keys()) {
-      if (name.startsWith(CONTROL_DELTA_PREFIX)) continue;
+    for (const [name, mean] of avg) {
       const x = current?.get(name);
-      const n = updates[0].params.get(name)!.length;
-      const next = new Float32Array(n);
-      for (let i = 0; i < n; i++) {
-        let mean = 0;
-        for (const u of updates) mean += weight(u) * u.params.get(name)![i];
-        // Round 1 has no global parts yet (every client started from the same initialisation).
-        next[i] = x ? x[i] + this.serverLr * (mean - x[i]) : mean;
-      }
-      out.set(name, next);
-      const c = this.c.get(name) ?? new Float32Array(n);
-      const scale = 1 / Math.max(this.totalClients, updates.length); // |S| / N * mean = sum / N
+      // Round 1 has no global parts yet (every client started from the same initialisation).
+      out.set(name, x ? mean.map((m, i) => x[i] + this.serverLr * (m - x[i])) : mean);
+      const c = this.c.get(name) ?? new Float32Array(mean.length);
       for (const u of updates) {
         const d = u.params.get(`${CONTROL_DELTA_PREFIX}${name}`);
-        if (d) for (let i = 0; i < n; i++) c[i] += scale * d[i];
+        if (d) for (let i = 0; i < c.length; i++) c[i] += scale * d[i];
       }
       this.c.set(name, c);
     }
