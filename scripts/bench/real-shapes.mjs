@@ -1,12 +1,21 @@
 #!/usr/bin/env node
-// `npm run bench -- real-shapes [--shapes smollm2-135m,qwen2.5-0.5b] [--clients 1,3] [--rounds 2]`
-// Federated LoRA at real model shapes with random weights (flglm run: separate server and client
-// processes, sequential mode, 8 x 128 tokens per step): seconds per step, tokens/s and the peak
-// resident memory of the server and of each client, from their own summaries.
-import { mkdtempSync, rmSync } from 'node:fs';
+// `npm run bench -- real-shapes [--shapes smollm2-135m,qwen2.5-0.5b] [--clients 1,3] [--rounds 2]
+//   [--local-steps 3] [--python PATH] [--torch-runs 3] [--no-torch]`
+//
+// LoRA fine-tuning at real model shapes with random weights, 8 x 128 tokens per step, next-token loss
+// on every position, side by side in one run:
+// - flglm centralized (`flglm train`, one process, the unsplit model);
+// - flglm federated (`flglm run`: a server process and 1 or 3 client processes, sequential mode);
+// - PyTorch + transformers + PEFT on the same folder (scripts/bench/torch_lora_step.py), in float32
+//   (flglm's precision) and bfloat16, when `--python` has torch, transformers and peft.
+// Seconds per step are steady state: flglm's from the gaps between step records after the first
+// round (which compiles every program and pays ORT's first-run allocations), PyTorch's after one
+// warm-up step. Peak memory is each process's own maximum resident set.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dist, runExperiment, writeResult } from './common.mjs';
+import { dist, root, runExperiment, writeResult } from './common.mjs';
 
 const arg = (name, fallback) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : fallback; };
 const SHAPES = {
@@ -15,9 +24,58 @@ const SHAPES = {
   // Qwen/Qwen2.5-0.5B: 24 layers, d 896, 14 / 2 heads, MLP 4864, vocab 151,936, tied, q/k/v bias.
   'qwen2.5-0.5b': { model_type: 'qwen2', vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000, max_position_embeddings: 4096, tie_word_embeddings: true, attention_bias: true },
 };
-const shapes = arg('--shapes', 'smollm2-135m').split(',');
+const shapes = arg('--shapes', 'smollm2-135m,qwen2.5-0.5b').split(',');
 const clientCounts = arg('--clients', '1,3').split(',').map(Number);
 const rounds = Number(arg('--rounds', '2'));
+const localSteps = Number(arg('--local-steps', '3'));
+const python = arg('--python', process.env.FLGLM_TORCH_PYTHON ?? 'python3');
+const torchRuns = Number(arg('--torch-runs', '3'));
+const withTorch = !process.argv.includes('--no-torch');
+const B = 8, S = 128;
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const round2 = (x) => +x.toFixed(2);
+
+function configYaml(folder, name, clients) {
+  return `name: ${name}\nseed: 1\nmodel: {hf_path: ${folder}}\nsplit: {head_blocks: 2, tail_blocks: 2}\n`
+    + `finetune: {method: lora, lora: {rank: 8, alpha: 16, targets: [q, v]}}\noptimizer: {lr: 0.0002}\n`
+    + `data: {task: lm, dataset: sotu, partition: iid, batch_size: ${B}, seq_len: ${S}, max_examples: 200}\n`
+    + `federation: {mode: sequential, clients: ${clients}, rounds: ${rounds}, local_steps: ${localSteps}, min_clients: ${clients}, client_timeout_ms: 900000}\n`
+    + `eval: {max_batches: 1}\nsecurity: {tls: false, payload_encryption: false}\nruntime: {threads: 2}\n`;
+}
+
+/** flglm centralized: the unsplit model in one `flglm train` process. */
+function centralized(folder) {
+  const dir = mkdtempSync(join(tmpdir(), 'flglm-real-shapes-train-'));
+  writeFileSync(join(dir, 'c.yaml'), configYaml(folder, 'centralized', 1));
+  const steps = localSteps * rounds + 1;
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'flglm'), 'train', join(dir, 'c.yaml'), '--steps', String(steps), '--no-save', '--quiet', '--metrics', join(dir, 'm.jsonl'), '--summary-json', join(dir, 's.json')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`flglm train failed: ${r.stderr}`);
+  const times = readFileSync(join(dir, 'm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).time);
+  const gaps = times.slice(2).map((t, i) => (t - times[i + 1]) / 1000); // the first two steps pay for compilation and first-run allocations
+  const summary = JSON.parse(readFileSync(join(dir, 's.json'), 'utf8'));
+  rmSync(dir, { recursive: true, force: true });
+  return { impl: 'flglm centralized (one process)', seconds_per_step: round2(median(gaps)), tokens_per_s: Math.round((B * S) / median(gaps)), peak_rss_mib: { process: summary.peak_rss_mib } };
+}
+
+/** flglm federated: server and client processes through the launcher. */
+async function federated(folder, shape, clients) {
+  const out = mkdtempSync(join(tmpdir(), 'flglm-real-shapes-'));
+  const { summary, metrics } = await runExperiment(configYaml(folder, `${shape}-${clients}`, clients), out);
+  rmSync(out, { recursive: true, force: true });
+  const steps = metrics.filter((m) => m.type === 'step' && m.round >= 2);
+  const gaps = [];
+  for (let i = 1; i < steps.length; i++) if (steps[i].client === steps[i - 1].client && steps[i].round === steps[i - 1].round) gaps.push((steps[i].time - steps[i - 1].time) / 1000);
+  const perStep = median(gaps);
+  return { impl: `flglm federated, ${clients} client${clients > 1 ? 's' : ''} (server + client processes)`, clients, seconds_per_step: round2(perStep), tokens_per_s: Math.round((B * S) / perStep), wall_s: round2(summary.wall_s), peak_rss_mib: summary.peak_rss_mib };
+}
+
+function torchStep(folder, dtype) {
+  const r = spawnSync(python, [join(root, 'scripts', 'bench', 'torch_lora_step.py'), folder, String(B), String(S), '2', String(torchRuns), dtype], { encoding: 'utf8', env: { ...process.env, TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1' } });
+  if (r.status !== 0) return { impl: `PyTorch (${dtype})`, skipped: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop() };
+  const j = JSON.parse(r.stdout.trim().split('\n').pop());
+  return { impl: j.impl, seconds_per_step: round2(j.seconds_per_step), tokens_per_s: Math.round((B * S) / j.seconds_per_step), peak_rss_mib: { process: j.peak_rss_mib } };
+}
 
 const { initParams } = await import(dist('model/params.js'));
 const { exportHfFolder } = await import(dist('model/hf.js'));
@@ -27,27 +85,16 @@ for (const shape of shapes) {
   if (!config) throw new Error(`unknown shape ${shape}: ${Object.keys(SHAPES).join(', ')}`);
   const folder = mkdtempSync(join(tmpdir(), `flglm-${shape}-`));
   exportHfFolder(folder, config, initParams(config, 1), { dtype: 'BF16' });
-  for (const clients of clientCounts) {
-    const yaml = `name: ${shape}-${clients}\nseed: 1\nmodel: {hf_path: ${folder}}\nsplit: {head_blocks: 2, tail_blocks: 2}\n`
-      + `finetune: {method: lora, lora: {rank: 8, alpha: 16, targets: [q, v]}}\noptimizer: {lr: 0.0002}\n`
-      + `data: {task: classify, dataset: spam-assassin, partition: natural, batch_size: 8, seq_len: 128, max_examples: 64}\n`
-      + `federation: {mode: sequential, clients: ${clients}, rounds: ${rounds}, local_steps: 2, min_clients: ${clients}, client_timeout_ms: 600000}\n`
-      + `eval: {max_batches: 1}\nsecurity: {tls: false, payload_encryption: false}\n`;
-    const out = mkdtempSync(join(tmpdir(), 'flglm-real-shapes-'));
-    console.log(`${shape}, ${clients} client(s): ${rounds} rounds x 2 steps x ${clients}`);
-    const { summary, metrics } = await runExperiment(yaml, out);
-    const steps = metrics.filter((m) => m.type === 'step');
-    // Steady state: skip each client's first step (program compilation), time the rest by the gaps.
-    const times = steps.map((s) => s.time);
-    const perStep = (times[times.length - 1] - times[clients]) / 1000 / Math.max(1, times.length - 1 - clients);
-    results.push({ shape, clients, steps: steps.length, seconds_per_step: +perStep.toFixed(2), tokens_per_s: Math.round((8 * 128) / perStep), wall_s: +summary.wall_s.toFixed(1), peak_rss_mib: summary.peak_rss_mib });
-    console.log(JSON.stringify(results[results.length - 1]));
-    rmSync(out, { recursive: true, force: true });
-  }
+  const rows = [];
+  const note = (row) => { rows.push(row); console.log(shape, JSON.stringify(row)); };
+  note(centralized(folder));
+  for (const clients of clientCounts) note(await federated(folder, shape, clients));
+  if (withTorch) for (const dtype of ['fp32', 'bf16']) note(torchStep(folder, dtype));
+  results.push({ shape, rows });
   rmSync(folder, { recursive: true, force: true });
 }
 writeResult('real-shapes', {
-  command: `npm run bench -- real-shapes --shapes ${shapes.join(',')} --clients ${clientCounts.join(',')} --rounds ${rounds}`,
-  setup: 'random weights in the real shapes, stored BF16 (widened to float32 in memory); LoRA r 8 on q, v; split 2 | rest | 2; 8 x 128 tokens per step; sequential mode; no TLS (loopback)',
+  command: `npm run bench -- real-shapes --shapes ${shapes.join(',')} --clients ${clientCounts.join(',')} --rounds ${rounds} --local-steps ${localSteps}`,
+  setup: `random weights in the real shapes, stored BF16 (float32 in flglm's memory); LoRA r 8 on q, v; split 2 | rest | 2; ${B} x ${S} tokens per step, next-token loss on every position; sequential mode, no TLS (loopback); 2 threads everywhere`,
   results,
 });

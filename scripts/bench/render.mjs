@@ -126,10 +126,14 @@ if (rcost) {
 }
 
 const rs = load('real-shapes');
-if (rs) {
-  out.push('## 7. Real model shapes (`real-shapes`)', '', `\`${rs.command}\` — ${machine(rs)}`, '', `Federated LoRA with ${rs.setup}. Seconds per step are the steady-state gap between step records (each client's first step, which compiles its programs, excluded); peak memory is each process's own maximum resident set.`, '',
-    '| shape | clients | s / step | tokens/s | peak RSS server (MiB) | peak RSS per client (MiB) |', '| --- | --- | --- | --- | --- | --- |',
-    ...rs.results.map((r) => { const { server, ...cl } = r.peak_rss_mib ?? {}; return `| ${r.shape} | ${r.clients} | ${r.seconds_per_step} | ${r.tokens_per_s} | ${server ?? '–'} | ${Object.values(cl).join(', ') || '–'} |`; }), '');
+if (rs && rs.results?.[0]?.rows) {
+  const rssOf = (r) => { const m = r.peak_rss_mib ?? {}; if (m.process !== undefined) return `${m.process}`; const { server, ...cl } = m; return `server ${server}, client${Object.keys(cl).length > 1 ? 's' : ''} ${Object.values(cl).join(', ')}`; };
+  out.push('## 7. Real model shapes (`real-shapes`)', '', `\`${rs.command}\` — ${machine(rs)}`, '', `LoRA fine-tuning with ${rs.setup}. Steady-state seconds per step (flglm: gaps between step records after the first round, which compiles every program; PyTorch: median after a warm-up step); peak memory is each process's own maximum resident set.`, '');
+  for (const { shape, rows } of rs.results) {
+    const ref = rows.find((r) => r.impl.includes('(fp32)') && r.seconds_per_step);
+    out.push(`**${shape}**`, '', '| | s / step | tokens/s | × PyTorch fp32 time | peak RSS (MiB) |', '| --- | --- | --- | --- | --- |',
+      ...rows.map((r) => r.skipped ? `| ${r.impl} | skipped: ${r.skipped} | | | |` : `| ${r.impl} | ${r.seconds_per_step} | ${r.tokens_per_s} | ${ref ? (r.seconds_per_step / ref.seconds_per_step).toFixed(2) : '–'} | ${rssOf(r)} |`), '');
+  }
 }
 const pre = load('pretrain');
 if (pre && pre.steps >= 100) {

@@ -15,6 +15,7 @@ import { loadModelFolder } from '../training/model-folder.js';
 import { preflight } from '../config/preflight.js';
 import { prepareOutputDir } from '../util/output-dir.js';
 import { createRunFolder } from '../launcher/run-folder.js';
+import { peakRssMib } from '../launcher/summaries.js';
 
 const positiveInt = (flag: string) => intOption(flag, 1);
 
@@ -28,7 +29,7 @@ export function registerTrainingCommands(program: Command): void {
     .option('--summary-json <path>', 'write the run summary as JSON')
     .option('--losses-json <path>', 'write the per-step training losses as JSON')
     .option('--quiet', 'no progress output')
-    .option('--metrics <file>', 'append a JSON line per step (step, loss, tokens so far)')
+    .option('--metrics <file>', 'append a JSON line per step (step, loss, tokens so far, time)')
     .option('--set <key=value>', SET_HELP, collect, [])
     .action(async (configPath: string, o: { set: string[]; steps?: number; out?: string; save: boolean; summaryJson?: string; lossesJson?: string; quiet?: boolean; metrics?: string }) => {
       const cfg = loadConfigFile(configPath, o.set);
@@ -38,7 +39,7 @@ export function registerTrainingCommands(program: Command): void {
       const summary = await trainCentralized(cfg, { steps: o.steps, quiet: o.quiet, checkpointDir: out, onStep: o.metrics ? (r) => appendFileSync(o.metrics!, `${JSON.stringify(r)}\n`) : undefined });
       const { losses: _losses, ...report } = summary;
       console.log(`centralized: ${summary.steps} steps, ${summary.tokens} tokens in ${summary.wall_s.toFixed(1)} s (${summary.tokens_per_s.toFixed(0)} tokens/s); train loss ${summary.train_loss_final.toFixed(4)}; eval loss ${summary.eval.loss.toFixed(4)}, perplexity ${summary.eval.perplexity.toFixed(3)}, accuracy ${summary.eval.accuracy.toFixed(4)}${summary.generation ? `; generation ROUGE-L F1 ${summary.generation.rouge_l_f1.toFixed(4)}, exact match ${summary.generation.exact_match.toFixed(4)}` : ''}`);
-      if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(report, null, 2));
+      if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify({ ...report, peak_rss_mib: peakRssMib() }, null, 2));
       if (o.lossesJson) writeFileAtomic(o.lossesJson, JSON.stringify(summary.losses));
       if (out) console.log(`model: ${out} (flglm eval / generate / export --model ${out})`);
     });

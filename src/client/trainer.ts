@@ -6,6 +6,7 @@ import type { Tokenizer } from '../data/tokenizer.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore } from '../model/params.js';
 import { PartExecutor } from '../training/part-executor.js';
+import { partOwns } from '../model/partition.js';
 import { createOptimizer, type Optimizer } from '../training/optimizer.js';
 import { ScaffoldClient } from '../federation/strategies/scaffold.js';
 
@@ -29,7 +30,11 @@ export interface Trainer {
 
 /** The client's half of the model and its training state, built from the server's plan. */
 export function createTrainer(cfg: ExperimentConfig, train: Example[]): Trainer {
-  const { config, store, tokenizer } = resolveModel(cfg);
+  // Only the head's and the tail's weights are read: the trunk is the server's.
+  const { config, store, tokenizer } = resolveModel(cfg, (model) => {
+    const [head, tail] = [partOwns('head', model, cfg.split), partOwns('tail', model, cfg.split)];
+    return (name) => head(name) || tail(name);
+  });
   const peft = peftOf(cfg);
   const runtime = { device: cfg.runtime.device, threads: cfg.runtime.threads, spinning: false };
   const head = new PartExecutor('head', config, cfg.split, peft, store, runtime);

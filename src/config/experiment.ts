@@ -15,9 +15,16 @@ export function peftOf(cfg: ExperimentConfig): PeftConfig {
   return { method: cfg.finetune.method, lora: cfg.finetune.lora, prefix: cfg.finetune.prefix };
 }
 
-export function resolveModel(cfg: ExperimentConfig): { config: ModelConfig; store: ParamStore; tokenizer: Tokenizer } {
+/** Which weights a process needs, given the model's config (default: all of them). */
+export type WeightSelection = (config: ModelConfig) => (name: string) => boolean;
+
+/**
+ * The model a config describes. `select` keeps only some weights (the server's trunk, a client's
+ * head and tail): an HF folder's other tensors are never read, and memory holds only the part.
+ */
+export function resolveModel(cfg: ExperimentConfig, select?: WeightSelection): { config: ModelConfig; store: ParamStore; tokenizer: Tokenizer } {
   let config: ModelConfig, store: ParamStore;
-  if (cfg.model.hf_path) ({ config, store } = importHfFolder(cfg.model.hf_path));
+  if (cfg.model.hf_path) ({ config, store } = importHfFolder(cfg.model.hf_path, select));
   else {
     config = { ...PRESETS[cfg.model.preset], max_position_embeddings: Math.max(PRESETS[cfg.model.preset].max_position_embeddings, cfg.model.max_seq_len) };
     store = initParams(config, cfg.seed);
@@ -28,6 +35,10 @@ export function resolveModel(cfg: ExperimentConfig): { config: ModelConfig; stor
   if (config.vocab_size < tokenizer.vocabSize) throw new UserError(`model vocab_size ${config.vocab_size} is smaller than the tokenizer's ${tokenizer.vocabSize}`);
   if (cfg.data.seq_len > config.max_position_embeddings) throw new UserError(`data.seq_len ${cfg.data.seq_len} exceeds the model's max_position_embeddings ${config.max_position_embeddings}`);
   addPeftParams(store, config, peftOf(cfg), cfg.seed);
+  if (select) {
+    const keep = select(config);
+    for (const name of [...store.keys()]) if (!keep(name)) store.delete(name);
+  }
   return { config, store, tokenizer };
 }
 

@@ -13,7 +13,7 @@ import type { ParamStore, PeftConfig } from './weights.js';
  */
 export function exportOnnxDecoder(dir: string, config: ModelConfig, peft: PeftConfig, store: ParamStore, cacheLen: number): { bytes: number } {
   mkdirSync(dir, { recursive: true });
-  const bytes = toOnnx(buildDecode(config, peft, store, cacheLen));
+  const bytes = toOnnx(buildDecode(config, peft, store, cacheLen, 1, 'initializer'));
   writeFileAtomic(join(dir, 'decoder.onnx'), bytes);
   const dh = headDim(config), prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
   const kv = `float32 [1, ${config.num_key_value_heads}, ${cacheLen}, ${dh}]`;

@@ -4,10 +4,10 @@ import { CompiledGraph, type RuntimeOptions } from '../runtime/session.js';
 import { tensor, type TensorData } from '../runtime/tensor.js';
 import { Rng } from '../util/rng.js';
 import { headDim, type ModelConfig } from './config.js';
-import { positionConstants, type BlockContext, type KvCache } from './llama.js';
+import { logitsOf, positionConstants, type BlockContext, type KvCache } from './llama.js';
 import type { ParamStore, PeftConfig } from './params.js';
 import { familyOf } from './families/registry.js';
-import { graphWeights } from './graph-weights.js';
+import { graphWeights, type FrozenWeights } from './graph-weights.js';
 
 /**
  * Text generation with a KV cache, for a batch of prompts of different lengths. Two programs with
@@ -26,9 +26,9 @@ export interface GenerateOptions {
   eos?: number;
 }
 
-/** Every weight frozen into the graph: generation trains nothing. */
-function context(g: Graph, c: ModelConfig, peft: PeftConfig, store: ParamStore, pos: { cos: Value; sin: Value; mask: Value }): BlockContext {
-  const { weight, has } = graphWeights(g, store, new Set(store.keys()), 'the model');
+/** Every weight frozen: generation trains nothing (inputs fed from the store, or baked in for an export). */
+function context(g: Graph, c: ModelConfig, peft: PeftConfig, store: ParamStore, pos: { cos: Value; sin: Value; mask: Value }, frozen: FrozenWeights): BlockContext {
+  const { weight, has } = graphWeights(g, store, new Set(store.keys()), 'the model', [], frozen);
   return { config: c, peft, weight, has, ...pos };
 }
 
@@ -36,15 +36,15 @@ function context(g: Graph, c: ModelConfig, peft: PeftConfig, store: ParamStore, 
 function pickedLogits(ctx: BlockContext, input: Value, cache: (layer: number) => KvCache, pick: (h: Value) => Value): Value {
   const family = familyOf(ctx.config.model_type);
   const h = family.decode(ctx, input, { embeds: true, layers: [0, ctx.config.num_hidden_layers] }, cache);
-  return family.lmHead(ctx, pick(h));
+  return logitsOf(family.lmHead(ctx, pick(h)));
 }
 
-export function buildPrefill(c: ModelConfig, peft: PeftConfig, store: ParamStore, promptLen: number, batch = 1): Graph {
+export function buildPrefill(c: ModelConfig, peft: PeftConfig, store: ParamStore, promptLen: number, batch = 1, frozen: FrozenWeights = 'input'): Graph {
   const g = new Graph('prefill');
   const tokens = g.input('tokens', 'int64', [batch, promptLen]);
   const select = g.input('select', 'float32', [batch, 1, promptLen]);
   const prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
-  const ctx = context(g, c, peft, store, positionConstants(g, c, promptLen, prefix));
+  const ctx = context(g, c, peft, store, positionConstants(g, c, promptLen, prefix), frozen);
   const cache: KvCache = { emit: (l, k, v) => { g.output(k, `key_${l}`); g.output(v, `value_${l}`); } };
   g.output(pickedLogits(ctx, tokens, () => cache, (h) => op.matmul(select, h)), 'logits');
   return g;
@@ -58,13 +58,13 @@ function rowShape(batch: number, n: number): number[] {
   return batch === 1 ? [1, n] : [batch, 1, 1, n];
 }
 
-export function buildDecode(c: ModelConfig, peft: PeftConfig, store: ParamStore, cacheLen: number, batch = 1): Graph {
+export function buildDecode(c: ModelConfig, peft: PeftConfig, store: ParamStore, cacheLen: number, batch = 1, frozen: FrozenWeights = 'input'): Graph {
   const g = new Graph('decode');
   const token = g.input('token', 'int64', [batch, 1]);
   const half = headDim(c) / 2;
   const prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
   const pos = { cos: g.input('cos', 'float32', rowShape(batch, half)), sin: g.input('sin', 'float32', rowShape(batch, half)), mask: g.input('mask', 'float32', rowShape(batch, prefix + cacheLen + 1)) };
-  const ctx = context(g, c, peft, store, pos);
+  const ctx = context(g, c, peft, store, pos, frozen);
   const past = Array.from({ length: c.num_hidden_layers }, (_, l) => ({
     key: g.input(`past_key_${l}`, 'float32', [batch, c.num_key_value_heads, cacheLen, headDim(c)]),
     value: g.input(`past_value_${l}`, 'float32', [batch, c.num_key_value_heads, cacheLen, headDim(c)]),
@@ -102,13 +102,23 @@ export class BatchGenerator {
     readonly cacheLen: number,
     private readonly prefill: CompiledGraph,
     private readonly decode: CompiledGraph,
+    private readonly store: ParamStore,
   ) {}
+
+  /** The step's own feeds plus every weight the program reads, from the store. */
+  private withWeights(session: CompiledGraph, feeds: Record<string, TensorData>): Record<string, TensorData> {
+    for (const spec of session.inputs) {
+      const p = feeds[spec.name] ? undefined : this.store.get(spec.name);
+      if (p) feeds[spec.name] = { dtype: 'float32', shape: p.shape, data: p.data };
+    }
+    return feeds;
+  }
 
   static async create(c: ModelConfig, peft: PeftConfig, store: ParamStore, o: { batch: number; promptLen: number; maxNewTokens: number }, runtime: RuntimeOptions = {}): Promise<BatchGenerator> {
     const cacheLen = Math.min(c.max_position_embeddings, o.promptLen + o.maxNewTokens);
     const prefill = await CompiledGraph.create(buildPrefill(c, peft, store, o.promptLen, o.batch), runtime);
     const decode = await CompiledGraph.create(buildDecode(c, peft, store, cacheLen, o.batch), runtime);
-    return new BatchGenerator(c, peft.method === 'prefix' ? peft.prefix.length : 0, o.batch, o.promptLen, cacheLen, prefill, decode);
+    return new BatchGenerator(c, peft.method === 'prefix' ? peft.prefix.length : 0, o.batch, o.promptLen, cacheLen, prefill, decode, store);
   }
 
   /** Up to maxNewTokens new ids after each prompt (at most `batch` prompts, each 1..promptLen ids). */
@@ -121,7 +131,7 @@ export class BatchGenerator {
     const tokens = new Array<number>(B * P).fill(0);
     const select = new Float32Array(B * P);
     rows.forEach((p, r) => { p.forEach((id, t) => (tokens[r * P + t] = id)); select[r * P + p.length - 1] = 1; });
-    const first = await this.prefill.run({ tokens: tensor('int64', [B, P], tokens), select: tensor('float32', [B, 1, P], select) });
+    const first = await this.prefill.run(this.withWeights(this.prefill, { tokens: tensor('int64', [B, P], tokens), select: tensor('float32', [B, 1, P], select) }));
     const keys = Array.from({ length: L }, () => new Float32Array(B * hkv * M * dh));
     const values = Array.from({ length: L }, () => new Float32Array(B * hkv * M * dh));
     // Write `n` positions of a [B, Hkv, n, Dh] output into the cache from slot `at[r]` (row r).
@@ -166,7 +176,7 @@ export class BatchGenerator {
         feeds[`past_key_${l}`] = tensor('float32', [B, hkv, M, dh], keys[l]);
         feeds[`past_value_${l}`] = tensor('float32', [B, hkv, M, dh], values[l]);
       }
-      const r = await this.decode.run(feeds);
+      const r = await this.decode.run(this.withWeights(this.decode, feeds));
       const live = [...active];
       for (let l = 0; l < L; l++) {
         put(keys[l], r[`key_${l}`].data as Float32Array, 1, (row) => pos[row], live);

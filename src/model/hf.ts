@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import type { ModelConfig } from './config.js';
 import { fromHfConfig, toHfConfig } from './hf-config.js';
 import { baseParamShapes, type ParamStore, type PeftConfig } from './params.js';
-import { loadSafetensors, saveSafetensors, type NamedTensor, type StorageDtype } from './safetensors.js';
+import { SafetensorsFile, saveSafetensors, type NamedTensor, type StorageDtype } from './safetensors.js';
 import { copyModelAssets } from './assets.js';
 
 /**
@@ -24,21 +24,33 @@ function transpose2d(t: NamedTensor): NamedTensor {
   return { shape: [c, r], data: out };
 }
 
-export function importHfFolder(dir: string): { config: ModelConfig; store: ParamStore } {
+/**
+ * A Hugging Face folder as flglm's config and weights. `select` chooses which weights to read (a part
+ * reads only its own: the server's trunk, a client's head and tail); each is read from disk, widened
+ * and transposed one at a time.
+ */
+export function importHfFolder(dir: string, select?: (config: ModelConfig) => (name: string) => boolean): { config: ModelConfig; store: ParamStore } {
   const cfgPath = join(dir, 'config.json');
   if (!existsSync(cfgPath)) throw new UserError(`${dir}: no config.json; expected a Hugging Face model folder (config.json + *.safetensors)`);
   const config = fromHfConfig(JSON.parse(readFileSync(cfgPath, 'utf8')));
   const files = weightFiles(dir);
   if (files.length === 0) throw new UserError(`${dir}: no .safetensors weights found (PyTorch .bin files are not supported; convert with save_pretrained(safe_serialization=True))`);
-  const raw = new Map<string, NamedTensor>();
-  for (const f of files) for (const [k, v] of loadSafetensors(join(dir, f)).tensors) raw.set(k, v);
+  const where = new Map<string, SafetensorsFile>();
+  for (const f of files) {
+    const file = SafetensorsFile.open(join(dir, f));
+    for (const name of file.names()) where.set(name, file);
+  }
   const store: ParamStore = new Map();
+  const keep = select?.(config) ?? (() => true);
   for (const [name, shape] of baseParamShapes(config)) {
-    const t = raw.get(name);
-    if (!t) throw new UserError(`${dir}: weight ${name} is missing from the safetensors files`);
-    const mapped = isLinear(name) ? transpose2d(t) : t;
-    if (mapped.shape.join() !== shape.join()) throw new UserError(`${dir}: weight ${name} has shape [${t.shape}], config.json implies [${shape}]`);
-    store.set(name, mapped);
+    const file = where.get(name);
+    if (!file) throw new UserError(`${dir}: weight ${name} is missing from the safetensors files`);
+    const stored = file.shapeOf(name)!;
+    const asFlglm = isLinear(name) && stored.length === 2 ? [stored[1], stored[0]] : stored;
+    if (asFlglm.join() !== shape.join()) throw new UserError(`${dir}: weight ${name} has shape [${stored}], config.json implies [${isLinear(name) ? [shape[1], shape[0]] : shape}]`);
+    if (!keep(name)) continue;
+    const t = file.read(name);
+    store.set(name, isLinear(name) ? transpose2d(t) : t);
   }
   return { config, store };
 }

@@ -7,7 +7,7 @@ import { LINEAR_NAMES, layerPrefix, type LoraTarget, type PeftConfig } from './w
 // embedding -> [RMSNorm -> attention (RoPE, GQA, causal) -> residual -> RMSNorm -> SwiGLU MLP ->
 // residual] x L -> RMSNorm -> LM head. Families (src/model/families) assemble these pieces.
 
-/** The graph value of a parameter: a graph input when it trains, an initializer when frozen. */
+/** The graph value of a parameter (a graph input, fed from the store; see graph-weights.ts). */
 export type WeightLookup = (name: string) => Value;
 
 export interface BlockContext {
@@ -120,13 +120,31 @@ export function block(ctx: BlockContext, layer: number, x: Value, cache?: KvCach
   return op.add(h, swiGlu(ctx, layer, rmsNorm(h, ctx.weight(`${p}.post_attention_layernorm.weight`), eps)));
 }
 
-/** Final norm and LM head: [B, S, D] -> logits [B*S, V]. */
-export function lmHead(ctx: BlockContext, x: Value): Value {
+/**
+ * The LM head as its two pieces: the final-normed rows [B*S, D] and the projection to the vocabulary.
+ * With tied embeddings the projection is the embedding table itself, [V, D], used transposed by a
+ * Gemm (transB): a Transpose node would materialise a second copy of the table at every run.
+ */
+export interface LmHead {
+  hidden: Value;
+  weight: Value;
+  /** The weight is [V, D] (tied embeddings) rather than [D, V]. */
+  vocabMajor: boolean;
+}
+
+/** Final norm and LM head: [B, S, D] -> the normed rows and the projection (see `logitsOf`). */
+export function lmHead(ctx: BlockContext, x: Value): LmHead {
   const c = ctx.config;
   const [b, s, d] = x.shape;
-  const normed = op.reshape(rmsNorm(x, ctx.weight('model.norm.weight'), c.rms_norm_eps), [b * s, d]);
-  const w = c.tie_word_embeddings ? op.transpose(ctx.weight('model.embed_tokens.weight'), [1, 0]) : ctx.weight('lm_head.weight');
-  return op.matmul(normed, w);
+  const hidden = op.reshape(rmsNorm(x, ctx.weight('model.norm.weight'), c.rms_norm_eps), [b * s, d]);
+  return c.tie_word_embeddings
+    ? { hidden, weight: ctx.weight('model.embed_tokens.weight'), vocabMajor: true }
+    : { hidden, weight: ctx.weight('lm_head.weight'), vocabMajor: false };
+}
+
+/** Logits [rows, V] of some rows of the LM head's input (all of them by default). */
+export function logitsOf(head: LmHead, rows: Value = head.hidden): Value {
+  return op.gemm(rows, head.weight, null, { transB: head.vocabMajor });
 }
 
 /** Rotary cos/sin tables [S, Dh/2] and the causal mask [S, P+S] (prefix positions always visible). */

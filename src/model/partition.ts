@@ -6,6 +6,7 @@ import type { ModelConfig } from './config.js';
 import { positionConstants, type BlockContext } from './llama.js';
 import { familyOf } from './families/registry.js';
 import { graphWeights } from './graph-weights.js';
+import { lmHeadLoss } from './lm-loss.js';
 import { isTrainable, layerPrefix, type ParamStore, type PeftConfig } from './params.js';
 
 /**
@@ -48,16 +49,20 @@ function partShape(part: PartName, c: ModelConfig, s: SplitPoints): PartShape {
   }
 }
 
-/** Names of every parameter (base and PEFT) a part owns, in store order. */
-export function partParamNames(part: PartName, c: ModelConfig, s: SplitPoints, store: ParamStore): string[] {
+/** Whether a parameter (base or PEFT) belongs to a part. */
+export function partOwns(part: PartName, c: ModelConfig, s: SplitPoints): (name: string) => boolean {
   const shape = partShape(part, c, s);
-  const layerOf = (name: string) => (name.startsWith('model.layers.') ? Number(name.split('.')[2]) : -1);
-  return [...store.keys()].filter((name) => {
-    const l = layerOf(name);
+  return (name) => {
+    const l = name.startsWith('model.layers.') ? Number(name.split('.')[2]) : -1;
     if (l >= 0) return l >= shape.layers[0] && l < shape.layers[1];
     if (name === 'model.embed_tokens.weight') return shape.embeds || (shape.hasLmHead && c.tie_word_embeddings);
     return shape.hasLmHead; // model.norm.weight, lm_head.weight
-  });
+  };
+}
+
+/** Names of every parameter (base and PEFT) a part owns, in store order. */
+export function partParamNames(part: PartName, c: ModelConfig, s: SplitPoints, store: ParamStore): string[] {
+  return [...store.keys()].filter(partOwns(part, c, s));
 }
 
 export function trainableNames(part: PartName, c: ModelConfig, s: SplitPoints, store: ParamStore, peft: PeftConfig): string[] {
@@ -87,7 +92,7 @@ export const dropoutMaskName = (layer: number, target: string) => `lora_dropout.
  * - eval: input + labels -> loss + argmax predictions (tail, full)
  */
 
-export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConfig, s: SplitPoints, peft: PeftConfig, store: ParamStore, batch: number, seq: number, opts: { training?: boolean } = {}): PartProgram {
+export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConfig, s: SplitPoints, peft: PeftConfig, store: ParamStore, batch: number, seq: number, opts: { training?: boolean; lossChunkRows?: number } = {}): PartProgram {
   const shape = partShape(part, c, s);
   if ((kind === 'step' || kind === 'eval') !== shape.hasLmHead) throw new Error(`${part} has no ${kind} program`);
   const g = new Graph(`${part}_${kind}`);
@@ -115,12 +120,23 @@ export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConf
 
   let forwardOutput = h;
   if (shape.hasLmHead) {
-    const logits = family.lmHead(ctx, h);
-    const [loss] = op.softmaxCrossEntropy(logits, labels!, IGNORE_INDEX);
-    forwardOutput = loss;
-    g.output(loss, 'loss');
-    if (kind === 'eval') g.output(g.addNode('ArgMax', [logits], [{ dtype: 'int64', shape: [batch * seq] }], { axis: { type: 'int', value: 1 }, keepdims: { type: 'int', value: 0 } })[0], 'pred');
-    if (kind === 'step') emitGradients(g, gradients([loss], [null], wrt), trainable, gradInput ? shape.input : null);
+    const head = family.lmHead(ctx, h);
+    const weightIndex = wrt.indexOf(head.weight);
+    const result = lmHeadLoss(head, labels!, {
+      ignoreIndex: IGNORE_INDEX,
+      gradients: kind !== 'step' ? 'none' : weightIndex >= 0 ? 'hidden+weight' : 'hidden',
+      predictions: kind === 'eval',
+      chunkRows: opts.lossChunkRows,
+    });
+    forwardOutput = result.loss;
+    g.output(result.loss, 'loss');
+    if (kind === 'eval') g.output(result.pred!, 'pred');
+    if (kind === 'step') {
+      // Autodiff from the LM head's input down; the head's own weight gradient comes from lmHeadLoss.
+      const grads = gradients([head.hidden], [result.gradHidden!], wrt);
+      if (weightIndex >= 0) grads[weightIndex] = grads[weightIndex] ? op.add(grads[weightIndex]!, result.gradWeight!) : result.gradWeight!;
+      emitGradients(g, grads, trainable, gradInput ? shape.input : null);
+    }
   } else if (kind === 'forward') {
     g.output(h, shape.output);
   } else {

@@ -76,6 +76,12 @@ export class CompiledGraph {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: [device],
       graphOptimizationLevel: 'all',
+      // ORT's memory pattern plans one block per run from the first run's allocations; the arena
+      // already reuses freed buffers. Off, a step costs the same in steady state and peaks lower
+      // (measured, 8 x 128 training step: `small` full 0.22 s either way, 500 vs 795 MB; a
+      // SmolLM2-135M-shaped LoRA step 2.3 s either way, 2.4 vs 4.0 GB), and the second run does not
+      // pay for allocating the planned block (0.27 vs 0.83 s for `small`).
+      enableMemPattern: false,
       ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
       ...(spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
     };

@@ -1,17 +1,31 @@
 import type { ExperimentConfig } from '../config/schema.js';
-import { peftOf } from '../config/experiment.js';
+import { peftOf, type WeightSelection } from '../config/experiment.js';
 import type { ModelConfig } from '../model/config.js';
-import type { ParamStore } from '../model/params.js';
-import { trainableNames } from '../model/partition.js';
+import { baseParamShapes, isTrainable, peftParamShapes } from '../model/params.js';
+import { partOwns } from '../model/partition.js';
 import { decodeTensor, ProtocolError, type TensorContext, type WireTensor } from '../protocol/tensors.js';
 import type { ClientPartSpec, Params } from '../federation/strategies/strategy.js';
-import { applyDelta } from '../federation/update-encoding.js';
+import { applyDelta, isDeltaEncoded } from '../federation/update-encoding.js';
 
 /** The trainable head + tail tensors every client must send at round end, from the plan alone. */
-export function clientPartSpec(cfg: ExperimentConfig, model: ModelConfig, store: ParamStore): ClientPartSpec {
+export function clientPartSpec(cfg: ExperimentConfig, model: ModelConfig): ClientPartSpec {
   const peft = peftOf(cfg);
-  const names = new Set([...trainableNames('head', model, cfg.split, store, peft), ...trainableNames('tail', model, cfg.split, store, peft)]);
-  return new Map([...names].map((n) => [n, store.get(n)!.data.length]));
+  const [head, tail] = [partOwns('head', model, cfg.split), partOwns('tail', model, cfg.split)];
+  const shapes = [...baseParamShapes(model), ...peftParamShapes(model, peft)];
+  return new Map(shapes.filter(([n]) => (head(n) || tail(n)) && isTrainable(n, peft.method)).map(([n, shape]) => [n, shape.reduce((a, b) => a * b, 1)]));
+}
+
+/**
+ * The weights the server holds: the trunk, and the client parts' trainable ones only where it must
+ * know their starting values (float16-delta updates are changes from them). A client's frozen
+ * head and tail weights (a LoRA run's embedding table) are never read on the server.
+ */
+export function serverWeights(cfg: ExperimentConfig): WeightSelection {
+  return (model) => {
+    const trunk = partOwns('trunk', model, cfg.split);
+    const spec = isDeltaEncoded(cfg.federation.update_encoding) ? clientPartSpec(cfg, model) : new Map();
+    return (name) => trunk(name) || spec.has(name);
+  };
 }
 
 /**

@@ -2,7 +2,7 @@ import type { TensorData } from '../runtime/tensor.js';
 import type { OptimizerState } from '../training/optimizer.js';
 
 export type NamedParams = [string, Float32Array][];
-/** A replica's whole state for a checkpoint: its optimizer and every trunk tensor (frozen ones too). */
+/** A replica's state for a checkpoint: its optimizer and its trunk tensors (frozen ones too, unless left out). */
 export interface ReplicaState { optimizer: OptimizerState; params: [string, { shape: number[]; data: Float32Array }][] }
 
 /**
@@ -29,7 +29,8 @@ export interface ReplicaOps {
   drop: [{ key: string }, null];
   getParams: [Record<string, never>, NamedParams];
   setParams: [{ params: NamedParams }, null];
-  getState: [Record<string, never>, ReplicaState];
+  /** `frozen: false` leaves out the weights that do not train (a checkpoint that reads them from the base model). */
+  getState: [{ frozen: boolean }, ReplicaState];
 }
 export type ReplicaOp = keyof ReplicaOps;
 export type ReplicaArgs<K extends ReplicaOp> = ReplicaOps[K][0];
@@ -44,7 +45,7 @@ export interface Replica {
   drop(key: string): Promise<void>;
   getParams(): Promise<NamedParams>;
   setParams(params: NamedParams): Promise<void>;
-  getState(): Promise<ReplicaState>;
+  getState(frozen?: boolean): Promise<ReplicaState>;
   close(): Promise<void>;
 }
 
@@ -60,5 +61,5 @@ export abstract class RequestReplica implements Replica {
   async drop(key: string): Promise<void> { await this.request('drop', { key }); }
   getParams(): Promise<NamedParams> { return this.request('getParams', {}); }
   async setParams(params: NamedParams): Promise<void> { await this.request('setParams', { params }); }
-  getState(): Promise<ReplicaState> { return this.request('getState', {}); }
+  getState(frozen = true): Promise<ReplicaState> { return this.request('getState', { frozen }); }
 }

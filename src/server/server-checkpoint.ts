@@ -1,7 +1,9 @@
 import type { Params } from '../federation/strategies/strategy.js';
-import { loadCheckpoint, saveCheckpoint } from '../training/checkpoint.js';
+import { loadCheckpoint, referencesBase, saveCheckpoint } from '../training/checkpoint.js';
+import type { ExperimentConfig } from '../config/schema.js';
+import { peftOf } from '../config/experiment.js';
 import type { ModelConfig } from '../model/config.js';
-import type { PeftConfig } from '../model/params.js';
+import { isTrainable, type PeftConfig } from '../model/params.js';
 import type { NamedTensor } from '../model/safetensors.js';
 import type { OptimizerState } from '../training/optimizer.js';
 import type { RoundRecord } from './records.js';
@@ -22,13 +24,24 @@ const STRATEGY_PREFIX = 'strategy/';
 const named = (d: Float32Array): NamedTensor => ({ shape: [d.length], data: d });
 
 /** The server's round checkpoint: trunk and its optimizer, global client parts, strategy state, progress (atomic). */
-export function saveServerCheckpoint(dir: string, trunk: { optimizer: OptimizerState; params: [string, NamedTensor][] }, meta: { model: ModelConfig; peft: PeftConfig; mode: string; strategy: string }, p: ServerProgress): void {
+/**
+ * With LoRA or prefix tuning on a base model folder, the frozen trunk weights never change: round
+ * checkpoints leave them in that folder (see CheckpointMeta.frozen). Their names, or null.
+ */
+export function trunkLeftInBase(cfg: ExperimentConfig, trunkNames: string[]): string[] | null {
+  const peft = peftOf(cfg);
+  return referencesBase(peft, cfg.model.hf_path) ? trunkNames.filter((n) => !isTrainable(n, peft.method)) : null;
+}
+
+/** `meta.frozen`: trunk weights that `trunk.params` leaves out, read back from `meta.baseModel` on load. */
+export function saveServerCheckpoint(dir: string, trunk: { optimizer: OptimizerState; params: [string, NamedTensor][] }, meta: { model: ModelConfig; peft: PeftConfig; mode: string; strategy: string; baseModel?: string; frozen?: string[] }, p: ServerProgress): void {
   const extra = new Map<string, NamedTensor>([...(p.globalClientParams ?? [])].map(([n, d]) => [n, named(d)]));
   for (const [n, d] of p.strategyState) extra.set(`${STRATEGY_PREFIX}${n}`, named(d));
   saveCheckpoint(dir, new Map(trunk.params), {
     model: meta.model, peft: meta.peft, step: p.trunkSteps[0], round: p.round,
     extra: { round: p.round, trunkSteps: p.trunkSteps, history: p.history, mode: meta.mode, strategy: meta.strategy, tokensSeen: p.tokensSeen },
-  }, trunk.optimizer, extra);
+    ...(meta.baseModel ? { base_model: meta.baseModel } : {}),
+  }, trunk.optimizer, extra, undefined, meta.frozen);
 }
 
 export function loadServerCheckpoint(dir: string): { trunk: Map<string, NamedTensor>; optimizer?: OptimizerState; progress: ServerProgress } {

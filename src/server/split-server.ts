@@ -10,8 +10,8 @@ import { ProtocolError } from '../protocol/tensors.js';
 import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
 import { clientLimits, type ClientLimits } from './client-limits.js';
 import { RoundAggregator } from './aggregation.js';
-import { clientPartSpec, clientPlan } from './client-update.js';
-import { loadServerCheckpoint, saveServerCheckpoint } from './server-checkpoint.js';
+import { clientPartSpec, clientPlan, serverWeights } from './client-update.js';
+import { loadServerCheckpoint, saveServerCheckpoint, trunkLeftInBase } from './server-checkpoint.js';
 import { summarizeEvals, trafficMeter, type EvalMetrics, type EvalResult, type RoundRecord, type ServerSummary } from './records.js';
 import type { ModelConfig } from '../model/config.js';
 import type { NamedTensor } from '../model/safetensors.js';
@@ -48,8 +48,6 @@ export interface ServerOptions {
   runner?: ServerModeRunner;
 }
 
-/** What the server reports at the end (`--summary-json`; the launcher reads it). */
-
 /**
  * The FL-GLM server: owns the trunk (as one or more replicas in worker threads), runs rounds in
  * sequential, batch or hierarchical mode, averages client parts with a Strategy, keeps the latest
@@ -64,6 +62,8 @@ export class SplitServer {
   private readonly strategy: Strategy;
   private readonly aggregator: RoundAggregator;
   private model!: ModelConfig;
+  /** Frozen trunk weights that round checkpoints leave in the base model folder (null: they store all). */
+  private trunkInBase: string[] | null = null;
   /** What each client must send at round end, and what it may make the server hold. */
   private partSpec!: ClientPartSpec;
   limits!: ClientLimits;
@@ -84,7 +84,7 @@ export class SplitServer {
     this.cfg = o.cfg;
     this.mode = o.mode ?? o.cfg.federation.mode;
     this.runner = o.runner ?? SERVER_MODE_RUNNERS[this.mode];
-    if (this.strategyNeedsSequential()) throw new UserError(`federation.strategy relay needs --mode sequential (this server runs ${this.mode})`);
+    if (o.cfg.federation.strategy.name === 'relay' && this.mode !== 'sequential') throw new UserError(`federation.strategy relay needs --mode sequential (this server runs ${this.mode})`);
     this.strategy = createStrategy(o.cfg.federation.strategy, o.cfg.federation.clients);
     this.aggregator = new RoundAggregator(this.strategy, this.cfg);
     this.log = o.log ?? (() => {});
@@ -92,21 +92,17 @@ export class SplitServer {
     this.done.catch(() => {});
   }
 
-  private strategyNeedsSequential(): boolean {
-    return this.o.cfg.federation.strategy.name === 'relay' && this.mode !== 'sequential';
-  }
-
   /** Build the trunk replicas, from the last checkpoint when resuming. */
   async init(): Promise<void> {
-    const { config, store } = resolveModel(this.cfg);
+    const { config, store } = resolveModel(this.cfg, serverWeights(this.cfg));
     this.model = config;
-    this.partSpec = this.aggregator.uploadSpec(clientPartSpec(this.cfg, config, store), store);
+    this.partSpec = this.aggregator.uploadSpec(clientPartSpec(this.cfg, config), store);
     this.limits = clientLimits(this.cfg, config, this.partSpec);
     this.admission = new Admission({ cfg: this.cfg, kit: this.o.kit, limits: this.limits, revocation: this.o.revocation ?? null, participants: this.participants, onEvent: this.o.onMetric, log: this.log, joined: (s, lastRound) => this.joined(s, lastRound) });
     const peft = peftOf(this.cfg);
     const threads = this.cfg.runtime.threads ?? Math.max(1, Math.floor(cpus().length / this.runner.replicaCount(this.cfg)));
     const trunkNames = new Set(partParamNames('trunk', config, this.cfg.split, store));
-    const trunkParams = () => ([...store].filter(([n]) => trunkNames.has(n)) as [string, NamedTensor][]).map(([n, t]): [string, NamedTensor] => [n, { shape: t.shape, data: t.data }]);
+    this.trunkInBase = trunkLeftInBase(this.cfg, [...trunkNames]);
     let optimizerState;
     let resumedSteps: number[] | null = null;
     const ckpt = this.o.checkpointDir ? join(this.o.checkpointDir, 'latest') : null;
@@ -123,7 +119,7 @@ export class SplitServer {
     }
     // Several trunk replicas are averaged like client parts, and FedProx pulls them back the same way.
     const proximalMu = this.runner.replicaCount(this.cfg) > 1 ? this.strategy.configureClient(0).proximal_mu ?? 0 : 0;
-    this.pool = new TrunkPool(this.cfg, { model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false }, params: trunkParams(), proximalMu });
+    this.pool = new TrunkPool(this.cfg, { model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false }, params: [...store].filter(([n]) => trunkNames.has(n)) as [string, NamedTensor][], proximalMu });
     if (resumedSteps) this.pool.trunkSteps = resumedSteps;
     this.pool.startLocal(this.runner.replicaCount(this.cfg), optimizerState);
   }
@@ -291,7 +287,9 @@ export class SplitServer {
 
   private async checkpoint(round: number): Promise<void> {
     if (!this.o.checkpointDir || !checkpointsAfter(this.cfg, round)) return;
-    saveServerCheckpoint(join(this.o.checkpointDir, 'latest'), await this.pool.replicas[0].getState(), { model: this.model, peft: peftOf(this.cfg), mode: this.mode, strategy: this.strategy.name }, {
+    // The frozen trunk left in the base model folder: the replica sends only what trains.
+    const state = await this.pool.replicas[0].getState(!this.trunkInBase);
+    saveServerCheckpoint(join(this.o.checkpointDir, 'latest'), state, { model: this.model, peft: peftOf(this.cfg), mode: this.mode, strategy: this.strategy.name, baseModel: this.cfg.model.hf_path ?? undefined, frozen: this.trunkInBase ?? [] }, {
       round, trunkSteps: this.pool.trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams, strategyState: this.strategy.state(),
     });
   }

@@ -8,6 +8,11 @@ import type { Replica } from './replica.js';
 import { TrunkReplica } from './trunk-replica.js';
 import type { TrunkWorkerInit } from './trunk-worker.js';
 
+/** The array is the whole of its buffer, so handing the buffer to a worker hands over nothing else. */
+function ownsBuffer(a: Float32Array): boolean {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !(a.buffer instanceof SharedArrayBuffer);
+}
+
 /**
  * The server's trunk replicas (local worker threads, then any sub-servers that attach), each
  * with its own learning-rate schedule; averaged at round end when there are several.
@@ -22,10 +27,19 @@ export class TrunkPool {
 
   constructor(private readonly cfg: ExperimentConfig, private readonly init: Omit<TrunkWorkerInit, 'optimizerState'>) {}
 
+  /**
+   * Start `count` replicas in worker threads. Each needs its own copy of the trunk (onnxruntime-node
+   * refuses tensors over shared memory, so replicas cannot feed from one copy); the last replica is
+   * handed the server's own arrays instead of a copy, so one replica costs one trunk, not two.
+   */
   startLocal(count: number, optimizerState?: OptimizerState): void {
     for (let i = 0; i < count; i++) {
-      this.replicas.push(new TrunkReplica(i, { ...this.init, params: this.init.params.map(([n, t]) => [n, { shape: t.shape, data: Float32Array.from(t.data) }]), optimizerState }));
+      const last = i === count - 1;
+      const params = this.init.params.map(([n, t]): [string, { shape: number[]; data: Float32Array }] => [n, { shape: t.shape, data: last && ownsBuffer(t.data) ? t.data : Float32Array.from(t.data) }]);
+      const transfer = last ? [...new Set(params.map(([, t]) => t.data.buffer as ArrayBuffer))] : [];
+      this.replicas.push(new TrunkReplica(i, { ...this.init, params, optimizerState }, transfer));
     }
+    this.init.params = [];
     if (this.trunkSteps.length !== count) this.trunkSteps = new Array(count).fill(0);
   }
 

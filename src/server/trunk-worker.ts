@@ -92,7 +92,7 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
     if (anchor) anchor = snapshot();
     return { result: null };
   },
-  getState: () => ({ result: { optimizer: optimizer.state(), params: [...store].map(([n, p]) => [n, { shape: p.shape, data: Float32Array.from(p.data) }]) } }),
+  getState: ({ frozen }) => ({ result: { optimizer: optimizer.state(), params: [...store].filter(([n]) => frozen || trunk.trainable.includes(n)).map(([n, p]) => [n, { shape: p.shape, data: Float32Array.from(p.data) }]) } }),
 };
 
 let queue = Promise.resolve();

@@ -32,7 +32,7 @@ export interface CentralizedOptions {
   /** Evaluate every this many steps (default: the tokens between two federated evaluations). */
   evalEverySteps?: number;
   /** Called after every optimizer step (a launcher's progress bar). */
-  onStep?: (record: { type: 'step'; step: number; loss: number; tokens: number }) => void;
+  onStep?: (record: { type: 'step'; step: number; loss: number; tokens: number; time: number }) => void;
 }
 
 /** Same budget as the federated run: every client's local steps of every round, on the union of silos. */
@@ -77,7 +77,7 @@ export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedO
     losses.push(lossSum / cfg.optimizer.grad_accum);
     const elapsed = (performance.now() - start) / 1000;
     progress.update(step + 1, { loss: losses[losses.length - 1], 'tok/s': Math.round(tokens / (elapsed - evalSeconds)) });
-    opts.onStep?.({ type: 'step', step: step + 1, loss: losses[losses.length - 1], tokens });
+    opts.onStep?.({ type: 'step', step: step + 1, loss: losses[losses.length - 1], tokens, time: Date.now() });
     if ((step + 1) % evalEvery === 0 && step + 1 < steps) {
       const t0 = performance.now();
       const m = await evaluate();

@@ -1,9 +1,10 @@
 import { existsSync, readFileSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
 import type { ModelConfig } from '../model/config.js';
-import type { ParamStore, PeftConfig } from '../model/params.js';
+import { isTrainable, type ParamStore, type PeftConfig } from '../model/params.js';
+import { importHfFolder } from '../model/hf.js';
 import { loadSafetensors, saveSafetensors, type NamedTensor } from '../model/safetensors.js';
 import { copyModelAssets } from '../model/assets.js';
 import { slotsFromTensors, slotsToTensors, type OptimizerState } from './optimizer.js';
@@ -27,24 +28,69 @@ export interface CheckpointMeta {
   extra?: Record<string, unknown>;
   /** The pretrained model this one was fine-tuned from (a Hugging Face folder or name), if any. */
   base_model?: string;
+  /**
+   * Weights this checkpoint does not store because they never changed: a LoRA or prefix model
+   * fine-tuned from a Hugging Face folder keeps its adapters here and reads the frozen base weights
+   * back from that folder (`from`, absolute) when loaded. A Qwen2.5-0.5B LoRA round checkpoint is a
+   * few MB instead of 2 GB, and writing it no longer copies the whole part in memory.
+   */
+  frozen?: { from: string; names: string[] };
 }
 
-export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<CheckpointMeta, 'format'>, optimizer?: OptimizerState, extraTensors?: Map<string, NamedTensor>, assetsFrom?: string | null): void {
+/** Whether checkpoints of this model leave their frozen weights in the base model folder. */
+export function referencesBase(peft: PeftConfig, baseModel: string | null | undefined): boolean {
+  return peft.method !== 'full' && !!baseModel && existsSync(join(baseModel, 'config.json'));
+}
+
+/**
+ * The frozen weights a checkpoint can leave out: with PEFT and a base model folder, every weight that
+ * does not train (those in `store` and the `alsoFrozen` names the caller holds no copy of).
+ */
+function frozenReference(store: ParamStore, meta: Omit<CheckpointMeta, 'format'>, alsoFrozen: readonly string[]): CheckpointMeta['frozen'] {
+  const base = meta.base_model;
+  if (!base || !referencesBase(meta.peft, base)) return undefined;
+  const names = [...new Set([...store.keys(), ...alsoFrozen])].filter((n) => !isTrainable(n, meta.peft.method));
+  return names.length ? { from: resolve(base), names } : undefined;
+}
+
+/**
+ * `frozenNames`: frozen weights of the model that `store` does not hold (the server's trunk replica
+ * sends only what trains); they are recorded as coming from the base model like the others.
+ */
+export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<CheckpointMeta, 'format'>, optimizer?: OptimizerState, extraTensors?: Map<string, NamedTensor>, assetsFrom?: string | null, frozenNames: readonly string[] = []): void {
+  const frozen = frozenReference(store, meta, frozenNames);
+  const skip = new Set(frozen?.names ?? []);
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  saveSafetensors(join(tmp, 'model.safetensors'), store as Map<string, NamedTensor>);
+  saveSafetensors(join(tmp, 'model.safetensors'), new Map([...store].filter(([n]) => !skip.has(n))));
   if (optimizer) {
     saveSafetensors(join(tmp, 'optimizer.safetensors'), new Map(slotsToTensors(optimizer.slots).map(([n, a]) => [n, { shape: [a.length], data: a }])));
   }
   if (extraTensors) saveSafetensors(join(tmp, 'extra.safetensors'), extraTensors);
   copyModelAssets(assetsFrom, tmp);
-  const full: CheckpointMeta = { format: 'flglm-checkpoint-1', ...meta, optimizer: optimizer ? { name: optimizer.name, step: optimizer.step } : undefined };
+  const full: CheckpointMeta = { format: 'flglm-checkpoint-1', ...meta, optimizer: optimizer ? { name: optimizer.name, step: optimizer.step } : undefined, ...(frozen ? { frozen } : {}) };
   writeFileAtomic(join(tmp, 'checkpoint.json'), JSON.stringify(full, null, 2));
   const old = `${dir}.old-${process.pid}`;
   if (existsSync(dir)) renameSync(dir, old);
   renameSync(tmp, dir);
   rmSync(old, { recursive: true, force: true });
+}
+
+/** The frozen weights a checkpoint names, from its base model folder (which must still match). */
+function loadFrozen(dir: string, meta: CheckpointMeta): ParamStore {
+  const { from, names } = meta.frozen!;
+  if (!existsSync(join(from, 'config.json'))) {
+    throw new UserError(`${dir} stores only the weights that trained (${meta.peft.method}); its ${names.length} frozen weights come from the base model ${from}, which is not there. Fix: put the base model folder back at that path, or run from the machine that has it`);
+  }
+  const wanted = new Set(names);
+  const base = importHfFolder(from, () => (n) => wanted.has(n));
+  for (const key of ['hidden_size', 'num_hidden_layers', 'vocab_size', 'intermediate_size'] as const) {
+    if (base.config[key] !== meta.model[key]) throw new UserError(`${dir}: its base model ${from} has ${key} ${base.config[key]}, the checkpoint was trained with ${meta.model[key]} (a different model is at that path). Fix: put the original base model back there`);
+  }
+  const missing = names.filter((n) => !base.store.has(n));
+  if (missing.length) throw new UserError(`${dir}: the base model ${from} has no ${missing[0]}${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`);
+  return base.store;
 }
 
 export function loadCheckpoint(dir: string): { store: ParamStore; meta: CheckpointMeta; optimizer?: OptimizerState; extra?: Map<string, NamedTensor> } {
@@ -53,6 +99,7 @@ export function loadCheckpoint(dir: string): { store: ParamStore; meta: Checkpoi
   const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as CheckpointMeta;
   if (meta.format !== 'flglm-checkpoint-1') throw new UserError(`${metaPath}: unknown checkpoint format ${String(meta.format)}`);
   const store: ParamStore = loadSafetensors(join(dir, 'model.safetensors')).tensors;
+  if (meta.frozen) for (const [n, t] of loadFrozen(dir, meta)) store.set(n, t);
   let optimizer: OptimizerState | undefined;
   if (meta.optimizer && existsSync(join(dir, 'optimizer.safetensors'))) {
     const slots = slotsFromTensors([...loadSafetensors(join(dir, 'optimizer.safetensors')).tensors].map(([n, t]) => [n, t.data]));

@@ -102,9 +102,10 @@ export class PartExecutor {
     return session.run(feeds);
   }
 
+  /** Trainable and frozen weights alike are graph inputs, read from the store at every run (see graph-weights.ts). */
   private paramFeed(name: string): TensorData | undefined {
     const p = this.store.get(name);
-    return p && this.trainable.includes(name) ? { dtype: 'float32', shape: p.shape, data: p.data } : undefined;
+    return p ? { dtype: 'float32', shape: p.shape, data: p.data } : undefined;
   }
 
   private dims(input: TensorData): [number, number] {

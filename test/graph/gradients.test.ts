@@ -57,6 +57,11 @@ const cases: Case[] = [
     build: ([s, l]) => op.softmaxCrossEntropy(s, l, -100)[0],
     inputs: [{ name: 's', shape: [4, 5] }, { name: 'l', shape: [4], dtype: 'int64', data: ids([1, -100, 4, 1]), noGrad: true }],
   },
+  {
+    name: 'SoftmaxCrossEntropyLoss, reduction sum', op: 'SoftmaxCrossEntropyLoss',
+    build: ([s, l]) => op.softmaxCrossEntropy(s, l, -100, 'sum')[0],
+    inputs: [{ name: 's', shape: [4, 5] }, { name: 'l', shape: [4], dtype: 'int64', data: ids([3, -100, 0, 3]), noGrad: true }],
+  },
   { name: 'fan-out sums contributions', op: 'Mul', build: ([a]) => op.add(op.mul(a, a), op.exp(a)), inputs: [{ name: 'a', shape: [3] }] },
 ];
 

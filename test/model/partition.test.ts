@@ -1,6 +1,8 @@
 import { PRESETS } from '../../src/model/config.js';
 import { addPeftParams, initParams, type PeftConfig, type FinetuneMethod } from '../../src/model/params.js';
-import { validateSplit, IGNORE_INDEX } from '../../src/model/partition.js';
+import { buildPartProgram, validateSplit, IGNORE_INDEX } from '../../src/model/partition.js';
+import { CompiledGraph } from '../../src/runtime/session.js';
+import type { TensorData } from '../../src/runtime/tensor.js';
 import { PartExecutor } from '../../src/training/part-executor.js';
 import { tensor } from '../../src/runtime/tensor.js';
 import { Rng } from '../../src/util/rng.js';
@@ -102,6 +104,49 @@ describe('three-way split equals the unsplit model', () => {
       const numeric = (lp - lm) / (2 * eps);
       expect(Math.abs(numeric - predicted) / Math.abs(predicted)).toBeLessThan(2e-2);
     }
+    await full.release();
+  });
+});
+
+describe('the LM-head loss in chunks of rows', () => {
+  // Chunking must change memory only: the same loss, gradients and predictions as one chunk, for a
+  // tied table (the projection is the embedding, used transposed) and an untied lm_head, with full
+  // fine-tuning (the projection's own gradient comes from the chunks) and LoRA (it does not train).
+  test.each([
+    ['tied', 'full'], ['untied', 'full'], ['tied', 'lora'],
+  ] as const)('%s embeddings, %s: 5 chunks equal 1', async (tie, method) => {
+    const c = { ...config, tie_word_embeddings: tie === 'tied' };
+    const peft = peftFor(method);
+    const store = initParams(c, 4);
+    addPeftParams(store, c, peft, 4);
+    const { tokens, labels } = batch(8);
+    const run = async (kind: 'step' | 'eval', lossChunkRows?: number) => {
+      const built = buildPartProgram('full', kind, c, split, peft, store, B, S, { lossChunkRows });
+      const chunks = built.graph.nodes.filter((n) => n.op === 'SoftmaxCrossEntropyLoss').length;
+      const session = await CompiledGraph.create(built.graph, { threads: 1 });
+      const feeds: Record<string, TensorData> = { tokens, labels };
+      for (const v of built.graph.inputs) if (store.has(v.name)) feeds[v.name] = { dtype: 'float32', shape: store.get(v.name)!.shape, data: store.get(v.name)!.data };
+      const out = await session.run(feeds);
+      await session.release();
+      return { out, chunks };
+    };
+    const one = await run('step'), five = await run('step', 5);
+    expect([one.chunks, five.chunks]).toEqual([1, 5]);
+    expect(Math.abs(Number(five.out.loss.data[0]) - Number(one.out.loss.data[0]))).toBeLessThan(1e-6);
+    const gradNames = Object.keys(one.out).filter((n) => n.startsWith('grad.'));
+    expect(gradNames.some((n) => n.includes(method === 'lora' ? 'lora_' : tie === 'tied' ? 'embed_tokens' : 'lm_head'))).toBe(true);
+    for (const n of gradNames) expect(maxRelDiff(five.out[n].data as Float32Array, one.out[n].data as Float32Array)).toBeLessThan(1e-5);
+    const [e1, e5] = [await run('eval'), await run('eval', 5)];
+    expect(Array.from(e5.out.pred.data as BigInt64Array)).toEqual(Array.from(e1.out.pred.data as BigInt64Array));
+    expect(Math.abs(Number(e5.out.loss.data[0]) - Number(one.out.loss.data[0]))).toBeLessThan(1e-6);
+  });
+
+  test('every label ignored: loss 0 and zero gradients, not NaN', async () => {
+    const store = initParams(config, 2);
+    const full = new PartExecutor('full', config, split, peftFor('full'), store, { threads: 1 });
+    const r = await full.step(batch(1).tokens, tensor('int64', [B * S], new Array(B * S).fill(IGNORE_INDEX)));
+    expect(r.loss === 0).toBe(true); // -0 or 0
+    for (const g of r.grads.values()) expect(g.every((x) => x === 0)).toBe(true);
     await full.release();
   });
 });

@@ -75,8 +75,7 @@ test(`fuzzed messages from an authenticated client for ${FUZZ_SECONDS} s: the se
   const transport = await startTransport({ kit, port: 0, revocation, onSession: server.onSession, maxMessageBytes: server.limits.maxMessageBytes });
   const target = `127.0.0.1:${transport.port}`;
   const data = resolveData(cfg);
-  const { config: model, store } = resolveModel(cfg);
-  const spec = [...clientPartSpec(cfg, model, store)];
+  const spec = [...clientPartSpec(cfg, resolveModel(cfg).config)];
   const rssBase = process.memoryUsage().rss;
   let rssPeak = rssBase;
   const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, process.memoryUsage().rss); }, 50);

@@ -24,7 +24,7 @@ const fed = (f: string) => config(`${base}federation: {mode: sequential, min_cli
 const cfg = fed('clients: 2, rounds: 2, local_steps: 2');
 const data = resolveData(cfg);
 const SHAPE = [2, 16, 32]; // batch_size x seq_len x hidden_size of the tiny preset
-const spec = (() => { const { config: model, store } = resolveModel(cfg); return clientPartSpec(cfg, model, store); })();
+const spec = clientPartSpec(cfg, resolveModel(cfg).config);
 
 /** A real server on 127.0.0.1 (trunk in worker threads), torn down by `stop`. */
 async function federation(c: ExperimentConfig, opts: { checkpointDir?: string } = {}) {

@@ -6,19 +6,23 @@ import type { Value } from '../ir.js';
 const swapLast = (x: Value) => op.transpose(x, [...x.shape.slice(0, -2).map((_, i) => i), x.rank - 1, x.rank - 2]);
 
 // a [..., M, K] @ b [..., K, N]. When b is a 2-D weight shared across a batch, fold the batch into
-// the rows so the weight gradient is one large GEMM instead of a batched one plus a reduction.
+// the rows so each product is one large Gemm with its transposed operand read in place (transA /
+// transB) instead of a Transpose node that copies a weight or an activation at every run.
 registerGradient('MatMul', (n, [dy]) => {
   const [a, b] = [input(n, 0), input(n, 1)];
+  if (b.rank === 2 && a.rank >= 2) {
+    const k = a.shape[a.rank - 1];
+    const nOut = dy!.shape[dy!.rank - 1];
+    const rows = (x: Value, width: number) => (x.rank === 2 ? x : op.reshape(x, [-1, width]));
+    const back = (x: Value) => (a.rank === 2 ? x : op.reshape(x, a.shape));
+    return [
+      () => back(op.gemm(rows(dy!, nOut), b, null, { transB: true })),
+      () => op.gemm(rows(a, k), rows(dy!, nOut), null, { transA: true }),
+    ];
+  }
   return [
     () => unbroadcast(op.matmul(dy!, swapLast(b)), a.shape),
-    () => {
-      if (b.rank === 2 && a.rank > 2) {
-        const k = a.shape[a.rank - 1];
-        const nOut = dy!.shape[dy!.rank - 1];
-        return op.matmul(op.transpose(op.reshape(a, [-1, k]), [1, 0]), op.reshape(dy!, [-1, nOut]));
-      }
-      return unbroadcast(op.matmul(swapLast(a), dy!), b.shape);
-    },
+    () => unbroadcast(op.matmul(swapLast(a), dy!), b.shape),
   ];
 });
 

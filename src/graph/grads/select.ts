@@ -19,20 +19,12 @@ registerGradient('Gather', (n, [dy]) => {
   }, null];
 });
 
-// Mean cross-entropy over non-ignored labels: dscores = (softmax - onehot) * mask / count * dloss.
+// Cross-entropy over non-ignored labels: dscores = (softmax - onehot) * mask * dloss (/ count for the mean).
 registerGradient('SoftmaxCrossEntropyLoss', (n, [dLoss, dLogProb]) => {
   if (dLogProb) throw new Error('SoftmaxCrossEntropyLoss: gradient through log_prob is not supported');
   const [scores, labels] = [input(n, 0), input(n, 1)];
   if (scores.rank !== 2) throw new Error('SoftmaxCrossEntropyLoss gradient expects scores [N, C]');
   const ignore = op.attrInt(n, 'ignore_index', -100);
-  return [() => {
-    const ignored = op.equal(labels, op.scalar(scores.graph, ignore, 'int64'));
-    const safe = op.where(ignored, op.scalar(scores.graph, 0, 'int64'), labels);
-    const mask = op.cast(op.not(ignored), scores.dtype);
-    const count = op.reduceSum(mask, [0], false);
-    const one = op.scalarLike(scores, 1);
-    const weight = op.div(op.mul(mask, dLoss!), op.where(op.less(count, one), one, count));
-    const probs = op.exp(n.outputs[1]);
-    return op.mul(op.sub(probs, op.oneHot(safe, scores.shape[1], scores.dtype)), op.unsqueeze(weight, [1]));
-  }, null];
+  const mean = n.attrs.reduction?.type !== 'string' || n.attrs.reduction.value === 'mean';
+  return [() => op.crossEntropyScoresGrad(n.outputs[1], labels, ignore, mean ? op.div(dLoss!, op.labelCount(labels, ignore, scores.dtype)) : dLoss!), null];
 });

@@ -1,6 +1,6 @@
 import type { Value } from '../../graph/ir.js';
 import type { ModelConfig } from '../config.js';
-import type { BlockContext, KvCache } from '../llama.js';
+import type { BlockContext, KvCache, LmHead } from '../llama.js';
 
 /** Which layers of the decoder a graph runs, and from what. */
 export interface DecoderSpan {
@@ -26,6 +26,6 @@ export interface ModelFamily {
   paramShapes(c: ModelConfig): [string, number[]][];
   /** Embedding (when `span.embeds`) and blocks of `span`: [B, S] ids or [B, S, D] activations -> [B, S, D]. */
   decode(ctx: BlockContext, input: Value, span: DecoderSpan, cache?: (layer: number) => KvCache): Value;
-  /** Final norm and LM head: [B, S, D] -> logits [B*S, V]. */
-  lmHead(ctx: BlockContext, x: Value): Value;
+  /** Final norm and LM head: [B, S, D] -> the normed rows [B*S, D] and the projection to the vocabulary. */
+  lmHead(ctx: BlockContext, x: Value): LmHead;
 }
