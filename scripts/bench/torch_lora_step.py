@@ -30,12 +30,26 @@ for run in range(runs + 1):
     if run > 0:
         times.append(time.perf_counter() - t0)
 times.sort()
+
+
+def peak_rss_mib():
+    # VmHWM: this process's own high-water mark (getrusage's maxrss survives fork + exec, so a child
+    # of a large parent would report the parent's size).
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 print(json.dumps({
     "impl": f"PyTorch {torch.__version__} + transformers + PEFT ({dtype})",
     "dtype": dtype,
     "seconds_per_step": times[len(times) // 2],
     "step_times": times,
-    "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    "peak_rss_mib": peak_rss_mib(),
     "blas": "MKL" if torch.backends.mkl.is_available() else "other",
     "threads": torch.get_num_threads(),
 }))

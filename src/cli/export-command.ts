@@ -35,9 +35,10 @@ export function registerExportCommands(program: Command): void {
     .option('--base-model <name>', 'with --peft: base_model_name_or_path (default: the base the model was fine-tuned from)')
     .option('--onnx <dir>', 'write decoder.onnx (one decoding step with a KV cache) and decoder.json')
     .option('--cache-len <n>', 'with --onnx: KV-cache positions (default: the model\'s max_position_embeddings)', intOption('--cache-len', 1))
+    .option('--external-data', 'with --onnx: weights in decoder.onnx.data (ONNX external data; automatic above 1 GiB of weights)')
     .option('--dtype <type>', 'with --hf: float32 | float16 | bfloat16', 'float32')
     .option('--max-shard-size <size>', 'with --hf: largest weight file, e.g. 2GB (bigger models are sharded with an index)', '2GiB')
-    .action((o: { model: string; hf?: string; mergeLora?: boolean; peft?: string; baseModel?: string; onnx?: string; cacheLen?: number; dtype: string; maxShardSize: string }) => {
+    .action((o: { model: string; hf?: string; mergeLora?: boolean; peft?: string; baseModel?: string; onnx?: string; cacheLen?: number; externalData?: boolean; dtype: string; maxShardSize: string }) => {
       if (!o.hf && !o.peft && !o.onnx) throw new UserError('nothing to export: give --hf DIR, --peft DIR and/or --onnx DIR');
       const dtype = DTYPES[o.dtype];
       if (!dtype) throw new UserError(`--dtype: expected float32|float16|bfloat16, got "${o.dtype}"`);
@@ -53,8 +54,8 @@ export function registerExportCommands(program: Command): void {
       if (o.onnx) {
         const cacheLen = o.cacheLen ?? m.config.max_position_embeddings;
         prepareOutputDir(o.onnx, '--onnx');
-        const { bytes } = exportOnnxDecoder(o.onnx, m.config, m.peft, m.store, cacheLen);
-        console.log(`${o.onnx}: decoder.onnx (${(bytes / 1e6).toFixed(1)} MB, cache ${cacheLen} positions) and decoder.json`);
+        const { bytes, dataFile } = exportOnnxDecoder(o.onnx, m.config, m.peft, m.store, cacheLen, { externalData: o.externalData });
+        console.log(`${o.onnx}: decoder.onnx${dataFile ? ` + ${dataFile}` : ''} (${(bytes / 1e6).toFixed(1)} MB, cache ${cacheLen} positions) and decoder.json`);
       }
     });
   program

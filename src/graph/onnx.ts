@@ -13,7 +13,8 @@ const F = {
   graph: { node: 1, name: 2, initializer: 5, input: 11, output: 12 },
   node: { input: 1, output: 2, name: 3, opType: 4, attribute: 5, domain: 7 },
   attr: { name: 1, f: 2, i: 3, s: 4, t: 5, floats: 7, ints: 8, type: 20 },
-  tensor: { dims: 1, dataType: 2, name: 8, rawData: 9 },
+  tensor: { dims: 1, dataType: 2, name: 8, rawData: 9, externalData: 13, dataLocation: 14 },
+  entry: { key: 1, value: 2 },
   valueInfo: { name: 1, type: 2 },
   type: { tensorType: 1 },
   tensorType: { elemType: 1, shape: 2 },
@@ -26,11 +27,21 @@ function tensorBytes(t: TensorData): Uint8Array {
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 
-function writeTensor(w: ProtoWriter, name: string, t: TensorData): void {
+/** Where an initializer's bytes went in the external data file. */
+interface ExternalPlacement { location: string; offset: number; length: number }
+
+function writeTensor(w: ProtoWriter, name: string, t: TensorData, external?: ExternalPlacement): void {
   if (t.shape.length) w.packedInts(F.tensor.dims, t.shape);
   w.int(F.tensor.dataType, ONNX_DTYPE[t.dtype]);
   if (name) w.string(F.tensor.name, name);
-  w.bytes(F.tensor.rawData, tensorBytes(t));
+  if (!external) {
+    w.bytes(F.tensor.rawData, tensorBytes(t));
+    return;
+  }
+  for (const [key, value] of [['location', external.location], ['offset', String(external.offset)], ['length', String(external.length)]]) {
+    w.message(F.tensor.externalData, (e) => e.string(F.entry.key, key).string(F.entry.value, value));
+  }
+  w.int(F.tensor.dataLocation, 1); // EXTERNAL
 }
 
 function writeValueInfo(w: ProtoWriter, v: Value): void {
@@ -74,6 +85,32 @@ function liveSubgraph(g: Graph): { nodes: Graph['nodes']; initializers: [Value, 
 
 /** Serialise the graph to ONNX ModelProto bytes, loadable with `InferenceSession.create(bytes)`. */
 export function toOnnx(g: Graph): Uint8Array {
+  return serialise(g, null).model;
+}
+
+/**
+ * The graph with its large initializers in a separate data file (ONNX external data), as a model
+ * over protobuf's 2 GiB limit must be. `location` is the data file's name, next to the model file;
+ * each tensor starts on a 4 KiB boundary so that ONNX Runtime can memory-map it.
+ */
+export function toOnnxWithExternalData(g: Graph, location: string, minBytes = 1024): { model: Uint8Array; data: Uint8Array[] } {
+  const data: Uint8Array[] = [];
+  let offset = 0;
+  const place = (t: TensorData): ExternalPlacement | undefined => {
+    const bytes = tensorBytes(t);
+    if (bytes.byteLength < minBytes) return undefined;
+    const pad = (4096 - (offset % 4096)) % 4096;
+    if (pad) data.push(new Uint8Array(pad));
+    offset += pad;
+    data.push(bytes);
+    const at = { location, offset, length: bytes.byteLength };
+    offset += bytes.byteLength;
+    return at;
+  };
+  return { model: serialise(g, place).model, data };
+}
+
+function serialise(g: Graph, place: ((t: TensorData) => ExternalPlacement | undefined) | null): { model: Uint8Array } {
   const { nodes, initializers } = liveSubgraph(g);
   const w = new ProtoWriter();
   w.int(F.model.irVersion, IR_VERSION);
@@ -92,9 +129,9 @@ export function toOnnx(g: Graph): Uint8Array {
       });
     });
     gw.string(F.graph.name, g.name);
-    for (const [v, t] of initializers) gw.message(F.graph.initializer, (tw) => writeTensor(tw, v.name, t));
+    for (const [v, t] of initializers) gw.message(F.graph.initializer, (tw) => writeTensor(tw, v.name, t, place?.(t)));
     for (const v of g.inputs) gw.message(F.graph.input, (vw) => writeValueInfo(vw, v));
     for (const v of g.outputs) gw.message(F.graph.output, (vw) => writeValueInfo(vw, v));
   });
-  return w.finish();
+  return { model: w.finish() };
 }

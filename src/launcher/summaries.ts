@@ -31,8 +31,18 @@ export interface ClientSummary {
   peak_rss_mib: number;
 }
 
-/** This process's peak resident memory so far, in MiB (worker threads included). */
+/**
+ * This process's peak resident memory so far, in MiB (worker threads included). On Linux this is
+ * VmHWM, the high-water mark of this process's own address space: `getrusage`'s maxrss survives
+ * fork + exec, so a child started by a 7 GB parent reported 7 GB whatever it used itself.
+ */
 export function peakRssMib(): number {
+  try {
+    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return Math.round(Number(hwm[1]) / 1024);
+  } catch {
+    // not Linux: fall back to getrusage
+  }
   return Math.round(process.resourceUsage().maxRSS / 1024);
 }
 

@@ -1,24 +1,43 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { toOnnx } from '../graph/onnx.js';
-import { writeFileAtomic } from '../util/atomic-write.js';
+import { toOnnx, toOnnxWithExternalData } from '../graph/onnx.js';
+import { writeChunksAtomic, writeFileAtomic } from '../util/atomic-write.js';
 import { headDim, type ModelConfig } from './config.js';
 import { buildDecode } from './generate.js';
 import type { ParamStore, PeftConfig } from './weights.js';
+
+const DATA_FILE = 'decoder.onnx.data';
+/** Weights above this go to an external data file (protobuf's limit is 2 GiB). */
+const EXTERNAL_DATA_ABOVE = 2 ** 30;
 
 /**
  * The model as one ONNX inference graph that any onnxruntime runs: a decoder step with a KV cache
  * of `cacheLen` positions (weights inside the file, LoRA and prefix included). Feed the prompt one
  * token at a time, then each generated token; `decoder.json` says what every input and output is.
  */
-export function exportOnnxDecoder(dir: string, config: ModelConfig, peft: PeftConfig, store: ParamStore, cacheLen: number): { bytes: number } {
+export function exportOnnxDecoder(dir: string, config: ModelConfig, peft: PeftConfig, store: ParamStore, cacheLen: number, o: { externalData?: boolean } = {}): { bytes: number; dataFile?: string } {
   mkdirSync(dir, { recursive: true });
-  const bytes = toOnnx(buildDecode(config, peft, store, cacheLen, 1, 'initializer'));
-  writeFileAtomic(join(dir, 'decoder.onnx'), bytes);
+  const graph = buildDecode(config, peft, store, cacheLen, 1, 'initializer');
+  // Protobuf caps a message at 2 GiB: a real model's weights go to decoder.onnx.data (ONNX external data).
+  const weightBytes = [...store.values()].reduce((a, p) => a + p.data.byteLength, 0);
+  const external = o.externalData ?? weightBytes > EXTERNAL_DATA_ABOVE;
+  let bytes: number;
+  if (external) {
+    const { model, data } = toOnnxWithExternalData(graph, DATA_FILE);
+    writeChunksAtomic(join(dir, DATA_FILE), data);
+    writeFileAtomic(join(dir, 'decoder.onnx'), model);
+    bytes = model.byteLength + data.reduce((a, d) => a + d.byteLength, 0);
+  } else {
+    const model = toOnnx(graph);
+    rmSync(join(dir, DATA_FILE), { force: true });
+    writeFileAtomic(join(dir, 'decoder.onnx'), model);
+    bytes = model.byteLength;
+  }
   const dh = headDim(config), prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
   const kv = `float32 [1, ${config.num_key_value_heads}, ${cacheLen}, ${dh}]`;
   writeFileAtomic(join(dir, 'decoder.json'), JSON.stringify({
     format: 'flglm-onnx-decoder-1',
+    ...(external ? { external_data: `${DATA_FILE}: the weights (ONNX external data); keep it next to decoder.onnx and load decoder.onnx by path` } : {}),
     model: config, cache_len: cacheLen, prefix_len: prefix, layers: config.num_hidden_layers, rope_theta: config.rope_theta, head_dim: dh,
     inputs: {
       token: 'int64 [1, 1]: the token at position p (0-based)',
@@ -32,5 +51,5 @@ export function exportOnnxDecoder(dir: string, config: ModelConfig, peft: PeftCo
       'key_<l>, value_<l>': `float32 [1, ${config.num_key_value_heads}, 1, ${dh}]: this token's key and value: write them into slot p of the cache`,
     },
   }, null, 2));
-  return { bytes: bytes.byteLength };
+  return { bytes, ...(external ? { dataFile: DATA_FILE } : {}) };
 }

@@ -2,7 +2,9 @@ import { mkdtempSync, existsSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PRESETS } from '../../src/model/config.js';
-import { initParams } from '../../src/model/params.js';
+import { addPeftParams, initParams } from '../../src/model/params.js';
+import { exportHfFolder } from '../../src/model/hf.js';
+import { loadSafetensors } from '../../src/model/safetensors.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/training/checkpoint.js';
 import { AdamW } from '../../src/training/optimizer.js';
 
@@ -34,5 +36,30 @@ describe('checkpoints', () => {
     expect(loadCheckpoint(dir).meta.step).toBe(2);
     expect(readdirSync(join(dir, '..')).filter((f) => f.includes('.tmp') || f.includes('.old'))).toEqual([]);
     expect(existsSync(join(dir, 'model.safetensors'))).toBe(true);
+  });
+
+  test('a LoRA checkpoint on a base model folder stores only what trains and reads the rest back from the base', () => {
+    const root = mkdtempSync(join(tmpdir(), 'flglm-ckpt-'));
+    const base = join(root, 'base'), dir = join(root, 'ckpt');
+    const store = initParams(PRESETS.tiny, 5);
+    exportHfFolder(base, PRESETS.tiny, store);
+    const lora = { ...peft, method: 'lora' as const };
+    addPeftParams(store, PRESETS.tiny, lora, 5);
+    for (const [n, p] of store) if (n.endsWith('lora_B')) p.data.fill(0.25);
+    saveCheckpoint(dir, store, { model: PRESETS.tiny, peft: lora, step: 3, base_model: base });
+    const written = loadSafetensors(join(dir, 'model.safetensors')).tensors;
+    expect([...written.keys()].every((n) => n.includes('.lora_'))).toBe(true);
+    expect(written.size).toBe([...store.keys()].filter((n) => n.includes('.lora_')).length);
+    const back = loadCheckpoint(dir);
+    expect(back.meta.frozen!.from).toBe(base);
+    expect([...back.store.keys()].sort()).toEqual([...store.keys()].sort());
+    for (const [n, p] of store) expect(Array.from(back.store.get(n)!.data)).toEqual(Array.from(p.data));
+    // Without its base the checkpoint says what it needs, and where.
+    rmSync(base, { recursive: true });
+    expect(() => loadCheckpoint(dir)).toThrow(`${dir} stores only the weights that trained (lora); its ${store.size - written.size} frozen weights come from the base model ${base}, which is not there`);
+    // Full fine-tuning stores everything, base folder or not.
+    exportHfFolder(base, PRESETS.tiny, initParams(PRESETS.tiny, 5));
+    saveCheckpoint(dir, store, { model: PRESETS.tiny, peft, step: 4, base_model: base });
+    expect(loadSafetensors(join(dir, 'model.safetensors')).tensors.size).toBe(store.size);
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -83,14 +83,17 @@ test('F16 and BF16 encoding rounds to nearest even and round-trips through the d
   expect(bf16[5]).toBe(3.140625);
 });
 
-test('the ONNX decoder runs in plain onnxruntime: greedy tokens equal flglm generation (LoRA included)', async () => {
+test.each([false, true])('the ONNX decoder runs in plain onnxruntime: greedy tokens equal flglm generation (LoRA included; external data %s)', async (externalData) => {
   const config = { ...PRESETS.tiny };
   const store = trainedLora(config);
   const prompt = [256, 72, 101, 108, 108, 111];
   const cacheLen = 16;
   const expected = await generate(config, lora, store, prompt, { maxNewTokens: 6, temperature: 0, topK: 0, seed: 0 }, { threads: 1 });
   const out = dir();
-  exportOnnxDecoder(out, config, lora, store, cacheLen);
+  const written = exportOnnxDecoder(out, config, lora, store, cacheLen, { externalData });
+  expect(existsSync(join(out, 'decoder.onnx.data'))).toBe(externalData);
+  if (externalData) expect(statSync(join(out, 'decoder.onnx')).size).toBeLessThan(statSync(join(out, 'decoder.onnx.data')).size / 2);
+  expect(written.dataFile).toBe(externalData ? 'decoder.onnx.data' : undefined);
   const spec = JSON.parse(readFileSync(join(out, 'decoder.json'), 'utf8'));
   expect(spec).toMatchObject({ cache_len: cacheLen, layers: config.num_hidden_layers, head_dim: headDim(config) });
   // Decode by hand from decoder.json alone: the prompt one token at a time, then greedy.
