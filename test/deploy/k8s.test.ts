@@ -38,3 +38,30 @@ maybe('deploy/k8s renders with kustomize, every object is valid against the Kube
   // The config map's generated name is the one the Job mounts.
   expect(pod.volumes!.find((v) => v.name === 'config')!.configMap!.name).toBe(cm.metadata!.name);
 });
+
+maybe('deploy/k8s/hierarchical adds sub-servers: an Indexed Job whose pod i runs kit s<i> against the parent, which waits for all of them', () => {
+  const r = spawnSync('kubectl', ['kustomize', 'deploy/k8s/hierarchical'], { encoding: 'utf8' });
+  expect(r.stderr).toBe('');
+  const objects = parseAllDocuments(r.stdout).map((d) => d.toJS() as { apiVersion: string; kind: string; metadata: { name: string }; [k: string]: unknown });
+  for (const o of objects) {
+    const Model = MODELS[`${o.apiVersion}/${o.kind}`];
+    if (!Model) throw new Error(`no schema check for ${o.apiVersion} ${o.kind}`);
+    expect(() => new Model(o as never).validate()).not.toThrow();
+  }
+  const job = (name: string) => objects.find((o) => o.kind === 'Job' && o.metadata.name === name) as unknown as Job;
+  const subs = job('flglm-subserver').spec!;
+  const expected = Number(job('flglm-server').spec!.template.spec!.containers[0].args!.find((a) => a.startsWith('--expect-subs='))!.split('=')[1]);
+  expect(subs.completionMode).toBe('Indexed');
+  expect([subs.completions, subs.parallelism]).toEqual([expected, expected]);
+  const sub = subs.template.spec!.containers[0];
+  expect(sub.args).toEqual(expect.arrayContaining(['server', '--role=sub', '--pki=/kit/subservers/s$(SUB_INDEX)', '--parent=flglm-server-internal:50051']));
+  expect(sub.env!.find((e) => e.name === 'SUB_INDEX')!.valueFrom!.fieldRef!.fieldPath).toBe("metadata.annotations['batch.kubernetes.io/job-completion-index']");
+  // The parent's federation port is reachable inside the cluster, where the sub-servers dial it.
+  const internal = objects.find((o) => o.kind === 'Service' && o.metadata.name === 'flglm-server-internal') as unknown as Service;
+  expect(internal.spec!.ports!.map((p) => p.port)).toContain(50051);
+  // The plan is hierarchical (relay would be refused in that mode) and valid.
+  const cm = objects.find((o) => o.kind === 'ConfigMap') as unknown as ConfigMap;
+  const parsed = parseConfigText(cm.data!['experiment.yaml']);
+  expect(parsed.ok ? [] : parsed.problems).toEqual([]);
+  if (parsed.ok) expect([parsed.config.federation.mode, parsed.config.federation.strategy.name]).toEqual(['hierarchical', 'fedavg']);
+});
