@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // `npm run bench -- real-shapes [--shapes smollm2-135m,qwen2.5-0.5b] [--clients 1,3] [--rounds 2]
-//   [--local-steps 3] [--python PATH] [--torch-runs 3] [--no-torch]`
+//   [--local-steps 3] [--python PATH[,PATH]] [--torch-runs 3] [--no-torch]`
 //
 // LoRA fine-tuning at real model shapes with random weights, 8 x 128 tokens per step, next-token loss
 // on every position, side by side in one run:
 // - flglm centralized (`flglm train`, one process, the unsplit model);
 // - flglm federated (`flglm run`: a server process and 1 or 3 client processes, sequential mode);
-// - PyTorch + transformers + PEFT on the same folder (scripts/bench/torch_lora_step.py), in float32
-//   (flglm's precision) and bfloat16, when `--python` has torch, transformers and peft.
+// - PyTorch on the same folder, in float32 (flglm's precision) and bfloat16, for every interpreter in
+//   `--python` with its fastest BLAS kernel: transformers + PEFT (scripts/bench/torch_lora_step.py)
+//   where it has them, else the same LoRA step in plain torch (torch_lora_plain.py).
 // Seconds per step are steady state: flglm's from the gaps between step records after the first
 // round (which compiles every program and pays ORT's first-run allocations), PyTorch's after one
 // warm-up step. Peak memory is each process's own maximum resident set.
@@ -16,6 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dist, root, runExperiment, writeResult } from './common.mjs';
+import { torchSetups } from './torch-peer.mjs';
 
 const arg = (name, fallback) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : fallback; };
 const SHAPES = {
@@ -70,11 +72,19 @@ async function federated(folder, shape, clients) {
   return { impl: `flglm federated, ${clients} client${clients > 1 ? 's' : ''} (server + client processes)`, clients, seconds_per_step: round2(perStep), tokens_per_s: Math.round((B * S) / perStep), wall_s: round2(summary.wall_s), peak_rss_mib: summary.peak_rss_mib };
 }
 
-function torchStep(folder, dtype) {
-  const r = spawnSync(python, [join(root, 'scripts', 'bench', 'torch_lora_step.py'), folder, String(B), String(S), '2', String(torchRuns), dtype], { encoding: 'utf8', env: { ...process.env, TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1' } });
-  if (r.status !== 0) return { impl: `PyTorch (${dtype})`, skipped: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop() };
+// Every PyTorch interpreter given, at its fastest kernel (torch-peer.mjs): transformers + PEFT where
+// it has them, the same step in plain torch (torch_lora_plain.py) where it does not.
+const setups = withTorch ? torchSetups({ pythons: python.split(','), threads: 2 }) : { setups: [] };
+
+function torchStep(setup, folder, dtype) {
+  const env = { ...process.env, TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1', ...setup.env };
+  const args = [folder, String(B), String(S), '2', String(torchRuns), dtype];
+  let r = spawnSync(setup.python, [join(root, 'scripts', 'bench', 'torch_lora_step.py'), ...args], { encoding: 'utf8', env });
+  if (r.status !== 0 && /No module named '(transformers|peft)'/.test(r.stderr ?? '')) r = spawnSync(setup.python, [join(root, 'scripts', 'bench', 'torch_lora_plain.py'), ...args], { encoding: 'utf8', env });
+  const kernel = `${setup.blas}${setup.env.OPENBLAS_CORETYPE ? ` ${setup.env.OPENBLAS_CORETYPE}` : ''}, MatMul ${Math.round(setup.matmul_gflops)} GFLOP/s`;
+  if (r.status !== 0) return { impl: `PyTorch ${setup.torch} (${dtype}; ${kernel})`, skipped: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop() };
   const j = JSON.parse(r.stdout.trim().split('\n').pop());
-  return { impl: j.impl, seconds_per_step: round2(j.seconds_per_step), tokens_per_s: Math.round((B * S) / j.seconds_per_step), peak_rss_mib: { process: j.peak_rss_mib } };
+  return { impl: `${j.impl}; ${kernel}`, seconds_per_step: round2(j.seconds_per_step), tokens_per_s: Math.round((B * S) / j.seconds_per_step), peak_rss_mib: { process: j.peak_rss_mib } };
 }
 
 const { initParams } = await import(dist('model/params.js'));
@@ -89,7 +99,8 @@ for (const shape of shapes) {
   const note = (row) => { rows.push(row); console.log(shape, JSON.stringify(row)); };
   note(centralized(folder));
   for (const clients of clientCounts) note(await federated(folder, shape, clients));
-  if (withTorch) for (const dtype of ['fp32', 'bf16']) note(torchStep(folder, dtype));
+  if (withTorch && !setups.setups.length) note({ impl: 'PyTorch', skipped: setups.note });
+  for (const setup of setups.setups) for (const dtype of ['fp32', 'bf16']) note(torchStep(setup, folder, dtype));
   results.push({ shape, rows });
   rmSync(folder, { recursive: true, force: true });
 }
