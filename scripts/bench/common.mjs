@@ -26,7 +26,7 @@ export function writeResult(name, result) {
 }
 
 /** Run a federated experiment through the real launcher (separate server and client processes). */
-export async function runExperiment(yaml, outDir, env = {}) {
+export async function runExperiment(yaml, outDir, env = {}, options = {}) {
   const { parseConfigText } = await import(dist('config/load.js'));
   const { ExperimentLauncher, readMetrics } = await import(dist('launcher/launcher.js'));
   const parsed = parseConfigText(yaml);
@@ -34,7 +34,7 @@ export async function runExperiment(yaml, outDir, env = {}) {
   const saved = { ...process.env };
   Object.assign(process.env, env);
   try {
-    const summary = await new ExperimentLauncher(parsed.config, yaml, { quiet: true, outDir }).run();
+    const summary = await new ExperimentLauncher(parsed.config, yaml, { quiet: true, outDir, ...options }).run();
     return { summary, metrics: readMetrics(join(outDir, 'metrics.jsonl')) };
   } finally {
     for (const k of Object.keys(env)) { if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k]; }

@@ -20,6 +20,7 @@ export const EXAMPLES: Record<string, string[]> = {
   export: ['flglm export --model runs/quickstart-20261125-120000/model --hf out/model --merge-lora --peft out/adapter'],
   doctor: ['flglm doctor --pki pki/clients/alice'],
   merge: ['flglm merge --server ckpt/latest --client client-ckpt/alice --out model'],
+  'attack invert': ['flglm run configs/quickstart.yaml --attack   # then: flglm attack invert --run runs/quickstart-20261125-120000'],
 };
 
 export const pathOf = (cmd: Command): string => {

@@ -12,8 +12,7 @@ import { SplitClient } from '../client/split-client.js';
 import { ClientMetrics } from '../client/client-metrics.js';
 import { UserError } from '../util/errors.js';
 import { collect, intOption, numberOption, portOption, SET_HELP } from './options.js';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
-import { ExperimentLauncher } from '../launcher/launcher.js';
+import { appendFileSync, existsSync } from 'node:fs';
 import { runSubServer } from '../server/sub-server.js';
 import { linkFromEnv } from '../client/netem.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -23,6 +22,7 @@ import type { ServerMode } from '../server/split-server.js';
 import { peakRssMib, type ClientSummary, type ServerReady } from '../launcher/summaries.js';
 import { readKitServer, withDefaultPort } from '../security/kit-server.js';
 import { preflight } from '../config/preflight.js';
+import { Capture } from '../privacy/capture.js';
 
 /** Exactly one of --pki and --insecure; --insecure is loud. */
 /** The security flags checked, and the process's log (the --insecure warning is its first event). */
@@ -58,8 +58,10 @@ export function registerFederationCommands(program: Command): void {
     .option('--metrics-port <n>', 'serve Prometheus metrics at http://HOST:N/metrics (0 = any free port; the ready file says which)', portOption('--metrics-port'))
     .option('--log-format <format>', `${LOG_FORMATS.join(' | ')}: readable lines, or one JSON object per line (for log collectors)`, 'pretty')
     .option('--health-port <n>', 'also serve the gRPC health service (grpc.health.v1) in plaintext on this port, for probes (0 = any free port)', portOption('--health-port'))
+    .option('--capture <dir>', CAPTURE_HELP)
+    .option('--capture-steps <n>', 'with --capture: how many of the last training steps per client to keep', intOption('--capture-steps', 1), 4)
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { logFormat: string; metricsPort?: number; healthPort?: number; set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; resumeIfPresent?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
+    .action(async (o: { capture?: string; captureSteps: number; logFormat: string; metricsPort?: number; healthPort?: number; set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; resumeIfPresent?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
       if (o.role !== 'parent' && o.role !== 'sub') throw new UserError(`--role: expected parent|sub, got "${o.role}"`);
       const log = checkSecurityOptions(o, o.role === 'sub' ? 'sub-server' : 'server');
       if (o.role === 'sub') {
@@ -96,7 +98,8 @@ export function registerFederationCommands(program: Command): void {
       if (o.resumeIfPresent && !o.checkpoints) throw new UserError('--resume-if-present needs --checkpoints DIR (where the round checkpoints are)');
       const resume = o.resume || (o.resumeIfPresent && existsSync(join(o.checkpoints!, 'latest', 'checkpoint.json')));
       if (o.resumeIfPresent) log(resume ? `resuming from ${o.checkpoints}` : `no checkpoint in ${o.checkpoints}: starting fresh`, { event: 'start', resume: Boolean(resume) });
-      const server = new SplitServer({ cfg, kit, mode, checkpointDir: o.checkpoints ?? null, resume, log, onMetric, expectSubServers, revocation });
+      const capture = startCapture(o, log);
+      const server = new SplitServer({ cfg, kit, mode, checkpointDir: o.checkpoints ?? null, resume, log, onMetric, expectSubServers, revocation, capture });
       let transport: Awaited<ReturnType<typeof startTransport>>;
       const health = new ServerHealth();
       let healthEndpoint: Awaited<ReturnType<typeof startHealthEndpoint>> | null = null;
@@ -124,6 +127,7 @@ export function registerFederationCommands(program: Command): void {
       process.once('SIGTERM', stop);
       try {
         const summary = await server.done;
+        capture?.flush('server');
         if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify({ ...summary, peak_rss_mib: peakRssMib() }, null, 2));
         console.log(`training finished: ${summary.rounds} rounds in ${summary.history.reduce((a, r) => a + r.wall_s, 0).toFixed(1)} s`);
       } finally {
@@ -150,8 +154,10 @@ export function registerFederationCommands(program: Command): void {
     .option('--metrics-host <addr>', 'address for --metrics-port', '127.0.0.1')
     .option('--log-format <format>', `${LOG_FORMATS.join(' | ')}: readable lines, or one JSON object per line (for log collectors)`, 'pretty')
     .option('--reconnect <n>', 'reconnection attempts (1 s apart) after the server goes away', intOption('--reconnect', 0), 30)
+    .option('--capture <dir>', 'keep the token ids of the last --capture-steps steps here (this machine only): the truth to score `flglm attack invert` against')
+    .option('--capture-steps <n>', 'with --capture: how many of the last training steps to keep', intOption('--capture-steps', 1), 4)
     .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { logFormat: string; metricsPort?: number; metricsHost: string; netDelayMs?: number; netMbps?: number; name?: string; reconnect: number; data: string; test?: string; server?: string; pki?: string; serverName?: string; summaryJson?: string; checkpoints?: string; insecure?: boolean }) => {
+    .action(async (o: { capture?: string; captureSteps: number; logFormat: string; metricsPort?: number; metricsHost: string; netDelayMs?: number; netMbps?: number; name?: string; reconnect: number; data: string; test?: string; server?: string; pki?: string; serverName?: string; summaryJson?: string; checkpoints?: string; insecure?: boolean }) => {
       const log = checkSecurityOptions(o, 'client');
       const kitServer = o.pki && !o.insecure ? readKitServer(o.pki) : null;
       const target = withDefaultPort(o.server ?? kitServer?.address ?? '127.0.0.1:50051');
@@ -159,12 +165,14 @@ export function registerFederationCommands(program: Command): void {
       const train = readSilo(o.data);
       const test = o.test ? readSilo(o.test) : train;
       let metrics: ClientMetrics | null = null;
+      const capture = o.capture ? new Capture(o.capture, o.captureSteps) : null;
       const client = new SplitClient({
         target, kit: o.insecure ? null : o.pki!, serverName, train, test, checkpointDir: o.checkpoints ? join(o.checkpoints) : null,
         log,
         onStep: (round, step, loss) => { metrics?.step(loss); log(`round ${round} step ${step} loss ${loss.toFixed(4)}`, { event: 'step', round, step, loss }); },
         reconnectAttempts: o.reconnect,
         insecureName: o.name,
+        capture,
         link: linkFromEnv({ FLGLM_NET_DELAY_MS: o.netDelayMs?.toString() ?? process.env.FLGLM_NET_DELAY_MS, FLGLM_NET_MBPS: o.netMbps?.toString() ?? process.env.FLGLM_NET_MBPS }),
       });
       let endpoint: Awaited<ReturnType<typeof startMetricsEndpoint>> | null = null;
@@ -174,48 +182,19 @@ export function registerFederationCommands(program: Command): void {
         log(`metrics at http://${o.metricsHost}:${endpoint.port}/metrics`, { event: 'metrics', port: endpoint.port });
       }
       const r = await client.run().finally(() => endpoint?.close());
+      capture?.flush('clients');
       const summary: ClientSummary = { client_id: r.clientId, steps: r.losses.length, train_loss_final: r.losses[r.losses.length - 1], losses: r.losses, eval: r.eval, phases: r.phases, peak_rss_mib: peakRssMib() };
       if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(summary, null, 2));
       console.log(JSON.stringify({ clientId: r.clientId, steps: r.losses.length, train_loss_final: summary.train_loss_final, eval: r.eval }));
     });
-  program
-    .command('run [config]')
-    .description('Launch a whole federated experiment (server + clients on loopback) from one YAML file')
-    .option('--out <dir>', 'run folder (default: <output_dir>/<name>-<time>, never shared with another run)')
-    .option('--resume <run-dir>', 'continue an interrupted or failed run from its last round checkpoint (uses its config.yaml)')
-    .option('--set <key=value>', SET_HELP, collect, [])
-    .option('--summary-json <path>', 'also copy summary.json here')
-    .option('--quiet', 'no spinner or progress bar')
-    .action(async (configArg: string | undefined, o: { set: string[]; out?: string; resume?: string; summaryJson?: string; quiet?: boolean }) => {
-      if (o.resume && configArg) throw new UserError('give either a config or --resume RUN_DIR (a resumed run uses its own config.yaml)');
-      if (o.resume && o.out) throw new UserError('--resume continues its own folder; drop --out');
-      if (o.resume && o.set.length) throw new UserError('--resume continues the run as it was configured; drop --set');
-      const configPath = o.resume ? join(o.resume, 'config.yaml') : configArg;
-      if (!configPath) throw new UserError('missing config. Usage: flglm run CONFIG.yaml (see flglm run --help)');
-      const cfg = loadConfigFile(configPath, o.set);
-      preflight(cfg);
-      const launcher = new ExperimentLauncher(cfg, readFileSync(configPath, 'utf8'), { quiet: o.quiet, outDir: o.out, resumeDir: o.resume });
-      const interrupt = () => {
-        console.error('\nflglm: interrupted; stopping the server and clients');
-        launcher.markEnded(new Error(`interrupted; continue with flglm run --resume ${launcher.runDir}`));
-        void launcher.stopAll().then(() => process.exit(130));
-      };
-      process.once('SIGINT', interrupt);
-      process.once('SIGTERM', interrupt);
-      try {
-        const s = await launcher.run();
-        launcher.markEnded();
-        if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(s, null, 2));
-        const acc = (e?: { accuracy?: number } | null) => (e && typeof e.accuracy === 'number' ? e.accuracy.toFixed(4) : '–');
-        console.log(`${s.mode}: ${s.clients} clients, ${s.rounds} rounds, ${s.steps} steps, ${s.tokens} tokens in ${s.wall_s.toFixed(1)} s (${s.tokens_per_s.toFixed(0)} tokens/s); eval accuracy ${acc(s.eval)}${s.baseline ? ` vs centralized ${acc(s.baseline.eval)}` : ''}`);
-        if (s.generation) console.log(`generation: ROUGE-L F1 ${s.generation.rouge_l_f1.toFixed(4)}, exact match ${s.generation.exact_match.toFixed(4)}${s.baseline?.generation ? ` vs centralized ${s.baseline.generation.rouge_l_f1.toFixed(4)}, ${s.baseline.generation.exact_match.toFixed(4)}` : ''}`);
-        console.log(`report: ${join(s.run_dir, 'report.html')}`);
-      } catch (e) {
-        await launcher.stopAll();
-        launcher.markEnded(e as Error);
-        throw e;
-      }
-    });
+}
+
+const CAPTURE_HELP = 'PRIVACY: keep the last --capture-steps h_A tensors received from each client in this folder, to measure what an inversion attack recovers (flglm attack invert); off by default, announced in the log when on';
+
+function startCapture(o: { capture?: string; captureSteps: number }, log: Log): Capture | null {
+  if (!o.capture) return null;
+  log(`PRIVACY WARNING: --capture keeps clients' activations in ${o.capture} (the last ${o.captureSteps} steps of each), for measuring inversion attacks only`, { event: 'capture', dir: o.capture });
+  return new Capture(o.capture, o.captureSteps);
 }
 
 function logFormat(v: string): LogFormat {

@@ -7,6 +7,8 @@ import { registerConfigCommand } from './config-command.js';
 import { registerGenerateCommand, registerTrainingCommands } from './train-command.js';
 import { registerKeygenCommand } from './keygen-command.js';
 import { registerFederationCommands } from './federation-command.js';
+import { registerRunCommand } from './run-command.js';
+import { registerAttackCommand } from './attack-command.js';
 import { registerDataCommand } from './data-command.js';
 import { registerGraphCommand } from './graph-command.js';
 import { registerExportCommands } from './export-command.js';
@@ -28,6 +30,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerKeygenCommand(program);
   registerFederationCommands(program);
+  registerRunCommand(program);
   registerTrainingCommands(program);
   registerGenerateCommand(program);
   registerDataCommand(program);
@@ -35,6 +38,7 @@ export function buildProgram(): Command {
   registerGraphCommand(program);
   registerExportCommands(program);
   registerDoctorCommand(program);
+  registerAttackCommand(program);
   applyConventions(program);
   return program;
 }

@@ -3,6 +3,7 @@ import { CONTROL_PREFIX, type ScaffoldClient } from '../federation/strategies/sc
 import { applyDelta, encodeUpdate, isDeltaEncoded, quantizeDelta } from '../federation/update-encoding.js';
 import { decodeTensor, encodeTensor, type TensorContext, type WireTensor } from '../protocol/tensors.js';
 import { UserError } from '../util/errors.js';
+import { openHidden, unflattenMean } from '../federation/secure-aggregation.js';
 import type { Trainer } from './trainer.js';
 
 /**
@@ -34,6 +35,20 @@ export class ClientParts {
     const entries = [...t.params, ...(t.sharesOptimizer ? packOptimizerState(t.optimizer, t.params) : []), ...(scaffold ? scaffold.finishRound(t.params) : [])];
     const deltas = this.delta && this.base ? quantizeDelta(this.base, t.params) : null;
     return encodeUpdate(entries, deltas, ctx, (n, d) => encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, ctx));
+  }
+
+  /** Apply a hidden aggregate (privacy.hide_aggregate): open it with the federation secret, take the mean. */
+  receiveHidden(w: WireTensor, ctx: TensorContext, round: number, total: number, secret: Buffer | null): void {
+    const t = this.t;
+    if (!secret) throw new UserError('the server sent a hidden aggregate, but this client has no federation secret (privacy.hide_aggregate needs client kits from flglm keygen)');
+    const spec = new Map([...t.params].map(([n, d]) => [n, d.length]));
+    const length = [...spec.values()].reduce((a, b) => a + b, 0);
+    const words = decodeTensor(w, { name: w.name, dtype: 'int32', shape: [length] }, ctx).data as Int32Array;
+    const mean = unflattenMean(openHidden(new Uint32Array(words.buffer, words.byteOffset, words.length), secret, round, total), spec, total, t.cfg.privacy.secure_aggregation.scale_bits);
+    for (const [n, d] of mean) {
+      if (!d.every(Number.isFinite)) throw new UserError(`the hidden aggregate of round ${round} opens to non-finite values (a different federation secret?)`);
+      t.params.get(n)!.set(d);
+    }
   }
 
   /** Apply an `averaged` message: global parts (float32, or float16 deltas from this round's start), relayed moments, control variates. */

@@ -24,6 +24,10 @@ import { addProximalGradient } from '../federation/strategies/fedprox.js';
 import type { ScaffoldClient } from '../federation/strategies/scaffold.js';
 import { ClientParts } from './client-parts.js';
 import { ActivationNoise } from './activation-noise.js';
+import type { Capture } from '../privacy/capture.js';
+import { secureUpload } from './secure-upload.js';
+import { HIDDEN_SUM_TENSOR } from '../federation/secure-aggregation.js';
+import { readFederationSecret } from '../security/federation-secret.js';
 import { PROTOCOL_VERSION, type ClientMessageOut, type ClientSessionCall, type ServerMessage } from '../protocol/messages.js';
 
 /** Where the client writes: the Session stream, chunked (and delayed on a simulated link). */
@@ -45,6 +49,10 @@ export interface ClientOptions {
   link?: LinkModel | null;
   /** Connection attempts after a failure before giving up (1 s apart). */
   reconnectAttempts?: number;
+  /** `--capture`: keep the token ids of the last steps, the truth an inversion attack is scored against. */
+  capture?: Capture | null;
+  /** Told after each part of a secure-aggregation upload (observation; tests fail a client with it). */
+  onSecureAggregation?: (round: number, phase: 'keys' | 'shares' | 'masked' | 'reveal') => void;
 }
 
 export interface ClientResult {
@@ -175,7 +183,8 @@ export class SplitClient {
       }
       if (m.kind === 'averaged') {
         const a = m.averaged;
-        parts.receive(a.tensors, ctx(a.round, 0));
+        if (a.tensors.length === 1 && a.tensors[0].name === HIDDEN_SUM_TENSOR) parts.receiveHidden(a.tensors[0], ctx(a.round, 0), a.round, Number(a.numExamples), this.federationSecret());
+        else parts.receive(a.tensors, ctx(a.round, 0));
         this.lastRound = a.round;
         // Checkpoint the round's result (not a relay hand-off, which precedes this client's turn):
         // only the client's own parts, frozen weights included; the trunk is the server's.
@@ -199,8 +208,20 @@ export class SplitClient {
       const scaffold = config.scaffold ? t.scaffold : null;
       for (let step = 1; step <= start.localSteps; step++) await this.trainStep(call, inbox, round, step, ctx, config.proximal_mu && anchor ? { mu: config.proximal_mu, anchor } : null, scaffold);
       this.sentRound = round;
-      call.write({ parameters: { round, numExamples: this.o.train.length, tensors: parts.upload(ctx(round, 0), scaffold) } });
+      if (cfg.privacy.secure_aggregation.enabled) {
+        await secureUpload({ call, inbox, round, clientId: this.serverId(conn.clientId), params: t.params, ctx: ctx(round, 0), timeoutMs: timeout, secret: this.federationSecret(), dropped: (msg) => new RetryableError(`dropped by the server: ${msg}`), sent: (phase) => this.o.onSecureAggregation?.(round, phase) });
+      } else call.write({ parameters: { round, numExamples: this.o.train.length, tensors: parts.upload(ctx(round, 0), scaffold) } });
     }
+  }
+
+  /** This client's id as the server knows it: its certificate's, or in --insecure mode its --name. */
+  private serverId(connectionId: string): string {
+    return this.o.kit || !this.o.insecureName ? connectionId : `insecure-${this.o.insecureName}`;
+  }
+
+  /** privacy.hide_aggregate's federation secret from this client's kit (null without one). */
+  private federationSecret(): Buffer | null {
+    return this.trainer?.cfg.privacy.hide_aggregate && this.o.kit ? readFederationSecret(this.o.kit) : null;
   }
 
   /** The server's answer for this step (h_B or dL/dh_A), decoded; a drop ends this attempt (retryable). */
@@ -218,6 +239,7 @@ export class SplitClient {
     const t = this.trainer!;
     const c = ctx(round, step);
     const batch = t.stream.next();
+    this.o.capture?.tokens(this.serverId(c.clientId), round, step, batch.tokens, t.tokenizer.pad); // keyed as the server's capture is
     let mark = performance.now();
     const lap = (phase: string) => { const now = performance.now(); this.phases[phase] += (now - mark) / 1000; mark = now; };
     const masks = await t.head.newDropoutMasks(batch.tokens.shape[0], batch.tokens.shape[1]);

@@ -1,3 +1,4 @@
+import { privacyProblems } from './privacy-rules.js';
 import { z } from 'zod';
 import { TASKS } from '../data/examples.js';
 
@@ -135,6 +136,16 @@ export const privacySchema = z
   .strictObject({
     /** Gaussian noise on h_A before it leaves a client (training and evaluation); sigma is absolute. */
     activation_noise: z.strictObject({ sigma: z.number().min(0).default(0), gradients: z.boolean().default(false) }).prefault({}),
+    /** The server aggregates client parts without seeing any one client's (Bonawitz et al. 2017; docs/security.md). */
+    secure_aggregation: z.strictObject({
+      enabled: z.boolean().default(false),
+      /** Shares that unmask a round (its survivors); null = a majority of the round's clients. */
+      threshold: positiveInt.nullable().default(null),
+      /** Fixed-point bits of the ring encoding: |sum of weight x parameter| must stay below 2^(31 - scale_bits). */
+      scale_bits: z.number().int().min(4).max(24).default(16),
+    }).prefault({}),
+    /** With secure aggregation: the aggregate is masked with a secret only clients hold (their kits), so the server never learns the global head and tail. */
+    hide_aggregate: z.boolean().default(false),
   })
   .prefault({});
 
@@ -202,6 +213,7 @@ export const experimentSchema = z
         message: 'relay hands absolute parts and optimizer state from client to client; use update_encoding: float32 with it',
       });
     }
+    for (const p of privacyProblems(cfg)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
     if (cfg.data.silos && cfg.data.silos.length !== cfg.federation.clients) {
       ctx.addIssue({
         code: 'custom',

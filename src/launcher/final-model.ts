@@ -7,6 +7,9 @@ import { loadCheckpoint, saveCheckpoint } from '../training/checkpoint.js';
 import { exportHf } from '../training/export.js';
 import { evaluateGeneration, generationEvalOptions, type GenerationMetrics } from '../training/generation-eval.js';
 import { loadModelFolder } from '../training/model-folder.js';
+import { DEFAULT_ATTACK, invertActivations, serverViewHead, type AttackResult } from '../privacy/attack.js';
+import { readCapture } from '../privacy/capture.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 // What a finished `flglm run` makes of its checkpoints: the whole model, its exports, its scores.
 
@@ -50,4 +53,15 @@ export function exportFinalModel(runDir: string): { hf?: string; adapter?: strin
   const adapter = join(runDir, 'adapter');
   exportPeftAdapter(adapter, m.config, m.store, m.peft, m.baseModel);
   return { hf, adapter };
+}
+
+/**
+ * `flglm run --attack`: the inversion attack on what the server captured (privacy/attack.ts), with
+ * the head the server holds at the end and the plan's noise; written to <run>/attack.json.
+ */
+export async function attackFinalRun(runDir: string, cfg: ExperimentConfig): Promise<AttackResult> {
+  const head = serverViewHead(cfg, join(runDir, 'checkpoints', 'server', 'latest'));
+  const result = await invertActivations(cfg, head, readCapture(join(runDir, 'capture')), { ...DEFAULT_ATTACK, sigma: cfg.privacy.activation_noise.sigma });
+  writeFileAtomic(join(runDir, 'attack.json'), JSON.stringify(result, null, 2));
+  return result;
 }

@@ -15,7 +15,8 @@ import { clientNames, clientSilos, listDirs, createRunFolder, isAlive, readStatu
 import { follow, JsonLinesTail, readSummary, type ClientSummary, type ServerReady, type ServerSummary } from './summaries.js';
 import type { TrainSummary } from '../training/centralized.js';
 import type { GenerationMetrics } from '../training/generation-eval.js';
-import { exportFinalModel, mergeFinalModel, scoreGenerations } from './final-model.js';
+import { attackFinalRun, exportFinalModel, mergeFinalModel, scoreGenerations } from './final-model.js';
+import type { AttackResult } from '../privacy/attack.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'flglm');
 
@@ -24,6 +25,8 @@ export interface RunOptions {
   outDir?: string;
   /** Continue this run folder (an interrupted or failed run) from its last server checkpoint. */
   resumeDir?: string;
+  /** Privacy test: capture the last `steps` h_A of each client, and invert them after training. */
+  attack?: { steps: number };
 }
 
 export interface RunSummary {
@@ -46,6 +49,8 @@ export interface RunSummary {
   activation_noise?: { sigma: number; gradients: boolean };
   /** The final model for the Hugging Face ecosystem: `model-hf/` (LoRA merged) and `adapter/` (LoRA). */
   exports?: { hf?: string; adapter?: string };
+  /** `flglm run --attack`: what the inversion attack read back from the captured h_A. */
+  attack?: AttackResult;
 }
 
 /**
@@ -136,13 +141,14 @@ export class ExperimentLauncher {
     rmSync(join(this.runDir, 'server-ready.json'), { force: true });
     const security = cfg.security.tls ? ['--pki', join(pki!, 'server')] : ['--insecure'];
     const readyFile = join(this.runDir, 'server-ready.json');
-    const server = this.spawnFlglm(['server', '--config', join(this.runDir, 'config.yaml'), ...security, '--port', '0', '--checkpoints', join(this.runDir, 'checkpoints', 'server'), '--metrics', metricsPath, '--summary-json', this.summaryPath('server'), '--ready-file', readyFile, ...(resuming ? ['--resume'] : [])], 'server');
+    const capture = this.o.attack ? ['--capture', join(this.runDir, 'capture'), '--capture-steps', String(this.o.attack.steps)] : [];
+    const server = this.spawnFlglm(['server', '--config', join(this.runDir, 'config.yaml'), ...security, '--port', '0', '--checkpoints', join(this.runDir, 'checkpoints', 'server'), '--metrics', metricsPath, '--summary-json', this.summaryPath('server'), '--ready-file', readyFile, ...(resuming ? ['--resume'] : []), ...capture], 'server');
     const serverDone = this.exitOf(server, 'the server', 'server');
     const { port } = await this.waitReady(readyFile, serverDone);
     spinner.text = `starting ${silos.length} clients`;
     const clients = silos.map((dir, i) => {
       const sec = cfg.security.tls ? ['--pki', join(pki!, 'clients', clientIds[i])] : ['--insecure', '--name', clientIds[i]];
-      const child = this.spawnFlglm(['client', '--data', dir, '--test', testDir!, '--server', `127.0.0.1:${port}`, ...sec, '--checkpoints', join(this.runDir, 'checkpoints', 'clients'), '--summary-json', this.summaryPath(clientIds[i])], clientIds[i]);
+      const child = this.spawnFlglm(['client', '--data', dir, '--test', testDir!, '--server', `127.0.0.1:${port}`, ...sec, '--checkpoints', join(this.runDir, 'checkpoints', 'clients'), '--summary-json', this.summaryPath(clientIds[i]), ...capture], clientIds[i]);
       return this.exitOf(child, clientIds[i], clientIds[i]);
     });
     spinner.succeed(`server on 127.0.0.1:${port} (${f.mode}), ${silos.length} clients, run folder ${this.runDir}`);
@@ -223,6 +229,7 @@ export class ExperimentLauncher {
     if (generation) summary.generation = generation;
     const exports = exportFinalModel(this.runDir);
     if (exports) summary.exports = exports;
+    if (this.o.attack) summary.attack = await attackFinalRun(this.runDir, this.cfg);
     writeFileAtomic(join(this.runDir, 'summary.json'), JSON.stringify(summary, null, 2));
     const baselineLossesPath = join(this.runDir, 'baseline-losses.json');
     writeFileAtomic(join(this.runDir, 'report.html'), renderReport({

@@ -39,4 +39,4 @@ export type SubServerCall = grpc.ClientDuplexStream<SubReplyOut, SubRequest>;
  * The wire protocol a client speaks (Join.protocol). Bumped whenever a message changes meaning, so
  * an old client meets one clear refusal instead of a confusing failure mid-round.
  */
-export const PROTOCOL_VERSION = 'flglm/3';
+export const PROTOCOL_VERSION = 'flglm/4';

@@ -5,6 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { readPem, readPrivateKey, writePrivateKey } from './files.js';
+import { ensureFederationSecret, writeFederationSecret } from './federation-secret.js';
 import { describeCert, issueCertificate } from './certificates.js';
 import { DEFAULT_PORT, withDefaultPort, writeKitServer, type KitServer } from './kit-server.js';
 
@@ -14,7 +15,7 @@ import { DEFAULT_PORT, withDefaultPort, writeKitServer, type KitServer } from '.
  *
  *   pki/ca/               ca.crt, ca.key                 (stays with the operator)
  *   pki/server/           ca.crt, server.crt, server.key, revoked.json, payload-keys/<id>.pub
- *   pki/clients/<id>/     ca.crt, client.crt, client.key, payload.key, payload.pub, server.json
+ *   pki/clients/<id>/     ca.crt, client.crt, client.key, payload.key, payload.pub, server.json, federation.secret
  *   pki/manifest.json     ids, serials, SHA-256 fingerprints, expiry
  *
  * Key generation uses node:crypto; node-forge only builds and signs the X.509 certificates.
@@ -129,6 +130,7 @@ function createClientKit(root: string, id: string, days: number, keyBits: number
     writeFileAtomic(join(tmp, 'payload.pub'), payload.publicKey);
     writeFileAtomic(join(tmp, 'client.json'), JSON.stringify({ id }, null, 2));
     writeKitServer(tmp, server);
+    writeFederationSecret(tmp, ensureFederationSecret(dirname(p.caKey)));
   });
   // The server wraps each session key with the client's payload public key.
   writeFileAtomic(join(p.server, 'payload-keys', `${id}.pub`), payload.publicKey);

@@ -11,10 +11,12 @@ import type { Participant } from './participant.js';
 import type { ClientMessage } from '../protocol/messages.js';
 import type { StepTensor__Output as StepTensor } from '../protocol/generated/flglm/v1/StepTensor.js';
 import { decodeClientParameters } from './client-update.js';
+import { HIDDEN_SUM_TENSOR, secureCollect, type HiddenAggregate } from './secure-collect.js';
 import { encodeUpdate } from '../federation/update-encoding.js';
 import type { RoundContext, StepMessage } from './modes/mode.js';
 import type { Replica } from './replica.js';
 import type { EvalMetrics, EvalResult } from './records.js';
+import type { Capture } from '../privacy/capture.js';
 
 /** What a round needs from the server that runs it. */
 export interface RoundDeps {
@@ -33,6 +35,8 @@ export interface RoundDeps {
   drop(s: Participant, round: number, err: Error): void;
   onReceive?: (clientId: string, message: ClientMessage) => void;
   onMetric?: (record: Record<string, unknown>) => void;
+  /** `--capture`: keeps the first received h_A of each client (measuring the inversion attack). */
+  capture?: Capture | null;
 }
 
 /**
@@ -46,7 +50,11 @@ export class Round implements RoundContext {
   /** Clients dropped during this round. */
   readonly dropped = new Set<string>();
 
-  constructor(readonly round: number, readonly participants: readonly Participant[], private readonly d: RoundDeps, readonly evaluate = false) {}
+  readonly secure?: (survivors: Participant[]) => Promise<ClientUpdate[]>;
+
+  constructor(readonly round: number, readonly participants: readonly Participant[], private readonly d: RoundDeps, readonly evaluate = false) {
+    if (d.cfg.privacy.secure_aggregation.enabled) this.secure = (survivors) => secureCollect(this, survivors, d.partSpec);
+  }
 
   get cfg(): ExperimentConfig { return this.d.cfg; }
   get replicas(): readonly Replica[] { return this.d.replicas; }
@@ -126,6 +134,7 @@ export class Round implements RoundContext {
     for (let step = 1; step <= steps; step++) {
       const key = `${s.id}:${round}:${step}`;
       const a = await this.expectStep(s, 'activations', step, 'h_A');
+      this.d.capture?.activations(s.id, round, step, a.tensor);
       const hB = await this.timed(index, replica.forward(key, a.tensor, true));
       s.send({ trunkOut: { round, step, tensor: encodeActivation('h_B', hB, s.context(round, step)), eval: false } });
       let g;
@@ -196,6 +205,13 @@ export class Round implements RoundContext {
     // than it claims: a claimed count cannot buy a larger share of the average.
     return { clientId: s.id, numExamples: Math.min(claimed, s.examplesThisRound), params };
   }
+}
+
+/** A hidden aggregate to a client (privacy.hide_aggregate): the masked ring sum and its total weight, to open with the federation secret. */
+export function sendHidden(s: Participant, h: HiddenAggregate): void {
+  const ctx = s.context(h.round, 0);
+  const words = new Int32Array(h.sum.buffer, h.sum.byteOffset, h.sum.length);
+  s.send({ averaged: { round: h.round, numExamples: h.total, tensors: [encodeTensor(HIDDEN_SUM_TENSOR, { dtype: 'int32', shape: [words.length], data: words }, ctx)] } });
 }
 
 /**

@@ -21,10 +21,12 @@ import type { Participant } from './participant.js';
 import type { ClientMessage, ParentSubCall, ServerSessionCall } from '../protocol/messages.js';
 import { TrunkPool } from './trunk-pool.js';
 import { BusyLog } from './busy-log.js';
-import { Round, sendParams } from './round.js';
+import { Round, sendHidden, sendParams } from './round.js';
+import type { HiddenAggregate } from './secure-collect.js';
 import { Admission } from './admission.js';
 import { SERVER_MODE_RUNNERS } from './modes/registry.js';
 import type { ServerModeRunner } from './modes/mode.js';
+import type { Capture } from '../privacy/capture.js';
 
 export type { EvalMetrics, EvalResult, RoundRecord, ServerMode, ServerSummary };
 
@@ -46,6 +48,8 @@ export interface ServerOptions {
   onMetric?: (record: Record<string, unknown>) => void;
   /** A mode runner not in the registry (an extension); `mode` still names it in records. */
   runner?: ServerModeRunner;
+  /** `--capture`: keep received activations to measure the inversion attack (privacy/capture.ts). */
+  capture?: Capture | null;
 }
 
 /**
@@ -69,6 +73,7 @@ export class SplitServer {
   limits!: ClientLimits;
   private admission!: Admission;
   private globalClientParams: Params | null = null;
+  private hidden: HiddenAggregate | null = null;
   private completedRound = 0;
   private tokensSeen = 0;
   private history: RoundRecord[] = [];
@@ -113,6 +118,7 @@ export class SplitServer {
       optimizerState = loaded.optimizer;
       let trunkSteps: number[];
       ({ round: this.completedRound, trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams } = loaded.progress);
+      this.hidden = loaded.progress.hidden ?? null;
       resumedSteps = trunkSteps;
       this.strategy.restore(loaded.progress.strategyState);
       this.log(`resumed from ${ckpt}: round ${this.completedRound} of ${this.cfg.federation.rounds} complete`);
@@ -131,34 +137,25 @@ export class SplitServer {
   private joined(s: Participant, lastRound: number): void {
     this.log(`client ${s.id} joined with ${s.numExamples} examples (last round ${lastRound}; ${this.participants.size}/${this.cfg.federation.clients} connected)`, { event: 'join', client: s.id, examples: s.numExamples, connected: this.participants.size });
     s.send({ plan: { planJson: JSON.stringify(clientPlan(this.cfg, this.mode)) } });
-    if (this.globalClientParams) sendParams(s, this.completedRound, this.globalClientParams);
+    this.sendGlobal(s, this.completedRound, null);
     this.maybeStart();
   }
 
-  /**
-   * A sub-server attached (hierarchical scale-out): give it the trunk and training setup, then use
-   * it as one more replica. Clients are spread over all replicas from the next round on.
-   */
+  /** The current global client parts (or the hidden aggregate, which only clients can open). */
+  private sendGlobal(s: Participant, round: number, deltas: Map<string, Uint16Array> | null): void {
+    if (this.hidden) sendHidden(s, this.hidden);
+    else if (this.globalClientParams) sendParams(s, round, this.globalClientParams, deltas);
+  }
+
   /** Clients connected now and the bytes they have queued unprocessed (metrics gauges). */
   connection(): { clients: number; queuedBytes: number } {
     const live = [...this.participants.values()].filter((p) => !p.closed);
     return { clients: live.length, queuedBytes: live.reduce((a, p) => a + p.inbox.queuedBytes, 0) };
   }
 
+  /** A sub-server attached (hierarchical scale-out): one more trunk replica from the next round on. */
   onSubServer = (call: ParentSubCall, peer: PeerIdentity): void => {
-    void (async () => {
-      if (this.mode !== 'hierarchical') {
-        call.emit('error', { code: 9, details: `sub-servers need --mode hierarchical (this server runs ${this.mode})` });
-        return;
-      }
-      try {
-        const remote = await this.pool.attachRemote(call, peer);
-        this.log(`${remote.label} attached: ${this.pool.replicas.length} trunk replicas`);
-        this.maybeStart();
-      } catch (e) {
-        this.log(`sub-server ${peer.clientId} could not attach: ${(e as Error).message}`);
-      }
-    })();
+    void this.pool.attachSubServer(call, peer, this.mode, this.log).then((attached) => { if (attached) this.maybeStart(); });
   };
 
   private maybeStart(): void {
@@ -220,7 +217,8 @@ export class SplitServer {
       const revoked = this.admission.revokedReason(s.peer);
       if (revoked) this.drop(s, round, new ProtocolError(revoked));
     }
-    return [...this.participants.values()];
+    // In id order, not join order: which replica serves whom, and the order of sums, repeat run to run.
+    return [...this.participants.values()].sort((a, b) => a.id.localeCompare(b.id));
   }
 
   private newRound(round: number, participants: Participant[], evaluate: boolean): Round {
@@ -228,7 +226,7 @@ export class SplitServer {
     return new Round(round, participants, {
       cfg: this.cfg, model: this.model, limits: this.limits, partSpec: this.partSpec, strategy: this.strategy, startParams: this.globalClientParams, deltaBase: this.aggregator.deltaBase(this.globalClientParams), replicas: this.pool.replicas, busy: this.busy,
       nextTrunkLr: (replica) => this.pool.nextLr(replica, total),
-      drop: (s, r, e) => this.drop(s, r, e), onReceive: this.o.onReceive, onMetric: this.o.onMetric,
+      drop: (s, r, e) => this.drop(s, r, e), onReceive: this.o.onReceive, onMetric: this.o.onMetric, capture: this.o.capture,
     }, evaluate);
   }
 
@@ -246,14 +244,16 @@ export class SplitServer {
     if (updates.length === 0 || finished.length < f.min_clients) throw new Error(`round ${round}: only ${finished.length} clients finished it, min_clients is ${f.min_clients}`);
     let mark = performance.now();
     const lap = () => { const now = performance.now(), s = (now - mark) / 1000; mark = now; return s; };
-    const { next, deltas } = this.aggregator.aggregate(round, updates, this.globalClientParams);
+    // privacy.hide_aggregate: the server relays a sum it cannot open; otherwise the strategy steps.
+    this.hidden = updates[0].hidden ?? null;
+    const { next, deltas } = this.hidden ? { next: null, deltas: null } : this.aggregator.aggregate(round, updates, this.globalClientParams);
     this.globalClientParams = next;
     // Averaging: every client continues from the new global parts. Relay: the next round's first
     // client gets them with its turn, so the broadcast is needed only where every client must hold
     // them (an evaluation, a checkpoint, the end).
     const needAll = this.strategy.handoff === 'average' || evaluatesAfter(this.cfg, round) || checkpointsAfter(this.cfg, round);
     const aggregate_s = lap();
-    if (needAll) for (const id of finished) { const s = this.participants.get(id); if (s) sendParams(s, round, this.globalClientParams, deltas); }
+    if (needAll) for (const id of finished) { const s = this.participants.get(id); if (s) this.sendGlobal(s, round, deltas); }
     const broadcast_s = lap();
     await this.pool.average();
     const replicas_s = lap();
@@ -290,7 +290,7 @@ export class SplitServer {
     // The frozen trunk left in the base model folder: the replica sends only what trains.
     const state = await this.pool.replicas[0].getState(!this.trunkInBase);
     saveServerCheckpoint(join(this.o.checkpointDir, 'latest'), state, { model: this.model, peft: peftOf(this.cfg), mode: this.mode, strategy: this.strategy.name, baseModel: this.cfg.model.hf_path ?? undefined, frozen: this.trunkInBase ?? [] }, {
-      round, trunkSteps: this.pool.trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams, strategyState: this.strategy.state(),
+      round, trunkSteps: this.pool.trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams, strategyState: this.strategy.state(), hidden: this.hidden,
     });
   }
 }

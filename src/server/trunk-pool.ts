@@ -1,4 +1,5 @@
 import type { ExperimentConfig } from '../config/schema.js';
+import type { Log } from '../util/logger.js';
 import { learningRate, type OptimizerState } from '../training/optimizer.js';
 import { weightedAverage } from '../federation/strategies/strategy.js';
 import type { ParentSubCall } from '../protocol/messages.js';
@@ -52,6 +53,22 @@ export class TrunkPool {
     this.trunkSteps.push(0);
     this.remoteCount++;
     return remote;
+  }
+
+  /** A sub-server's stream: attach it as a replica (hierarchical mode only); false if it could not. */
+  async attachSubServer(call: ParentSubCall, peer: PeerIdentity, mode: string, log: Log): Promise<boolean> {
+    if (mode !== 'hierarchical') {
+      call.emit('error', { code: 9, details: `sub-servers need --mode hierarchical (this server runs ${mode})` });
+      return false;
+    }
+    try {
+      const remote = await this.attachRemote(call, peer);
+      log(`${remote.label} attached: ${this.replicas.length} trunk replicas`);
+      return true;
+    } catch (e) {
+      log(`sub-server ${peer.clientId} could not attach: ${(e as Error).message}`);
+      return false;
+    }
   }
 
   startRound(): void {

@@ -6,7 +6,7 @@ import { dirname, join, normalize, relative } from 'node:path';
 // ~300 lines. Type-only imports count: they are arrows in the design even if erased at run time.
 
 /** Lower layers first; a folder may import from folders strictly earlier in this list. */
-const LAYERS = ['util', 'graph', 'security', 'runtime', 'model', 'data', 'config', 'report', 'training', 'protocol', 'federation', 'client', 'server', 'launcher', 'cli'];
+const LAYERS = ['util', 'graph', 'security', 'runtime', 'model', 'data', 'config', 'report', 'training', 'privacy', 'protocol', 'federation', 'client', 'server', 'launcher', 'cli'];
 const MAX_LINES = 300;
 
 function sourceFiles(dir: string): string[] {

@@ -65,6 +65,17 @@ describe('experiment config', () => {
   });
 
 
+  test('secure aggregation and a hidden aggregate refuse what they cannot compute, naming the fix', () => {
+    const secure = 'privacy:\n  secure_aggregation:\n    enabled: true\n';
+    expect(problems(`federation:\n  mode: sequential\n  strategy:\n    name: relay\n${secure}`).join('\n')).toMatch(/secure aggregation computes a weighted mean, which relay is not .* use one of fedavg/);
+    expect(problems(`federation:\n  update_encoding: float16-delta\n${secure}`).join('\n')).toMatch(/has its own fixed-point encoding; use update_encoding: float32/);
+    expect(problems(`federation:\n  strategy:\n    client_optimizer: average\n${secure}`).join('\n')).toMatch(/optimizer moments in the clear/);
+    expect(problems('privacy:\n  hide_aggregate: true\n').join('\n')).toMatch(/set privacy.secure_aggregation.enabled: true too/);
+    expect(problems(`federation:\n  strategy:\n    name: fedadam\n${secure}  hide_aggregate: true\n`).join('\n')).toMatch(/cannot take fedadam's server-side step/);
+    expect(problems(`security:\n  tls: false\n${secure}  hide_aggregate: true\n`).join('\n')).toMatch(/needs the federation secret in the client kits/);
+    expect(parseConfigText(`${secure}  hide_aggregate: true\n`).ok).toBe(true);
+  });
+
   test('YAML syntax error reports its line', () => {
     const [p] = problems('seed: 1\nmodel:\n  preset: [tiny\nsplit: {}\n');
     expect(p).toMatch(/^\(yaml\): YAML syntax error: .+ \(line \d+\)$/);

@@ -16,6 +16,11 @@ export interface ClientUpdate {
   /** FedAvg weight: the examples the server saw the client train on this round. */
   numExamples: number;
   params: Params;
+  /**
+   * privacy.hide_aggregate: the secure aggregate as the server holds it, a ring sum masked with a
+   * secret only clients have (`params` is then empty): relayed to clients, never aggregated here.
+   */
+  hidden?: { round: number; sum: Uint32Array; total: number };
 }
 
 /** What a client is told with its round start (travels as JSON in `RoundStart.config_json`). */

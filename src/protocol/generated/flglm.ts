@@ -14,6 +14,18 @@ import type { Parameters as _flglm_v1_Parameters, Parameters__Output as _flglm_v
 import type { Plan as _flglm_v1_Plan, Plan__Output as _flglm_v1_Plan__Output } from './flglm/v1/Plan.js';
 import type { RoundKey as _flglm_v1_RoundKey, RoundKey__Output as _flglm_v1_RoundKey__Output } from './flglm/v1/RoundKey.js';
 import type { RoundStart as _flglm_v1_RoundStart, RoundStart__Output as _flglm_v1_RoundStart__Output } from './flglm/v1/RoundStart.js';
+import type { SecAggBegin as _flglm_v1_SecAggBegin, SecAggBegin__Output as _flglm_v1_SecAggBegin__Output } from './flglm/v1/SecAggBegin.js';
+import type { SecAggDeliver as _flglm_v1_SecAggDeliver, SecAggDeliver__Output as _flglm_v1_SecAggDeliver__Output } from './flglm/v1/SecAggDeliver.js';
+import type { SecAggDown as _flglm_v1_SecAggDown, SecAggDown__Output as _flglm_v1_SecAggDown__Output } from './flglm/v1/SecAggDown.js';
+import type { SecAggKeys as _flglm_v1_SecAggKeys, SecAggKeys__Output as _flglm_v1_SecAggKeys__Output } from './flglm/v1/SecAggKeys.js';
+import type { SecAggPeer as _flglm_v1_SecAggPeer, SecAggPeer__Output as _flglm_v1_SecAggPeer__Output } from './flglm/v1/SecAggPeer.js';
+import type { SecAggReveal as _flglm_v1_SecAggReveal, SecAggReveal__Output as _flglm_v1_SecAggReveal__Output } from './flglm/v1/SecAggReveal.js';
+import type { SecAggRevealed as _flglm_v1_SecAggRevealed, SecAggRevealed__Output as _flglm_v1_SecAggRevealed__Output } from './flglm/v1/SecAggRevealed.js';
+import type { SecAggRoster as _flglm_v1_SecAggRoster, SecAggRoster__Output as _flglm_v1_SecAggRoster__Output } from './flglm/v1/SecAggRoster.js';
+import type { SecAggShare as _flglm_v1_SecAggShare, SecAggShare__Output as _flglm_v1_SecAggShare__Output } from './flglm/v1/SecAggShare.js';
+import type { SecAggShares as _flglm_v1_SecAggShares, SecAggShares__Output as _flglm_v1_SecAggShares__Output } from './flglm/v1/SecAggShares.js';
+import type { SecAggUnmask as _flglm_v1_SecAggUnmask, SecAggUnmask__Output as _flglm_v1_SecAggUnmask__Output } from './flglm/v1/SecAggUnmask.js';
+import type { SecAggUp as _flglm_v1_SecAggUp, SecAggUp__Output as _flglm_v1_SecAggUp__Output } from './flglm/v1/SecAggUp.js';
 import type { ServerMessage as _flglm_v1_ServerMessage, ServerMessage__Output as _flglm_v1_ServerMessage__Output } from './flglm/v1/ServerMessage.js';
 import type { SplitTrainingClient as _flglm_v1_SplitTrainingClient, SplitTrainingDefinition as _flglm_v1_SplitTrainingDefinition } from './flglm/v1/SplitTraining.js';
 import type { StepDone as _flglm_v1_StepDone, StepDone__Output as _flglm_v1_StepDone__Output } from './flglm/v1/StepDone.js';
@@ -41,6 +53,18 @@ export interface ProtoGrpcType {
       Plan: MessageTypeDefinition<_flglm_v1_Plan, _flglm_v1_Plan__Output>
       RoundKey: MessageTypeDefinition<_flglm_v1_RoundKey, _flglm_v1_RoundKey__Output>
       RoundStart: MessageTypeDefinition<_flglm_v1_RoundStart, _flglm_v1_RoundStart__Output>
+      SecAggBegin: MessageTypeDefinition<_flglm_v1_SecAggBegin, _flglm_v1_SecAggBegin__Output>
+      SecAggDeliver: MessageTypeDefinition<_flglm_v1_SecAggDeliver, _flglm_v1_SecAggDeliver__Output>
+      SecAggDown: MessageTypeDefinition<_flglm_v1_SecAggDown, _flglm_v1_SecAggDown__Output>
+      SecAggKeys: MessageTypeDefinition<_flglm_v1_SecAggKeys, _flglm_v1_SecAggKeys__Output>
+      SecAggPeer: MessageTypeDefinition<_flglm_v1_SecAggPeer, _flglm_v1_SecAggPeer__Output>
+      SecAggReveal: MessageTypeDefinition<_flglm_v1_SecAggReveal, _flglm_v1_SecAggReveal__Output>
+      SecAggRevealed: MessageTypeDefinition<_flglm_v1_SecAggRevealed, _flglm_v1_SecAggRevealed__Output>
+      SecAggRoster: MessageTypeDefinition<_flglm_v1_SecAggRoster, _flglm_v1_SecAggRoster__Output>
+      SecAggShare: MessageTypeDefinition<_flglm_v1_SecAggShare, _flglm_v1_SecAggShare__Output>
+      SecAggShares: MessageTypeDefinition<_flglm_v1_SecAggShares, _flglm_v1_SecAggShares__Output>
+      SecAggUnmask: MessageTypeDefinition<_flglm_v1_SecAggUnmask, _flglm_v1_SecAggUnmask__Output>
+      SecAggUp: MessageTypeDefinition<_flglm_v1_SecAggUp, _flglm_v1_SecAggUp__Output>
       ServerMessage: MessageTypeDefinition<_flglm_v1_ServerMessage, _flglm_v1_ServerMessage__Output>
       SplitTraining: SubtypeConstructor<typeof grpc.Client, _flglm_v1_SplitTrainingClient> & { service: _flglm_v1_SplitTrainingDefinition }
       StepDone: MessageTypeDefinition<_flglm_v1_StepDone, _flglm_v1_StepDone__Output>

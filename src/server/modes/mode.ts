@@ -38,6 +38,8 @@ export interface RoundContext {
   /** Learning rate for the next trunk optimizer step of a replica (advances its schedule). */
   nextTrunkLr(replica: number): number;
   recordStep(s: Participant, step: number, loss: number, tokens: number): void;
+  /** With privacy.secure_aggregation: the round's one aggregate from its survivors (server/secure-collect.ts). */
+  readonly secure?: (survivors: Participant[]) => Promise<ClientUpdate[]>;
 }
 
 /**
@@ -70,8 +72,12 @@ export async function serveInTurns(ctx: RoundContext, order: readonly Participan
   return survivors;
 }
 
-/** Round-end parameters of every client that finished its steps; failures drop only that client. */
+/**
+ * Round-end parameters of every client that finished its steps; failures drop only that client.
+ * With secure aggregation, the one aggregate the server may see instead.
+ */
 export async function collectUpdates(ctx: RoundContext, survivors: Participant[]): Promise<ClientUpdate[]> {
+  if (ctx.secure) return ctx.secure(survivors);
   const updates = await Promise.all(survivors.map((s) => ctx.receiveParameters(s).catch((e: Error) => { ctx.drop(s, e); return null; })));
   return updates.filter((u): u is ClientUpdate => u !== null);
 }

@@ -7,6 +7,7 @@ import type { Parameters as _flglm_v1_Parameters, Parameters__Output as _flglm_v
 import type { Heartbeat as _flglm_v1_Heartbeat, Heartbeat__Output as _flglm_v1_Heartbeat__Output } from '../../flglm/v1/Heartbeat.js';
 import type { StepDone as _flglm_v1_StepDone, StepDone__Output as _flglm_v1_StepDone__Output } from '../../flglm/v1/StepDone.js';
 import type { EvalResult as _flglm_v1_EvalResult, EvalResult__Output as _flglm_v1_EvalResult__Output } from '../../flglm/v1/EvalResult.js';
+import type { SecAggUp as _flglm_v1_SecAggUp, SecAggUp__Output as _flglm_v1_SecAggUp__Output } from '../../flglm/v1/SecAggUp.js';
 
 export interface ClientMessage {
   'join'?: (_flglm_v1_Join | null);
@@ -31,7 +32,11 @@ export interface ClientMessage {
    * the metrics of an evaluation pass (no parameters travel)
    */
   'evalResult'?: (_flglm_v1_EvalResult | null);
-  'kind'?: "join"|"activations"|"tailGrad"|"parameters"|"heartbeat"|"stepDone"|"evalResult";
+  /**
+   * secure aggregation: keys, sealed shares, revealed shares
+   */
+  'secagg'?: (_flglm_v1_SecAggUp | null);
+  'kind'?: "join"|"activations"|"tailGrad"|"parameters"|"heartbeat"|"stepDone"|"evalResult"|"secagg";
 }
 
 export interface ClientMessage__Output {
@@ -57,5 +62,9 @@ export interface ClientMessage__Output {
    * the metrics of an evaluation pass (no parameters travel)
    */
   'evalResult'?: (_flglm_v1_EvalResult__Output | null);
-  'kind'?: "join"|"activations"|"tailGrad"|"parameters"|"heartbeat"|"stepDone"|"evalResult";
+  /**
+   * secure aggregation: keys, sealed shares, revealed shares
+   */
+  'secagg'?: (_flglm_v1_SecAggUp__Output | null);
+  'kind'?: "join"|"activations"|"tailGrad"|"parameters"|"heartbeat"|"stepDone"|"evalResult"|"secagg";
 }

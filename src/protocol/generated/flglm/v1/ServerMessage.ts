@@ -9,6 +9,7 @@ import type { Heartbeat as _flglm_v1_Heartbeat, Heartbeat__Output as _flglm_v1_H
 import type { Error as _flglm_v1_Error, Error__Output as _flglm_v1_Error__Output } from '../../flglm/v1/Error.js';
 import type { RoundStart as _flglm_v1_RoundStart, RoundStart__Output as _flglm_v1_RoundStart__Output } from '../../flglm/v1/RoundStart.js';
 import type { Finished as _flglm_v1_Finished, Finished__Output as _flglm_v1_Finished__Output } from '../../flglm/v1/Finished.js';
+import type { SecAggDown as _flglm_v1_SecAggDown, SecAggDown__Output as _flglm_v1_SecAggDown__Output } from '../../flglm/v1/SecAggDown.js';
 
 export interface ServerMessage {
   'plan'?: (_flglm_v1_Plan | null);
@@ -29,7 +30,11 @@ export interface ServerMessage {
   'error'?: (_flglm_v1_Error | null);
   'roundStart'?: (_flglm_v1_RoundStart | null);
   'finished'?: (_flglm_v1_Finished | null);
-  'kind'?: "plan"|"roundKey"|"trunkOut"|"headGrad"|"averaged"|"heartbeat"|"error"|"roundStart"|"finished";
+  /**
+   * secure aggregation: begin, roster, shares for you, unmask
+   */
+  'secagg'?: (_flglm_v1_SecAggDown | null);
+  'kind'?: "plan"|"roundKey"|"trunkOut"|"headGrad"|"averaged"|"heartbeat"|"error"|"roundStart"|"finished"|"secagg";
 }
 
 export interface ServerMessage__Output {
@@ -51,5 +56,9 @@ export interface ServerMessage__Output {
   'error'?: (_flglm_v1_Error__Output | null);
   'roundStart'?: (_flglm_v1_RoundStart__Output | null);
   'finished'?: (_flglm_v1_Finished__Output | null);
-  'kind'?: "plan"|"roundKey"|"trunkOut"|"headGrad"|"averaged"|"heartbeat"|"error"|"roundStart"|"finished";
+  /**
+   * secure aggregation: begin, roster, shares for you, unmask
+   */
+  'secagg'?: (_flglm_v1_SecAggDown__Output | null);
+  'kind'?: "plan"|"roundKey"|"trunkOut"|"headGrad"|"averaged"|"heartbeat"|"error"|"roundStart"|"finished"|"secagg";
 }
