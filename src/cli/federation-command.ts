@@ -23,6 +23,7 @@ import { peakRssMib, type ClientSummary, type ServerReady } from '../launcher/su
 import { readKitServer, withDefaultPort } from '../security/kit-server.js';
 import { preflight } from '../config/preflight.js';
 import { Capture } from '../privacy/capture.js';
+import { addServeOptions, serveTrunk, type ServeCliOptions } from './serve.js';
 
 /** Exactly one of --pki and --insecure; --insecure is loud. */
 /** The security flags checked, and the process's log (the --insecure warning is its first event). */
@@ -35,7 +36,7 @@ function checkSecurityOptions(o: { pki?: string; insecure?: boolean; logFormat: 
 }
 
 export function registerFederationCommands(program: Command): void {
-  program
+  const server = program
     .command('server')
     .description('Run the split-learning server (trunk) in sequential, batch or hierarchical mode')
     .option('--config <file>', 'experiment YAML (the server is the source of truth for the plan)')
@@ -60,8 +61,9 @@ export function registerFederationCommands(program: Command): void {
     .option('--health-port <n>', 'also serve the gRPC health service (grpc.health.v1) in plaintext on this port, for probes (0 = any free port)', portOption('--health-port'))
     .option('--capture <dir>', CAPTURE_HELP)
     .option('--capture-steps <n>', 'with --capture: how many of the last training steps per client to keep', intOption('--capture-steps', 1), 4)
-    .option('--insecure', 'plaintext, for loopback tests only')
-    .action(async (o: { capture?: string; captureSteps: number; logFormat: string; metricsPort?: number; healthPort?: number; set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; resumeIfPresent?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
+    .option('--insecure', 'plaintext, for loopback tests only');
+  addServeOptions(server)
+    .action(async (o: ServeCliOptions & { serve?: boolean; capture?: string; captureSteps: number; logFormat: string; metricsPort?: number; healthPort?: number; set: string[]; role: string; parent?: string; serverName?: string; expectSubs: number; config?: string; pki?: string; port: number; host: string; mode?: string; checkpoints?: string; resume?: boolean; resumeIfPresent?: boolean; metrics?: string; summaryJson?: string; readyFile?: string; revoked?: string; insecure?: boolean }) => {
       if (o.role !== 'parent' && o.role !== 'sub') throw new UserError(`--role: expected parent|sub, got "${o.role}"`);
       const log = checkSecurityOptions(o, o.role === 'sub' ? 'sub-server' : 'server');
       if (o.role === 'sub') {
@@ -73,6 +75,9 @@ export function registerFederationCommands(program: Command): void {
         console.log('parent finished; sub-server exiting');
         return;
       }
+      if (o.from && !o.serve) throw new UserError('--from serves a trained trunk: add --serve');
+      if (o.from) return serveTrunk(o, log, o.from);
+      if (o.serve && !o.checkpoints) throw new UserError('--serve after training serves the last round checkpoint: give --checkpoints DIR');
       if (!o.config) throw new UserError('--config is required for the parent server');
       const cfg = loadConfigFile(o.config, o.set);
       preflight(cfg, { data: false });
@@ -136,6 +141,7 @@ export function registerFederationCommands(program: Command): void {
         await metricsEndpoint?.close();
         await transport.close();
       }
+      if (o.serve) await serveTrunk(o, log, o.checkpoints!);
     });
   program
     .command('client')

@@ -9,8 +9,7 @@ import { isPromptExample } from '../data/examples.js';
 import { evalBatches } from '../data/batches.js';
 import { PartExecutor } from '../training/part-executor.js';
 import { evaluateBatches } from '../training/evaluate.js';
-import { collect, intOption, numberOption, SET_HELP } from './options.js';
-import { generate } from '../model/generate.js';
+import { collect, intOption, SET_HELP } from './options.js';
 import { loadModelFolder } from '../training/model-folder.js';
 import { preflight } from '../config/preflight.js';
 import { prepareOutputDir } from '../util/output-dir.js';
@@ -63,23 +62,5 @@ export function registerTrainingCommands(program: Command): void {
       const gen = o.generate ? await evaluateGeneration({ config, peft, store }, tokenizer, examples, { batchSize: o.batchSize, seqLen: o.seqLen, maxNewTokens: o.maxNewTokens, maxExamples: null, samples: 3 }) : null;
       if (o.json) console.log(JSON.stringify(gen ? { ...metrics, generation: gen } : metrics));
       else console.log(`eval on ${metrics.examples} examples: loss ${metrics.loss.toFixed(4)}, perplexity ${metrics.perplexity.toFixed(3)}, accuracy ${metrics.accuracy.toFixed(4)}${gen ? `; generation ROUGE-L F1 ${gen.rouge_l_f1.toFixed(4)}, exact match ${gen.exact_match.toFixed(4)}` : ''}`);
-    });
-}
-
-export function registerGenerateCommand(program: Command): void {
-  program
-    .command('generate')
-    .description('Generate text from a saved model (greedy, temperature, top-k) with a KV cache')
-    .requiredOption('--model <dir>', 'a flglm checkpoint folder or a Hugging Face model folder')
-    .requiredOption('--prompt <text>', 'text to continue')
-    .option('--max-new-tokens <n>', 'tokens to generate', positiveInt('--max-new-tokens'), 64)
-    .option('--temperature <t>', '0 = greedy', numberOption('--temperature', 0), 0)
-    .option('--top-k <k>', '0 = no top-k filter', intOption('--top-k', 0), 0)
-    .option('--seed <n>', 'sampling seed', intOption('--seed', 0), 0)
-    .action(async (o: { model: string; prompt: string; maxNewTokens: number; temperature: number; topK: number; seed: number }) => {
-      const { config, store, peft, tokenizer } = loadModelFolder(o.model);
-      const prompt = [tokenizer.bos, ...tokenizer.encode(o.prompt)];
-      const ids = await generate(config, peft, store, prompt, { maxNewTokens: o.maxNewTokens, temperature: o.temperature, topK: o.topK, seed: o.seed, eos: tokenizer.eos });
-      process.stdout.write(o.prompt + tokenizer.decode(ids) + '\n');
     });
 }

@@ -160,7 +160,7 @@ export class SplitClient {
     const timeout = cfg.federation.client_timeout_ms;
     const parts = new ClientParts(t);
     const noise = cfg.privacy.activation_noise;
-    this.noise ??= new ActivationNoise(noise.sigma, noise.gradients, cfg.seed, name);
+    this.noise ??= new ActivationNoise(noise.sigma, noise.gradients, cfg.seed, name, noise.relative);
     for (;;) {
       const m = await inbox.next(['roundKey', 'roundStart', 'averaged', 'finished', 'error'], 10 * timeout);
       if (m.kind === 'error') {

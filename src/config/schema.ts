@@ -134,8 +134,8 @@ export const securitySchema = z
 
 export const privacySchema = z
   .strictObject({
-    /** Gaussian noise on h_A before it leaves a client (training and evaluation); sigma is absolute. */
-    activation_noise: z.strictObject({ sigma: z.number().min(0).default(0), gradients: z.boolean().default(false) }).prefault({}),
+    /** Gaussian noise on h_A before it leaves a client (training and evaluation); sigma absolute, or with `relative` a multiple of the batch's RMS. */
+    activation_noise: z.strictObject({ sigma: z.number().min(0).default(0), gradients: z.boolean().default(false), relative: z.boolean().default(false) }).prefault({}),
     /** The server aggregates client parts without seeing any one client's (Bonawitz et al. 2017; docs/security.md). */
     secure_aggregation: z.strictObject({
       enabled: z.boolean().default(false),

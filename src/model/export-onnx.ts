@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { toOnnx, toOnnxWithExternalData } from '../graph/onnx.js';
 import { writeChunksAtomic, writeFileAtomic } from '../util/atomic-write.js';
 import { headDim, type ModelConfig } from './config.js';
-import { buildDecode } from './generate.js';
+import { buildDecode } from './decode-graphs.js';
 import type { ParamStore, PeftConfig } from './weights.js';
 
 const DATA_FILE = 'decoder.onnx.data';
@@ -17,7 +17,7 @@ const EXTERNAL_DATA_ABOVE = 2 ** 30;
  */
 export function exportOnnxDecoder(dir: string, config: ModelConfig, peft: PeftConfig, store: ParamStore, cacheLen: number, o: { externalData?: boolean } = {}): { bytes: number; dataFile?: string } {
   mkdirSync(dir, { recursive: true });
-  const graph = buildDecode(config, peft, store, cacheLen, 1, 'initializer');
+  const graph = buildDecode(config, peft, store, cacheLen, { part: 'full', split: { head_blocks: 0, tail_blocks: 0 }, batch: 1, frozen: 'initializer' });
   // Protobuf caps a message at 2 GiB: a real model's weights go to decoder.onnx.data (ONNX external data).
   const weightBytes = [...store.values()].reduce((a, p) => a + p.data.byteLength, 0);
   const external = o.externalData ?? weightBytes > EXTERNAL_DATA_ABOVE;

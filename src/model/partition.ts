@@ -49,6 +49,12 @@ function partShape(part: PartName, c: ModelConfig, s: SplitPoints): PartShape {
   }
 }
 
+/** The embedding and blocks a part runs (what `ModelFamily.decode` takes). */
+export function partSpan(part: PartName, c: ModelConfig, s: SplitPoints): { embeds: boolean; layers: [number, number] } {
+  const { embeds, layers } = partShape(part, c, s);
+  return { embeds, layers };
+}
+
 /** Whether a parameter (base or PEFT) belongs to a part. */
 export function partOwns(part: PartName, c: ModelConfig, s: SplitPoints): (name: string) => boolean {
   const shape = partShape(part, c, s);

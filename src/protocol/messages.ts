@@ -4,6 +4,8 @@ import type { ServerMessage as ServerMessageIn, ServerMessage__Output } from './
 import type { SubReply as SubReplyIn, SubReply__Output } from './generated/flglm/v1/SubReply.js';
 import type { SubRequest as SubRequestIn, SubRequest__Output } from './generated/flglm/v1/SubRequest.js';
 import type { SplitTrainingClient } from './generated/flglm/v1/SplitTraining.js';
+import type { GenerateUp as GenerateUpIn, GenerateUp__Output } from './generated/flglm/v1/GenerateUp.js';
+import type { GenerateDown as GenerateDownIn, GenerateDown__Output } from './generated/flglm/v1/GenerateDown.js';
 
 /**
  * The messages of protos/flglm.proto as each side sees them, from the generated types
@@ -18,6 +20,10 @@ export type SubReply = SubReply__Output;
 export type SubReplyOut = SubReplyIn;
 export type SubRequest = SubRequest__Output;
 export type SubRequestOut = SubRequestIn;
+export type GenerateUp = GenerateUp__Output;
+export type GenerateUpOut = GenerateUpIn;
+export type GenerateDown = GenerateDown__Output;
+export type GenerateDownOut = GenerateDownIn;
 export type { SplitTrainingClient };
 
 /** The oneof kinds a message type can carry. */
@@ -31,6 +37,9 @@ export type OfKind<M extends { kind?: string }, K extends KindOf<M>> = K extends
 /** The server's end of a client's Session stream, and the client's end. */
 export type ServerSessionCall = grpc.ServerDuplexStream<ClientMessage, ServerMessageOut>;
 export type ClientSessionCall = grpc.ClientDuplexStream<ClientMessageOut, ServerMessage>;
+/** The server's end of a split-inference stream, and the client's end. */
+export type ServerGenerateCall = grpc.ServerDuplexStream<GenerateUp, GenerateDownOut>;
+export type ClientGenerateCall = grpc.ClientDuplexStream<GenerateUpOut, GenerateDown>;
 /** The parent's end of a sub-server's stream, and the sub-server's end. */
 export type ParentSubCall = grpc.ServerDuplexStream<SubReply, SubRequestOut>;
 export type SubServerCall = grpc.ClientDuplexStream<SubReplyOut, SubRequest>;

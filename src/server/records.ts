@@ -23,7 +23,8 @@ export interface RoundRecord {
    * averaging trunk replicas, checkpointing (part of what makes an extra round cost more than its
    * steps; the rest is on the wire and in the clients: `npm run bench -- round-cost`).
    */
-  round_end?: { aggregate_s: number; broadcast_s: number; replicas_s: number; checkpoint_s: number };
+  /** Where a round's end goes; secure_aggregation_s: the secure-aggregation exchanges (before aggregating). */
+  round_end?: { aggregate_s: number; broadcast_s: number; replicas_s: number; checkpoint_s: number; secure_aggregation_s?: number };
 }
 
 /** What a server reports when its federation finishes (`--summary-json`; the launcher reads it). */

@@ -51,9 +51,16 @@ export class Round implements RoundContext {
   readonly dropped = new Set<string>();
 
   readonly secure?: (survivors: Participant[]) => Promise<ClientUpdate[]>;
+  /** Seconds the secure-aggregation exchanges took (a round-end phase of the round record). */
+  secureSeconds = 0;
 
   constructor(readonly round: number, readonly participants: readonly Participant[], private readonly d: RoundDeps, readonly evaluate = false) {
-    if (d.cfg.privacy.secure_aggregation.enabled) this.secure = (survivors) => secureCollect(this, survivors, d.partSpec);
+    if (d.cfg.privacy.secure_aggregation.enabled) {
+      this.secure = async (survivors) => {
+        const t0 = performance.now();
+        try { return await secureCollect(this, survivors, d.partSpec); } finally { this.secureSeconds += (performance.now() - t0) / 1000; }
+      };
+    }
   }
 
   get cfg(): ExperimentConfig { return this.d.cfg; }

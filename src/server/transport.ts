@@ -5,12 +5,13 @@ import { peerIdentity, RevocationChecker, serverCredentials, type PeerIdentity }
 import { UserError } from '../util/errors.js';
 import { LogLimiter } from '../util/log-limiter.js';
 import { isLoopbackHost } from '../util/net.js';
-import { PROTOCOL_VERSION, type ParentSubCall, type ServerSessionCall } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, type ParentSubCall, type ServerGenerateCall, type ServerSessionCall } from '../protocol/messages.js';
 import type { HelloReply } from '../protocol/generated/flglm/v1/HelloReply.js';
 import type { ServerHealth } from './health.js';
 
 export type SessionHandler = (call: ServerSessionCall, peer: PeerIdentity) => void;
 export type SubServerHandler = (call: ParentSubCall, peer: PeerIdentity) => void;
+export type GenerateHandler = (call: ServerGenerateCall, peer: PeerIdentity) => void;
 
 /** Certificates of sub-servers carry this CN prefix (`flglm keygen --sub-servers`). */
 export const SUB_SERVER_CN_PREFIX = 'sub-server.';
@@ -26,6 +27,8 @@ export interface TransportOptions {
   maxMessageBytes?: number;
   onSession?: SessionHandler;
   onSubServer?: SubServerHandler;
+  /** Split inference streams (flglm server --serve). */
+  onGenerate?: GenerateHandler;
   /** The gRPC health service, served on this port too (over mTLS when there is a kit). */
   health?: ServerHealth;
   log?: (msg: string) => void;
@@ -98,6 +101,13 @@ export async function startTransport(o: TransportOptions): Promise<RunningServer
       }
       if (!o.onSubServer) return void call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'this server does not take sub-servers (start it with --mode hierarchical --expect-subs N)' });
       o.onSubServer(call, who);
+    },
+    Generate: (call: ServerGenerateCall) => {
+      const who = identify(call);
+      if ('error' in who) return void call.emit('error', who.error);
+      if (who.role === 'sub-server') return void call.emit('error', refuse(`"${who.clientId}"`, grpc.status.PERMISSION_DENIED, `certificate "${who.clientId}" is a sub-server certificate, not a client's`).error);
+      if (!o.onGenerate) return void call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'this server does not serve generation (start it with flglm server --serve)' });
+      o.onGenerate(call, who);
     },
   });
 

@@ -23,13 +23,14 @@ const NO_PEFT: PeftConfig = { method: 'full', lora: { rank: 8, alpha: 16, dropou
 /**
  * A flglm checkpoint (checkpoint.json) or a Hugging Face folder (config.json + safetensors), with
  * its own tokenizer. A checkpoint that holds only part of the model (a client's head and tail, or
- * the server's trunk) is refused, naming `flglm merge`.
+ * the server's trunk) is refused, naming `flglm merge` (unless `partial`: split generation runs a
+ * client's head and tail).
  */
-export function loadModelFolder(dir: string): ModelFolder {
+export function loadModelFolder(dir: string, o: { partial?: boolean } = {}): ModelFolder {
   if (existsSync(join(dir, 'checkpoint.json'))) {
     const { store, meta } = loadCheckpoint(dir);
     const missing = baseParamShapes(meta.model).filter(([n]) => !store.has(n)).map(([n]) => n);
-    if (missing.length) {
+    if (missing.length && !o.partial) {
       const part = store.has('model.embed_tokens.weight') ? "a client's head and tail" : "the server's trunk";
       throw new UserError(`${dir} holds only part of the model (${part}; ${missing.length} weights missing, e.g. ${missing[0]}). Fix: flglm merge --server <server checkpoint> --client <client checkpoint> --out <dir>, then use that folder`);
     }

@@ -15,6 +15,16 @@ test('activation noise: N(0, sigma^2) on a copy, seeded per client; sigma 0 send
   expect(new ActivationNoise(0, false, 7, 'alice').apply(t)).toBe(t);
 });
 
+test('relative noise scales with the tensor: growing h_A does not outgrow it', () => {
+  const sd = (scale: number) => {
+    const t = { dtype: 'float32' as const, shape: [1000, 100], data: new Float32Array(100000).fill(scale) };
+    const d = new ActivationNoise(0.1, false, 7, 'alice', true).apply(t).data as Float32Array;
+    return Math.sqrt(d.reduce((a, x) => a + (x - scale) ** 2, 0) / d.length);
+  };
+  expect(sd(2)).toBeCloseTo(0.2, 2);
+  expect(sd(20)).toBeCloseTo(2, 1);
+});
+
 test('privacy.activation_noise: the server receives noisy h_A; the client trains on', async () => {
   const yaml = (sigma: number) => `seed: 3\nmodel: {preset: tiny, max_seq_len: 64}\noptimizer: {lr: 0.003, grad_clip: 0}\ndata: {task: classify, batch_size: 4, seq_len: 48, max_examples: 40}\neval: {max_batches: 2}\nsecurity: {tls: false, payload_encryption: false}\nfederation: {mode: sequential, clients: 1, rounds: 1, local_steps: 8}\nprivacy: {activation_noise: {sigma: ${sigma}}}\n`;
   const first = async (sigma: number) => {

@@ -10,7 +10,7 @@ const config = { ...PRESETS.tiny };
 async function greedyWithoutCache(store: ReturnType<typeof initParams>, peft: PeftConfig, prompt: number[], n: number): Promise<number[]> {
   const seq = [...prompt];
   for (let i = 0; i < n; i++) {
-    const g = await CompiledGraph.create(buildPrefill(config, peft, store, seq.length, 1, 'initializer'), { threads: 1 });
+    const g = await CompiledGraph.create(buildPrefill(config, peft, store, seq.length, { part: 'full', split: { head_blocks: 0, tail_blocks: 0 }, batch: 1, frozen: 'initializer' }), { threads: 1 });
     const select = new Float32Array(seq.length);
     select[seq.length - 1] = 1;
     const r = await g.run({ tokens: tensor('int64', [1, seq.length], seq), select: tensor('float32', [1, 1, seq.length], select) });

@@ -6,6 +6,12 @@ import type { ClientMessage as _flglm_v1_ClientMessage, ClientMessage__Output as
 import type { Error as _flglm_v1_Error, Error__Output as _flglm_v1_Error__Output } from './flglm/v1/Error.js';
 import type { EvalResult as _flglm_v1_EvalResult, EvalResult__Output as _flglm_v1_EvalResult__Output } from './flglm/v1/EvalResult.js';
 import type { Finished as _flglm_v1_Finished, Finished__Output as _flglm_v1_Finished__Output } from './flglm/v1/Finished.js';
+import type { GenerateClose as _flglm_v1_GenerateClose, GenerateClose__Output as _flglm_v1_GenerateClose__Output } from './flglm/v1/GenerateClose.js';
+import type { GenerateDown as _flglm_v1_GenerateDown, GenerateDown__Output as _flglm_v1_GenerateDown__Output } from './flglm/v1/GenerateDown.js';
+import type { GenerateOpen as _flglm_v1_GenerateOpen, GenerateOpen__Output as _flglm_v1_GenerateOpen__Output } from './flglm/v1/GenerateOpen.js';
+import type { GenerateOpened as _flglm_v1_GenerateOpened, GenerateOpened__Output as _flglm_v1_GenerateOpened__Output } from './flglm/v1/GenerateOpened.js';
+import type { GenerateStep as _flglm_v1_GenerateStep, GenerateStep__Output as _flglm_v1_GenerateStep__Output } from './flglm/v1/GenerateStep.js';
+import type { GenerateUp as _flglm_v1_GenerateUp, GenerateUp__Output as _flglm_v1_GenerateUp__Output } from './flglm/v1/GenerateUp.js';
 import type { Heartbeat as _flglm_v1_Heartbeat, Heartbeat__Output as _flglm_v1_Heartbeat__Output } from './flglm/v1/Heartbeat.js';
 import type { HelloReply as _flglm_v1_HelloReply, HelloReply__Output as _flglm_v1_HelloReply__Output } from './flglm/v1/HelloReply.js';
 import type { HelloRequest as _flglm_v1_HelloRequest, HelloRequest__Output as _flglm_v1_HelloRequest__Output } from './flglm/v1/HelloRequest.js';
@@ -45,6 +51,12 @@ export interface ProtoGrpcType {
       Error: MessageTypeDefinition<_flglm_v1_Error, _flglm_v1_Error__Output>
       EvalResult: MessageTypeDefinition<_flglm_v1_EvalResult, _flglm_v1_EvalResult__Output>
       Finished: MessageTypeDefinition<_flglm_v1_Finished, _flglm_v1_Finished__Output>
+      GenerateClose: MessageTypeDefinition<_flglm_v1_GenerateClose, _flglm_v1_GenerateClose__Output>
+      GenerateDown: MessageTypeDefinition<_flglm_v1_GenerateDown, _flglm_v1_GenerateDown__Output>
+      GenerateOpen: MessageTypeDefinition<_flglm_v1_GenerateOpen, _flglm_v1_GenerateOpen__Output>
+      GenerateOpened: MessageTypeDefinition<_flglm_v1_GenerateOpened, _flglm_v1_GenerateOpened__Output>
+      GenerateStep: MessageTypeDefinition<_flglm_v1_GenerateStep, _flglm_v1_GenerateStep__Output>
+      GenerateUp: MessageTypeDefinition<_flglm_v1_GenerateUp, _flglm_v1_GenerateUp__Output>
       Heartbeat: MessageTypeDefinition<_flglm_v1_Heartbeat, _flglm_v1_Heartbeat__Output>
       HelloReply: MessageTypeDefinition<_flglm_v1_HelloReply, _flglm_v1_HelloReply__Output>
       HelloRequest: MessageTypeDefinition<_flglm_v1_HelloRequest, _flglm_v1_HelloRequest__Output>

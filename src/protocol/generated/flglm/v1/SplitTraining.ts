@@ -4,6 +4,8 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { ClientMessage as _flglm_v1_ClientMessage, ClientMessage__Output as _flglm_v1_ClientMessage__Output } from '../../flglm/v1/ClientMessage.js';
+import type { GenerateDown as _flglm_v1_GenerateDown, GenerateDown__Output as _flglm_v1_GenerateDown__Output } from '../../flglm/v1/GenerateDown.js';
+import type { GenerateUp as _flglm_v1_GenerateUp, GenerateUp__Output as _flglm_v1_GenerateUp__Output } from '../../flglm/v1/GenerateUp.js';
 import type { HelloReply as _flglm_v1_HelloReply, HelloReply__Output as _flglm_v1_HelloReply__Output } from '../../flglm/v1/HelloReply.js';
 import type { HelloRequest as _flglm_v1_HelloRequest, HelloRequest__Output as _flglm_v1_HelloRequest__Output } from '../../flglm/v1/HelloRequest.js';
 import type { ServerMessage as _flglm_v1_ServerMessage, ServerMessage__Output as _flglm_v1_ServerMessage__Output } from '../../flglm/v1/ServerMessage.js';
@@ -11,6 +13,21 @@ import type { SubReply as _flglm_v1_SubReply, SubReply__Output as _flglm_v1_SubR
 import type { SubRequest as _flglm_v1_SubRequest, SubRequest__Output as _flglm_v1_SubRequest__Output } from '../../flglm/v1/SubRequest.js';
 
 export interface SplitTrainingClient extends grpc.Client {
+  /**
+   * Split inference (flglm server --serve, flglm generate --server): the client runs head and tail
+   * with their KV caches; per step only the new position's h_A goes up and h_B comes down, and the
+   * server keeps the trunk's cache for the session.
+   */
+  Generate(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_flglm_v1_GenerateUp, _flglm_v1_GenerateDown__Output>;
+  Generate(options?: grpc.CallOptions): grpc.ClientDuplexStream<_flglm_v1_GenerateUp, _flglm_v1_GenerateDown__Output>;
+  /**
+   * Split inference (flglm server --serve, flglm generate --server): the client runs head and tail
+   * with their KV caches; per step only the new position's h_A goes up and h_B comes down, and the
+   * server keeps the trunk's cache for the session.
+   */
+  generate(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_flglm_v1_GenerateUp, _flglm_v1_GenerateDown__Output>;
+  generate(options?: grpc.CallOptions): grpc.ClientDuplexStream<_flglm_v1_GenerateUp, _flglm_v1_GenerateDown__Output>;
+  
   /**
    * Identity check: the server answers with the client id it read from the client's certificate.
    */
@@ -48,6 +65,13 @@ export interface SplitTrainingClient extends grpc.Client {
 
 export interface SplitTrainingHandlers extends grpc.UntypedServiceImplementation {
   /**
+   * Split inference (flglm server --serve, flglm generate --server): the client runs head and tail
+   * with their KV caches; per step only the new position's h_A goes up and h_B comes down, and the
+   * server keeps the trunk's cache for the session.
+   */
+  Generate: grpc.handleBidiStreamingCall<_flglm_v1_GenerateUp__Output, _flglm_v1_GenerateDown>;
+  
+  /**
    * Identity check: the server answers with the client id it read from the client's certificate.
    */
   Hello: grpc.handleUnaryCall<_flglm_v1_HelloRequest__Output, _flglm_v1_HelloReply>;
@@ -63,6 +87,7 @@ export interface SplitTrainingHandlers extends grpc.UntypedServiceImplementation
 }
 
 export interface SplitTrainingDefinition extends grpc.ServiceDefinition {
+  Generate: MethodDefinition<_flglm_v1_GenerateUp, _flglm_v1_GenerateDown, _flglm_v1_GenerateUp__Output, _flglm_v1_GenerateDown__Output>
   Hello: MethodDefinition<_flglm_v1_HelloRequest, _flglm_v1_HelloReply, _flglm_v1_HelloRequest__Output, _flglm_v1_HelloReply__Output>
   Session: MethodDefinition<_flglm_v1_ClientMessage, _flglm_v1_ServerMessage, _flglm_v1_ClientMessage__Output, _flglm_v1_ServerMessage__Output>
   SubServer: MethodDefinition<_flglm_v1_SubReply, _flglm_v1_SubRequest, _flglm_v1_SubReply__Output, _flglm_v1_SubRequest__Output>
