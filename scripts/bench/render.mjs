@@ -12,9 +12,9 @@ const mmm = (s, f = f0) => (s ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : '
 const machine = (r) => `${r.machine.cores} × ${r.machine.cpu}, Node ${r.machine.node}, ${r.machine.date.slice(0, 10)}`;
 const out = ['# Benchmarks', '', 'Every figure is measured by the command shown, on the machine shown; comparisons are measured side by side in the same run. Medians with (min–max) over runs. Regenerate with `npm run bench -- NAME` (writes `bench-results/NAME.json` and this page).', ''];
 
-for (const [k, tc] of [['train-core', load('train-core')], ['train-core-custom', load('train-core-custom')]]) {
+for (const [k, tc] of [['train-core', load('train-core')], ['train-core-base', load('train-core-base')], ['train-core-custom', load('train-core-custom')]]) {
   if (!tc) continue;
-  out.push(k === 'train-core' ? '## 1. Training core (`train-core`)' : '### The same step for a ~10M-parameter configuration', '', `\`${tc.command}\` — ${machine(tc)}`, '',
+  out.push(k === 'train-core' ? '## 1. Training core (`train-core`)' : k === 'train-core-base' ? '### The same step for the `base` preset' : '### The same step for a ~10M-parameter configuration', '', `\`${tc.command}\` — ${machine(tc)}`, '',
     `Model \`${typeof tc.preset === 'string' ? tc.preset : JSON.stringify(tc.preset)}\` (${(tc.parameters / 1e6).toFixed(1)}M parameters), batch ${tc.batch} × ${tc.seq} tokens, ${tc.threads} threads. MatMul peak of ONNX Runtime measured in the same run: **${f0(tc.matmul_peak_gflops)} GFLOP/s**${tc.best_gemm_gflops ? `; the machine's best float32 GEMM (the faster of ORT's and PyTorch's): **${f0(tc.best_gemm_gflops)} GFLOP/s**` : ''}. Model FLOPs per step: ${f2(tc.model_gflop_per_step)} GFLOP (6·N per token plus 12·L·d·S per token for attention).`, '',
     ...(tc.torch.candidates ? ['PyTorch setups tried (float32 MatMul 1024³, same threads): ' + tc.torch.candidates.map((c) => `${c.label} ${c.matmul_gflops} GFLOP/s`).join('; ') + '. Each interpreter\'s step ran with its fastest kernel' + (tc.torch.steps_tried ? ` (${tc.torch.steps_tried.map((t) => `${t.label}: ${t.tokens_per_s ?? t.error} tokens/s`).join('; ')})` : '') + `; the row below is the fastest step: ${tc.torch.label}.`, ''] : []),
     '| | step s | tokens/s | MFU vs ORT peak | MFU vs best GEMM |', '| --- | --- | --- | --- | --- |',
@@ -120,10 +120,23 @@ if (dord) {
 const rcost = load('round-cost');
 if (rcost) {
   const f2s = (x) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(2) : '–');
-  out.push('### What a round costs (`round-cost`)', '', `\`${rcost.command}\` — ${machine(rc)}`, '',
+  out.push('### What a round costs (`round-cost`)', '', `\`${rcost.command}\` — ${machine(rcost)}`, '',
     `The same client steps (${rcost.rows[0]?.budget_steps_per_client} per client) cut into ${rcost.rows[0]?.few_rounds} long rounds and ${rcost.rows[0]?.many_rounds} short ones, base \`${rcost.base}\` (3 clients, \`small\`, 8 × 128, mTLS + payload encryption, loopback); *extra round* = the difference in the rounds' wall time over the difference in rounds. *Round end* is the server's part after the last update arrived (means over the short rounds).`, '',
-    '| setup | MiB per round | extra round (s) | aggregate (s) | send result (s) | average replicas (s) |', '| --- | --- | --- | --- | --- | --- |',
-    ...rcost.rows.map((r) => `| ${r.setup.replace(/\|/g, ' ')} | ${r.mib_per_round.toFixed(1)} | ${f2s(r.extra_round_s)} | ${f2s(r.round_end_s.aggregate_s)} | ${f2s(r.round_end_s.broadcast_s)} | ${f2s(r.round_end_s.replicas_s)} |`), '');
+    '| setup | MiB per round | short round (s) | extra round (s) | secure aggregation (s) | aggregate (s) | send result (s) | average replicas (s) |', '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...rcost.rows.map((r) => `| ${r.setup.replace(/\|/g, ' ')} | ${r.mib_per_round.toFixed(1)} | ${f2s(r.rounds_s_many.reduce((a, b) => a + b, 0) / r.rounds_s_many.length / r.many_rounds)} | ${f2s(r.extra_round_s)} | ${r.round_end_s.secure_aggregation_s === undefined ? '–' : f2s(r.round_end_s.secure_aggregation_s)} | ${f2s(r.round_end_s.aggregate_s)} | ${f2s(r.round_end_s.broadcast_s)} | ${f2s(r.round_end_s.replicas_s)} |`), '');
+}
+
+const sg = load('split-generate');
+if (sg) {
+  const r = sg.results, t = (x) => (x ? Math.round(x.tokens_per_s) : '–');
+  out.push('## 8. Split generation (`split-generate`)', '', `\`${sg.command}\` — ${machine(sg)}`, '',
+    `${sg.model}; prompt ${sg.prompt_tokens} tokens, ${sg.new_tokens} new tokens, batch 1. *Split*: head and tail in the benchmark's process, the trunk in a \`flglm server --serve\` process (plaintext on loopback; "rtt" adds a simulated link). *Without a cache*: every token recomputes the whole sequence (split: a fresh session that sends all of it). The server's KV cache: ${(sg.server_cache_bytes_per_sequence / 2 ** 20).toFixed(2)} MiB per sequence.`, '',
+    '| | tokens/s, with KV cache | without | speed-up from the cache | × local (with cache) |', '| --- | --- | --- | --- | --- |',
+    `| local (merged model) | ${t(r.local_cached)} | ${t(r.local_uncached)} | ${(r.local_cached.tokens_per_s / r.local_uncached.tokens_per_s).toFixed(1)}× | 1.00 |`,
+    ...Object.entries(r).filter(([k]) => k.startsWith('loopback') || k.startsWith('rtt')).map(([k, v]) => `| split, ${k.replace('_', ' ')} | ${t(v.cached)} | ${t(v.uncached)} | ${(v.cached.tokens_per_s / v.uncached.tokens_per_s).toFixed(1)}× | ${(v.cached.tokens_per_s / r.local_cached.tokens_per_s).toFixed(2)} |`), '');
+  const conc = r.loopback?.concurrent ?? [];
+  if (conc.length) out.push('Concurrent split sessions on loopback (decode steps batched on the server):', '', '| clients | aggregate tokens/s | per client | × one client | server RSS (MiB) | same tokens as local |', '| --- | --- | --- | --- | --- | --- |',
+    ...conc.map((c) => `| ${c.clients} | ${Math.round(c.aggregate_tokens_per_s)} | ${Math.round(c.per_client_tokens_per_s)} | ${(c.aggregate_tokens_per_s / conc[0].aggregate_tokens_per_s).toFixed(1)} | ${c.server_rss_mib} | ${c.all_same_as_local ? 'yes' : 'no'} |`), '');
 }
 
 const rs = load('real-shapes');
@@ -139,7 +152,7 @@ if (rs && rs.results?.[0]?.rows) {
 }
 const pre = load('pretrain');
 if (pre && pre.steps >= 100) {
-  out.push('## 8. Pretraining the shipped base (`scripts/pretrain-base.mjs`)', '', `\`${pre.command}\` — ${machine(pre)}`, '', `${pre.steps} steps, ${(pre.tokens / 1e6).toFixed(1)} M tokens in ${(pre.wall_s / 60).toFixed(0)} min (${Math.round(pre.tokens_per_s)} tokens/s): held-out loss ${pre.eval.loss.toFixed(3)} per byte, next-byte accuracy ${pre.eval.accuracy.toFixed(3)}. See docs/pretraining.md.`, '');
+  out.push('## 9. Pretraining the shipped base (`scripts/pretrain-base.mjs`)', '', `\`${pre.command}\` — ${machine(pre)}`, '', `${pre.steps} steps, ${(pre.tokens / 1e6).toFixed(1)} M tokens in ${(pre.wall_s / 60).toFixed(0)} min (${Math.round(pre.tokens_per_s)} tokens/s): held-out loss ${pre.eval.loss.toFixed(3)} per byte, next-byte accuracy ${pre.eval.accuracy.toFixed(3)}. See docs/pretraining.md.`, '');
 }
 
 const notes = join(root, 'docs', 'benchmarks-notes.md');

@@ -5,10 +5,11 @@
 # head; LoRA r 8 / alpha 16 on q_proj and v_proj; next-token loss on every position; AdamW on the
 # adapters. Weights are read from the folder's safetensors (F32 / F16 / BF16) with numpy.
 #   python torch_lora_plain.py FOLDER BATCH SEQ THREADS RUNS fp32|bf16
-import glob, json, math, os, resource, struct, sys, time
+import glob, json, math, os, struct, sys, time
 
 import numpy as np
 import torch
+from torch_common import peak_rss_mib
 import torch.nn.functional as F
 
 folder, B, S, threads, runs, dtype = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
@@ -109,16 +110,6 @@ for run in range(runs + 1):
     if run > 0:
         times.append(time.perf_counter() - t0)
 times.sort()
-
-
-def peak_rss_mib():
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 print(json.dumps({"impl": f"PyTorch {torch.__version__}, plain LoRA ({dtype})", "dtype": dtype, "seconds_per_step": times[len(times) // 2], "step_times": times, "peak_rss_mib": peak_rss_mib()}))

@@ -7,9 +7,10 @@
 #
 # bf16 loads the weights in bfloat16 and computes in it (what a CPU with AVX-512 BF16 makes fast);
 # fp32 is the same precision as flglm's.
-import json, resource, sys, time
+import json, sys, time
 
 import torch
+from torch_common import peak_rss_mib
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
@@ -30,18 +31,6 @@ for run in range(runs + 1):
     if run > 0:
         times.append(time.perf_counter() - t0)
 times.sort()
-
-
-def peak_rss_mib():
-    # VmHWM: this process's own high-water mark (getrusage's maxrss survives fork + exec, so a child
-    # of a large parent would report the parent's size).
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024)
-    except OSError:
-        pass
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 print(json.dumps({

@@ -2,6 +2,7 @@
 # AdamW) in PyTorch eager, for a side-by-side tokens/s figure. Prints one JSON line.
 import json, sys, time
 import torch
+from torch_common import matmul_gflops
 import torch.nn.functional as F
 
 cfg = json.loads(sys.argv[1])
@@ -56,12 +57,4 @@ for r in range(runs + 1):
     opt.step()
     if r > 0:
         times.append(time.perf_counter() - t0)
-# Torch's own MatMul rate: says plainly whether a fast BLAS (OpenBLAS) is behind it.
-a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-a @ b
-rates = []
-for _ in range(10):
-    t0 = time.perf_counter()
-    a @ b
-    rates.append(2 * 1024 ** 3 / (time.perf_counter() - t0) / 1e9)
-print(json.dumps({"torch": torch.__version__, "matmul_gflops": max(rates), "step_s": times}))
+print(json.dumps({"torch": torch.__version__, "matmul_gflops": matmul_gflops(), "step_s": times}))

@@ -94,5 +94,5 @@ const result = {
   flglm, torch, speedup_vs_torch: torch.available ? flglm.tokens_per_s / torch.tokens_per_s : null,
 };
 console.log(JSON.stringify(result, null, 2));
-writeResult(preset.startsWith('{') ? 'train-core-custom' : 'train-core', result);
+writeResult(preset.startsWith('{') ? 'train-core-custom' : preset === 'small' ? 'train-core' : `train-core-${preset}`, result);
 await model.release();

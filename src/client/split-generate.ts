@@ -16,6 +16,7 @@ import { tensor } from '../runtime/tensor.js';
 import { UserError } from '../util/errors.js';
 import { ActivationNoise } from './activation-noise.js';
 import { connect } from './transport.js';
+import { DelayLine, type LinkModel } from './netem.js';
 
 /**
  * Split inference from the client's side (the model stays split: the server never gets the head,
@@ -35,13 +36,15 @@ export interface SplitGenerateOptions {
   promptLen: number;
   maxNewTokens: number;
   runtime?: RuntimeOptions;
+  /** A simulated WAN link to the server (benchmarks; client/netem.ts); null = none. */
+  link?: LinkModel | null;
   /** Seconds spent waiting for the server, summed (timings in `--json`). */
   timings?: { trunk_s: number; client_s: number; bytes_up: number; bytes_down: number };
 }
 
 export class SplitStepper implements Stepper {
   readonly cacheLen: number;
-  private call: ClientGenerateCall | null = null;
+  private call: { write(m: GenerateUpOut): void; end(): void } | null = null;
   private inbox: Inbox<GenerateDown> | null = null;
   private ctx: ((step: number) => TensorContext) | null = null;
   private head: PartDecoder | null = null;
@@ -85,10 +88,14 @@ export class SplitStepper implements Stepper {
     const conn = connect(this.o.target, this.o.kit, this.o.serverName);
     const call: ClientGenerateCall = conn.client.Generate();
     const inbox = new Inbox<GenerateDown>();
-    call.on('data', reassembling<GenerateDown>((m) => inbox.push(m), (e) => inbox.fail(new UserError(`malformed message from the server: ${e.message}`))));
+    // On a simulated link both directions queue behind the link's delay and bandwidth, in order.
+    const link = this.o.link ?? null;
+    const down = link ? new DelayLine<GenerateDown>(link, (m) => inbox.push(m)) : null;
+    const up = link ? new DelayLine<GenerateUpOut>(link, (m) => call.write(m)) : null;
+    call.on('data', reassembling<GenerateDown>((m) => (down ? down.push(m) : inbox.push(m)), (e) => inbox.fail(new UserError(`malformed message from the server: ${e.message}`))));
     call.on('error', (e) => inbox.fail(new UserError(describeConnectError(e as never, this.o.target))));
     call.on('end', () => inbox.fail(new UserError('the server closed the generation session')));
-    this.call = call;
+    this.call = { write: (m) => (up ? up.push(m) : call.write(m)), end: () => call.end() };
     this.inbox = inbox;
     this.send({ open: { protocol: PROTOCOL_VERSION, batch: B, promptLen: P, maxNewTokens: this.o.maxNewTokens, lengths } });
     const first = await inbox.next(['opened', 'error'], 60000);
