@@ -38,7 +38,7 @@ export async function serveTrunk(o: ServeCliOptions, log: Log, source: string): 
   const health = new ServerHealth();
   let transport;
   try {
-    transport = await startTransport({ kit, host: o.host, port: o.port, revocation, onGenerate: trunk.onGenerate, health, log });
+    transport = await startTransport({ kit, host: o.host, port: o.port, revocation, onGenerate: trunk.onGenerate, health, log, maxMessageBytes: trunk.maxMessageBytes });
   } catch (e) {
     await trunk.close(); // a live worker would keep the failed process alive
     throw e;

@@ -11,6 +11,8 @@ import { startTransport } from '../../src/server/transport.js';
 import { keygen } from '../../src/security/pki.js';
 import { RevocationChecker } from '../../src/security/tls.js';
 import { config as parseConfig } from '../helpers/federation.js';
+import { connect } from '../../src/client/transport.js';
+import { PROTOCOL_VERSION, type GenerateDown } from '../../src/protocol/messages.js';
 
 // Split inference against a real serving trunk (worker thread, gRPC over mutual TLS with a session
 // key on 127.0.0.1): head and tail here, trunk there, caches on both sides. Greedy tokens must be
@@ -71,6 +73,33 @@ describe('split generation', () => {
       expect(alone.map((r) => r[0])).toEqual(local);
       await new Promise((r) => setTimeout(r, 50));
       expect(s.server.stats()).toMatchObject({ sessions: 0, rowsInUse: 0 });
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  test('a session that breaks the protocol is refused alone, its rows freed; the others decode on', async () => {
+    const m = model('full');
+    const s = await serving('full', m.trunk);
+    try {
+      const honest = stepper(s.target, 'alice', m.client, 'full', 1, prompts[0].length);
+      const local = await generate(config, peftFor('full'), m.store, prompts[0], greedy, { threads: 1 });
+      // bob opens a session of 2 rows, then sends a step for a row he does not have, with NaN in it.
+      const call = connect(s.target, join(pki, 'clients', 'bob'), 'localhost').client.Generate();
+      const down: GenerateDown[] = [];
+      call.on('data', (d: GenerateDown) => down.push(d));
+      call.on('error', () => {});
+      call.write({ open: { protocol: PROTOCOL_VERSION, batch: 2, promptLen: 4, maxNewTokens: 4, lengths: [4, 4] } });
+      for (let i = 0; i < 100 && down.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(s.server.stats().rowsInUse).toBe(2);
+      call.write({ step: { step: 0, rows: [0, 1], tensor: { name: 'h_A', dtype: 'float32', shape: [2, 4, config.hidden_size], data: Buffer.alloc(2 * 4 * config.hidden_size * 4, 0xff), counter: 0, tag: Buffer.alloc(0), encrypted: false } } });
+      const result = await generateWith(honest, [prompts[0]], greedy).finally(() => honest.release());
+      for (let i = 0; i < 100 && !down.some((d) => d.error); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(down.find((d) => d.error)?.error?.message).toMatch(/h_A/);
+      expect(result[0]).toEqual(local);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(s.server.stats()).toMatchObject({ sessions: 0, rowsInUse: 0 });
+      call.end();
     } finally {
       await s.close();
     }

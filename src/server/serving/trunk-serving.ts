@@ -12,6 +12,7 @@ import { newRoundKey, PayloadChannel, wrapRoundKey } from '../../security/payloa
 import type { PeerIdentity, RevocationChecker } from '../../security/tls.js';
 import type { Log } from '../../util/logger.js';
 import { DecodeBatcher } from './decode-batcher.js';
+import { tensorBytesOf } from '../client-limits.js';
 import type { InferenceOp, InferenceOps, InferenceWorkerInit } from './inference-worker.js';
 
 /** Bounds of what generation sessions may hold on the server (`flglm server --serve` options). */
@@ -104,8 +105,16 @@ export class TrunkServer {
     await this.request('clear', { row0: s.row0, count: s.rows }).catch(() => {});
   }
 
+  /** gRPC's per-message cap for a serving endpoint: one chunk of a tensor and its framing. */
+  get maxMessageBytes(): number {
+    return this.o.cfg.federation.chunk_bytes + 2 ** 20;
+  }
+
   onGenerate = (call: ServerGenerateCall, peer: PeerIdentity): void => {
-    const inbox = new Inbox<GenerateUp>();
+    // A client may be ahead of the protocol by one step at most: bounded by the largest tensor a
+    // session can send (a prefill of every row at every position) and a few messages.
+    const { maxRows, cacheLen } = this.o.limits;
+    const inbox = new Inbox<GenerateUp>({ maxBytes: maxRows * cacheLen * this.o.model.hidden_size * 4 + 2 ** 20, maxMessages: 8, sizeOf: tensorBytesOf });
     call.on('data', reassembling<GenerateUp>((m) => inbox.push(m), (e) => inbox.fail(new ProtocolError(e.message))));
     call.on('end', () => inbox.fail(new ProtocolError('the client closed the stream')));
     call.on('error', () => inbox.fail(new ProtocolError('the stream failed')));
