@@ -126,6 +126,16 @@ if (rcost) {
     ...rcost.rows.map((r) => `| ${r.setup.replace(/\|/g, ' ')} | ${r.mib_per_round.toFixed(1)} | ${f2s(r.rounds_s_many.reduce((a, b) => a + b, 0) / r.rounds_s_many.length / r.many_rounds)} | ${f2s(r.extra_round_s)} | ${r.round_end_s.secure_aggregation_s === undefined ? '–' : f2s(r.round_end_s.secure_aggregation_s)} | ${f2s(r.round_end_s.aggregate_s)} | ${f2s(r.round_end_s.broadcast_s)} | ${f2s(r.round_end_s.replicas_s)} |`), '');
 }
 
+const ad = load('activation-dtype');
+if (ad) {
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const ref = ad.rows.find((r) => r.dtype === 'fp32');
+  out.push('### Activations on the wire (`activation-dtype`)', '', `\`${ad.command}\` — ${machine(ad)}`, '',
+    '`transport.activation_dtype`: h_A, h_B and both gradients in half precision before encryption. Accuracy: the quickstart (relay, 156 steps) per seed; WAN: round 2 of the sequential `small` setup of §4 (2 clients × 4 steps) over 20 ms RTT and 100 Mbit/s per client, with mTLS and payload encryption; its bytes include the round-end parameters, which stay float32.', '',
+    '| dtype | quickstart accuracy (per seed) | WAN round (s) | × fp32 | MiB per round | × fp32 |', '| --- | --- | --- | --- | --- | --- |',
+    ...ad.rows.map((r) => `| ${r.dtype} | ${r.accuracy.map((a) => a.toFixed(3)).join(', ')} (mean ${mean(r.accuracy).toFixed(3)}) | ${r.wan_round_s.toFixed(2)} | ${ref ? (r.wan_round_s / ref.wan_round_s).toFixed(2) : '–'} | ${r.mib_per_round.toFixed(1)} | ${ref ? (r.mib_per_round / ref.mib_per_round).toFixed(2) : '–'} |`), '');
+}
+
 const sg = load('split-generate');
 if (sg) {
   const r = sg.results, t = (x) => (x ? Math.round(x.tokens_per_s) : '–');
