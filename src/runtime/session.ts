@@ -28,6 +28,7 @@ interface IoSpec {
 }
 
 let cudaFallbackReported = false;
+let cudaLoadFailureReported = false;
 const require = createRequire(import.meta.url);
 
 /**
@@ -85,7 +86,19 @@ export class CompiledGraph {
       ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
       ...(spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
     };
-    const session = await ort.InferenceSession.create(bytes, sessionOptions);
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, sessionOptions);
+    } catch (e) {
+      if (device !== 'cuda') throw e;
+      // The provider library is there but does not load (no NVIDIA driver, libcuda.so.1, or a CUDA
+      // library missing from LD_LIBRARY_PATH; docs/gpu.md): say so once and run on the CPU.
+      if (!cudaLoadFailureReported) {
+        console.error(`flglm: the CUDA provider did not load (${(e as Error).message.split('\n')[0]}); running on CPU. Fix: docs/gpu.md`);
+        cudaLoadFailureReported = true;
+      }
+      return CompiledGraph.create(graph, { ...opts, device: 'cpu' });
+    }
     const spec = (v: Value): IoSpec => ({ name: v.name, dtype: v.dtype, shape: v.shape });
     return new CompiledGraph(session, graph.inputs.map(spec), graph.outputs.map(spec), device);
   }
