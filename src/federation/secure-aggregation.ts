@@ -1,5 +1,4 @@
-import { dequantise, hideMask, quantise } from '../security/secagg/protocol.js';
-import { addScaledWords } from '../security/secagg/crypto.js';
+import { addHideMask, dequantise, quantise } from '../security/secagg/protocol.js';
 import type { ClientPartSpec, Params } from './strategies/strategy.js';
 
 // How client parts travel under secure aggregation (privacy.secure_aggregation): flattened by name
@@ -34,6 +33,6 @@ export function unflattenMean(sum: Uint32Array, spec: ClientPartSpec, total: num
 /** A hidden aggregate opened with the federation secret: sum - total x PRG(K, round). */
 export function openHidden(sum: Uint32Array, secret: Uint8Array, round: number, total: number): Uint32Array {
   const open = Uint32Array.from(sum);
-  addScaledWords(open, hideMask(secret, round, open.length), (2 ** 32 - total) >>> 0);
+  addHideMask(open, secret, round, (2 ** 32 - total) >>> 0);
   return open;
 }

@@ -24,7 +24,7 @@ export interface RoundRecord {
    * steps; the rest is on the wire and in the clients: `npm run bench -- round-cost`).
    */
   /** Where a round's end goes; secure_aggregation_s: the secure-aggregation exchanges (before aggregating). */
-  round_end?: { aggregate_s: number; broadcast_s: number; replicas_s: number; checkpoint_s: number; secure_aggregation_s?: number };
+  round_end?: { aggregate_s: number; broadcast_s: number; replicas_s: number; checkpoint_s: number; secure_aggregation_s?: number; secure_aggregation?: Record<string, number> };
 }
 
 /** What a server reports when its federation finishes (`--summary-json`; the launcher reads it). */

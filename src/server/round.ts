@@ -11,7 +11,7 @@ import type { Participant } from './participant.js';
 import type { ClientMessage } from '../protocol/messages.js';
 import type { StepTensor__Output as StepTensor } from '../protocol/generated/flglm/v1/StepTensor.js';
 import { decodeClientParameters } from './client-update.js';
-import { HIDDEN_SUM_TENSOR, secureCollect, type HiddenAggregate } from './secure-collect.js';
+import { HIDDEN_SUM_TENSOR, secureCollect, type HiddenAggregate, type SecurePhaseSeconds } from './secure-collect.js';
 import { encodeUpdate } from '../federation/update-encoding.js';
 import type { RoundContext, StepMessage } from './modes/mode.js';
 import type { Replica } from './replica.js';
@@ -53,12 +53,14 @@ export class Round implements RoundContext {
   readonly secure?: (survivors: Participant[]) => Promise<ClientUpdate[]>;
   /** Seconds the secure-aggregation exchanges took (a round-end phase of the round record). */
   secureSeconds = 0;
+  /** The same, per exchange. */
+  readonly securePhases: SecurePhaseSeconds = {};
 
   constructor(readonly round: number, readonly participants: readonly Participant[], private readonly d: RoundDeps, readonly evaluate = false) {
     if (d.cfg.privacy.secure_aggregation.enabled) {
       this.secure = async (survivors) => {
         const t0 = performance.now();
-        try { return await secureCollect(this, survivors, d.partSpec); } finally { this.secureSeconds += (performance.now() - t0) / 1000; }
+        try { return await secureCollect(this, survivors, d.partSpec, this.securePhases); } finally { this.secureSeconds += (performance.now() - t0) / 1000; }
       };
     }
   }

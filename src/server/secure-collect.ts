@@ -10,6 +10,9 @@ import type { RoundContext } from './modes/mode.js';
 export { HIDDEN_SUM_TENSOR } from '../federation/secure-aggregation.js';
 export type HiddenAggregate = NonNullable<ClientUpdate['hidden']>;
 
+/** Where secure aggregation's seconds go, per exchange (the round record's `round_end.secure_aggregation`). */
+export interface SecurePhaseSeconds { keys_s?: number; shares_s?: number; masked_s?: number; reveal_s?: number; unmask_s?: number }
+
 /**
  * The server's half of secure aggregation for one round (security/secagg/protocol.ts has the
  * cryptography): four exchanges with the clients that finished their steps, each bounded by
@@ -17,7 +20,7 @@ export type HiddenAggregate = NonNullable<ClientUpdate['hidden']>;
  * completes while at least `threshold` clients stay to reveal their shares. Returns one update: the
  * weighted mean (FedAvg of one), or with a hidden aggregate the masked sum only clients can open.
  */
-export async function secureCollect(ctx: RoundContext, survivors: Participant[], spec: ClientPartSpec): Promise<ClientUpdate[]> {
+export async function secureCollect(ctx: RoundContext, survivors: Participant[], spec: ClientPartSpec, phases: SecurePhaseSeconds = {}): Promise<ClientUpdate[]> {
   const cfg: ExperimentConfig = ctx.cfg;
   const { threshold: wantT, scale_bits: scaleBits } = cfg.privacy.secure_aggregation;
   const hide = cfg.privacy.hide_aggregate;
@@ -29,6 +32,8 @@ export async function secureCollect(ctx: RoundContext, survivors: Participant[],
   if (survivors.length < threshold) throw new Error(`round ${round}: ${survivors.length} clients finished, secure aggregation needs ${threshold} to unmask`);
   const agg = new SecAggServer(round, threshold, length);
   let live = [...survivors];
+  let t0 = performance.now();
+  const lap = (phase: keyof SecurePhaseSeconds) => { const t = performance.now(); phases[phase] = (phases[phase] ?? 0) + (t - t0) / 1000; t0 = t; };
   /** One exchange with every live client; those that fail are dropped, the rest go on. */
   const exchange = async (send: (s: Participant) => void, receive: (s: Participant) => Promise<void>) => {
     const ok = await Promise.all(live.map(async (s) => {
@@ -54,11 +59,13 @@ export async function secureCollect(ctx: RoundContext, survivors: Participant[],
     (s) => s.send({ secagg: { round, begin: { weight: weights.get(s.id)!, threshold, scaleBits, hide } } }),
     async (s) => { const { keys } = await expect(s, 'keys'); agg.addKeys(s.id, keys!.cPk, keys!.sPk); },
   );
+  lap('keys_s');
   const roster = agg.roster().map((p) => ({ id: p.id, cPk: p.cPk, sPk: p.sPk }));
   await exchange(
     (s) => s.send({ secagg: { round, roster: { peers: roster } } }),
     async (s) => { const { shares } = await expect(s, 'shares'); agg.addShares(s.id, shares!.shares.map((x) => ({ peer: x.peer, ciphertext: x.ciphertext }))); },
   );
+  lap('shares_s');
   const holders = [...agg.holders];
   live = live.filter((s) => agg.holders.has(s.id));
   await exchange(
@@ -71,12 +78,15 @@ export async function secureCollect(ctx: RoundContext, survivors: Participant[],
       agg.addInput(s.id, new Uint32Array(words.buffer, words.byteOffset, words.length));
     },
   );
+  lap('masked_s');
   const { dropped, survivors: inputs } = agg.split();
   await exchange(
     (s) => s.send({ secagg: { round, unmask: { dropped, survivors: inputs } } }),
     async (s) => { const { reveal } = await expect(s, 'reveal'); agg.addReveal(s.id, reveal!.shares.map((x) => ({ of: x.of, maskKey: x.maskKey, share: x.share }))); },
   );
+  lap('reveal_s');
   const { sum, survivors: counted } = agg.unmask();
+  lap('unmask_s');
   const total = counted.reduce((a, id) => a + weights.get(id)!, 0);
   if (hide) return [{ clientId: 'secure-aggregate', numExamples: total, params: new Map(), hidden: { round, sum, total } }];
   const params = unflattenMean(sum, spec, total, scaleBits);

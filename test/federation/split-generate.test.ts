@@ -40,9 +40,11 @@ beforeAll(() => {
 
 async function serving(method: 'full' | 'lora', trunk: ReturnType<typeof model>['trunk'], limits: Partial<ServeLimits> = {}) {
   const revocation = new RevocationChecker(join(pki, 'server', 'revoked.json'));
-  const server = await TrunkServer.start({ cfg: cfgFor(method), model: config, params: trunk, kit: join(pki, 'server'), revocation, limits: { ...DEFAULT_SERVE_LIMITS, cacheLen: 64, ...limits }, log: () => {} });
+  const events: Record<string, unknown>[] = [];
+  const log = (_message: string, fields?: Record<string, unknown>) => { if (fields) events.push(fields); };
+  const server = await TrunkServer.start({ cfg: cfgFor(method), model: config, params: trunk, kit: join(pki, 'server'), revocation, limits: { ...DEFAULT_SERVE_LIMITS, cacheLen: 64, ...limits }, log });
   const transport = await startTransport({ kit: join(pki, 'server'), port: 0, revocation, onGenerate: server.onGenerate });
-  return { server, target: `127.0.0.1:${transport.port}`, close: async () => { await transport.close(); await server.close(); } };
+  return { server, events, target: `127.0.0.1:${transport.port}`, close: async () => { await transport.close(); await server.close(); } };
 }
 
 const stepper = (target: string, id: string, client: Map<string, { shape: number[]; data: Float32Array }>, method: 'full' | 'lora', batch: number, promptLen: number, timings?: { trunk_s: number; client_s: number; bytes_up: number; bytes_down: number }) =>
@@ -73,6 +75,13 @@ describe('split generation', () => {
       expect(alone.map((r) => r[0])).toEqual(local);
       await new Promise((r) => setTimeout(r, 50));
       expect(s.server.stats()).toMatchObject({ sessions: 0, rowsInUse: 0 });
+      // Each time the server goes idle it logs what its trunk did: the three sessions' 7 decode
+      // steps each (the first token comes from the prefill), batched across sessions.
+      const idle = s.events.filter((e) => e.event === 'serving_idle');
+      expect(idle.at(-1)).toMatchObject({ sessions: 3, rows: 21 });
+      expect(idle.at(-1)!.batches as number).toBeLessThan(21);
+      expect(idle.at(-1)!.decode_s as number).toBeGreaterThan(0);
+      expect(s.server.busyPeriod).toMatchObject({ sessions: 0, rows: 0 });
     } finally {
       await s.close();
     }

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { combineShares, splitSecret } from '../../src/security/secagg/shamir.js';
 import { SecAggClient, SecAggServer, dequantise, hideMask, quantise } from '../../src/security/secagg/protocol.js';
-import { addScaledWords } from '../../src/security/secagg/crypto.js';
+import { addMask, addScaledWords, maskWords } from '../../src/security/secagg/crypto.js';
 
 describe('Shamir over GF(2^8)', () => {
   test('any t of n shares give the secret back; t - 1 do not', () => {
@@ -104,5 +104,26 @@ describe('secure aggregation', () => {
     const { dropped, survivors } = server.split();
     server.addReveal('a', clients[0].reveal(dropped, survivors));
     expect(() => server.unmask()).toThrow(/only 1 shares of .* the threshold is 3/);
+  });
+});
+
+describe('masks', () => {
+  // Masks are made a chunk of the keystream at a time: across chunk boundaries they must be the
+  // AES-256-CTR keystream itself, and adding k times a mask must equal k times the whole mask.
+  test('addMask adds k x the AES-256-CTR keystream, across chunk boundaries', () => {
+    const seed = randomBytes(32), n = 3 * 65536 + 7;
+    const reference = new Uint32Array(n);
+    new Uint8Array(reference.buffer).set(createCipheriv('aes-256-ctr', seed, Buffer.alloc(16)).update(Buffer.alloc(4 * n)));
+    expect(maskWords(seed, n)).toEqual(reference);
+    const base = Uint32Array.from({ length: n }, (_, i) => (i * 2654435761) >>> 0);
+    const acc = Uint32Array.from(base);
+    addMask(acc, seed, 5);
+    const expected = Uint32Array.from(base);
+    addScaledWords(expected, reference, 5);
+    expect(acc).toEqual(expected);
+    addMask(acc, seed, 1);
+    addMask(acc, seed, -1);
+    addMask(acc, seed, (2 ** 32 - 5) >>> 0);
+    expect(acc).toEqual(base);
   });
 });

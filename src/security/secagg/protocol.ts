@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { addScaledWords, addWords, agree, derive, maskWords, open, seal, x25519Pair, type X25519Pair } from './crypto.js';
+import { addMask, addWords, agree, derive, maskWords, open, seal, x25519Pair, type X25519Pair } from './crypto.js';
 import { combineShares, splitSecret, type Share } from './shamir.js';
 
 /**
@@ -30,8 +30,14 @@ const shareAad = (round: number, from: string, to: string) => `flglm secagg shar
 
 /** The mask only clients can remove (privacy.hide_aggregate): PRG(K) for this round. */
 export function hideMask(federationSecret: Uint8Array, round: number, length: number): Uint32Array {
-  return maskWords(derive(federationSecret, `hide round ${round}`), length);
+  return maskWords(hideSeed(federationSecret, round), length);
 }
+
+/** acc += k * hideMask(...), in place (k a weight, or 2^32 - total weight to remove it). */
+export function addHideMask(acc: Uint32Array, federationSecret: Uint8Array, round: number, k: number): void {
+  addMask(acc, hideSeed(federationSecret, round), k);
+}
+const hideSeed = (federationSecret: Uint8Array, round: number) => derive(federationSecret, `hide round ${round}`);
 
 export class SecAggClient {
   private readonly c: X25519Pair = x25519Pair();
@@ -83,13 +89,13 @@ export class SecAggClient {
 
   /** Step 3b: this client's masked input (x is consumed: masks are added in place). */
   mask(x: Uint32Array, hidden?: { secret: Uint8Array; weight: number }): Uint32Array {
-    addWords(x, maskWords(selfSeed(this.b, this.round), x.length));
+    addMask(x, selfSeed(this.b, this.round), 1);
     for (const id of this.holders) {
       if (id === this.id) continue;
       const peer = this.roster.find((p) => p.id === id)!;
-      addWords(x, maskWords(pairSeed(agree(this.s.privateKey, peer.sPk), this.round), x.length), order(this.id, id) < 0 ? 1 : -1);
+      addMask(x, pairSeed(agree(this.s.privateKey, peer.sPk), this.round), order(this.id, id) < 0 ? 1 : -1);
     }
-    if (hidden) addScaledWords(x, hideMask(hidden.secret, this.round, x.length), hidden.weight);
+    if (hidden) addHideMask(x, hidden.secret, this.round, hidden.weight);
     return x;
   }
 
@@ -176,12 +182,12 @@ export class SecAggServer {
     };
     const sum = new Uint32Array(this.length);
     for (const id of survivors) addWords(sum, this.inputs.get(id)!);
-    for (const id of survivors) addWords(sum, maskWords(selfSeed(need(id, this.revealed.get(id)?.self, 'self-mask seed'), this.round), this.length), -1);
+    for (const id of survivors) addMask(sum, selfSeed(need(id, this.revealed.get(id)?.self, 'self-mask seed'), this.round), -1);
     for (const j of dropped) {
       const sk = need(j, this.revealed.get(j)?.maskKey, 'mask key');
       for (const i of survivors) {
         // i added +PRG(s_ij) when i < j, -PRG(s_ij) when i > j; j's cancelling term never came.
-        addWords(sum, maskWords(pairSeed(agree(sk, this.keys.get(i)!.sPk), this.round), this.length), order(i, j) < 0 ? -1 : 1);
+        addMask(sum, pairSeed(agree(sk, this.keys.get(i)!.sPk), this.round), order(i, j) < 0 ? -1 : 1);
       }
     }
     return { sum, survivors };

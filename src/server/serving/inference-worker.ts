@@ -61,8 +61,10 @@ parentPort!.on('message', (msg: { id: number; op: InferenceOp; args: never }) =>
   queue = queue.then(async () => {
     try {
       if (!Object.hasOwn(handlers, msg.op)) throw new Error(`unknown request ${String(msg.op)}`);
+      const t0 = performance.now();
       const result = await (handlers[msg.op] as (a: never) => Promise<unknown>)(msg.args);
-      parentPort!.postMessage({ id: msg.id, ok: true, result });
+      // The trunk's own time for this request (queueing excluded): the serving statistics.
+      parentPort!.postMessage({ id: msg.id, ok: true, result, seconds: (performance.now() - t0) / 1000 });
     } catch (e) {
       parentPort!.postMessage({ id: msg.id, ok: false, error: (e as Error).message });
     }

@@ -45,20 +45,27 @@ export class TrunkServer {
   private readonly sessions = new Map<string, Session>();
   private readonly rowOwner: (string | null)[];
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; seconds?: (s: number) => void }>();
   private readonly batcher: DecodeBatcher;
   cacheBytes = 0;
+  /** What the trunk did since the server was last idle (logged when the last session ends). */
+  private period = newPeriod();
 
   private constructor(private readonly worker: Worker, private readonly o: { cfg: ExperimentConfig; model: ModelConfig; kit: string | null; revocation: RevocationChecker | null; limits: ServeLimits; log: Log }) {
     this.rowOwner = new Array(o.limits.maxRows).fill(null);
-    worker.on('message', (m: { id?: number; ok?: boolean; result?: unknown; error?: string }) => {
+    worker.on('message', (m: { id?: number; ok?: boolean; result?: unknown; error?: string; seconds?: number }) => {
       const p = m.id === undefined ? undefined : this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id!);
+      if (m.seconds !== undefined) p.seconds?.(m.seconds);
       if (m.ok) p.resolve(m.result); else p.reject(new Error(`serving trunk: ${m.error}`));
     });
     worker.on('error', (e) => { for (const p of this.pending.values()) p.reject(e); this.pending.clear(); });
-    this.batcher = new DecodeBatcher((span, rows, positions, hA) => this.request('decode', { span, rows, positions, hA }), () => this.sessions.size, o.limits.batchWindowMs, o.model.hidden_size, o.limits.maxRows);
+    this.batcher = new DecodeBatcher((span, rows, positions, hA) => {
+      this.period.batches++;
+      this.period.rows += rows.length;
+      return this.request('decode', { span, rows, positions, hA }, (s) => (this.period.decode_s += s));
+    }, () => this.sessions.size, o.limits.batchWindowMs, o.model.hidden_size, o.limits.maxRows);
   }
 
   static async start(o: { cfg: ExperimentConfig; model: ModelConfig; params: InferenceWorkerInit['params']; kit: string | null; revocation: RevocationChecker | null; limits: ServeLimits; log: Log }): Promise<TrunkServer> {
@@ -74,13 +81,20 @@ export class TrunkServer {
     return s;
   }
 
-  private request<K extends InferenceOp>(op: K, args: InferenceOps[K][0]): Promise<InferenceOps[K][1]> {
+  private request<K extends InferenceOp>(op: K, args: InferenceOps[K][0], seconds?: (s: number) => void): Promise<InferenceOps[K][1]> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, seconds });
       this.worker.postMessage({ id, op, args });
     });
   }
+
+  /**
+   * The trunk's work since the server was last idle: decode batches, rows decoded, the trunk's own
+   * seconds for them and for prefills. Logged as one `serving_idle` event when the last session ends,
+   * so an operator (and the split-generate benchmark) can read how well decode steps were batched.
+   */
+  get busyPeriod(): ServingPeriod { return { ...this.period }; }
 
   /** Sessions open and cache rows in use now (metrics, tests). */
   stats(): { sessions: number; rowsInUse: number; cacheBytes: number } {
@@ -103,6 +117,12 @@ export class TrunkServer {
     this.rowOwner.fill(null, s.row0, s.row0 + s.rows);
     this.batcher.forget(s.id);
     await this.request('clear', { row0: s.row0, count: s.rows }).catch(() => {});
+    if (this.sessions.size === 0 && this.period.sessions > 0) {
+      const p = this.period;
+      this.period = newPeriod();
+      const f = (x: number) => x.toFixed(3);
+      this.o.log(`serving idle: ${p.sessions} sessions, ${p.rows} decode rows in ${p.batches} batches (${(p.rows / Math.max(1, p.batches)).toFixed(1)} per batch), trunk ${f(p.decode_s)} s decoding, ${f(p.prefill_s)} s prefilling`, { event: 'serving_idle', ...p });
+    }
   }
 
   /** gRPC's per-message cap for a serving endpoint: one chunk of a tensor and its framing. */
@@ -145,6 +165,7 @@ export class TrunkServer {
     if (row0 === null) throw new ProtocolError(`the server is busy: no ${b} free sequences in its cache (--max-rows ${limits.maxRows}); try again later or ask for fewer`);
     const session: Session = { id, client: peer.clientId, row0, rows: b };
     this.sessions.set(id, session);
+    this.period.sessions++;
     opened(session);
     const keyId = randomUUID();
     let channel: PayloadChannel | null = null, wrapped: Uint8Array = Buffer.alloc(0);
@@ -174,7 +195,7 @@ export class TrunkServer {
       if (!st.tensor || st.step !== step) throw new ProtocolError(`step ${st.step}: expected step ${step}`);
       if (step === 0) {
         const hA = decodeTensor(st.tensor, { name: 'h_A', dtype: 'float32', shape: [b, P, D], finite: true }, ctx(step));
-        const hB = await this.request('prefill', { row0, hA, lengths: open.lengths });
+        const hB = await this.request('prefill', { row0, hA, lengths: open.lengths }, (sec) => (this.period.prefill_s += sec));
         send({ trunkOut: { step, tensor: encodeTensor('h_B', hB, ctx(step)), rows: st.rows } });
         continue;
       }
@@ -194,3 +215,7 @@ export class TrunkServer {
 }
 
 class EvictedError extends Error {}
+
+/** One busy period of the serving trunk (see TrunkServer.busyPeriod). */
+export interface ServingPeriod { sessions: number; batches: number; rows: number; decode_s: number; prefill_s: number }
+const newPeriod = (): ServingPeriod => ({ sessions: 0, batches: 0, rows: 0, decode_s: 0, prefill_s: 0 });
