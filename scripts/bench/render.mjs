@@ -126,6 +126,15 @@ if (rcost) {
     ...rcost.rows.map((r) => `| ${r.setup.replace(/\|/g, ' ')} | ${r.mib_per_round.toFixed(1)} | ${f2s(r.rounds_s_many.reduce((a, b) => a + b, 0) / r.rounds_s_many.length / r.many_rounds)} | ${f2s(r.extra_round_s)} | ${r.round_end_s.secure_aggregation_s === undefined ? '–' : f2s(r.round_end_s.secure_aggregation_s)} | ${f2s(r.round_end_s.aggregate_s)} | ${f2s(r.round_end_s.broadcast_s)} | ${f2s(r.round_end_s.replicas_s)} |`), '');
 }
 
+const sac = load('secagg-cost');
+if (sac) {
+  const f = (x) => (typeof x === 'number' ? x.toFixed(3) : '–');
+  out.push('### What secure aggregation costs (`secagg-cost`)', '', `\`${sac.command}\` — ${machine(sac)}`, '',
+    `The same federation (${sac.clients} clients, hierarchical FedAvg, \`small\`, 8 × 128, mTLS + payload encryption, loopback; ${sac.steps_per_round} local steps per client per round, the hard case: the exchanges cost the same whatever a round's length) run plain and with each option, interleaved; *round* is the median wall time of rounds 2–${sac.rounds} of a run, *× plain* each run against the plain run next to it. *Exchanges*: the server's secure-aggregation seconds per round (keys, shares, masked inputs — which carry the parameters a plain round uploads too — reveal, unmask).`, '',
+    '| setup | round (s), per repeat | × plain, per repeat | median × plain | MiB per round | secure aggregation (s) | keys / shares / masked / reveal / unmask (s) |', '| --- | --- | --- | --- | --- | --- | --- |',
+    ...sac.rows.map((r) => `| ${r.setup} | ${r.round_s.map((x) => x.toFixed(2)).join(', ')} | ${r.x_plain.map((x) => x.toFixed(2)).join(', ')} | ${r.median_x_plain.toFixed(2)} | ${r.mib_per_round} | ${f(r.secure_aggregation_s)} | ${r.phases ? ['keys_s', 'shares_s', 'masked_s', 'reveal_s', 'unmask_s'].map((k) => f(r.phases[k])).join(' / ') : '–'} |`), '');
+}
+
 const ad = load('activation-dtype');
 if (ad) {
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -61,7 +61,9 @@ for (const setup of setups) {
     setup, budget_steps_per_client: budget, few_rounds: few, many_rounds: many,
     rounds_s_few: walls.few, rounds_s_many: walls.many, extra_round_s: perRound,
     mib_per_round: mean(records.map((m) => mib((m.bytes_up ?? 0) + (m.bytes_down ?? 0)))),
-    round_end_s: Object.fromEntries(Object.keys(records[0]?.round_end ?? {}).map((k) => [k, mean(records.map((m) => m.round_end[k]))])),
+    round_end_s: Object.fromEntries(Object.entries(records[0]?.round_end ?? {}).map(([k, v]) => [k, typeof v === 'number'
+      ? mean(records.map((m) => m.round_end[k]))
+      : Object.fromEntries(Object.keys(v).map((p) => [p, mean(records.map((m) => m.round_end[k][p] ?? 0))]))])),
   });
   console.error(`${setup}: an extra round costs ${perRound.toFixed(2)} s`);
 }

@@ -85,19 +85,19 @@ export function attention(ctx: BlockContext, layer: number, x: Value, cache?: Kv
   const q = rotary(qkNorm(heads(linear(ctx, layer, 'q', x), h, dh), 'q'), ctx.cos, ctx.sin);
   let k = rotary(qkNorm(heads(linear(ctx, layer, 'k', x), hkv, dh), 'k'), ctx.cos, ctx.sin);
   let v = heads(linear(ctx, layer, 'v', x), hkv, dh);
-  if (cache) {
-    cache.emit(layer, k, v);
-    if (cache.past) {
-      k = op.concat([cache.past.key, k], 2);
-      v = op.concat([cache.past.value, v], 2);
-    }
-  }
-  if (ctx.peft.method === 'prefix') {
-    // P-Tuning v2: trainable per-layer keys/values every query attends to.
-    const p = ctx.peft.prefix.length;
-    const prefix = (kind: string) => op.expand(op.unsqueeze(ctx.weight(`${layerPrefix(layer)}.prefix.${kind}`), [0]), [b, hkv, p, dh]);
-    k = op.concat([prefix('key'), k], 2);
-    v = op.concat([prefix('value'), v], 2);
+  cache?.emit(layer, k, v);
+  // P-Tuning v2: trainable per-layer keys/values every query attends to.
+  const p = ctx.peft.prefix.length;
+  const prefix = (kind: string) => op.expand(op.unsqueeze(ctx.weight(`${layerPrefix(layer)}.prefix.${kind}`), [0]), [b, hkv, p, dh]);
+  const segments = [
+    ...(ctx.peft.method === 'prefix' ? [{ key: prefix('key'), value: prefix('value') }] : []),
+    ...(cache?.past ? [cache.past] : []),
+    { key: k, value: v },
+  ];
+  if (cache?.past) return linear(ctx, layer, 'o', groupedAttention(q, segments, ctx.mask, h, hkv, dh));
+  if (segments.length > 1) {
+    k = op.concat(segments.map((x) => x.key), 2);
+    v = op.concat(segments.map((x) => x.value), 2);
   }
   k = repeatKv(k, h / hkv);
   v = repeatKv(v, h / hkv);
@@ -105,6 +105,29 @@ export function attention(ctx: BlockContext, layer: number, x: Value, cache?: Kv
   const context = op.matmul(op.softmax(scores, -1), v);
   const merged = op.reshape(op.transpose(context, [0, 2, 1, 3]), [b, s, h * dh]);
   return linear(ctx, layer, 'o', merged);
+}
+
+/**
+ * Attention of a decode step against its cache, without copying the cache: the queries of the
+ * g = H / Hkv heads that share a KV head are one matrix against that head's keys ([B, Hkv, g*S, Dh]
+ * x [B, Hkv, Dh, T]), and each segment of keys/values (prefix, past, this step's) is attended to
+ * where it lies. Concatenating past and new keys and repeating them per query head copied every
+ * row's whole cache several times per layer and step: at 16 rows of the 6-block trunk of
+ * flglm-small-base that was most of a decode batch (split-generate benchmark). Same arithmetic
+ * as the path below, in another order: the scores of one row are the same dot products.
+ */
+function groupedAttention(q: Value, segments: { key: Value; value: Value }[], mask: Value, h: number, hkv: number, dh: number): Value {
+  const [b, , s] = q.shape;
+  const g = h / hkv;
+  const qg = op.reshape(q, [b, hkv, g * s, dh]);
+  const scores = op.concat(segments.map((x) => op.matmul(qg, op.transpose(x.key, [0, 1, 3, 2]))), 3);
+  const t = scores.shape[3];
+  const masked = op.add(op.mul(op.reshape(scores, [b, h, s, t]), op.scalarLike(q, 1 / Math.sqrt(dh))), mask);
+  const probs = op.reshape(op.softmax(masked, -1), [b, hkv, g * s, t]);
+  const lengths = segments.map((x) => x.key.shape[2]);
+  const parts = lengths.length > 1 ? op.split(probs, lengths, 3) : [probs];
+  const context = parts.map((pr, i) => op.matmul(pr, segments[i].value)).reduce((acc, x) => op.add(acc, x));
+  return op.reshape(op.transpose(op.reshape(context, [b, h, s, dh]), [0, 2, 1, 3]), [b, s, h * dh]);
 }
 
 export function swiGlu(ctx: BlockContext, layer: number, x: Value): Value {

@@ -1,6 +1,7 @@
 import { PRESETS } from '../../src/model/config.js';
 import { addPeftParams, initParams, type PeftConfig } from '../../src/model/params.js';
-import { BatchGenerator, buildPrefill, generate, sampleToken } from '../../src/model/generate.js';
+import { BatchGenerator, buildPrefill, generate, LocalStepper, sampleToken } from '../../src/model/generate.js';
+import { PartDecoder } from '../../src/model/part-decoder.js';
 import { CompiledGraph } from '../../src/runtime/session.js';
 import { tensor } from '../../src/runtime/tensor.js';
 import { Rng } from '../../src/util/rng.js';
@@ -31,6 +32,35 @@ describe('generation with a KV cache', () => {
     const cached = await generate(config, peft, store, prompt, { maxNewTokens: 8, temperature: 0, topK: 0, seed: 1 }, { threads: 1 });
     expect(cached).toHaveLength(8);
     expect(cached).toEqual(await greedyWithoutCache(store, peft, prompt, 8));
+  });
+
+  // Decode steps attend to the cache grouped by KV head, segment by segment (llama.ts,
+  // groupedAttention); the whole-sequence program concatenates and repeats keys. Same numbers.
+  test.each(['full', 'prefix', 'lora'] as const)('%s: each decode step\'s logits equal the whole sequence\'s (grouped-query attention, 4 heads on 2 KV heads)', async (method) => {
+    const peft: PeftConfig = { method, lora: { rank: 2, alpha: 4, dropout: 0, targets: ['q', 'v'] }, prefix: { length: 2 } };
+    const store = initParams(config, 5);
+    addPeftParams(store, config, peft, 5);
+    for (const [, p] of store) for (let i = 0; i < p.data.length; i++) p.data[i] *= 3;
+    const seq = [256, 84, 104, 101, 32, 119, 104, 97, 108, 101];
+    const P = 4, cacheLen = seq.length;
+    const stepper = new LocalStepper(new PartDecoder(config, peft, store, 'full', { head_blocks: 0, tail_blocks: 0 }, cacheLen, { threads: 1 }), 1, P);
+    const V = config.vocab_size;
+    let worst = 0;
+    try {
+      await stepper.prefill([seq.slice(0, P)]);
+      for (let t = P; t < seq.length; t++) {
+        const stepLogits = await stepper.decode([seq[t]], [t]);
+        const g = await CompiledGraph.create(buildPrefill(config, peft, store, t + 1, { part: 'full', split: { head_blocks: 0, tail_blocks: 0 }, batch: 1, frozen: 'initializer' }), { threads: 1 });
+        const select = new Float32Array(t + 1);
+        select[t] = 1;
+        const whole = (await g.run({ tokens: tensor('int64', [1, t + 1], seq.slice(0, t + 1)), select: tensor('float32', [1, 1, t + 1], select) })).logits.data as Float32Array;
+        await g.release();
+        for (let i = 0; i < V; i++) worst = Math.max(worst, Math.abs(stepLogits[i] - whole[i]));
+      }
+    } finally {
+      await stepper.release();
+    }
+    expect(worst).toBeLessThan(1e-4);
   });
 
   test.each(['full', 'prefix'] as const)('%s: a batch of prompts of different lengths decodes as each prompt alone', async (method) => {
