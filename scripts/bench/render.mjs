@@ -126,11 +126,10 @@ if (rcost) {
     ...rcost.rows.map((r) => `| ${r.setup.replace(/\|/g, ' ')} | ${r.mib_per_round.toFixed(1)} | ${f2s(r.rounds_s_many.reduce((a, b) => a + b, 0) / r.rounds_s_many.length / r.many_rounds)} | ${f2s(r.extra_round_s)} | ${r.round_end_s.secure_aggregation_s === undefined ? '–' : f2s(r.round_end_s.secure_aggregation_s)} | ${f2s(r.round_end_s.aggregate_s)} | ${f2s(r.round_end_s.broadcast_s)} | ${f2s(r.round_end_s.replicas_s)} |`), '');
 }
 
-const sac = load('secagg-cost');
-if (sac) {
+for (const [i, sac] of ['secagg-cost', 'secagg-cost-13steps'].map(load).filter(Boolean).entries()) {
   const f = (x) => (typeof x === 'number' ? x.toFixed(3) : '–');
-  out.push('### What secure aggregation costs (`secagg-cost`)', '', `\`${sac.command}\` — ${machine(sac)}`, '',
-    `The same federation (${sac.clients} clients, hierarchical FedAvg, \`small\`, 8 × 128, mTLS + payload encryption, loopback; ${sac.steps_per_round} local steps per client per round, the hard case: the exchanges cost the same whatever a round's length) run plain and with each option, interleaved; *round* is the median wall time of rounds 2–${sac.rounds} of a run, *× plain* each run against the plain run next to it. *Exchanges*: the server's secure-aggregation seconds per round (keys, shares, masked inputs — which carry the parameters a plain round uploads too — reveal, unmask).`, '',
+  out.push(...(i === 0 ? ['### What secure aggregation costs (`secagg-cost`)', ''] : []), `\`${sac.command}\` — ${machine(sac)}`, '',
+    `The same federation (${sac.clients} clients, hierarchical FedAvg, \`small\`, 8 × 128, mTLS + payload encryption, loopback; ${sac.steps_per_round} local steps per client per round${sac.steps_per_round <= 2 ? ", the hard case: the exchanges cost the same whatever a round's length" : ''}) run plain and with each option, interleaved; *round* is the median wall time of rounds 2–${sac.rounds} of a run, *× plain* each run against the plain run next to it. *Exchanges*: the server's secure-aggregation seconds per round (keys, shares, masked inputs — which carry the parameters a plain round uploads too — reveal, unmask).`, '',
     '| setup | round (s), per repeat | × plain, per repeat | median × plain | MiB per round | secure aggregation (s) | keys / shares / masked / reveal / unmask (s) |', '| --- | --- | --- | --- | --- | --- | --- |',
     ...sac.rows.map((r) => `| ${r.setup} | ${r.round_s.map((x) => x.toFixed(2)).join(', ')} | ${r.x_plain.map((x) => x.toFixed(2)).join(', ')} | ${r.median_x_plain.toFixed(2)} | ${r.mib_per_round} | ${f(r.secure_aggregation_s)} | ${r.phases ? ['keys_s', 'shares_s', 'masked_s', 'reveal_s', 'unmask_s'].map((k) => f(r.phases[k])).join(' / ') : '–'} |`), '');
 }
@@ -147,12 +146,16 @@ if (ad) {
 
 const sg = load('split-generate');
 if (sg) {
-  const r = sg.results, t = (x) => (x ? Math.round(x.tokens_per_s) : '–');
+  const r = sg.results;
+  const range = (xs) => (xs && xs.length > 1 ? ` (${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))})` : '');
+  const t = (x) => (x ? `${Math.round(x.tokens_per_s)}${range(x.runs)}` : '–');
+  const med = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
+  const xLocal = (v) => (v.cached.x_local_per_pair ? `${med(v.cached.x_local_per_pair).toFixed(2)} (${v.cached.x_local_per_pair.map((x) => x.toFixed(2)).join(', ')})` : (v.cached.tokens_per_s / r.local_cached.tokens_per_s).toFixed(2));
   out.push('## 8. Split generation (`split-generate`)', '', `\`${sg.command}\` — ${machine(sg)}`, '',
     `${sg.model}; prompt ${sg.prompt_tokens} tokens, ${sg.new_tokens} new tokens, batch 1. *Split*: head and tail in the benchmark's process, the trunk in a \`flglm server --serve\` process (plaintext on loopback; "rtt" adds a simulated link). *Without a cache*: every token recomputes the whole sequence (split: a fresh session that sends all of it). The server's KV cache: ${(sg.server_cache_bytes_per_sequence / 2 ** 20).toFixed(2)} MiB per sequence.`, '',
-    '| | tokens/s, with KV cache | without | speed-up from the cache | × local (with cache) |', '| --- | --- | --- | --- | --- |',
+    '| | tokens/s, with KV cache (median, min–max) | without | speed-up from the cache | × local (with cache; loopback: median of local/split pairs run back to back, each pair) |', '| --- | --- | --- | --- | --- |',
     `| local (merged model) | ${t(r.local_cached)} | ${t(r.local_uncached)} | ${(r.local_cached.tokens_per_s / r.local_uncached.tokens_per_s).toFixed(1)}× | 1.00 |`,
-    ...Object.entries(r).filter(([k]) => k.startsWith('loopback') || k.startsWith('rtt')).map(([k, v]) => `| split, ${k.replace('_', ' ')} | ${t(v.cached)} | ${t(v.uncached)} | ${(v.cached.tokens_per_s / v.uncached.tokens_per_s).toFixed(1)}× | ${(v.cached.tokens_per_s / r.local_cached.tokens_per_s).toFixed(2)} |`), '');
+    ...Object.entries(r).filter(([k]) => k.startsWith('loopback') || k.startsWith('rtt')).map(([k, v]) => `| split, ${k.replace('_', ' ')} | ${t(v.cached)} | ${t(v.uncached)} | ${(v.cached.tokens_per_s / v.uncached.tokens_per_s).toFixed(1)}× | ${xLocal(v)} |`), '');
   const conc = r.loopback?.concurrent ?? [];
   if (conc.length) out.push('Concurrent split sessions on loopback (decode steps batched on the server). *Trunk*: the serving trunk\'s own seconds (its `serving_idle` log event): decode rows per second of trunk time is what the server can serve when the clients run on machines of their own; here all clients run in the benchmark\'s one process, on the same 2 cores as the server.', '', '| clients | aggregate tokens/s | per client | × one client | rows per decode batch | trunk: rows per trunk-second | × one client | server RSS (MiB) | same tokens as local |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...conc.map((c) => `| ${c.clients} | ${Math.round(c.aggregate_tokens_per_s)} | ${Math.round(c.per_client_tokens_per_s)} | ${(c.aggregate_tokens_per_s / conc[0].aggregate_tokens_per_s).toFixed(1)} | ${c.trunk ? (c.trunk.decode_rows / c.trunk.decode_batches).toFixed(1) : '–'} | ${c.trunk ? Math.round(c.trunk.rows_per_trunk_s) : '–'} | ${c.trunk && conc[0].trunk ? (c.trunk.rows_per_trunk_s / conc[0].trunk.rows_per_trunk_s).toFixed(1) : '–'} | ${c.server_rss_mib} | ${c.all_same_as_local ? 'yes' : 'no'} |`), '');

@@ -65,4 +65,5 @@ const rows = setups.map((s) => {
   };
 });
 console.log(JSON.stringify(rows, null, 2));
-writeResult('secagg-cost', { command: `npm run bench -- secagg-cost --repeats ${repeats} --rounds ${rounds} --steps ${steps} --clients ${clients}`, clients, rounds, steps_per_round: steps, rows });
+// One result per round length (the render shows each): secagg-cost.json for 2 steps, secagg-cost-13steps.json ...
+writeResult(steps === 2 ? 'secagg-cost' : `secagg-cost-${steps}steps`, { command: `npm run bench -- secagg-cost --repeats ${repeats} --rounds ${rounds} --steps ${steps} --clients ${clients}`, clients, rounds, steps_per_round: steps, rows });

@@ -26,6 +26,9 @@ const clientCounts = arg('--clients', '1,4,16').split(',').map(Number);
 const rtts = arg('--rtt', '0,20').split(',').map(Number);
 const clientThreads = Number(arg('--threads', '1'));
 const serverThreads = Number(arg('--server-threads', '1'));
+// Loopback, one session: local and split runs alternate this many times (medians reported; this
+// machine's timings vary by a third between runs).
+const repeats = Number(arg('--repeats', '3'));
 
 const { importHfFolder } = await import(dist('model/hf.js'));
 const { partOwns } = await import(dist('model/partition.js'));
@@ -85,9 +88,11 @@ const results = {};
 // Local, with the cache: one prefill, then one step per token.
 const local = new LocalStepper(new PartDecoder(config, peft, store, 'full', split, cacheLen, runtime), 1, promptLen);
 await generateWith(local, [prompt], { ...greedy, maxNewTokens: 4 }); // compile
-const loc = await time(() => generateWith(local, [prompt], greedy));
+const localOnce = () => time(() => generateWith(local, [prompt], greedy));
+const loc = await localOnce();
 results.local_cached = { tokens_per_s: newTokens / loc.s };
 const reference = loc.out[0];
+const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
 // Local, without: every token from a prefill of the whole sequence so far.
 const noCache = async (stepperFor, n) => {
   const seq = [...prompt], out = [];
@@ -112,14 +117,28 @@ for (const rtt of rtts) {
   const splitStepper = (len = promptLen, n = newTokens, timings) => new SplitStepper({ target, kit: null, config, peft, store: client, batch: 1, promptLen: len, maxNewTokens: n, runtime, link, timings });
   const warm = splitStepper(promptLen, 4);
   await generateWith(warm, [prompt], { ...greedy, maxNewTokens: 4 }).finally(() => warm.release());
-  await settle();
-  const timings = { trunk_s: 0, client_s: 0, bytes_up: 0, bytes_down: 0 };
-  const one = splitStepper(promptLen, newTokens, timings);
-  const sp = await time(() => generateWith(one, [prompt], greedy).finally(() => one.release()));
-  const oneTrunk = trunkOf(await nextIdle());
-  const same = JSON.stringify(sp.out[0]) === JSON.stringify(reference);
+  const splitOnce = async () => {
+    await settle();
+    const timings = { trunk_s: 0, client_s: 0, bytes_up: 0, bytes_down: 0 };
+    const one = splitStepper(promptLen, newTokens, timings);
+    const run = await time(() => generateWith(one, [prompt], greedy).finally(() => one.release()));
+    return { ...run, timings, trunk: trunkOf(await nextIdle()) };
+  };
+  // Loopback: local and split alternate, `repeats` pairs; elsewhere one split run.
+  const pairs = [];
+  for (let r = 0; r < (rtt === 0 ? repeats : 1); r++) {
+    const l = rtt === 0 ? await localOnce() : null;
+    pairs.push({ local: l ? newTokens / l.s : null, ...(await splitOnce()) });
+  }
+  if (rtt === 0) {
+    results.local_cached = { tokens_per_s: median(pairs.map((p) => p.local)), runs: pairs.map((p) => +p.local.toFixed(1)) };
+  }
+  const mid = [...pairs].sort((a, b) => a.s - b.s)[Math.floor((pairs.length - 1) / 2)];
+  const { timings, trunk: oneTrunk } = mid;
+  const sp = { s: median(pairs.map((p) => p.s)) };
+  const same = pairs.every((p) => JSON.stringify(p.out[0]) === JSON.stringify(reference));
   const sessionNo = await time(() => noCache((len) => splitStepper(len, 1), fewer));
-  const rows = { cached: { tokens_per_s: newTokens / sp.s, same_tokens_as_local: same, ...Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, +v.toFixed(3)])), trunk: oneTrunk }, uncached: { tokens_per_s: fewer / sessionNo.s, measured_tokens: fewer } };
+  const rows = { cached: { tokens_per_s: newTokens / sp.s, runs: pairs.map((p) => +(newTokens / p.s).toFixed(1)), ...(rtt === 0 ? { x_local_per_pair: pairs.map((p) => +(newTokens / p.s / p.local).toFixed(3)) } : {}), same_tokens_as_local: same, ...Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, +v.toFixed(3)])), trunk: oneTrunk }, uncached: { tokens_per_s: fewer / sessionNo.s, measured_tokens: fewer } };
   // Concurrent sessions (loopback only: the point is the server's batching).
   if (rtt === 0) {
     rows.concurrent = [];
@@ -142,7 +161,7 @@ rmSync(dir, { recursive: true, force: true });
 
 const L = config.num_hidden_layers - split.head_blocks - split.tail_blocks, dh = config.hidden_size / config.num_attention_heads;
 writeResult('split-generate', {
-  command: `npm run bench -- split-generate --prompt ${promptLen} --new ${newTokens} --clients ${clientCounts.join(',')} --rtt ${rtts.join(',')} --threads ${clientThreads} --server-threads ${serverThreads}`,
+  command: `npm run bench -- split-generate --prompt ${promptLen} --new ${newTokens} --clients ${clientCounts.join(',')} --rtt ${rtts.join(',')} --threads ${clientThreads} --server-threads ${serverThreads} --repeats ${repeats}`,
   model: `models/flglm-small-base (8 layers, d 256), split 1 | 6 | 1, greedy; ONNX Runtime threads: ${clientThreads} for the local model and the clients' parts, ${serverThreads} for the serving trunk`, prompt_tokens: promptLen, new_tokens: newTokens,
   server_cache_bytes_per_sequence: 2 * L * config.num_key_value_heads * cacheLen * dh * 4,
   results,
