@@ -172,6 +172,11 @@ if (rs && rs.results?.[0]?.rows) {
       ...rows.map((r) => r.skipped ? `| ${r.impl} | skipped: ${r.skipped} | | | |` : `| ${r.impl} | ${r.seconds_per_step} | ${r.tokens_per_s} | ${ref ? (r.seconds_per_step / ref.seconds_per_step).toFixed(2) : '–'} | ${rssOf(r)} |`), '');
   }
 }
+const ma = load('memory-arena');
+if (ma) {
+  out.push('### Peak memory against step time (`memory-arena`)', '', `\`${ma.command}\` — ${machine(ma)}`, '', `${ma.shape}; \`runtime.memory_arena\` on (ONNX Runtime's default) and off, one run each, one after the other.`, '',
+    '| runtime.memory_arena | s / step | peak RSS (MiB) |', '| --- | --- | --- |', ...ma.rows.map((r) => `| ${r.memory_arena} | ${r.seconds_per_step} (${r.gaps_s.join(', ')}) | ${r.peak_rss_mib} |`), '');
+}
 const pre = load('pretrain');
 if (pre && pre.steps >= 100) {
   out.push('## 9. Pretraining the shipped base (`scripts/pretrain-base.mjs`)', '', `\`${pre.command}\` — ${machine(pre)}`, '', `${pre.steps} steps, ${(pre.tokens / 1e6).toFixed(1)} M tokens in ${(pre.wall_s / 60).toFixed(0)} min (${Math.round(pre.tokens_per_s)} tokens/s): held-out loss ${pre.eval.loss.toFixed(3)} per byte, next-byte accuracy ${pre.eval.accuracy.toFixed(3)}. See docs/pretraining.md.`, '');

@@ -36,7 +36,7 @@ export function createTrainer(cfg: ExperimentConfig, train: Example[]): Trainer 
     return (name) => head(name) || tail(name);
   });
   const peft = peftOf(cfg);
-  const runtime = { device: cfg.runtime.device, threads: cfg.runtime.threads, spinning: false };
+  const runtime = { device: cfg.runtime.device, threads: cfg.runtime.threads, spinning: false, arena: cfg.runtime.memory_arena };
   const head = new PartExecutor('head', config, cfg.split, peft, store, runtime);
   const tail = new PartExecutor('tail', config, cfg.split, peft, store, runtime);
   const trainable = [...new Set([...head.trainable, ...tail.trainable])];

@@ -38,7 +38,7 @@ export async function scoreGenerations(runDir: string, cfg: ExperimentConfig, te
   const dir = join(runDir, 'model');
   if (cfg.data.task !== 'generate' || !existsSync(join(dir, 'checkpoint.json'))) return undefined;
   const m = loadModelFolder(dir);
-  return evaluateGeneration(m, m.tokenizer, readSilo(testDir), generationEvalOptions(cfg), { device: cfg.runtime.device, threads: cfg.runtime.threads });
+  return evaluateGeneration(m, m.tokenizer, readSilo(testDir), generationEvalOptions(cfg), { device: cfg.runtime.device, threads: cfg.runtime.threads, arena: cfg.runtime.memory_arena });
 }
 
 /** `model/` as a Hugging Face folder (LoRA merged) and, for LoRA, a PEFT adapter; prefix tuning has no HF layout. */

@@ -125,7 +125,7 @@ export class SplitServer {
     }
     // Several trunk replicas are averaged like client parts, and FedProx pulls them back the same way.
     const proximalMu = this.runner.replicaCount(this.cfg) > 1 ? this.strategy.configureClient(0).proximal_mu ?? 0 : 0;
-    this.pool = new TrunkPool(this.cfg, { model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false }, params: [...store].filter(([n]) => trunkNames.has(n)) as [string, NamedTensor][], proximalMu });
+    this.pool = new TrunkPool(this.cfg, { model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false, arena: this.cfg.runtime.memory_arena }, params: [...store].filter(([n]) => trunkNames.has(n)) as [string, NamedTensor][], proximalMu });
     if (resumedSteps) this.pool.trunkSteps = resumedSteps;
     this.pool.startLocal(this.runner.replicaCount(this.cfg), optimizerState);
   }

@@ -47,7 +47,7 @@ export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedO
   const data = opts.data ?? resolveData(cfg);
   const union = data.silos.flat();
   const steps = opts.steps ?? federatedStepBudget(cfg);
-  const runtime = { device: cfg.runtime.device, threads: cfg.runtime.threads };
+  const runtime = { device: cfg.runtime.device, threads: cfg.runtime.threads, arena: cfg.runtime.memory_arena };
   const model = new PartExecutor('full', config, cfg.split, peft, store, runtime);
   const optimizer = createOptimizer(cfg.optimizer);
   const accumulator = new GradientAccumulator();

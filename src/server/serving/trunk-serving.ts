@@ -70,7 +70,7 @@ export class TrunkServer {
 
   static async start(o: { cfg: ExperimentConfig; model: ModelConfig; params: InferenceWorkerInit['params']; kit: string | null; revocation: RevocationChecker | null; limits: ServeLimits; log: Log }): Promise<TrunkServer> {
     const cacheLen = Math.min(o.limits.cacheLen, o.model.max_position_embeddings);
-    const init: InferenceWorkerInit = { model: o.model, split: o.cfg.split, peft: { method: o.cfg.finetune.method, lora: o.cfg.finetune.lora, prefix: o.cfg.finetune.prefix }, runtime: { device: o.cfg.runtime.device, threads: o.cfg.runtime.threads, spinning: false }, params: o.params, rows: o.limits.maxRows, cacheLen };
+    const init: InferenceWorkerInit = { model: o.model, split: o.cfg.split, peft: { method: o.cfg.finetune.method, lora: o.cfg.finetune.lora, prefix: o.cfg.finetune.prefix }, runtime: { device: o.cfg.runtime.device, threads: o.cfg.runtime.threads, spinning: false, arena: o.cfg.runtime.memory_arena }, params: o.params, rows: o.limits.maxRows, cacheLen };
     const worker = new Worker(new URL('./inference-worker.js', import.meta.url), { workerData: init });
     const ready = await new Promise<{ cacheBytes: number }>((resolve, reject) => {
       worker.once('message', resolve);
