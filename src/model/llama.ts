@@ -170,17 +170,21 @@ export function logitsOf(head: LmHead, rows: Value = head.hidden): Value {
   return op.gemm(rows, head.weight, null, { transB: head.vocabMajor });
 }
 
+/** Rotary cos/sin of `position` into row `row` of [rows, Dh/2] tables (training constants and decode feeds alike). */
+export function writeRotaryRow(c: ModelConfig, position: number, cos: Float32Array, sin: Float32Array, row: number): void {
+  const dh = headDim(c), half = dh / 2;
+  for (let i = 0; i < half; i++) {
+    const angle = position / Math.pow(c.rope_theta, (2 * i) / dh);
+    cos[row * half + i] = Math.cos(angle);
+    sin[row * half + i] = Math.sin(angle);
+  }
+}
+
 /** Rotary cos/sin tables [S, Dh/2] and the causal mask [S, P+S] (prefix positions always visible). */
 export function positionConstants(g: Graph, c: ModelConfig, seq: number, prefixLen: number): { cos: Value; sin: Value; mask: Value } {
   const half = headDim(c) / 2;
   const cos = new Float32Array(seq * half), sin = new Float32Array(seq * half);
-  for (let t = 0; t < seq; t++) {
-    for (let i = 0; i < half; i++) {
-      const angle = t / Math.pow(c.rope_theta, (2 * i) / headDim(c));
-      cos[t * half + i] = Math.cos(angle);
-      sin[t * half + i] = Math.sin(angle);
-    }
-  }
+  for (let t = 0; t < seq; t++) writeRotaryRow(c, t, cos, sin, t);
   const width = prefixLen + seq;
   const mask = new Float32Array(seq * width);
   for (let t = 0; t < seq; t++) for (let u = 0; u < width; u++) mask[t * width + u] = u - prefixLen > t ? -1e9 : 0;

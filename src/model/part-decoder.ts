@@ -2,6 +2,7 @@ import { CompiledGraph, type RuntimeOptions } from '../runtime/session.js';
 import { tensor, type TensorData } from '../runtime/tensor.js';
 import { headDim, type ModelConfig } from './config.js';
 import { buildDecode, buildPrefill, partOutputName, rowShape } from './decode-graphs.js';
+import { writeRotaryRow } from './llama.js';
 import type { ParamStore, PeftConfig } from './params.js';
 import { partSpan, type PartName, type SplitPoints } from './partition.js';
 
@@ -128,7 +129,7 @@ export class PartDecoder {
     positions.forEach((p, r) => {
       mask[r * width + width - 1] = 0; // every row sees itself
       if (p === null) return;
-      for (let i = 0; i < half; i++) { const a = p / Math.pow(c.rope_theta, (2 * i) / dh); cos[r * half + i] = Math.cos(a); sin[r * half + i] = Math.sin(a); }
+      writeRotaryRow(c, p, cos, sin, r);
       mask.fill(0, r * width, r * width + this.prefixLen + p);
     });
     const feeds: Record<string, TensorData> = {
