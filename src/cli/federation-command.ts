@@ -17,7 +17,7 @@ import { runSubServer } from '../server/sub-server.js';
 import { linkFromEnv } from '../client/netem.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { SERVER_MODES } from '../config/schema.js';
-import { RevocationChecker, serverCredentials } from '../security/tls.js';
+import { checkedServerKit } from '../security/tls.js';
 import type { ServerMode } from '../server/split-server.js';
 import { peakRssMib, type ClientSummary, type ServerReady } from '../launcher/summaries.js';
 import { readKitServer, withDefaultPort } from '../security/kit-server.js';
@@ -94,12 +94,7 @@ export function registerFederationCommands(program: Command): void {
       if (expectSubServers > 0 && mode !== 'hierarchical') throw new UserError('--expect-subs needs --mode hierarchical');
       // Everything checkable is checked before the trunk workers start: certificates, key
       // permissions, the revocation list (fails closed).
-      let revocation: RevocationChecker | null = null;
-      if (kit) {
-        serverCredentials(kit);
-        revocation = new RevocationChecker(o.revoked ?? join(kit, 'revoked.json'));
-        revocation.load();
-      }
+      const revocation = checkedServerKit(kit, o.revoked);
       if (o.resumeIfPresent && !o.checkpoints) throw new UserError('--resume-if-present needs --checkpoints DIR (where the round checkpoints are)');
       const resume = o.resume || (o.resumeIfPresent && existsSync(join(o.checkpoints!, 'latest', 'checkpoint.json')));
       if (o.resumeIfPresent) log(resume ? `resuming from ${o.checkpoints}` : `no checkpoint in ${o.checkpoints}: starting fresh`, { event: 'start', resume: Boolean(resume) });

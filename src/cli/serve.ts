@@ -1,9 +1,8 @@
-import { join } from 'node:path';
 import { startTransport } from '../server/transport.js';
 import { ServerHealth } from '../server/health.js';
 import { TrunkServer, DEFAULT_SERVE_LIMITS, type ServeLimits } from '../server/serving/trunk-serving.js';
 import { trunkFromRun } from '../server/serving/trunk-source.js';
-import { RevocationChecker, serverCredentials } from '../security/tls.js';
+import { checkedServerKit } from '../security/tls.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Log } from '../util/logger.js';
 import { intOption } from './options.js';
@@ -27,12 +26,7 @@ export interface ServeCliOptions { from?: string; config?: string; checkpoints?:
 export async function serveTrunk(o: ServeCliOptions, log: Log, source: string): Promise<void> {
   const { cfg, model, params } = trunkFromRun(source, o.config);
   const kit = o.insecure ? null : o.pki ?? null;
-  let revocation: RevocationChecker | null = null;
-  if (kit) {
-    serverCredentials(kit);
-    revocation = new RevocationChecker(o.revoked ?? join(kit, 'revoked.json'));
-    revocation.load();
-  }
+  const revocation = checkedServerKit(kit, o.revoked);
   const limits: ServeLimits = { maxSessions: o.maxSessions, maxRows: o.maxRows, cacheLen: o.cacheLen, idleTimeoutMs: o.idleTimeoutMs, batchWindowMs: o.batchWindowMs };
   const trunk = await TrunkServer.start({ cfg, model, params, kit, revocation, limits, log });
   const health = new ServerHealth();

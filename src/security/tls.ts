@@ -105,3 +105,15 @@ export function describeConnectError(err: grpc.ServiceError, target: string): st
   if (err.code === grpc.status.DEADLINE_EXCEEDED) return `no answer from ${target} before the deadline`;
   return `${grpc.status[err.code] ?? err.code}: ${d}`;
 }
+
+/**
+ * A server kit checked before anything starts (certificates, key permissions) and its revocation
+ * list loaded (fails closed): `revoked` overrides <kit>/revoked.json. Null without a kit (--insecure).
+ */
+export function checkedServerKit(kit: string | null, revoked?: string): RevocationChecker | null {
+  if (!kit) return null;
+  serverCredentials(kit);
+  const revocation = new RevocationChecker(revoked ?? join(kit, 'revoked.json'));
+  revocation.load();
+  return revocation;
+}
