@@ -14,9 +14,6 @@ export class DecodeBatcher {
   private readonly pending = new Map<string, Entry>();
   private running = false;
   private timer: NodeJS.Timeout | null = null;
-  /** Batches run and rows decoded (benchmarks read how well steps were batched). */
-  batches = 0;
-  rowsDecoded = 0;
 
   constructor(private readonly run: Run, private readonly openSessions: () => number, private readonly windowMs: number, private readonly width: number, private readonly maxRows = Number.POSITIVE_INFINITY) {}
 
@@ -55,8 +52,6 @@ export class DecodeBatcher {
     const span = Math.min(this.maxRows, 2 ** Math.ceil(Math.log2(highest)));
     try {
       const out = await this.run(span, rows, positions, hA);
-      this.batches++;
-      this.rowsDecoded += rows.length;
       at = 0;
       for (const e of batch) { e.resolve(out.slice(at, at + e.hA.length)); at += e.hA.length; }
     } catch (err) {
