@@ -50,13 +50,6 @@ export function open(key: Uint8Array, sealed: Uint8Array, aad: string): Buffer {
   return Buffer.concat([d.update(sealed.subarray(12, sealed.length - 16)), d.final()]);
 }
 
-/** `length` pseudo-random words from a 32-byte seed (AES-256-CTR keystream over zeros). */
-export function maskWords(seed: Uint8Array, length: number): Uint32Array {
-  const out = new Uint32Array(length);
-  addMask(out, seed, 1);
-  return out;
-}
-
 // The keystream is made and added a chunk at a time: one 11 MB mask (the `small` preset's client
 // parts) as a whole buffer, copied into words and added took 100-270 ms; in 256 KiB chunks into a
 // reused buffer 7-20 ms (2 cores, Node 20; the per-exchange seconds are in each round record).
@@ -65,7 +58,7 @@ const ZEROS = Buffer.alloc(4 * CHUNK_WORDS);
 const KEYSTREAM = new Uint32Array(CHUNK_WORDS);
 const KEYSTREAM_BYTES = new Uint8Array(KEYSTREAM.buffer);
 
-/** acc += k * PRG(seed) (mod 2^32), in place, without materialising the mask (k an integer: 1, -1, a weight). */
+/** acc += k * PRG(seed) (mod 2^32), in place, without materialising the mask (k an integer: 1, -1, a weight). PRG: the AES-256-CTR keystream over zeros. */
 export function addMask(acc: Uint32Array, seed: Uint8Array, k: number): void {
   const c = createCipheriv('aes-256-ctr', seed, Buffer.alloc(16));
   const ks = KEYSTREAM;
@@ -82,9 +75,4 @@ export function addMask(acc: Uint32Array, seed: Uint8Array, k: number): void {
 export function addWords(acc: Uint32Array, words: Uint32Array, sign: 1 | -1 = 1): void {
   if (sign === 1) for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] + words[i]) >>> 0;
   else for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] - words[i]) >>> 0;
-}
-
-/** acc += k * words (mod 2^32), in place (k a small non-negative integer). */
-export function addScaledWords(acc: Uint32Array, words: Uint32Array, k: number): void {
-  for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] + Math.imul(words[i], k)) >>> 0;
 }

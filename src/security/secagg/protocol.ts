@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { addMask, addWords, agree, derive, maskWords, open, seal, x25519Pair, type X25519Pair } from './crypto.js';
+import { addMask, addWords, agree, derive, open, seal, x25519Pair, type X25519Pair } from './crypto.js';
 import { combineShares, splitSecret, type Share } from './shamir.js';
 
 /**
@@ -28,12 +28,7 @@ const pairSeed = (secret: Uint8Array, round: number) => derive(secret, `pair mas
 const selfSeed = (b: Uint8Array, round: number) => derive(b, `self mask round ${round}`);
 const shareAad = (round: number, from: string, to: string) => `flglm secagg share ${round} ${from} -> ${to}`;
 
-/** The mask only clients can remove (privacy.hide_aggregate): PRG(K) for this round. */
-export function hideMask(federationSecret: Uint8Array, round: number, length: number): Uint32Array {
-  return maskWords(hideSeed(federationSecret, round), length);
-}
-
-/** acc += k * hideMask(...), in place (k a weight, or 2^32 - total weight to remove it). */
+/** acc += k * PRG(K, round), the mask only clients can remove (privacy.hide_aggregate), in place (k a weight, or 2^32 - total weight to remove it). */
 export function addHideMask(acc: Uint32Array, federationSecret: Uint8Array, round: number, k: number): void {
   addMask(acc, hideSeed(federationSecret, round), k);
 }
