@@ -35,7 +35,7 @@ export interface RoundDeps {
   drop(s: Participant, round: number, err: Error): void;
   onReceive?: (clientId: string, message: ClientMessage) => void;
   onMetric?: (record: Record<string, unknown>) => void;
-  /** `--capture`: keeps the first received h_A of each client (measuring the inversion attack). */
+  /** `--capture`: keeps the last received h_A of each client (measuring the inversion attack). */
   capture?: Capture | null;
 }
 
@@ -51,18 +51,11 @@ export class Round implements RoundContext {
   readonly dropped = new Set<string>();
 
   readonly secure?: (survivors: Participant[]) => Promise<ClientUpdate[]>;
-  /** Seconds the secure-aggregation exchanges took (a round-end phase of the round record). */
-  secureSeconds = 0;
-  /** The same, per exchange. */
+  /** Seconds the secure-aggregation exchanges took, per exchange (a round-end phase of the round record). */
   readonly securePhases: SecurePhaseSeconds = {};
 
   constructor(readonly round: number, readonly participants: readonly Participant[], private readonly d: RoundDeps, readonly evaluate = false) {
-    if (d.cfg.privacy.secure_aggregation.enabled) {
-      this.secure = async (survivors) => {
-        const t0 = performance.now();
-        try { return await secureCollect(this, survivors, d.partSpec, this.securePhases); } finally { this.secureSeconds += (performance.now() - t0) / 1000; }
-      };
-    }
+    if (d.cfg.privacy.secure_aggregation.enabled) this.secure = (survivors) => secureCollect(this, survivors, d.partSpec, this.securePhases);
   }
 
   get cfg(): ExperimentConfig { return this.d.cfg; }

@@ -10,7 +10,10 @@ import type { RoundContext } from './modes/mode.js';
 export { HIDDEN_SUM_TENSOR } from '../federation/secure-aggregation.js';
 export type HiddenAggregate = NonNullable<ClientUpdate['hidden']>;
 
-/** Where secure aggregation's seconds go, per exchange (the round record's `round_end.secure_aggregation`). */
+/**
+ * Where secure aggregation's seconds go, per exchange (the round record's `round_end.secure_aggregation`;
+ * their sum is its `secure_aggregation_s`). unmask_s: removing the masks and, unless hidden, the mean.
+ */
 export interface SecurePhaseSeconds { keys_s?: number; shares_s?: number; masked_s?: number; reveal_s?: number; unmask_s?: number }
 
 /**
@@ -86,10 +89,13 @@ export async function secureCollect(ctx: RoundContext, survivors: Participant[],
   );
   lap('reveal_s');
   const { sum, survivors: counted } = agg.unmask();
-  lap('unmask_s');
   const total = counted.reduce((a, id) => a + weights.get(id)!, 0);
-  if (hide) return [{ clientId: 'secure-aggregate', numExamples: total, params: new Map(), hidden: { round, sum, total } }];
+  if (hide) {
+    lap('unmask_s');
+    return [{ clientId: 'secure-aggregate', numExamples: total, params: new Map(), hidden: { round, sum, total } }];
+  }
   const params = unflattenMean(sum, spec, total, scaleBits);
   for (const v of params.values()) if (!v.every(Number.isFinite)) throw new Error(`round ${round}: the secure aggregate is not finite`);
+  lap('unmask_s');
   return [{ clientId: 'secure-aggregate', numExamples: total, params }];
 }

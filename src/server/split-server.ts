@@ -262,7 +262,7 @@ export class SplitServer {
     const record: RoundRecord = {
       round, clients: finished, dropped: [...ctx.dropped], wall_s: (performance.now() - t0) / 1000,
       steps: ctx.losses.length, train_loss: ctx.losses.length ? ctx.losses.reduce((a, b) => a + b, 0) / ctx.losses.length : NaN, tokens: ctx.tokens,
-      ...traffic(), replica_busy_s: busy, replica_overlap_s: overlap, round_end: { aggregate_s, broadcast_s, replicas_s, checkpoint_s: 0, ...(ctx.secure ? { secure_aggregation_s: ctx.secureSeconds, secure_aggregation: { ...ctx.securePhases } } : {}) },
+      ...traffic(), replica_busy_s: busy, replica_overlap_s: overlap, round_end: { aggregate_s, broadcast_s, replicas_s, checkpoint_s: 0, ...(ctx.secure ? { secure_aggregation_s: Object.values(ctx.securePhases).reduce((a, s) => a + s, 0), secure_aggregation: { ...ctx.securePhases } } : {}) },
     };
     this.history.push(record);
     this.completedRound = round;

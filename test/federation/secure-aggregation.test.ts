@@ -53,6 +53,12 @@ test('secure aggregation gives FedAvg\'s result, also when a client drops after 
   expect(secure.summary.history.map((h) => h.clients)).toEqual(plain.summary.history.map((h) => h.clients));
   expect(secure.summary.history[0].train_loss).toBe(plain.summary.history[0].train_loss); // same start, same steps
   expect(Math.abs(evalLoss(secure) - evalLoss(plain)) / evalLoss(plain)).toBeLessThan(1e-5);
+  // The round record says where the exchanges' time went; their sum is secure_aggregation_s.
+  const end = secure.summary.history[0].round_end!;
+  expect(Object.keys(end.secure_aggregation!).sort()).toEqual(['keys_s', 'masked_s', 'reveal_s', 'shares_s', 'unmask_s']);
+  expect(end.secure_aggregation_s).toBeCloseTo(Object.values(end.secure_aggregation!).reduce((a, b) => a + b, 0), 9);
+  expect(end.secure_aggregation_s!).toBeGreaterThan(0);
+  expect(plain.summary.history[0].round_end!.secure_aggregation).toBeUndefined();
 
   // carol fails after her shares are out (so alice's and bob's inputs carry masks shared with her);
   // the same failure without secure aggregation: after her last step, before her upload.
