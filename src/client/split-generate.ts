@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import type { Stepper } from '../model/generate.js';
-import { paddedTokens } from '../model/generate.js';
+import { DEFAULT_CHUNK_BYTES } from '../config/schema.js';
+import { paddedTokens, type Stepper } from '../model/generate.js';
 import { PartDecoder, type KvStore } from '../model/part-decoder.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
@@ -62,7 +62,7 @@ export class SplitStepper implements Stepper {
   get vocab(): number { return this.o.config.vocab_size; }
 
   private send(m: GenerateUpOut): void {
-    for (const part of chunkMessage(m, 4 * 1024 * 1024)) {
+    for (const part of chunkMessage(m, DEFAULT_CHUNK_BYTES)) {
       this.o.timings && (this.o.timings.bytes_up += (part.step?.tensor?.data as Uint8Array | undefined)?.byteLength ?? 0);
       this.call!.write(part);
     }

@@ -11,6 +11,8 @@ import { TASKS } from '../data/examples.js';
 const positiveInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
 
+/** federation.chunk_bytes' default: tensors travel in messages of at most this many bytes of data. */
+export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 export const MODEL_PRESETS = ['tiny', 'small', 'base'] as const;
 export const FINETUNE_METHODS = ['full', 'lora', 'prefix'] as const;
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
@@ -117,7 +119,7 @@ export const federationSchema = z
     batch_deadline_ms: positiveInt.default(5000),
     heartbeat_ms: positiveInt.default(2000),
     client_timeout_ms: positiveInt.default(60000),
-    chunk_bytes: positiveInt.default(4 * 1024 * 1024),
+    chunk_bytes: positiveInt.default(DEFAULT_CHUNK_BYTES),
     checkpoint_every_rounds: positiveInt.default(1),
     /** How client parameters travel at round end: float32, or float16 differences from the round's start (half the bytes). */
     update_encoding: z.enum(['float32', 'float16-delta']).default('float32'),
