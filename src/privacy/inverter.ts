@@ -27,6 +27,12 @@ export const DEFAULT_INVERTER: InverterOptions = { hidden: 512, steps: 600, batc
 
 type Weights = Map<string, Float32Array>;
 
+/** The MLP's weights as graph feeds: D -> H, H -> V, with their biases. */
+function weightFeeds(weights: Weights, d: number, h: number, v: number) {
+  const shapes: Record<string, number[]> = { w1: [d, h], b1: [h], w2: [h, v], b2: [v] };
+  return Object.fromEntries([...weights].map(([n, data]) => [n, tensor('float32', shapes[n], data)]));
+}
+
 function mlp(g: Graph, x: ReturnType<Graph['input']>, d: number, h: number, v: number) {
   const w = { w1: g.input('w1', 'float32', [d, h]), b1: g.input('b1', 'float32', [h]), w2: g.input('w2', 'float32', [h, v]), b2: g.input('b2', 'float32', [v]) };
   const z = op.add(op.matmul(x, w.w1), w.b1);
@@ -37,6 +43,7 @@ export class Inverter {
   private constructor(
     readonly dim: number,
     readonly vocab: number,
+    readonly hidden: number,
     private readonly weights: Weights,
     private readonly mean: Float32Array,
     private readonly scale: Float32Array,
@@ -69,7 +76,7 @@ export class Inverter {
         for (let j = 0; j < dim; j++) xb[r * dim + j] = (acts[k * dim + j] - mean[j]) * scale[j];
         yb[r] = BigInt(ids[k]);
       }
-      const feeds = { x: tensor('float32', [o.batch, dim], xb), labels: tensor('int64', [o.batch], yb), ...Object.fromEntries([...weights].map(([n, d]) => [n, tensor('float32', n === 'w1' ? [dim, o.hidden] : n === 'w2' ? [o.hidden, vocab] : [d.length], d)])) };
+      const feeds = { x: tensor('float32', [o.batch, dim], xb), labels: tensor('int64', [o.batch], yb), ...weightFeeds(weights, dim, o.hidden, vocab) };
       const out = await step.run(feeds);
       losses.push(Number(out.loss.data[0]));
       const lr = o.lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * s) / o.steps))); // cosine to 0.1x
@@ -81,7 +88,7 @@ export class Inverter {
     const px = pg.input('x', 'float32', [rows, dim]);
     pg.output(op.argMax(mlp(pg, px, dim, o.hidden, vocab).logits, 1), 'pred');
     const predict = await CompiledGraph.create(pg, o.runtime);
-    return { inverter: new Inverter(dim, vocab, weights, mean, scale, predict, rows), losses };
+    return { inverter: new Inverter(dim, vocab, o.hidden, weights, mean, scale, predict, rows), losses };
   }
 
   /** The most likely token at each of `count` positions ([count, dim] activations). */
@@ -89,8 +96,7 @@ export class Inverter {
     const { dim, rows } = this;
     const out = new Int32Array(count);
     const xb = new Float32Array(rows * dim);
-    const shapes: Record<string, number[]> = { w1: [dim, this.weights.get('w1')!.length / dim], w2: [this.weights.get('w2')!.length / this.vocab, this.vocab] };
-    const wf = Object.fromEntries([...this.weights].map(([n, d]) => [n, tensor('float32', shapes[n] ?? [d.length], d)]));
+    const wf = weightFeeds(this.weights, dim, this.hidden, this.vocab);
     for (let start = 0; start < count; start += rows) {
       const n = Math.min(rows, count - start);
       xb.fill(0);
