@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dist, root, writeResult } from './common.mjs';
+import { dist, root, stats, writeResult } from './common.mjs';
 
 const arg = (name, fallback) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : fallback; };
 const steps = Number(arg('--steps', '5'));
@@ -19,7 +19,6 @@ const { initParams } = await import(dist('model/params.js'));
 const config = { model_type: 'qwen2', vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000, max_position_embeddings: 4096, tie_word_embeddings: true, attention_bias: true };
 const folder = mkdtempSync(join(tmpdir(), 'flglm-arena-'));
 exportHfFolder(folder, config, initParams(config, 1), { dtype: 'BF16' });
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const rows = [];
 for (const setting of order) {
   const dir = mkdtempSync(join(tmpdir(), 'flglm-arena-run-'));
@@ -28,7 +27,7 @@ for (const setting of order) {
   if (r.status !== 0) throw new Error(`flglm train failed: ${r.stderr}`);
   const times = readFileSync(join(dir, 'm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === undefined || m.type === 'step').map((m) => m.time);
   const gaps = times.slice(2).map((t, i) => (t - times[i + 1]) / 1000);
-  const row = { memory_arena: setting === 'on', seconds_per_step: +median(gaps).toFixed(2), gaps_s: gaps.map((g) => +g.toFixed(2)), peak_rss_mib: JSON.parse(readFileSync(join(dir, 's.json'), 'utf8')).peak_rss_mib };
+  const row = { memory_arena: setting === 'on', seconds_per_step: +stats(gaps).median.toFixed(2), gaps_s: gaps.map((g) => +g.toFixed(2)), peak_rss_mib: JSON.parse(readFileSync(join(dir, 's.json'), 'utf8')).peak_rss_mib };
   rows.push(row);
   console.log(JSON.stringify(row));
   rmSync(dir, { recursive: true, force: true });

@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { root, runExperiment, writeResult } from './common.mjs';
+import { mean, root, runExperiment, writeResult } from './common.mjs';
 
 const seeds = Number(process.argv[2] ?? 3);
 const ALL = ['sequential/relay', ...['sequential', 'batch', 'hierarchical'].flatMap((m) => ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fedprox', 'scaffold'].map((s) => `${m}/${s}`))];
@@ -38,7 +38,6 @@ const exact = (summary) => (generation ? summary.generation?.exact_match ?? NaN 
 
 /** Tokens at which a curve first reaches `target` accuracy (null: never within the budget). */
 const tokensTo = (curve, target) => (target === null ? null : curve.find((p) => p.accuracy >= target)?.tokens ?? null);
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const spread = (xs) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)) : 0);
 
 function configFor(partition, seed, setup) {

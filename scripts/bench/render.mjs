@@ -2,7 +2,7 @@
 // Usage: npm run bench -- render   (every benchmark also calls this when it finishes)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dist, root } from './common.mjs';
+import { dist, mean, median, root } from './common.mjs';
 
 const { lineChart } = await import(dist('report/html.js'));
 const load = (name) => { const f = join(root, 'bench-results', `${name}.json`); return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null; };
@@ -68,7 +68,7 @@ if (sc) {
     '| clients | round s (rounds 2+) | server RSS idle MiB | server RSS peak MiB |', '| --- | --- | --- | --- |',
     ...sc.points.map((p) => `| ${p.clients} | ${p.round_s.map(f2).join(', ')} | ${f0(p.server_rss_idle_mib)} | ${f0(p.server_rss_peak_mib)} |`), '');
   writeFileSync(join(root, 'docs', 'scale.svg'), lineChart([
-    { label: 'round s', ys: sc.points.map((p) => p.round_s.reduce((a, b) => a + b, 0) / p.round_s.length), color: '#1f77b4' },
+    { label: 'round s', ys: sc.points.map((p) => mean(p.round_s)), color: '#1f77b4' },
   ], { xLabel: `clients (${sc.points.map((p) => p.clients).join(', ')})`, yLabel: 'seconds per round' }));
   out.push('![scale](scale.svg)', '');
 }
@@ -99,7 +99,7 @@ async function parityTable(pa, title, name) {
     writeFileSync(join(root, 'docs', file), pointsChart(cells.map(([k, c], i) => {
       const byTokens = new Map();
       for (const r of c.runs) for (const p of r.curve) (byTokens.get(p.tokens) ?? byTokens.set(p.tokens, []).get(p.tokens)).push(gen ? p.loss : p.accuracy);
-      return { label: k.split('|')[1], points: [...byTokens].sort((x, y) => x[0] - y[0]).map(([t, xs]) => [t, xs.reduce((a, b) => a + b, 0) / xs.length]), color: colors[i % colors.length] };
+      return { label: k.split('|')[1], points: [...byTokens].sort((x, y) => x[0] - y[0]).map(([t, xs]) => [t, mean(xs)]), color: colors[i % colors.length] };
     }), gen ? { xLabel: 'training tokens seen', yLabel: `held-out loss per completion token (${partition}, mean over seeds)` } : { xLabel: 'training tokens seen', yLabel: `held-out accuracy (${partition}, mean over seeds)`, yRange: [0, 1] }));
     out.push(`![${name}, ${partition}](${file})`, '');
   }
@@ -123,7 +123,7 @@ if (rcost) {
   out.push('### What a round costs (`round-cost`)', '', `\`${rcost.command}\` — ${machine(rcost)}`, '',
     `The same client steps (${rcost.rows[0]?.budget_steps_per_client} per client) cut into ${rcost.rows[0]?.few_rounds} long rounds and ${rcost.rows[0]?.many_rounds} short ones, base \`${rcost.base}\` (3 clients, \`small\`, 8 × 128, mTLS + payload encryption, loopback); *extra round* = the difference in the rounds' wall time over the difference in rounds. *Round end* is the server's part after the last update arrived (means over the short rounds).`, '',
     '| setup | MiB per round | short round (s) | extra round (s) | secure aggregation (s) | aggregate (s) | send result (s) | average replicas (s) |', '| --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...rcost.rows.map((r) => `| ${r.setup.replace(/\|/g, ' ')} | ${r.mib_per_round.toFixed(1)} | ${f2s(r.rounds_s_many.reduce((a, b) => a + b, 0) / r.rounds_s_many.length / r.many_rounds)} | ${f2s(r.extra_round_s)} | ${r.round_end_s.secure_aggregation_s === undefined ? '–' : f2s(r.round_end_s.secure_aggregation_s)} | ${f2s(r.round_end_s.aggregate_s)} | ${f2s(r.round_end_s.broadcast_s)} | ${f2s(r.round_end_s.replicas_s)} |`), '');
+    ...rcost.rows.map((r) => `| ${r.setup.replace(/\|/g, ' ')} | ${r.mib_per_round.toFixed(1)} | ${f2s(mean(r.rounds_s_many) / r.many_rounds)} | ${f2s(r.extra_round_s)} | ${r.round_end_s.secure_aggregation_s === undefined ? '–' : f2s(r.round_end_s.secure_aggregation_s)} | ${f2s(r.round_end_s.aggregate_s)} | ${f2s(r.round_end_s.broadcast_s)} | ${f2s(r.round_end_s.replicas_s)} |`), '');
 }
 
 for (const [i, sac] of ['secagg-cost', 'secagg-cost-13steps'].map(load).filter(Boolean).entries()) {
@@ -136,7 +136,6 @@ for (const [i, sac] of ['secagg-cost', 'secagg-cost-13steps'].map(load).filter(B
 
 const ad = load('activation-dtype');
 if (ad) {
-  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const ref = ad.rows.find((r) => r.dtype === 'fp32');
   out.push('### Activations on the wire (`activation-dtype`)', '', `\`${ad.command}\` — ${machine(ad)}`, '',
     '`transport.activation_dtype`: h_A, h_B and both gradients in half precision before encryption. Accuracy: the quickstart (relay, 156 steps) per seed; WAN: round 2 of the sequential `small` setup of §4 (2 clients × 4 steps) over 20 ms RTT and 100 Mbit/s per client, with mTLS and payload encryption; its bytes include the round-end parameters, which stay float32.', '',
@@ -149,8 +148,7 @@ if (sg) {
   const r = sg.results;
   const range = (xs) => (xs && xs.length > 1 ? ` (${Math.round(Math.min(...xs))}–${Math.round(Math.max(...xs))})` : '');
   const t = (x) => (x ? `${Math.round(x.tokens_per_s)}${range(x.runs)}` : '–');
-  const med = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
-  const xLocal = (v) => (v.cached.x_local_per_pair ? `${med(v.cached.x_local_per_pair).toFixed(2)} (${v.cached.x_local_per_pair.map((x) => x.toFixed(2)).join(', ')})` : (v.cached.tokens_per_s / r.local_cached.tokens_per_s).toFixed(2));
+  const xLocal = (v) => (v.cached.x_local_per_pair ? `${median(v.cached.x_local_per_pair).toFixed(2)} (${v.cached.x_local_per_pair.map((x) => x.toFixed(2)).join(', ')})` : (v.cached.tokens_per_s / r.local_cached.tokens_per_s).toFixed(2));
   out.push('## 8. Split generation (`split-generate`)', '', `\`${sg.command}\` — ${machine(sg)}`, '',
     `${sg.model}; prompt ${sg.prompt_tokens} tokens, ${sg.new_tokens} new tokens, batch 1. *Split*: head and tail in the benchmark's process, the trunk in a \`flglm server --serve\` process (plaintext on loopback; "rtt" adds a simulated link). *Without a cache*: every token recomputes the whole sequence (split: a fresh session that sends all of it). The server's KV cache: ${(sg.server_cache_bytes_per_sequence / 2 ** 20).toFixed(2)} MiB per sequence.`, '',
     '| | tokens/s, with KV cache (median, min–max) | without | speed-up from the cache | × local (with cache; loopback: median of local/split pairs run back to back, each pair) |', '| --- | --- | --- | --- | --- |',

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { root, runExperiment, writeResult } from './common.mjs';
+import { mean, root, runExperiment, writeResult } from './common.mjs';
 
 const setups = (process.argv[2] ?? 'hierarchical/fedavg,sequential/relay').split(',');
 const budget = Number(process.argv[3] ?? 24);
@@ -39,7 +39,6 @@ function configFor(setup, rounds) {
   return cfg;
 }
 
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const rows = [];
 for (const setup of setups) {
   const walls = { few: [], many: [] };

@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { root, runExperiment, writeResult } from './common.mjs';
+import { mean, median, root, runExperiment, writeResult } from './common.mjs';
 
 const arg = (name, fallback) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : fallback; };
 const repeats = Number(arg('--repeats', '3'));
@@ -26,8 +26,6 @@ const setups = [
   { name: 'secure aggregation', privacy: { secure_aggregation: { enabled: true } } },
   { name: 'secure aggregation + hide_aggregate', privacy: { secure_aggregation: { enabled: true }, hide_aggregate: true } },
 ];
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 const runs = new Map(setups.map((s) => [s.name, []]));
 for (let r = 0; r < repeats; r++) {

@@ -17,7 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dist, root, writeResult } from './common.mjs';
+import { dist, median, root, writeResult } from './common.mjs';
 
 const arg = (name, fallback) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : fallback; };
 const promptLen = Number(arg('--prompt', '128'));
@@ -92,7 +92,6 @@ const localOnce = () => time(() => generateWith(local, [prompt], greedy));
 const loc = await localOnce();
 results.local_cached = { tokens_per_s: newTokens / loc.s };
 const reference = loc.out[0];
-const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2; };
 // Local, without: every token from a prefill of the whole sequence so far.
 const noCache = async (stepperFor, n) => {
   const seq = [...prompt], out = [];
