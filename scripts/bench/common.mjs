@@ -1,6 +1,6 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -47,5 +47,23 @@ export async function runExperiment(yaml, outDir, env = {}, options = {}) {
     return { summary, metrics: readMetrics(join(outDir, 'metrics.jsonl')) };
   } finally {
     for (const k of Object.keys(env)) { if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k]; }
+  }
+}
+
+/**
+ * One `flglm train` process on `yaml` for `steps` steps: the gaps between step records after the
+ * first two (which pay for compiling the programs and first-run allocations), and its peak RSS.
+ */
+export function centralizedSteps(yaml, steps) {
+  const dir = mkdtempSync(join(tmpdir(), 'flglm-bench-train-'));
+  try {
+    writeFileSync(join(dir, 'c.yaml'), yaml);
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'flglm'), 'train', join(dir, 'c.yaml'), '--steps', String(steps), '--no-save', '--quiet', '--metrics', join(dir, 'm.jsonl'), '--summary-json', join(dir, 's.json')], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`flglm train failed: ${r.stderr}`);
+    const times = readFileSync(join(dir, 'm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).time);
+    const gaps = times.slice(2).map((t, i) => (t - times[i + 1]) / 1000);
+    return { gaps, peak_rss_mib: JSON.parse(readFileSync(join(dir, 's.json'), 'utf8')).peak_rss_mib };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }

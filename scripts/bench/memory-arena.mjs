@@ -5,11 +5,10 @@
 // (random weights, BF16 on disk), LoRA r 8 on q, v, 8 x 128 tokens, one `flglm train` process per
 // setting, one after the other: steady-state seconds per step (gaps after the first two steps) and
 // the process's peak resident set. Compare with the PyTorch rows of `real-shapes` (docs/benchmarks.md §7).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dist, root, stats, writeResult } from './common.mjs';
+import { centralizedSteps, dist, stats, writeResult } from './common.mjs';
 
 const arg = (name, fallback) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : fallback; };
 const steps = Number(arg('--steps', '5'));
@@ -21,16 +20,10 @@ const folder = mkdtempSync(join(tmpdir(), 'flglm-arena-'));
 exportHfFolder(folder, config, initParams(config, 1), { dtype: 'BF16' });
 const rows = [];
 for (const setting of order) {
-  const dir = mkdtempSync(join(tmpdir(), 'flglm-arena-run-'));
-  writeFileSync(join(dir, 'c.yaml'), `name: arena\nseed: 1\nmodel: {hf_path: ${folder}}\nfinetune: {method: lora, lora: {rank: 8, alpha: 16, targets: [q, v]}}\noptimizer: {lr: 0.0002}\ndata: {task: lm, dataset: sotu, partition: iid, batch_size: 8, seq_len: 128, max_examples: 200}\neval: {max_batches: 1}\nruntime: {threads: 2, memory_arena: ${setting === 'on'}}\n`);
-  const r = spawnSync(process.execPath, [join(root, 'bin', 'flglm'), 'train', join(dir, 'c.yaml'), '--steps', String(steps), '--no-save', '--quiet', '--metrics', join(dir, 'm.jsonl'), '--summary-json', join(dir, 's.json')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`flglm train failed: ${r.stderr}`);
-  const times = readFileSync(join(dir, 'm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === undefined || m.type === 'step').map((m) => m.time);
-  const gaps = times.slice(2).map((t, i) => (t - times[i + 1]) / 1000);
-  const row = { memory_arena: setting === 'on', seconds_per_step: +stats(gaps).median.toFixed(2), gaps_s: gaps.map((g) => +g.toFixed(2)), peak_rss_mib: JSON.parse(readFileSync(join(dir, 's.json'), 'utf8')).peak_rss_mib };
+  const { gaps, peak_rss_mib } = centralizedSteps(`name: arena\nseed: 1\nmodel: {hf_path: ${folder}}\nfinetune: {method: lora, lora: {rank: 8, alpha: 16, targets: [q, v]}}\noptimizer: {lr: 0.0002}\ndata: {task: lm, dataset: sotu, partition: iid, batch_size: 8, seq_len: 128, max_examples: 200}\neval: {max_batches: 1}\nruntime: {threads: 2, memory_arena: ${setting === 'on'}}\n`, steps);
+  const row = { memory_arena: setting === 'on', seconds_per_step: +stats(gaps).median.toFixed(2), gaps_s: gaps.map((g) => +g.toFixed(2)), peak_rss_mib };
   rows.push(row);
   console.log(JSON.stringify(row));
-  rmSync(dir, { recursive: true, force: true });
 }
 rmSync(folder, { recursive: true, force: true });
 writeResult('memory-arena', { command: `npm run bench -- memory-arena --steps ${steps} --order ${order.join(',')}`, shape: 'qwen2.5-0.5b, LoRA r 8 on q, v, 8 x 128, one process, 2 threads', rows });

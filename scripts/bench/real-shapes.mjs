@@ -12,11 +12,11 @@
 // Seconds per step are steady state: flglm's from the gaps between step records after the first
 // round (which compiles every program and pays ORT's first-run allocations), PyTorch's after one
 // warm-up step. Peak memory is each process's own maximum resident set.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dist, root, runExperiment, stats, writeResult } from './common.mjs';
+import { centralizedSteps, dist, root, runExperiment, stats, writeResult } from './common.mjs';
 import { torchSetups } from './torch-peer.mjs';
 
 const arg = (name, fallback) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : fallback; };
@@ -48,16 +48,8 @@ function configYaml(folder, name, clients) {
 
 /** flglm centralized: the unsplit model in one `flglm train` process. */
 function centralized(folder) {
-  const dir = mkdtempSync(join(tmpdir(), 'flglm-real-shapes-train-'));
-  writeFileSync(join(dir, 'c.yaml'), configYaml(folder, 'centralized', 1));
-  const steps = localSteps * rounds + 1;
-  const r = spawnSync(process.execPath, [join(root, 'bin', 'flglm'), 'train', join(dir, 'c.yaml'), '--steps', String(steps), '--no-save', '--quiet', '--metrics', join(dir, 'm.jsonl'), '--summary-json', join(dir, 's.json')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`flglm train failed: ${r.stderr}`);
-  const times = readFileSync(join(dir, 'm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).time);
-  const gaps = times.slice(2).map((t, i) => (t - times[i + 1]) / 1000); // the first two steps pay for compilation and first-run allocations
-  const summary = JSON.parse(readFileSync(join(dir, 's.json'), 'utf8'));
-  rmSync(dir, { recursive: true, force: true });
-  return { impl: 'flglm centralized (one process)', seconds_per_step: round2(median(gaps)), tokens_per_s: Math.round((B * S) / median(gaps)), peak_rss_mib: { process: summary.peak_rss_mib } };
+  const { gaps, peak_rss_mib } = centralizedSteps(configYaml(folder, 'centralized', 1), localSteps * rounds + 1);
+  return { impl: 'flglm centralized (one process)', seconds_per_step: round2(median(gaps)), tokens_per_s: Math.round((B * S) / median(gaps)), peak_rss_mib: { process: peak_rss_mib } };
 }
 
 /** flglm federated: server and client processes through the launcher. */
