@@ -29,7 +29,7 @@ export function registerAttackCommand(program: Command): void {
       if (o.serverCheckpoint && !existsSync(join(o.serverCheckpoint, 'checkpoint.json'))) throw new UserError(`--server-checkpoint ${o.serverCheckpoint}: no checkpoint.json there`);
       const head = serverViewHead(cfg, ckpt);
       const captured = readCapture(o.capture ?? join(o.run!, 'capture'));
-      const r = await invertActivations(cfg, head, captured, { ...DEFAULT_ATTACK, publicTokens: o.publicTokens, sigma: o.sigma ?? cfg.privacy.activation_noise.sigma, inverter: { ...DEFAULT_ATTACK.inverter, steps: o.steps } });
+      const r = await invertActivations(cfg, head, captured, { ...DEFAULT_ATTACK, publicTokens: o.publicTokens, sigma: o.sigma ?? cfg.privacy.activation_noise.sigma, relative: cfg.privacy.activation_noise.relative, inverter: { ...DEFAULT_ATTACK.inverter, steps: o.steps } });
       console.log(`head: ${r.head}`);
       console.log(`inverter: ${r.public_pairs} public pairs (noise sigma ${r.sigma}), final loss ${r.inverter_final_loss.toFixed(3)}`);
       console.log(`reconstruction of ${r.positions} positions in ${r.captured_steps} captured steps (h_A RMS ${r.activation_rms.toFixed(4)}): token accuracy ${r.token_accuracy.toFixed(3)}, ROUGE-L F1 ${r.rouge_l_f1.toFixed(3)}`);

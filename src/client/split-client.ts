@@ -23,7 +23,7 @@ import type { ClientRoundConfig } from '../federation/strategies/strategy.js';
 import { addProximalGradient } from '../federation/strategies/fedprox.js';
 import type { ScaffoldClient } from '../federation/strategies/scaffold.js';
 import { ClientParts } from './client-parts.js';
-import { ActivationNoise } from './activation-noise.js';
+import { ActivationNoise } from '../privacy/activation-noise.js';
 import type { Capture } from '../privacy/capture.js';
 import { secureUpload } from './secure-upload.js';
 import { HIDDEN_SUM_TENSOR } from '../federation/secure-aggregation.js';

@@ -14,7 +14,7 @@ import { describeConnectError } from '../security/tls.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import { tensor } from '../runtime/tensor.js';
 import { UserError } from '../util/errors.js';
-import { ActivationNoise } from './activation-noise.js';
+import { ActivationNoise } from '../privacy/activation-noise.js';
 import { connect } from './transport.js';
 import { DelayLine, type LinkModel } from './netem.js';
 

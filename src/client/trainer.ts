@@ -4,7 +4,7 @@ import { BatchStream } from '../data/batches.js';
 import type { Example } from '../data/examples.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import type { ModelConfig } from '../model/config.js';
-import type { ParamStore } from '../model/params.js';
+import { trainableData, type ParamStore } from '../model/params.js';
 import { PartExecutor } from '../training/part-executor.js';
 import { partOwns } from '../model/partition.js';
 import { createOptimizer, type Optimizer } from '../training/optimizer.js';
@@ -42,7 +42,7 @@ export function createTrainer(cfg: ExperimentConfig, train: Example[]): Trainer 
   const trainable = [...new Set([...head.trainable, ...tail.trainable])];
   return {
     cfg, config, store, tokenizer, head, tail,
-    params: new Map(trainable.map((n) => [n, store.get(n)!.data])),
+    params: new Map(trainable.map((n) => [n, trainableData(store.get(n)!, n)])),
     optimizer: createOptimizer(cfg.optimizer),
     stream: new BatchStream(train, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed),
     relay: cfg.federation.strategy.name === 'relay',

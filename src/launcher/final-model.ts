@@ -61,7 +61,7 @@ export function exportFinalModel(runDir: string): { hf?: string; adapter?: strin
  */
 export async function attackFinalRun(runDir: string, cfg: ExperimentConfig): Promise<AttackResult> {
   const head = serverViewHead(cfg, join(runDir, 'checkpoints', 'server', 'latest'));
-  const result = await invertActivations(cfg, head, readCapture(join(runDir, 'capture')), { ...DEFAULT_ATTACK, sigma: cfg.privacy.activation_noise.sigma });
+  const result = await invertActivations(cfg, head, readCapture(join(runDir, 'capture')), { ...DEFAULT_ATTACK, sigma: cfg.privacy.activation_noise.sigma, relative: cfg.privacy.activation_noise.relative });
   writeFileAtomic(join(runDir, 'attack.json'), JSON.stringify(result, null, 2));
   return result;
 }

@@ -14,6 +14,7 @@ import { rougeLF1 } from '../training/text-metrics.js';
 import { Rng } from '../util/rng.js';
 import type { CapturedStep } from './capture.js';
 import { DEFAULT_INVERTER, Inverter, type InverterOptions } from './inverter.js';
+import { ActivationNoise } from './activation-noise.js';
 
 /**
  * The honest-but-curious server's inversion attack (`flglm attack invert`), as a tool to test a
@@ -55,16 +56,19 @@ export interface AttackOptions {
   publicTokens: number;
   /** Noise the attacker adds to its own pairs (the plan's activation noise). */
   sigma: number;
+  /** sigma is a multiple of each h_A's RMS, as the clients' `activation_noise.relative` makes it. */
+  relative: boolean;
   inverter: InverterOptions;
   /** Reconstructions to show in the result. */
   samples: number;
 }
 
-export const DEFAULT_ATTACK: AttackOptions = { publicTokens: 60_000, sigma: 0, inverter: DEFAULT_INVERTER, samples: 3 };
+export const DEFAULT_ATTACK: AttackOptions = { publicTokens: 60_000, sigma: 0, relative: false, inverter: DEFAULT_INVERTER, samples: 3 };
 
 export interface AttackResult {
   head: string;
   sigma: number;
+  relative: boolean;
   public_pairs: number;
   inverter_final_loss: number;
   captured_steps: number;
@@ -94,23 +98,19 @@ function publicBatches(tok: Tokenizer, batch: number, seq: number, tokens: numbe
   return out;
 }
 
-function noisy(data: Float32Array, sigma: number, rng: Rng): Float32Array {
-  if (sigma <= 0) return data;
-  return Float32Array.from(data, (x) => x + sigma * rng.normal());
-}
-
 export async function invertActivations(cfg: ExperimentConfig, head: AttackerHead, captured: CapturedStep[], o: AttackOptions = DEFAULT_ATTACK): Promise<AttackResult> {
   const { batch_size: B, seq_len: S } = cfg.data;
   const d = head.config.hidden_size;
   const runtime = { threads: cfg.runtime.threads };
   const executor = new PartExecutor('head', head.config, cfg.split, peftOf(cfg), head.store, runtime, 'recompute');
-  const rng = new Rng(o.inverter.seed + 1);
+  // The same noise as the clients', absolute or relative to each batch's RMS (activation-noise.ts).
+  const noise = new ActivationNoise(o.sigma, false, o.inverter.seed + 1, 'attacker', o.relative);
   // Pairs from public text through the attacker's head.
   const batches = publicBatches(head.tokenizer, B, S, o.publicTokens, o.inverter.seed);
   const acts = new Float32Array(batches.length * B * S * d), ids = new Int32Array(batches.length * B * S);
   let count = 0;
   for (const b of batches) {
-    const hA = noisy((await executor.forward(tensor('int64', [B, S], b))).data as Float32Array, o.sigma, rng);
+    const hA = noise.apply(await executor.forward(tensor('int64', [B, S], b))).data as Float32Array;
     for (let p = 0; p < B * S; p++) {
       if (Number(b[p]) === head.tokenizer.pad) continue;
       acts.set(hA.subarray(p * d, (p + 1) * d), count * d);
@@ -146,7 +146,7 @@ export async function invertActivations(cfg: ExperimentConfig, head: AttackerHea
   await inverter.release();
   const tail = losses.slice(-20);
   return {
-    head: head.source, sigma: o.sigma, public_pairs: count, inverter_final_loss: tail.reduce((a, b) => a + b, 0) / tail.length,
+    head: head.source, sigma: o.sigma, relative: o.relative, public_pairs: count, inverter_final_loss: tail.reduce((a, b) => a + b, 0) / tail.length,
     captured_steps: captured.length, positions, token_accuracy: positions ? correct / positions : 0,
     rouge_l_f1: rouge.length ? rouge.reduce((a, b) => a + b, 0) / rouge.length : 0,
     activation_rms: Math.sqrt(sumSq / Math.max(1, values)), samples,

@@ -1,4 +1,4 @@
-import { ActivationNoise } from '../../src/client/activation-noise.js';
+import { ActivationNoise } from '../../src/privacy/activation-noise.js';
 import { config, federate } from '../helpers/federation.js';
 
 test('activation noise: N(0, sigma^2) on a copy, seeded per client; sigma 0 sends the tensor untouched', () => {

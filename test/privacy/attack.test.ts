@@ -9,7 +9,7 @@ import { ByteTokenizer } from '../../src/data/tokenizer.js';
 import { Capture, readCapture, type CapturedStep } from '../../src/privacy/capture.js';
 import { DEFAULT_ATTACK, invertActivations, serverViewHead } from '../../src/privacy/attack.js';
 import { PartExecutor } from '../../src/training/part-executor.js';
-import { ActivationNoise } from '../../src/client/activation-noise.js';
+import { ActivationNoise } from '../../src/privacy/activation-noise.js';
 
 // The inversion attack against a head the server knows (here: the initial weights, which a server
 // holds for a preset from the plan's seed), on h_A of real emails: it must read shallow activations
@@ -52,4 +52,16 @@ test('the attack reads shallow activations back and fails under heavy noise; cap
   // Noise at 20x the activations' scale leaves nothing to read (the attacker trains on it too).
   const drowned = await invertActivations(cfg, head, await capturedEmails(20 * open.activation_rms), { ...options, sigma: 20 * open.activation_rms });
   expect(drowned.token_accuracy).toBeLessThan(open.token_accuracy / 2);
+}, 120_000);
+
+test('with relative noise the attacker noises its pairs relative to their scale, as the clients do (not by sigma in absolute units)', async () => {
+  const clean = await capturedEmails(0);
+  const head = serverViewHead(cfg, null);
+  const open = await invertActivations(cfg, head, clean, options);
+  expect(open.activation_rms).toBeLessThan(0.2); // h_A is small here, so 0.5 absolute drowns it and 0.5 x RMS does not
+  const relative = await invertActivations(cfg, head, clean, { ...options, sigma: 0.5, relative: true });
+  const absolute = await invertActivations(cfg, head, clean, { ...options, sigma: 0.5, relative: false });
+  expect(relative.relative).toBe(true);
+  expect(relative.token_accuracy).toBeGreaterThan(open.token_accuracy / 2);
+  expect(absolute.token_accuracy).toBeLessThan(open.token_accuracy / 2);
 }, 120_000);
