@@ -172,8 +172,8 @@ if (rs && rs.results?.[0]?.rows) {
 }
 const ma = load('memory-arena');
 if (ma) {
-  out.push('### Peak memory against step time (`memory-arena`)', '', `\`${ma.command}\` — ${machine(ma)}`, '', `${ma.shape}; \`runtime.memory_arena\` on (ONNX Runtime's default) and off, one run each, one after the other.`, '',
-    '| runtime.memory_arena | s / step | peak RSS (MiB) |', '| --- | --- | --- |', ...ma.rows.map((r) => `| ${r.memory_arena} | ${r.seconds_per_step} (${r.gaps_s.join(', ')}) | ${r.peak_rss_mib} |`), '');
+  out.push('### Peak memory against step time (`memory-arena`)', '', `\`${ma.command}\` — ${machine(ma)}`, '', `${ma.shape}; frozen weights as float16 (\`model.frozen_dtype: auto\`, the checkpoint is BF16) or float32, \`runtime.memory_arena\` on (ONNX Runtime's default) and off; one run each, one after the other.`, '',
+    '| model.frozen_dtype | runtime.memory_arena | s / step | peak RSS (MiB) |', '| --- | --- | --- | --- |', ...ma.rows.map((r) => `| ${r.frozen_dtype ?? 'float32'} | ${r.memory_arena} | ${r.seconds_per_step} (${r.gaps_s.join(', ')}) | ${r.peak_rss_mib} |`), '');
 }
 const pre = load('pretrain');
 if (pre && pre.steps >= 100) {

@@ -24,7 +24,7 @@ export type WeightSelection = (config: ModelConfig) => (name: string) => boolean
  */
 export function resolveModel(cfg: ExperimentConfig, select?: WeightSelection): { config: ModelConfig; store: ParamStore; tokenizer: Tokenizer } {
   let config: ModelConfig, store: ParamStore;
-  if (cfg.model.hf_path) ({ config, store } = importHfFolder(cfg.model.hf_path, select));
+  if (cfg.model.hf_path) ({ config, store } = importHfFolder(cfg.model.hf_path, select, { frozen: { method: cfg.finetune.method, dtype: cfg.model.frozen_dtype } }));
   else {
     config = { ...PRESETS[cfg.model.preset], max_position_embeddings: Math.max(PRESETS[cfg.model.preset].max_position_embeddings, cfg.model.max_seq_len) };
     store = initParams(config, cfg.seed);

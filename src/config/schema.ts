@@ -1,4 +1,5 @@
 import { privacyProblems } from './privacy-rules.js';
+import { FROZEN_DTYPES } from '../model/frozen-dtype.js';
 import { z } from 'zod';
 import { TASKS } from '../data/examples.js';
 
@@ -30,6 +31,8 @@ export const modelSchema = z
     preset: z.enum(MODEL_PRESETS).default('small'),
     hf_path: z.string().nullable().default(null),
     max_seq_len: positiveInt.default(256),
+    /** Precision of frozen weights in memory with LoRA/prefix tuning (src/model/frozen-dtype.ts). */
+    frozen_dtype: z.enum(FROZEN_DTYPES).default('auto'),
   })
   .prefault({});
 

@@ -1,6 +1,7 @@
 import type { Node, Value } from './ir.js';
 import { add, expand, scalarLike } from './ops.js';
 import { gradientRule } from './grads/registry.js';
+import { rewidenInBackward } from './widen.js';
 import './grads/index.js';
 
 /**
@@ -74,5 +75,7 @@ export function gradients(outputs: Value[], seeds: (Value | null)[], wrt: Value[
       accumulate(inp, g);
     });
   }
-  return wrt.map(gradOf);
+  const grads = wrt.map(gradOf);
+  rewidenInBackward(graph, nodes.length); // frozen float16 weights: a late copy for the backward (widen.ts)
+  return grads;
 }

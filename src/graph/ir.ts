@@ -3,9 +3,10 @@
  * graph per (batch, sequence) shape, which keeps shape inference and broadcasting gradients exact
  * and lets ONNX Runtime plan memory once.
  */
-export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool';
+/** float16: frozen weights kept in half precision (graph inputs widened by a Cast, see graph-weights.ts). */
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool' | 'float16';
 export type Shape = readonly number[];
-export type TypedArrayOf = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+export type TypedArrayOf = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array;
 
 export type Attr =
   | { type: 'int'; value: number }
@@ -122,5 +123,6 @@ export function typedArrayFor(dtype: DType, n: number): TypedArrayOf {
     case 'int64': return new BigInt64Array(n);
     case 'int32': return new Int32Array(n);
     case 'bool': return new Uint8Array(n);
+    case 'float16': return new Uint16Array(n);
   }
 }

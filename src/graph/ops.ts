@@ -264,7 +264,7 @@ export function argMax(x: Value, axis = -1): Value {
   return x.graph.addNode('ArgMax', [x], [{ dtype: 'int64', shape: x.shape.filter((_, i) => i !== a) }], { axis: int(a), keepdims: int(0) })[0];
 }
 
-export const ONNX_DTYPE: Record<DType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float64: 11 };
+export const ONNX_DTYPE: Record<DType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 };
 
 /** Constant-mode Pad; `pads` is [begin_0..begin_n, end_0..end_n] as in ONNX. */
 export function pad(x: Value, pads: readonly number[]): Value {

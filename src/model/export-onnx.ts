@@ -19,7 +19,7 @@ export function exportOnnxDecoder(dir: string, config: ModelConfig, peft: PeftCo
   mkdirSync(dir, { recursive: true });
   const graph = buildDecode(config, peft, store, cacheLen, { part: 'full', split: { head_blocks: 0, tail_blocks: 0 }, batch: 1, frozen: 'initializer' });
   // Protobuf caps a message at 2 GiB: a real model's weights go to decoder.onnx.data (ONNX external data).
-  const weightBytes = [...store.values()].reduce((a, p) => a + p.data.byteLength, 0);
+  const weightBytes = [...store.values()].reduce((a, p) => a + 4 * (p.data ?? p.half).length, 0);
   const external = o.externalData ?? weightBytes > EXTERNAL_DATA_ABOVE;
   let bytes: number;
   if (external) {

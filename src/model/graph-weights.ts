@@ -1,6 +1,8 @@
-import type { Graph, Value } from '../graph/ir.js';
+import type { Graph, TensorData, Value } from '../graph/ir.js';
+import { cast } from '../graph/ops.js';
+import { markWidened } from '../graph/widen.js';
 import type { WeightLookup } from './llama.js';
-import type { ParamStore } from './weights.js';
+import { float32Of, type ParamStore, type StoredParam } from './weights.js';
 
 /**
  * How a graph gets its frozen weights:
@@ -32,10 +34,17 @@ export function graphWeights(g: Graph, store: ParamStore, owned: ReadonlySet<str
     if (!v) {
       const p = store.get(name);
       if (!p) throw new Error(`model has no parameter ${name}`);
-      v = frozen === 'input' ? g.input(name, 'float32', p.shape) : g.initializer(name, { dtype: 'float32', shape: p.shape, data: p.data });
+      if (frozen === 'initializer') v = g.initializer(name, { dtype: 'float32', shape: p.shape, data: float32Of(p) });
+      else if (p.half) v = markWidened(cast(g.input(name, 'float16', p.shape), 'float32'));
+      else v = g.input(name, 'float32', p.shape);
       values.set(name, v);
     }
     return v;
   };
   return { weight, has: (name) => owned.has(name), inputs };
+}
+
+/** A stored weight as the feed of its graph input: float32, or the float16 bits of a half weight (see weights.ts). */
+export function weightFeed(p: StoredParam): TensorData {
+  return p.half ? { dtype: 'float16', shape: p.shape, data: p.half } : { dtype: 'float32', shape: p.shape, data: p.data };
 }

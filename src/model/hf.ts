@@ -4,8 +4,9 @@ import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { ModelConfig } from './config.js';
 import { fromHfConfig, toHfConfig } from './hf-config.js';
-import { baseParamShapes, type ParamStore, type PeftConfig } from './params.js';
-import { SafetensorsFile, saveSafetensors, type NamedTensor, type StorageDtype } from './safetensors.js';
+import { baseParamShapes, trainableData, type FinetuneMethod, type ParamStore, type PeftConfig, type StoredParam } from './params.js';
+import { SafetensorsFile, saveSafetensors, type NamedTensor, type StorableTensor, type StorageDtype } from './safetensors.js';
+import { halfEligible, halfFrom, type FrozenDtype } from './frozen-dtype.js';
 import { copyModelAssets } from './assets.js';
 
 /**
@@ -17,11 +18,24 @@ function isLinear(name: string): boolean {
   return /_proj\.weight$/.test(name) || name === 'lm_head.weight';
 }
 
+function transposeArray<A extends Float32Array | Uint16Array>(a: A, r: number, c: number, out: A): A {
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = a[i * c + j];
+  return out;
+}
+
 function transpose2d(t: NamedTensor): NamedTensor {
   const [r, c] = t.shape;
-  const out = new Float32Array(r * c);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = t.data[i * c + j];
-  return { shape: [c, r], data: out };
+  return { shape: [c, r], data: transposeArray(t.data, r, c, new Float32Array(r * c)) };
+}
+
+function transposeStored(t: StoredParam): StoredParam {
+  const [r, c] = t.shape;
+  return t.half ? { shape: [c, r], half: transposeArray(t.half, r, c, new Uint16Array(r * c)) } : transpose2d(t);
+}
+
+export interface HfImportOptions {
+  /** Hold frozen linear weights in float16 (frozen-dtype.ts): the fine-tuning method and `model.frozen_dtype`. */
+  frozen?: { method: FinetuneMethod; dtype: FrozenDtype };
 }
 
 /**
@@ -29,7 +43,7 @@ function transpose2d(t: NamedTensor): NamedTensor {
  * reads only its own: the server's trunk, a client's head and tail); each is read from disk, widened
  * and transposed one at a time.
  */
-export function importHfFolder(dir: string, select?: (config: ModelConfig) => (name: string) => boolean): { config: ModelConfig; store: ParamStore } {
+export function importHfFolder(dir: string, select?: (config: ModelConfig) => (name: string) => boolean, o: HfImportOptions = {}): { config: ModelConfig; store: ParamStore } {
   const cfgPath = join(dir, 'config.json');
   if (!existsSync(cfgPath)) throw new UserError(`${dir}: no config.json; expected a Hugging Face model folder (config.json + *.safetensors)`);
   const config = fromHfConfig(JSON.parse(readFileSync(cfgPath, 'utf8')));
@@ -42,6 +56,7 @@ export function importHfFolder(dir: string, select?: (config: ModelConfig) => (n
   }
   const store: ParamStore = new Map();
   const keep = select?.(config) ?? (() => true);
+  const halfPolicy = o.frozen ? halfFrom(o.frozen.dtype) : null;
   for (const [name, shape] of baseParamShapes(config)) {
     const file = where.get(name);
     if (!file) throw new UserError(`${dir}: weight ${name} is missing from the safetensors files`);
@@ -49,8 +64,9 @@ export function importHfFolder(dir: string, select?: (config: ModelConfig) => (n
     const asFlglm = isLinear(name) && stored.length === 2 ? [stored[1], stored[0]] : stored;
     if (asFlglm.join() !== shape.join()) throw new UserError(`${dir}: weight ${name} has shape [${stored}], config.json implies [${isLinear(name) ? [shape[1], shape[0]] : shape}]`);
     if (!keep(name)) continue;
-    const t = file.read(name);
-    store.set(name, isLinear(name) ? transpose2d(t) : t);
+    const half = halfPolicy && halfEligible(name, o.frozen!.method) ? file.readHalf(name, halfPolicy.fromF32) : null;
+    const t: StoredParam = half ?? file.read(name);
+    store.set(name, isLinear(name) ? transposeStored(t) : t);
   }
   return { config, store };
 }
@@ -89,14 +105,14 @@ export function exportHfFolder(dir: string, config: ModelConfig, store: ParamSto
   const dtype = o.dtype ?? 'F32';
   const bytesPer = dtype === 'F32' ? 4 : 2;
   const maxShard = o.maxShardBytes ?? 2 ** 31;
-  const shards: Map<string, NamedTensor>[] = [new Map()];
+  const shards: Map<string, StorableTensor>[] = [new Map()];
   let size = 0, total = 0;
   for (const [name] of baseParamShapes(config)) {
     const t = store.get(name);
     if (!t) throw new UserError(`cannot export: the model has no ${name}`);
-    const bytes = t.data.length * bytesPer;
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * bytesPer;
     if (size > 0 && size + bytes > maxShard) { shards.push(new Map()); size = 0; }
-    shards[shards.length - 1].set(name, isLinear(name) ? transpose2d(t) : t);
+    shards[shards.length - 1].set(name, isLinear(name) ? transposeStored(t) : t);
     size += bytes;
     total += bytes;
   }
@@ -132,7 +148,7 @@ export function exportPeftAdapter(dir: string, config: ModelConfig, store: Param
     const m = /^(.*)\.lora_([AB])$/.exec(name);
     if (!m) continue;
     // PEFT stores lora_A as [r, in] and lora_B as [out, r] (nn.Linear layout).
-    out.set(`base_model.model.${m[1]}.lora_${m[2]}.weight`, transpose2d(t));
+    out.set(`base_model.model.${m[1]}.lora_${m[2]}.weight`, transpose2d({ shape: t.shape, data: trainableData(t, name) }));
   }
   mkdirSync(dir, { recursive: true });
   saveSafetensors(join(dir, 'adapter_model.safetensors'), out, { format: 'pt' });

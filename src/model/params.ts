@@ -2,10 +2,11 @@ import type { ModelConfig } from './config.js';
 import { headDim } from './config.js';
 import { Rng } from '../util/rng.js';
 import { familyOf } from './families/registry.js';
-import { LINEAR_NAMES, layerPrefix, type FinetuneMethod, type ParamStore, type PeftConfig } from './weights.js';
+import { LINEAR_NAMES, layerPrefix, type FinetuneMethod, type Param, type ParamStore, type PeftConfig } from './weights.js';
 
 export { LINEAR_NAMES, layerPrefix };
-export type { FinetuneMethod, LoraTarget, Param, ParamStore, PeftConfig } from './weights.js';
+export type { FinetuneMethod, HalfParam, LoraTarget, Param, ParamStore, PeftConfig, StoredParam } from './weights.js';
+export { asFloat32, copyParam, float32Of, trainableData } from './weights.js';
 
 /** Shapes of every base weight of the model's family, in the order a reader meets them. */
 export function baseParamShapes(c: ModelConfig): [string, number[]][] {
@@ -46,7 +47,7 @@ function initTensor(name: string, shape: number[], rng: Rng): Float32Array {
 }
 
 /** Random initial weights (GPT-2/LLaMA-style: N(0, 0.02), norms at 1). */
-export function initParams(c: ModelConfig, seed: number): ParamStore {
+export function initParams(c: ModelConfig, seed: number): Map<string, Param> {
   const rng = new Rng(seed);
   return new Map(baseParamShapes(c).map(([name, shape]) => [name, { shape, data: initTensor(name, shape, rng) }]));
 }

@@ -3,6 +3,7 @@ import { tensor, type TensorData } from '../runtime/tensor.js';
 import { headDim, type ModelConfig } from './config.js';
 import { buildDecode, buildPrefill, partOutputName, rowShape } from './decode-graphs.js';
 import { writeRotaryRow } from './llama.js';
+import { weightFeed } from './graph-weights.js';
 import type { ParamStore, PeftConfig } from './params.js';
 import { partSpan, type PartName, type SplitPoints } from './partition.js';
 
@@ -90,7 +91,7 @@ export class PartDecoder {
   private async run(session: CompiledGraph, feeds: Record<string, TensorData>): Promise<Record<string, TensorData>> {
     for (const spec of session.inputs) {
       const p = feeds[spec.name] ? undefined : this.store.get(spec.name);
-      if (p) feeds[spec.name] = { dtype: 'float32', shape: p.shape, data: p.data };
+      if (p) feeds[spec.name] = weightFeed(p);
     }
     return session.run(feeds);
   }

@@ -1,17 +1,25 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { writeChunksAtomic } from '../util/atomic-write.js';
-import { floatToBf16, floatToHalf, halfToFloat } from '../util/half.js';
+import { floatToBf16, floatToHalf, halfToFloat, halvesToFloats } from '../util/half.js';
+import type { HalfParam } from './weights.js';
+import { toHalfBits } from './frozen-dtype.js';
 
 /** safetensors: 8-byte little-endian header length, JSON header, raw little-endian tensor bytes. */
 export interface NamedTensor {
   shape: number[];
   data: Float32Array;
+  half?: undefined;
 }
 
 /** Storage dtypes flglm writes: F32 as trained, or F16 / BF16 (round to nearest even) to halve the files. */
 export type StorageDtype = 'F32' | 'F16' | 'BF16';
-function encodeData(data: Float32Array, dtype: StorageDtype): Uint8Array {
+/** What can be written: float32 tensors, and frozen weights held in float16 (written as they are for F16). */
+export type StorableTensor = NamedTensor | HalfParam;
+
+function encodeData(t: StorableTensor, dtype: StorageDtype): Uint8Array {
+  if (t.half && dtype === 'F16') return new Uint8Array(t.half.buffer, t.half.byteOffset, t.half.byteLength);
+  const data = t.data ?? halvesToFloats(t.half!);
   if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint16Array(data.length);
   const conv = dtype === 'F16' ? floatToHalf : floatToBf16;
@@ -20,13 +28,13 @@ function encodeData(data: Float32Array, dtype: StorageDtype): Uint8Array {
 }
 
 /** The file as a header followed by each tensor's bytes, encoded one tensor at a time. */
-function* safetensorsChunks(tensors: Map<string, NamedTensor>, metadata: Record<string, string>, dtype: StorageDtype): Generator<Uint8Array> {
+function* safetensorsChunks(tensors: Map<string, StorableTensor>, metadata: Record<string, string>, dtype: StorageDtype): Generator<Uint8Array> {
   const header: Record<string, unknown> = { __metadata__: metadata };
   const bytesPer = dtype === 'F32' ? 4 : 2;
   const names = [...tensors.keys()].sort();
   let offset = 0;
   for (const name of names) {
-    const size = tensors.get(name)!.data.length * bytesPer;
+    const size = tensors.get(name)!.shape.reduce((a, b) => a * b, 1) * bytesPer;
     header[name] = { dtype, shape: tensors.get(name)!.shape, data_offsets: [offset, offset + size] };
     offset += size;
   }
@@ -37,10 +45,10 @@ function* safetensorsChunks(tensors: Map<string, NamedTensor>, metadata: Record<
   new DataView(prefix.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   prefix.set(headerBytes, 8);
   yield prefix;
-  for (const name of names) yield encodeData(tensors.get(name)!.data, dtype);
+  for (const name of names) yield encodeData(tensors.get(name)!, dtype);
 }
 
-export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata: Record<string, string> = {}, dtype: StorageDtype = 'F32'): Uint8Array {
+export function encodeSafetensors(tensors: Map<string, StorableTensor>, metadata: Record<string, string> = {}, dtype: StorageDtype = 'F32'): Uint8Array {
   const chunks = [...safetensorsChunks(tensors, metadata, dtype)];
   const out = new Uint8Array(chunks.reduce((a, c) => a + c.byteLength, 0));
   let pos = 0;
@@ -130,6 +138,28 @@ export class SafetensorsFile {
   read(name: string): NamedTensor {
     const info = this.entries.get(name);
     if (!info) throw new Error(`${this.path} has no tensor ${name}`);
+    return decodeData(this.bytes(name, info), info, name, this.path);
+  }
+
+  /** The stored dtype of a tensor (F32, F16, BF16, ...), from the header alone. */
+  dtypeOf(name: string): string | undefined {
+    return this.entries.get(name)?.dtype;
+  }
+
+  /**
+   * A tensor as float16 bits (see frozen-dtype.ts for what is exact), or null where float16 cannot
+   * hold it (a value beyond ±65504) or the file stores another dtype than F16/BF16 and `fromF32` is off.
+   */
+  readHalf(name: string, fromF32 = false): HalfParam | null {
+    const info = this.entries.get(name);
+    if (!info) throw new Error(`${this.path} has no tensor ${name}`);
+    if (info.dtype !== 'F16' && info.dtype !== 'BF16' && !(fromF32 && info.dtype === 'F32')) return null;
+    const raw = this.bytes(name, info);
+    const half = toHalfBits(raw, info.dtype as 'F32' | 'F16' | 'BF16');
+    return half ? { shape: info.shape, half } : null;
+  }
+
+  private bytes(name: string, info: HeaderEntry): Buffer {
     const [a, b] = info.data_offsets;
     const raw = Buffer.alloc(b - a);
     const fd = openSync(this.path, 'r');
@@ -142,12 +172,12 @@ export class SafetensorsFile {
     } finally {
       closeSync(fd);
     }
-    return decodeData(raw, info, name, this.path);
+    return raw;
   }
 }
 
 /** Write a safetensors file atomically, tensor by tensor (no whole-file copy in memory). */
-export function saveSafetensors(path: string, tensors: Map<string, NamedTensor>, metadata: Record<string, string> = {}, dtype: StorageDtype = 'F32'): void {
+export function saveSafetensors(path: string, tensors: Map<string, StorableTensor>, metadata: Record<string, string> = {}, dtype: StorageDtype = 'F32'): void {
   writeChunksAtomic(path, safetensorsChunks(tensors, metadata, dtype));
 }
 

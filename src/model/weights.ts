@@ -1,11 +1,45 @@
 // Names and types of model weights: the leaf every model module shares.
+import { halvesToFloats } from '../util/half.js';
 
 /** A named fp32 tensor of model weights (layout [in, out] for linear layers, as MatMul wants). */
 export interface Param {
   shape: number[];
   data: Float32Array;
+  half?: undefined;
 }
-export type ParamStore = Map<string, Param>;
+/**
+ * A frozen weight kept as IEEE float16 bits (`model.frozen_dtype`, see frozen-dtype.ts): half the
+ * memory, widened to float32 inside the graphs that use it. It has no `data`, so code that needs
+ * float32 values must ask for them (`float32Of`) instead of reading 16-bit words as numbers.
+ */
+export interface HalfParam {
+  shape: number[];
+  half: Uint16Array;
+  data?: undefined;
+}
+export type StoredParam = Param | HalfParam;
+export type ParamStore = Map<string, StoredParam>;
+
+/** A weight's values as float32: the stored array itself, or a widened copy of a float16 weight. */
+export function float32Of(p: StoredParam): Float32Array {
+  return p.data ?? halvesToFloats(p.half);
+}
+
+/** A weight as float32 (a float16 one widened into a new Param). */
+export function asFloat32(p: StoredParam): Param {
+  return p.data ? p : { shape: p.shape, data: halvesToFloats(p.half) };
+}
+
+/** A private copy of a stored weight, in the precision it is stored in. */
+export function copyParam(p: StoredParam): StoredParam {
+  return p.half ? { shape: [...p.shape], half: p.half.slice() } : { shape: [...p.shape], data: p.data.slice() };
+}
+
+/** The float32 array a trainable weight is updated in place through (a float16 weight never trains). */
+export function trainableData(p: StoredParam, name: string): Float32Array {
+  if (!p.data) throw new Error(`${name} is held in float16 as a frozen weight, but it trains`);
+  return p.data;
+}
 
 export type FinetuneMethod = 'full' | 'lora' | 'prefix';
 export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';

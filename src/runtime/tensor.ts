@@ -22,6 +22,7 @@ export function dtypeOfArray(a: TypedArrayOf): DType {
   if (a instanceof Float64Array) return 'float64';
   if (a instanceof BigInt64Array) return 'int64';
   if (a instanceof Int32Array) return 'int32';
+  if (a instanceof Uint16Array) return 'float16';
   return 'bool';
 }
 

@@ -2,7 +2,7 @@ import type { ExperimentConfig } from '../config/schema.js';
 import { splitOptimizerState, withOptimizerState } from '../federation/optimizer-handoff.js';
 import { averageUpdates, type ClientPartSpec, type ClientUpdate, type Params, type Strategy } from '../federation/strategies/strategy.js';
 import { isDeltaEncoded, quantizeDelta, rebuiltParams } from '../federation/update-encoding.js';
-import type { ParamStore } from '../model/params.js';
+import { trainableData, type ParamStore } from '../model/params.js';
 
 /**
  * A round's client updates -> the next global client parts: the strategy's aggregate, and with
@@ -24,7 +24,7 @@ export class RoundAggregator {
    * scaffold: delta c_i) and averaged moments. `store` holds the initial parts (float16-delta's first base).
    */
   uploadSpec(parts: ClientPartSpec, store: ParamStore): ClientPartSpec {
-    if (isDeltaEncoded(this.cfg.federation.update_encoding)) this.initialParts = new Map([...parts.keys()].map((n) => [n, Float32Array.from(store.get(n)!.data)]));
+    if (isDeltaEncoded(this.cfg.federation.update_encoding)) this.initialParts = new Map([...parts.keys()].map((n) => [n, Float32Array.from(trainableData(store.get(n)!, n))]));
     const spec = this.strategy.uploadSpec?.(parts, this.cfg.optimizer) ?? parts;
     return this.averagesOptimizer ? withOptimizerState(spec, this.cfg.optimizer) : spec;
   }

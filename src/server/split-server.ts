@@ -14,7 +14,6 @@ import { clientPartSpec, clientPlan, serverWeights } from './client-update.js';
 import { loadServerCheckpoint, saveServerCheckpoint, trunkLeftInBase } from './server-checkpoint.js';
 import { summarizeEvals, trafficMeter, type EvalMetrics, type EvalResult, type RoundRecord, type ServerSummary } from './records.js';
 import type { ModelConfig } from '../model/config.js';
-import type { NamedTensor } from '../model/safetensors.js';
 import { UserError } from '../util/errors.js';
 import type { Log } from '../util/logger.js';
 import type { Participant } from './participant.js';
@@ -125,7 +124,7 @@ export class SplitServer {
     }
     // Several trunk replicas are averaged like client parts, and FedProx pulls them back the same way.
     const proximalMu = this.runner.replicaCount(this.cfg) > 1 ? this.strategy.configureClient(0).proximal_mu ?? 0 : 0;
-    this.pool = new TrunkPool(this.cfg, { model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false, arena: this.cfg.runtime.memory_arena }, params: [...store].filter(([n]) => trunkNames.has(n)) as [string, NamedTensor][], proximalMu });
+    this.pool = new TrunkPool(this.cfg, { model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false, arena: this.cfg.runtime.memory_arena }, params: [...store].filter(([n]) => trunkNames.has(n)), proximalMu });
     if (resumedSteps) this.pool.trunkSteps = resumedSteps;
     this.pool.startLocal(this.runner.replicaCount(this.cfg), optimizerState);
   }

@@ -8,9 +8,10 @@ import { RemoteReplica } from './remote-replica.js';
 import type { Replica } from './replica.js';
 import { TrunkReplica } from './trunk-replica.js';
 import type { TrunkWorkerInit } from './trunk-worker.js';
+import { copyParam, type StoredParam } from '../model/params.js';
 
 /** The array is the whole of its buffer, so handing the buffer to a worker hands over nothing else. */
-function ownsBuffer(a: Float32Array): boolean {
+function ownsBuffer(a: Float32Array | Uint16Array): boolean {
   return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !(a.buffer instanceof SharedArrayBuffer);
 }
 
@@ -36,8 +37,8 @@ export class TrunkPool {
   startLocal(count: number, optimizerState?: OptimizerState): void {
     for (let i = 0; i < count; i++) {
       const last = i === count - 1;
-      const params = this.init.params.map(([n, t]): [string, { shape: number[]; data: Float32Array }] => [n, { shape: t.shape, data: last && ownsBuffer(t.data) ? t.data : Float32Array.from(t.data) }]);
-      const transfer = last ? [...new Set(params.map(([, t]) => t.data.buffer as ArrayBuffer))] : [];
+      const params = this.init.params.map(([n, t]): [string, StoredParam] => [n, last && ownsBuffer(t.data ?? t.half) ? t : copyParam(t)]);
+      const transfer = last ? [...new Set(params.map(([, t]) => (t.data ?? t.half).buffer as ArrayBuffer))] : [];
       this.replicas.push(new TrunkReplica(i, { ...this.init, params, optimizerState }, transfer));
     }
     this.init.params = [];

@@ -3,7 +3,7 @@ import { PartExecutor, type DropoutMasks } from '../training/part-executor.js';
 import { clipAndApply, createOptimizer, globalNorm, type OptimizerConfig, type OptimizerState } from '../training/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
 import { addProximalGradient } from '../federation/strategies/fedprox.js';
-import type { ParamStore, PeftConfig } from '../model/params.js';
+import { float32Of, trainableData, type ParamStore, type PeftConfig, type StoredParam } from '../model/params.js';
 import type { SplitPoints } from '../model/partition.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import type { TensorData } from '../runtime/tensor.js';
@@ -16,7 +16,8 @@ export interface TrunkWorkerInit {
   peft: PeftConfig;
   optimizer: OptimizerConfig;
   runtime: RuntimeOptions;
-  params: [string, { shape: number[]; data: Float32Array }][];
+  /** Its weights: trainable ones float32, frozen ones float32 or float16 (weights.ts). */
+  params: [string, StoredParam][];
   optimizerState?: OptimizerState;
   /**
    * FedProx on trunk replicas (hierarchical mode with strategy fedprox): mu (w - w_round) pulls
@@ -39,7 +40,7 @@ if (init.optimizerState) optimizer.load(init.optimizerState);
 const saved = new Map<string, { hA: TensorData; masks: DropoutMasks }>();
 /** Gradients of a backward waiting for their `apply` (keyed like the saved activations). */
 const pending = new Map<string, Map<string, Float32Array>>();
-const trainable = () => new Map(trunk.trainable.map((n) => [n, store.get(n)!.data]));
+const trainable = () => new Map(trunk.trainable.map((n) => [n, trainableData(store.get(n)!, n)]));
 /** The trunk this round started from (FedProx's anchor), refreshed when averaged parameters arrive. */
 const snapshot = () => new Map([...trainable()].map(([n, d]) => [n, d.slice()]));
 let anchor = init.proximalMu ? snapshot() : null;
@@ -85,14 +86,15 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
   setParams({ params }) {
     for (const [n, d] of params) {
       const t = store.get(n)!;
-      if (d.length !== t.data.length) throw new Error(`setParams: ${n} has ${d.length} values, expected ${t.data.length}`);
+      const current = trainableData(t, n);
+      if (d.length !== current.length) throw new Error(`setParams: ${n} has ${d.length} values, expected ${current.length}`);
       // Shared memory (TrunkPool.average) is every replica's: take a private copy of it.
-      store.set(n, { ...t, data: d.buffer instanceof SharedArrayBuffer ? d.slice() : d });
+      store.set(n, { shape: t.shape, data: d.buffer instanceof SharedArrayBuffer ? d.slice() : d });
     }
     if (anchor) anchor = snapshot();
     return { result: null };
   },
-  getState: ({ frozen }) => ({ result: { optimizer: optimizer.state(), params: [...store].filter(([n]) => frozen || trunk.trainable.includes(n)).map(([n, p]) => [n, { shape: p.shape, data: Float32Array.from(p.data) }]) } }),
+  getState: ({ frozen }) => ({ result: { optimizer: optimizer.state(), params: [...store].filter(([n]) => frozen || trunk.trainable.includes(n)).map(([n, p]) => [n, { shape: p.shape, data: p.data ? Float32Array.from(p.data) : float32Of(p) }]) } }),
 };
 
 let queue = Promise.resolve();

@@ -4,6 +4,7 @@ import { BatchStream, evalBatches } from '../data/batches.js';
 import { isPromptExample } from '../data/examples.js';
 import { saveCheckpoint } from './checkpoint.js';
 import { PartExecutor } from './part-executor.js';
+import { trainableData } from '../model/params.js';
 import { clipAndApply, createOptimizer, globalNorm, GradientAccumulator, learningRate } from './optimizer.js';
 import { evaluateBatches, type EvalMetrics } from './evaluate.js';
 import { Progress } from '../report/progress.js';
@@ -52,7 +53,7 @@ export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedO
   const optimizer = createOptimizer(cfg.optimizer);
   const accumulator = new GradientAccumulator();
   const stream = new BatchStream(union, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed);
-  const params = new Map(model.trainable.map((n) => [n, store.get(n)!.data]));
+  const params = new Map(model.trainable.map((n) => [n, trainableData(store.get(n)!, n)]));
   const progress = new Progress('train', steps, process.stderr, opts.quiet);
 
   const evalSet = evalBatches(data.test, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.eval.max_batches);

@@ -4,6 +4,7 @@ import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
 import { buildPartProgram, gradName, trainableNames, type PartName, type ProgramKind, type SplitPoints } from '../model/partition.js';
 import { cutAtUpstream } from '../graph/cut.js';
+import { weightFeed } from '../model/graph-weights.js';
 import { Rng } from '../util/rng.js';
 
 /**
@@ -105,7 +106,7 @@ export class PartExecutor {
   /** Trainable and frozen weights alike are graph inputs, read from the store at every run (see graph-weights.ts). */
   private paramFeed(name: string): TensorData | undefined {
     const p = this.store.get(name);
-    return p ? { dtype: 'float32', shape: p.shape, data: p.data } : undefined;
+    return p ? weightFeed(p) : undefined;
   }
 
   private dims(input: TensorData): [number, number] {

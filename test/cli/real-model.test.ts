@@ -16,7 +16,8 @@ test('HF folder in -> federated LoRA (flglm run) -> HF folder + PEFT adapter out
   const root = mkdtempSync(join(tmpdir(), 'flglm-real-'));
   const base = join(root, 'qwen3-tiny');
   const config: ModelConfig = { ...PRESETS.tiny, model_type: 'qwen3', vocab_size: 151936, head_dim: 16, tie_word_embeddings: true, rms_norm_eps: 1e-6, rope_theta: 1e6, max_position_embeddings: 512 };
-  exportHfFolder(base, config, initParams(config, 7), { assetsFrom: QWEN3_TOKENIZER });
+  // Stored BF16 like real checkpoints: server and clients train with their frozen weights in float16 (model.frozen_dtype: auto).
+  exportHfFolder(base, config, initParams(config, 7), { assetsFrom: QWEN3_TOKENIZER, dtype: 'BF16' });
   const tok = HfTokenizer.fromFolder(base);
   expect(tok.vocabSize).toBeGreaterThan(151000);
 

@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import { trainableData } from '../../src/model/params.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keygen } from '../../src/security/pki.js';
@@ -72,7 +73,7 @@ eval: {max_batches: 1}
     const full = new PartExecutor('full', model, cfg.split, peftOf(cfg), store, { threads: 1 });
     const streams = data.silos.map((silo) => new BatchStream(silo, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed));
     const sgd = createOptimizer(cfg.optimizer);
-    const params = new Map(full.trainable.map((n) => [n, store.get(n)!.data]));
+    const params = new Map(full.trainable.map((n) => [n, trainableData(store.get(n)!, n)]));
     for (let step = 0; step < cfg.federation.rounds; step++) {
       const batches = streams.map((s) => s.next());
       const ids = batches.flatMap((b) => Array.from(b.tokens.data as BigInt64Array, Number));

@@ -1,4 +1,5 @@
 import { SplitServer } from '../../src/server/split-server.js';
+import { trainableData } from '../../src/model/params.js';
 import { startTransport } from '../../src/server/transport.js';
 import { runClient } from '../../src/client/split-client.js';
 import { peftOf, resolveData, resolveModel } from '../../src/config/experiment.js';
@@ -41,7 +42,7 @@ security: {tls: false, payload_encryption: false}
   const { config: model, store, tokenizer } = resolveModel(cfg);
   const full = new PartExecutor('full', model, cfg.split, peftOf(cfg), store, { threads: 1 });
   const optimizer = createOptimizer(cfg.optimizer);
-  const params = new Map(full.trainable.map((n) => [n, store.get(n)!.data]));
+  const params = new Map(full.trainable.map((n) => [n, trainableData(store.get(n)!, n)]));
   const streams = new Map(CLIENT_IDS.slice(0, 3).map((id, i) => [`insecure-${id}`, new BatchStream(data.silos[i], tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed)]));
   try {
     for (let k = 0; k < steps.length; k++) {

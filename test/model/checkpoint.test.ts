@@ -2,7 +2,7 @@ import { mkdtempSync, existsSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PRESETS } from '../../src/model/config.js';
-import { addPeftParams, initParams } from '../../src/model/params.js';
+import { addPeftParams, float32Of, initParams } from '../../src/model/params.js';
 import { exportHfFolder } from '../../src/model/hf.js';
 import { loadSafetensors } from '../../src/model/safetensors.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/training/checkpoint.js';
@@ -20,7 +20,7 @@ describe('checkpoints', () => {
     saveCheckpoint(dir, store, { model: PRESETS.tiny, peft, step: 7, rng: [1, 2, 3, 4], data: { epoch: 2 } }, opt.state());
     const back = loadCheckpoint(dir);
     expect(back.meta).toMatchObject({ step: 7, rng: [1, 2, 3, 4], data: { epoch: 2 }, optimizer: { name: 'adamw', step: 1 } });
-    for (const [n, p] of store) expect(Array.from(back.store.get(n)!.data)).toEqual(Array.from(p.data));
+    for (const [n, p] of store) expect(Array.from(float32Of(back.store.get(n)!))).toEqual(Array.from(p.data));
     const restored = new AdamW(opt.config);
     restored.load(back.optimizer!);
     expect(Array.from(restored.state().slots['model.norm.weight'][1])).toEqual(Array.from(opt.state().slots['model.norm.weight'][1]));
@@ -53,7 +53,7 @@ describe('checkpoints', () => {
     const back = loadCheckpoint(dir);
     expect(back.meta.frozen!.from).toBe(base);
     expect([...back.store.keys()].sort()).toEqual([...store.keys()].sort());
-    for (const [n, p] of store) expect(Array.from(back.store.get(n)!.data)).toEqual(Array.from(p.data));
+    for (const [n, p] of store) expect(Array.from(float32Of(back.store.get(n)!))).toEqual(Array.from(p.data));
     // Without its base the checkpoint says what it needs, and where.
     rmSync(base, { recursive: true });
     expect(() => loadCheckpoint(dir)).toThrow(`${dir} stores only the weights that trained (lora); its ${store.size - written.size} frozen weights come from the base model ${base}, which is not there`);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PRESETS, type ModelConfig } from '../../src/model/config.js';
 import { toHfConfig } from '../../src/model/hf-config.js';
-import { addPeftParams, initParams, baseParamShapes, type PeftConfig } from '../../src/model/params.js';
+import { addPeftParams, float32Of, initParams, baseParamShapes, type ParamStore, type PeftConfig } from '../../src/model/params.js';
 import { exportHfFolder, exportPeftAdapter, importHfFolder } from '../../src/model/hf.js';
 import { decodeSafetensors, encodeSafetensors, loadSafetensors } from '../../src/model/safetensors.js';
 import { PartExecutor } from '../../src/training/part-executor.js';
@@ -14,7 +14,7 @@ const dir = () => mkdtempSync(join(tmpdir(), 'flglm-hf-'));
 const split = { head_blocks: 1, tail_blocks: 1 };
 const full: PeftConfig = { method: 'full', lora: { rank: 4, alpha: 8, dropout: 0, targets: ['q', 'v'] }, prefix: { length: 2 } };
 
-async function logits(config: ModelConfig, store: ReturnType<typeof initParams>) {
+async function logits(config: ModelConfig, store: ParamStore) {
   const ex = new PartExecutor('full', config, split, full, store, { threads: 1 });
   const r = await ex.evaluate(tensor('int64', [1, 8], [1, 2, 3, 4, 5, 6, 7, 8]), tensor('int64', [8], [2, 3, 4, 5, 6, 7, 8, 9]));
   await ex.release();
@@ -36,7 +36,7 @@ describe('Hugging Face folders', () => {
     expect(raw.get('model.layers.0.self_attn.k_proj.weight')!.shape).toEqual([config.num_key_value_heads * 8, config.hidden_size]);
     const back = importHfFolder(out);
     expect(back.config).toEqual(config);
-    for (const [name] of baseParamShapes(config)) expect(Buffer.from(back.store.get(name)!.data.buffer).equals(Buffer.from(store.get(name)!.data.buffer))).toBe(true);
+    for (const [name] of baseParamShapes(config)) expect(Buffer.from(float32Of(back.store.get(name)!).buffer).equals(Buffer.from(store.get(name)!.data.buffer))).toBe(true);
     const a = await logits(config, store);
     const b = await logits(back.config, back.store);
     expect(b.loss).toBe(a.loss);
