@@ -52,6 +52,8 @@ export class SplitStepper implements Stepper {
   private caches: { head: KvStore; tail: KvStore } | null = null;
   private noise: ActivationNoise | null = null;
   private step = 0;
+  /** Largest message this client sends: the server's federation.chunk_bytes, from its `opened` reply. */
+  chunkBytes = DEFAULT_CHUNK_BYTES;
 
   constructor(private readonly o: SplitGenerateOptions) {
     this.cacheLen = Math.min(o.config.max_position_embeddings, o.promptLen + o.maxNewTokens);
@@ -62,7 +64,7 @@ export class SplitStepper implements Stepper {
   get vocab(): number { return this.o.config.vocab_size; }
 
   private send(m: GenerateUpOut): void {
-    for (const part of chunkMessage(m, DEFAULT_CHUNK_BYTES)) {
+    for (const part of chunkMessage(m, this.chunkBytes)) {
       this.o.timings && (this.o.timings.bytes_up += (part.step?.tensor?.data as Uint8Array | undefined)?.byteLength ?? 0);
       this.call!.write(part);
     }
@@ -104,6 +106,8 @@ export class SplitStepper implements Stepper {
     const channel = opened.wrappedKey.length && this.o.kit ? new PayloadChannel(unwrapRoundKey(opened.wrappedKey, readPrivateKey(join(this.o.kit, 'payload.key'))), 'up') : null;
     this.ctx = (step) => ({ clientId: conn.clientId, keyId: opened.keyId, round: 0, step, channel, activations: 'float32' });
     if (opened.noiseSigma > 0) this.noise = new ActivationNoise(opened.noiseSigma, false, Date.now() >>> 0, conn.clientId, opened.noiseRelative);
+    // The server takes no message over its chunk_bytes (and framing): send in its parts (older servers: the default).
+    this.chunkBytes = opened.chunkBytes || DEFAULT_CHUNK_BYTES;
     const split = { head_blocks: opened.headBlocks, tail_blocks: opened.tailBlocks };
     const need = [`model.layers.${split.head_blocks - 1}.input_layernorm.weight`, `model.layers.${c.num_hidden_layers - split.tail_blocks}.input_layernorm.weight`];
     if (need.some((n) => !this.o.store.has(n))) throw new UserError(`the server's trunk was trained with split ${split.head_blocks} | ${c.num_hidden_layers - split.head_blocks - split.tail_blocks} | ${split.tail_blocks}, and this client checkpoint does not hold those head and tail layers. Fix: use a client checkpoint of the same run`);

@@ -19,7 +19,7 @@ import { PROTOCOL_VERSION, type GenerateDown } from '../../src/protocol/messages
 // exactly the merged model's, for LoRA and full fine-tuning, alone and with sessions batched together.
 const config = { ...PRESETS.tiny };
 const split = { head_blocks: 1, tail_blocks: 1 };
-const cfgFor = (method: 'full' | 'lora') => parseConfig(`model: {preset: tiny}\nsplit: {head_blocks: 1, tail_blocks: 1}\nfinetune: {method: ${method}, lora: {rank: 4, alpha: 8, targets: [q, v]}}\nruntime: {threads: 1}\n`);
+const cfgFor = (method: 'full' | 'lora', extra = '') => parseConfig(`model: {preset: tiny}\nsplit: {head_blocks: 1, tail_blocks: 1}\nfinetune: {method: ${method}, lora: {rank: 4, alpha: 8, targets: [q, v]}}\nruntime: {threads: 1}\n${extra}`);
 const peftFor = (method: 'full' | 'lora'): PeftConfig => ({ method, lora: { rank: 4, alpha: 8, dropout: 0, targets: ['q', 'v'] }, prefix: { length: 2 } });
 
 function model(method: 'full' | 'lora') {
@@ -38,11 +38,11 @@ beforeAll(() => {
   keygen({ out: pki, clients: ['alice', 'bob', 'carol'], serverName: 'localhost', serverIps: ['127.0.0.1'], days: 1, keyBits: 2048 });
 });
 
-async function serving(method: 'full' | 'lora', trunk: ReturnType<typeof model>['trunk'], limits: Partial<ServeLimits> = {}) {
+async function serving(method: 'full' | 'lora', trunk: ReturnType<typeof model>['trunk'], limits: Partial<ServeLimits> = {}, extraConfig = '') {
   const revocation = new RevocationChecker(join(pki, 'server', 'revoked.json'));
   const events: Record<string, unknown>[] = [];
   const log = (_message: string, fields?: Record<string, unknown>) => { if (fields) events.push(fields); };
-  const server = await TrunkServer.start({ cfg: cfgFor(method), model: config, params: trunk, kit: join(pki, 'server'), revocation, limits: { ...DEFAULT_SERVE_LIMITS, cacheLen: 64, ...limits }, log });
+  const server = await TrunkServer.start({ cfg: cfgFor(method, extraConfig), model: config, params: trunk, kit: join(pki, 'server'), revocation, limits: { ...DEFAULT_SERVE_LIMITS, cacheLen: 64, ...limits }, log });
   const transport = await startTransport({ kit: join(pki, 'server'), port: 0, revocation, onGenerate: server.onGenerate });
   return { server, events, target: `127.0.0.1:${transport.port}`, close: async () => { await transport.close(); await server.close(); } };
 }
@@ -82,6 +82,21 @@ describe('split generation', () => {
       expect(idle.at(-1)!.batches as number).toBeLessThan(21);
       expect(idle.at(-1)!.decode_s as number).toBeGreaterThan(0);
       expect(s.server.busyPeriod).toMatchObject({ sessions: 0, rows: 0 });
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  test('the client sends in the server\'s chunk_bytes (from its opened reply): a prefill larger than that arrives in parts and decodes the same tokens', async () => {
+    const m = model('full');
+    const local = await generate(config, peftFor('full'), m.store, prompts[0], greedy, { threads: 1 });
+    const chunk = 256;
+    expect(4 * config.hidden_size * prompts[0].length).toBeGreaterThan(2 * chunk); // the prefill's h_A needs parts
+    const s = await serving('full', m.trunk, {}, `federation: {chunk_bytes: ${chunk}}\n`);
+    try {
+      const st = stepper(s.target, 'alice', m.client, 'full', 1, prompts[0].length);
+      expect(await generateWith(st, [prompts[0]], greedy).finally(() => st.release())).toEqual([local]);
+      expect(st.chunkBytes).toBe(chunk);
     } finally {
       await s.close();
     }

@@ -178,7 +178,7 @@ export class TrunkServer {
     }
     const ctx = (step: number): TensorContext => ({ clientId: peer.clientId, keyId, round: 0, step, channel, activations: 'float32' });
     const noise = cfg.privacy.activation_noise;
-    send({ opened: { sessionId: id, keyId, wrappedKey: wrapped, cacheLen: limits.cacheLen, noiseSigma: noise.sigma, noiseRelative: noise.relative, headBlocks: cfg.split.head_blocks, tailBlocks: cfg.split.tail_blocks } });
+    send({ opened: { sessionId: id, keyId, wrappedKey: wrapped, cacheLen: limits.cacheLen, noiseSigma: noise.sigma, noiseRelative: noise.relative, headBlocks: cfg.split.head_blocks, tailBlocks: cfg.split.tail_blocks, chunkBytes: cfg.federation.chunk_bytes } });
     const D = model.hidden_size;
     const positions = [...open.lengths];
     for (let step = 0; ; step++) {

@@ -5,6 +5,7 @@
 /**
  * noise_*: the plan's privacy.activation_noise, which the client applies to what it sends.
  * head_blocks, tail_blocks: the split the trunk was trained with (the client checks its checkpoint against it).
+ * chunk_bytes: the server's federation.chunk_bytes; the client sends no message larger (tensors go in parts).
  */
 export interface GenerateOpened {
   'sessionId'?: (string);
@@ -15,11 +16,13 @@ export interface GenerateOpened {
   'noiseRelative'?: (boolean);
   'headBlocks'?: (number);
   'tailBlocks'?: (number);
+  'chunkBytes'?: (number);
 }
 
 /**
  * noise_*: the plan's privacy.activation_noise, which the client applies to what it sends.
  * head_blocks, tail_blocks: the split the trunk was trained with (the client checks its checkpoint against it).
+ * chunk_bytes: the server's federation.chunk_bytes; the client sends no message larger (tensors go in parts).
  */
 export interface GenerateOpened__Output {
   'sessionId': (string);
@@ -30,4 +33,5 @@ export interface GenerateOpened__Output {
   'noiseRelative': (boolean);
   'headBlocks': (number);
   'tailBlocks': (number);
+  'chunkBytes': (number);
 }
