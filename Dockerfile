@@ -23,6 +23,8 @@ RUN node node_modules/typescript/bin/tsc -p tsconfig.json && npm prune --omit=de
 # ---- runtime: production dependencies and the compiled CLI, as a non-root user ------------------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
+# glibc keeps freed memory mapped instead of faulting fresh pages in at every step (src/util/malloc-env.ts).
+ENV MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
 WORKDIR /opt/flglm
 COPY --from=build /src/package.json /src/package-lock.json ./
 COPY --from=build /src/node_modules ./node_modules

@@ -16,5 +16,9 @@ if (!existsSync(join(dir, '..', '..', 'dist', 'src'))) {
   console.error('flglm is not built: run `npm run build` first');
   process.exit(2);
 }
-const r = spawnSync(process.execPath, [join(dir, `${name}.mjs`), ...process.argv.slice(3)], { stdio: 'inherit' });
+// Every benchmark process, flglm's and its peers' (PyTorch too: its allocator is glibc's), runs with
+// the malloc settings flglm's launcher uses (src/util/malloc-env.ts); FLGLM_SYSTEM_MALLOC=1 runs
+// with glibc's defaults. `malloc` compares the two.
+const { withMallocEnv } = await import(join(dir, '..', '..', 'dist', 'src', 'util', 'malloc-env.js'));
+const r = spawnSync(process.execPath, [join(dir, `${name}.mjs`), ...process.argv.slice(3)], { stdio: 'inherit', env: withMallocEnv(process.env) });
 process.exit(r.status ?? 1);

@@ -8,7 +8,8 @@ export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const dist = (p) => join(root, 'dist', 'src', p);
 
 export function machine() {
-  return { cpu: cpus()[0]?.model, cores: cpus().length, memory_gib: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, date: new Date().toISOString() };
+  const malloc = process.env.MALLOC_MMAP_MAX_ === '0' ? 'heap, no trim (MALLOC_MMAP_MAX_=0)' : 'glibc defaults';
+  return { cpu: cpus()[0]?.model, cores: cpus().length, memory_gib: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, malloc, date: new Date().toISOString() };
 }
 
 export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -9,7 +9,7 @@ const load = (name) => { const f = join(root, 'bench-results', `${name}.json`); 
 const f0 = (x) => (typeof x === 'number' ? x.toFixed(0) : '–');
 const f2 = (x) => (typeof x === 'number' ? x.toFixed(2) : '–');
 const mmm = (s, f = f0) => (s ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : '–');
-const machine = (r) => `${r.machine.cores} × ${r.machine.cpu}, Node ${r.machine.node}, ${r.machine.date.slice(0, 10)}`;
+const machine = (r) => `${r.machine.cores} × ${r.machine.cpu}, Node ${r.machine.node}${r.machine.malloc ? `, malloc: ${r.machine.malloc}` : ''}, ${r.machine.date.slice(0, 10)}`;
 const out = ['# Benchmarks', '', 'Every figure is measured by the command shown, on the machine shown; comparisons are measured side by side in the same run. Medians with (min–max) over runs. Regenerate with `npm run bench -- NAME` (writes `bench-results/NAME.json` and this page).', ''];
 
 for (const [k, tc] of [['train-core', load('train-core')], ['train-core-base', load('train-core-base')], ['train-core-custom', load('train-core-custom')]]) {
@@ -174,6 +174,13 @@ const ma = load('memory-arena');
 if (ma) {
   out.push('### Peak memory against step time (`memory-arena`)', '', `\`${ma.command}\` — ${machine(ma)}`, '', `${ma.shape}; frozen weights as float16 (\`model.frozen_dtype: auto\`, the checkpoint is BF16) or float32, \`runtime.memory_arena\` on (ONNX Runtime's default) and off; one run each, one after the other.`, '',
     '| model.frozen_dtype | runtime.memory_arena | s / step | peak RSS (MiB) |', '| --- | --- | --- | --- |', ...ma.rows.map((r) => `| ${r.frozen_dtype ?? 'float32'} | ${r.memory_arena} | ${r.seconds_per_step} (${r.gaps_s.join(', ')}) | ${r.peak_rss_mib} |`), '');
+}
+const mc = load('malloc');
+if (mc) {
+  const clients = (rss) => Object.entries(rss).filter(([k]) => k !== 'server').map(([, v]) => v).join(', ');
+  out.push('### glibc malloc settings (`malloc`)', '', `\`${mc.command}\` — ${machine(mc)}`, '', "glibc's defaults against the settings flglm's launcher, Docker image and benchmarks use (src/util/malloc-env.ts: freed memory stays in the heap), interleaved pair by pair. Centralized: a `small` 8 × 128 full fine-tuning step in one `flglm train`; split: the same step with 1 client, mutual TLS + AES-GCM, `flglm run` (rounds 2+).", '',
+    '| pair | malloc | centralized s / step | peak RSS (MiB) | split s / step | server / client peak RSS (MiB) |', '| --- | --- | --- | --- | --- | --- |',
+    ...mc.rows.map((r) => `| ${r.pair} | ${r.malloc} | ${r.centralized.step_s.toFixed(3)} | ${r.centralized.peak_rss_mib} | ${r.split.step_s.toFixed(3)} | ${r.split.peak_rss_mib.server} / ${clients(r.split.peak_rss_mib)} |`), '');
 }
 const pre = load('pretrain');
 if (pre && pre.steps >= 100) {

@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { cudaAvailable } from '../runtime/session.js';
 import { readKitServer } from '../security/kit-server.js';
+import { MALLOC_ENV, mallocTuned } from '../util/malloc-env.js';
 
 type Check = { ok: boolean | 'warn'; what: string; detail: string };
 
@@ -57,6 +58,7 @@ export function registerDoctorCommand(program: Command): void {
         { ok: true, what: 'cpu', detail: `${cpus()[0]?.model ?? 'unknown'}, ${availableParallelism()} threads` },
         { ok: freemem() > 1 << 30 ? true : 'warn', what: 'memory', detail: `${(freemem() / 2 ** 30).toFixed(1)} GiB free of ${(totalmem() / 2 ** 30).toFixed(1)} GiB` },
         { ok: (await portFree(Number(o.port))) ? true : 'warn', what: `port ${o.port}`, detail: (await portFree(Number(o.port))) ? 'free on 127.0.0.1' : 'in use: flglm server needs --port with another one' },
+        { ok: mallocTuned() ? true : 'warn', what: 'malloc', detail: mallocTuned() ? 'freed memory stays mapped (MALLOC_MMAP_MAX_=0, no trim)' : `glibc defaults: each step faults fresh pages in. Fix for processes you start by hand: export ${Object.entries(MALLOC_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} (flglm run sets it for its server and clients; src/util/malloc-env.ts)` },
         { ok: writable('.'), what: 'current folder', detail: writable('.') ? `${resolve('.')} is writable (runs/ goes here by default)` : `${resolve('.')} is not writable: set output_dir in the config` },
         ...(o.pki ? kitChecks(o.pki) : []),
       ];

@@ -166,11 +166,14 @@ export const runtimeSchema = z
     device: z.enum(['cpu', 'cuda']).default('cpu'),
     threads: positiveInt.nullable().default(null),
     /**
-     * ONNX Runtime's CPU memory arena (its default). Off, freed buffers go back to the allocator:
-     * a Qwen2.5-0.5B-shaped LoRA step peaked at 5.9 instead of 7.0 GB and took 12.9 instead of
-     * 9.6 s (real-shapes, one process). Turn it off where memory, not time, is the limit.
+     * ONNX Runtime's CPU memory arena. Off, freed buffers go back to malloc: lower peaks (the arena
+     * grows in power-of-two regions and keeps them), and as fast as the arena when malloc keeps
+     * freed memory mapped (flglm's malloc settings, src/util/malloc-env.ts), much slower when it does
+     * not. Qwen2.5-0.5B-shaped LoRA step, one process (`memory-arena`): with the settings 8.49 s /
+     * 4967 MiB off against 8.65 s / 5463 MiB on; with glibc's defaults 13.1 s / 5254 MiB off
+     * against 9.6 s / 6665 MiB on. auto: off with the settings, on without.
      */
-    memory_arena: z.boolean().default(true),
+    memory_arena: z.union([z.literal('auto'), z.boolean()]).default('auto'),
   })
   .prefault({});
 

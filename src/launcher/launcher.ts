@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { withMallocEnv } from '../util/malloc-env.js';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,7 +83,7 @@ export class ExperimentLauncher {
   private spawnFlglm(args: string[], logName: string): ChildProcess {
     mkdirSync(join(this.runDir, 'logs'), { recursive: true });
     const log = createWriteStream(join(this.runDir, 'logs', `${logName}.log`));
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: withMallocEnv() });
     child.stdout!.pipe(log, { end: false });
     child.stderr!.pipe(log, { end: false });
     this.children.add(child);

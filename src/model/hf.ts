@@ -41,7 +41,7 @@ export interface HfImportOptions {
 /**
  * A Hugging Face folder as flglm's config and weights. `select` chooses which weights to read (a part
  * reads only its own: the server's trunk, a client's head and tail); each is read from disk, widened
- * and transposed one at a time.
+ * to float32 (or kept 16-bit, `o.frozen`) and transposed one at a time.
  */
 export function importHfFolder(dir: string, select?: (config: ModelConfig) => (name: string) => boolean, o: HfImportOptions = {}): { config: ModelConfig; store: ParamStore } {
   const cfgPath = join(dir, 'config.json');

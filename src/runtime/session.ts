@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import type { Graph, Value, DType } from '../graph/ir.js';
 import { toOnnx } from '../graph/onnx.js';
 import { UserError } from '../util/errors.js';
+import { mallocTuned } from '../util/malloc-env.js';
 import type { TensorData } from './tensor.js';
 
 export type Device = 'cpu' | 'cuda';
@@ -19,14 +20,19 @@ export interface RuntimeOptions {
    * CPU that the others need, so federated processes turn it off.
    */
   spinning?: boolean;
-  /** ONNX Runtime's CPU memory arena (`runtime.memory_arena`; default on). */
-  arena?: boolean;
+  /** ONNX Runtime's CPU memory arena (`runtime.memory_arena`); auto (the default): off where malloc keeps freed memory (malloc-env.ts). */
+  arena?: boolean | 'auto';
 }
 
 interface IoSpec {
   name: string;
   dtype: DType;
   shape: readonly number[];
+}
+
+/** Whether sessions use ORT's arena: as asked, else only where malloc would return freed memory to the kernel. */
+export function useArena(arena: boolean | 'auto' | undefined): boolean {
+  return typeof arena === 'boolean' ? arena : !mallocTuned();
 }
 
 let cudaFallbackReported = false;
@@ -85,7 +91,7 @@ export class CompiledGraph {
       // SmolLM2-135M-shaped LoRA step 2.3 s either way, 2.4 vs 4.0 GB), and the second run does not
       // pay for allocating the planned block (0.27 vs 0.83 s for `small`).
       enableMemPattern: false,
-      ...(opts.arena === false ? { enableCpuMemArena: false } : {}),
+      ...(useArena(opts.arena) ? {} : { enableCpuMemArena: false }),
       ...(opts.threads ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {}),
       ...(spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
     };
