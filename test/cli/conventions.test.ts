@@ -44,7 +44,7 @@ test('flglm doctor: one line per check; a kit with a world-readable key fails it
   const { join } = await import('node:path');
   const r = runCli(['doctor']);
   expect(r.code).toBe(0);
-  for (const what of ['node', 'onnxruntime-node', 'cuda', 'cpu', 'memory', 'port 50051', 'current folder']) expect(r.stdout).toMatch(new RegExp(`^(ok  |warn|FAIL)  ${what}`, 'm'));
+  for (const what of ['node', 'onnxruntime-node', 'cuda', 'cpu', 'memory', 'port 50051', 'malloc', 'current folder']) expect(r.stdout).toMatch(new RegExp(`^(ok  |warn|FAIL)  ${what}`, 'm'));
   const pki = join(mkdtempSync(join(tmpdir(), 'flglm-doc-')), 'pki');
   expect(runCli(['keygen', '--out', pki, '--clients', 'a', '--key-bits', '2048', '--days', '30']).code).toBe(0);
   const kit = join(pki, 'clients', 'a');
