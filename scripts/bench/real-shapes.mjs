@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench -- real-shapes [--shapes smollm2-135m,qwen2.5-0.5b] [--clients 1,3] [--rounds 2]
-//   [--local-steps 3] [--python PATH[,PATH]] [--torch-runs 3] [--no-torch]`
+//   [--local-steps 3] [--python PATH[,PATH]] [--torch-runs 3] [--no-torch] [--result real-shapes]`
+// (--result: the name of the result file, e.g. a focused re-run beside the full one)
 //
 // LoRA fine-tuning at real model shapes with random weights, 8 x 128 tokens per step, next-token loss
 // on every position, side by side in one run:
@@ -38,17 +39,21 @@ const B = 8, S = 128;
 const median = (xs) => stats(xs).median; // the upper median, as the earlier results were computed
 const round2 = (x) => +x.toFixed(2);
 
-function configYaml(folder, name, clients) {
+function configYaml(folder, name, clients, evalEveryRounds = 1) {
   return `name: ${name}\nseed: 1\nmodel: {hf_path: ${folder}}\nsplit: {head_blocks: 2, tail_blocks: 2}\n`
     + `finetune: {method: lora, lora: {rank: 8, alpha: 16, targets: [q, v]}}\noptimizer: {lr: 0.0002}\n`
     + `data: {task: lm, dataset: sotu, partition: iid, batch_size: ${B}, seq_len: ${S}, max_examples: 200}\n`
     + `federation: {mode: sequential, clients: ${clients}, rounds: ${rounds}, local_steps: ${localSteps}, min_clients: ${clients}, client_timeout_ms: 900000}\n`
-    + `eval: {max_batches: 1}\nsecurity: {tls: false, payload_encryption: false}\nruntime: {threads: 2}\n`;
+    + `eval: {max_batches: 1, every_rounds: ${evalEveryRounds}}\nsecurity: {tls: false, payload_encryption: false}\nruntime: {threads: 2}\n`;
 }
 
-/** flglm centralized: the unsplit model in one `flglm train` process. */
+/**
+ * flglm centralized: the unsplit model in one `flglm train` process. No evaluation between its steps:
+ * `flglm train` evaluates every every_rounds x local_steps steps, and a gap with an evaluation in it
+ * (compiling the eval program the first time) is not a step (runs before 2026-12-02 03:15 had them).
+ */
 function centralized(folder) {
-  const { gaps, peak_rss_mib } = centralizedSteps(configYaml(folder, 'centralized', 1), localSteps * rounds + 1);
+  const { gaps, peak_rss_mib } = centralizedSteps(configYaml(folder, 'centralized', 1, 1000), localSteps * rounds + 1);
   return { impl: 'flglm centralized (one process)', seconds_per_step: round2(median(gaps)), tokens_per_s: Math.round((B * S) / median(gaps)), peak_rss_mib: { process: peak_rss_mib } };
 }
 
@@ -96,8 +101,9 @@ for (const shape of shapes) {
   results.push({ shape, rows });
   rmSync(folder, { recursive: true, force: true });
 }
-writeResult('real-shapes', {
-  command: `npm run bench -- real-shapes --shapes ${shapes.join(',')} --clients ${clientCounts.join(',')} --rounds ${rounds} --local-steps ${localSteps}`,
-  setup: `random weights in the real shapes, stored BF16 (float32 in flglm's memory); LoRA r 8 on q, v; split 2 | rest | 2; ${B} x ${S} tokens per step, next-token loss on every position; sequential mode, no TLS (loopback); 2 threads everywhere`,
+const resultName = arg('--result', 'real-shapes');
+writeResult(resultName, {
+  command: `npm run bench -- real-shapes --shapes ${shapes.join(',')} --clients ${clientCounts.join(',')} --rounds ${rounds} --local-steps ${localSteps} --python ${python}${resultName === 'real-shapes' ? '' : ` --result ${resultName}`}`,
+  setup: `random weights in the real shapes, stored BF16 (frozen linear weights float16 in flglm's memory, `model.frozen_dtype: auto`); LoRA r 8 on q, v; split 2 | rest | 2; ${B} x ${S} tokens per step, next-token loss on every position; sequential mode, no TLS (loopback); 2 threads everywhere`,
   results,
 });

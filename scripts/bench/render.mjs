@@ -159,16 +159,20 @@ if (sg) {
     ...conc.map((c) => `| ${c.clients} | ${Math.round(c.aggregate_tokens_per_s)} | ${Math.round(c.per_client_tokens_per_s)} | ${(c.aggregate_tokens_per_s / conc[0].aggregate_tokens_per_s).toFixed(1)} | ${c.trunk ? (c.trunk.decode_rows / c.trunk.decode_batches).toFixed(1) : '–'} | ${c.trunk ? Math.round(c.trunk.rows_per_trunk_s) : '–'} | ${c.trunk && conc[0].trunk ? (c.trunk.rows_per_trunk_s / conc[0].trunk.rows_per_trunk_s).toFixed(1) : '–'} | ${c.server_rss_mib} | ${c.all_same_as_local ? 'yes' : 'no'} |`), '');
 }
 
-const rs = load('real-shapes');
+for (const [rsName, rsTitle] of [['real-shapes', '## 7. Real model shapes (`real-shapes`)'], ['real-shapes-qwen', '### Qwen2.5-0.5B re-run, one-process rows without evaluation gaps (`real-shapes --result real-shapes-qwen`)']]) {
+const rs = load(rsName);
 if (rs && rs.results?.[0]?.rows) {
   const rssOf = (r) => { const m = r.peak_rss_mib ?? {}; if (m.process !== undefined) return `${m.process}`; const { server, ...cl } = m; return `server ${server}, client${Object.keys(cl).length > 1 ? 's' : ''} ${Object.values(cl).join(', ')}`; };
-  out.push('## 7. Real model shapes (`real-shapes`)', '', `\`${rs.command}\` — ${machine(rs)}`, '', `LoRA fine-tuning with ${rs.setup}. Steady-state seconds per step (flglm: gaps between step records after the first round, which compiles every program; PyTorch: median after a warm-up step); peak memory is each process's own maximum resident set.`, '');
+  out.push(rsTitle, '', `\`${rs.command}\` — ${machine(rs)}`, '', `LoRA fine-tuning with ${rs.setup}. Steady-state seconds per step (flglm: gaps between step records after the first round, which compiles every program; PyTorch: median after a warm-up step); peak memory is each process's own maximum resident set.`, '');
   for (const { shape, rows } of rs.results) {
     // The reference: the fastest float32 PyTorch row (the peer at its best, same precision).
-    const ref = rows.filter((r) => r.impl.startsWith('PyTorch') && r.impl.includes('(fp32)') && r.seconds_per_step).sort((a, b) => a.seconds_per_step - b.seconds_per_step)[0];
-    out.push(`**${shape}**`, '', '| | s / step | tokens/s | × fastest PyTorch fp32 time | peak RSS (MiB) |', '| --- | --- | --- | --- | --- |',
-      ...rows.map((r) => r.skipped ? `| ${r.impl} | skipped: ${r.skipped} | | | |` : `| ${r.impl} | ${r.seconds_per_step} | ${r.tokens_per_s} | ${ref ? (r.seconds_per_step / ref.seconds_per_step).toFixed(2) : '–'} | ${rssOf(r)} |`), '');
+    const fastest = (dtype) => rows.filter((r) => r.impl.startsWith('PyTorch') && r.impl.includes(`(${dtype})`) && r.seconds_per_step).sort((a, b) => a.seconds_per_step - b.seconds_per_step)[0];
+    const [ref, ref16] = [fastest('fp32'), fastest('bf16')];
+    const x = (r, base) => (base ? (r.seconds_per_step / base.seconds_per_step).toFixed(2) : '–');
+    out.push(`**${shape}**`, '', '| | s / step | tokens/s | × fastest PyTorch fp32 time | × fastest PyTorch bf16 time | peak RSS (MiB) |', '| --- | --- | --- | --- | --- | --- |',
+      ...rows.map((r) => r.skipped ? `| ${r.impl} | skipped: ${r.skipped} | | | | |` : `| ${r.impl} | ${r.seconds_per_step} | ${r.tokens_per_s} | ${x(r, ref)} | ${x(r, ref16)} | ${rssOf(r)} |`), '');
   }
+}
 }
 const ma = load('memory-arena');
 if (ma) {
