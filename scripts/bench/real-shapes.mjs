@@ -104,6 +104,6 @@ for (const shape of shapes) {
 const resultName = arg('--result', 'real-shapes');
 writeResult(resultName, {
   command: `npm run bench -- real-shapes --shapes ${shapes.join(',')} --clients ${clientCounts.join(',')} --rounds ${rounds} --local-steps ${localSteps} --python ${python}${resultName === 'real-shapes' ? '' : ` --result ${resultName}`}`,
-  setup: `random weights in the real shapes, stored BF16 (frozen linear weights float16 in flglm's memory, `model.frozen_dtype: auto`); LoRA r 8 on q, v; split 2 | rest | 2; ${B} x ${S} tokens per step, next-token loss on every position; sequential mode, no TLS (loopback); 2 threads everywhere`,
+  setup: `random weights in the real shapes, stored BF16 (frozen linear weights float16 in flglm's memory, model.frozen_dtype: auto); LoRA r 8 on q, v; split 2 | rest | 2; ${B} x ${S} tokens per step, next-token loss on every position; sequential mode, no TLS (loopback); 2 threads everywhere`,
   results,
 });
