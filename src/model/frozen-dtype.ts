@@ -20,8 +20,8 @@ import type { FinetuneMethod } from './weights.js';
  * reads the whole matrix at the step's peak (all activations alive), where a widened copy would cost
  * more than float16 saves; norms and biases are small.
  */
-export type FrozenDtype = 'auto' | 'float32' | 'float16';
 export const FROZEN_DTYPES = ['auto', 'float32', 'float16'] as const;
+export type FrozenDtype = (typeof FROZEN_DTYPES)[number];
 
 /** Whether a weight may be held in float16 under a fine-tuning method (frozen linear weights only). */
 export function halfEligible(name: string, method: FinetuneMethod): boolean {

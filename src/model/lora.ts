@@ -1,5 +1,5 @@
 import type { ModelConfig } from './config.js';
-import { LINEAR_NAMES, float32Of, layerPrefix, type Param, type ParamStore, type PeftConfig } from './weights.js';
+import { LINEAR_NAMES, float32Copy, float32Of, layerPrefix, type Param, type ParamStore, type PeftConfig } from './weights.js';
 
 /**
  * The model with every LoRA delta folded into its base weight — W' = W + (alpha / r) A B in
@@ -7,7 +7,7 @@ import { LINEAR_NAMES, float32Of, layerPrefix, type Param, type ParamStore, type
  * model that scores what the LoRA model scores (dropout aside, which is off at inference).
  */
 export function mergeLora(store: ParamStore, config: ModelConfig, peft: PeftConfig): Map<string, Param> {
-  const out: Map<string, Param> = new Map([...store].filter(([n]) => !n.includes('.lora_')).map(([n, p]) => [n, { shape: [...p.shape], data: p.data ? Float32Array.from(p.data) : float32Of(p) }]));
+  const out: Map<string, Param> = new Map([...store].filter(([n]) => !n.includes('.lora_')).map(([n, p]) => [n, { shape: [...p.shape], data: float32Copy(p) }]));
   if (peft.method !== 'lora') return out;
   const scale = peft.lora.alpha / peft.lora.rank;
   for (let l = 0; l < config.num_hidden_layers; l++) {

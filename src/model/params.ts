@@ -6,7 +6,7 @@ import { LINEAR_NAMES, layerPrefix, type FinetuneMethod, type Param, type ParamS
 
 export { LINEAR_NAMES, layerPrefix };
 export type { FinetuneMethod, HalfParam, LoraTarget, Param, ParamStore, PeftConfig, StoredParam } from './weights.js';
-export { asFloat32, copyParam, float32Of, trainableData } from './weights.js';
+export { asFloat32, copyParam, float32Copy, float32Of, trainableData } from './weights.js';
 
 /** Shapes of every base weight of the model's family, in the order a reader meets them. */
 export function baseParamShapes(c: ModelConfig): [string, number[]][] {

@@ -141,11 +141,6 @@ export class SafetensorsFile {
     return decodeData(this.bytes(name, info), info, name, this.path);
   }
 
-  /** The stored dtype of a tensor (F32, F16, BF16, ...), from the header alone. */
-  dtypeOf(name: string): string | undefined {
-    return this.entries.get(name)?.dtype;
-  }
-
   /**
    * A tensor as float16 bits (see frozen-dtype.ts for what is exact), or null where float16 cannot
    * hold it (a value beyond ±65504) or the file stores another dtype than F16/BF16 and `fromF32` is off.

@@ -25,6 +25,11 @@ export function float32Of(p: StoredParam): Float32Array {
   return p.data ?? halvesToFloats(p.half);
 }
 
+/** A private float32 copy of a weight's values (a float16 one widened). */
+export function float32Copy(p: StoredParam): Float32Array {
+  return p.data ? p.data.slice() : halvesToFloats(p.half);
+}
+
 /** A weight as float32 (a float16 one widened into a new Param). */
 export function asFloat32(p: StoredParam): Param {
   return p.data ? p : { shape: p.shape, data: halvesToFloats(p.half) };

@@ -3,7 +3,7 @@ import { PartExecutor, type DropoutMasks } from '../training/part-executor.js';
 import { clipAndApply, createOptimizer, globalNorm, type OptimizerConfig, type OptimizerState } from '../training/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
 import { addProximalGradient } from '../federation/strategies/fedprox.js';
-import { float32Of, trainableData, type ParamStore, type PeftConfig, type StoredParam } from '../model/params.js';
+import { float32Copy, trainableData, type ParamStore, type PeftConfig, type StoredParam } from '../model/params.js';
 import type { SplitPoints } from '../model/partition.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import type { TensorData } from '../runtime/tensor.js';
@@ -94,7 +94,7 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
     if (anchor) anchor = snapshot();
     return { result: null };
   },
-  getState: ({ frozen }) => ({ result: { optimizer: optimizer.state(), params: [...store].filter(([n]) => frozen || trunk.trainable.includes(n)).map(([n, p]) => [n, { shape: p.shape, data: p.data ? Float32Array.from(p.data) : float32Of(p) }]) } }),
+  getState: ({ frozen }) => ({ result: { optimizer: optimizer.state(), params: [...store].filter(([n]) => frozen || trunk.trainable.includes(n)).map(([n, p]) => [n, { shape: p.shape, data: float32Copy(p) }]) } }),
 };
 
 let queue = Promise.resolve();

@@ -13,8 +13,8 @@
  * repeats the comparison.
  *
  * glibc reads these when a process starts, so they are set for the processes flglm starts (the
- * launcher's server and clients, the Docker image, the deploy manifests); set them yourself for a
- * `flglm train` or `flglm server` you start by hand (docs/deploy.md). A value already in the
+ * launcher's server and clients) and in the Docker image (which compose.yaml and deploy/k8s run);
+ * set them yourself for a `flglm train` or `flglm server` you start by hand (docs/deploy.md). A value already in the
  * environment wins; FLGLM_SYSTEM_MALLOC=1 leaves glibc's defaults.
  */
 export const MALLOC_ENV: Readonly<Record<string, string>> = {
