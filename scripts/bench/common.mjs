@@ -52,6 +52,17 @@ export async function runExperiment(yaml, outDir, env = {}, options = {}) {
 }
 
 /**
+ * Seconds between consecutive step records of a federated run's metrics, from round 2 on (round 1
+ * compiles every program), counting only gaps within one client's round (no round barrier in them).
+ */
+export function stepGaps(metrics) {
+  const steps = metrics.filter((m) => m.type === 'step' && m.round >= 2);
+  const gaps = [];
+  for (let i = 1; i < steps.length; i++) if (steps[i].client === steps[i - 1].client && steps[i].round === steps[i - 1].round) gaps.push((steps[i].time - steps[i - 1].time) / 1000);
+  return gaps;
+}
+
+/**
  * One `flglm train` process on `yaml` for `steps` steps: the gaps between step records after the
  * first two (which pay for compiling the programs and first-run allocations), and its peak RSS.
  */

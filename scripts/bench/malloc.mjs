@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { median, root, writeResult } from './common.mjs';
+import { median, root, stepGaps, writeResult } from './common.mjs';
 
 const arg = (name, fallback) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : fallback; };
 const pairs = Number(arg('--pairs', '3'));
@@ -44,8 +44,7 @@ function split(env) {
   try {
     writeFileSync(join(dir, 'c.yaml'), `name: malloc-split\n${base}federation: {mode: sequential, clients: 1, rounds: 3, local_steps: 8}\nsecurity: {tls: true, payload_encryption: true}\n`);
     flglm(['run', join(dir, 'c.yaml'), '--out', join(dir, 'run'), '--quiet'], env);
-    const steps = readFileSync(join(dir, 'run', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'step' && r.round >= 2);
-    const gaps = steps.slice(1).map((s, i) => (s.round === steps[i].round ? (s.time - steps[i].time) / 1000 : NaN)).filter(Number.isFinite);
+    const gaps = stepGaps(readFileSync(join(dir, 'run', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)));
     const summary = JSON.parse(readFileSync(join(dir, 'run', 'summary.json'), 'utf8'));
     return { step_s: median(gaps), peak_rss_mib: summary.peak_rss_mib };
   } finally {

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { centralizedSteps, dist, root, runExperiment, stats, writeResult } from './common.mjs';
+import { centralizedSteps, dist, root, runExperiment, stats, stepGaps, writeResult } from './common.mjs';
 import { torchSetups } from './torch-peer.mjs';
 
 const arg = (name, fallback) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : fallback; };
@@ -62,10 +62,7 @@ async function federated(folder, shape, clients) {
   const out = mkdtempSync(join(tmpdir(), 'flglm-real-shapes-'));
   const { summary, metrics } = await runExperiment(configYaml(folder, `${shape}-${clients}`, clients), out);
   rmSync(out, { recursive: true, force: true });
-  const steps = metrics.filter((m) => m.type === 'step' && m.round >= 2);
-  const gaps = [];
-  for (let i = 1; i < steps.length; i++) if (steps[i].client === steps[i - 1].client && steps[i].round === steps[i - 1].round) gaps.push((steps[i].time - steps[i - 1].time) / 1000);
-  const perStep = median(gaps);
+  const perStep = median(stepGaps(metrics));
   return { impl: `flglm federated, ${clients} client${clients > 1 ? 's' : ''} (server + client processes)`, clients, seconds_per_step: round2(perStep), tokens_per_s: Math.round((B * S) / perStep), wall_s: round2(summary.wall_s), peak_rss_mib: summary.peak_rss_mib };
 }
 

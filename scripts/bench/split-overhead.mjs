@@ -5,7 +5,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dist, runExperiment, stats, writeResult } from './common.mjs';
+import { dist, runExperiment, stats, stepGaps, writeResult } from './common.mjs';
 
 const runs = Number(process.argv[2] ?? 3);
 const B = 8, S = 128;
@@ -31,10 +31,7 @@ async function centralized() {
 }
 
 function stepSeconds(metrics) {
-  const steps = metrics.filter((r) => r.type === 'step' && r.round >= 2);
-  const gaps = [];
-  for (let i = 1; i < steps.length; i++) if (steps[i].round === steps[i - 1].round) gaps.push((steps[i].time - steps[i - 1].time) / 1000);
-  return stats(gaps).median;
+  return stats(stepGaps(metrics)).median;
 }
 
 const variants = {
