@@ -63,14 +63,15 @@ export function stepGaps(metrics) {
 }
 
 /**
- * One `flglm train` process on `yaml` for `steps` steps: the gaps between step records after the
- * first two (which pay for compiling the programs and first-run allocations), and its peak RSS.
+ * One `flglm train` process on `yaml` for `steps` steps (environment `env`): the gaps between step
+ * records after the first two (which pay for compiling the programs and first-run allocations),
+ * and its peak RSS.
  */
-export function centralizedSteps(yaml, steps) {
+export function centralizedSteps(yaml, steps, env = process.env) {
   const dir = mkdtempSync(join(tmpdir(), 'flglm-bench-train-'));
   try {
     writeFileSync(join(dir, 'c.yaml'), yaml);
-    const r = spawnSync(process.execPath, [join(root, 'bin', 'flglm'), 'train', join(dir, 'c.yaml'), '--steps', String(steps), '--no-save', '--quiet', '--metrics', join(dir, 'm.jsonl'), '--summary-json', join(dir, 's.json')], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'flglm'), 'train', join(dir, 'c.yaml'), '--steps', String(steps), '--no-save', '--quiet', '--metrics', join(dir, 'm.jsonl'), '--summary-json', join(dir, 's.json')], { encoding: 'utf8', env });
     if (r.status !== 0) throw new Error(`flglm train failed: ${r.stderr}`);
     const times = readFileSync(join(dir, 'm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).time);
     const gaps = times.slice(2).map((t, i) => (t - times[i + 1]) / 1000);

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { median, root, stepGaps, writeResult } from './common.mjs';
+import { centralizedSteps, median, root, stepGaps, writeResult } from './common.mjs';
 
 const arg = (name, fallback) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : fallback; };
 const pairs = Number(arg('--pairs', '3'));
@@ -28,15 +28,8 @@ const flglm = (args, env) => {
 const base = 'seed: 1\nmodel: {preset: small}\ndata: {task: lm, dataset: sotu, partition: iid, batch_size: 8, seq_len: 128, max_examples: 200}\neval: {max_batches: 1}\n';
 
 function centralized(env) {
-  const dir = mkdtempSync(join(tmpdir(), 'flglm-malloc-'));
-  try {
-    writeFileSync(join(dir, 'c.yaml'), `name: malloc\n${base}runtime: {threads: 2}\n`);
-    flglm(['train', join(dir, 'c.yaml'), '--steps', String(steps), '--no-save', '--quiet', '--metrics', join(dir, 'm.jsonl'), '--summary-json', join(dir, 's.json')], env);
-    const t = readFileSync(join(dir, 'm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).time);
-    return { step_s: median(t.slice(3).map((x, i) => (x - t[i + 2]) / 1000)), peak_rss_mib: JSON.parse(readFileSync(join(dir, 's.json'), 'utf8')).peak_rss_mib };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const { gaps, peak_rss_mib } = centralizedSteps(`name: malloc\n${base}runtime: {threads: 2}\n`, steps, env);
+  return { step_s: median(gaps), peak_rss_mib };
 }
 
 function split(env) {

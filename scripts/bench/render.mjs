@@ -8,6 +8,7 @@ const { lineChart } = await import(dist('report/html.js'));
 const load = (name) => { const f = join(root, 'bench-results', `${name}.json`); return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null; };
 const f0 = (x) => (typeof x === 'number' ? x.toFixed(0) : '–');
 const f2 = (x) => (typeof x === 'number' ? x.toFixed(2) : '–');
+const f3 = (x) => (typeof x === 'number' ? x.toFixed(3) : '–');
 const mmm = (s, f = f0) => (s ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : '–');
 const machine = (r) => `${r.machine.cores} × ${r.machine.cpu}, Node ${r.machine.node}${r.machine.malloc ? `, malloc: ${r.machine.malloc}` : ''}, ${r.machine.date.slice(0, 10)}`;
 const out = ['# Benchmarks', '', 'Every figure is measured by the command shown, on the machine shown; comparisons are measured side by side in the same run. Medians with (min–max) over runs. Regenerate with `npm run bench -- NAME` (writes `bench-results/NAME.json` and this page).', ''];
@@ -26,17 +27,23 @@ for (const [k, tc] of [['train-core', load('train-core')], ['train-core-base', l
 const rc = load('recompute');
 if (rc) {
   out.push('### Recompute vs carry saved activations (`recompute`)', '', `\`${rc.command}\` — ${machine(rc)}`, '',
-    'Forward + backward of a part per step. *recompute*: the backward program runs the forward again. *carry*: the forward program also returns every activation the backward needs, which goes back in as inputs (onnxruntime-node copies each output). flglm uses the faster one per part: recompute for the trunk, carry for the head.', '',
-    '| part | recompute s | carry s | saved tensors | saved MiB | carry speed-up |', '| --- | --- | --- | --- | --- | --- |',
-    ...Object.entries(rc.parts).map(([p, r]) => `| ${p} | ${mmm(r.recompute_s, f2)} | ${mmm(r.carry_s, f2)} | ${r.saved_tensors} | ${f0(r.saved_mib)} | ${f2(r.carry_speedup)}× |`), '');
+    `Forward + backward of a part per step${rc.pairs ? `, ${rc.pairs} interleaved pairs, threads not spinning (as in federated processes)` : ''}. *recompute*: the backward program runs the forward again. *carry*: the forward program also returns every activation the backward needs, which goes back in as inputs (onnxruntime-node copies each output). flglm recomputes in every part (src/training/part-executor.ts).`, '',
+    '| part | recompute s | carry s | saved tensors | saved MiB | carry speed-up (pairwise median) |', '| --- | --- | --- | --- | --- | --- |',
+    ...Object.entries(rc.parts).map(([p, r]) => `| ${p} | ${mmm(r.recompute_s, f3)} | ${mmm(r.carry_s, f3)} | ${r.saved_tensors} | ${f0(r.saved_mib)} | ${f2(r.pairwise_carry_speedup ?? r.carry_speedup)}× |`), '');
 }
 
 const so = load('split-overhead');
 if (so) {
   out.push('## 2. Split overhead (`split-overhead`)', '', `\`${so.command}\` — ${machine(so)}`, '',
-    `Model \`${so.model}\`, batch ${so.batch} × ${so.seq}; each step moves four tensors of ${f2(so.activation_mib)} MiB (h_A, h_B, dL/dh_B, dL/dh_A). Centralized: the unsplit step in one process. Split: one client and the server as separate processes over loopback gRPC, steady state (rounds 2+).`, '',
+    `Model \`${so.model}\`, batch ${so.batch} × ${so.seq}; each step moves four tensors of ${f2(so.activation_mib)} MiB (h_A, h_B, dL/dh_B, dL/dh_A). Centralized: the unsplit step in a \`flglm train\` process. Split: one client and the server as separate processes over loopback gRPC (\`flglm run\`), steady state (rounds 2+). Same data and config, runs interleaved.`, '',
     '| | tokens/s | × centralized |', '| --- | --- | --- |', `| centralized | ${mmm(so.centralized)} | 1.00 |`,
     ...Object.entries(so.split).map(([k, s]) => `| split, ${k} | ${mmm(s)} | ${f2(so.ratio_to_centralized[k])} |`), '');
+  if (so.client_phases_ms) {
+    const phases = Object.keys(Object.values(so.client_phases_ms)[0] ?? {});
+    out.push("Where the client's step goes (ms per step, its own account after the first step; median over runs):", '',
+      `| | ${phases.join(' | ')} |`, `| --- | ${phases.map(() => '---').join(' | ')} |`,
+      ...Object.entries(so.client_phases_ms).map(([k, ph]) => `| ${k} | ${phases.map((p) => f0(ph[p])).join(' | ')} |`), '');
+  }
 }
 
 const cr = load('crypto');

@@ -6,6 +6,7 @@ import { availableParallelism, cpus, freemem, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { cudaAvailable } from '../runtime/session.js';
+import { defaultThreads } from '../runtime/threads.js';
 import { readKitServer } from '../security/kit-server.js';
 import { MALLOC_ENV, mallocTuned } from '../util/malloc-env.js';
 
@@ -55,7 +56,7 @@ export function registerDoctorCommand(program: Command): void {
         { ok: major >= 20, what: 'node', detail: `${process.versions.node}${major >= 20 ? '' : ': flglm needs Node 20 or newer'}` },
         { ok: true, what: 'onnxruntime-node', detail: `${ort.env.versions.node}; providers: ${backends.join(', ')}` },
         { ok: cudaAvailable() ? true : 'warn', what: 'cuda', detail: cudaAvailable() ? 'the CUDA provider loads: runtime.device: cuda uses it' : 'not installed: runtime.device: cuda falls back to CPU' },
-        { ok: true, what: 'cpu', detail: `${cpus()[0]?.model ?? 'unknown'}, ${availableParallelism()} threads` },
+        { ok: true, what: 'cpu', detail: `${cpus()[0]?.model ?? 'unknown'}, ${availableParallelism()} threads; ONNX Runtime uses ${defaultThreads()} per process unless runtime.threads says otherwise` },
         { ok: freemem() > 1 << 30 ? true : 'warn', what: 'memory', detail: `${(freemem() / 2 ** 30).toFixed(1)} GiB free of ${(totalmem() / 2 ** 30).toFixed(1)} GiB` },
         { ok: (await portFree(Number(o.port))) ? true : 'warn', what: `port ${o.port}`, detail: (await portFree(Number(o.port))) ? 'free on 127.0.0.1' : 'in use: flglm server needs --port with another one' },
         { ok: mallocTuned() ? true : 'warn', what: 'malloc', detail: mallocTuned() ? 'freed memory stays mapped (MALLOC_MMAP_MAX_=0, no trim)' : `glibc defaults: each step faults fresh pages in. Fix for processes you start by hand: export ${Object.entries(MALLOC_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} (flglm run sets it for its server and clients; src/util/malloc-env.ts)` },

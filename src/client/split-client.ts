@@ -15,7 +15,8 @@ import { partParamNames } from '../model/partition.js';
 import { connect, type ClientConnection } from './transport.js';
 import { createTrainer, type Trainer } from './trainer.js';
 import { DelayLine, type LinkModel } from './netem.js';
-import { chunkMessage, reassembling } from '../protocol/chunking.js';
+import { createUplink, type Uplink } from './uplink.js';
+import { reassembling } from '../protocol/chunking.js';
 import { describeConnectError } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
 import type { Log } from '../util/logger.js';
@@ -28,10 +29,7 @@ import type { Capture } from '../privacy/capture.js';
 import { secureUpload } from './secure-upload.js';
 import { HIDDEN_SUM_TENSOR } from '../federation/secure-aggregation.js';
 import { readFederationSecret } from '../security/federation-secret.js';
-import { PROTOCOL_VERSION, type ClientMessageOut, type ClientSessionCall, type ServerMessage } from '../protocol/messages.js';
-
-/** Where the client writes: the Session stream, chunked (and delayed on a simulated link). */
-interface Uplink { write(m: ClientMessageOut): void }
+import { PROTOCOL_VERSION, type ClientSessionCall, type ServerMessage } from '../protocol/messages.js';
 
 export interface ClientOptions {
   target: string;
@@ -59,7 +57,7 @@ export interface ClientResult {
   clientId: string;
   losses: number[];
   eval: EvalMetrics | null;
-  /** Seconds per phase of a training step, summed. */
+  /** Seconds per phase of a training step, summed over the steps after the first (which compiles). */
   phases: Record<string, number>;
   summary: unknown;
 }
@@ -80,7 +78,7 @@ export class SplitClient {
   private lastRound = 0;
   /** The last training round whose parameters this client sent (its result comes back as `averaged`). */
   private sentRound = -1;
-  /** Seconds spent per phase of a training step, summed (reported at the end: where the time goes). */
+  /** Seconds per phase of a training step, summed from this process's second step on (the first compiles every program). */
   readonly phases: Record<string, number> = { head_forward: 0, wait_trunk_forward: 0, tail_step: 0, wait_trunk_backward: 0, head_backward: 0, optimizer: 0 };
   private readonly log: Log;
 
@@ -111,15 +109,7 @@ export class SplitClient {
     const onEnd = () => { if (!finished) inbox.fail(new RetryableError('the server closed the stream')); };
     // On a simulated link the end of the stream (null) queues behind the messages sent before it.
     const down = link ? new DelayLine<ServerMessage | null>(link, (m) => (m === null ? onEnd() : inbox.push(m))) : null;
-    const up = link ? new DelayLine<ClientMessageOut>(link, (m) => raw.write(m)) : null;
-    const call: Uplink = {
-      write: (m) => {
-        for (const part of chunkMessage(m, this.trainer?.cfg.federation.chunk_bytes ?? Number.POSITIVE_INFINITY)) {
-          if (up) up.push(part);
-          else raw.write(part);
-        }
-      },
-    };
+    const call = createUplink(raw, link, () => this.trainer?.cfg.federation.chunk_bytes ?? Number.POSITIVE_INFINITY);
     raw.on('data', reassembling<ServerMessage>((m) => (down ? down.push(m) : inbox.push(m)), (e) => inbox.fail(new UserError(`malformed message from the server: ${e.message}`))));
     raw.on('error', (e: grpc.ServiceError) => {
       const msg = describeConnectError(e, this.o.target);
@@ -169,7 +159,7 @@ export class SplitClient {
         throw new UserError(`server error: ${err.message}`);
       }
       if (m.kind === 'finished') {
-        const n = Math.max(1, this.losses.length);
+        const n = Math.max(1, this.losses.length - 1);
         this.log(`training finished; per-step time: ${Object.entries(this.phases).map(([k, v]) => `${k} ${((1000 * v) / n).toFixed(1)} ms`).join(', ')}`);
         await t.head.release();
         await t.tail.release();
@@ -241,7 +231,8 @@ export class SplitClient {
     const batch = t.stream.next();
     this.o.capture?.tokens(this.serverId(c.clientId), round, step, batch.tokens, t.tokenizer.pad); // keyed as the server's capture is
     let mark = performance.now();
-    const lap = (phase: string) => { const now = performance.now(); this.phases[phase] += (now - mark) / 1000; mark = now; };
+    const timed = this.localStep > 0;
+    const lap = (phase: string) => { const now = performance.now(); if (timed) this.phases[phase] += (now - mark) / 1000; mark = now; };
     const masks = await t.head.newDropoutMasks(batch.tokens.shape[0], batch.tokens.shape[1]);
     const hA = await t.head.forward(batch.tokens, true, masks);
     call.write({ activations: { round, step, tensor: encodeActivation('h_A', this.noise!.apply(hA), c), eval: false } });
@@ -267,7 +258,13 @@ export class SplitClient {
     // One model, one norm: with joint clipping, clip by sqrt(|g_trunk|^2 + |g_client|^2) and tell
     // the server ours (batch mode: each side clips its own).
     const own = globalNorm(grads.values());
-    if (jointClip) call.write({ stepDone: { round, step, gradNorm: own } });
+    if (jointClip) {
+      // The trunk's update waits for this norm: sent before our update and next head forward (which
+      // block this thread), both sides update at once. Left queued, it reached the server 20-30 ms
+      // later, with our next h_A (trace of a 1-client `small` run, 2026-12-02).
+      call.write({ stepDone: { round, step, gradNorm: own } });
+      await call.sent();
+    }
     // With relay the client parts follow one schedule across the federation (the step travels with
     // the optimizer state), as the centralized model does over the same budget.
     const f = t.cfg.federation;

@@ -164,6 +164,7 @@ export const transportSchema = z
 export const runtimeSchema = z
   .strictObject({
     device: z.enum(['cpu', 'cuda']).default('cpu'),
+    /** ONNX Runtime intra-op threads per process; null: one per physical core (runtime/threads.ts; a trunk replica gets its share). */
     threads: positiveInt.nullable().default(null),
     /**
      * ONNX Runtime's CPU memory arena. Off, freed buffers go back to malloc: lower peaks (the arena

@@ -242,7 +242,7 @@ export class ExperimentLauncher {
         ...(baseline?.curve ? [{ label: 'centralized', points: baseline.curve as { tokens: number; accuracy: number; loss: number }[] }] : []),
       ],
       config: this.configText,
-      clientPhases: clients.map((c) => ({ client: c.client_id, steps: c.steps, phases: c.phases })),
+      clientPhases: clients.map((c) => ({ client: c.client_id, steps: Math.max(0, c.steps - 1), phases: c.phases })), // phases skip the first step
     }));
     return summary;
   }

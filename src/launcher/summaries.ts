@@ -25,7 +25,7 @@ export interface ClientSummary {
   train_loss_final: number;
   losses: number[];
   eval: EvalMetrics | null;
-  /** Seconds per phase of a training step, summed over the run. */
+  /** Seconds per phase of a training step, summed over the steps after the first (which compiles the programs). */
   phases: Record<string, number>;
   /** The process's peak resident memory (MiB). */
   peak_rss_mib: number;

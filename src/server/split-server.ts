@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { ExperimentConfig, ServerMode } from '../config/schema.js';
 import { checkpointsAfter, evaluatesAfter, peftOf, resolveModel } from '../config/experiment.js';
@@ -26,6 +25,7 @@ import { Admission } from './admission.js';
 import { SERVER_MODE_RUNNERS } from './modes/registry.js';
 import type { ServerModeRunner } from './modes/mode.js';
 import type { Capture } from '../privacy/capture.js';
+import { defaultThreads } from '../runtime/threads.js';
 
 export type { EvalMetrics, EvalResult, RoundRecord, ServerMode, ServerSummary };
 
@@ -104,7 +104,7 @@ export class SplitServer {
     this.limits = clientLimits(this.cfg, config, this.partSpec);
     this.admission = new Admission({ cfg: this.cfg, kit: this.o.kit, limits: this.limits, revocation: this.o.revocation ?? null, participants: this.participants, onEvent: this.o.onMetric, log: this.log, joined: (s, lastRound) => this.joined(s, lastRound) });
     const peft = peftOf(this.cfg);
-    const threads = this.cfg.runtime.threads ?? Math.max(1, Math.floor(cpus().length / this.runner.replicaCount(this.cfg)));
+    const threads = this.cfg.runtime.threads ?? Math.max(1, Math.floor(defaultThreads() / this.runner.replicaCount(this.cfg)));
     const trunkNames = new Set(partParamNames('trunk', config, this.cfg.split, store));
     this.trunkInBase = trunkLeftInBase(this.cfg, [...trunkNames]);
     let optimizerState;

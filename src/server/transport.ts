@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { CHANNEL_OPTIONS, loadProtocol } from '../protocol/load.js';
+import { raiseReceiveWindows } from './receive-window.js';
 import { peerIdentity, RevocationChecker, serverCredentials, type PeerIdentity } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
 import { LogLimiter } from '../util/log-limiter.js';
@@ -50,6 +51,7 @@ export async function startTransport(o: TransportOptions): Promise<RunningServer
   if (!o.kit && !isLoopbackHost(host)) throw new UserError(`refusing to listen on ${host} without TLS: plaintext is for loopback tests only. Fix: give --pki (a kit from flglm keygen) or bind 127.0.0.1`);
   // A participant needs one Session stream (plus Hello); 16 per connection bounds what one can open.
   const server = new grpc.Server({ ...CHANNEL_OPTIONS, 'grpc.max_concurrent_streams': 16, ...(o.maxMessageBytes ? { 'grpc.max_receive_message_length': o.maxMessageBytes } : {}) });
+  raiseReceiveWindows(server, CHANNEL_OPTIONS['grpc-node.flow_control_window'] as number);
   const revocation = o.revocation ?? (o.kit ? new RevocationChecker(join(o.kit, 'revoked.json')) : null);
   const refusals = new LogLimiter(o.log ?? (() => {}));
   const refuse = (peer: string, code: grpc.status, details: string): { error: grpc.StatusObject } => {

@@ -12,11 +12,15 @@ import { Rng } from '../util/rng.js';
  * - recompute: the backward program runs the forward again (costs one more forward);
  * - carry: the training forward also returns the saved activations, fed back to the backward
  *   (costs copying them through JS twice).
- * Measured (`npm run bench -- recompute`, small preset, 8 x 128): the trunk saves ~250 MiB and
- * recomputing is faster; the head saves ~40 MiB and carrying is 1.3x faster. Hence the defaults.
+ * Measured (small preset, 8 x 128, forward + backward, 2 threads without spinning as federated
+ * processes run, 20-30 interleaved pairs, 2026-12-02): trunk 214 ms recomputing against 239 ms
+ * carrying its 215 MiB; head 37-42 ms against 39-47 ms carrying 36 MiB. Recomputing is as fast or
+ * faster and keeps nothing between the runs, hence the default everywhere. (On ORT's default of
+ * one thread here, before runtime/threads.ts, the head carried 1.3x faster: compute cost 1.5x
+ * more, the copies the same.)
  */
 export type ActivationPolicy = 'recompute' | 'carry';
-export const DEFAULT_POLICY: Record<PartName, ActivationPolicy> = { head: 'carry', trunk: 'recompute', tail: 'recompute', full: 'recompute' };
+export const DEFAULT_POLICY: Record<PartName, ActivationPolicy> = { head: 'recompute', trunk: 'recompute', tail: 'recompute', full: 'recompute' };
 
 /** LoRA dropout masks of one training step, shared by its forward and backward. */
 export type DropoutMasks = Record<string, TensorData>;
