@@ -62,6 +62,8 @@ export interface ClientResult {
   summary: unknown;
 }
 
+const zeroPhases = (): Record<string, number> => ({ head_forward: 0, wait_trunk_forward: 0, tail_step: 0, wait_trunk_backward: 0, head_backward: 0, optimizer: 0 });
+
 /** Failures after which trying again can help: the server restarted, dropped us, or is not up yet. */
 class RetryableError extends Error {}
 
@@ -78,8 +80,10 @@ export class SplitClient {
   private lastRound = 0;
   /** The last training round whose parameters this client sent (its result comes back as `averaged`). */
   private sentRound = -1;
-  /** Seconds per phase of a training step, summed from this process's second step on (the first compiles every program). */
-  readonly phases: Record<string, number> = { head_forward: 0, wait_trunk_forward: 0, tail_step: 0, wait_trunk_backward: 0, head_backward: 0, optimizer: 0 };
+  /** Seconds spent per phase of a training step, summed over every step so far (the client's Prometheus counters). */
+  readonly phases = zeroPhases();
+  /** The same from this process's second step on, for per-step means: the first compiles every program. */
+  private readonly steadyPhases = zeroPhases();
   private readonly log: Log;
 
   constructor(private readonly o: ClientOptions) {
@@ -160,10 +164,10 @@ export class SplitClient {
       }
       if (m.kind === 'finished') {
         const n = Math.max(1, this.losses.length - 1);
-        this.log(`training finished; per-step time: ${Object.entries(this.phases).map(([k, v]) => `${k} ${((1000 * v) / n).toFixed(1)} ms`).join(', ')}`);
+        this.log(`training finished; per-step time: ${Object.entries(this.steadyPhases).map(([k, v]) => `${k} ${((1000 * v) / n).toFixed(1)} ms`).join(', ')}`);
         await t.head.release();
         await t.tail.release();
-        return { clientId: name, losses: this.losses, eval: this.evalMetrics, phases: { ...this.phases }, summary: JSON.parse(m.finished.summaryJson) };
+        return { clientId: name, losses: this.losses, eval: this.evalMetrics, phases: { ...this.steadyPhases }, summary: JSON.parse(m.finished.summaryJson) };
       }
       if (m.kind === 'roundKey') {
         const k = m.roundKey;
@@ -232,7 +236,7 @@ export class SplitClient {
     this.o.capture?.tokens(this.serverId(c.clientId), round, step, batch.tokens, t.tokenizer.pad); // keyed as the server's capture is
     let mark = performance.now();
     const timed = this.localStep > 0;
-    const lap = (phase: string) => { const now = performance.now(); if (timed) this.phases[phase] += (now - mark) / 1000; mark = now; };
+    const lap = (phase: string) => { const now = performance.now(), s = (now - mark) / 1000; this.phases[phase] += s; if (timed) this.steadyPhases[phase] += s; mark = now; };
     const masks = await t.head.newDropoutMasks(batch.tokens.shape[0], batch.tokens.shape[1]);
     const hA = await t.head.forward(batch.tokens, true, masks);
     call.write({ activations: { round, step, tensor: encodeActivation('h_A', this.noise!.apply(hA), c), eval: false } });
@@ -259,9 +263,8 @@ export class SplitClient {
     // the server ours (batch mode: each side clips its own).
     const own = globalNorm(grads.values());
     if (jointClip) {
-      // The trunk's update waits for this norm: sent before our update and next head forward (which
-      // block this thread), both sides update at once. Left queued, it reached the server 20-30 ms
-      // later, with our next h_A (trace of a 1-client `small` run, 2026-12-02).
+      // The trunk's update waits for this norm: sent before our update and next head forward block
+      // this thread (left queued, it arrived 20-30 ms later with our next h_A; trace, 2026-12-02).
       call.write({ stepDone: { round, step, gradNorm: own } });
       await call.sent();
     }
