@@ -1,5 +1,6 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { sizeOf } from '../graph/ir.js';
 import { toOnnx, toOnnxWithExternalData } from '../graph/onnx.js';
 import { writeChunksAtomic, writeFileAtomic } from '../util/atomic-write.js';
 import { headDim, type ModelConfig } from './config.js';
@@ -19,7 +20,7 @@ export function exportOnnxDecoder(dir: string, config: ModelConfig, peft: PeftCo
   mkdirSync(dir, { recursive: true });
   const graph = buildDecode(config, peft, store, cacheLen, { part: 'full', split: { head_blocks: 0, tail_blocks: 0 }, batch: 1, frozen: 'initializer' });
   // Protobuf caps a message at 2 GiB: a real model's weights go to decoder.onnx.data (ONNX external data).
-  const weightBytes = [...store.values()].reduce((a, p) => a + 4 * (p.data ?? p.half).length, 0);
+  const weightBytes = [...store.values()].reduce((a, p) => a + 4 * sizeOf(p.shape), 0);
   const external = o.externalData ?? weightBytes > EXTERNAL_DATA_ABOVE;
   let bytes: number;
   if (external) {

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { sizeOf } from '../graph/ir.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { ModelConfig } from './config.js';
@@ -110,7 +111,7 @@ export function exportHfFolder(dir: string, config: ModelConfig, store: ParamSto
   for (const [name] of baseParamShapes(config)) {
     const t = store.get(name);
     if (!t) throw new UserError(`cannot export: the model has no ${name}`);
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * bytesPer;
+    const bytes = sizeOf(t.shape) * bytesPer;
     if (size > 0 && size + bytes > maxShard) { shards.push(new Map()); size = 0; }
     shards[shards.length - 1].set(name, isLinear(name) ? transposeStored(t) : t);
     size += bytes;

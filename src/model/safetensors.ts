@@ -1,4 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { sizeOf } from '../graph/ir.js';
 import { UserError } from '../util/errors.js';
 import { writeChunksAtomic } from '../util/atomic-write.js';
 import { floatToBf16, floatToHalf, halfToFloat, halvesToFloats } from '../util/half.js';
@@ -34,7 +35,7 @@ function* safetensorsChunks(tensors: Map<string, StorableTensor>, metadata: Reco
   const names = [...tensors.keys()].sort();
   let offset = 0;
   for (const name of names) {
-    const size = tensors.get(name)!.shape.reduce((a, b) => a * b, 1) * bytesPer;
+    const size = sizeOf(tensors.get(name)!.shape) * bytesPer;
     header[name] = { dtype, shape: tensors.get(name)!.shape, data_offsets: [offset, offset + size] };
     offset += size;
   }
