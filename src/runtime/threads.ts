@@ -25,6 +25,9 @@ export function physicalCores(root = '/sys/devices/system/cpu'): number | null {
   }
 }
 
+/** Physical cores of this machine, read on first use (Infinity where sysfs cannot tell). */
+let cores: number | undefined;
+
 /**
  * ONNX Runtime's intra-op threads when the config leaves them open: one per physical core this
  * process may use. ORT's own default (0) ran as one thread on this 2-core guest: a `small` 8 x 128
@@ -33,5 +36,6 @@ export function physicalCores(root = '/sys/devices/system/cpu'): number | null {
  * SMT siblings share a core's FMA units, so they are not counted (as ORT intends).
  */
 export function defaultThreads(): number {
-  return Math.max(1, Math.min(availableParallelism(), physicalCores() ?? Number.POSITIVE_INFINITY));
+  cores ??= physicalCores() ?? Number.POSITIVE_INFINITY;
+  return Math.max(1, Math.min(availableParallelism(), cores));
 }
