@@ -6,7 +6,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'bench');
-const names = readdirSync(dir).filter((f) => f.endsWith('.mjs') && f !== 'common.mjs').map((f) => f.replace(/\.mjs$/, ''));
+const names = readdirSync(dir)
+  .filter((f) => f.endsWith('.mjs') && f !== 'common.mjs')
+  .map((f) => f.replace(/\.mjs$/, ''));
 const name = process.argv[2];
 if (!name || !names.includes(name)) {
   console.error(`usage: npm run bench -- NAME [args]   (NAME: ${names.join(', ')})`);
@@ -20,5 +22,8 @@ if (!existsSync(join(dir, '..', '..', 'dist', 'src'))) {
 // the malloc settings flglm's launcher uses (src/util/malloc-env.ts); FLGLM_SYSTEM_MALLOC=1 runs
 // with glibc's defaults. `malloc` compares the two.
 const { withMallocEnv } = await import(join(dir, '..', '..', 'dist', 'src', 'util', 'malloc-env.js'));
-const r = spawnSync(process.execPath, [join(dir, `${name}.mjs`), ...process.argv.slice(3)], { stdio: 'inherit', env: withMallocEnv(process.env) });
+const r = spawnSync(process.execPath, [join(dir, `${name}.mjs`), ...process.argv.slice(3)], {
+  stdio: 'inherit',
+  env: withMallocEnv(process.env),
+});
 process.exit(r.status ?? 1);

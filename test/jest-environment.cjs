@@ -6,7 +6,22 @@ const { TestEnvironment } = require('jest-environment-node');
 class SharedTypedArrayEnvironment extends TestEnvironment {
   constructor(config, context) {
     super(config, context);
-    for (const name of ['ArrayBuffer', 'SharedArrayBuffer', 'DataView', 'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array', 'Int8Array', 'Int16Array', 'Int32Array', 'Uint8Array', 'Uint8ClampedArray', 'Uint16Array', 'Uint32Array']) {
+    for (const name of [
+      'ArrayBuffer',
+      'SharedArrayBuffer',
+      'DataView',
+      'Float32Array',
+      'Float64Array',
+      'BigInt64Array',
+      'BigUint64Array',
+      'Int8Array',
+      'Int16Array',
+      'Int32Array',
+      'Uint8Array',
+      'Uint8ClampedArray',
+      'Uint16Array',
+      'Uint32Array',
+    ]) {
       this.global[name] = globalThis[name];
     }
   }

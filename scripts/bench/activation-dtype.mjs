@@ -13,7 +13,10 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { root, runExperiment, writeResult } from './common.mjs';
 
-const arg = (name, fallback) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : fallback; };
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : fallback;
+};
 const dtypes = arg('--dtypes', 'fp32,bf16,fp16').split(',');
 const seeds = Number(arg('--seeds', '2'));
 const quickstart = parse(readFileSync(join(root, 'configs', 'quickstart.yaml'), 'utf8'));
@@ -22,7 +25,14 @@ const rows = [];
 for (const dtype of dtypes) {
   const accuracy = [];
   for (let seed = 0; seed < seeds; seed++) {
-    const cfg = { ...quickstart, name: `dtype-${dtype}`, seed: 42 + seed, baseline: 'none', transport: { activation_dtype: dtype }, eval: { ...quickstart.eval, every_rounds: quickstart.federation.rounds } };
+    const cfg = {
+      ...quickstart,
+      name: `dtype-${dtype}`,
+      seed: 42 + seed,
+      baseline: 'none',
+      transport: { activation_dtype: dtype },
+      eval: { ...quickstart.eval, every_rounds: quickstart.federation.rounds },
+    };
     const out = mkdtempSync(join(tmpdir(), 'flglm-dtype-'));
     const { summary } = await runExperiment(stringify(cfg), out);
     accuracy.push(summary.eval?.accuracy ?? NaN);
@@ -34,7 +44,16 @@ for (const dtype of dtypes) {
   const { metrics } = await runExperiment(wanYaml, out, { FLGLM_NET_DELAY_MS: '20', FLGLM_NET_MBPS: '100' });
   rmSync(out, { recursive: true, force: true });
   const r2 = metrics.find((m) => m.type === 'round' && m.round === 2);
-  rows.push({ dtype, accuracy, wan_round_s: r2.wall_s, mib_per_round: (r2.bytes_up + r2.bytes_down) / 2 ** 20, steps_per_round: r2.steps });
+  rows.push({
+    dtype,
+    accuracy,
+    wan_round_s: r2.wall_s,
+    mib_per_round: (r2.bytes_up + r2.bytes_down) / 2 ** 20,
+    steps_per_round: r2.steps,
+  });
   console.log(JSON.stringify(rows.at(-1)));
 }
-writeResult('activation-dtype', { command: `npm run bench -- activation-dtype --dtypes ${dtypes.join(',')} --seeds ${seeds}`, rows });
+writeResult('activation-dtype', {
+  command: `npm run bench -- activation-dtype --dtypes ${dtypes.join(',')} --seeds ${seeds}`,
+  rows,
+});

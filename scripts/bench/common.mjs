@@ -9,7 +9,14 @@ export const dist = (p) => join(root, 'dist', 'src', p);
 
 export function machine() {
   const malloc = process.env.MALLOC_MMAP_MAX_ === '0' ? 'heap, no trim (MALLOC_MMAP_MAX_=0)' : 'glibc defaults';
-  return { cpu: cpus()[0]?.model, cores: cpus().length, memory_gib: +(totalmem() / 2 ** 30).toFixed(1), node: process.version, malloc, date: new Date().toISOString() };
+  return {
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    memory_gib: +(totalmem() / 2 ** 30).toFixed(1),
+    node: process.version,
+    malloc,
+    date: new Date().toISOString(),
+  };
 }
 
 export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -47,7 +54,10 @@ export async function runExperiment(yaml, outDir, env = {}, options = {}) {
     const summary = await new ExperimentLauncher(parsed.config, yaml, { quiet: true, outDir, ...options }).run();
     return { summary, metrics: readMetrics(join(outDir, 'metrics.jsonl')) };
   } finally {
-    for (const k of Object.keys(env)) { if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k]; }
+    for (const k of Object.keys(env)) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
   }
 }
 
@@ -58,7 +68,9 @@ export async function runExperiment(yaml, outDir, env = {}, options = {}) {
 export function stepGaps(metrics) {
   const steps = metrics.filter((m) => m.type === 'step' && m.round >= 2);
   const gaps = [];
-  for (let i = 1; i < steps.length; i++) if (steps[i].client === steps[i - 1].client && steps[i].round === steps[i - 1].round) gaps.push((steps[i].time - steps[i - 1].time) / 1000);
+  for (let i = 1; i < steps.length; i++)
+    if (steps[i].client === steps[i - 1].client && steps[i].round === steps[i - 1].round)
+      gaps.push((steps[i].time - steps[i - 1].time) / 1000);
   return gaps;
 }
 
@@ -71,9 +83,28 @@ export function centralizedSteps(yaml, steps, env = process.env) {
   const dir = mkdtempSync(join(tmpdir(), 'flglm-bench-train-'));
   try {
     writeFileSync(join(dir, 'c.yaml'), yaml);
-    const r = spawnSync(process.execPath, [join(root, 'bin', 'flglm'), 'train', join(dir, 'c.yaml'), '--steps', String(steps), '--no-save', '--quiet', '--metrics', join(dir, 'm.jsonl'), '--summary-json', join(dir, 's.json')], { encoding: 'utf8', env });
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(root, 'bin', 'flglm'),
+        'train',
+        join(dir, 'c.yaml'),
+        '--steps',
+        String(steps),
+        '--no-save',
+        '--quiet',
+        '--metrics',
+        join(dir, 'm.jsonl'),
+        '--summary-json',
+        join(dir, 's.json'),
+      ],
+      { encoding: 'utf8', env },
+    );
     if (r.status !== 0) throw new Error(`flglm train failed: ${r.stderr}`);
-    const times = readFileSync(join(dir, 'm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).time);
+    const times = readFileSync(join(dir, 'm.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).time);
     const gaps = times.slice(2).map((t, i) => (t - times[i + 1]) / 1000);
     return { gaps, peak_rss_mib: JSON.parse(readFileSync(join(dir, 's.json'), 'utf8')).peak_rss_mib };
   } finally {

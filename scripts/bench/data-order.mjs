@@ -28,19 +28,34 @@ async function train(cfg, order) {
   const K = proportional ? 1 : Number(order);
   const { config, store, tokenizer } = resolveModel(cfg);
   const data = resolveData(cfg);
-  const model = new PartExecutor('full', config, cfg.split, peftOf(cfg), store, { device: cfg.runtime.device, threads: cfg.runtime.threads });
+  const model = new PartExecutor('full', config, cfg.split, peftOf(cfg), store, {
+    device: cfg.runtime.device,
+    threads: cfg.runtime.threads,
+  });
   const opt = createOptimizer(cfg.optimizer);
   const params = new Map(model.trainable.map((n) => [n, store.get(n).data]));
   const { batch_size: B, seq_len: S } = cfg.data;
   const steps = cfg.federation.rounds * cfg.federation.local_steps * cfg.federation.clients;
-  const streams = K === 0 ? [new BatchStream(data.silos.flat(), tokenizer, B, S, cfg.seed)] : data.silos.map((s, i) => new BatchStream(s, tokenizer, B, S, cfg.seed + i));
+  const streams =
+    K === 0
+      ? [new BatchStream(data.silos.flat(), tokenizer, B, S, cfg.seed)]
+      : data.silos.map((s, i) => new BatchStream(s, tokenizer, B, S, cfg.seed + i));
   const relay = new Relay();
-  const turns = proportional ? relay.turnOrder(data.silos.map((s, i) => ({ id: String(i), weight: s.length })), steps).map(Number) : null;
+  const turns = proportional
+    ? relay
+        .turnOrder(
+          data.silos.map((s, i) => ({ id: String(i), weight: s.length })),
+          steps,
+        )
+        .map(Number)
+    : null;
   const evalSet = evalBatches(data.test, tokenizer, B, S, cfg.eval.max_batches);
   const trunkNames = new Set(partParamNames('trunk', config, cfg.split, store));
   const curve = [];
   for (let step = 0; step < steps; step++) {
-    const b = (K === 0 ? streams[0] : turns ? streams[turns[step]] : streams[Math.floor(step / K) % streams.length]).next();
+    const b = (
+      K === 0 ? streams[0] : turns ? streams[turns[step]] : streams[Math.floor(step / K) % streams.length]
+    ).next();
     const r = await model.step(b.tokens, b.labels);
     if (order === 'p1-splitclip') {
       const trunk = [...r.grads].filter(([n]) => trunkNames.has(n));
@@ -57,12 +72,24 @@ async function train(cfg, order) {
   return curve;
 }
 
-const label = (o) => (o === '0' ? 'shuffled union' : o === 'p1' ? 'turns of 1, proportional to silo size' : o === 'p1-splitclip' ? 'turns of 1, proportional, trunk and client parts clipped separately' : `round-robin blocks of ${o}`);
+const label = (o) =>
+  o === '0'
+    ? 'shuffled union'
+    : o === 'p1'
+      ? 'turns of 1, proportional to silo size'
+      : o === 'p1-splitclip'
+        ? 'turns of 1, proportional, trunk and client parts clipped separately'
+        : `round-robin blocks of ${o}`;
 // Orders of earlier invocations are kept; an order run again is replaced.
 const previousFile = join(root, 'bench-results', 'data-order.json');
 const previous = existsSync(previousFile) ? JSON.parse(readFileSync(previousFile, 'utf8')) : null;
 const command = `npm run bench -- data-order ${process.argv.slice(2).join(' ')}`.trim();
-const result = { command, commands: [...new Set([...(previous?.commands ?? (previous?.command ? [previous.command] : [])), command])], config: cfgPath.replace(`${root}/`, ''), runs: { ...(previous?.runs ?? {}) } };
+const result = {
+  command,
+  commands: [...new Set([...(previous?.commands ?? (previous?.command ? [previous.command] : [])), command])],
+  config: cfgPath.replace(`${root}/`, ''),
+  runs: { ...(previous?.runs ?? {}) },
+};
 for (const order of orders) delete result.runs[label(order)];
 for (const order of orders) {
   for (let s = 0; s < seeds; s++) {
@@ -70,7 +97,9 @@ for (const order of orders) {
     cfg.seed += s;
     const curve = await train(cfg, order);
     (result.runs[label(order)] ??= []).push(curve);
-    console.error(`${label(order)} seed ${cfg.seed}: ${curve.map((p) => `${p.step}:${p.accuracy.toFixed(3)}`).join(' ')}`);
+    console.error(
+      `${label(order)} seed ${cfg.seed}: ${curve.map((p) => `${p.step}:${p.accuracy.toFixed(3)}`).join(' ')}`,
+    );
   }
 }
 writeResult('data-order', result);

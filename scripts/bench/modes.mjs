@@ -12,8 +12,18 @@ const counts = (process.argv[3] ?? '1,2,4,8').split(',').map(Number);
 const only = process.argv[4]; // optional: one link (loopback | wan-20ms-100mbit); other results are kept
 const modes = ['sequential', 'batch', 'hierarchical'];
 const links = { loopback: {}, 'wan-20ms-100mbit': { FLGLM_NET_DELAY_MS: '20', FLGLM_NET_MBPS: '100' } };
-const previous = only && existsSync(join(root, 'bench-results', 'modes.json')) ? JSON.parse(readFileSync(join(root, 'bench-results', 'modes.json'), 'utf8')) : null;
-const result = { command: `npm run bench -- modes ${runs} ${counts.join(',')}`, model: 'small', examples_per_round: 64, batch: 8, seq: 128, epoch_s: previous?.epoch_s ?? {} };
+const previous =
+  only && existsSync(join(root, 'bench-results', 'modes.json'))
+    ? JSON.parse(readFileSync(join(root, 'bench-results', 'modes.json'), 'utf8'))
+    : null;
+const result = {
+  command: `npm run bench -- modes ${runs} ${counts.join(',')}`,
+  model: 'small',
+  examples_per_round: 64,
+  batch: 8,
+  seq: 128,
+  epoch_s: previous?.epoch_s ?? {},
+};
 for (const [linkName, env] of Object.entries(links).filter(([name]) => !only || name === only)) {
   for (const mode of modes) {
     for (const n of counts) {

@@ -20,12 +20,41 @@ import { join } from 'node:path';
 import { centralizedSteps, dist, root, runExperiment, stats, stepGaps, writeResult } from './common.mjs';
 import { torchSetups } from './torch-peer.mjs';
 
-const arg = (name, fallback) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : fallback; };
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : fallback;
+};
 const SHAPES = {
   // HuggingFaceTB/SmolLM2-135M: 30 layers, d 576, 9 / 3 heads, MLP 1536, vocab 49,152, tied.
-  'smollm2-135m': { model_type: 'llama', vocab_size: 49152, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3, rms_norm_eps: 1e-5, rope_theta: 100000, max_position_embeddings: 2048, tie_word_embeddings: true, attention_bias: false },
+  'smollm2-135m': {
+    model_type: 'llama',
+    vocab_size: 49152,
+    hidden_size: 576,
+    intermediate_size: 1536,
+    num_hidden_layers: 30,
+    num_attention_heads: 9,
+    num_key_value_heads: 3,
+    rms_norm_eps: 1e-5,
+    rope_theta: 100000,
+    max_position_embeddings: 2048,
+    tie_word_embeddings: true,
+    attention_bias: false,
+  },
   // Qwen/Qwen2.5-0.5B: 24 layers, d 896, 14 / 2 heads, MLP 4864, vocab 151,936, tied, q/k/v bias.
-  'qwen2.5-0.5b': { model_type: 'qwen2', vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000, max_position_embeddings: 4096, tie_word_embeddings: true, attention_bias: true },
+  'qwen2.5-0.5b': {
+    model_type: 'qwen2',
+    vocab_size: 151936,
+    hidden_size: 896,
+    intermediate_size: 4864,
+    num_hidden_layers: 24,
+    num_attention_heads: 14,
+    num_key_value_heads: 2,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1000000,
+    max_position_embeddings: 4096,
+    tie_word_embeddings: true,
+    attention_bias: true,
+  },
 };
 const shapes = arg('--shapes', 'smollm2-135m,qwen2.5-0.5b').split(',');
 const clientCounts = arg('--clients', '1,3').split(',').map(Number);
@@ -34,17 +63,20 @@ const localSteps = Number(arg('--local-steps', '3'));
 const python = arg('--python', process.env.FLGLM_TORCH_PYTHON ?? 'python3');
 const torchRuns = Number(arg('--torch-runs', '3'));
 const withTorch = !process.argv.includes('--no-torch');
-const B = 8, S = 128;
+const B = 8,
+  S = 128;
 
 const median = (xs) => stats(xs).median; // the upper median, as the earlier results were computed
 const round2 = (x) => +x.toFixed(2);
 
 function configYaml(folder, name, clients, evalEveryRounds = 1) {
-  return `name: ${name}\nseed: 1\nmodel: {hf_path: ${folder}}\nsplit: {head_blocks: 2, tail_blocks: 2}\n`
-    + `finetune: {method: lora, lora: {rank: 8, alpha: 16, targets: [q, v]}}\noptimizer: {lr: 0.0002}\n`
-    + `data: {task: lm, dataset: sotu, partition: iid, batch_size: ${B}, seq_len: ${S}, max_examples: 200}\n`
-    + `federation: {mode: sequential, clients: ${clients}, rounds: ${rounds}, local_steps: ${localSteps}, min_clients: ${clients}, client_timeout_ms: 900000}\n`
-    + `eval: {max_batches: 1, every_rounds: ${evalEveryRounds}}\nsecurity: {tls: false, payload_encryption: false}\nruntime: {threads: 2}\n`;
+  return (
+    `name: ${name}\nseed: 1\nmodel: {hf_path: ${folder}}\nsplit: {head_blocks: 2, tail_blocks: 2}\n` +
+    `finetune: {method: lora, lora: {rank: 8, alpha: 16, targets: [q, v]}}\noptimizer: {lr: 0.0002}\n` +
+    `data: {task: lm, dataset: sotu, partition: iid, batch_size: ${B}, seq_len: ${S}, max_examples: 200}\n` +
+    `federation: {mode: sequential, clients: ${clients}, rounds: ${rounds}, local_steps: ${localSteps}, min_clients: ${clients}, client_timeout_ms: 900000}\n` +
+    `eval: {max_batches: 1, every_rounds: ${evalEveryRounds}}\nsecurity: {tls: false, payload_encryption: false}\nruntime: {threads: 2}\n`
+  );
 }
 
 /**
@@ -54,7 +86,12 @@ function configYaml(folder, name, clients, evalEveryRounds = 1) {
  */
 function centralized(folder) {
   const { gaps, peak_rss_mib } = centralizedSteps(configYaml(folder, 'centralized', 1, 1000), localSteps * rounds + 1);
-  return { impl: 'flglm centralized (one process)', seconds_per_step: round2(median(gaps)), tokens_per_s: Math.round((B * S) / median(gaps)), peak_rss_mib: { process: peak_rss_mib } };
+  return {
+    impl: 'flglm centralized (one process)',
+    seconds_per_step: round2(median(gaps)),
+    tokens_per_s: Math.round((B * S) / median(gaps)),
+    peak_rss_mib: { process: peak_rss_mib },
+  };
 }
 
 /** flglm federated: server and client processes through the launcher. */
@@ -63,7 +100,14 @@ async function federated(folder, shape, clients) {
   const { summary, metrics } = await runExperiment(configYaml(folder, `${shape}-${clients}`, clients), out);
   rmSync(out, { recursive: true, force: true });
   const perStep = median(stepGaps(metrics));
-  return { impl: `flglm federated, ${clients} client${clients > 1 ? 's' : ''} (server + client processes)`, clients, seconds_per_step: round2(perStep), tokens_per_s: Math.round((B * S) / perStep), wall_s: round2(summary.wall_s), peak_rss_mib: summary.peak_rss_mib };
+  return {
+    impl: `flglm federated, ${clients} client${clients > 1 ? 's' : ''} (server + client processes)`,
+    clients,
+    seconds_per_step: round2(perStep),
+    tokens_per_s: Math.round((B * S) / perStep),
+    wall_s: round2(summary.wall_s),
+    peak_rss_mib: summary.peak_rss_mib,
+  };
 }
 
 // Every PyTorch interpreter given, at its fastest kernel (torch-peer.mjs): transformers + PEFT where
@@ -73,12 +117,28 @@ const setups = withTorch ? torchSetups({ pythons: python.split(','), threads: 2 
 function torchStep(setup, folder, dtype) {
   const env = { ...process.env, TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1', ...setup.env };
   const args = [folder, String(B), String(S), '2', String(torchRuns), dtype];
-  let r = spawnSync(setup.python, [join(root, 'scripts', 'bench', 'torch_lora_step.py'), ...args], { encoding: 'utf8', env });
-  if (r.status !== 0 && /No module named '(transformers|peft)'/.test(r.stderr ?? '')) r = spawnSync(setup.python, [join(root, 'scripts', 'bench', 'torch_lora_plain.py'), ...args], { encoding: 'utf8', env });
+  let r = spawnSync(setup.python, [join(root, 'scripts', 'bench', 'torch_lora_step.py'), ...args], {
+    encoding: 'utf8',
+    env,
+  });
+  if (r.status !== 0 && /No module named '(transformers|peft)'/.test(r.stderr ?? ''))
+    r = spawnSync(setup.python, [join(root, 'scripts', 'bench', 'torch_lora_plain.py'), ...args], {
+      encoding: 'utf8',
+      env,
+    });
   const kernel = `${setup.blas}${setup.env.OPENBLAS_CORETYPE ? ` ${setup.env.OPENBLAS_CORETYPE}` : ''}, MatMul ${Math.round(setup.matmul_gflops)} GFLOP/s`;
-  if (r.status !== 0) return { impl: `PyTorch ${setup.torch} (${dtype}; ${kernel})`, skipped: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop() };
+  if (r.status !== 0)
+    return {
+      impl: `PyTorch ${setup.torch} (${dtype}; ${kernel})`,
+      skipped: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop(),
+    };
   const j = JSON.parse(r.stdout.trim().split('\n').pop());
-  return { impl: `${j.impl}; ${kernel}`, seconds_per_step: round2(j.seconds_per_step), tokens_per_s: Math.round((B * S) / j.seconds_per_step), peak_rss_mib: { process: j.peak_rss_mib } };
+  return {
+    impl: `${j.impl}; ${kernel}`,
+    seconds_per_step: round2(j.seconds_per_step),
+    tokens_per_s: Math.round((B * S) / j.seconds_per_step),
+    peak_rss_mib: { process: j.peak_rss_mib },
+  };
 }
 
 const { initParams } = await import(dist('model/params.js'));
@@ -90,7 +150,10 @@ for (const shape of shapes) {
   const folder = mkdtempSync(join(tmpdir(), `flglm-${shape}-`));
   exportHfFolder(folder, config, initParams(config, 1), { dtype: 'BF16' });
   const rows = [];
-  const note = (row) => { rows.push(row); console.log(shape, JSON.stringify(row)); };
+  const note = (row) => {
+    rows.push(row);
+    console.log(shape, JSON.stringify(row));
+  };
   note(centralized(folder));
   for (const clients of clientCounts) note(await federated(folder, shape, clients));
   if (withTorch && !setups.setups.length) note({ impl: 'PyTorch', skipped: setups.note });

@@ -29,14 +29,18 @@ export function registerConfigCommand(program: Command): void {
       const result = parseConfigText(readFileSync(file, 'utf8'), o.set);
       if (!result.ok) {
         for (const p of result.problems) console.error(`${file}: ${formatProblem(p)}`);
-        console.error(`${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} found; see configs/reference.yaml for every key and its default`);
+        console.error(
+          `${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} found; see configs/reference.yaml for every key and its default`,
+        );
         process.exitCode = 1;
         return;
       }
       // Beyond the schema: the model, the memory a step needs, the data folders (paths from the file's folder).
       const cfg = resolveConfigPaths(result.config, dirname(resolve(file)), result.written);
       const notes = preflight(cfg);
-      process.stdout.write(`# ${file}: valid.\n${notes.map((n) => `# ${n}\n`).join('')}# Resolved config with defaults:\n${configToYaml(result.config)}`);
+      process.stdout.write(
+        `# ${file}: valid.\n${notes.map((n) => `# ${n}\n`).join('')}# Resolved config with defaults:\n${configToYaml(result.config)}`,
+      );
     });
   config
     .command('schema')
@@ -50,10 +54,16 @@ export function registerConfigCommand(program: Command): void {
     .command('init [file]')
     .description('Write a commented starter config (the quickstart) to begin an experiment from')
     .action((file = 'flglm.yaml') => {
-      if (existsSync(file)) throw new UserError(`${file} already exists; refusing to overwrite it. Fix: give another file name`);
+      if (existsSync(file))
+        throw new UserError(`${file} already exists; refusing to overwrite it. Fix: give another file name`);
       const schema = relative(dirname(resolve(file)), join(CONFIGS, 'flglm.schema.json'));
       const body = readFileSync(join(CONFIGS, 'quickstart.yaml'), 'utf8').replace(/^# yaml-language-server:.*\n/, '');
-      writeFileAtomic(file, `# yaml-language-server: $schema=${schema}\n# Every key and its default: ${relative(dirname(resolve(file)), join(CONFIGS, 'reference.yaml'))}. Check it: flglm config validate ${file}\n${body}`);
-      console.log(`${file}: starter config written (the quickstart: 3 clients on the spam-assassin silos). Next: flglm config validate ${file}, then flglm run ${file}`);
+      writeFileAtomic(
+        file,
+        `# yaml-language-server: $schema=${schema}\n# Every key and its default: ${relative(dirname(resolve(file)), join(CONFIGS, 'reference.yaml'))}. Check it: flglm config validate ${file}\n${body}`,
+      );
+      console.log(
+        `${file}: starter config written (the quickstart: 3 clients on the spam-assassin silos). Next: flglm config validate ${file}, then flglm run ${file}`,
+      );
     });
 }

@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 
 /** One example per command, shown at the end of its --help (a test checks every command has one). */
 export const EXAMPLES: Record<string, string[]> = {
-  keygen: ['flglm keygen --out pki --clients alice,bob,carol --server-name fl.example.org --server-address fl.example.org:50051'],
+  keygen: [
+    'flglm keygen --out pki --clients alice,bob,carol --server-name fl.example.org --server-address fl.example.org:50051',
+  ],
   'keygen add-client': ['flglm keygen add-client dave --pki pki'],
   'keygen revoke': ['flglm keygen revoke bob --pki pki'],
   server: ['flglm server --config configs/quickstart.yaml --pki pki/server --host 0.0.0.0 --checkpoints ckpt'],
@@ -20,7 +22,9 @@ export const EXAMPLES: Record<string, string[]> = {
   export: ['flglm export --model runs/quickstart-20261125-120000/model --hf out/model --merge-lora --peft out/adapter'],
   doctor: ['flglm doctor --pki pki/clients/alice'],
   merge: ['flglm merge --server ckpt/latest --client client-ckpt/alice --out model'],
-  'attack invert': ['flglm run configs/quickstart.yaml --attack   # then: flglm attack invert --run runs/quickstart-20261125-120000'],
+  'attack invert': [
+    'flglm run configs/quickstart.yaml --attack   # then: flglm attack invert --run runs/quickstart-20261125-120000',
+  ],
 };
 
 export const pathOf = (cmd: Command): string => {
@@ -39,8 +43,13 @@ export function applyConventions(program: Command): void {
     if (cmd === program) return;
     const path = pathOf(cmd);
     const examples = EXAMPLES[path];
-    if (examples && cmd.commands.length === 0) cmd.addHelpText('after', `\nExample${examples.length > 1 ? 's' : ''}:\n${examples.map((e) => `  ${e}`).join('\n')}`);
-    for (const o of cmd.options) if (o.mandatory && !o.description.endsWith('(required)')) o.description += ' (required)';
+    if (examples && cmd.commands.length === 0)
+      cmd.addHelpText(
+        'after',
+        `\nExample${examples.length > 1 ? 's' : ''}:\n${examples.map((e) => `  ${e}`).join('\n')}`,
+      );
+    for (const o of cmd.options)
+      if (o.mandatory && !o.description.endsWith('(required)')) o.description += ' (required)';
     cmd.showHelpAfterError(`(run \`flglm ${path} --help\` for its options and an example)`);
   };
   visit(program);

@@ -23,7 +23,9 @@ function packageVersion(): string {
 
 export function buildProgram(): Command {
   const program = new Command('flglm')
-    .description('Federated split fine-tuning of LLMs (FL-GLM): clients keep embeddings, first and last blocks; the server trains the middle')
+    .description(
+      'Federated split fine-tuning of LLMs (FL-GLM): clients keep embeddings, first and last blocks; the server trains the middle',
+    )
     .version(packageVersion(), '-V, --version')
     .showHelpAfterError('(run `flglm --help` for the command map)')
     // Every message starts with "flglm:", like the errors flglm itself raises.

@@ -32,21 +32,38 @@ export class ClientParts {
   /** The round's upload. */
   upload(ctx: TensorContext, scaffold: ScaffoldClient | null): WireTensor[] {
     const t = this.t;
-    const entries = [...t.params, ...(t.sharesOptimizer ? packOptimizerState(t.optimizer, t.params) : []), ...(scaffold ? scaffold.finishRound(t.params) : [])];
+    const entries = [
+      ...t.params,
+      ...(t.sharesOptimizer ? packOptimizerState(t.optimizer, t.params) : []),
+      ...(scaffold ? scaffold.finishRound(t.params) : []),
+    ];
     const deltas = this.delta && this.base ? quantizeDelta(this.base, t.params) : null;
-    return encodeUpdate(entries, deltas, ctx, (n, d) => encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, ctx));
+    return encodeUpdate(entries, deltas, ctx, (n, d) =>
+      encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, ctx),
+    );
   }
 
   /** Apply a hidden aggregate (privacy.hide_aggregate): open it with the federation secret, take the mean. */
   receiveHidden(w: WireTensor, ctx: TensorContext, round: number, total: number, secret: Buffer | null): void {
     const t = this.t;
-    if (!secret) throw new UserError('the server sent a hidden aggregate, but this client has no federation secret (privacy.hide_aggregate needs client kits from flglm keygen)');
+    if (!secret)
+      throw new UserError(
+        'the server sent a hidden aggregate, but this client has no federation secret (privacy.hide_aggregate needs client kits from flglm keygen)',
+      );
     const spec = new Map([...t.params].map(([n, d]) => [n, d.length]));
     const length = [...spec.values()].reduce((a, b) => a + b, 0);
     const words = decodeTensor(w, { name: w.name, dtype: 'int32', shape: [length] }, ctx).data as Int32Array;
-    const mean = unflattenMean(openHidden(new Uint32Array(words.buffer, words.byteOffset, words.length), secret, round, total), spec, total, t.cfg.privacy.secure_aggregation.scale_bits);
+    const mean = unflattenMean(
+      openHidden(new Uint32Array(words.buffer, words.byteOffset, words.length), secret, round, total),
+      spec,
+      total,
+      t.cfg.privacy.secure_aggregation.scale_bits,
+    );
     for (const [n, d] of mean) {
-      if (!d.every(Number.isFinite)) throw new UserError(`the hidden aggregate of round ${round} opens to non-finite values (a different federation secret?)`);
+      if (!d.every(Number.isFinite))
+        throw new UserError(
+          `the hidden aggregate of round ${round} opens to non-finite values (a different federation secret?)`,
+        );
       t.params.get(n)!.set(d);
     }
   }
@@ -58,8 +75,12 @@ export class ClientParts {
     for (const w of tensors) {
       if (t.scaffold && w.name.startsWith(CONTROL_PREFIX)) {
         const param = t.params.get(w.name.slice(CONTROL_PREFIX.length));
-        if (!param) throw new UserError(`server sent control variate ${w.name} for a parameter this client does not train`);
-        t.scaffold.receive(w.name, decodeTensor(w, { name: w.name, dtype: 'float32', shape: [param.length] }, ctx).data as Float32Array);
+        if (!param)
+          throw new UserError(`server sent control variate ${w.name} for a parameter this client does not train`);
+        t.scaffold.receive(
+          w.name,
+          decodeTensor(w, { name: w.name, dtype: 'float32', shape: [param.length] }, ctx).data as Float32Array,
+        );
         continue;
       }
       if (t.sharesOptimizer && w.name.startsWith(OPTIMIZER_PREFIX)) {
@@ -69,8 +90,10 @@ export class ClientParts {
       const target = t.params.get(w.name);
       if (!target) throw new UserError(`server sent averaged parameter ${w.name}, which this client does not train`);
       const base = this.delta && w.dtype === 'float16' ? this.base?.get(w.name) : undefined;
-      if (this.delta && w.dtype === 'float16' && !base) throw new UserError(`server sent ${w.name} as a float16 delta, but this client has no round to take it from`);
-      const data = decodeTensor(w, { name: w.name, dtype: base ? 'float16' : 'float32', shape: [target.length] }, ctx).data as Float32Array;
+      if (this.delta && w.dtype === 'float16' && !base)
+        throw new UserError(`server sent ${w.name} as a float16 delta, but this client has no round to take it from`);
+      const data = decodeTensor(w, { name: w.name, dtype: base ? 'float16' : 'float32', shape: [target.length] }, ctx)
+        .data as Float32Array;
       target.set(base ? applyDelta(base, data, data) : data);
     }
     if (moments.size) unpackOptimizerState(t.optimizer, moments, t.params);

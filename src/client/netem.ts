@@ -9,7 +9,8 @@ export interface LinkModel {
 }
 
 export function linkFromEnv(env: NodeJS.ProcessEnv = process.env): LinkModel | null {
-  const rtt = Number(env.FLGLM_NET_DELAY_MS ?? 0), mbps = Number(env.FLGLM_NET_MBPS ?? 0);
+  const rtt = Number(env.FLGLM_NET_DELAY_MS ?? 0),
+    mbps = Number(env.FLGLM_NET_MBPS ?? 0);
   return rtt > 0 || mbps > 0 ? { rttMs: rtt, mbps } : null;
 }
 
@@ -34,7 +35,10 @@ export class DelayLine<T> {
   private readonly queue: { at: number; item: T }[] = [];
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly link: LinkModel, private readonly deliver: (item: T) => void) {}
+  constructor(
+    private readonly link: LinkModel,
+    private readonly deliver: (item: T) => void,
+  ) {}
 
   push(item: T): void {
     const now = Date.now();

@@ -34,24 +34,67 @@ export async function secureUpload(o: {
     if (m.kind === 'error') throw o.dropped(m.error.message);
     const down = m.secagg;
     const body = down[phase];
-    if (down.round !== round || down.phase !== phase || !body) throw new UserError(`secure aggregation: the server sent ${down.phase ?? 'nothing'} for round ${down.round}, expected ${phase} for round ${round}`);
+    if (down.round !== round || down.phase !== phase || !body)
+      throw new UserError(
+        `secure aggregation: the server sent ${down.phase ?? 'nothing'} for round ${down.round}, expected ${phase} for round ${round}`,
+      );
     return body as NonNullable<ServerMessage['secagg']>[P] & object;
   };
   const begin = await next('begin');
-  if (begin.hide && !o.secret) throw new UserError('the server asks for a hidden aggregate, but this client has no federation secret (its kit predates it, or runs --insecure)');
+  if (begin.hide && !o.secret)
+    throw new UserError(
+      'the server asks for a hidden aggregate, but this client has no federation secret (its kit predates it, or runs --insecure)',
+    );
   const weight = Number(begin.weight);
   const agg = new SecAggClient(o.clientId, round);
   call.write({ secagg: { round, keys: agg.keys() } });
   o.sent?.('keys');
   const roster = await next('roster');
-  call.write({ secagg: { round, shares: { shares: agg.shareKeys(roster.peers.map((p) => ({ id: p.id, cPk: p.cPk, sPk: p.sPk })), begin.threshold) } } });
+  call.write({
+    secagg: {
+      round,
+      shares: {
+        shares: agg.shareKeys(
+          roster.peers.map((p) => ({ id: p.id, cPk: p.cPk, sPk: p.sPk })),
+          begin.threshold,
+        ),
+      },
+    },
+  });
   o.sent?.('shares');
   const deliver = await next('deliver');
-  agg.receiveShares(deliver.shares.map((s) => ({ peer: s.peer, ciphertext: s.ciphertext })), deliver.holders);
-  const y = agg.mask(flattenWeighted(o.params, weight, begin.scaleBits), begin.hide ? { secret: o.secret!, weight } : undefined);
-  call.write({ parameters: { round, numExamples: weight, tensors: [encodeTensor(MASKED_TENSOR, { dtype: 'int32', shape: [y.length], data: new Int32Array(y.buffer, y.byteOffset, y.length) }, o.ctx)] } });
+  agg.receiveShares(
+    deliver.shares.map((s) => ({ peer: s.peer, ciphertext: s.ciphertext })),
+    deliver.holders,
+  );
+  const y = agg.mask(
+    flattenWeighted(o.params, weight, begin.scaleBits),
+    begin.hide ? { secret: o.secret!, weight } : undefined,
+  );
+  call.write({
+    parameters: {
+      round,
+      numExamples: weight,
+      tensors: [
+        encodeTensor(
+          MASKED_TENSOR,
+          { dtype: 'int32', shape: [y.length], data: new Int32Array(y.buffer, y.byteOffset, y.length) },
+          o.ctx,
+        ),
+      ],
+    },
+  });
   o.sent?.('masked');
   const unmask = await next('unmask');
-  call.write({ secagg: { round, reveal: { shares: agg.reveal(unmask.dropped, unmask.survivors).map((s) => ({ of: s.of, maskKey: s.maskKey, share: s.share })) } } });
+  call.write({
+    secagg: {
+      round,
+      reveal: {
+        shares: agg
+          .reveal(unmask.dropped, unmask.survivors)
+          .map((s) => ({ of: s.of, maskKey: s.maskKey, share: s.share })),
+      },
+    },
+  });
   o.sent?.('reveal');
 }

@@ -62,7 +62,14 @@ export interface ClientResult {
   summary: unknown;
 }
 
-const zeroPhases = (): Record<string, number> => ({ head_forward: 0, wait_trunk_forward: 0, tail_step: 0, wait_trunk_backward: 0, head_backward: 0, optimizer: 0 });
+const zeroPhases = (): Record<string, number> => ({
+  head_forward: 0,
+  wait_trunk_forward: 0,
+  tail_step: 0,
+  wait_trunk_backward: 0,
+  head_backward: 0,
+  optimizer: 0,
+});
 
 /** Failures after which trying again can help: the server restarted, dropped us, or is not up yet. */
 class RetryableError extends Error {}
@@ -96,7 +103,8 @@ export class SplitClient {
       try {
         return await this.attempt();
       } catch (e) {
-        if (!(e instanceof RetryableError) || attempt >= attempts) throw e instanceof RetryableError ? new UserError(e.message) : e;
+        if (!(e instanceof RetryableError) || attempt >= attempts)
+          throw e instanceof RetryableError ? new UserError(e.message) : e;
         this.log(`${e.message}; reconnecting (${attempt + 1}/${attempts})`);
         await new Promise((r) => setTimeout(r, 1000));
       }
@@ -110,11 +118,19 @@ export class SplitClient {
     const inbox = new Inbox<ServerMessage>();
     let finished = false;
     const link = this.o.link ?? null;
-    const onEnd = () => { if (!finished) inbox.fail(new RetryableError('the server closed the stream')); };
+    const onEnd = () => {
+      if (!finished) inbox.fail(new RetryableError('the server closed the stream'));
+    };
     // On a simulated link the end of the stream (null) queues behind the messages sent before it.
     const down = link ? new DelayLine<ServerMessage | null>(link, (m) => (m === null ? onEnd() : inbox.push(m))) : null;
     const call = createUplink(raw, link, () => this.trainer?.cfg.federation.chunk_bytes ?? Number.POSITIVE_INFINITY);
-    raw.on('data', reassembling<ServerMessage>((m) => (down ? down.push(m) : inbox.push(m)), (e) => inbox.fail(new UserError(`malformed message from the server: ${e.message}`))));
+    raw.on(
+      'data',
+      reassembling<ServerMessage>(
+        (m) => (down ? down.push(m) : inbox.push(m)),
+        (e) => inbox.fail(new UserError(`malformed message from the server: ${e.message}`)),
+      ),
+    );
     raw.on('error', (e: grpc.ServiceError) => {
       const msg = describeConnectError(e, this.o.target);
       inbox.fail(e.code === 14 || e.code === 1 ? new RetryableError(msg) : new UserError(msg));
@@ -122,7 +138,14 @@ export class SplitClient {
     raw.on('end', () => (down ? down.push(null) : onEnd()));
     const heartbeat = setInterval(() => call.write({ heartbeat: { timeMs: Date.now() } }), 2000);
     try {
-      call.write({ join: { numExamples: this.o.train.length, lastRound: this.lastRound, protocol: PROTOCOL_VERSION, insecureName: this.o.kit ? '' : this.o.insecureName ?? '' } });
+      call.write({
+        join: {
+          numExamples: this.o.train.length,
+          lastRound: this.lastRound,
+          protocol: PROTOCOL_VERSION,
+          insecureName: this.o.kit ? '' : (this.o.insecureName ?? ''),
+        },
+      });
       const first = await inbox.next(['plan', 'error'], 60000);
       if (first.kind === 'error') throw new UserError(`server refused the session: ${first.error.message}`);
       if (!this.trainer) {
@@ -143,11 +166,19 @@ export class SplitClient {
   private async loop(conn: ClientConnection, call: Uplink, inbox: Inbox<ServerMessage>): Promise<ClientResult> {
     const t = this.trainer!;
     const { cfg } = t;
-    const payloadKey = this.o.kit && cfg.security.payload_encryption ? readPrivateKey(join(this.o.kit, 'payload.key')) : null;
+    const payloadKey =
+      this.o.kit && cfg.security.payload_encryption ? readPrivateKey(join(this.o.kit, 'payload.key')) : null;
     let channel: PayloadChannel | null = null;
     let keyId = '';
     const activations = ACTIVATION_WIRE_DTYPES[cfg.transport.activation_dtype];
-    const ctx = (round: number, step: number): TensorContext => ({ clientId: conn.clientId, keyId, round, step, channel, activations });
+    const ctx = (round: number, step: number): TensorContext => ({
+      clientId: conn.clientId,
+      keyId,
+      round,
+      step,
+      channel,
+      activations,
+    });
     // With TLS the certificate names the client; in --insecure mode its --name does (two plaintext
     // clients would otherwise share one checkpoint folder).
     const name = this.o.kit ? conn.clientId : this.o.insecureName || conn.clientId;
@@ -164,27 +195,56 @@ export class SplitClient {
       }
       if (m.kind === 'finished') {
         const n = Math.max(1, this.losses.length - 1);
-        this.log(`training finished; per-step time: ${Object.entries(this.steadyPhases).map(([k, v]) => `${k} ${((1000 * v) / n).toFixed(1)} ms`).join(', ')}`);
+        this.log(
+          `training finished; per-step time: ${Object.entries(this.steadyPhases)
+            .map(([k, v]) => `${k} ${((1000 * v) / n).toFixed(1)} ms`)
+            .join(', ')}`,
+        );
         await t.head.release();
         await t.tail.release();
-        return { clientId: name, losses: this.losses, eval: this.evalMetrics, phases: { ...this.steadyPhases }, summary: JSON.parse(m.finished.summaryJson) };
+        return {
+          clientId: name,
+          losses: this.losses,
+          eval: this.evalMetrics,
+          phases: { ...this.steadyPhases },
+          summary: JSON.parse(m.finished.summaryJson),
+        };
       }
       if (m.kind === 'roundKey') {
         const k = m.roundKey;
         keyId = k.keyId;
-        channel = k.wrappedKey.length && payloadKey ? new PayloadChannel(unwrapRoundKey(k.wrappedKey, payloadKey), 'up') : null;
+        channel =
+          k.wrappedKey.length && payloadKey ? new PayloadChannel(unwrapRoundKey(k.wrappedKey, payloadKey), 'up') : null;
         continue;
       }
       if (m.kind === 'averaged') {
         const a = m.averaged;
-        if (a.tensors.length === 1 && a.tensors[0].name === HIDDEN_SUM_TENSOR) parts.receiveHidden(a.tensors[0], ctx(a.round, 0), a.round, Number(a.numExamples), this.federationSecret());
+        if (a.tensors.length === 1 && a.tensors[0].name === HIDDEN_SUM_TENSOR)
+          parts.receiveHidden(a.tensors[0], ctx(a.round, 0), a.round, Number(a.numExamples), this.federationSecret());
         else parts.receive(a.tensors, ctx(a.round, 0));
         this.lastRound = a.round;
         // Checkpoint the round's result (not a relay hand-off, which precedes this client's turn):
         // only the client's own parts, frozen weights included; the trunk is the server's.
         if (this.o.checkpointDir && a.round === this.sentRound && checkpointsAfter(cfg, a.round)) {
-          const own = new Set([...partParamNames('head', t.config, cfg.split, t.store), ...partParamNames('tail', t.config, cfg.split, t.store)]);
-          saveCheckpoint(join(this.o.checkpointDir, name), new Map([...t.store].filter(([n]) => own.has(n))), { model: t.config, peft: peftOf(cfg), step: this.localStep, round: a.round, data: t.stream.state(), base_model: cfg.model.hf_path ?? undefined }, t.optimizer.state(), undefined, cfg.model.hf_path);
+          const own = new Set([
+            ...partParamNames('head', t.config, cfg.split, t.store),
+            ...partParamNames('tail', t.config, cfg.split, t.store),
+          ]);
+          saveCheckpoint(
+            join(this.o.checkpointDir, name),
+            new Map([...t.store].filter(([n]) => own.has(n))),
+            {
+              model: t.config,
+              peft: peftOf(cfg),
+              step: this.localStep,
+              round: a.round,
+              data: t.stream.state(),
+              base_model: cfg.model.hf_path ?? undefined,
+            },
+            t.optimizer.state(),
+            undefined,
+            cfg.model.hf_path,
+          );
         }
         continue;
       }
@@ -200,11 +260,34 @@ export class SplitClient {
       // FedProx: the proximal term pulls towards the parts this round started from.
       const anchor = parts.startRound(Boolean(config.proximal_mu));
       const scaffold = config.scaffold ? t.scaffold : null;
-      for (let step = 1; step <= start.localSteps; step++) await this.trainStep(call, inbox, round, step, ctx, config.proximal_mu && anchor ? { mu: config.proximal_mu, anchor } : null, scaffold);
+      for (let step = 1; step <= start.localSteps; step++)
+        await this.trainStep(
+          call,
+          inbox,
+          round,
+          step,
+          ctx,
+          config.proximal_mu && anchor ? { mu: config.proximal_mu, anchor } : null,
+          scaffold,
+        );
       this.sentRound = round;
       if (cfg.privacy.secure_aggregation.enabled) {
-        await secureUpload({ call, inbox, round, clientId: this.serverId(conn.clientId), params: t.params, ctx: ctx(round, 0), timeoutMs: timeout, secret: this.federationSecret(), dropped: (msg) => new RetryableError(`dropped by the server: ${msg}`), sent: (phase) => this.o.onSecureAggregation?.(round, phase) });
-      } else call.write({ parameters: { round, numExamples: this.o.train.length, tensors: parts.upload(ctx(round, 0), scaffold) } });
+        await secureUpload({
+          call,
+          inbox,
+          round,
+          clientId: this.serverId(conn.clientId),
+          params: t.params,
+          ctx: ctx(round, 0),
+          timeoutMs: timeout,
+          secret: this.federationSecret(),
+          dropped: (msg) => new RetryableError(`dropped by the server: ${msg}`),
+          sent: (phase) => this.o.onSecureAggregation?.(round, phase),
+        });
+      } else
+        call.write({
+          parameters: { round, numExamples: this.o.train.length, tensors: parts.upload(ctx(round, 0), scaffold) },
+        });
     }
   }
 
@@ -226,26 +309,54 @@ export class SplitClient {
     const body = m.kind === 'trunkOut' ? m.trunkOut : m.headGrad;
     if (!body.tensor) throw new UserError(`malformed message from the server: ${kind} without a tensor`);
     const { batch_size: B, seq_len: S } = t.cfg.data;
-    return { tensor: decodeActivation(body.tensor, { name, shape: [B, S, t.config.hidden_size] }, c), gradNorm: Number(body.gradNorm) || 0, jointClip: Boolean(body.jointClip) };
+    return {
+      tensor: decodeActivation(body.tensor, { name, shape: [B, S, t.config.hidden_size] }, c),
+      gradNorm: Number(body.gradNorm) || 0,
+      jointClip: Boolean(body.jointClip),
+    };
   }
 
-  private async trainStep(call: Uplink, inbox: Inbox<ServerMessage>, round: number, step: number, ctx: (r: number, s: number) => TensorContext, proximal: { mu: number; anchor: Map<string, Float32Array> } | null, scaffold: ScaffoldClient | null): Promise<void> {
+  private async trainStep(
+    call: Uplink,
+    inbox: Inbox<ServerMessage>,
+    round: number,
+    step: number,
+    ctx: (r: number, s: number) => TensorContext,
+    proximal: { mu: number; anchor: Map<string, Float32Array> } | null,
+    scaffold: ScaffoldClient | null,
+  ): Promise<void> {
     const t = this.trainer!;
     const c = ctx(round, step);
     const batch = t.stream.next();
     this.o.capture?.tokens(this.serverId(c.clientId), round, step, batch.tokens, t.tokenizer.pad); // keyed as the server's capture is
     let mark = performance.now();
     const timed = this.localStep > 0;
-    const lap = (phase: string) => { const now = performance.now(), s = (now - mark) / 1000; this.phases[phase] += s; if (timed) this.steadyPhases[phase] += s; mark = now; };
+    const lap = (phase: string) => {
+      const now = performance.now(),
+        s = (now - mark) / 1000;
+      this.phases[phase] += s;
+      if (timed) this.steadyPhases[phase] += s;
+      mark = now;
+    };
     const masks = await t.head.newDropoutMasks(batch.tokens.shape[0], batch.tokens.shape[1]);
     const hA = await t.head.forward(batch.tokens, true, masks);
-    call.write({ activations: { round, step, tensor: encodeActivation('h_A', this.noise!.apply(hA), c), eval: false } });
+    call.write({
+      activations: { round, step, tensor: encodeActivation('h_A', this.noise!.apply(hA), c), eval: false },
+    });
     lap('head_forward');
     const { tensor: hB } = await this.exchange(inbox, 'trunkOut', 'h_B', c);
     lap('wait_trunk_forward');
     const out = await t.tail.step(hB, batch.labels);
     const dhB = this.noise!.gradients ? this.noise!.apply(out.inputGrad!) : out.inputGrad!;
-    call.write({ tailGrad: { round, step, tensor: encodeActivation('grad_h_B', dhB, c), loss: out.loss, labelCount: batch.labelCount } });
+    call.write({
+      tailGrad: {
+        round,
+        step,
+        tensor: encodeActivation('grad_h_B', dhB, c),
+        loss: out.loss,
+        labelCount: batch.labelCount,
+      },
+    });
     lap('tail_step');
     const { tensor: dhA, gradNorm: trunkNorm, jointClip } = await this.exchange(inbox, 'headGrad', 'grad_h_A', c);
     lap('wait_trunk_backward');
@@ -254,7 +365,8 @@ export class SplitClient {
     const grads = new Map(out.grads);
     for (const [n, g] of h.grads) {
       const other = grads.get(n);
-      if (other) for (let i = 0; i < g.length; i++) other[i] += g[i]; // tied embeddings: head and tail both use it
+      if (other)
+        for (let i = 0; i < g.length; i++) other[i] += g[i]; // tied embeddings: head and tail both use it
       else grads.set(n, g);
     }
     scaffold?.correct(grads);
@@ -273,23 +385,41 @@ export class SplitClient {
     const f = t.cfg.federation;
     const total = f.rounds * f.local_steps * (t.relay ? f.clients : 1);
     const lr = learningRate(t.cfg.optimizer.lr, t.cfg.schedule, t.relay ? t.optimizer.step : this.localStep, total);
-    clipAndApply(t.optimizer, t.params, grads, jointClip ? Math.hypot(own, trunkNorm) : own, t.cfg.optimizer.grad_clip, lr);
+    clipAndApply(
+      t.optimizer,
+      t.params,
+      grads,
+      jointClip ? Math.hypot(own, trunkNorm) : own,
+      t.cfg.optimizer.grad_clip,
+      lr,
+    );
     lap('optimizer');
     this.localStep++;
     this.losses.push(out.loss);
     this.o.onStep?.(round, step, out.loss);
   }
 
-  private async evaluate(call: Uplink, inbox: Inbox<ServerMessage>, round: number, ctx: (r: number, s: number) => TensorContext): Promise<string> {
+  private async evaluate(
+    call: Uplink,
+    inbox: Inbox<ServerMessage>,
+    round: number,
+    ctx: (r: number, s: number) => TensorContext,
+  ): Promise<string> {
     const t = this.trainer!;
     const { batch_size: B, seq_len: S } = t.cfg.data;
     let step = 0;
-    this.evalMetrics = await evaluateBatches(evalBatches(this.o.test, t.tokenizer, B, S, t.cfg.eval.max_batches), async (b) => {
-      const c = ctx(round, ++step);
-      const hA = await t.head.forward(b.tokens);
-      call.write({ activations: { round, step, tensor: encodeActivation('h_A', this.noise!.apply(hA), c), eval: true } });
-      return t.tail.evaluate((await this.exchange(inbox, 'trunkOut', 'h_B', c)).tensor, b.labels);
-    }, this.o.test.some(isPromptExample));
+    this.evalMetrics = await evaluateBatches(
+      evalBatches(this.o.test, t.tokenizer, B, S, t.cfg.eval.max_batches),
+      async (b) => {
+        const c = ctx(round, ++step);
+        const hA = await t.head.forward(b.tokens);
+        call.write({
+          activations: { round, step, tensor: encodeActivation('h_A', this.noise!.apply(hA), c), eval: true },
+        });
+        return t.tail.evaluate((await this.exchange(inbox, 'trunkOut', 'h_B', c)).tensor, b.labels);
+      },
+      this.o.test.some(isPromptExample),
+    );
     this.log(`eval: loss ${this.evalMetrics.loss.toFixed(4)}, accuracy ${this.evalMetrics.accuracy.toFixed(4)}`);
     return JSON.stringify({ eval: this.evalMetrics });
   }

@@ -6,7 +6,12 @@ import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
 import { chunkMessage, reassembling } from '../protocol/chunking.js';
 import { Inbox } from '../protocol/inbox.js';
-import { PROTOCOL_VERSION, type ClientGenerateCall, type GenerateDown, type GenerateUpOut } from '../protocol/messages.js';
+import {
+  PROTOCOL_VERSION,
+  type ClientGenerateCall,
+  type GenerateDown,
+  type GenerateUpOut,
+} from '../protocol/messages.js';
 import { decodeTensor, encodeTensor, type TensorContext } from '../protocol/tensors.js';
 import { readPrivateKey } from '../security/files.js';
 import { PayloadChannel, unwrapRoundKey } from '../security/payload.js';
@@ -59,13 +64,20 @@ export class SplitStepper implements Stepper {
     this.cacheLen = Math.min(o.config.max_position_embeddings, o.promptLen + o.maxNewTokens);
   }
 
-  get batch(): number { return this.o.batch; }
-  get promptLen(): number { return this.o.promptLen; }
-  get vocab(): number { return this.o.config.vocab_size; }
+  get batch(): number {
+    return this.o.batch;
+  }
+  get promptLen(): number {
+    return this.o.promptLen;
+  }
+  get vocab(): number {
+    return this.o.config.vocab_size;
+  }
 
   private send(m: GenerateUpOut): void {
     for (const part of chunkMessage(m, this.chunkBytes)) {
-      this.o.timings && (this.o.timings.bytes_up += (part.step?.tensor?.data as Uint8Array | undefined)?.byteLength ?? 0);
+      if (this.o.timings)
+        this.o.timings.bytes_up += (part.step?.tensor?.data as Uint8Array | undefined)?.byteLength ?? 0;
       this.call!.write(part);
     }
   }
@@ -74,13 +86,20 @@ export class SplitStepper implements Stepper {
     const t0 = performance.now();
     const step = this.step++;
     const noisy = this.noise ? (this.noise.apply({ dtype: 'float32', shape, data: hA }).data as Float32Array) : hA;
-    this.send({ step: { step, tensor: encodeTensor('h_A', { dtype: 'float32', shape, data: noisy }, this.ctx!(step)), rows } });
+    this.send({
+      step: { step, tensor: encodeTensor('h_A', { dtype: 'float32', shape, data: noisy }, this.ctx!(step)), rows },
+    });
     const m = await this.inbox!.next(['trunkOut', 'error'], 120000);
     if (m.kind === 'error') throw new UserError(`the server ended the generation session: ${m.error.message}`);
     const out = m.trunkOut;
-    if (out.step !== step || !out.tensor) throw new UserError(`malformed message from the server: trunk_out for step ${out.step}, expected ${step}`);
-    if (this.o.timings) { this.o.timings.trunk_s += (performance.now() - t0) / 1000; this.o.timings.bytes_down += out.tensor.data.byteLength; }
-    return decodeTensor(out.tensor, { name: 'h_B', dtype: 'float32', shape, finite: true }, this.ctx!(step)).data as Float32Array;
+    if (out.step !== step || !out.tensor)
+      throw new UserError(`malformed message from the server: trunk_out for step ${out.step}, expected ${step}`);
+    if (this.o.timings) {
+      this.o.timings.trunk_s += (performance.now() - t0) / 1000;
+      this.o.timings.bytes_down += out.tensor.data.byteLength;
+    }
+    return decodeTensor(out.tensor, { name: 'h_B', dtype: 'float32', shape, finite: true }, this.ctx!(step))
+      .data as Float32Array;
   }
 
   /** Open the session (limits, key, split), then the prompts through head, trunk and tail. */
@@ -94,23 +113,49 @@ export class SplitStepper implements Stepper {
     const link = this.o.link ?? null;
     const down = link ? new DelayLine<GenerateDown>(link, (m) => inbox.push(m)) : null;
     const up = link ? new DelayLine<GenerateUpOut>(link, (m) => call.write(m)) : null;
-    call.on('data', reassembling<GenerateDown>((m) => (down ? down.push(m) : inbox.push(m)), (e) => inbox.fail(new UserError(`malformed message from the server: ${e.message}`))));
+    call.on(
+      'data',
+      reassembling<GenerateDown>(
+        (m) => (down ? down.push(m) : inbox.push(m)),
+        (e) => inbox.fail(new UserError(`malformed message from the server: ${e.message}`)),
+      ),
+    );
     call.on('error', (e) => inbox.fail(new UserError(describeConnectError(e as never, this.o.target))));
     call.on('end', () => inbox.fail(new UserError('the server closed the generation session')));
     this.call = { write: (m) => (up ? up.push(m) : call.write(m)), end: () => call.end() };
     this.inbox = inbox;
-    this.send({ open: { protocol: PROTOCOL_VERSION, batch: B, promptLen: P, maxNewTokens: this.o.maxNewTokens, lengths } });
+    this.send({
+      open: { protocol: PROTOCOL_VERSION, batch: B, promptLen: P, maxNewTokens: this.o.maxNewTokens, lengths },
+    });
     const first = await inbox.next(['opened', 'error'], 60000);
-    if (first.kind === 'error') throw new UserError(`the server refused the generation session: ${first.error.message}`);
+    if (first.kind === 'error')
+      throw new UserError(`the server refused the generation session: ${first.error.message}`);
     const opened = first.opened;
-    const channel = opened.wrappedKey.length && this.o.kit ? new PayloadChannel(unwrapRoundKey(opened.wrappedKey, readPrivateKey(join(this.o.kit, 'payload.key'))), 'up') : null;
-    this.ctx = (step) => ({ clientId: conn.clientId, keyId: opened.keyId, round: 0, step, channel, activations: 'float32' });
-    if (opened.noiseSigma > 0) this.noise = new ActivationNoise(opened.noiseSigma, false, Date.now() >>> 0, conn.clientId, opened.noiseRelative);
+    const channel =
+      opened.wrappedKey.length && this.o.kit
+        ? new PayloadChannel(unwrapRoundKey(opened.wrappedKey, readPrivateKey(join(this.o.kit, 'payload.key'))), 'up')
+        : null;
+    this.ctx = (step) => ({
+      clientId: conn.clientId,
+      keyId: opened.keyId,
+      round: 0,
+      step,
+      channel,
+      activations: 'float32',
+    });
+    if (opened.noiseSigma > 0)
+      this.noise = new ActivationNoise(opened.noiseSigma, false, Date.now() >>> 0, conn.clientId, opened.noiseRelative);
     // The server takes no message over its chunk_bytes (and framing): send in its parts (older servers: the default).
     this.chunkBytes = opened.chunkBytes || DEFAULT_CHUNK_BYTES;
     const split = { head_blocks: opened.headBlocks, tail_blocks: opened.tailBlocks };
-    const need = [`model.layers.${split.head_blocks - 1}.input_layernorm.weight`, `model.layers.${c.num_hidden_layers - split.tail_blocks}.input_layernorm.weight`];
-    if (need.some((n) => !this.o.store.has(n))) throw new UserError(`the server's trunk was trained with split ${split.head_blocks} | ${c.num_hidden_layers - split.head_blocks - split.tail_blocks} | ${split.tail_blocks}, and this client checkpoint does not hold those head and tail layers. Fix: use a client checkpoint of the same run`);
+    const need = [
+      `model.layers.${split.head_blocks - 1}.input_layernorm.weight`,
+      `model.layers.${c.num_hidden_layers - split.tail_blocks}.input_layernorm.weight`,
+    ];
+    if (need.some((n) => !this.o.store.has(n)))
+      throw new UserError(
+        `the server's trunk was trained with split ${split.head_blocks} | ${c.num_hidden_layers - split.head_blocks - split.tail_blocks} | ${split.tail_blocks}, and this client checkpoint does not hold those head and tail layers. Fix: use a client checkpoint of the same run`,
+      );
     // No spinning: between its parts' runs the client waits on the server, and spinning threads
     // would take the cores from a trunk on the same machine (16 sessions in one process: 36 instead
     // of 197 tokens/s in all with 2 threads each, split-generate benchmark).
@@ -121,9 +166,14 @@ export class SplitStepper implements Stepper {
     const t0 = performance.now();
     const hA = (await this.head.prefill(tensor('int64', [B, P], data), lengths, this.caches.head)).data as Float32Array;
     this.clientTime(t0);
-    const hB = await this.trunk(hA, [B, P, c.hidden_size], Array.from({ length: B }, (_, r) => r));
+    const hB = await this.trunk(
+      hA,
+      [B, P, c.hidden_size],
+      Array.from({ length: B }, (_, r) => r),
+    );
     const t1 = performance.now();
-    const logits = (await this.tail.prefill(tensor('float32', [B, P, c.hidden_size], hB), lengths, this.caches.tail)).data as Float32Array;
+    const logits = (await this.tail.prefill(tensor('float32', [B, P, c.hidden_size], hB), lengths, this.caches.tail))
+      .data as Float32Array;
     this.clientTime(t1);
     return logits;
   }
@@ -136,7 +186,8 @@ export class SplitStepper implements Stepper {
     const { batch: B, config: c } = this.o;
     const D = c.hidden_size;
     const t0 = performance.now();
-    const hA = (await this.head!.decode(tensor('int64', [B, 1], tokens), positions, this.caches!.head)).data as Float32Array;
+    const hA = (await this.head!.decode(tensor('int64', [B, 1], tokens), positions, this.caches!.head))
+      .data as Float32Array;
     this.clientTime(t0);
     const rows = positions.flatMap((p, r) => (p === null ? [] : [r]));
     const picked = new Float32Array(rows.length * D);
@@ -145,13 +196,19 @@ export class SplitStepper implements Stepper {
     const hB = new Float32Array(B * D);
     rows.forEach((r, k) => hB.set(hBRows.subarray(k * D, (k + 1) * D), r * D));
     const t1 = performance.now();
-    const logits = (await this.tail!.decode(tensor('float32', [B, 1, D], hB), positions, this.caches!.tail)).data as Float32Array;
+    const logits = (await this.tail!.decode(tensor('float32', [B, 1, D], hB), positions, this.caches!.tail))
+      .data as Float32Array;
     this.clientTime(t1);
     return logits;
   }
 
   async release(): Promise<void> {
-    try { this.call?.write({ close: { reason: 'done' } }); this.call?.end(); } catch { /* gone */ }
+    try {
+      this.call?.write({ close: { reason: 'done' } });
+      this.call?.end();
+    } catch {
+      /* gone */
+    }
     await this.head?.release();
     await this.tail?.release();
   }

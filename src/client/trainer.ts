@@ -36,12 +36,22 @@ export function createTrainer(cfg: ExperimentConfig, train: Example[]): Trainer 
     return (name) => head(name) || tail(name);
   });
   const peft = peftOf(cfg);
-  const runtime = { device: cfg.runtime.device, threads: cfg.runtime.threads, spinning: false, arena: cfg.runtime.memory_arena };
+  const runtime = {
+    device: cfg.runtime.device,
+    threads: cfg.runtime.threads,
+    spinning: false,
+    arena: cfg.runtime.memory_arena,
+  };
   const head = new PartExecutor('head', config, cfg.split, peft, store, runtime);
   const tail = new PartExecutor('tail', config, cfg.split, peft, store, runtime);
   const trainable = [...new Set([...head.trainable, ...tail.trainable])];
   return {
-    cfg, config, store, tokenizer, head, tail,
+    cfg,
+    config,
+    store,
+    tokenizer,
+    head,
+    tail,
     params: new Map(trainable.map((n) => [n, trainableData(store.get(n)!, n)])),
     optimizer: createOptimizer(cfg.optimizer),
     stream: new BatchStream(train, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed),

@@ -25,10 +25,8 @@ export function connect(target: string, kit: string | null, serverName?: string)
 /** Ask the server who it thinks we are; fails with one clear line if the handshake is refused. */
 export function hello(conn: ClientConnection, timeoutMs = 10000): Promise<{ clientId: string }> {
   return new Promise((resolve, reject) => {
-    conn.client.Hello(
-      { version: PROTOCOL_VERSION },
-      { deadline: Date.now() + timeoutMs },
-      (err, res) => (err || !res ? reject(new UserError(describeConnectError(err!, conn.target))) : resolve(res)),
+    conn.client.Hello({ version: PROTOCOL_VERSION }, { deadline: Date.now() + timeoutMs }, (err, res) =>
+      err || !res ? reject(new UserError(describeConnectError(err!, conn.target))) : resolve(res),
     );
   });
 }

@@ -22,18 +22,31 @@ export type WeightSelection = (config: ModelConfig) => (name: string) => boolean
  * The model a config describes. `select` keeps only some weights (the server's trunk, a client's
  * head and tail): an HF folder's other tensors are never read, and memory holds only the part.
  */
-export function resolveModel(cfg: ExperimentConfig, select?: WeightSelection): { config: ModelConfig; store: ParamStore; tokenizer: Tokenizer } {
+export function resolveModel(
+  cfg: ExperimentConfig,
+  select?: WeightSelection,
+): { config: ModelConfig; store: ParamStore; tokenizer: Tokenizer } {
   let config: ModelConfig, store: ParamStore;
-  if (cfg.model.hf_path) ({ config, store } = importHfFolder(cfg.model.hf_path, select, { frozen: { method: cfg.finetune.method, dtype: cfg.model.frozen_dtype } }));
+  if (cfg.model.hf_path)
+    ({ config, store } = importHfFolder(cfg.model.hf_path, select, {
+      frozen: { method: cfg.finetune.method, dtype: cfg.model.frozen_dtype },
+    }));
   else {
-    config = { ...PRESETS[cfg.model.preset], max_position_embeddings: Math.max(PRESETS[cfg.model.preset].max_position_embeddings, cfg.model.max_seq_len) };
+    config = {
+      ...PRESETS[cfg.model.preset],
+      max_position_embeddings: Math.max(PRESETS[cfg.model.preset].max_position_embeddings, cfg.model.max_seq_len),
+    };
     store = initParams(config, cfg.seed);
   }
   validateModelConfig(config);
   validateSplit(config, cfg.split);
   const tokenizer = withChatTemplate(tokenizerForFolder(cfg.model.hf_path), cfg.data.chat_template, cfg.model.hf_path);
-  if (config.vocab_size < tokenizer.vocabSize) throw new UserError(`model vocab_size ${config.vocab_size} is smaller than the tokenizer's ${tokenizer.vocabSize}`);
-  if (cfg.data.seq_len > config.max_position_embeddings) throw new UserError(`data.seq_len ${cfg.data.seq_len} exceeds the model's max_position_embeddings ${config.max_position_embeddings}`);
+  if (config.vocab_size < tokenizer.vocabSize)
+    throw new UserError(`model vocab_size ${config.vocab_size} is smaller than the tokenizer's ${tokenizer.vocabSize}`);
+  if (cfg.data.seq_len > config.max_position_embeddings)
+    throw new UserError(
+      `data.seq_len ${cfg.data.seq_len} exceeds the model's max_position_embeddings ${config.max_position_embeddings}`,
+    );
   addPeftParams(store, config, peftOf(cfg), cfg.seed);
   if (select) {
     const keep = select(config);
@@ -45,7 +58,10 @@ export function resolveModel(cfg: ExperimentConfig, select?: WeightSelection): {
 /** With `data.chat_template`, the model's tokenizer formats prompt/completion examples with its template. */
 export function withChatTemplate(tokenizer: Tokenizer, enabled: boolean, from: string | null): Tokenizer {
   if (!enabled) return tokenizer;
-  if (!(tokenizer instanceof HfTokenizer) || !tokenizer.chatTemplate) throw new UserError(`data.chat_template: true, but ${from ? `${from}/tokenizer_config.json has no chat_template` : 'a preset model has no tokenizer (and no chat template)'}. Fix: set data.chat_template: false, or use a model folder whose tokenizer_config.json has one`);
+  if (!(tokenizer instanceof HfTokenizer) || !tokenizer.chatTemplate)
+    throw new UserError(
+      `data.chat_template: true, but ${from ? `${from}/tokenizer_config.json has no chat_template` : 'a preset model has no tokenizer (and no chat template)'}. Fix: set data.chat_template: false, or use a model folder whose tokenizer_config.json has one`,
+    );
   return new ChatTemplateTokenizer(tokenizer, tokenizer.chatTemplate, tokenizer.specialTokens);
 }
 
@@ -72,8 +88,13 @@ export function resolveData(cfg: ExperimentConfig): ExperimentData {
  */
 export function prepareFromConfig(cfg: ExperimentConfig): PreparedData {
   return prepareExamples({
-    dataset: cfg.data.dataset, task: cfg.data.task, clients: cfg.federation.clients, partition: cfg.data.partition,
-    testFraction: cfg.data.test_fraction, seed: cfg.seed, maxExamples: cfg.data.max_examples,
+    dataset: cfg.data.dataset,
+    task: cfg.data.task,
+    clients: cfg.federation.clients,
+    partition: cfg.data.partition,
+    testFraction: cfg.data.test_fraction,
+    seed: cfg.seed,
+    maxExamples: cfg.data.max_examples,
   });
 }
 

@@ -13,8 +13,7 @@ export interface ConfigProblem {
 
 export type ConfigResult =
   /** `written`: the keys the text (and its overrides) set, before defaults. */
-  | { ok: true; config: ExperimentConfig; written: Record<string, unknown> }
-  | { ok: false; problems: ConfigProblem[] };
+  { ok: true; config: ExperimentConfig; written: Record<string, unknown> } | { ok: false; problems: ConfigProblem[] };
 
 /** Parse and validate YAML text; every problem carries its YAML path and, where known, its line. */
 export function parseConfigText(text: string, overrides: readonly string[] = []): ConfigResult {
@@ -23,7 +22,13 @@ export function parseConfigText(text: string, overrides: readonly string[] = [])
   for (const o of overrides) {
     const eq = o.indexOf('=');
     const key = eq > 0 ? o.slice(0, eq).trim() : '';
-    if (!/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/.test(key)) return { ok: false, problems: [{ path: '--set', message: `expected KEY=VALUE with a dotted key (e.g. federation.rounds=8), got "${o}"` }] };
+    if (!/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/.test(key))
+      return {
+        ok: false,
+        problems: [
+          { path: '--set', message: `expected KEY=VALUE with a dotted key (e.g. federation.rounds=8), got "${o}"` },
+        ],
+      };
     // The value is YAML, so numbers, booleans and lists keep their types: --set data.silos=[a,b].
     const value = parseDocument(o.slice(eq + 1)).toJS();
     if (doc.contents === null) (doc as { contents: unknown }).contents = doc.createNode({});
@@ -49,12 +54,16 @@ export function parseConfigText(text: string, overrides: readonly string[] = [])
 }
 
 export function loadConfigFile(path: string, overrides: readonly string[] = []): ExperimentConfig {
-  if (!existsSync(path)) throw new UserError(`config file not found: ${path}. Fix: check the path, or start from configs/quickstart.yaml`);
+  if (!existsSync(path))
+    throw new UserError(`config file not found: ${path}. Fix: check the path, or start from configs/quickstart.yaml`);
   const text = readFileSync(path, 'utf8');
   const result = parseConfigText(text, overrides);
   if (!result.ok) {
     const first = result.problems[0];
-    const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more; run \`flglm config validate ${path}\`)` : '';
+    const more =
+      result.problems.length > 1
+        ? ` (and ${result.problems.length - 1} more; run \`flglm config validate ${path}\`)`
+        : '';
     throw new UserError(`${path}: ${formatProblem(first)}${more}`);
   }
   return resolveConfigPaths(result.config, dirname(resolve(path)), result.written);
@@ -65,7 +74,11 @@ export function loadConfigFile(path: string, overrides: readonly string[] = []):
  * runs, so a config and the data beside it work from any directory. Defaults (output_dir: runs)
  * stay relative to the current directory.
  */
-export function resolveConfigPaths(cfg: ExperimentConfig, base: string, written: Record<string, unknown> | null): ExperimentConfig {
+export function resolveConfigPaths(
+  cfg: ExperimentConfig,
+  base: string,
+  written: Record<string, unknown> | null,
+): ExperimentConfig {
   const at = (p: string | null) => (p && !isAbsolute(p) ? resolve(base, p) : p);
   return {
     ...cfg,
@@ -122,7 +135,9 @@ function didYouMean(key: string, known: string[]): string {
   const dist = (a: string, b: string) => {
     const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
     for (let j = 1; j <= b.length; j++) d[0][j] = j;
-    for (let i = 1; i <= a.length; i++) for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let i = 1; i <= a.length; i++)
+      for (let j = 1; j <= b.length; j++)
+        d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
     return d[a.length][b.length];
   };
   const best = known.map((k) => [k, dist(key.toLowerCase(), k)] as const).sort((x, y) => x[1] - y[1])[0];
@@ -145,14 +160,26 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, 
         line: lineOf(doc, lc, [...path, key], true),
       }));
     case 'invalid_value':
-      return [{ path: dotted, message: `expected ${issue.values.map(String).join('|')}, got ${show(got)}`, line: lineOf(doc, lc, path) }];
+      return [
+        {
+          path: dotted,
+          message: `expected ${issue.values.map(String).join('|')}, got ${show(got)}`,
+          line: lineOf(doc, lc, path),
+        },
+      ];
     case 'invalid_type':
       return [{ path: dotted, message: `expected ${issue.expected}, got ${show(got)}`, line: lineOf(doc, lc, path) }];
     case 'too_small':
     case 'too_big': {
       const cmp = issue.code === 'too_small' ? (issue.inclusive ? '>=' : '>') : issue.inclusive ? '<=' : '<';
       const what = issue.origin === 'array' ? 'length ' : '';
-      return [{ path: dotted, message: `expected ${what}${cmp} ${String(issue.code === 'too_small' ? issue.minimum : issue.maximum)}, got ${show(got)}`, line: lineOf(doc, lc, path) }];
+      return [
+        {
+          path: dotted,
+          message: `expected ${what}${cmp} ${String(issue.code === 'too_small' ? issue.minimum : issue.maximum)}, got ${show(got)}`,
+          line: lineOf(doc, lc, path),
+        },
+      ];
     }
     case 'invalid_format':
       return [{ path: dotted, message: `${issue.message}, got ${show(got)}`, line: lineOf(doc, lc, path) }];

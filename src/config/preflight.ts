@@ -12,9 +12,14 @@ import { withChatTemplate } from './experiment.js';
 
 /** The model a config describes, from config.json alone (no weights read). */
 export function modelConfigOf(cfg: ExperimentConfig): ModelConfig {
-  if (!cfg.model.hf_path) return { ...PRESETS[cfg.model.preset], max_position_embeddings: Math.max(PRESETS[cfg.model.preset].max_position_embeddings, cfg.model.max_seq_len) };
+  if (!cfg.model.hf_path)
+    return {
+      ...PRESETS[cfg.model.preset],
+      max_position_embeddings: Math.max(PRESETS[cfg.model.preset].max_position_embeddings, cfg.model.max_seq_len),
+    };
   const path = join(cfg.model.hf_path, 'config.json');
-  if (!existsSync(path)) throw new UserError(`model.hf_path ${cfg.model.hf_path}: no config.json; expected a Hugging Face model folder`);
+  if (!existsSync(path))
+    throw new UserError(`model.hf_path ${cfg.model.hf_path}: no config.json; expected a Hugging Face model folder`);
   try {
     return fromHfConfig(JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>);
   } catch (e) {
@@ -31,7 +36,8 @@ export function modelConfigOf(cfg: ExperimentConfig): ModelConfig {
  */
 export function stepMemoryEstimate(c: ModelConfig, batch: number, seq: number, prefix = 0): number {
   const attention = 3 * batch * c.num_attention_heads * seq * (seq + prefix) * 4;
-  const hidden = 12 * batch * seq * Math.max(c.hidden_size, c.num_attention_heads * headDim(c), c.intermediate_size) * 4;
+  const hidden =
+    12 * batch * seq * Math.max(c.hidden_size, c.num_attention_heads * headDim(c), c.intermediate_size) * 4;
   const logits = 2 * batch * seq * c.vocab_size * 4;
   return c.num_hidden_layers * (attention + hidden) + logits;
 }
@@ -46,7 +52,10 @@ export function preflight(cfg: ExperimentConfig, o: { data?: boolean } = {}): st
   const model = modelConfigOf(cfg);
   validateModelConfig(model);
   validateSplit(model, cfg.split);
-  if (cfg.data.seq_len > model.max_position_embeddings) throw new UserError(`data.seq_len ${cfg.data.seq_len} exceeds the model's max_position_embeddings ${model.max_position_embeddings}. Fix: lower data.seq_len${cfg.model.hf_path ? '' : ' or raise model.max_seq_len'}`);
+  if (cfg.data.seq_len > model.max_position_embeddings)
+    throw new UserError(
+      `data.seq_len ${cfg.data.seq_len} exceeds the model's max_position_embeddings ${model.max_position_embeddings}. Fix: lower data.seq_len${cfg.model.hf_path ? '' : ' or raise model.max_seq_len'}`,
+    );
   // A chat template needs a model tokenizer that has one (the same check the processes make).
   if (cfg.data.chat_template) withChatTemplate(tokenizerForFolder(cfg.model.hf_path), true, cfg.model.hf_path);
   const prefix = cfg.finetune.method === 'prefix' ? cfg.finetune.prefix.length : 0;
@@ -54,11 +63,18 @@ export function preflight(cfg: ExperimentConfig, o: { data?: boolean } = {}): st
   const have = totalmem();
   const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
   if (need > 0.8 * have) {
-    throw new UserError(`one training step needs about ${gib(need)} (batch_size ${cfg.data.batch_size} x seq_len ${cfg.data.seq_len}: attention grows with seq_len squared) and this machine has ${gib(have)}. Fix: lower data.seq_len or data.batch_size`);
+    throw new UserError(
+      `one training step needs about ${gib(need)} (batch_size ${cfg.data.batch_size} x seq_len ${cfg.data.seq_len}: attention grows with seq_len squared) and this machine has ${gib(have)}. Fix: lower data.seq_len or data.batch_size`,
+    );
   }
-  notes.push(`model: ${model.model_type}, ${model.num_hidden_layers} layers (head ${cfg.split.head_blocks}, tail ${cfg.split.tail_blocks}); one step needs about ${gib(need)} of ${gib(have)}`);
+  notes.push(
+    `model: ${model.model_type}, ${model.num_hidden_layers} layers (head ${cfg.split.head_blocks}, tail ${cfg.split.tail_blocks}); one step needs about ${gib(need)} of ${gib(have)}`,
+  );
   if (o.data !== false && cfg.data.silos) {
-    if (cfg.data.silos.length !== cfg.federation.clients) throw new UserError(`data.silos lists ${cfg.data.silos.length} folders but federation.clients is ${cfg.federation.clients}`);
+    if (cfg.data.silos.length !== cfg.federation.clients)
+      throw new UserError(
+        `data.silos lists ${cfg.data.silos.length} folders but federation.clients is ${cfg.federation.clients}`,
+      );
     if (!cfg.data.test) throw new UserError('data.test: give a held-out folder for evaluation when data.silos is set');
     for (const dir of [...cfg.data.silos, cfg.data.test]) {
       const examples = readSilo(dir);

@@ -19,7 +19,17 @@ export const FINETUNE_METHODS = ['full', 'lora', 'prefix'] as const;
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 export const SERVER_MODES = ['sequential', 'batch', 'hierarchical'] as const;
 export type ServerMode = (typeof SERVER_MODES)[number];
-export const STRATEGY_NAMES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad', 'fedprox', 'fedmedian', 'relay', 'scaffold'] as const;
+export const STRATEGY_NAMES = [
+  'fedavg',
+  'fedavgm',
+  'fedadam',
+  'fedyogi',
+  'fedadagrad',
+  'fedprox',
+  'fedmedian',
+  'relay',
+  'scaffold',
+] as const;
 export const DATASETS = ['spam-assassin', 'sotu', 'moby-dick'] as const;
 
 const partitionRule = z
@@ -140,15 +150,23 @@ export const securitySchema = z
 export const privacySchema = z
   .strictObject({
     /** Gaussian noise on h_A before it leaves a client (training and evaluation); sigma absolute, or with `relative` a multiple of the batch's RMS. */
-    activation_noise: z.strictObject({ sigma: z.number().min(0).default(0), gradients: z.boolean().default(false), relative: z.boolean().default(false) }).prefault({}),
+    activation_noise: z
+      .strictObject({
+        sigma: z.number().min(0).default(0),
+        gradients: z.boolean().default(false),
+        relative: z.boolean().default(false),
+      })
+      .prefault({}),
     /** The server aggregates client parts without seeing any one client's (Bonawitz et al. 2017; docs/security.md). */
-    secure_aggregation: z.strictObject({
-      enabled: z.boolean().default(false),
-      /** Shares that unmask a round (its survivors); null = a majority of the round's clients. */
-      threshold: positiveInt.nullable().default(null),
-      /** Fixed-point bits of the ring encoding: |sum of weight x parameter| must stay below 2^(31 - scale_bits). */
-      scale_bits: z.number().int().min(4).max(24).default(16),
-    }).prefault({}),
+    secure_aggregation: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** Shares that unmask a round (its survivors); null = a majority of the round's clients. */
+        threshold: positiveInt.nullable().default(null),
+        /** Fixed-point bits of the ring encoding: |sum of weight x parameter| must stay below 2^(31 - scale_bits). */
+        scale_bits: z.number().int().min(4).max(24).default(16),
+      })
+      .prefault({}),
     /** With secure aggregation: the aggregate is masked with a secret only clients hold (their kits), so the server never learns the global head and tail. */
     hide_aggregate: z.boolean().default(false),
   })
@@ -189,7 +207,10 @@ export const evalSchema = z
 
 export const experimentSchema = z
   .strictObject({
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, ".", "_" or "-"').default('experiment'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, ".", "_" or "-"')
+      .default('experiment'),
     seed: nonNegInt.default(0),
     output_dir: z.string().default('runs'),
     baseline: z.enum(['none', 'centralized']).default('none'),
@@ -225,7 +246,8 @@ export const experimentSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['federation', 'update_encoding'],
-        message: 'relay hands absolute parts and optimizer state from client to client; use update_encoding: float32 with it',
+        message:
+          'relay hands absolute parts and optimizer state from client to client; use update_encoding: float32 with it',
       });
     }
     for (const p of privacyProblems(cfg)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });

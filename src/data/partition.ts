@@ -9,7 +9,13 @@ import type { Document } from './corpora.js';
  * - dirichlet:ALPHA: per label, client shares drawn from Dirichlet(ALPHA) (label skew).
  * The test set is a stratified `testFraction` of every source.
  */
-export function partitionDocuments(docs: Document[], clients: number, rule: string, testFraction: number, seed: number): { silos: Document[][]; test: Document[] } {
+export function partitionDocuments(
+  docs: Document[],
+  clients: number,
+  rule: string,
+  testFraction: number,
+  seed: number,
+): { silos: Document[][]; test: Document[] } {
   const rng = new Rng(seed);
   const bySource = groupBy(docs, (d) => d.source);
   const train: Document[] = [];
@@ -28,7 +34,9 @@ export function partitionDocuments(docs: Document[], clients: number, rule: stri
     const byLabel = groupBy([...sources.keys()].sort(), (s) => sources.get(s)![0].label);
     for (const label of [...byLabel.keys()].sort()) {
       // Largest sources first, dealt from client 0, so the biggest silos hold every label.
-      const ordered = byLabel.get(label)!.sort((a, b) => sources.get(b)!.length - sources.get(a)!.length || a.localeCompare(b));
+      const ordered = byLabel
+        .get(label)!
+        .sort((a, b) => sources.get(b)!.length - sources.get(a)!.length || a.localeCompare(b));
       ordered.forEach((source, i) => silos[i % clients].push(...sources.get(source)!));
     }
   } else {
@@ -62,7 +70,8 @@ function groupBy<T>(items: T[], key: (t: T) => string): Map<string, T[]> {
 function dirichlet(rng: Rng, alpha: number, n: number): number[] {
   const gamma = (a: number): number => {
     if (a < 1) return gamma(a + 1) * Math.pow(rng.uniform(), 1 / a);
-    const d = a - 1 / 3, c = 1 / Math.sqrt(9 * d);
+    const d = a - 1 / 3,
+      c = 1 / Math.sqrt(9 * d);
     for (;;) {
       const x = rng.normal();
       const v = Math.pow(1 + c * x, 3);

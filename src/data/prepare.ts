@@ -29,7 +29,11 @@ export const MAX_TITLE_CHARS = 80;
 export const GENERATE_BODY_CHARS = 120;
 
 export function toExample(d: Document, task: Task, maxChars: number): Example {
-  if (task === 'generate') return { prompt: (d.body ?? d.text).slice(0, Math.min(maxChars, GENERATE_BODY_CHARS)) + TITLE_PROMPT, completion: ` ${d.title}` };
+  if (task === 'generate')
+    return {
+      prompt: (d.body ?? d.text).slice(0, Math.min(maxChars, GENERATE_BODY_CHARS)) + TITLE_PROMPT,
+      completion: ` ${d.title}`,
+    };
   const text = d.text.slice(0, maxChars);
   return task === 'classify' ? { prompt: text + LABEL_PROMPT, completion: ` ${d.label}` } : { text };
 }
@@ -37,7 +41,10 @@ export function toExample(d: Document, task: Task, maxChars: number): Example {
 /** Task generate needs a title per document: the documents that have a usable one. */
 function titled(docs: Document[], dataset: string): Document[] {
   const ok = docs.filter((d) => d.title && d.title.length <= MAX_TITLE_CHARS);
-  if (ok.length === 0) throw new UserError(`dataset ${dataset} has no titles to generate. Fix: use data.dataset: spam-assassin (email body -> subject line), or your own prompt/completion silos (data.silos)`);
+  if (ok.length === 0)
+    throw new UserError(
+      `dataset ${dataset} has no titles to generate. Fix: use data.dataset: spam-assassin (email body -> subject line), or your own prompt/completion silos (data.silos)`,
+    );
   return ok;
 }
 
@@ -52,12 +59,17 @@ export function prepareExamples(o: PrepareOptions): PreparedData {
   const { silos, test } = partitionDocuments(docs, o.clients, o.partition, o.testFraction, o.seed);
   const cap = (xs: Document[]) => (o.maxExamples ? xs.slice(0, o.maxExamples) : xs);
   const conv = (xs: Document[]) => cap(xs).map((d) => toExample(d, o.task, o.maxChars ?? 2000));
-  return { silos: silos.map(conv), test: conv(test), sources: silos.map((s) => [...new Set(s.map((d) => d.source))].sort()) };
+  return {
+    silos: silos.map(conv),
+    test: conv(test),
+    sources: silos.map((s) => [...new Set(s.map((d) => d.source))].sort()),
+  };
 }
 
 /** Write `out/client-<i>/train.jsonl` per client and `out/test/test.jsonl`. */
 export function writePreparedData(out: string, data: PreparedData, force = false): string[] {
-  if (existsSync(out) && readdirSync(out).length > 0 && !force) throw new UserError(`output folder ${out} is not empty. Fix: choose another --out or pass --force`);
+  if (existsSync(out) && readdirSync(out).length > 0 && !force)
+    throw new UserError(`output folder ${out} is not empty. Fix: choose another --out or pass --force`);
   mkdirSync(out, { recursive: true });
   const jsonl = (xs: Example[]) => xs.map((x) => JSON.stringify(x)).join('\n') + '\n';
   const dirs = data.silos.map((silo, i) => {

@@ -27,13 +27,19 @@ export function withOptimizerState(spec: ClientPartSpec, o: OptimizerConfig): Cl
 export function packOptimizerState(opt: Optimizer, params: Map<string, Float32Array>): [string, Float32Array][] {
   const { slots, step } = opt.state();
   const out: [string, Float32Array][] = [];
-  for (const [name, p] of params) for (let k = 0; k < slotCount(opt.config); k++) out.push([slotName(k, name), slots[name]?.[k] ?? new Float32Array(p.length)]);
+  for (const [name, p] of params)
+    for (let k = 0; k < slotCount(opt.config); k++)
+      out.push([slotName(k, name), slots[name]?.[k] ?? new Float32Array(p.length)]);
   out.push([STEP, Float32Array.of(step)]);
   return out;
 }
 
 /** Load relayed optimizer state (the `optimizer.*` entries of a received set) into `opt`. */
-export function unpackOptimizerState(opt: Optimizer, received: Map<string, Float32Array>, params: Map<string, Float32Array>): void {
+export function unpackOptimizerState(
+  opt: Optimizer,
+  received: Map<string, Float32Array>,
+  params: Map<string, Float32Array>,
+): void {
   const step = received.get(STEP);
   if (!step) return;
   const slots: Record<string, Float32Array[]> = {};
@@ -46,6 +52,9 @@ export function unpackOptimizerState(opt: Optimizer, received: Map<string, Float
 
 /** Updates split into their parameters and their optimizer-state entries (client_optimizer: average). */
 export function splitOptimizerState(updates: ClientUpdate[]): [ClientUpdate[], ClientUpdate[]] {
-  const part = (u: ClientUpdate, state: boolean): ClientUpdate => ({ ...u, params: new Map([...u.params].filter(([n]) => n.startsWith(OPTIMIZER_PREFIX) === state)) });
+  const part = (u: ClientUpdate, state: boolean): ClientUpdate => ({
+    ...u,
+    params: new Map([...u.params].filter(([n]) => n.startsWith(OPTIMIZER_PREFIX) === state)),
+  });
   return [updates.map((u) => part(u, false)), updates.map((u) => part(u, true))];
 }

@@ -18,7 +18,10 @@ export function flattenWeighted(params: Params, weight: number, scaleBits: numbe
   const order = flatOrder(new Map([...params].map(([n, d]) => [n, d.length])));
   const out = new Uint32Array(order.reduce((a, [, n]) => a + n, 0));
   let at = 0;
-  for (const [name, n] of order) { quantise(params.get(name)!, weight, scaleBits, out, at); at += n; }
+  for (const [name, n] of order) {
+    quantise(params.get(name)!, weight, scaleBits, out, at);
+    at += n;
+  }
   return out;
 }
 
@@ -26,7 +29,10 @@ export function flattenWeighted(params: Params, weight: number, scaleBits: numbe
 export function unflattenMean(sum: Uint32Array, spec: ClientPartSpec, total: number, scaleBits: number): Params {
   const out: Params = new Map();
   let at = 0;
-  for (const [name, n] of flatOrder(spec)) { out.set(name, dequantise(sum, total, scaleBits, at, n)); at += n; }
+  for (const [name, n] of flatOrder(spec)) {
+    out.set(name, dequantise(sum, total, scaleBits, at, n));
+    at += n;
+  }
   return out;
 }
 

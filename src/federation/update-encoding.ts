@@ -29,7 +29,11 @@ export function quantizeDelta(base: Params, next: Params): Map<string, Uint16Arr
 }
 
 /** base + widened delta, in float32 (the one rebuild both sides do). */
-export function applyDelta(base: Float32Array, delta: Float32Array, out: Float32Array = new Float32Array(base.length)): Float32Array {
+export function applyDelta(
+  base: Float32Array,
+  delta: Float32Array,
+  out: Float32Array = new Float32Array(base.length),
+): Float32Array {
   for (let i = 0; i < base.length; i++) out[i] = base[i] + delta[i];
   return out;
 }
@@ -42,7 +46,12 @@ export function rebuiltParams(base: Params, next: Params, deltas: Map<string, Ui
 }
 
 /** A parameter set for the wire: float16 deltas where there are some, float32 for the rest. */
-export function encodeUpdate(params: Iterable<[string, Float32Array]>, deltas: Map<string, Uint16Array> | null, ctx: TensorContext, encodeFloat: (name: string, data: Float32Array) => WireTensor): WireTensor[] {
+export function encodeUpdate(
+  params: Iterable<[string, Float32Array]>,
+  deltas: Map<string, Uint16Array> | null,
+  ctx: TensorContext,
+  encodeFloat: (name: string, data: Float32Array) => WireTensor,
+): WireTensor[] {
   return [...params].map(([name, data]) => {
     const bits = deltas?.get(name);
     return bits ? encodeHalfBits(name, bits, [data.length], ctx) : encodeFloat(name, data);

@@ -71,7 +71,8 @@ export function gradients(outputs: Value[], seeds: (Value | null)[], wrt: Value[
       const build = builders[k];
       if (!build) return;
       const g = build();
-      if (g.shape.join() !== inp.shape.join()) throw new Error(`gradient rule for ${n.op} returned ${g} for input ${inp}`);
+      if (g.shape.join() !== inp.shape.join())
+        throw new Error(`gradient rule for ${n.op} returned ${g} for input ${inp}`);
       accumulate(inp, g);
     });
   }

@@ -23,14 +23,26 @@ export function cutAtUpstream(g: Graph, upstream: Value, forwardOutputs: Value[]
     } else forwardNodes.push(n);
   }
   const producedForward = new Set(forwardNodes.flatMap((n) => n.outputs));
-  const saved = [...new Set(backwardNodes.flatMap((n) => n.inputs).filter((i): i is Value => !!i && producedForward.has(i)))];
+  const saved = [
+    ...new Set(backwardNodes.flatMap((n) => n.inputs).filter((i): i is Value => !!i && producedForward.has(i))),
+  ];
   // Graph outputs that are plain forward values (e.g. a parameter gradient that does not depend on
   // the upstream gradient) must travel too.
   for (const o of g.outputs) if (producedForward.has(o) && !saved.includes(o)) saved.push(o);
 
-  const forward = view(g, `${g.name}_fwd`, g.inputs.filter((v) => v !== upstream), forwardNodes, [...forwardOutputs, ...saved.filter((v) => !forwardOutputs.includes(v))]);
+  const forward = view(
+    g,
+    `${g.name}_fwd`,
+    g.inputs.filter((v) => v !== upstream),
+    forwardNodes,
+    [...forwardOutputs, ...saved.filter((v) => !forwardOutputs.includes(v))],
+  );
   const usedByBackward = new Set(backwardNodes.flatMap((n) => n.inputs));
-  const backwardInputs = [upstream, ...saved, ...g.inputs.filter((v) => v !== upstream && usedByBackward.has(v) && !saved.includes(v))];
+  const backwardInputs = [
+    upstream,
+    ...saved,
+    ...g.inputs.filter((v) => v !== upstream && usedByBackward.has(v) && !saved.includes(v)),
+  ];
   const backward = view(g, `${g.name}_bwd`, backwardInputs, backwardNodes, g.outputs);
   return { forward, backward, saved };
 }

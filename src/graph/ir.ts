@@ -88,9 +88,17 @@ export class Graph {
     return v;
   }
 
-  addNode(op: string, inputs: (Value | null)[], outputs: { dtype: DType; shape: Shape }[], attrs: Record<string, Attr> = {}, domain?: string): Value[] {
+  addNode(
+    op: string,
+    inputs: (Value | null)[],
+    outputs: { dtype: DType; shape: Shape }[],
+    attrs: Record<string, Attr> = {},
+    domain?: string,
+  ): Value[] {
     for (const i of inputs) if (i && i.graph !== this) throw new Error(`value ${i.name} belongs to another graph`);
-    const outs = outputs.map((o, k) => this.newValue(`${op.toLowerCase()}${outputs.length > 1 ? k : ''}_${this.nextId}`, o.dtype, o.shape));
+    const outs = outputs.map((o, k) =>
+      this.newValue(`${op.toLowerCase()}${outputs.length > 1 ? k : ''}_${this.nextId}`, o.dtype, o.shape),
+    );
     const node: Node = { op, inputs, outputs: outs, attrs, domain };
     for (const o of outs) o.producer = node;
     this.nodes.push(node);
@@ -118,11 +126,17 @@ export function sizeOf(shape: Shape): number {
 
 export function typedArrayFor(dtype: DType, n: number): TypedArrayOf {
   switch (dtype) {
-    case 'float32': return new Float32Array(n);
-    case 'float64': return new Float64Array(n);
-    case 'int64': return new BigInt64Array(n);
-    case 'int32': return new Int32Array(n);
-    case 'bool': return new Uint8Array(n);
-    case 'float16': return new Uint16Array(n);
+    case 'float32':
+      return new Float32Array(n);
+    case 'float64':
+      return new Float64Array(n);
+    case 'int64':
+      return new BigInt64Array(n);
+    case 'int32':
+      return new Int32Array(n);
+    case 'bool':
+      return new Uint8Array(n);
+    case 'float16':
+      return new Uint16Array(n);
   }
 }

@@ -28,7 +28,11 @@ function tensorBytes(t: TensorData): Uint8Array {
 }
 
 /** Where an initializer's bytes went in the external data file. */
-interface ExternalPlacement { location: string; offset: number; length: number }
+interface ExternalPlacement {
+  location: string;
+  offset: number;
+  length: number;
+}
 
 function writeTensor(w: ProtoWriter, name: string, t: TensorData, external?: ExternalPlacement): void {
   if (t.shape.length) w.packedInts(F.tensor.dims, t.shape);
@@ -38,7 +42,11 @@ function writeTensor(w: ProtoWriter, name: string, t: TensorData, external?: Ext
     w.bytes(F.tensor.rawData, tensorBytes(t));
     return;
   }
-  for (const [key, value] of [['location', external.location], ['offset', String(external.offset)], ['length', String(external.length)]]) {
+  for (const [key, value] of [
+    ['location', external.location],
+    ['offset', String(external.offset)],
+    ['length', String(external.length)],
+  ]) {
     w.message(F.tensor.externalData, (e) => e.string(F.entry.key, key).string(F.entry.value, value));
   }
   w.int(F.tensor.dataLocation, 1); // EXTERNAL
@@ -59,12 +67,24 @@ function writeValueInfo(w: ProtoWriter, v: Value): void {
 function writeAttr(w: ProtoWriter, name: string, a: Attr): void {
   w.string(F.attr.name, name);
   switch (a.type) {
-    case 'int': w.int(F.attr.i, a.value); break;
-    case 'float': w.float(F.attr.f, a.value); break;
-    case 'ints': w.packedInts(F.attr.ints, a.value); break;
-    case 'floats': w.packedFloats(F.attr.floats, a.value); break;
-    case 'string': w.string(F.attr.s, a.value); break;
-    case 'tensor': w.message(F.attr.t, (tw) => writeTensor(tw, '', a.value)); break;
+    case 'int':
+      w.int(F.attr.i, a.value);
+      break;
+    case 'float':
+      w.float(F.attr.f, a.value);
+      break;
+    case 'ints':
+      w.packedInts(F.attr.ints, a.value);
+      break;
+    case 'floats':
+      w.packedFloats(F.attr.floats, a.value);
+      break;
+    case 'string':
+      w.string(F.attr.s, a.value);
+      break;
+    case 'tensor':
+      w.message(F.attr.t, (tw) => writeTensor(tw, '', a.value));
+      break;
   }
   w.int(F.attr.type, ATTR_TYPE[a.type]);
 }
@@ -93,7 +113,11 @@ export function toOnnx(g: Graph): Uint8Array {
  * over protobuf's 2 GiB limit must be. `location` is the data file's name, next to the model file;
  * each tensor starts on a 4 KiB boundary so that ONNX Runtime can memory-map it.
  */
-export function toOnnxWithExternalData(g: Graph, location: string, minBytes = 1024): { model: Uint8Array; data: Uint8Array[] } {
+export function toOnnxWithExternalData(
+  g: Graph,
+  location: string,
+  minBytes = 1024,
+): { model: Uint8Array; data: Uint8Array[] } {
   const data: Uint8Array[] = [];
   let offset = 0;
   const place = (t: TensorData): ExternalPlacement | undefined => {

@@ -40,7 +40,10 @@ export function rewidenInBackward(g: Graph, firstBackwardNode: number): void {
       let copy = late.get(v);
       if (!copy) {
         const before = g.nodes.length;
-        copy = widenAfter(source, inputs.find((u, j) => j !== i && u?.dtype === 'float32'));
+        copy = widenAfter(
+          source,
+          inputs.find((u, j) => j !== i && u?.dtype === 'float32'),
+        );
         const added = g.nodes.splice(before);
         g.nodes.splice(k, 0, ...added); // just before the first backward use
         k += added.length;
@@ -57,4 +60,3 @@ function widenAfter(weight: Value, after: Value | null | undefined): Value {
   const none = cast(slice(reshape(after, [-1]), [0], [0], [0]), weight.dtype);
   return cast(reshape(concat([reshape(weight, [-1]), none], 0), weight.shape), 'float32');
 }
-

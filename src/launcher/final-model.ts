@@ -27,18 +27,39 @@ export function mergeFinalModel(runDir: string): void {
   const client = loadCheckpoint(join(clientsDir, first));
   const server = loadCheckpoint(serverDir);
   for (const [name, t] of server.store) client.store.set(name, t);
-  saveCheckpoint(join(runDir, 'model'), client.store, { model: client.meta.model, peft: client.meta.peft, step: client.meta.step, round: server.meta.round, base_model: client.meta.base_model }, undefined, undefined, join(clientsDir, first));
+  saveCheckpoint(
+    join(runDir, 'model'),
+    client.store,
+    {
+      model: client.meta.model,
+      peft: client.meta.peft,
+      step: client.meta.step,
+      round: server.meta.round,
+      base_model: client.meta.base_model,
+    },
+    undefined,
+    undefined,
+    join(clientsDir, first),
+  );
 }
 
 /**
  * Task generate: the merged model's greedy generations on the held-out prompts, scored as the
  * centralized baseline's are (evaluation during training reports teacher-forced metrics only).
  */
-export async function scoreGenerations(runDir: string, cfg: ExperimentConfig, testDir: string): Promise<GenerationMetrics | undefined> {
+export async function scoreGenerations(
+  runDir: string,
+  cfg: ExperimentConfig,
+  testDir: string,
+): Promise<GenerationMetrics | undefined> {
   const dir = join(runDir, 'model');
   if (cfg.data.task !== 'generate' || !existsSync(join(dir, 'checkpoint.json'))) return undefined;
   const m = loadModelFolder(dir);
-  return evaluateGeneration(m, m.tokenizer, readSilo(testDir), generationEvalOptions(cfg), { device: cfg.runtime.device, threads: cfg.runtime.threads, arena: cfg.runtime.memory_arena });
+  return evaluateGeneration(m, m.tokenizer, readSilo(testDir), generationEvalOptions(cfg), {
+    device: cfg.runtime.device,
+    threads: cfg.runtime.threads,
+    arena: cfg.runtime.memory_arena,
+  });
 }
 
 /** `model/` as a Hugging Face folder (LoRA merged) and, for LoRA, a PEFT adapter; prefix tuning has no HF layout. */
@@ -61,7 +82,11 @@ export function exportFinalModel(runDir: string): { hf?: string; adapter?: strin
  */
 export async function attackFinalRun(runDir: string, cfg: ExperimentConfig): Promise<AttackResult> {
   const head = serverViewHead(cfg, join(runDir, 'checkpoints', 'server', 'latest'));
-  const result = await invertActivations(cfg, head, readCapture(join(runDir, 'capture')), { ...DEFAULT_ATTACK, sigma: cfg.privacy.activation_noise.sigma, relative: cfg.privacy.activation_noise.relative });
+  const result = await invertActivations(cfg, head, readCapture(join(runDir, 'capture')), {
+    ...DEFAULT_ATTACK,
+    sigma: cfg.privacy.activation_noise.sigma,
+    relative: cfg.privacy.activation_noise.relative,
+  });
   writeFileAtomic(join(runDir, 'attack.json'), JSON.stringify(result, null, 2));
   return result;
 }

@@ -16,7 +16,10 @@ function timestamp(): string {
 export function createRunFolder(outDir: string | undefined, base: string, name: string): string {
   if (outDir) {
     const dir = resolve(outDir);
-    if (existsSync(join(dir, 'status.json'))) throw new UserError(`${outDir} already holds a run (status.json). Fix: choose another --out, or continue it with flglm run --resume ${outDir}`);
+    if (existsSync(join(dir, 'status.json')))
+      throw new UserError(
+        `${outDir} already holds a run (status.json). Fix: choose another --out, or continue it with flglm run --resume ${outDir}`,
+      );
     prepareOutputDir(dir, '--out');
     mkdirSync(dir, { recursive: true });
     return dir;
@@ -55,15 +58,23 @@ export function writeStatus(runDir: string, s: RunStatus): void {
 export function readStatus(runDir: string): RunStatus | null {
   const p = join(runDir, 'status.json');
   if (!existsSync(p)) return null;
-  try { return JSON.parse(readFileSync(p, 'utf8')) as RunStatus; } catch { return null; }
+  try {
+    return JSON.parse(readFileSync(p, 'utf8')) as RunStatus;
+  } catch {
+    return null;
+  }
 }
 
 /** The child's own one-line error (`flglm: ...`), from the end of its log, if it printed one. */
 export function rootCause(logPath: string): string | null {
   if (!existsSync(logPath)) return null;
-  const lines = readFileSync(logPath, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = readFileSync(logPath, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   for (let i = lines.length - 1; i >= 0 && i >= lines.length - 50; i--) {
-    if (lines[i].startsWith('flglm: ') && !lines[i].startsWith('flglm: WARNING')) return lines[i].slice('flglm: '.length);
+    if (lines[i].startsWith('flglm: ') && !lines[i].startsWith('flglm: WARNING'))
+      return lines[i].slice('flglm: '.length);
   }
   return null;
 }
@@ -89,7 +100,10 @@ export function isAlive(pid: number): boolean {
 export function clientNames(silos: string[]): string[] {
   const seen = new Set<string>();
   return silos.map((dir, i) => {
-    let id = basename(dir.replace(/\/+$/, '')).replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 60);
+    let id = basename(dir.replace(/\/+$/, ''))
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 60);
     if (!id || /^(sub-server|ca$|server$)/i.test(id)) id = `client-${i}`;
     let unique = id;
     for (let k = 2; seen.has(unique); k++) unique = `${id}-${k}`;
@@ -101,5 +115,7 @@ export function clientNames(silos: string[]): string[] {
 /** The sub-folders of `dir` (none if it does not exist). */
 export function listDirs(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => join(dir, e.name));
 }

@@ -82,14 +82,24 @@ export class JsonLinesTail {
     this.offset = size;
     const lines = (this.partial + buf.toString('utf8')).split('\n');
     this.partial = lines.pop() ?? '';
-    return lines.filter((l) => l.trim()).flatMap((l) => {
-      try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; }
-    });
+    return lines
+      .filter((l) => l.trim())
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
   }
 }
 
 /** Hand `render` what was appended to `path`, every 500 ms and once more at the end, until `work` settles. */
-export async function follow<T>(path: string, render: (records: Record<string, unknown>[]) => void, work: Promise<T>): Promise<T> {
+export async function follow<T>(
+  path: string,
+  render: (records: Record<string, unknown>[]) => void,
+  work: Promise<T>,
+): Promise<T> {
   const tail = new JsonLinesTail(path);
   const timer = setInterval(() => render(tail.poll()), 500);
   try {

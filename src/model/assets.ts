@@ -6,7 +6,12 @@ import { join } from 'node:path';
  * defaults. Checkpoints and exports carry them, so a model fine-tuned from a Hugging Face folder is
  * evaluated, decoded and exported with its own tokenizer, not the byte-level one.
  */
-export const MODEL_ASSET_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
+export const MODEL_ASSET_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'generation_config.json',
+];
 
 /** Copy the asset files `from` has into `to` (nothing for a preset model, which has none). */
 export function copyModelAssets(from: string | null | undefined, to: string): string[] {

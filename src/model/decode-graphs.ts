@@ -29,32 +29,83 @@ const hasLmHead = (part: PartName) => part === 'tail' || part === 'full';
 const takesTokens = (part: PartName) => part === 'head' || part === 'full';
 export const partOutputName = (part: PartName) => (hasLmHead(part) ? 'logits' : 'hidden');
 
-function context(g: Graph, c: ModelConfig, peft: PeftConfig, store: ParamStore, o: DecodeGraphOptions, pos: { cos: Value; sin: Value; mask: Value }): BlockContext {
+function context(
+  g: Graph,
+  c: ModelConfig,
+  peft: PeftConfig,
+  store: ParamStore,
+  o: DecodeGraphOptions,
+  pos: { cos: Value; sin: Value; mask: Value },
+): BlockContext {
   const owns = o.part === 'full' ? () => true : partOwns(o.part, c, o.split);
-  const { weight, has } = graphWeights(g, store, new Set([...store.keys()].filter(owns)), `the ${o.part}`, [], o.frozen ?? 'input');
+  const { weight, has } = graphWeights(
+    g,
+    store,
+    new Set([...store.keys()].filter(owns)),
+    `the ${o.part}`,
+    [],
+    o.frozen ?? 'input',
+  );
   return { config: c, peft, weight, has, ...pos };
 }
 
 /** Token ids (`tokens` to prefill, `token` to decode) or the previous part's activations. */
-function input(g: Graph, c: ModelConfig, part: PartName, batch: number, len: number, kind: 'prefill' | 'decode'): Value {
-  return takesTokens(part) ? g.input(kind === 'prefill' ? 'tokens' : 'token', 'int64', [batch, len]) : g.input('hidden_in', 'float32', [batch, len, c.hidden_size]);
+function input(
+  g: Graph,
+  c: ModelConfig,
+  part: PartName,
+  batch: number,
+  len: number,
+  kind: 'prefill' | 'decode',
+): Value {
+  return takesTokens(part)
+    ? g.input(kind === 'prefill' ? 'tokens' : 'token', 'int64', [batch, len])
+    : g.input('hidden_in', 'float32', [batch, len, c.hidden_size]);
 }
 
 /** The part's layers over `x`, then its output: activations as they are, or the LM head on `pick(h)`. */
-function output(ctx: BlockContext, part: PartName, split: SplitPoints, x: Value, cache: (layer: number) => KvCache, pick: (h: Value) => Value): Value {
+function output(
+  ctx: BlockContext,
+  part: PartName,
+  split: SplitPoints,
+  x: Value,
+  cache: (layer: number) => KvCache,
+  pick: (h: Value) => Value,
+): Value {
   const family = familyOf(ctx.config.model_type);
   const h = family.decode(ctx, x, partSpan(part, ctx.config, split), cache);
   return hasLmHead(part) ? logitsOf(family.lmHead(ctx, pick(h))) : h;
 }
 
-export function buildPrefill(c: ModelConfig, peft: PeftConfig, store: ParamStore, promptLen: number, o: DecodeGraphOptions): Graph {
+export function buildPrefill(
+  c: ModelConfig,
+  peft: PeftConfig,
+  store: ParamStore,
+  promptLen: number,
+  o: DecodeGraphOptions,
+): Graph {
   const g = new Graph(`${o.part}_prefill`);
   const x = input(g, c, o.part, o.batch, promptLen, 'prefill');
   const select = hasLmHead(o.part) ? g.input('select', 'float32', [o.batch, 1, promptLen]) : null;
   const prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
   const ctx = context(g, c, peft, store, o, positionConstants(g, c, promptLen, prefix));
-  const cache: KvCache = { emit: (l, k, v) => { g.output(k, `key_${l}`); g.output(v, `value_${l}`); } };
-  g.output(output(ctx, o.part, o.split, x, () => cache, (h) => op.matmul(select!, h)), partOutputName(o.part));
+  const cache: KvCache = {
+    emit: (l, k, v) => {
+      g.output(k, `key_${l}`);
+      g.output(v, `value_${l}`);
+    },
+  };
+  g.output(
+    output(
+      ctx,
+      o.part,
+      o.split,
+      x,
+      () => cache,
+      (h) => op.matmul(select!, h),
+    ),
+    partOutputName(o.part),
+  );
   return g;
 }
 
@@ -66,19 +117,47 @@ export function rowShape(batch: number, n: number): number[] {
   return batch === 1 ? [1, n] : [batch, 1, 1, n];
 }
 
-export function buildDecode(c: ModelConfig, peft: PeftConfig, store: ParamStore, cacheLen: number, o: DecodeGraphOptions): Graph {
+export function buildDecode(
+  c: ModelConfig,
+  peft: PeftConfig,
+  store: ParamStore,
+  cacheLen: number,
+  o: DecodeGraphOptions,
+): Graph {
   const g = new Graph(`${o.part}_decode`);
   const x = input(g, c, o.part, o.batch, 1, 'decode');
   const half = headDim(c) / 2;
   const prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
-  const pos = { cos: g.input('cos', 'float32', rowShape(o.batch, half)), sin: g.input('sin', 'float32', rowShape(o.batch, half)), mask: g.input('mask', 'float32', rowShape(o.batch, prefix + cacheLen + 1)) };
+  const pos = {
+    cos: g.input('cos', 'float32', rowShape(o.batch, half)),
+    sin: g.input('sin', 'float32', rowShape(o.batch, half)),
+    mask: g.input('mask', 'float32', rowShape(o.batch, prefix + cacheLen + 1)),
+  };
   const ctx = context(g, c, peft, store, o, pos);
   const [from, to] = partSpan(o.part, c, o.split).layers;
-  const past = new Map(Array.from({ length: to - from }, (_, i) => from + i).map((l) => [l, {
-    key: g.input(`past_key_${l}`, 'float32', [o.batch, c.num_key_value_heads, cacheLen, headDim(c)]),
-    value: g.input(`past_value_${l}`, 'float32', [o.batch, c.num_key_value_heads, cacheLen, headDim(c)]),
-  }]));
-  const emit = (layer: number, k: Value, v: Value) => { g.output(k, `key_${layer}`); g.output(v, `value_${layer}`); };
-  g.output(output(ctx, o.part, o.split, x, (l) => ({ past: past.get(l), emit }), (h) => h), partOutputName(o.part));
+  const past = new Map(
+    Array.from({ length: to - from }, (_, i) => from + i).map((l) => [
+      l,
+      {
+        key: g.input(`past_key_${l}`, 'float32', [o.batch, c.num_key_value_heads, cacheLen, headDim(c)]),
+        value: g.input(`past_value_${l}`, 'float32', [o.batch, c.num_key_value_heads, cacheLen, headDim(c)]),
+      },
+    ]),
+  );
+  const emit = (layer: number, k: Value, v: Value) => {
+    g.output(k, `key_${layer}`);
+    g.output(v, `value_${layer}`);
+  };
+  g.output(
+    output(
+      ctx,
+      o.part,
+      o.split,
+      x,
+      (l) => ({ past: past.get(l), emit }),
+      (h) => h,
+    ),
+    partOutputName(o.part),
+  );
   return g;
 }

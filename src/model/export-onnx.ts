@@ -16,9 +16,21 @@ const EXTERNAL_DATA_ABOVE = 2 ** 30;
  * of `cacheLen` positions (weights inside the file, LoRA and prefix included). Feed the prompt one
  * token at a time, then each generated token; `decoder.json` says what every input and output is.
  */
-export function exportOnnxDecoder(dir: string, config: ModelConfig, peft: PeftConfig, store: ParamStore, cacheLen: number, o: { externalData?: boolean } = {}): { bytes: number; dataFile?: string } {
+export function exportOnnxDecoder(
+  dir: string,
+  config: ModelConfig,
+  peft: PeftConfig,
+  store: ParamStore,
+  cacheLen: number,
+  o: { externalData?: boolean } = {},
+): { bytes: number; dataFile?: string } {
   mkdirSync(dir, { recursive: true });
-  const graph = buildDecode(config, peft, store, cacheLen, { part: 'full', split: { head_blocks: 0, tail_blocks: 0 }, batch: 1, frozen: 'initializer' });
+  const graph = buildDecode(config, peft, store, cacheLen, {
+    part: 'full',
+    split: { head_blocks: 0, tail_blocks: 0 },
+    batch: 1,
+    frozen: 'initializer',
+  });
   // Protobuf caps a message at 2 GiB: a real model's weights go to decoder.onnx.data (ONNX external data).
   const weightBytes = [...store.values()].reduce((a, p) => a + 4 * sizeOf(p.shape), 0);
   const external = o.externalData ?? weightBytes > EXTERNAL_DATA_ABOVE;
@@ -34,23 +46,40 @@ export function exportOnnxDecoder(dir: string, config: ModelConfig, peft: PeftCo
     writeFileAtomic(join(dir, 'decoder.onnx'), model);
     bytes = model.byteLength;
   }
-  const dh = headDim(config), prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
+  const dh = headDim(config),
+    prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
   const kv = `float32 [1, ${config.num_key_value_heads}, ${cacheLen}, ${dh}]`;
-  writeFileAtomic(join(dir, 'decoder.json'), JSON.stringify({
-    format: 'flglm-onnx-decoder-1',
-    ...(external ? { external_data: `${DATA_FILE}: the weights (ONNX external data); keep it next to decoder.onnx and load decoder.onnx by path` } : {}),
-    model: config, cache_len: cacheLen, prefix_len: prefix, layers: config.num_hidden_layers, rope_theta: config.rope_theta, head_dim: dh,
-    inputs: {
-      token: 'int64 [1, 1]: the token at position p (0-based)',
-      cos: `float32 [1, ${dh / 2}]: cos(p / rope_theta^(2i / head_dim)) for i = 0..head_dim/2-1`,
-      sin: `float32 [1, ${dh / 2}]: sin of the same angles`,
-      mask: `float32 [1, ${prefix + cacheLen + 1}]: 0 where the token may attend, -1e9 elsewhere: the ${prefix} prefix slots and cache slots 0..p-1 are 0, slots p..${cacheLen - 1} are -1e9, the last slot (the token itself) is 0`,
-      'past_key_<l>, past_value_<l>': `${kv}: keys (after RoPE) and values of positions 0..p-1 in slots 0..p-1 (zeros elsewhere)`,
-    },
-    outputs: {
-      logits: `float32 [1, ${config.vocab_size}]: next-token logits`,
-      'key_<l>, value_<l>': `float32 [1, ${config.num_key_value_heads}, 1, ${dh}]: this token's key and value: write them into slot p of the cache`,
-    },
-  }, null, 2));
+  writeFileAtomic(
+    join(dir, 'decoder.json'),
+    JSON.stringify(
+      {
+        format: 'flglm-onnx-decoder-1',
+        ...(external
+          ? {
+              external_data: `${DATA_FILE}: the weights (ONNX external data); keep it next to decoder.onnx and load decoder.onnx by path`,
+            }
+          : {}),
+        model: config,
+        cache_len: cacheLen,
+        prefix_len: prefix,
+        layers: config.num_hidden_layers,
+        rope_theta: config.rope_theta,
+        head_dim: dh,
+        inputs: {
+          token: 'int64 [1, 1]: the token at position p (0-based)',
+          cos: `float32 [1, ${dh / 2}]: cos(p / rope_theta^(2i / head_dim)) for i = 0..head_dim/2-1`,
+          sin: `float32 [1, ${dh / 2}]: sin of the same angles`,
+          mask: `float32 [1, ${prefix + cacheLen + 1}]: 0 where the token may attend, -1e9 elsewhere: the ${prefix} prefix slots and cache slots 0..p-1 are 0, slots p..${cacheLen - 1} are -1e9, the last slot (the token itself) is 0`,
+          'past_key_<l>, past_value_<l>': `${kv}: keys (after RoPE) and values of positions 0..p-1 in slots 0..p-1 (zeros elsewhere)`,
+        },
+        outputs: {
+          logits: `float32 [1, ${config.vocab_size}]: next-token logits`,
+          'key_<l>, value_<l>': `float32 [1, ${config.num_key_value_heads}, 1, ${dh}]: this token's key and value: write them into slot p of the cache`,
+        },
+      },
+      null,
+      2,
+    ),
+  );
   return { bytes, ...(external ? { dataFile: DATA_FILE } : {}) };
 }

@@ -39,7 +39,8 @@ let bf16Table: Uint16Array | null = null;
 function bf16ToHalfTable(): Uint16Array {
   if (!bf16Table) {
     bf16Table = new Uint16Array(65536);
-    const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+    const f = new Float32Array(1),
+      u = new Uint32Array(f.buffer);
     for (let b = 0; b < 65536; b++) {
       u[0] = b << 16;
       bf16Table[b] = floatToHalf(f[0]);

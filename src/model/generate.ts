@@ -55,20 +55,30 @@ export function paddedTokens(prompts: number[][], batch: number, len: number): {
 export class LocalStepper implements Stepper {
   private readonly cache: KvStore;
 
-  constructor(private readonly decoder: PartDecoder, readonly batch: number, readonly promptLen: number) {
+  constructor(
+    private readonly decoder: PartDecoder,
+    readonly batch: number,
+    readonly promptLen: number,
+  ) {
     this.cache = decoder.newCache(batch);
   }
 
-  get cacheLen(): number { return this.decoder.cacheLen; }
-  get vocab(): number { return this.decoder.config.vocab_size; }
+  get cacheLen(): number {
+    return this.decoder.cacheLen;
+  }
+  get vocab(): number {
+    return this.decoder.config.vocab_size;
+  }
 
   async prefill(prompts: number[][]): Promise<Float32Array> {
     const { data, lengths } = paddedTokens(prompts, this.batch, this.promptLen);
-    return (await this.decoder.prefill(tensor('int64', [this.batch, this.promptLen], data), lengths, this.cache)).data as Float32Array;
+    return (await this.decoder.prefill(tensor('int64', [this.batch, this.promptLen], data), lengths, this.cache))
+      .data as Float32Array;
   }
 
   async decode(tokens: number[], positions: (number | null)[]): Promise<Float32Array> {
-    return (await this.decoder.decode(tensor('int64', [this.batch, 1], tokens), positions, this.cache)).data as Float32Array;
+    return (await this.decoder.decode(tensor('int64', [this.batch, 1], tokens), positions, this.cache))
+      .data as Float32Array;
   }
 
   release(): Promise<void> {
@@ -76,7 +86,11 @@ export class LocalStepper implements Stepper {
   }
 }
 
-export function sampleToken(logits: Float32Array, o: { temperature: number; topK: number; topP?: number }, rng: Rng): number {
+export function sampleToken(
+  logits: Float32Array,
+  o: { temperature: number; topK: number; topP?: number },
+  rng: Rng,
+): number {
   if (o.temperature <= 0) {
     let best = 0;
     for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
@@ -92,7 +106,8 @@ export function sampleToken(logits: Float32Array, o: { temperature: number; topK
   let w = ids.map((i) => Math.exp((logits[i] - max) / o.temperature));
   if (o.topP !== undefined && o.topP < 1) {
     const total = w.reduce((a, b) => a + b, 0);
-    let cum = 0, keep = 0;
+    let cum = 0,
+      keep = 0;
     while (keep < w.length && cum < o.topP * total) cum += w[keep++];
     ids = ids.slice(0, Math.max(1, keep));
     w = w.slice(0, ids.length);
@@ -102,13 +117,17 @@ export function sampleToken(logits: Float32Array, o: { temperature: number; topK
   return ids[ids.length - 1];
 }
 
-const endsWith = (seq: number[], tail: number[]) => tail.length > 0 && seq.length >= tail.length && tail.every((t, i) => seq[seq.length - tail.length + i] === t);
+const endsWith = (seq: number[], tail: number[]) =>
+  tail.length > 0 && seq.length >= tail.length && tail.every((t, i) => seq[seq.length - tail.length + i] === t);
 
 /** Up to maxNewTokens new ids after each prompt (at most `stepper.batch` prompts, each 1..promptLen ids). */
 export async function generateWith(stepper: Stepper, prompts: number[][], o: GenerateOptions): Promise<number[][]> {
   const { batch: B, promptLen: P, cacheLen: M, vocab: V } = stepper;
-  if (prompts.length === 0 || prompts.length > B) throw new Error(`generation: expected 1..${B} prompts, got ${prompts.length}`);
-  for (const p of prompts) if (p.length === 0 || p.length > P) throw new Error(`generation: a prompt has ${p.length} tokens; expected 1..${P}`);
+  if (prompts.length === 0 || prompts.length > B)
+    throw new Error(`generation: expected 1..${B} prompts, got ${prompts.length}`);
+  for (const p of prompts)
+    if (p.length === 0 || p.length > P)
+      throw new Error(`generation: a prompt has ${p.length} tokens; expected 1..${P}`);
   const rng = new Rng(o.seed);
   const out: number[][] = prompts.map(() => []);
   const pos = prompts.map((p) => p.length);
@@ -118,16 +137,26 @@ export async function generateWith(stepper: Stepper, prompts: number[][], o: Gen
   while (active.size > 0) {
     for (const r of [...active]) {
       const id = sampleToken(logits.subarray(r * V, (r + 1) * V), o, rng);
-      if (id === o.eos) { active.delete(r); continue; }
+      if (id === o.eos) {
+        active.delete(r);
+        continue;
+      }
       out[r].push(id);
       next[r] = id;
       o.onToken?.(r, id);
       const stop = o.stop?.find((s) => endsWith(out[r], s));
-      if (stop) { out[r].splice(out[r].length - stop.length); active.delete(r); continue; }
+      if (stop) {
+        out[r].splice(out[r].length - stop.length);
+        active.delete(r);
+        continue;
+      }
       if (out[r].length >= o.maxNewTokens || pos[r] >= M) active.delete(r);
     }
     if (active.size === 0) break;
-    logits = await stepper.decode(next, Array.from({ length: B }, (_, r) => (active.has(r) ? pos[r] : null)));
+    logits = await stepper.decode(
+      next,
+      Array.from({ length: B }, (_, r) => (active.has(r) ? pos[r] : null)),
+    );
     for (const r of active) pos[r]++;
   }
   return out;
@@ -140,10 +169,20 @@ export async function generateWith(stepper: Stepper, prompts: number[][], o: Gen
 export class BatchGenerator {
   private constructor(private readonly stepper: LocalStepper) {}
 
-  get batch(): number { return this.stepper.batch; }
-  get promptLen(): number { return this.stepper.promptLen; }
+  get batch(): number {
+    return this.stepper.batch;
+  }
+  get promptLen(): number {
+    return this.stepper.promptLen;
+  }
 
-  static async create(c: ModelConfig, peft: PeftConfig, store: ParamStore, o: { batch: number; promptLen: number; maxNewTokens: number }, runtime: RuntimeOptions = {}): Promise<BatchGenerator> {
+  static async create(
+    c: ModelConfig,
+    peft: PeftConfig,
+    store: ParamStore,
+    o: { batch: number; promptLen: number; maxNewTokens: number },
+    runtime: RuntimeOptions = {},
+  ): Promise<BatchGenerator> {
     const cacheLen = Math.min(c.max_position_embeddings, o.promptLen + o.maxNewTokens);
     const decoder = new PartDecoder(c, peft, store, 'full', { head_blocks: 0, tail_blocks: 0 }, cacheLen, runtime);
     return new BatchGenerator(new LocalStepper(decoder, o.batch, o.promptLen));
@@ -159,8 +198,21 @@ export class BatchGenerator {
 }
 
 /** Generate up to maxNewTokens after `prompt` (token ids); returns only the new ids. */
-export async function generate(c: ModelConfig, peft: PeftConfig, store: ParamStore, prompt: number[], o: GenerateOptions, runtime: RuntimeOptions = {}): Promise<number[]> {
-  const g = await BatchGenerator.create(c, peft, store, { batch: 1, promptLen: prompt.length, maxNewTokens: o.maxNewTokens }, runtime);
+export async function generate(
+  c: ModelConfig,
+  peft: PeftConfig,
+  store: ParamStore,
+  prompt: number[],
+  o: GenerateOptions,
+  runtime: RuntimeOptions = {},
+): Promise<number[]> {
+  const g = await BatchGenerator.create(
+    c,
+    peft,
+    store,
+    { batch: 1, promptLen: prompt.length, maxNewTokens: o.maxNewTokens },
+    runtime,
+  );
   try {
     return (await g.run([prompt], o))[0];
   } finally {

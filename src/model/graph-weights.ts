@@ -21,7 +21,14 @@ export type FrozenWeights = 'input' | 'initializer';
  * when first used. Only `owned` weights may be used: a graph that reaches for another part's weight
  * fails when it is built.
  */
-export function graphWeights(g: Graph, store: ParamStore, owned: ReadonlySet<string>, owner: string, trainable: readonly string[] = [], frozen: FrozenWeights = 'input'): { weight: WeightLookup; has: (name: string) => boolean; inputs: Value[] } {
+export function graphWeights(
+  g: Graph,
+  store: ParamStore,
+  owned: ReadonlySet<string>,
+  owner: string,
+  trainable: readonly string[] = [],
+  frozen: FrozenWeights = 'input',
+): { weight: WeightLookup; has: (name: string) => boolean; inputs: Value[] } {
   const values = new Map<string, Value>();
   const inputs = trainable.map((name) => {
     const v = g.input(name, 'float32', store.get(name)!.shape);
@@ -46,5 +53,7 @@ export function graphWeights(g: Graph, store: ParamStore, owned: ReadonlySet<str
 
 /** A stored weight as the feed of its graph input: float32, or the float16 bits of a half weight (see weights.ts). */
 export function weightFeed(p: StoredParam): TensorData {
-  return p.half ? { dtype: 'float16', shape: p.shape, data: p.half } : { dtype: 'float32', shape: p.shape, data: p.data };
+  return p.half
+    ? { dtype: 'float16', shape: p.shape, data: p.half }
+    : { dtype: 'float32', shape: p.shape, data: p.data };
 }

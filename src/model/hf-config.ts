@@ -12,9 +12,14 @@ export function fromHfConfig(hf: Record<string, unknown>): ModelConfig {
   const type = String(hf.model_type ?? 'llama');
   const family = familyOf(type);
   // Features these families do not implement yet: refused by name rather than computed wrongly.
-  if (hf.rope_scaling != null) throw new UserError(`config.json: rope_scaling ${JSON.stringify(hf.rope_scaling).slice(0, 80)} is not supported yet (plain RoPE only; e.g. Llama 3.1+ use "llama3" scaling)`);
-  if (hf.hidden_act !== undefined && hf.hidden_act !== 'silu') throw new UserError(`config.json: hidden_act "${String(hf.hidden_act)}" is not supported (SwiGLU with silu only)`);
-  if (hf.use_sliding_window === true) throw new UserError('config.json: use_sliding_window is not supported (full causal attention only)');
+  if (hf.rope_scaling != null)
+    throw new UserError(
+      `config.json: rope_scaling ${JSON.stringify(hf.rope_scaling).slice(0, 80)} is not supported yet (plain RoPE only; e.g. Llama 3.1+ use "llama3" scaling)`,
+    );
+  if (hf.hidden_act !== undefined && hf.hidden_act !== 'silu')
+    throw new UserError(`config.json: hidden_act "${String(hf.hidden_act)}" is not supported (SwiGLU with silu only)`);
+  if (hf.use_sliding_window === true)
+    throw new UserError('config.json: use_sliding_window is not supported (full causal attention only)');
   const c: ModelConfig = {
     model_type: type,
     vocab_size: num('vocab_size'),
@@ -28,7 +33,9 @@ export function fromHfConfig(hf: Record<string, unknown>): ModelConfig {
     max_position_embeddings: num('max_position_embeddings', 2048),
     tie_word_embeddings: Boolean(hf.tie_word_embeddings ?? false),
     attention_bias: Boolean(hf.attention_bias ?? false),
-    ...(typeof hf.head_dim === 'number' && hf.head_dim !== num('hidden_size') / num('num_attention_heads') ? { head_dim: hf.head_dim } : {}),
+    ...(typeof hf.head_dim === 'number' && hf.head_dim !== num('hidden_size') / num('num_attention_heads')
+      ? { head_dim: hf.head_dim }
+      : {}),
     ...family.hfDefaults(hf),
   };
   validateModelConfig(c);

@@ -5,8 +5,21 @@ import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { ModelConfig } from './config.js';
 import { fromHfConfig, toHfConfig } from './hf-config.js';
-import { baseParamShapes, trainableData, type FinetuneMethod, type ParamStore, type PeftConfig, type StoredParam } from './params.js';
-import { SafetensorsFile, saveSafetensors, type NamedTensor, type StorableTensor, type StorageDtype } from './safetensors.js';
+import {
+  baseParamShapes,
+  trainableData,
+  type FinetuneMethod,
+  type ParamStore,
+  type PeftConfig,
+  type StoredParam,
+} from './params.js';
+import {
+  SafetensorsFile,
+  saveSafetensors,
+  type NamedTensor,
+  type StorableTensor,
+  type StorageDtype,
+} from './safetensors.js';
 import { halfEligible, halfFrom, type FrozenDtype } from './frozen-dtype.js';
 import { copyModelAssets } from './assets.js';
 
@@ -44,12 +57,20 @@ export interface HfImportOptions {
  * reads only its own: the server's trunk, a client's head and tail); each is read from disk, widened
  * to float32 (or kept 16-bit, `o.frozen`) and transposed one at a time.
  */
-export function importHfFolder(dir: string, select?: (config: ModelConfig) => (name: string) => boolean, o: HfImportOptions = {}): { config: ModelConfig; store: ParamStore } {
+export function importHfFolder(
+  dir: string,
+  select?: (config: ModelConfig) => (name: string) => boolean,
+  o: HfImportOptions = {},
+): { config: ModelConfig; store: ParamStore } {
   const cfgPath = join(dir, 'config.json');
-  if (!existsSync(cfgPath)) throw new UserError(`${dir}: no config.json; expected a Hugging Face model folder (config.json + *.safetensors)`);
+  if (!existsSync(cfgPath))
+    throw new UserError(`${dir}: no config.json; expected a Hugging Face model folder (config.json + *.safetensors)`);
   const config = fromHfConfig(JSON.parse(readFileSync(cfgPath, 'utf8')));
   const files = weightFiles(dir);
-  if (files.length === 0) throw new UserError(`${dir}: no .safetensors weights found (PyTorch .bin files are not supported; convert with save_pretrained(safe_serialization=True))`);
+  if (files.length === 0)
+    throw new UserError(
+      `${dir}: no .safetensors weights found (PyTorch .bin files are not supported; convert with save_pretrained(safe_serialization=True))`,
+    );
   const where = new Map<string, SafetensorsFile>();
   for (const f of files) {
     const file = SafetensorsFile.open(join(dir, f));
@@ -63,7 +84,10 @@ export function importHfFolder(dir: string, select?: (config: ModelConfig) => (n
     if (!file) throw new UserError(`${dir}: weight ${name} is missing from the safetensors files`);
     const stored = file.shapeOf(name)!;
     const asFlglm = isLinear(name) && stored.length === 2 ? [stored[1], stored[0]] : stored;
-    if (asFlglm.join() !== shape.join()) throw new UserError(`${dir}: weight ${name} has shape [${stored}], config.json implies [${isLinear(name) ? [shape[1], shape[0]] : shape}]`);
+    if (asFlglm.join() !== shape.join())
+      throw new UserError(
+        `${dir}: weight ${name} has shape [${stored}], config.json implies [${isLinear(name) ? [shape[1], shape[0]] : shape}]`,
+      );
     if (!keep(name)) continue;
     const half = halfPolicy && halfEligible(name, o.frozen!.method) ? file.readHalf(name, halfPolicy.fromF32) : null;
     const t: StoredParam = half ?? file.read(name);
@@ -83,10 +107,14 @@ function weightFiles(dir: string): string[] {
       throw new UserError(`${index}: not a safetensors index (${(e as Error).message})`);
     }
     const files = [...new Set(Object.values(map ?? {}))].sort();
-    for (const f of files) if (!existsSync(join(dir, f))) throw new UserError(`${index} names ${f}, which is not in ${dir} (incomplete download?)`);
+    for (const f of files)
+      if (!existsSync(join(dir, f)))
+        throw new UserError(`${index} names ${f}, which is not in ${dir} (incomplete download?)`);
     return files;
   }
-  return readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.safetensors'))
+    .sort();
 }
 
 export interface HfExportOptions {
@@ -107,54 +135,98 @@ export function exportHfFolder(dir: string, config: ModelConfig, store: ParamSto
   const bytesPer = dtype === 'F32' ? 4 : 2;
   const maxShard = o.maxShardBytes ?? 2 ** 31;
   const shards: Map<string, StorableTensor>[] = [new Map()];
-  let size = 0, total = 0;
+  let size = 0,
+    total = 0;
   for (const [name] of baseParamShapes(config)) {
     const t = store.get(name);
     if (!t) throw new UserError(`cannot export: the model has no ${name}`);
     const bytes = sizeOf(t.shape) * bytesPer;
-    if (size > 0 && size + bytes > maxShard) { shards.push(new Map()); size = 0; }
+    if (size > 0 && size + bytes > maxShard) {
+      shards.push(new Map());
+      size = 0;
+    }
     shards[shards.length - 1].set(name, isLinear(name) ? transposeStored(t) : t);
     size += bytes;
     total += bytes;
   }
-  for (const f of readdirSync(dir)) if (/^model(-\d+-of-\d+)?\.safetensors(\.index\.json)?$/.test(f)) rmSync(join(dir, f)); // a previous export's shards
+  for (const f of readdirSync(dir))
+    if (/^model(-\d+-of-\d+)?\.safetensors(\.index\.json)?$/.test(f)) rmSync(join(dir, f)); // a previous export's shards
   if (shards.length === 1) saveSafetensors(join(dir, 'model.safetensors'), shards[0], { format: 'pt' }, dtype);
   else {
-    const name = (i: number) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
+    const name = (i: number) =>
+      `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
     const weightMap: Record<string, string> = {};
     shards.forEach((s, i) => {
       saveSafetensors(join(dir, name(i)), s, { format: 'pt' }, dtype);
       for (const n of s.keys()) weightMap[n] = name(i);
     });
-    writeFileAtomic(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+    writeFileAtomic(
+      join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2),
+    );
   }
-  writeFileAtomic(join(dir, 'config.json'), JSON.stringify({ ...toHfConfig(config), torch_dtype: TORCH_DTYPE[dtype] }, null, 2));
+  writeFileAtomic(
+    join(dir, 'config.json'),
+    JSON.stringify({ ...toHfConfig(config), torch_dtype: TORCH_DTYPE[dtype] }, null, 2),
+  );
   const copied = copyModelAssets(o.assetsFrom, dir);
   if (!copied.includes('generation_config.json') && o.specialTokens) {
     const t = o.specialTokens;
-    writeFileAtomic(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: t.bos, eos_token_id: t.eos, pad_token_id: t.pad }, null, 2));
+    writeFileAtomic(
+      join(dir, 'generation_config.json'),
+      JSON.stringify({ bos_token_id: t.bos, eos_token_id: t.eos, pad_token_id: t.pad }, null, 2),
+    );
   }
 }
 
 const TORCH_DTYPE: Record<StorageDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
-
 /** LoRA adapters in PEFT layout: adapter_config.json + adapter_model.safetensors. */
 /** `baseModel`: what PEFT loads the adapter onto (a Hub name or folder; default the model_type). */
-export function exportPeftAdapter(dir: string, config: ModelConfig, store: ParamStore, peft: PeftConfig, baseModel?: string): void {
+export function exportPeftAdapter(
+  dir: string,
+  config: ModelConfig,
+  store: ParamStore,
+  peft: PeftConfig,
+  baseModel?: string,
+): void {
   if (peft.method !== 'lora') throw new UserError('only LoRA adapters can be exported in PEFT layout');
-  const modules: Record<string, string> = { q: 'q_proj', k: 'k_proj', v: 'v_proj', o: 'o_proj', gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
+  const modules: Record<string, string> = {
+    q: 'q_proj',
+    k: 'k_proj',
+    v: 'v_proj',
+    o: 'o_proj',
+    gate: 'gate_proj',
+    up: 'up_proj',
+    down: 'down_proj',
+  };
   const out = new Map<string, NamedTensor>();
   for (const [name, t] of store) {
     const m = /^(.*)\.lora_([AB])$/.exec(name);
     if (!m) continue;
     // PEFT stores lora_A as [r, in] and lora_B as [out, r] (nn.Linear layout).
-    out.set(`base_model.model.${m[1]}.lora_${m[2]}.weight`, transpose2d({ shape: t.shape, data: trainableData(t, name) }));
+    out.set(
+      `base_model.model.${m[1]}.lora_${m[2]}.weight`,
+      transpose2d({ shape: t.shape, data: trainableData(t, name) }),
+    );
   }
   mkdirSync(dir, { recursive: true });
   saveSafetensors(join(dir, 'adapter_model.safetensors'), out, { format: 'pt' });
-  writeFileAtomic(join(dir, 'adapter_config.json'), JSON.stringify({
-    peft_type: 'LORA', task_type: 'CAUSAL_LM', r: peft.lora.rank, lora_alpha: peft.lora.alpha, lora_dropout: peft.lora.dropout,
-    target_modules: peft.lora.targets.map((t) => modules[t]), bias: 'none', base_model_name_or_path: baseModel ?? config.model_type,
-  }, null, 2));
+  writeFileAtomic(
+    join(dir, 'adapter_config.json'),
+    JSON.stringify(
+      {
+        peft_type: 'LORA',
+        task_type: 'CAUSAL_LM',
+        r: peft.lora.rank,
+        lora_alpha: peft.lora.alpha,
+        lora_dropout: peft.lora.dropout,
+        target_modules: peft.lora.targets.map((t) => modules[t]),
+        bias: 'none',
+        base_model_name_or_path: baseModel ?? config.model_type,
+      },
+      null,
+      2,
+    ),
+  );
 }

@@ -76,7 +76,9 @@ export interface KvCache {
 export function attention(ctx: BlockContext, layer: number, x: Value, cache?: KvCache): Value {
   const c = ctx.config;
   const [b, s] = x.shape;
-  const dh = headDim(c), h = c.num_attention_heads, hkv = c.num_key_value_heads;
+  const dh = headDim(c),
+    h = c.num_attention_heads,
+    hkv = c.num_key_value_heads;
   // Qwen3-style per-head RMSNorm of queries and keys before RoPE, where the model has those weights.
   const qkNorm = (t: Value, which: 'q' | 'k') => {
     const name = `${layerPrefix(layer)}.self_attn.${which}_norm.weight`;
@@ -88,7 +90,8 @@ export function attention(ctx: BlockContext, layer: number, x: Value, cache?: Kv
   cache?.emit(layer, k, v);
   // P-Tuning v2: trainable per-layer keys/values every query attends to.
   const p = ctx.peft.prefix.length;
-  const prefix = (kind: string) => op.expand(op.unsqueeze(ctx.weight(`${layerPrefix(layer)}.prefix.${kind}`), [0]), [b, hkv, p, dh]);
+  const prefix = (kind: string) =>
+    op.expand(op.unsqueeze(ctx.weight(`${layerPrefix(layer)}.prefix.${kind}`), [0]), [b, hkv, p, dh]);
   const segments = [
     ...(ctx.peft.method === 'prefix' ? [{ key: prefix('key'), value: prefix('value') }] : []),
     ...(cache?.past ? [cache.past] : []),
@@ -96,12 +99,21 @@ export function attention(ctx: BlockContext, layer: number, x: Value, cache?: Kv
   ];
   if (cache?.past) return linear(ctx, layer, 'o', groupedAttention(q, segments, ctx.mask, h, hkv, dh));
   if (segments.length > 1) {
-    k = op.concat(segments.map((x) => x.key), 2);
-    v = op.concat(segments.map((x) => x.value), 2);
+    k = op.concat(
+      segments.map((x) => x.key),
+      2,
+    );
+    v = op.concat(
+      segments.map((x) => x.value),
+      2,
+    );
   }
   k = repeatKv(k, h / hkv);
   v = repeatKv(v, h / hkv);
-  const scores = op.add(op.mul(op.matmul(q, op.transpose(k, [0, 1, 3, 2])), op.scalarLike(x, 1 / Math.sqrt(dh))), ctx.mask);
+  const scores = op.add(
+    op.mul(op.matmul(q, op.transpose(k, [0, 1, 3, 2])), op.scalarLike(x, 1 / Math.sqrt(dh))),
+    ctx.mask,
+  );
   const context = op.matmul(op.softmax(scores, -1), v);
   const merged = op.reshape(op.transpose(context, [0, 2, 1, 3]), [b, s, h * dh]);
   return linear(ctx, layer, 'o', merged);
@@ -116,11 +128,21 @@ export function attention(ctx: BlockContext, layer: number, x: Value, cache?: Kv
  * flglm-small-base that was most of a decode batch (split-generate benchmark). Same arithmetic
  * as the path below, in another order: the scores of one row are the same dot products.
  */
-function groupedAttention(q: Value, segments: { key: Value; value: Value }[], mask: Value, h: number, hkv: number, dh: number): Value {
+function groupedAttention(
+  q: Value,
+  segments: { key: Value; value: Value }[],
+  mask: Value,
+  h: number,
+  hkv: number,
+  dh: number,
+): Value {
   const [b, , s] = q.shape;
   const g = h / hkv;
   const qg = op.reshape(q, [b, hkv, g * s, dh]);
-  const scores = op.concat(segments.map((x) => op.matmul(qg, op.transpose(x.key, [0, 1, 3, 2]))), 3);
+  const scores = op.concat(
+    segments.map((x) => op.matmul(qg, op.transpose(x.key, [0, 1, 3, 2]))),
+    3,
+  );
   const t = scores.shape[3];
   const masked = op.add(op.mul(op.reshape(scores, [b, h, s, t]), op.scalarLike(q, 1 / Math.sqrt(dh))), mask);
   const probs = op.reshape(op.softmax(masked, -1), [b, hkv, g * s, t]);
@@ -171,8 +193,15 @@ export function logitsOf(head: LmHead, rows: Value = head.hidden): Value {
 }
 
 /** Rotary cos/sin of `position` into row `row` of [rows, Dh/2] tables (training constants and decode feeds alike). */
-export function writeRotaryRow(c: ModelConfig, position: number, cos: Float32Array, sin: Float32Array, row: number): void {
-  const dh = headDim(c), half = dh / 2;
+export function writeRotaryRow(
+  c: ModelConfig,
+  position: number,
+  cos: Float32Array,
+  sin: Float32Array,
+  row: number,
+): void {
+  const dh = headDim(c),
+    half = dh / 2;
   for (let i = 0; i < half; i++) {
     const angle = position / Math.pow(c.rope_theta, (2 * i) / dh);
     cos[row * half + i] = Math.cos(angle);
@@ -181,9 +210,15 @@ export function writeRotaryRow(c: ModelConfig, position: number, cos: Float32Arr
 }
 
 /** Rotary cos/sin tables [S, Dh/2] and the causal mask [S, P+S] (prefix positions always visible). */
-export function positionConstants(g: Graph, c: ModelConfig, seq: number, prefixLen: number): { cos: Value; sin: Value; mask: Value } {
+export function positionConstants(
+  g: Graph,
+  c: ModelConfig,
+  seq: number,
+  prefixLen: number,
+): { cos: Value; sin: Value; mask: Value } {
   const half = headDim(c) / 2;
-  const cos = new Float32Array(seq * half), sin = new Float32Array(seq * half);
+  const cos = new Float32Array(seq * half),
+    sin = new Float32Array(seq * half);
   for (let t = 0; t < seq; t++) writeRotaryRow(c, t, cos, sin, t);
   const width = prefixLen + seq;
   const mask = new Float32Array(seq * width);

@@ -41,7 +41,12 @@ export interface LmLoss {
 
 /** The value's first element as a scalar: a cheap handle on "this tensor has been computed". */
 function firstElement(x: Value): Value {
-  const one = op.slice(x, x.shape.map(() => 0), x.shape.map(() => 1), x.shape.map((_, i) => i));
+  const one = op.slice(
+    x,
+    x.shape.map(() => 0),
+    x.shape.map(() => 1),
+    x.shape.map((_, i) => i),
+  );
   return op.reshape(one.dtype === 'float32' ? one : op.cast(one, 'float32'), []);
 }
 
@@ -50,7 +55,9 @@ export function lmHeadLoss(head: LmHead, labels: Value, o: LmLossOptions): LmLos
   const vocab = head.vocabMajor ? head.weight.shape[0] : head.weight.shape[1];
   const rows = Math.max(1, Math.min(n, o.chunkRows ?? Math.floor(LOSS_CHUNK_ELEMENTS / vocab)));
   const invCount = op.reciprocal(op.labelCount(labels, o.ignoreIndex, 'float32'));
-  const losses: Value[] = [], preds: Value[] = [], gradRows: Value[] = [];
+  const losses: Value[] = [],
+    preds: Value[] = [],
+    gradRows: Value[] = [];
   let gradWeight: Value | null = null;
   // A zero that depends on the previous chunk's results, added to the next chunk's rows: ONNX Runtime
   // runs nodes in a topological order of its choosing, and this keeps it from computing every chunk's
@@ -73,19 +80,30 @@ export function lmHeadLoss(head: LmHead, labels: Value, o: LmLossOptions): LmLos
     if (o.gradients !== 'none') {
       const dLogits = op.crossEntropyScoresGrad(logProb, y, o.ignoreIndex, invCount);
       // logits = h W (W [D, V]) or h E^T (E [V, D]).
-      const dh = head.vocabMajor ? op.gemm(dLogits, head.weight, null) : op.gemm(dLogits, head.weight, null, { transB: true });
+      const dh = head.vocabMajor
+        ? op.gemm(dLogits, head.weight, null)
+        : op.gemm(dLogits, head.weight, null, { transB: true });
       gradRows.push(dh);
       done.push(firstElement(dh));
       if (o.gradients === 'hidden+weight') {
-        const dW = head.vocabMajor ? op.gemm(dLogits, h, null, { transA: true }) : op.gemm(h, dLogits, null, { transA: true });
+        const dW = head.vocabMajor
+          ? op.gemm(dLogits, h, null, { transA: true })
+          : op.gemm(h, dLogits, null, { transA: true });
         gradWeight = gradWeight ? op.add(gradWeight, dW) : dW;
         done.push(firstElement(gradWeight));
       }
     }
-    if (r1 < n) sequencePoint = op.mul(done.reduce((a, b) => op.add(a, b)), op.scalar(head.hidden.graph, 0));
+    if (r1 < n)
+      sequencePoint = op.mul(
+        done.reduce((a, b) => op.add(a, b)),
+        op.scalar(head.hidden.graph, 0),
+      );
   }
   return {
-    loss: op.mul(losses.reduce((a, b) => op.add(a, b)), invCount),
+    loss: op.mul(
+      losses.reduce((a, b) => op.add(a, b)),
+      invCount,
+    ),
     ...(o.predictions ? { pred: op.concat(preds, 0) } : {}),
     ...(gradRows.length ? { gradHidden: op.concat(gradRows, 0) } : {}),
     ...(gradWeight ? { gradWeight } : {}),

@@ -2,7 +2,14 @@ import type { ModelConfig } from './config.js';
 import { headDim } from './config.js';
 import { Rng } from '../util/rng.js';
 import { familyOf } from './families/registry.js';
-import { LINEAR_NAMES, layerPrefix, type FinetuneMethod, type Param, type ParamStore, type PeftConfig } from './weights.js';
+import {
+  LINEAR_NAMES,
+  layerPrefix,
+  type FinetuneMethod,
+  type Param,
+  type ParamStore,
+  type PeftConfig,
+} from './weights.js';
 
 export { LINEAR_NAMES, layerPrefix };
 export type { FinetuneMethod, HalfParam, LoraTarget, Param, ParamStore, PeftConfig, StoredParam } from './weights.js';
@@ -12,7 +19,6 @@ export { asFloat32, copyParam, float32Copy, float32Of, trainableData } from './w
 export function baseParamShapes(c: ModelConfig): [string, number[]][] {
   return familyOf(c.model_type).paramShapes(c);
 }
-
 
 /** Shapes of the PEFT parameters (LoRA A/B or prefix keys/values) for the chosen method. */
 export function peftParamShapes(c: ModelConfig, peft: PeftConfig): [string, number[]][] {
@@ -37,7 +43,8 @@ export function peftParamShapes(c: ModelConfig, peft: PeftConfig): [string, numb
 function initTensor(name: string, shape: number[], rng: Rng): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
-  if (name.endsWith('norm.weight')) data.fill(1); // every RMSNorm: input, post-attention, q/k, final
+  if (name.endsWith('norm.weight'))
+    data.fill(1); // every RMSNorm: input, post-attention, q/k, final
   else if (name.endsWith('.bias') || name.endsWith('.lora_B')) data.fill(0);
   else {
     const std = name.endsWith('.lora_A') ? 1 / Math.sqrt(shape[0]) : name.includes('prefix') ? 0.5 : 0.02;
@@ -66,4 +73,3 @@ export function isTrainable(name: string, method: FinetuneMethod): boolean {
   if (method === 'lora') return name.includes('.lora_');
   return name.includes('.prefix.');
 }
-

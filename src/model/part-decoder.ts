@@ -16,7 +16,13 @@ export class KvStore {
   readonly keys = new Map<number, Float32Array>();
   readonly values = new Map<number, Float32Array>();
 
-  constructor(readonly layers: readonly number[], readonly rows: number, readonly hkv: number, readonly len: number, readonly dh: number) {
+  constructor(
+    readonly layers: readonly number[],
+    readonly rows: number,
+    readonly hkv: number,
+    readonly len: number,
+    readonly dh: number,
+  ) {
     for (const l of layers) {
       this.keys.set(l, new Float32Array(rows * hkv * len * dh));
       this.values.set(l, new Float32Array(rows * hkv * len * dh));
@@ -29,7 +35,15 @@ export class KvStore {
   }
 
   /** Write positions 0..n-1 of output row `from` of a fresh [b, Hkv, n, Dh] tensor into row `to` from slot `at`. */
-  write(layer: number, kind: 'key' | 'value', fresh: Float32Array, n: number, from: number, to: number, at: number): void {
+  write(
+    layer: number,
+    kind: 'key' | 'value',
+    fresh: Float32Array,
+    n: number,
+    from: number,
+    to: number,
+    at: number,
+  ): void {
     const cache = (kind === 'key' ? this.keys : this.values).get(layer)!;
     const { hkv, len, dh } = this;
     const count = Math.min(n, len - at);
@@ -42,7 +56,10 @@ export class KvStore {
   /** Forget rows [r0, r0 + count) (a session ended; its rows are reused). */
   clear(r0: number, count: number): void {
     const block = this.hkv * this.len * this.dh;
-    for (const l of this.layers) { this.keys.get(l)!.fill(0, r0 * block, (r0 + count) * block); this.values.get(l)!.fill(0, r0 * block, (r0 + count) * block); }
+    for (const l of this.layers) {
+      this.keys.get(l)!.fill(0, r0 * block, (r0 + count) * block);
+      this.values.get(l)!.fill(0, r0 * block, (r0 + count) * block);
+    }
   }
 
   /** past_key_l / past_value_l of rows [0, n), as views (no copy). */
@@ -51,7 +68,11 @@ export class KvStore {
     const size = n * this.hkv * this.len * this.dh;
     for (const l of this.layers) {
       out[`past_key_${l}`] = tensor('float32', [n, this.hkv, this.len, this.dh], this.keys.get(l)!.subarray(0, size));
-      out[`past_value_${l}`] = tensor('float32', [n, this.hkv, this.len, this.dh], this.values.get(l)!.subarray(0, size));
+      out[`past_value_${l}`] = tensor(
+        'float32',
+        [n, this.hkv, this.len, this.dh],
+        this.values.get(l)!.subarray(0, size),
+      );
     }
     return out;
   }
@@ -66,7 +87,15 @@ export class PartDecoder {
   readonly layers: number[];
   readonly prefixLen: number;
 
-  constructor(readonly config: ModelConfig, readonly peft: PeftConfig, readonly store: ParamStore, readonly part: PartName, readonly split: SplitPoints, readonly cacheLen: number, readonly runtime: RuntimeOptions = {}) {
+  constructor(
+    readonly config: ModelConfig,
+    readonly peft: PeftConfig,
+    readonly store: ParamStore,
+    readonly part: PartName,
+    readonly split: SplitPoints,
+    readonly cacheLen: number,
+    readonly runtime: RuntimeOptions = {},
+  ) {
     const [from, to] = partSpan(part, config, split).layers;
     this.layers = Array.from({ length: to - from }, (_, i) => from + i);
     this.prefixLen = peft.method === 'prefix' ? peft.prefix.length : 0;
@@ -82,7 +111,12 @@ export class PartDecoder {
     let p = this.programs.get(key);
     if (!p) {
       const o = { part: this.part, split: this.split, batch };
-      p = CompiledGraph.create(kind === 'prefill' ? buildPrefill(this.config, this.peft, this.store, len, o) : buildDecode(this.config, this.peft, this.store, this.cacheLen, o), this.runtime);
+      p = CompiledGraph.create(
+        kind === 'prefill'
+          ? buildPrefill(this.config, this.peft, this.store, len, o)
+          : buildDecode(this.config, this.peft, this.store, this.cacheLen, o),
+        this.runtime,
+      );
       this.programs.set(key, p);
     }
     return p;
@@ -110,10 +144,11 @@ export class PartDecoder {
       feeds.select = tensor('float32', [b, 1, P], select);
     }
     const out = await this.run(await this.program('prefill', b, P), feeds);
-    for (const l of this.layers) for (let r = 0; r < b; r++) {
-      cache.write(l, 'key', out[`key_${l}`].data as Float32Array, P, r, row0 + r, 0);
-      cache.write(l, 'value', out[`value_${l}`].data as Float32Array, P, r, row0 + r, 0);
-    }
+    for (const l of this.layers)
+      for (let r = 0; r < b; r++) {
+        cache.write(l, 'key', out[`key_${l}`].data as Float32Array, P, r, row0 + r, 0);
+        cache.write(l, 'value', out[`value_${l}`].data as Float32Array, P, r, row0 + r, 0);
+      }
     return out[partOutputName(this.part)];
   }
 
@@ -124,8 +159,12 @@ export class PartDecoder {
    */
   async decode(input: TensorData, positions: readonly (number | null)[], cache: KvStore): Promise<TensorData> {
     const n = input.shape[0];
-    const c = this.config, dh = headDim(c), half = dh / 2, width = this.prefixLen + this.cacheLen + 1;
-    const cos = new Float32Array(n * half), sin = new Float32Array(n * half);
+    const c = this.config,
+      dh = headDim(c),
+      half = dh / 2,
+      width = this.prefixLen + this.cacheLen + 1;
+    const cos = new Float32Array(n * half),
+      sin = new Float32Array(n * half);
     const mask = new Float32Array(n * width).fill(-1e9);
     positions.forEach((p, r) => {
       mask[r * width + width - 1] = 0; // every row sees itself
@@ -135,15 +174,18 @@ export class PartDecoder {
     });
     const feeds: Record<string, TensorData> = {
       [input.dtype === 'int64' ? 'token' : 'hidden_in']: input,
-      cos: tensor('float32', rowShape(n, half), cos), sin: tensor('float32', rowShape(n, half), sin), mask: tensor('float32', rowShape(n, width), mask),
+      cos: tensor('float32', rowShape(n, half), cos),
+      sin: tensor('float32', rowShape(n, half), sin),
+      mask: tensor('float32', rowShape(n, width), mask),
       ...cache.feeds(n),
     };
     const out = await this.run(await this.program('decode', n, 1), feeds);
-    for (const l of this.layers) positions.forEach((p, r) => {
-      if (p === null || p >= this.cacheLen) return;
-      cache.write(l, 'key', out[`key_${l}`].data as Float32Array, 1, r, r, p);
-      cache.write(l, 'value', out[`value_${l}`].data as Float32Array, 1, r, r, p);
-    });
+    for (const l of this.layers)
+      positions.forEach((p, r) => {
+        if (p === null || p >= this.cacheLen) return;
+        cache.write(l, 'key', out[`key_${l}`].data as Float32Array, 1, r, r, p);
+        cache.write(l, 'value', out[`value_${l}`].data as Float32Array, 1, r, r, p);
+      });
     return out[partOutputName(this.part)];
   }
 

@@ -35,22 +35,38 @@ interface PartShape {
 export function validateSplit(c: ModelConfig, s: SplitPoints): void {
   const L = c.num_hidden_layers;
   if (s.head_blocks < 1 || s.tail_blocks < 1 || s.head_blocks + s.tail_blocks >= L) {
-    throw new UserError(`split: need head_blocks >= 1, tail_blocks >= 1 and head_blocks + tail_blocks < ${L} (the model's layers) so the server keeps at least one block; got head_blocks ${s.head_blocks}, tail_blocks ${s.tail_blocks}`);
+    throw new UserError(
+      `split: need head_blocks >= 1, tail_blocks >= 1 and head_blocks + tail_blocks < ${L} (the model's layers) so the server keeps at least one block; got head_blocks ${s.head_blocks}, tail_blocks ${s.tail_blocks}`,
+    );
   }
 }
 
 function partShape(part: PartName, c: ModelConfig, s: SplitPoints): PartShape {
   const L = c.num_hidden_layers;
   switch (part) {
-    case 'head': return { embeds: true, layers: [0, s.head_blocks], hasLmHead: false, input: 'tokens', output: 'h_A' };
-    case 'trunk': return { embeds: false, layers: [s.head_blocks, L - s.tail_blocks], hasLmHead: false, input: 'h_A', output: 'h_B' };
-    case 'tail': return { embeds: false, layers: [L - s.tail_blocks, L], hasLmHead: true, input: 'h_B', output: 'loss' };
-    case 'full': return { embeds: true, layers: [0, L], hasLmHead: true, input: 'tokens', output: 'loss' };
+    case 'head':
+      return { embeds: true, layers: [0, s.head_blocks], hasLmHead: false, input: 'tokens', output: 'h_A' };
+    case 'trunk':
+      return {
+        embeds: false,
+        layers: [s.head_blocks, L - s.tail_blocks],
+        hasLmHead: false,
+        input: 'h_A',
+        output: 'h_B',
+      };
+    case 'tail':
+      return { embeds: false, layers: [L - s.tail_blocks, L], hasLmHead: true, input: 'h_B', output: 'loss' };
+    case 'full':
+      return { embeds: true, layers: [0, L], hasLmHead: true, input: 'tokens', output: 'loss' };
   }
 }
 
 /** The embedding and blocks a part runs (what `ModelFamily.decode` takes). */
-export function partSpan(part: PartName, c: ModelConfig, s: SplitPoints): { embeds: boolean; layers: [number, number] } {
+export function partSpan(
+  part: PartName,
+  c: ModelConfig,
+  s: SplitPoints,
+): { embeds: boolean; layers: [number, number] } {
   const { embeds, layers } = partShape(part, c, s);
   return { embeds, layers };
 }
@@ -71,7 +87,13 @@ export function partParamNames(part: PartName, c: ModelConfig, s: SplitPoints, s
   return [...store.keys()].filter(partOwns(part, c, s));
 }
 
-export function trainableNames(part: PartName, c: ModelConfig, s: SplitPoints, store: ParamStore, peft: PeftConfig): string[] {
+export function trainableNames(
+  part: PartName,
+  c: ModelConfig,
+  s: SplitPoints,
+  store: ParamStore,
+  peft: PeftConfig,
+): string[] {
   return partParamNames(part, c, s, store).filter((n) => isTrainable(n, peft.method));
 }
 
@@ -98,7 +120,17 @@ export const dropoutMaskName = (layer: number, target: string) => `lora_dropout.
  * - eval: input + labels -> loss + argmax predictions (tail, full)
  */
 
-export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConfig, s: SplitPoints, peft: PeftConfig, store: ParamStore, batch: number, seq: number, opts: { training?: boolean; lossChunkRows?: number } = {}): PartProgram {
+export function buildPartProgram(
+  part: PartName,
+  kind: ProgramKind,
+  c: ModelConfig,
+  s: SplitPoints,
+  peft: PeftConfig,
+  store: ParamStore,
+  batch: number,
+  seq: number,
+  opts: { training?: boolean; lossChunkRows?: number } = {},
+): PartProgram {
   const shape = partShape(part, c, s);
   if ((kind === 'step' || kind === 'eval') !== shape.hasLmHead) throw new Error(`${part} has no ${kind} program`);
   const g = new Graph(`${part}_${kind}`);
@@ -106,15 +138,25 @@ export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConf
   const trainable = [...names].filter((n) => isTrainable(n, peft.method));
   const differentiate = kind === 'backward' || kind === 'step';
 
-  const x = shape.embeds ? g.input('tokens', 'int64', [batch, seq]) : g.input(shape.input, 'float32', [batch, seq, c.hidden_size]);
+  const x = shape.embeds
+    ? g.input('tokens', 'int64', [batch, seq])
+    : g.input(shape.input, 'float32', [batch, seq, c.hidden_size]);
   const labels = shape.hasLmHead ? g.input('labels', 'int64', [batch * seq]) : null;
   const { weight, has, inputs } = graphWeights(g, store, names, part, trainable);
   // Dropout applies to training passes: backward and step programs, and forwards marked training.
   const dropout = peft.method === 'lora' && peft.lora.dropout > 0 && (differentiate || opts.training === true);
   const ctx: BlockContext = {
-    config: c, peft, weight, has,
+    config: c,
+    peft,
+    weight,
+    has,
     ...positionConstants(g, c, seq, peft.method === 'prefix' ? peft.prefix.length : 0),
-    ...(dropout ? { loraDropout: (layer: number, target: string, like: Value) => g.input(dropoutMaskName(layer, target), 'float32', like.shape) } : {}),
+    ...(dropout
+      ? {
+          loraDropout: (layer: number, target: string, like: Value) =>
+            g.input(dropoutMaskName(layer, target), 'float32', like.shape),
+        }
+      : {}),
   };
 
   const family = familyOf(c.model_type);
@@ -140,7 +182,8 @@ export function buildPartProgram(part: PartName, kind: ProgramKind, c: ModelConf
     if (kind === 'step') {
       // Autodiff from the LM head's input down; the head's own weight gradient comes from lmHeadLoss.
       const grads = gradients([head.hidden], [result.gradHidden!], wrt);
-      if (weightIndex >= 0) grads[weightIndex] = grads[weightIndex] ? op.add(grads[weightIndex]!, result.gradWeight!) : result.gradWeight!;
+      if (weightIndex >= 0)
+        grads[weightIndex] = grads[weightIndex] ? op.add(grads[weightIndex]!, result.gradWeight!) : result.gradWeight!;
       emitGradients(g, grads, trainable, gradInput ? shape.input : null);
     }
   } else if (kind === 'forward') {
@@ -157,7 +200,11 @@ function emitGradients(g: Graph, grads: (Value | null)[], trainable: string[], i
     const gr = grads[i] ?? op.expand(op.scalar(g, 0), g.inputs.find((v) => v.name === name)!.shape);
     g.output(gr, gradName(name));
   });
-  if (inputName) g.output(grads[trainable.length] ?? op.expand(op.scalar(g, 0), g.inputs.find((v) => v.name === inputName)!.shape), `grad_${inputName}`);
+  if (inputName)
+    g.output(
+      grads[trainable.length] ?? op.expand(op.scalar(g, 0), g.inputs.find((v) => v.name === inputName)!.shape),
+      `grad_${inputName}`,
+    );
 }
 
 export { layerPrefix };

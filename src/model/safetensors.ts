@@ -29,7 +29,11 @@ function encodeData(t: StorableTensor, dtype: StorageDtype): Uint8Array {
 }
 
 /** The file as a header followed by each tensor's bytes, encoded one tensor at a time. */
-function* safetensorsChunks(tensors: Map<string, StorableTensor>, metadata: Record<string, string>, dtype: StorageDtype): Generator<Uint8Array> {
+function* safetensorsChunks(
+  tensors: Map<string, StorableTensor>,
+  metadata: Record<string, string>,
+  dtype: StorageDtype,
+): Generator<Uint8Array> {
   const header: Record<string, unknown> = { __metadata__: metadata };
   const bytesPer = dtype === 'F32' ? 4 : 2;
   const names = [...tensors.keys()].sort();
@@ -49,19 +53,35 @@ function* safetensorsChunks(tensors: Map<string, StorableTensor>, metadata: Reco
   for (const name of names) yield encodeData(tensors.get(name)!, dtype);
 }
 
-export function encodeSafetensors(tensors: Map<string, StorableTensor>, metadata: Record<string, string> = {}, dtype: StorageDtype = 'F32'): Uint8Array {
+export function encodeSafetensors(
+  tensors: Map<string, StorableTensor>,
+  metadata: Record<string, string> = {},
+  dtype: StorageDtype = 'F32',
+): Uint8Array {
   const chunks = [...safetensorsChunks(tensors, metadata, dtype)];
   const out = new Uint8Array(chunks.reduce((a, c) => a + c.byteLength, 0));
   let pos = 0;
-  for (const c of chunks) { out.set(c, pos); pos += c.byteLength; }
+  for (const c of chunks) {
+    out.set(c, pos);
+    pos += c.byteLength;
+  }
   return out;
 }
 
-interface HeaderEntry { dtype: string; shape: number[]; data_offsets: [number, number] }
+interface HeaderEntry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
 
 /** The JSON header of safetensors bytes, checked; `base` is where tensor data starts. */
-function parseHeader(prefix: Uint8Array, fileBytes: number, source: string): { entries: Map<string, HeaderEntry>; metadata: Record<string, string>; base: number } {
-  if (fileBytes < 8 || prefix.byteLength < 8) throw new UserError(`${source}: file too short to be safetensors (truncated?)`);
+function parseHeader(
+  prefix: Uint8Array,
+  fileBytes: number,
+  source: string,
+): { entries: Map<string, HeaderEntry>; metadata: Record<string, string>; base: number } {
+  if (fileBytes < 8 || prefix.byteLength < 8)
+    throw new UserError(`${source}: file too short to be safetensors (truncated?)`);
   const n = Number(new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true));
   if (8 + n > fileBytes) throw new UserError(`${source}: header runs past the end of the file (truncated?)`);
   let header: Record<string, HeaderEntry>;
@@ -74,8 +94,12 @@ function parseHeader(prefix: Uint8Array, fileBytes: number, source: string): { e
   const entries = new Map<string, HeaderEntry>();
   let metadata: Record<string, string> = {};
   for (const [name, info] of Object.entries(header)) {
-    if (name === '__metadata__') { metadata = info as unknown as Record<string, string>; continue; }
-    if (base + info.data_offsets[1] > fileBytes) throw new UserError(`${source}: tensor ${name} runs past the end of the file (truncated?)`);
+    if (name === '__metadata__') {
+      metadata = info as unknown as Record<string, string>;
+      continue;
+    }
+    if (base + info.data_offsets[1] > fileBytes)
+      throw new UserError(`${source}: tensor ${name} runs past the end of the file (truncated?)`);
     entries.set(name, info);
   }
   return { entries, metadata, base };
@@ -91,15 +115,23 @@ function decodeData(raw: Uint8Array, info: HeaderEntry, name: string, source: st
   else if (info.dtype === 'BF16') {
     const u = new Uint32Array(data.buffer);
     for (let i = 0; i < count; i++) u[i] = dv.getUint16(2 * i, true) << 16;
-  } else throw new UserError(`${source}: tensor ${name} has unsupported dtype ${info.dtype} (F32, F16, BF16 are supported)`);
+  } else
+    throw new UserError(`${source}: tensor ${name} has unsupported dtype ${info.dtype} (F32, F16, BF16 are supported)`);
   return { shape: info.shape, data };
 }
 
 /** Decode safetensors bytes; F16 and BF16 tensors are widened to F32. */
-export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): { tensors: Map<string, NamedTensor>; metadata: Record<string, string> } {
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  source = 'safetensors',
+): { tensors: Map<string, NamedTensor>; metadata: Record<string, string> } {
   const { entries, metadata, base } = parseHeader(bytes, bytes.byteLength, source);
   const tensors = new Map<string, NamedTensor>();
-  for (const [name, info] of entries) tensors.set(name, decodeData(bytes.subarray(base + info.data_offsets[0], base + info.data_offsets[1]), info, name, source));
+  for (const [name, info] of entries)
+    tensors.set(
+      name,
+      decodeData(bytes.subarray(base + info.data_offsets[0], base + info.data_offsets[1]), info, name, source),
+    );
   return { tensors, metadata };
 }
 
@@ -109,7 +141,12 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): { 
  * own weights, and never holds the whole file in memory besides the widened float32 copies.
  */
 export class SafetensorsFile {
-  private constructor(readonly path: string, private readonly entries: Map<string, HeaderEntry>, private readonly base: number, readonly metadata: Record<string, string>) {}
+  private constructor(
+    readonly path: string,
+    private readonly entries: Map<string, HeaderEntry>,
+    private readonly base: number,
+    readonly metadata: Record<string, string>,
+  ) {}
 
   static open(path: string): SafetensorsFile {
     const fd = openSync(path, 'r');
@@ -173,7 +210,12 @@ export class SafetensorsFile {
 }
 
 /** Write a safetensors file atomically, tensor by tensor (no whole-file copy in memory). */
-export function saveSafetensors(path: string, tensors: Map<string, StorableTensor>, metadata: Record<string, string> = {}, dtype: StorageDtype = 'F32'): void {
+export function saveSafetensors(
+  path: string,
+  tensors: Map<string, StorableTensor>,
+  metadata: Record<string, string> = {},
+  dtype: StorageDtype = 'F32',
+): void {
   writeChunksAtomic(path, safetensorsChunks(tensors, metadata, dtype));
 }
 

@@ -58,6 +58,11 @@ export interface PeftConfig {
 export const layerPrefix = (i: number) => `model.layers.${i}`;
 
 export const LINEAR_NAMES: Record<LoraTarget, string> = {
-  q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', o: 'self_attn.o_proj',
-  gate: 'mlp.gate_proj', up: 'mlp.up_proj', down: 'mlp.down_proj',
+  q: 'self_attn.q_proj',
+  k: 'self_attn.k_proj',
+  v: 'self_attn.v_proj',
+  o: 'self_attn.o_proj',
+  gate: 'mlp.gate_proj',
+  up: 'mlp.up_proj',
+  down: 'mlp.down_proj',
 };

@@ -13,7 +13,13 @@ import { Rng } from '../util/rng.js';
 export class ActivationNoise {
   private readonly rng: Rng;
 
-  constructor(readonly sigma: number, readonly gradients: boolean, seed: number, clientId: string, readonly relative = false) {
+  constructor(
+    readonly sigma: number,
+    readonly gradients: boolean,
+    seed: number,
+    clientId: string,
+    readonly relative = false,
+  ) {
     let h = seed >>> 0;
     for (const c of clientId) h = (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0;
     this.rng = new Rng(h);

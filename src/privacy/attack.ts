@@ -41,12 +41,17 @@ export interface AttackerHead {
  */
 export function serverViewHead(cfg: ExperimentConfig, serverCheckpoint: string | null): AttackerHead {
   const { config, store, tokenizer } = resolveModel(cfg, (m) => partOwns('head', m, cfg.split));
-  let source = cfg.model.hf_path ? `the base model ${cfg.model.hf_path}, untrained parts` : `the initial weights (preset ${cfg.model.preset}, seed ${cfg.seed})`;
+  let source = cfg.model.hf_path
+    ? `the base model ${cfg.model.hf_path}, untrained parts`
+    : `the initial weights (preset ${cfg.model.preset}, seed ${cfg.seed})`;
   if (serverCheckpoint && existsSync(join(serverCheckpoint, 'checkpoint.json'))) {
     const ckpt = loadCheckpoint(serverCheckpoint);
-    const globals = [...(ckpt.extra ?? [])].filter(([n]) => !n.startsWith('strategy/') && !n.startsWith('secagg/') && store.has(n));
+    const globals = [...(ckpt.extra ?? [])].filter(
+      ([n]) => !n.startsWith('strategy/') && !n.startsWith('secagg/') && store.has(n),
+    );
     for (const [n, t] of globals) store.set(n, { shape: store.get(n)!.shape, data: t.data });
-    if (globals.length) source = `the global client parts of round ${ckpt.meta.round} (server checkpoint) over ${source}`;
+    if (globals.length)
+      source = `the global client parts of round ${ckpt.meta.round} (server checkpoint) over ${source}`;
   }
   return { config, store, tokenizer, source };
 }
@@ -63,7 +68,13 @@ export interface AttackOptions {
   samples: number;
 }
 
-export const DEFAULT_ATTACK: AttackOptions = { publicTokens: 60_000, sigma: 0, relative: false, inverter: DEFAULT_INVERTER, samples: 3 };
+export const DEFAULT_ATTACK: AttackOptions = {
+  publicTokens: 60_000,
+  sigma: 0,
+  relative: false,
+  inverter: DEFAULT_INVERTER,
+  samples: 3,
+};
 
 export interface AttackResult {
   head: string;
@@ -98,7 +109,12 @@ function publicBatches(tok: Tokenizer, batch: number, seq: number, tokens: numbe
   return out;
 }
 
-export async function invertActivations(cfg: ExperimentConfig, head: AttackerHead, captured: CapturedStep[], o: AttackOptions = DEFAULT_ATTACK): Promise<AttackResult> {
+export async function invertActivations(
+  cfg: ExperimentConfig,
+  head: AttackerHead,
+  captured: CapturedStep[],
+  o: AttackOptions = DEFAULT_ATTACK,
+): Promise<AttackResult> {
   const { batch_size: B, seq_len: S } = cfg.data;
   const d = head.config.hidden_size;
   const runtime = { threads: cfg.runtime.threads };
@@ -107,7 +123,8 @@ export async function invertActivations(cfg: ExperimentConfig, head: AttackerHea
   const noise = new ActivationNoise(o.sigma, false, o.inverter.seed + 1, 'attacker', o.relative);
   // Pairs from public text through the attacker's head.
   const batches = publicBatches(head.tokenizer, B, S, o.publicTokens, o.inverter.seed);
-  const acts = new Float32Array(batches.length * B * S * d), ids = new Int32Array(batches.length * B * S);
+  const acts = new Float32Array(batches.length * B * S * d),
+    ids = new Int32Array(batches.length * B * S);
   let count = 0;
   for (const b of batches) {
     const hA = noise.apply(await executor.forward(tensor('int64', [B, S], b))).data as Float32Array;
@@ -118,18 +135,29 @@ export async function invertActivations(cfg: ExperimentConfig, head: AttackerHea
     }
   }
   await executor.release();
-  const { inverter, losses } = await Inverter.train(acts.subarray(0, count * d), ids.subarray(0, count), d, head.config.vocab_size, { ...o.inverter, runtime });
+  const { inverter, losses } = await Inverter.train(
+    acts.subarray(0, count * d),
+    ids.subarray(0, count),
+    d,
+    head.config.vocab_size,
+    { ...o.inverter, runtime },
+  );
   // Read the clients' tokens back from what the server received.
-  let correct = 0, positions = 0, sumSq = 0, values = 0;
+  let correct = 0,
+    positions = 0,
+    sumSq = 0,
+    values = 0;
   const rouge: number[] = [];
   const samples: AttackResult['samples'] = [];
   for (const c of captured) {
-    const rows = c.tokens.length, seq = c.tokens[0]?.length ?? 0;
+    const rows = c.tokens.length,
+      seq = c.tokens[0]?.length ?? 0;
     const pred = await inverter.predict(c.hA.data, rows * seq);
     for (const x of c.hA.data) sumSq += x * x;
     values += c.hA.data.length;
     for (let r = 0; r < rows; r++) {
-      const truth: number[] = [], guess: number[] = [];
+      const truth: number[] = [],
+        guess: number[] = [];
       for (let t = 0; t < seq; t++) {
         const id = c.tokens[r][t];
         if (id === c.pad) continue;
@@ -140,15 +168,23 @@ export async function invertActivations(cfg: ExperimentConfig, head: AttackerHea
       }
       const [truthText, guessText] = [head.tokenizer.decode(truth), head.tokenizer.decode(guess)];
       rouge.push(rougeLF1(guessText, truthText));
-      if (samples.length < o.samples) samples.push({ truth: truthText.slice(0, 160), reconstruction: guessText.slice(0, 160) });
+      if (samples.length < o.samples)
+        samples.push({ truth: truthText.slice(0, 160), reconstruction: guessText.slice(0, 160) });
     }
   }
   await inverter.release();
   const tail = losses.slice(-20);
   return {
-    head: head.source, sigma: o.sigma, relative: o.relative, public_pairs: count, inverter_final_loss: tail.reduce((a, b) => a + b, 0) / tail.length,
-    captured_steps: captured.length, positions, token_accuracy: positions ? correct / positions : 0,
+    head: head.source,
+    sigma: o.sigma,
+    relative: o.relative,
+    public_pairs: count,
+    inverter_final_loss: tail.reduce((a, b) => a + b, 0) / tail.length,
+    captured_steps: captured.length,
+    positions,
+    token_accuracy: positions ? correct / positions : 0,
     rouge_l_f1: rouge.length ? rouge.reduce((a, b) => a + b, 0) / rouge.length : 0,
-    activation_rms: Math.sqrt(sumSq / Math.max(1, values)), samples,
+    activation_rms: Math.sqrt(sumSq / Math.max(1, values)),
+    samples,
   };
 }

@@ -16,7 +16,10 @@ import { UserError } from '../util/errors.js';
 export class Capture {
   private readonly kept = new Map<string, { round: number; step: number; write: (dir: string) => void }[]>();
 
-  constructor(readonly dir: string, readonly steps: number) {}
+  constructor(
+    readonly dir: string,
+    readonly steps: number,
+  ) {}
 
   private keep(clientId: string, round: number, step: number, write: (dir: string) => void): void {
     const list = this.kept.get(clientId) ?? [];
@@ -27,15 +30,22 @@ export class Capture {
 
   /** Server side: a training step's h_A as received (after the client's noise, if any). */
   activations(clientId: string, round: number, step: number, hA: TensorData): void {
-    const data = hA.data as Float32Array, shape = [...hA.shape];
-    this.keep(clientId, round, step, (dir) => saveSafetensors(join(dir, `r${round}-s${step}.safetensors`), new Map([['h_A', { shape, data }]])));
+    const data = hA.data as Float32Array,
+      shape = [...hA.shape];
+    this.keep(clientId, round, step, (dir) =>
+      saveSafetensors(join(dir, `r${round}-s${step}.safetensors`), new Map([['h_A', { shape, data }]])),
+    );
   }
 
   /** Client side: the token ids [B, S] behind that step's h_A, and the padding id. */
   tokens(clientId: string, round: number, step: number, tokens: TensorData, pad: number): void {
     const [b, s] = tokens.shape;
-    const rows = Array.from({ length: b }, (_, r) => Array.from((tokens.data as BigInt64Array).subarray(r * s, (r + 1) * s), Number));
-    this.keep(clientId, round, step, (dir) => writeFileAtomic(join(dir, `r${round}-s${step}.json`), JSON.stringify({ pad, tokens: rows })));
+    const rows = Array.from({ length: b }, (_, r) =>
+      Array.from((tokens.data as BigInt64Array).subarray(r * s, (r + 1) * s), Number),
+    );
+    this.keep(clientId, round, step, (dir) =>
+      writeFileAtomic(join(dir, `r${round}-s${step}.json`), JSON.stringify({ pad, tokens: rows })),
+    );
   }
 
   /** Write what was kept: `side` is server (activations) or clients (truths). */
@@ -67,8 +77,12 @@ export interface CapturedStep {
 
 /** Every step captured on both sides in DIR (those the server kept and the client kept the truth for). */
 export function readCapture(dir: string): CapturedStep[] {
-  const serverDir = join(dir, 'server'), clientDir = join(dir, 'clients');
-  if (!existsSync(serverDir) || !existsSync(clientDir)) throw new UserError(`${dir}: no captured activations (server/) and truths (clients/). Fix: run with --capture ${dir} on the server and the clients (flglm run --attack does)`);
+  const serverDir = join(dir, 'server'),
+    clientDir = join(dir, 'clients');
+  if (!existsSync(serverDir) || !existsSync(clientDir))
+    throw new UserError(
+      `${dir}: no captured activations (server/) and truths (clients/). Fix: run with --capture ${dir} on the server and the clients (flglm run --attack does)`,
+    );
   const out: CapturedStep[] = [];
   for (const client of readdirSync(serverDir).sort()) {
     for (const f of readdirSync(join(serverDir, client)).sort()) {

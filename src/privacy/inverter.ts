@@ -34,7 +34,12 @@ function weightFeeds(weights: Weights, d: number, h: number, v: number) {
 }
 
 function mlp(g: Graph, x: ReturnType<Graph['input']>, d: number, h: number, v: number) {
-  const w = { w1: g.input('w1', 'float32', [d, h]), b1: g.input('b1', 'float32', [h]), w2: g.input('w2', 'float32', [h, v]), b2: g.input('b2', 'float32', [v]) };
+  const w = {
+    w1: g.input('w1', 'float32', [d, h]),
+    b1: g.input('b1', 'float32', [h]),
+    w2: g.input('w2', 'float32', [h, v]),
+    b2: g.input('b2', 'float32', [v]),
+  };
   const z = op.add(op.matmul(x, w.w1), w.b1);
   return { w, logits: op.add(op.matmul(op.mul(z, op.sigmoid(z)), w.w2), w.b2) };
 }
@@ -52,12 +57,23 @@ export class Inverter {
   ) {}
 
   /** Train on `count` pairs: activations [count, dim] and their token ids. */
-  static async train(acts: Float32Array, ids: Int32Array, dim: number, vocab: number, o: InverterOptions = DEFAULT_INVERTER): Promise<{ inverter: Inverter; losses: number[] }> {
+  static async train(
+    acts: Float32Array,
+    ids: Int32Array,
+    dim: number,
+    vocab: number,
+    o: InverterOptions = DEFAULT_INVERTER,
+  ): Promise<{ inverter: Inverter; losses: number[] }> {
     const count = ids.length;
     const { mean, scale } = standardisation(acts, count, dim);
     const rng = new Rng(o.seed);
     const init = (n: number, std: number) => Float32Array.from({ length: n }, () => std * rng.normal());
-    const weights: Weights = new Map([['w1', init(dim * o.hidden, 1 / Math.sqrt(dim))], ['b1', new Float32Array(o.hidden)], ['w2', init(o.hidden * vocab, 1 / Math.sqrt(o.hidden))], ['b2', new Float32Array(vocab)]]);
+    const weights: Weights = new Map([
+      ['w1', init(dim * o.hidden, 1 / Math.sqrt(dim))],
+      ['b1', new Float32Array(o.hidden)],
+      ['w2', init(o.hidden * vocab, 1 / Math.sqrt(o.hidden))],
+      ['b2', new Float32Array(vocab)],
+    ]);
     const g = new Graph('inverter_step');
     const x = g.input('x', 'float32', [o.batch, dim]);
     const labels = g.input('labels', 'int64', [o.batch]);
@@ -67,8 +83,18 @@ export class Inverter {
     const wrt = [w.w1, w.b1, w.w2, w.b2];
     gradients([loss], [null], wrt).forEach((gr, i) => g.output(gr!, `grad.${wrt[i].name}`));
     const step = await CompiledGraph.create(g, o.runtime);
-    const optimizer = new AdamW({ name: 'adamw', lr: o.lr, weight_decay: 0, betas: [0.9, 0.999], eps: 1e-8, momentum: 0, grad_clip: 0, grad_accum: 1 });
-    const xb = new Float32Array(o.batch * dim), yb = new BigInt64Array(o.batch);
+    const optimizer = new AdamW({
+      name: 'adamw',
+      lr: o.lr,
+      weight_decay: 0,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      momentum: 0,
+      grad_clip: 0,
+      grad_accum: 1,
+    });
+    const xb = new Float32Array(o.batch * dim),
+      yb = new BigInt64Array(o.batch);
     const losses: number[] = [];
     for (let s = 0; s < o.steps; s++) {
       for (let r = 0; r < o.batch; r++) {
@@ -76,7 +102,11 @@ export class Inverter {
         for (let j = 0; j < dim; j++) xb[r * dim + j] = (acts[k * dim + j] - mean[j]) * scale[j];
         yb[r] = BigInt(ids[k]);
       }
-      const feeds = { x: tensor('float32', [o.batch, dim], xb), labels: tensor('int64', [o.batch], yb), ...weightFeeds(weights, dim, o.hidden, vocab) };
+      const feeds = {
+        x: tensor('float32', [o.batch, dim], xb),
+        labels: tensor('int64', [o.batch], yb),
+        ...weightFeeds(weights, dim, o.hidden, vocab),
+      };
       const out = await step.run(feeds);
       losses.push(Number(out.loss.data[0]));
       const lr = o.lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * s) / o.steps))); // cosine to 0.1x
@@ -100,8 +130,10 @@ export class Inverter {
     for (let start = 0; start < count; start += rows) {
       const n = Math.min(rows, count - start);
       xb.fill(0);
-      for (let r = 0; r < n; r++) for (let j = 0; j < dim; j++) xb[r * dim + j] = (acts[(start + r) * dim + j] - this.mean[j]) * this.scale[j];
-      const pred = (await this.predictProgram.run({ x: tensor('float32', [rows, dim], xb), ...wf })).pred.data as BigInt64Array;
+      for (let r = 0; r < n; r++)
+        for (let j = 0; j < dim; j++) xb[r * dim + j] = (acts[(start + r) * dim + j] - this.mean[j]) * this.scale[j];
+      const pred = (await this.predictProgram.run({ x: tensor('float32', [rows, dim], xb), ...wf })).pred
+        .data as BigInt64Array;
       for (let r = 0; r < n; r++) out[start + r] = Number(pred[r]);
     }
     return out;
@@ -113,8 +145,13 @@ export class Inverter {
 }
 
 function standardisation(acts: Float32Array, count: number, dim: number): { mean: Float32Array; scale: Float32Array } {
-  const mean = new Float32Array(dim), sq = new Float64Array(dim);
+  const mean = new Float32Array(dim),
+    sq = new Float64Array(dim);
   for (let k = 0; k < count; k++) for (let j = 0; j < dim; j++) mean[j] += acts[k * dim + j] / count;
-  for (let k = 0; k < count; k++) for (let j = 0; j < dim; j++) { const c = acts[k * dim + j] - mean[j]; sq[j] += (c * c) / count; }
+  for (let k = 0; k < count; k++)
+    for (let j = 0; j < dim; j++) {
+      const c = acts[k * dim + j] - mean[j];
+      sq[j] += (c * c) / count;
+    }
   return { mean, scale: Float32Array.from(sq, (v) => 1 / Math.sqrt(v + 1e-12)) };
 }

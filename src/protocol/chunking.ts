@@ -35,7 +35,16 @@ export function byteLengthOf(data: unknown): number {
 function slices(t: WireTensor, chunkBytes: number): WireTensor[] {
   const n = Math.max(1, Math.ceil(t.data.byteLength / chunkBytes));
   if (n === 1) return [{ ...t, chunkIndex: 0, chunkCount: 1 } as WireTensor];
-  return Array.from({ length: n }, (_, i) => ({ ...t, data: t.data.subarray(i * chunkBytes, (i + 1) * chunkBytes), chunkIndex: i, chunkCount: n }) as WireTensor);
+  return Array.from(
+    { length: n },
+    (_, i) =>
+      ({
+        ...t,
+        data: t.data.subarray(i * chunkBytes, (i + 1) * chunkBytes),
+        chunkIndex: i,
+        chunkCount: n,
+      }) as WireTensor,
+  );
 }
 
 /** A set of tensors as groups of at most `chunkBytes` (tensors larger than that are sliced). */
@@ -43,7 +52,10 @@ export function splitTensorSet(tensors: WireTensor[], chunkBytes: number): WireT
   const groups: WireTensor[][] = [[]];
   let size = 0;
   for (const piece of tensors.flatMap((t) => slices(t, chunkBytes))) {
-    if (size + piece.data.byteLength > chunkBytes && groups[groups.length - 1].length) { groups.push([]); size = 0; }
+    if (size + piece.data.byteLength > chunkBytes && groups[groups.length - 1].length) {
+      groups.push([]);
+      size = 0;
+    }
     groups[groups.length - 1].push(piece);
     size += piece.data.byteLength;
   }
@@ -69,7 +81,10 @@ function joinChunks(chunks: WireTensor[]): WireTensor {
   const total = chunks.reduce((a, c) => a + c.data.byteLength, 0);
   const data = new Uint8Array(total);
   let off = 0;
-  for (const c of chunks) { data.set(c.data, off); off += c.data.byteLength; }
+  for (const c of chunks) {
+    data.set(c.data, off);
+    off += c.data.byteLength;
+  }
   return { ...chunks[0], data };
 }
 
@@ -84,9 +99,13 @@ export function joinTensorSet(pieces: WireTensor[], what: string): WireTensor[] 
   let run: WireTensor[] = [];
   for (const t of pieces) {
     const { index, count } = chunkInfo(t);
-    if (index !== run.length || (run.length && run[0].name !== t.name)) throw new ProtocolError(`${what}: tensor ${t.name} chunk ${index} out of order`);
+    if (index !== run.length || (run.length && run[0].name !== t.name))
+      throw new ProtocolError(`${what}: tensor ${t.name} chunk ${index} out of order`);
     run.push(t);
-    if (run.length === count) { merged.push(count === 1 ? run[0] : joinChunks(run)); run = []; }
+    if (run.length === count) {
+      merged.push(count === 1 ? run[0] : joinChunks(run));
+      run = [];
+    }
   }
   if (run.length) throw new ProtocolError(`${what}: tensor ${run[0].name} is missing chunks`);
   return merged;
@@ -106,7 +125,10 @@ const UNLIMITED: ChunkLimits = { budget: () => ({ maxBytes: Number.POSITIVE_INFI
 /** Reassembles chunked messages; returns the whole message once its last piece arrives, else null. */
 export class ChunkAssembler {
   private pendingTensor = new Map<string, { pieces: WireTensor[]; bytes: number }>();
-  private pendingSet = new Map<string, { body: Record<string, unknown>; tensors: WireTensor[]; next: number; bytes: number }>();
+  private pendingSet = new Map<
+    string,
+    { body: Record<string, unknown>; tensors: WireTensor[]; next: number; bytes: number }
+  >();
 
   constructor(private readonly limits: ChunkLimits = UNLIMITED) {}
 
@@ -126,14 +148,20 @@ export class ChunkAssembler {
     if (body.tensor) {
       const t = body.tensor as WireTensor;
       const { index, count } = chunkInfo(t);
-      if (count > maxPieces) throw new ProtocolError(`${kind}: tensor ${t.name} in ${count} chunks, the limit is ${maxPieces}`);
+      if (count > maxPieces)
+        throw new ProtocolError(`${kind}: tensor ${t.name} in ${count} chunks, the limit is ${maxPieces}`);
       const state = this.pendingTensor.get(kind) ?? { pieces: [], bytes: 0 };
-      if (index !== state.pieces.length || (state.pieces.length && state.pieces[0].name !== t.name)) throw new ProtocolError(`tensor ${t.name}: chunk ${index} of ${count} out of order`);
+      if (index !== state.pieces.length || (state.pieces.length && state.pieces[0].name !== t.name))
+        throw new ProtocolError(`tensor ${t.name}: chunk ${index} of ${count} out of order`);
       state.bytes += byteLengthOf(t.data);
-      if (state.bytes > maxBytes) throw new ProtocolError(`${kind}: tensor ${t.name} is over ${maxBytes} bytes, the most this message can carry`);
+      if (state.bytes > maxBytes)
+        throw new ProtocolError(`${kind}: tensor ${t.name} is over ${maxBytes} bytes, the most this message can carry`);
       if (count === 1) return m;
       state.pieces.push(t);
-      if (state.pieces.length < count) { this.pendingTensor.set(kind, state); return null; }
+      if (state.pieces.length < count) {
+        this.pendingTensor.set(kind, state);
+        return null;
+      }
       this.pendingTensor.delete(kind);
       return { ...m, [kind]: { ...body, tensor: joinChunks(state.pieces) } } as M;
     }
@@ -147,11 +175,18 @@ export class ChunkAssembler {
       state.tensors.push(...tensors);
       state.bytes += tensors.reduce((a, t) => a + byteLengthOf(t.data), 0);
       if (state.tensors.length > maxPieces) throw new ProtocolError(`${kind}: more than ${maxPieces} tensor pieces`);
-      if (state.bytes > maxBytes) throw new ProtocolError(`${kind}: over ${maxBytes} bytes of tensors, the most this message can carry`);
+      if (state.bytes > maxBytes)
+        throw new ProtocolError(`${kind}: over ${maxBytes} bytes of tensors, the most this message can carry`);
       state.next++;
-      if (state.next < partCount) { this.pendingSet.set(kind, state); return null; }
+      if (state.next < partCount) {
+        this.pendingSet.set(kind, state);
+        return null;
+      }
       this.pendingSet.delete(kind);
-      return { ...m, [kind]: { ...state.body, tensors: joinTensorSet(state.tensors, kind), partIndex: 0, partCount: 1 } } as M;
+      return {
+        ...m,
+        [kind]: { ...state.body, tensors: joinTensorSet(state.tensors, kind), partIndex: 0, partCount: 1 },
+      } as M;
     }
     return m;
   }
@@ -161,7 +196,11 @@ export class ChunkAssembler {
  * A stream 'data' handler: reassembles chunked messages and delivers each whole one; a malformed
  * sequence of chunks goes to `fail` instead.
  */
-export function reassembling<M extends object>(deliver: (m: M) => void, fail: (e: Error) => void, limits?: ChunkLimits): (m: M) => void {
+export function reassembling<M extends object>(
+  deliver: (m: M) => void,
+  fail: (e: Error) => void,
+  limits?: ChunkLimits,
+): (m: M) => void {
   const assembler = new ChunkAssembler(limits);
   return (m) => {
     let whole: M | null;

@@ -35,7 +35,11 @@ export class Inbox<M extends { kind?: string }> {
       if (this.queuedBytes + bytes > this.limits.maxBytes || this.queue.length >= this.limits.maxMessages) {
         this.queue = [];
         this.queuedBytes = 0;
-        return this.fail(new ProtocolError(`sent ahead of the protocol: more than ${this.limits.maxMessages} messages or ${this.limits.maxBytes} bytes queued`));
+        return this.fail(
+          new ProtocolError(
+            `sent ahead of the protocol: more than ${this.limits.maxMessages} messages or ${this.limits.maxBytes} bytes queued`,
+          ),
+        );
       }
       this.queuedBytes += bytes;
     }
@@ -54,7 +58,8 @@ export class Inbox<M extends { kind?: string }> {
   /** The next message, which must be one of `kinds` (anything else is a ProtocolError). */
   async next<K extends KindOf<M>>(kinds: readonly K[], timeoutMs: number): Promise<OfKind<M, K>> {
     const m = this.queue.length ? this.take() : await this.wait(timeoutMs);
-    if (!(kinds as readonly string[]).includes(m.kind ?? '') || m[m.kind as keyof M] == null) throw new ProtocolError(`unexpected message "${m.kind}" (expected ${kinds.join(' or ')})`);
+    if (!(kinds as readonly string[]).includes(m.kind ?? '') || m[m.kind as keyof M] == null)
+      throw new ProtocolError(`unexpected message "${m.kind}" (expected ${kinds.join(' or ')})`);
     return m as OfKind<M, K>;
   }
 
@@ -68,8 +73,14 @@ export class Inbox<M extends { kind?: string }> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<M>((resolve, reject) => {
       const entry = {
-        resolve: (m: M) => { clearTimeout(timer); resolve(m); },
-        reject: (e: Error) => { clearTimeout(timer); reject(e); },
+        resolve: (m: M) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       };
       const timer = setTimeout(() => {
         this.waiters.splice(this.waiters.indexOf(entry), 1);

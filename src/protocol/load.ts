@@ -21,11 +21,21 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 let cached: grpc.GrpcObject | null = null;
 
-export type SplitTrainingConstructor = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => SplitTrainingClient;
+export type SplitTrainingConstructor = new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options?: grpc.ChannelOptions,
+) => SplitTrainingClient;
 
 export function loadProtocol(): { service: grpc.ServiceDefinition; Client: SplitTrainingConstructor } {
   if (!cached) {
-    const def = protoLoader.loadSync(PROTO, { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true });
+    const def = protoLoader.loadSync(PROTO, {
+      keepCase: false,
+      longs: String,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    });
     cached = grpc.loadPackageDefinition(def);
   }
   const ns = (cached.flglm as grpc.GrpcObject).v1 as grpc.GrpcObject;

@@ -42,20 +42,44 @@ function header(ctx: TensorContext, name: string, dtype: string, shape: number[]
 export function encodeTensor(name: string, t: TensorData, ctx: TensorContext): WireTensor {
   const bytes = tensorBytes(t);
   const shape = [...t.shape];
-  if (!ctx.channel) return { name, dtype: t.dtype, shape, data: bytes, counter: 0, tag: new Uint8Array(0), encrypted: false };
+  if (!ctx.channel)
+    return { name, dtype: t.dtype, shape, data: bytes, counter: 0, tag: new Uint8Array(0), encrypted: false };
   const sealed = ctx.channel.seal(header(ctx, name, t.dtype, shape), bytes);
-  return { name, dtype: t.dtype, shape, data: sealed.ciphertext, counter: sealed.counter.toString(), tag: sealed.tag, encrypted: true };
+  return {
+    name,
+    dtype: t.dtype,
+    shape,
+    data: sealed.ciphertext,
+    counter: sealed.counter.toString(),
+    tag: sealed.tag,
+    encrypted: true,
+  };
 }
 
 /**
  * Values already rounded to float16 (or bfloat16) bits, as a wire tensor (convert once, seal per
  * receiver); float16 magnitudes over 65504 are infinite and refused on receipt.
  */
-export function encodeHalfBits(name: string, halves: Uint16Array, shape: readonly number[], ctx: TensorContext, dtype: 'float16' | 'bfloat16' = 'float16'): WireTensor {
+export function encodeHalfBits(
+  name: string,
+  halves: Uint16Array,
+  shape: readonly number[],
+  ctx: TensorContext,
+  dtype: 'float16' | 'bfloat16' = 'float16',
+): WireTensor {
   const bytes = new Uint8Array(halves.buffer, halves.byteOffset, halves.byteLength);
-  if (!ctx.channel) return { name, dtype, shape: [...shape], data: bytes, counter: 0, tag: new Uint8Array(0), encrypted: false };
+  if (!ctx.channel)
+    return { name, dtype, shape: [...shape], data: bytes, counter: 0, tag: new Uint8Array(0), encrypted: false };
   const sealed = ctx.channel.seal(header(ctx, name, dtype, [...shape]), bytes);
-  return { name, dtype, shape: [...shape], data: sealed.ciphertext, counter: sealed.counter.toString(), tag: sealed.tag, encrypted: true };
+  return {
+    name,
+    dtype,
+    shape: [...shape],
+    data: sealed.ciphertext,
+    counter: sealed.counter.toString(),
+    tag: sealed.tag,
+    encrypted: true,
+  };
 }
 
 /** `transport.activation_dtype` -> the wire dtype. */
@@ -70,7 +94,12 @@ export function encodeActivation(name: string, t: TensorData, ctx: TensorContext
 }
 
 /** The receiving side of encodeActivation: checked like any tensor, widened to float32, always finite. */
-export function decodeActivation(w: WireTensor | null | undefined, expect: { name: string; shape: readonly number[] }, ctx: TensorContext, maxBytes?: number): TensorData {
+export function decodeActivation(
+  w: WireTensor | null | undefined,
+  expect: { name: string; shape: readonly number[] },
+  ctx: TensorContext,
+  maxBytes?: number,
+): TensorData {
   return decodeTensor(w, { ...expect, dtype: ctx.activations ?? 'float32', finite: true }, ctx, maxBytes);
 }
 
@@ -82,7 +111,15 @@ function counterOf(w: WireTensor): bigint {
   }
 }
 
-const BYTES_PER_ELEMENT: Record<WireDType, number> = { float32: 4, float64: 8, int64: 8, int32: 4, bool: 1, float16: 2, bfloat16: 2 };
+const BYTES_PER_ELEMENT: Record<WireDType, number> = {
+  float32: 4,
+  float64: 8,
+  int64: 8,
+  int32: 4,
+  bool: 1,
+  float16: 2,
+  bfloat16: 2,
+};
 
 export interface ExpectedTensor {
   name: string;
@@ -98,34 +135,51 @@ export interface ExpectedTensor {
  * byte size, finiteness) and open it; any mismatch is a ProtocolError and nothing is applied.
  * Sizes are checked against the declared shape before anything is decrypted or allocated.
  */
-export function decodeTensor(w: WireTensor | null | undefined, expect: ExpectedTensor, ctx: TensorContext, maxBytes = 1 << 30): TensorData {
+export function decodeTensor(
+  w: WireTensor | null | undefined,
+  expect: ExpectedTensor,
+  ctx: TensorContext,
+  maxBytes = 1 << 30,
+): TensorData {
   if (!w) throw new ProtocolError(`missing tensor ${expect.name}`);
   if (w.name !== expect.name) throw new ProtocolError(`expected tensor ${expect.name}, got ${w.name}`);
   if (!DTYPES.includes(w.dtype as WireDType)) throw new ProtocolError(`tensor ${w.name}: unknown dtype ${w.dtype}`);
-  if (expect.dtype && w.dtype !== expect.dtype) throw new ProtocolError(`tensor ${w.name}: dtype ${w.dtype}, expected ${expect.dtype}`);
+  if (expect.dtype && w.dtype !== expect.dtype)
+    throw new ProtocolError(`tensor ${w.name}: dtype ${w.dtype}, expected ${expect.dtype}`);
   const shape = w.shape.map(Number);
-  if (shape.length > 8 || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new ProtocolError(`tensor ${w.name}: invalid shape [${shape}]`);
+  if (shape.length > 8 || shape.some((d) => !Number.isSafeInteger(d) || d < 0))
+    throw new ProtocolError(`tensor ${w.name}: invalid shape [${shape}]`);
   if (expect.shape && (shape.length !== expect.shape.length || shape.some((d, i) => d !== expect.shape![i]))) {
     throw new ProtocolError(`tensor ${w.name}: shape [${shape}], expected [${expect.shape}]`);
   }
   let need = BYTES_PER_ELEMENT[w.dtype as WireDType];
   for (const d of shape) need *= d;
   if (need > maxBytes) throw new ProtocolError(`tensor ${w.name}: shape [${shape}] is over the ${maxBytes}-byte limit`);
-  if (w.data.byteLength !== need) throw new ProtocolError(`tensor ${w.name}: got ${w.data.byteLength} bytes, ${w.dtype}[${shape}] needs ${need}`);
-  if (ctx.channel && !w.encrypted) throw new ProtocolError(`tensor ${w.name} arrived unencrypted but payload encryption is on`);
+  if (w.data.byteLength !== need)
+    throw new ProtocolError(`tensor ${w.name}: got ${w.data.byteLength} bytes, ${w.dtype}[${shape}] needs ${need}`);
+  if (ctx.channel && !w.encrypted)
+    throw new ProtocolError(`tensor ${w.name} arrived unencrypted but payload encryption is on`);
   const bytes = ctx.channel
-    ? ctx.channel.open(header(ctx, w.name, w.dtype, shape), { counter: counterOf(w), ciphertext: Buffer.from(w.data), tag: Buffer.from(w.tag) })
+    ? ctx.channel.open(header(ctx, w.name, w.dtype, shape), {
+        counter: counterOf(w),
+        ciphertext: Buffer.from(w.data),
+        tag: Buffer.from(w.tag),
+      })
     : w.data;
   // Half-width values are copied before viewing (gRPC buffers are often unaligned), then widened.
   const halves = () => new Uint16Array(Uint8Array.from(bytes).buffer);
-  const t: TensorData = w.dtype === 'float16' ? { dtype: 'float32', shape, data: halvesToFloats(halves()) }
-    : w.dtype === 'bfloat16' ? { dtype: 'float32', shape, data: bf16sToFloats(halves()) }
-      : tensorFromBytes(w.dtype as DType, shape, bytes);
+  const t: TensorData =
+    w.dtype === 'float16'
+      ? { dtype: 'float32', shape, data: halvesToFloats(halves()) }
+      : w.dtype === 'bfloat16'
+        ? { dtype: 'float32', shape, data: bf16sToFloats(halves()) }
+        : tensorFromBytes(w.dtype as DType, shape, bytes);
   if (expect.finite && (t.dtype === 'float32' || t.dtype === 'float64')) {
     const data = t.data as Float32Array | Float64Array;
     for (let i = 0; i < data.length; i++) {
       // x - x is 0 for finite x and NaN for NaN and +-Inf: one comparison per element.
-      if (data[i] - data[i] !== 0) throw new ProtocolError(`tensor ${w.name}: non-finite value ${data[i]} at element ${i}`);
+      if (data[i] - data[i] !== 0)
+        throw new ProtocolError(`tensor ${w.name}: non-finite value ${data[i]} at element ${i}`);
     }
   }
   return t;

@@ -4,7 +4,12 @@ export class Progress {
   private lastDone = -1;
   private readonly tty: boolean;
   private readonly start = Date.now();
-  constructor(private readonly label: string, private readonly total: number, private readonly stream: NodeJS.WriteStream = process.stderr, private readonly quiet = false) {
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly quiet = false,
+  ) {
     this.tty = Boolean(stream.isTTY);
   }
 
@@ -17,7 +22,9 @@ export class Progress {
     const width = 24;
     const filled = Math.round((width * done) / Math.max(1, this.total));
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
-    const text = Object.entries(fields).map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`).join('  ');
+    const text = Object.entries(fields)
+      .map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v) : v}`)
+      .join('  ');
     const elapsed = (now - this.start) / 1000;
     // ETA from the average pace so far (none before the first unit of work is done).
     const eta = done > 0 && done < this.total ? `  eta ${duration((elapsed * (this.total - done)) / done)}` : '';
@@ -49,7 +56,11 @@ export interface StatusLine {
   succeed(message: string): void;
 }
 
-export async function statusLine(text: string, quiet = false, stream: NodeJS.WriteStream = process.stderr): Promise<StatusLine> {
+export async function statusLine(
+  text: string,
+  quiet = false,
+  stream: NodeJS.WriteStream = process.stderr,
+): Promise<StatusLine> {
   if (quiet) return { text, succeed: () => {} };
   if (stream.isTTY) {
     const { default: ora } = await import('ora');
@@ -58,8 +69,15 @@ export async function statusLine(text: string, quiet = false, stream: NodeJS.Wri
   stream.write(`${text}\n`);
   let current = text;
   return {
-    get text() { return current; },
-    set text(t: string) { current = t; stream.write(`${t}\n`); },
-    succeed: (message: string) => { stream.write(`${message}\n`); },
+    get text() {
+      return current;
+    },
+    set text(t: string) {
+      current = t;
+      stream.write(`${t}\n`);
+    },
+    succeed: (message: string) => {
+      stream.write(`${message}\n`);
+    },
   };
 }

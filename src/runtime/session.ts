@@ -50,7 +50,14 @@ export function cudaAvailable(): boolean {
   if (!cuda) return false;
   if (cuda.bundled) return true;
   try {
-    const bin = join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+    const bin = join(
+      dirname(require.resolve('onnxruntime-node')),
+      '..',
+      'bin',
+      'napi-v6',
+      process.platform,
+      process.arch,
+    );
     return existsSync(join(bin, 'libonnxruntime_providers_cuda.so'));
   } catch {
     return false;
@@ -58,11 +65,16 @@ export function cudaAvailable(): boolean {
 }
 
 /** Resolve the execution provider, falling back to CPU with one clear message. */
-export function resolveDevice(device: Device | undefined, log: (msg: string) => void = (m) => console.error(m)): Device {
+export function resolveDevice(
+  device: Device | undefined,
+  log: (msg: string) => void = (m) => console.error(m),
+): Device {
   if (device !== 'cuda') return 'cpu';
   if (cudaAvailable()) return 'cuda';
   if (!cudaFallbackReported) {
-    log('flglm: --device cuda requested but this onnxruntime-node build has no CUDA provider; running on CPU. Fix: install the CUDA build of onnxruntime-node on a machine with an NVIDIA GPU.');
+    log(
+      'flglm: --device cuda requested but this onnxruntime-node build has no CUDA provider; running on CPU. Fix: install the CUDA build of onnxruntime-node on a machine with an NVIDIA GPU.',
+    );
     cudaFallbackReported = true;
   }
   return 'cpu';
@@ -95,7 +107,9 @@ export class CompiledGraph {
       ...(useArena(opts.arena) ? {} : { enableCpuMemArena: false }),
       intraOpNumThreads: opts.threads ?? defaultThreads(),
       interOpNumThreads: 1,
-      ...(spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } } : {}),
+      ...(spinning === false
+        ? { extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } } }
+        : {}),
     };
     let session: ort.InferenceSession;
     try {
@@ -105,7 +119,9 @@ export class CompiledGraph {
       // The provider library is there but does not load (no NVIDIA driver, libcuda.so.1, or a CUDA
       // library missing from LD_LIBRARY_PATH; docs/gpu.md): say so once and run on the CPU.
       if (!cudaLoadFailureReported) {
-        console.error(`flglm: the CUDA provider did not load (${(e as Error).message.split('\n')[0]}); running on CPU. Fix: docs/gpu.md`);
+        console.error(
+          `flglm: the CUDA provider did not load (${(e as Error).message.split('\n')[0]}); running on CPU. Fix: docs/gpu.md`,
+        );
         cudaLoadFailureReported = true;
       }
       return CompiledGraph.create(graph, { ...opts, device: 'cpu' });
@@ -120,14 +136,18 @@ export class CompiledGraph {
     for (const spec of this.inputs) {
       const t = feeds[spec.name];
       if (!t) throw new UserError(`missing input tensor "${spec.name}" (expected ${spec.dtype}[${spec.shape}])`);
-      if (t.dtype !== spec.dtype) throw new UserError(`input tensor "${spec.name}" has dtype ${t.dtype}, the graph expects ${spec.dtype}`);
+      if (t.dtype !== spec.dtype)
+        throw new UserError(`input tensor "${spec.name}" has dtype ${t.dtype}, the graph expects ${spec.dtype}`);
       if (t.shape.length !== spec.shape.length || t.shape.some((d, i) => d !== spec.shape[i])) {
         throw new UserError(`input tensor "${spec.name}" has shape [${t.shape}], the graph expects [${spec.shape}]`);
       }
       ortFeeds[spec.name] = new ort.Tensor(t.dtype, t.data as ort.Tensor.DataType, t.shape);
     }
     for (const name of Object.keys(feeds)) {
-      if (!this.inputs.some((s) => s.name === name)) throw new UserError(`unknown input tensor "${name}"; the graph takes ${this.inputs.map((s) => s.name).join(', ')}`);
+      if (!this.inputs.some((s) => s.name === name))
+        throw new UserError(
+          `unknown input tensor "${name}"; the graph takes ${this.inputs.map((s) => s.name).join(', ')}`,
+        );
     }
     const result = await this.session.run(ortFeeds);
     const out: Record<string, TensorData> = {};

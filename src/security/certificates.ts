@@ -27,7 +27,10 @@ export function issueCertificate(o: IssueOptions): string {
   cert.serialNumber = '01' + randomBytes(15).toString('hex');
   cert.validity.notBefore = o.notBefore ?? new Date(Date.now() - 5 * 60 * 1000);
   cert.validity.notAfter = o.notAfter ?? new Date(Date.now() + 365 * 86400 * 1000);
-  const subject = [{ name: 'commonName', value: o.commonName }, { name: 'organizationName', value: 'flglm' }];
+  const subject = [
+    { name: 'commonName', value: o.commonName },
+    { name: 'organizationName', value: 'flglm' },
+  ];
   if (o.role) subject.push({ name: 'organizationalUnitName', value: ROLE_OU[o.role] });
   cert.setSubject(subject);
   const issuerCert = o.issuer ? forge.pki.certificateFromPem(o.issuer.certPem) : null;
@@ -38,7 +41,10 @@ export function issueCertificate(o: IssueOptions): string {
     ext.push({ name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true });
     ext.push({ name: 'extKeyUsage', serverAuth: o.usage === 'server', clientAuth: o.usage === 'client' });
   }
-  const alt = [...(o.dnsNames ?? []).map((value) => ({ type: 2, value })), ...(o.ips ?? []).map((ip) => ({ type: 7, ip }))];
+  const alt = [
+    ...(o.dnsNames ?? []).map((value) => ({ type: 2, value })),
+    ...(o.ips ?? []).map((ip) => ({ type: 7, ip })),
+  ];
   if (alt.length) ext.push({ name: 'subjectAltName', altNames: alt });
   ext.push({ name: 'subjectKeyIdentifier' });
   cert.setExtensions(ext);

@@ -26,7 +26,10 @@ export function writeFederationSecret(kitDir: string, secret: Buffer): void {
 /** A client kit's secret; a clear error (and the fix) when the kit predates it. */
 export function readFederationSecret(kitDir: string): Buffer {
   const path = join(kitDir, FEDERATION_SECRET);
-  if (!existsSync(path)) throw new UserError(`privacy.hide_aggregate needs the federation secret in the client kit, and ${kitDir} has no ${FEDERATION_SECRET} (a kit made before it existed). Fix: re-issue the kit with \`flglm keygen add-client <id> --pki <pki>\``);
+  if (!existsSync(path))
+    throw new UserError(
+      `privacy.hide_aggregate needs the federation secret in the client kit, and ${kitDir} has no ${FEDERATION_SECRET} (a kit made before it existed). Fix: re-issue the kit with \`flglm keygen add-client <id> --pki <pki>\``,
+    );
   return readFederationSecretFile(path);
 }
 

@@ -27,14 +27,21 @@ export function readKitServer(kitDir: string): KitServer | null {
   try {
     v = JSON.parse(readFileSync(path, 'utf8')) as Partial<KitServer>;
   } catch (e) {
-    throw new UserError(`${path}: not JSON (${(e as Error).message}). Fix: restore the kit from flglm keygen, or pass --server and --server-name`);
+    throw new UserError(
+      `${path}: not JSON (${(e as Error).message}). Fix: restore the kit from flglm keygen, or pass --server and --server-name`,
+    );
   }
-  if (typeof v.address !== 'string' || typeof v.server_name !== 'string') throw new UserError(`${path}: needs "address" and "server_name". Fix: restore the kit from flglm keygen, or pass --server and --server-name`);
+  if (typeof v.address !== 'string' || typeof v.server_name !== 'string')
+    throw new UserError(
+      `${path}: needs "address" and "server_name". Fix: restore the kit from flglm keygen, or pass --server and --server-name`,
+    );
   return { address: withDefaultPort(v.address), server_name: v.server_name };
 }
 
 /** `host` alone means the default port (gRPC would otherwise assume 443). */
 export function withDefaultPort(address: string): string {
   if (/^\[.*\]:\d+$/.test(address) || /^[^:]+:\d+$/.test(address)) return address;
-  return address.includes(':') && !address.startsWith('[') ? `[${address}]:${DEFAULT_PORT}` : `${address}:${DEFAULT_PORT}`;
+  return address.includes(':') && !address.startsWith('[')
+    ? `[${address}]:${DEFAULT_PORT}`
+    : `${address}:${DEFAULT_PORT}`;
 }

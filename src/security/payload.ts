@@ -34,14 +34,22 @@ export class PayloadError extends Error {
 }
 
 export function wrapRoundKey(key: Buffer, clientPayloadPublicKeyPem: string): Buffer {
-  return publicEncrypt({ key: clientPayloadPublicKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, key);
+  return publicEncrypt(
+    { key: clientPayloadPublicKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+    key,
+  );
 }
 
 export function unwrapRoundKey(wrapped: Uint8Array, payloadPrivateKeyPem: string): Buffer {
   try {
-    return privateDecrypt({ key: payloadPrivateKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, wrapped);
+    return privateDecrypt(
+      { key: payloadPrivateKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+      wrapped,
+    );
   } catch {
-    throw new PayloadError('could not unwrap the round key: it was not made for this client\'s payload key (wrong kit?)');
+    throw new PayloadError(
+      "could not unwrap the round key: it was not made for this client's payload key (wrong kit?)",
+    );
   }
 }
 
@@ -57,7 +65,10 @@ function nonce(direction: Direction, counter: bigint): Buffer {
 }
 
 export function additionalData(h: TensorHeader, direction: Direction, counter: bigint): Buffer {
-  return Buffer.from(JSON.stringify([h.clientId, h.keyId, h.round, h.step, direction, h.name, h.dtype, h.shape, counter.toString()]), 'utf8');
+  return Buffer.from(
+    JSON.stringify([h.clientId, h.keyId, h.round, h.step, direction, h.name, h.dtype, h.shape, counter.toString()]),
+    'utf8',
+  );
 }
 
 /**
@@ -68,7 +79,10 @@ export class PayloadChannel {
   private sendCounter = 0n;
   private lastReceived = -1n;
 
-  constructor(private readonly key: Buffer, private readonly sendDirection: Direction) {
+  constructor(
+    private readonly key: Buffer,
+    private readonly sendDirection: Direction,
+  ) {
     if (key.length !== 32) throw new Error('AES-256 key must be 32 bytes');
   }
 
@@ -87,7 +101,9 @@ export class PayloadChannel {
   /** Decrypt and authenticate; throws PayloadError without changing state when anything is off. */
   open(header: TensorHeader, sealed: SealedPayload): Buffer {
     if (sealed.counter <= this.lastReceived) {
-      throw new PayloadError(`replayed or reordered message: counter ${sealed.counter} after ${this.lastReceived} (tensor ${header.name}, round ${header.round}, step ${header.step})`);
+      throw new PayloadError(
+        `replayed or reordered message: counter ${sealed.counter} after ${this.lastReceived} (tensor ${header.name}, round ${header.round}, step ${header.step})`,
+      );
     }
     let plain: Buffer;
     try {
@@ -96,7 +112,9 @@ export class PayloadChannel {
       decipher.setAuthTag(sealed.tag);
       plain = Buffer.concat([decipher.update(sealed.ciphertext), decipher.final()]);
     } catch {
-      throw new PayloadError(`message authentication failed for tensor ${header.name} (round ${header.round}, step ${header.step}): tampered, mislabelled or sealed with another key`);
+      throw new PayloadError(
+        `message authentication failed for tensor ${header.name} (round ${header.round}, step ${header.step}): tampered, mislabelled or sealed with another key`,
+      );
     }
     this.lastReceived = sealed.counter;
     return plain;

@@ -56,7 +56,11 @@ export { issueCertificate, type IssueOptions } from './certificates.js';
 const CLIENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function rsaKeyPair(bits: number): { publicKey: string; privateKey: string } {
-  return generateKeyPairSync('rsa', { modulusLength: bits, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+  return generateKeyPairSync('rsa', {
+    modulusLength: bits,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
 }
 
 export const paths = (root: string) => ({
@@ -69,7 +73,10 @@ export const paths = (root: string) => ({
 
 export function readManifest(root: string): Manifest {
   const p = paths(root).manifest;
-  if (!existsSync(p)) throw new UserError(`${root} is not a flglm PKI (no manifest.json). Fix: create one with \`flglm keygen --out ${root}\``);
+  if (!existsSync(p))
+    throw new UserError(
+      `${root} is not a flglm PKI (no manifest.json). Fix: create one with \`flglm keygen --out ${root}\``,
+    );
   return JSON.parse(readFileSync(p, 'utf8')) as Manifest;
 }
 
@@ -85,8 +92,10 @@ function daysFromNow(days: number): Date {
 const RESERVED_ID = /^(sub-server|ca$|server$)/i;
 
 function checkId(id: string, what: 'client' | 'sub-server'): void {
-  if (!CLIENT_ID.test(id)) throw new UserError(`${what} id "${id}" is not allowed: use letters, digits, ".", "_" or "-" (up to 64)`);
-  if (what === 'client' && RESERVED_ID.test(id)) throw new UserError(`client id "${id}" is reserved (sub-server identities and the PKI's own names); pick another`);
+  if (!CLIENT_ID.test(id))
+    throw new UserError(`${what} id "${id}" is not allowed: use letters, digits, ".", "_" or "-" (up to 64)`);
+  if (what === 'client' && RESERVED_ID.test(id))
+    throw new UserError(`client id "${id}" is reserved (sub-server identities and the PKI's own names); pick another`);
 }
 
 /** A private folder (keys inside): 0700 whatever the umask. */
@@ -119,7 +128,15 @@ function createClientKit(root: string, id: string, days: number, keyBits: number
   const caKeyPem = readPrivateKey(p.caKey);
   const tls = rsaKeyPair(keyBits);
   const payload = rsaKeyPair(keyBits);
-  const certPem = issueCertificate({ commonName: id, publicKeyPem: tls.publicKey, issuer: { certPem: caCertPem, keyPem: caKeyPem }, signingKeyPem: caKeyPem, usage: 'client', role: 'client', notAfter: daysFromNow(days) });
+  const certPem = issueCertificate({
+    commonName: id,
+    publicKeyPem: tls.publicKey,
+    issuer: { certPem: caCertPem, keyPem: caKeyPem },
+    signingKeyPem: caKeyPem,
+    usage: 'client',
+    role: 'client',
+    notAfter: daysFromNow(days),
+  });
   const dir = p.client(id);
   if (existsSync(dir)) rmSync(dir, { recursive: true, force: true }); // a revoked client's old kit, re-issued
   buildFolder(dir, (tmp) => {
@@ -134,7 +151,12 @@ function createClientKit(root: string, id: string, days: number, keyBits: number
   });
   // The server wraps each session key with the client's payload public key.
   writeFileAtomic(join(p.server, 'payload-keys', `${id}.pub`), payload.publicKey);
-  return { id, role: 'client', ...describeCert(certPem), payloadKeyFingerprint256: fingerprintOfPublicKey(payload.publicKey) };
+  return {
+    id,
+    role: 'client',
+    ...describeCert(certPem),
+    payloadKeyFingerprint256: fingerprintOfPublicKey(payload.publicKey),
+  };
 }
 
 /** A sub-server kit: a TLS identity the parent server accepts on its SubServer stream. */
@@ -144,7 +166,15 @@ function createSubServerKit(root: string, id: string, days: number, keyBits: num
   const caCertPem = readPem(p.caCert, 'CA certificate');
   const caKeyPem = readPrivateKey(p.caKey);
   const tls = rsaKeyPair(keyBits);
-  const certPem = issueCertificate({ commonName: `sub-server.${id}`, publicKeyPem: tls.publicKey, issuer: { certPem: caCertPem, keyPem: caKeyPem }, signingKeyPem: caKeyPem, usage: 'client', role: 'sub-server', notAfter: daysFromNow(days) });
+  const certPem = issueCertificate({
+    commonName: `sub-server.${id}`,
+    publicKeyPem: tls.publicKey,
+    issuer: { certPem: caCertPem, keyPem: caKeyPem },
+    signingKeyPem: caKeyPem,
+    usage: 'client',
+    role: 'sub-server',
+    notAfter: daysFromNow(days),
+  });
   buildFolder(join(root, 'subservers', id), (dir) => {
     writeFileAtomic(join(dir, 'ca.crt'), caCertPem);
     writeFileAtomic(join(dir, 'client.crt'), certPem);
@@ -160,7 +190,8 @@ export function fingerprintOfPublicKey(pem: string): string {
   return createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':');
 }
 
-const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const DNS_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 /** Every input of `keygen`, checked before anything is written. */
 function checkKeygenOptions(o: KeygenOptions): void {
@@ -177,9 +208,18 @@ function checkKeygenOptions(o: KeygenOptions): void {
     if (subs.has(id)) throw new UserError(`sub-server id "${id}" is listed twice`);
     subs.add(id);
   }
-  if (!DNS_NAME.test(o.serverName)) throw new UserError(`--server-name: ${JSON.stringify(o.serverName.slice(0, 80))} is not a DNS name (letters, digits, "-" and dots; for an IP address use --server-ip)`);
-  for (const ip of o.serverIps) if (!isIP(ip)) throw new UserError(`--server-ip: ${JSON.stringify(ip.slice(0, 80))} is not an IPv4 or IPv6 address`);
-  if (o.serverAddress !== undefined && !/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(o.serverAddress)) throw new UserError(`--server-address: ${JSON.stringify(o.serverAddress.slice(0, 80))} is not HOST or HOST:PORT`);
+  if (!DNS_NAME.test(o.serverName))
+    throw new UserError(
+      `--server-name: ${JSON.stringify(o.serverName.slice(0, 80))} is not a DNS name (letters, digits, "-" and dots; for an IP address use --server-ip)`,
+    );
+  for (const ip of o.serverIps)
+    if (!isIP(ip))
+      throw new UserError(`--server-ip: ${JSON.stringify(ip.slice(0, 80))} is not an IPv4 or IPv6 address`);
+  if (
+    o.serverAddress !== undefined &&
+    !/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(o.serverAddress)
+  )
+    throw new UserError(`--server-address: ${JSON.stringify(o.serverAddress.slice(0, 80))} is not HOST or HOST:PORT`);
   if (!(o.days > 0)) throw new UserError(`--days must be positive, got ${o.days}`);
   if (!(o.keyBits >= 2048)) throw new UserError(`--key-bits must be at least 2048, got ${o.keyBits}`);
 }
@@ -195,7 +235,9 @@ export function keygen(o: KeygenOptions): Manifest & { replaced?: string } {
   const existing = existsSync(out) ? readdirSync(out) : [];
   if (existing.length && !o.force) {
     const what = existsSync(paths(out).caKey) ? 'a CA key' : existsSync(paths(out).manifest) ? 'a PKI' : 'other files';
-    throw new UserError(`${o.out} already holds ${what}; refusing to overwrite it. Fix: use another --out, \`flglm keygen add-client\`, or --force (the old folder is kept as ${o.out}.replaced-<time>)`);
+    throw new UserError(
+      `${o.out} already holds ${what}; refusing to overwrite it. Fix: use another --out, \`flglm keygen add-client\`, or --force (the old folder is kept as ${o.out}.replaced-<time>)`,
+    );
   }
   let manifest!: Manifest;
   const tmp = mkdtempSync(join(dirname(out), `.${basename(out)}.tmp-`));
@@ -220,15 +262,27 @@ export function keygen(o: KeygenOptions): Manifest & { replaced?: string } {
 function writePki(root: string, o: KeygenOptions): Manifest {
   const p = paths(root);
   const ca = rsaKeyPair(o.keyBits);
-  const caCertPem = issueCertificate({ commonName: 'flglm CA', publicKeyPem: ca.publicKey, signingKeyPem: ca.privateKey, isCa: true, notAfter: daysFromNow(o.days) });
+  const caCertPem = issueCertificate({
+    commonName: 'flglm CA',
+    publicKeyPem: ca.publicKey,
+    signingKeyPem: ca.privateKey,
+    isCa: true,
+    notAfter: daysFromNow(o.days),
+  });
   privateDir(join(root, 'ca'));
   writeFileAtomic(p.caCert, caCertPem);
   writePrivateKey(p.caKey, ca.privateKey);
 
   const srv = rsaKeyPair(o.keyBits);
   const serverCertPem = issueCertificate({
-    commonName: o.serverName, publicKeyPem: srv.publicKey, issuer: { certPem: caCertPem, keyPem: ca.privateKey }, signingKeyPem: ca.privateKey,
-    usage: 'server', dnsNames: [o.serverName], ips: o.serverIps, notAfter: daysFromNow(o.days),
+    commonName: o.serverName,
+    publicKeyPem: srv.publicKey,
+    issuer: { certPem: caCertPem, keyPem: ca.privateKey },
+    signingKeyPem: ca.privateKey,
+    usage: 'server',
+    dnsNames: [o.serverName],
+    ips: o.serverIps,
+    notAfter: daysFromNow(o.days),
   });
   privateDir(p.server);
   mkdirSync(join(p.server, 'payload-keys'), { recursive: true });
@@ -255,8 +309,12 @@ function writePki(root: string, o: KeygenOptions): Manifest {
 
 export function addClient(root: string, id: string, days: number, keyBits: number): ManifestEntry {
   const m = readManifest(root);
-  if (m.entries.some((e) => e.role === 'client' && e.id === id && !e.revoked)) throw new UserError(`client "${id}" already exists in ${root}. Fix: pick another id, or revoke it first`);
-  const entry = createClientKit(root, id, days, keyBits, { address: m.serverAddress ?? `${m.serverName}:${DEFAULT_PORT}`, server_name: m.serverName });
+  if (m.entries.some((e) => e.role === 'client' && e.id === id && !e.revoked))
+    throw new UserError(`client "${id}" already exists in ${root}. Fix: pick another id, or revoke it first`);
+  const entry = createClientKit(root, id, days, keyBits, {
+    address: m.serverAddress ?? `${m.serverName}:${DEFAULT_PORT}`,
+    server_name: m.serverName,
+  });
   m.entries = m.entries.filter((e) => !(e.role === 'client' && e.id === id)).concat(entry);
   writeManifest(root, m);
   return entry;

@@ -27,9 +27,18 @@ export function serverCredentials(kit: string): grpc.ServerCredentials {
 function checkValidity(pem: string, path: string, ca?: string): void {
   const x = new X509Certificate(pem);
   const now = Date.now();
-  if (Date.parse(x.validTo) < now) throw new UserError(`certificate ${path} expired on ${new Date(x.validTo).toISOString()}. Fix: issue a new one (flglm keygen add-client, or keygen --force for the server)`);
-  if (Date.parse(x.validFrom) > now) throw new UserError(`certificate ${path} is not valid before ${new Date(x.validFrom).toISOString()} (check the clock)`);
-  if (ca && !x.verify(new X509Certificate(ca).publicKey)) throw new UserError(`certificate ${path} was not issued by the CA in this kit. Fix: use the kit made by the same \`flglm keygen\` as the server's`);
+  if (Date.parse(x.validTo) < now)
+    throw new UserError(
+      `certificate ${path} expired on ${new Date(x.validTo).toISOString()}. Fix: issue a new one (flglm keygen add-client, or keygen --force for the server)`,
+    );
+  if (Date.parse(x.validFrom) > now)
+    throw new UserError(
+      `certificate ${path} is not valid before ${new Date(x.validFrom).toISOString()} (check the clock)`,
+    );
+  if (ca && !x.verify(new X509Certificate(ca).publicKey))
+    throw new UserError(
+      `certificate ${path} was not issued by the CA in this kit. Fix: use the kit made by the same \`flglm keygen\` as the server's`,
+    );
 }
 
 /** Client side: checks its own certificate first, so an expired or foreign one is named plainly. */
@@ -39,7 +48,10 @@ export function clientCredentials(kit: string): { credentials: grpc.ChannelCrede
   const key = readPrivateKey(join(kit, 'client.key'));
   checkValidity(certPem, join(kit, 'client.crt'), caPem);
   const clientId = commonName(new X509Certificate(certPem).subject);
-  return { credentials: grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(key), Buffer.from(certPem)), clientId };
+  return {
+    credentials: grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(key), Buffer.from(certPem)),
+    clientId,
+  };
 }
 
 function commonName(subject: string): string {
@@ -47,10 +59,12 @@ function commonName(subject: string): string {
 }
 
 /** The client id comes from the verified certificate, never from a message field. */
-export function peerIdentity(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): PeerIdentity | null {
+export function peerIdentity(
+  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+): PeerIdentity | null {
   const cert = call.getAuthContext()?.sslPeerCertificate;
   if (!cert) return null;
-  const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v ?? '');
+  const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : (v ?? ''));
   const ou = first(cert.subject.OU);
   const role = (Object.keys(ROLE_OU) as CertificateRole[]).find((r) => ROLE_OU[r] === ou) ?? null;
   return { clientId: first(cert.subject.CN), serial: cert.serialNumber, fingerprint256: cert.fingerprint256, role };
@@ -74,18 +88,30 @@ export class RevocationChecker {
       const st = statSync(this.file);
       stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
     } catch {
-      throw new UserError(`revocation list ${this.file} is missing: refusing all clients. Fix: restore it (an empty list is {"revoked": []}) or point --revoked at it`);
+      throw new UserError(
+        `revocation list ${this.file} is missing: refusing all clients. Fix: restore it (an empty list is {"revoked": []}) or point --revoked at it`,
+      );
     }
     if (this.cached?.stamp === stamp) return this.cached;
     let list: RevocationList;
     try {
       list = JSON.parse(readFileSync(this.file, 'utf8')) as RevocationList;
-      if (!Array.isArray(list?.revoked) || list.revoked.some((r) => typeof r?.serial !== 'string' || typeof r?.fingerprint256 !== 'string')) throw new Error('expected {"revoked": [{"serial", "fingerprint256", ...}]}');
+      if (
+        !Array.isArray(list?.revoked) ||
+        list.revoked.some((r) => typeof r?.serial !== 'string' || typeof r?.fingerprint256 !== 'string')
+      )
+        throw new Error('expected {"revoked": [{"serial", "fingerprint256", ...}]}');
     } catch (e) {
       this.cached = null;
-      throw new UserError(`revocation list ${this.file} is unreadable (${(e as Error).message}): refusing all clients. Fix: restore it from the PKI (flglm keygen revoke rewrites it)`);
+      throw new UserError(
+        `revocation list ${this.file} is unreadable (${(e as Error).message}): refusing all clients. Fix: restore it from the PKI (flglm keygen revoke rewrites it)`,
+      );
     }
-    this.cached = { stamp, serials: new Set(list.revoked.map((r) => r.serial.toUpperCase())), fingerprints: new Set(list.revoked.map((r) => r.fingerprint256)) };
+    this.cached = {
+      stamp,
+      serials: new Set(list.revoked.map((r) => r.serial.toUpperCase())),
+      fingerprints: new Set(list.revoked.map((r) => r.fingerprint256)),
+    };
     return this.cached;
   }
 
@@ -101,7 +127,8 @@ export function describeConnectError(err: grpc.ServiceError, target: string): st
   if (err.code === grpc.status.PERMISSION_DENIED) return d;
   if (err.code === grpc.status.UNAUTHENTICATED) return `server refused the client: ${d}`;
   if (/certificate|SSL|TLS|handshake|self.signed|verify/i.test(d)) return `TLS handshake with ${target} failed: ${d}`;
-  if (err.code === grpc.status.UNAVAILABLE) return `cannot reach the server at ${target} (${d}). Fix: check the address, that the server runs, and that both use TLS or both --insecure`;
+  if (err.code === grpc.status.UNAVAILABLE)
+    return `cannot reach the server at ${target} (${d}). Fix: check the address, that the server runs, and that both use TLS or both --insecure`;
   if (err.code === grpc.status.DEADLINE_EXCEEDED) return `no answer from ${target} before the deadline`;
   return `${grpc.status[err.code] ?? err.code}: ${d}`;
 }

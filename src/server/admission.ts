@@ -42,10 +42,14 @@ export class Admission {
     const { cfg } = this.d;
     const inbox = new Inbox<ClientMessage>(this.d.limits.queue);
     let joined: Participant | null = null;
-    const receive = reassembling<ClientMessage>((m) => {
-      if (joined) joined.bytesReceived += tensorBytesOf(m);
-      inbox.push(m);
-    }, (e) => inbox.fail(e), this.d.limits.chunks);
+    const receive = reassembling<ClientMessage>(
+      (m) => {
+        if (joined) joined.bytesReceived += tensorBytesOf(m);
+        inbox.push(m);
+      },
+      (e) => inbox.fail(e),
+      this.d.limits.chunks,
+    );
     call.on('data', (m: ClientMessage) => {
       if (inbox.failed) return;
       const revoked = this.revokedReason(peer);
@@ -61,27 +65,51 @@ export class Admission {
         let payloadPublicKey: string | null = null;
         if (this.d.kit && cfg.security.payload_encryption) {
           const path = join(this.d.kit, 'payload-keys', `${peer.clientId}.pub`);
-          if (!existsSync(path)) throw new ProtocolError(`unknown client "${peer.clientId}": the server has no payload key for it (${path}); add it with \`flglm keygen add-client ${peer.clientId}\``);
+          if (!existsSync(path))
+            throw new ProtocolError(
+              `unknown client "${peer.clientId}": the server has no payload key for it (${path}); add it with \`flglm keygen add-client ${peer.clientId}\``,
+            );
           payloadPublicKey = readFileSync(path, 'utf8');
         }
         const j = joinMsg.join;
-        if (j.protocol !== PROTOCOL_VERSION) throw new ProtocolError(`the client speaks protocol "${j.protocol || 'unknown'}", this server ${PROTOCOL_VERSION}: run the same flglm version on both sides`);
+        if (j.protocol !== PROTOCOL_VERSION)
+          throw new ProtocolError(
+            `the client speaks protocol "${j.protocol || 'unknown'}", this server ${PROTOCOL_VERSION}: run the same flglm version on both sides`,
+          );
         // Without TLS there is no certificate; plaintext clients name themselves (loopback tests only).
-        if (!this.d.kit && j.insecureName && !/^[A-Za-z0-9._-]{1,64}$/.test(j.insecureName)) throw new ProtocolError('join: insecure_name must be 1-64 letters, digits, ".", "_" or "-"');
+        if (!this.d.kit && j.insecureName && !/^[A-Za-z0-9._-]{1,64}$/.test(j.insecureName))
+          throw new ProtocolError('join: insecure_name must be 1-64 letters, digits, ".", "_" or "-"');
         if (!this.d.kit) peer = { ...peer, clientId: j.insecureName ? `insecure-${j.insecureName}` : peer.clientId };
         const numExamples = Number(j.numExamples);
-        if (!Number.isFinite(numExamples) || numExamples <= 0) throw new ProtocolError(`join: num_examples must be positive, got ${j.numExamples}`);
+        if (!Number.isFinite(numExamples) || numExamples <= 0)
+          throw new ProtocolError(`join: num_examples must be positive, got ${j.numExamples}`);
         const previous = this.d.participants.get(peer.clientId);
         if (previous) previous.close('replaced by a new session of the same client');
-        const s = new Participant(peer, call, inbox, numExamples, payloadPublicKey, cfg.federation.chunk_bytes, ACTIVATION_WIRE_DTYPES[cfg.transport.activation_dtype]);
+        const s = new Participant(
+          peer,
+          call,
+          inbox,
+          numExamples,
+          payloadPublicKey,
+          cfg.federation.chunk_bytes,
+          ACTIVATION_WIRE_DTYPES[cfg.transport.activation_dtype],
+        );
         this.d.participants.set(peer.clientId, s);
         joined = s;
         s.startHeartbeats(cfg.federation.heartbeat_ms);
         this.d.joined(s, j.lastRound);
       } catch (e) {
         // Keyed by certificate id, or by address without the port for plaintext peers.
-        this.refusals.log(peer.clientId.replace(/:\d+$/, ''), `refused a session from ${peer.clientId}: ${(e as Error).message}`);
-        try { call.write({ error: { code: 'REFUSED', message: (e as Error).message } }); call.end(); } catch { /* gone */ }
+        this.refusals.log(
+          peer.clientId.replace(/:\d+$/, ''),
+          `refused a session from ${peer.clientId}: ${(e as Error).message}`,
+        );
+        try {
+          call.write({ error: { code: 'REFUSED', message: (e as Error).message } });
+          call.end();
+        } catch {
+          /* gone */
+        }
       }
     })();
   }
@@ -90,7 +118,9 @@ export class Admission {
   revokedReason(peer: PeerIdentity): string | null {
     if (!this.d.revocation) return null;
     try {
-      return this.d.revocation.isRevoked(peer) ? `client "${peer.clientId}" has been revoked (certificate serial ${peer.serial})` : null;
+      return this.d.revocation.isRevoked(peer)
+        ? `client "${peer.clientId}" has been revoked (certificate serial ${peer.serial})`
+        : null;
     } catch (e) {
       return (e as Error).message;
     }

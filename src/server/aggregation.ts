@@ -1,6 +1,12 @@
 import type { ExperimentConfig } from '../config/schema.js';
 import { splitOptimizerState, withOptimizerState } from '../federation/optimizer-handoff.js';
-import { averageUpdates, type ClientPartSpec, type ClientUpdate, type Params, type Strategy } from '../federation/strategies/strategy.js';
+import {
+  averageUpdates,
+  type ClientPartSpec,
+  type ClientUpdate,
+  type Params,
+  type Strategy,
+} from '../federation/strategies/strategy.js';
 import { isDeltaEncoded, quantizeDelta, rebuiltParams } from '../federation/update-encoding.js';
 import { trainableData, type ParamStore } from '../model/params.js';
 
@@ -15,7 +21,10 @@ export class RoundAggregator {
   /** float16-delta: the initial client parts (round 1's base); null with float32 updates. */
   private initialParts: Params | null = null;
 
-  constructor(private readonly strategy: Strategy, private readonly cfg: ExperimentConfig) {
+  constructor(
+    private readonly strategy: Strategy,
+    private readonly cfg: ExperimentConfig,
+  ) {
     this.averagesOptimizer = cfg.federation.strategy.client_optimizer === 'average' && strategy.handoff === 'average';
   }
 
@@ -24,7 +33,10 @@ export class RoundAggregator {
    * scaffold: delta c_i) and averaged moments. `store` holds the initial parts (float16-delta's first base).
    */
   uploadSpec(parts: ClientPartSpec, store: ParamStore): ClientPartSpec {
-    if (isDeltaEncoded(this.cfg.federation.update_encoding)) this.initialParts = new Map([...parts.keys()].map((n) => [n, Float32Array.from(trainableData(store.get(n)!, n))]));
+    if (isDeltaEncoded(this.cfg.federation.update_encoding))
+      this.initialParts = new Map(
+        [...parts.keys()].map((n) => [n, Float32Array.from(trainableData(store.get(n)!, n))]),
+      );
     const spec = this.strategy.uploadSpec?.(parts, this.cfg.optimizer) ?? parts;
     return this.averagesOptimizer ? withOptimizerState(spec, this.cfg.optimizer) : spec;
   }
@@ -36,7 +48,11 @@ export class RoundAggregator {
   }
 
   /** The next global parts and, with float16-delta, their deltas from the round's base (which is what clients rebuild). */
-  aggregate(round: number, updates: ClientUpdate[], current: Params | null): { next: Params; deltas: Map<string, Uint16Array> | null } {
+  aggregate(
+    round: number,
+    updates: ClientUpdate[],
+    current: Params | null,
+  ): { next: Params; deltas: Map<string, Uint16Array> | null } {
     const base = this.deltaBase(current);
     const next = this.combine(round, updates, current);
     if (!base) return { next, deltas: null };

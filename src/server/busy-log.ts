@@ -1,9 +1,15 @@
 /** Length of the union of intervals. */
 function unionLength(intervals: [number, number][]): number {
   const iv = [...intervals].sort((a, b) => a[0] - b[0]);
-  let total = 0, curS = 0, curE = -Infinity;
+  let total = 0,
+    curS = 0,
+    curE = -Infinity;
   for (const [s, e] of iv) {
-    if (s > curE) { if (curE > curS) total += curE - curS; curS = s; curE = e; } else curE = Math.max(curE, e);
+    if (s > curE) {
+      if (curE > curS) total += curE - curS;
+      curS = s;
+      curE = e;
+    } else curE = Math.max(curE, e);
   }
   if (curE > curS) total += curE - curS;
   return total;
@@ -18,7 +24,9 @@ export class BusyLog {
   private intervals = new Map<number, [number, number][]>();
   async time<T>(replica: number, work: Promise<T>): Promise<T> {
     const start = performance.now();
-    try { return await work; } finally {
+    try {
+      return await work;
+    } finally {
       const list = this.intervals.get(replica) ?? [];
       list.push([start, performance.now()]);
       this.intervals.set(replica, list);

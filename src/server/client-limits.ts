@@ -45,7 +45,9 @@ export function clientLimits(cfg: ExperimentConfig, model: ModelConfig, parts: C
   return {
     stepTensorBytes,
     parameterBytes,
-    chunks: { budget: (kind) => (kind === 'activations' || kind === 'tailGrad' ? step : kind === 'parameters' ? params : none) },
+    chunks: {
+      budget: (kind) => (kind === 'activations' || kind === 'tailGrad' ? step : kind === 'parameters' ? params : none),
+    },
     // One step tensor waiting for its turn, one in flight, and the round's parameters.
     queue: { maxBytes: 2 * stepTensorBytes + parameterBytes, maxMessages: 16, sizeOf: tensorBytesOf },
     maxMessageBytes: chunk + FRAMING_BYTES,

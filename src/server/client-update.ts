@@ -12,7 +12,11 @@ export function clientPartSpec(cfg: ExperimentConfig, model: ModelConfig): Clien
   const peft = peftOf(cfg);
   const [head, tail] = [partOwns('head', model, cfg.split), partOwns('tail', model, cfg.split)];
   const shapes = [...baseParamShapes(model), ...peftParamShapes(model, peft)];
-  return new Map(shapes.filter(([n]) => (head(n) || tail(n)) && isTrainable(n, peft.method)).map(([n, shape]) => [n, shape.reduce((a, b) => a * b, 1)]));
+  return new Map(
+    shapes
+      .filter(([n]) => (head(n) || tail(n)) && isTrainable(n, peft.method))
+      .map(([n, shape]) => [n, shape.reduce((a, b) => a * b, 1)]),
+  );
 }
 
 /**
@@ -32,23 +36,46 @@ export function serverWeights(cfg: ExperimentConfig): WeightSelection {
  * A client's round-end parameters, checked against the spec before anything is aggregated: exactly
  * the expected names (none missing, none extra, none twice), float32, the expected sizes, finite.
  */
-export function decodeClientParameters(tensors: WireTensor[], spec: ClientPartSpec, ctx: TensorContext, deltaBase: Params | null = null): Map<string, Float32Array> {
+export function decodeClientParameters(
+  tensors: WireTensor[],
+  spec: ClientPartSpec,
+  ctx: TensorContext,
+  deltaBase: Params | null = null,
+): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const t of tensors) {
     const size = spec.get(t.name);
-    if (size === undefined) throw new ProtocolError(`parameters: unknown tensor ${t.name} (not a trainable client-part parameter of this plan)`);
+    if (size === undefined)
+      throw new ProtocolError(
+        `parameters: unknown tensor ${t.name} (not a trainable client-part parameter of this plan)`,
+      );
     if (out.has(t.name)) throw new ProtocolError(`parameters: tensor ${t.name} sent twice`);
     // update_encoding float16-delta: parameters come as float16 changes from the round's base.
     const base = deltaBase?.get(t.name);
-    const data = decodeTensor(t, { name: t.name, dtype: base ? 'float16' : 'float32', shape: [size], finite: true }, ctx).data as Float32Array;
+    const data = decodeTensor(
+      t,
+      { name: t.name, dtype: base ? 'float16' : 'float32', shape: [size], finite: true },
+      ctx,
+    ).data as Float32Array;
     out.set(t.name, base ? applyDelta(base, data, data) : data);
   }
   const missing = [...spec.keys()].filter((n) => !out.has(n));
-  if (missing.length) throw new ProtocolError(`parameters: missing ${missing.length} of ${spec.size} client-part tensors (first: ${missing[0]})`);
+  if (missing.length)
+    throw new ProtocolError(
+      `parameters: missing ${missing.length} of ${spec.size} client-part tensors (first: ${missing[0]})`,
+    );
   return out;
 }
 
 /** The plan a joining client gets: the experiment as the server runs it, without the server's own paths. */
-export function clientPlan(cfg: ExperimentConfig, mode: ExperimentConfig['federation']['mode']): Partial<ExperimentConfig> {
-  return { ...cfg, data: { ...cfg.data, silos: null, test: null }, security: { ...cfg.security, pki: null }, federation: { ...cfg.federation, mode } };
+export function clientPlan(
+  cfg: ExperimentConfig,
+  mode: ExperimentConfig['federation']['mode'],
+): Partial<ExperimentConfig> {
+  return {
+    ...cfg,
+    data: { ...cfg.data, silos: null, test: null },
+    security: { ...cfg.security, pki: null },
+    federation: { ...cfg.federation, mode },
+  };
 }

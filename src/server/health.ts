@@ -27,12 +27,18 @@ export class ServerHealth {
  * A plaintext endpoint serving only the health service (`flglm server --health-port`): probes
  * cannot present a client certificate to the mTLS port, and all this one says is the status.
  */
-export async function startHealthEndpoint(health: ServerHealth, host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
+export async function startHealthEndpoint(
+  health: ServerHealth,
+  host: string,
+  port: number,
+): Promise<{ port: number; close(): Promise<void> }> {
   const server = new grpc.Server();
   health.addTo(server);
   const address = `${host}:${port}`;
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(new UserError(`--health-port: cannot listen on ${address}: ${err.message}`)) : resolve(p))),
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(new UserError(`--health-port: cannot listen on ${address}: ${err.message}`)) : resolve(p),
+    ),
   );
   return { port: bound, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
 }

@@ -6,7 +6,6 @@ import type { PeerIdentity } from '../security/tls.js';
 import { tensorBytesOf } from './client-limits.js';
 import type { ClientMessage, ServerMessageOut, ServerSessionCall } from '../protocol/messages.js';
 
-
 /** One connected client as the server sees it: its stream, inbox and this round's payload key. */
 export class Participant {
   keyId = '';
@@ -55,9 +54,17 @@ export class Participant {
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.closed) return;
     if (reason) {
-      try { this.call.write({ error: { code: 'DROPPED', message: reason } }); } catch { /* stream already gone */ }
+      try {
+        this.call.write({ error: { code: 'DROPPED', message: reason } });
+      } catch {
+        /* stream already gone */
+      }
     }
     this.closed = true;
-    try { this.call.end(); } catch { /* stream already gone */ }
+    try {
+      this.call.end();
+    } catch {
+      /* stream already gone */
+    }
   }
 }

@@ -17,7 +17,9 @@ import type * as http2 from 'node:http2';
  * version lacks that method (test/server/receive-window.test.ts reads the windows a client sees).
  */
 export function raiseReceiveWindows(server: grpc.Server, bytes: number): boolean {
-  const internals = server as unknown as { createHttp2Server?: (credentials: grpc.ServerCredentials) => http2.Http2Server };
+  const internals = server as unknown as {
+    createHttp2Server?: (credentials: grpc.ServerCredentials) => http2.Http2Server;
+  };
   const create = internals.createHttp2Server;
   if (typeof create !== 'function') return false;
   internals.createHttp2Server = function (this: unknown, credentials: grpc.ServerCredentials) {

@@ -24,7 +24,14 @@ export interface RoundRecord {
    * steps; the rest is on the wire and in the clients: `npm run bench -- round-cost`).
    */
   /** Where a round's end goes; secure_aggregation_s: the secure-aggregation exchanges (before aggregating). */
-  round_end?: { aggregate_s: number; broadcast_s: number; replicas_s: number; checkpoint_s: number; secure_aggregation_s?: number; secure_aggregation?: Record<string, number> };
+  round_end?: {
+    aggregate_s: number;
+    broadcast_s: number;
+    replicas_s: number;
+    checkpoint_s: number;
+    secure_aggregation_s?: number;
+    secure_aggregation?: Record<string, number>;
+  };
 }
 
 /** What a server reports when its federation finishes (`--summary-json`; the launcher reads it). */
@@ -43,22 +50,36 @@ export interface ServerSummary {
   peak_rss_mib?: number;
 }
 
-export interface EvalMetrics { loss: number; accuracy: number; examples: number; perplexity?: number }
-export interface EvalResult { clientId: string; eval?: EvalMetrics }
+export interface EvalMetrics {
+  loss: number;
+  accuracy: number;
+  examples: number;
+  perplexity?: number;
+}
+export interface EvalResult {
+  clientId: string;
+  eval?: EvalMetrics;
+}
 
 /** Bytes sent to and received from `participants` from now until the returned function is called. */
-export function trafficMeter(participants: readonly { id: string; bytesSent: number; bytesReceived: number }[]): () => { bytes_down: number; bytes_up: number; bytes_by_client: Record<string, [number, number]> } {
+export function trafficMeter(
+  participants: readonly { id: string; bytesSent: number; bytesReceived: number }[],
+): () => { bytes_down: number; bytes_up: number; bytes_by_client: Record<string, [number, number]> } {
   const before = participants.map((p) => [p.bytesSent, p.bytesReceived]);
   return () => ({
     bytes_down: participants.reduce((a, p, i) => a + p.bytesSent - before[i][0], 0),
     bytes_up: participants.reduce((a, p, i) => a + p.bytesReceived - before[i][1], 0),
-    bytes_by_client: Object.fromEntries(participants.map((p, i) => [p.id, [p.bytesReceived - before[i][1], p.bytesSent - before[i][0]]])),
+    bytes_by_client: Object.fromEntries(
+      participants.map((p, i) => [p.id, [p.bytesReceived - before[i][1], p.bytesSent - before[i][0]]]),
+    ),
   });
 }
 
 /** Example-weighted loss and accuracy over the clients' evaluations. */
 export function summarizeEvals(evals: EvalResult[]): { loss: number; accuracy: number; examples: number } {
-  let n = 0, loss = 0, acc = 0;
+  let n = 0,
+    loss = 0,
+    acc = 0;
   for (const e of evals) {
     if (!e.eval || !(e.eval.examples > 0)) continue;
     n += e.eval.examples;

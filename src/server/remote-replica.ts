@@ -24,7 +24,10 @@ export class RemoteReplica extends RequestReplica {
   /** Parts of a reply that arrives in several messages (tensors over chunk_bytes). */
   private readonly parts = new Map<number, WireTensor[]>();
 
-  constructor(readonly label: string, private readonly call: ParentSubCall) {
+  constructor(
+    readonly label: string,
+    private readonly call: ParentSubCall,
+  ) {
     super();
     call.on('data', (r: SubReply) => {
       const p = this.pending.get(r.id);
@@ -71,7 +74,15 @@ export class RemoteReplica extends RequestReplica {
   }
 
   async close(): Promise<void> {
-    try { await this.send('close', null); } catch { /* already gone */ }
-    try { this.call.end(); } catch { /* already gone */ }
+    try {
+      await this.send('close', null);
+    } catch {
+      /* already gone */
+    }
+    try {
+      this.call.end();
+    } catch {
+      /* already gone */
+    }
   }
 }

@@ -3,7 +3,10 @@ import type { OptimizerState } from '../training/optimizer.js';
 
 export type NamedParams = [string, Float32Array][];
 /** A replica's state for a checkpoint: its optimizer and its trunk tensors (frozen ones too, unless left out). */
-export interface ReplicaState { optimizer: OptimizerState; params: [string, { shape: number[]; data: Float32Array }][] }
+export interface ReplicaState {
+  optimizer: OptimizerState;
+  params: [string, { shape: number[]; data: Float32Array }][];
+}
 
 /**
  * Every request a trunk replica serves, as [arguments, result]: the one table that the worker
@@ -55,11 +58,25 @@ export abstract class RequestReplica implements Replica {
   abstract request<K extends ReplicaOp>(op: K, args: ReplicaArgs<K>): Promise<ReplicaResult<K>>;
   abstract close(): Promise<void>;
 
-  forward(key: string, hA: TensorData, keep: boolean): Promise<TensorData> { return this.request('forward', { key, keep, hA }); }
-  backward(key: string, dhB: TensorData): Promise<{ dhA: TensorData; gradNorm: number }> { return this.request('backward', { key, dhB }); }
-  async apply(key: string, lr: number, norm: number): Promise<void> { await this.request('apply', { key, lr, norm }); }
-  async drop(key: string): Promise<void> { await this.request('drop', { key }); }
-  getParams(): Promise<NamedParams> { return this.request('getParams', {}); }
-  async setParams(params: NamedParams): Promise<void> { await this.request('setParams', { params }); }
-  getState(frozen = true): Promise<ReplicaState> { return this.request('getState', { frozen }); }
+  forward(key: string, hA: TensorData, keep: boolean): Promise<TensorData> {
+    return this.request('forward', { key, keep, hA });
+  }
+  backward(key: string, dhB: TensorData): Promise<{ dhA: TensorData; gradNorm: number }> {
+    return this.request('backward', { key, dhB });
+  }
+  async apply(key: string, lr: number, norm: number): Promise<void> {
+    await this.request('apply', { key, lr, norm });
+  }
+  async drop(key: string): Promise<void> {
+    await this.request('drop', { key });
+  }
+  getParams(): Promise<NamedParams> {
+    return this.request('getParams', {});
+  }
+  async setParams(params: NamedParams): Promise<void> {
+    await this.request('setParams', { params });
+  }
+  getState(frozen = true): Promise<ReplicaState> {
+    return this.request('getState', { frozen });
+  }
 }

@@ -54,14 +54,28 @@ export class Round implements RoundContext {
   /** Seconds the secure-aggregation exchanges took, per exchange (a round-end phase of the round record). */
   readonly securePhases: SecurePhaseSeconds = {};
 
-  constructor(readonly round: number, readonly participants: readonly Participant[], private readonly d: RoundDeps, readonly evaluate = false) {
-    if (d.cfg.privacy.secure_aggregation.enabled) this.secure = (survivors) => secureCollect(this, survivors, d.partSpec, this.securePhases);
+  constructor(
+    readonly round: number,
+    readonly participants: readonly Participant[],
+    private readonly d: RoundDeps,
+    readonly evaluate = false,
+  ) {
+    if (d.cfg.privacy.secure_aggregation.enabled)
+      this.secure = (survivors) => secureCollect(this, survivors, d.partSpec, this.securePhases);
   }
 
-  get cfg(): ExperimentConfig { return this.d.cfg; }
-  get replicas(): readonly Replica[] { return this.d.replicas; }
-  get strategy(): Strategy { return this.d.strategy; }
-  get startParams(): Params | null { return this.d.startParams; }
+  get cfg(): ExperimentConfig {
+    return this.d.cfg;
+  }
+  get replicas(): readonly Replica[] {
+    return this.d.replicas;
+  }
+  get strategy(): Strategy {
+    return this.d.strategy;
+  }
+  get startParams(): Params | null {
+    return this.d.startParams;
+  }
 
   openRound(s: Participant, startFrom?: Params, steps = this.cfg.federation.local_steps): void {
     s.keyId = randomUUID();
@@ -75,8 +89,20 @@ export class Round implements RoundContext {
       s.send({ roundKey: { round: this.round, keyId: s.keyId, wrappedKey: Buffer.alloc(0) } });
     }
     if (startFrom) sendParams(s, this.round, startFrom);
-    const config = this.evaluate ? {} : { ...this.strategy.configureClient(this.round), ...(this.cfg.federation.strategy.client_optimizer === 'reset' ? { reset_optimizer: true } : {}) };
-    s.send({ roundStart: { round: this.round, localSteps: this.evaluate ? 0 : steps, configJson: JSON.stringify(config), evaluate: this.evaluate } });
+    const config = this.evaluate
+      ? {}
+      : {
+          ...this.strategy.configureClient(this.round),
+          ...(this.cfg.federation.strategy.client_optimizer === 'reset' ? { reset_optimizer: true } : {}),
+        };
+    s.send({
+      roundStart: {
+        round: this.round,
+        localSteps: this.evaluate ? 0 : steps,
+        configJson: JSON.stringify(config),
+        evaluate: this.evaluate,
+      },
+    });
   }
 
   drop(s: Participant, err: Error): void {
@@ -99,23 +125,44 @@ export class Round implements RoundContext {
   }
 
   /** Expect a tensor message of one kind for this round (and `step`, unless null), decoded and checked. */
-  async expectStep(s: Participant, kind: 'activations' | 'tailGrad', step: number | null, name: string): Promise<StepMessage> {
+  async expectStep(
+    s: Participant,
+    kind: 'activations' | 'tailGrad',
+    step: number | null,
+    name: string,
+  ): Promise<StepMessage> {
     const m = await s.inbox.next([kind], this.cfg.federation.client_timeout_ms);
     this.d.onReceive?.(s.id, m);
     return this.checkStep(s, kind, kind === 'activations' ? m.activations : m.tailGrad, step, name);
   }
 
-  private checkStep(s: Participant, kind: 'activations' | 'tailGrad', st: StepTensor | null | undefined, step: number | null, name: string): StepMessage {
+  private checkStep(
+    s: Participant,
+    kind: 'activations' | 'tailGrad',
+    st: StepTensor | null | undefined,
+    step: number | null,
+    name: string,
+  ): StepMessage {
     if (!st?.tensor) throw new ProtocolError(`${kind} without a tensor`);
     if (st.round !== this.round) throw new ProtocolError(`${kind} for round ${st.round} during round ${this.round}`);
-    if (step !== null && st.step !== step) throw new ProtocolError(`${kind} for step ${st.step}, expected step ${step}`);
-    if (st.eval !== this.evaluate) throw new ProtocolError(this.evaluate ? `training ${kind} during an evaluation pass` : `evaluation ${kind} during a training round`);
+    if (step !== null && st.step !== step)
+      throw new ProtocolError(`${kind} for step ${st.step}, expected step ${step}`);
+    if (st.eval !== this.evaluate)
+      throw new ProtocolError(
+        this.evaluate ? `training ${kind} during an evaluation pass` : `evaluation ${kind} during a training round`,
+      );
     const { batch_size: B, seq_len: S } = this.cfg.data;
     // Non-finite activations or gradients would poison the shared trunk for every client.
-    const tensor = decodeActivation(st.tensor, { name, shape: [B, S, this.d.model.hidden_size] }, s.context(this.round, st.step), this.d.limits.stepTensorBytes);
+    const tensor = decodeActivation(
+      st.tensor,
+      { name, shape: [B, S, this.d.model.hidden_size] },
+      s.context(this.round, st.step),
+      this.d.limits.stepTensorBytes,
+    );
     if (kind === 'tailGrad') {
       if (!Number.isFinite(st.loss)) throw new ProtocolError(`tail_grad: non-finite loss ${st.loss}`);
-      if (!(st.labelCount >= 0 && st.labelCount <= B * S)) throw new ProtocolError(`tail_grad: label_count ${st.labelCount} is outside 0..${B * S}`);
+      if (!(st.labelCount >= 0 && st.labelCount <= B * S))
+        throw new ProtocolError(`tail_grad: label_count ${st.labelCount} is outside 0..${B * S}`);
     } else if (!st.eval) s.examplesThisRound += tensor.shape[0];
     return { step: st.step, tensor, loss: st.loss, eval: st.eval, labelCount: st.labelCount };
   }
@@ -125,8 +172,12 @@ export class Round implements RoundContext {
     const m = await s.inbox.next(['stepDone'], this.cfg.federation.client_timeout_ms);
     this.d.onReceive?.(s.id, m);
     const d = m.stepDone;
-    if (d.round !== this.round || d.step !== step) throw new ProtocolError(`step_done for round ${d.round} step ${d.step}, expected round ${this.round} step ${step}`);
-    if (!(Number.isFinite(d.gradNorm) && d.gradNorm >= 0)) throw new ProtocolError(`step_done: invalid gradient norm ${d.gradNorm}`);
+    if (d.round !== this.round || d.step !== step)
+      throw new ProtocolError(
+        `step_done for round ${d.round} step ${d.step}, expected round ${this.round} step ${step}`,
+      );
+    if (!(Number.isFinite(d.gradNorm) && d.gradNorm >= 0))
+      throw new ProtocolError(`step_done: invalid gradient norm ${d.gradNorm}`);
     return d.gradNorm;
   }
 
@@ -150,7 +201,15 @@ export class Round implements RoundContext {
       // Joint clipping: the client and the trunk are one model, so they clip by one global norm,
       // sqrt(|g_trunk|^2 + |g_client|^2), as centralized training does. The client learns the
       // trunk's norm here and sends its own back before its next step.
-      s.send({ headGrad: { round, step, tensor: encodeActivation('grad_h_A', dhA, s.context(round, step)), gradNorm, jointClip: true } });
+      s.send({
+        headGrad: {
+          round,
+          step,
+          tensor: encodeActivation('grad_h_A', dhA, s.context(round, step)),
+          gradNorm,
+          jointClip: true,
+        },
+      });
       let clientNorm: number;
       try {
         clientNorm = await this.expectStepDone(s, step);
@@ -170,27 +229,41 @@ export class Round implements RoundContext {
       const m = await s.inbox.next(['activations', 'evalResult'], this.cfg.federation.client_timeout_ms);
       this.d.onReceive?.(s.id, m);
       if (m.kind === 'evalResult') {
-        if (m.evalResult.round !== this.round) throw new ProtocolError(`eval_result for round ${m.evalResult.round} during round ${this.round}`);
-        try { return JSON.parse(m.evalResult.metricsJson); } catch { throw new ProtocolError('eval_result: metrics_json is not JSON'); }
+        if (m.evalResult.round !== this.round)
+          throw new ProtocolError(`eval_result for round ${m.evalResult.round} during round ${this.round}`);
+        try {
+          return JSON.parse(m.evalResult.metricsJson);
+        } catch {
+          throw new ProtocolError('eval_result: metrics_json is not JSON');
+        }
       }
       const a = this.checkStep(s, 'activations', m.activations, null, 'h_A');
       const hB = await this.timed(index, replica.forward(`${s.id}:eval`, a.tensor, false));
-      s.send({ trunkOut: { round: this.round, step: a.step, tensor: encodeActivation('h_B', hB, s.context(this.round, a.step)), eval: true } });
+      s.send({
+        trunkOut: {
+          round: this.round,
+          step: a.step,
+          tensor: encodeActivation('h_B', hB, s.context(this.round, a.step)),
+          eval: true,
+        },
+      });
     }
   }
 
   /** Every participant evaluates on its held-out data through the trunk; a failure drops only that client. */
   async evaluateAll(): Promise<EvalResult[]> {
-    const results = await Promise.all(this.participants.map(async (s, i): Promise<EvalResult | null> => {
-      try {
-        this.openRound(s);
-        const metrics = (await this.serveEvaluation(s, i % this.replicas.length)) as { eval?: EvalMetrics } | null;
-        return { clientId: s.id, eval: metrics?.eval };
-      } catch (e) {
-        this.drop(s, e as Error);
-        return null;
-      }
-    }));
+    const results = await Promise.all(
+      this.participants.map(async (s, i): Promise<EvalResult | null> => {
+        try {
+          this.openRound(s);
+          const metrics = (await this.serveEvaluation(s, i % this.replicas.length)) as { eval?: EvalMetrics } | null;
+          return { clientId: s.id, eval: metrics?.eval };
+        } catch (e) {
+          this.drop(s, e as Error);
+          return null;
+        }
+      }),
+    );
     return results.filter((r): r is EvalResult => r !== null);
   }
 
@@ -202,7 +275,8 @@ export class Round implements RoundContext {
     if (this.evaluate) throw new ProtocolError('parameters during an evaluation pass (expected eval_result)');
     const params = decodeClientParameters(p.tensors, this.d.partSpec, s.context(this.round, 0), this.d.deltaBase);
     const claimed = Number(p.numExamples);
-    if (!Number.isFinite(claimed) || claimed < 0) throw new ProtocolError(`parameters: invalid num_examples ${p.numExamples}`);
+    if (!Number.isFinite(claimed) || claimed < 0)
+      throw new ProtocolError(`parameters: invalid num_examples ${p.numExamples}`);
     // A client's weight is what the server saw it train on this round (rows of h_A), never more
     // than it claims: a claimed count cannot buy a larger share of the average.
     return { clientId: s.id, numExamples: Math.min(claimed, s.examplesThisRound), params };
@@ -213,14 +287,32 @@ export class Round implements RoundContext {
 export function sendHidden(s: Participant, h: HiddenAggregate): void {
   const ctx = s.context(h.round, 0);
   const words = new Int32Array(h.sum.buffer, h.sum.byteOffset, h.sum.length);
-  s.send({ averaged: { round: h.round, numExamples: h.total, tensors: [encodeTensor(HIDDEN_SUM_TENSOR, { dtype: 'int32', shape: [words.length], data: words }, ctx)] } });
+  s.send({
+    averaged: {
+      round: h.round,
+      numExamples: h.total,
+      tensors: [encodeTensor(HIDDEN_SUM_TENSOR, { dtype: 'int32', shape: [words.length], data: words }, ctx)],
+    },
+  });
 }
 
 /**
  * Client-part parameters to a client (the round's global parts, or the relay hand-off); with
  * `deltas`, those parameters travel as float16 changes from the round's base (update-encoding.ts).
  */
-export function sendParams(s: Participant, round: number, params: Params, deltas: Map<string, Uint16Array> | null = null): void {
+export function sendParams(
+  s: Participant,
+  round: number,
+  params: Params,
+  deltas: Map<string, Uint16Array> | null = null,
+): void {
   const ctx = s.context(round, 0);
-  s.send({ averaged: { round, tensors: encodeUpdate(params, deltas, ctx, (name, data) => encodeTensor(name, { dtype: 'float32', shape: [data.length], data }, ctx)) } });
+  s.send({
+    averaged: {
+      round,
+      tensors: encodeUpdate(params, deltas, ctx, (name, data) =>
+        encodeTensor(name, { dtype: 'float32', shape: [data.length], data }, ctx),
+      ),
+    },
+  });
 }

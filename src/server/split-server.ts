@@ -11,7 +11,14 @@ import { clientLimits, type ClientLimits } from './client-limits.js';
 import { RoundAggregator } from './aggregation.js';
 import { clientPartSpec, clientPlan, serverWeights } from './client-update.js';
 import { loadServerCheckpoint, saveServerCheckpoint, trunkLeftInBase } from './server-checkpoint.js';
-import { summarizeEvals, trafficMeter, type EvalMetrics, type EvalResult, type RoundRecord, type ServerSummary } from './records.js';
+import {
+  summarizeEvals,
+  trafficMeter,
+  type EvalMetrics,
+  type EvalResult,
+  type RoundRecord,
+  type ServerSummary,
+} from './records.js';
 import type { ModelConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import type { Log } from '../util/logger.js';
@@ -88,11 +95,15 @@ export class SplitServer {
     this.cfg = o.cfg;
     this.mode = o.mode ?? o.cfg.federation.mode;
     this.runner = o.runner ?? SERVER_MODE_RUNNERS[this.mode];
-    if (o.cfg.federation.strategy.name === 'relay' && this.mode !== 'sequential') throw new UserError(`federation.strategy relay needs --mode sequential (this server runs ${this.mode})`);
+    if (o.cfg.federation.strategy.name === 'relay' && this.mode !== 'sequential')
+      throw new UserError(`federation.strategy relay needs --mode sequential (this server runs ${this.mode})`);
     this.strategy = createStrategy(o.cfg.federation.strategy, o.cfg.federation.clients);
     this.aggregator = new RoundAggregator(this.strategy, this.cfg);
     this.log = o.log ?? (() => {});
-    this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
+    this.done = new Promise((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
     this.done.catch(() => {});
   }
 
@@ -102,29 +113,54 @@ export class SplitServer {
     this.model = config;
     this.partSpec = this.aggregator.uploadSpec(clientPartSpec(this.cfg, config), store);
     this.limits = clientLimits(this.cfg, config, this.partSpec);
-    this.admission = new Admission({ cfg: this.cfg, kit: this.o.kit, limits: this.limits, revocation: this.o.revocation ?? null, participants: this.participants, onEvent: this.o.onMetric, log: this.log, joined: (s, lastRound) => this.joined(s, lastRound) });
+    this.admission = new Admission({
+      cfg: this.cfg,
+      kit: this.o.kit,
+      limits: this.limits,
+      revocation: this.o.revocation ?? null,
+      participants: this.participants,
+      onEvent: this.o.onMetric,
+      log: this.log,
+      joined: (s, lastRound) => this.joined(s, lastRound),
+    });
     const peft = peftOf(this.cfg);
-    const threads = this.cfg.runtime.threads ?? Math.max(1, Math.floor(defaultThreads() / this.runner.replicaCount(this.cfg)));
+    const threads =
+      this.cfg.runtime.threads ?? Math.max(1, Math.floor(defaultThreads() / this.runner.replicaCount(this.cfg)));
     const trunkNames = new Set(partParamNames('trunk', config, this.cfg.split, store));
     this.trunkInBase = trunkLeftInBase(this.cfg, [...trunkNames]);
     let optimizerState;
     let resumedSteps: number[] | null = null;
     const ckpt = this.o.checkpointDir ? join(this.o.checkpointDir, 'latest') : null;
     if (this.o.resume) {
-      if (!ckpt || !existsSync(join(ckpt, 'checkpoint.json'))) throw new UserError(`--resume: no complete server checkpoint in ${ckpt ?? '(no --checkpoints folder given)'}`);
+      if (!ckpt || !existsSync(join(ckpt, 'checkpoint.json')))
+        throw new UserError(`--resume: no complete server checkpoint in ${ckpt ?? '(no --checkpoints folder given)'}`);
       const loaded = loadServerCheckpoint(ckpt);
       for (const [n, t] of loaded.trunk) store.set(n, t);
       optimizerState = loaded.optimizer;
       let trunkSteps: number[];
-      ({ round: this.completedRound, trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams } = loaded.progress);
+      ({
+        round: this.completedRound,
+        trunkSteps,
+        history: this.history,
+        tokensSeen: this.tokensSeen,
+        globalClientParams: this.globalClientParams,
+      } = loaded.progress);
       this.hidden = loaded.progress.hidden ?? null;
       resumedSteps = trunkSteps;
       this.strategy.restore(loaded.progress.strategyState);
       this.log(`resumed from ${ckpt}: round ${this.completedRound} of ${this.cfg.federation.rounds} complete`);
     }
     // Several trunk replicas are averaged like client parts, and FedProx pulls them back the same way.
-    const proximalMu = this.runner.replicaCount(this.cfg) > 1 ? this.strategy.configureClient(0).proximal_mu ?? 0 : 0;
-    this.pool = new TrunkPool(this.cfg, { model: config, split: this.cfg.split, peft, optimizer: this.cfg.optimizer, runtime: { device: this.cfg.runtime.device, threads, spinning: false, arena: this.cfg.runtime.memory_arena }, params: [...store].filter(([n]) => trunkNames.has(n)), proximalMu });
+    const proximalMu = this.runner.replicaCount(this.cfg) > 1 ? (this.strategy.configureClient(0).proximal_mu ?? 0) : 0;
+    this.pool = new TrunkPool(this.cfg, {
+      model: config,
+      split: this.cfg.split,
+      peft,
+      optimizer: this.cfg.optimizer,
+      runtime: { device: this.cfg.runtime.device, threads, spinning: false, arena: this.cfg.runtime.memory_arena },
+      params: [...store].filter(([n]) => trunkNames.has(n)),
+      proximalMu,
+    });
     if (resumedSteps) this.pool.trunkSteps = resumedSteps;
     this.pool.startLocal(this.runner.replicaCount(this.cfg), optimizerState);
   }
@@ -134,7 +170,10 @@ export class SplitServer {
 
   /** A client was admitted: give it the plan and the current global parts, maybe start training. */
   private joined(s: Participant, lastRound: number): void {
-    this.log(`client ${s.id} joined with ${s.numExamples} examples (last round ${lastRound}; ${this.participants.size}/${this.cfg.federation.clients} connected)`, { event: 'join', client: s.id, examples: s.numExamples, connected: this.participants.size });
+    this.log(
+      `client ${s.id} joined with ${s.numExamples} examples (last round ${lastRound}; ${this.participants.size}/${this.cfg.federation.clients} connected)`,
+      { event: 'join', client: s.id, examples: s.numExamples, connected: this.participants.size },
+    );
     s.send({ plan: { planJson: JSON.stringify(clientPlan(this.cfg, this.mode)) } });
     this.sendGlobal(s, this.completedRound, null);
     this.maybeStart();
@@ -154,7 +193,9 @@ export class SplitServer {
 
   /** A sub-server attached (hierarchical scale-out): one more trunk replica from the next round on. */
   onSubServer = (call: ParentSubCall, peer: PeerIdentity): void => {
-    void this.pool.attachSubServer(call, peer, this.mode, this.log).then((attached) => { if (attached) this.maybeStart(); });
+    void this.pool.attachSubServer(call, peer, this.mode, this.log).then((attached) => {
+      if (attached) this.maybeStart();
+    });
   };
 
   private maybeStart(): void {
@@ -164,7 +205,14 @@ export class SplitServer {
     if (this.participants.size >= f.clients) return this.start();
     if (!this.startTimer) {
       // Start with fewer clients (>= min_clients) if the rest do not come in time.
-      this.startTimer = setTimeout(() => { if (!this.started && this.participants.size >= f.min_clients && this.pool.remoteCount >= (this.o.expectSubServers ?? 0)) this.start(); }, f.client_timeout_ms);
+      this.startTimer = setTimeout(() => {
+        if (
+          !this.started &&
+          this.participants.size >= f.min_clients &&
+          this.pool.remoteCount >= (this.o.expectSubServers ?? 0)
+        )
+          this.start();
+      }, f.client_timeout_ms);
     }
   }
 
@@ -188,8 +236,14 @@ export class SplitServer {
         s.close();
       }
       return {
-        mode: this.mode, strategy: this.strategy.name, rounds: f.rounds, steps: this.history.reduce((a, r) => a + r.steps, 0), tokens: this.history.reduce((a, r) => a + r.tokens, 0),
-        history: this.history, eval: evals, eval_summary: summarizeEvals(evals),
+        mode: this.mode,
+        strategy: this.strategy.name,
+        rounds: f.rounds,
+        steps: this.history.reduce((a, r) => a + r.steps, 0),
+        tokens: this.history.reduce((a, r) => a + r.tokens, 0),
+        history: this.history,
+        eval: evals,
+        eval_summary: summarizeEvals(evals),
       };
     } finally {
       await this.pool.close();
@@ -204,7 +258,12 @@ export class SplitServer {
 
   /** Drop a client from the round (it may rejoin later), telling it why. */
   private drop(s: Participant, round: number, err: Error): void {
-    this.log(`client ${s.id} dropped from round ${round}: ${err.message}`, { event: 'drop', client: s.id, round, reason: err.message });
+    this.log(`client ${s.id} dropped from round ${round}: ${err.message}`, {
+      event: 'drop',
+      client: s.id,
+      round,
+      reason: err.message,
+    });
     this.o.onMetric?.({ type: 'drop', round, client: s.id, reason: err.message, time: Date.now() });
     if (this.participants.get(s.id) === s) this.participants.delete(s.id);
     s.close(err.message);
@@ -221,47 +280,101 @@ export class SplitServer {
   }
 
   private newRound(round: number, participants: Participant[], evaluate: boolean): Round {
-    const total = this.cfg.federation.rounds * this.runner.trunkStepsPerRound(this.cfg, participants.length, this.pool.replicas.length);
-    return new Round(round, participants, {
-      cfg: this.cfg, model: this.model, limits: this.limits, partSpec: this.partSpec, strategy: this.strategy, startParams: this.globalClientParams, deltaBase: this.aggregator.deltaBase(this.globalClientParams), replicas: this.pool.replicas, busy: this.busy,
-      nextTrunkLr: (replica) => this.pool.nextLr(replica, total),
-      drop: (s, r, e) => this.drop(s, r, e), onReceive: this.o.onReceive, onMetric: this.o.onMetric, capture: this.o.capture,
-    }, evaluate);
+    const total =
+      this.cfg.federation.rounds *
+      this.runner.trunkStepsPerRound(this.cfg, participants.length, this.pool.replicas.length);
+    return new Round(
+      round,
+      participants,
+      {
+        cfg: this.cfg,
+        model: this.model,
+        limits: this.limits,
+        partSpec: this.partSpec,
+        strategy: this.strategy,
+        startParams: this.globalClientParams,
+        deltaBase: this.aggregator.deltaBase(this.globalClientParams),
+        replicas: this.pool.replicas,
+        busy: this.busy,
+        nextTrunkLr: (replica) => this.pool.nextLr(replica, total),
+        drop: (s, r, e) => this.drop(s, r, e),
+        onReceive: this.o.onReceive,
+        onMetric: this.o.onMetric,
+        capture: this.o.capture,
+      },
+      evaluate,
+    );
   }
 
   private async trainRound(round: number): Promise<void> {
     const f = this.cfg.federation;
     const t0 = performance.now();
     const participants = this.liveParticipants(round);
-    if (participants.length < f.min_clients) throw new Error(`round ${round}: ${participants.length} clients connected, min_clients is ${f.min_clients}`);
+    if (participants.length < f.min_clients)
+      throw new Error(`round ${round}: ${participants.length} clients connected, min_clients is ${f.min_clients}`);
     this.pool.startRound();
     const traffic = trafficMeter(participants);
     const ctx = this.newRound(round, participants, false);
     const updates = await this.runner.train(ctx);
     // Relay may give a client several turns or none in a round: count clients, not updates.
-    const finished = participants.filter((p) => !ctx.dropped.has(p.id)).map((p) => p.id).sort();
-    if (updates.length === 0 || finished.length < f.min_clients) throw new Error(`round ${round}: only ${finished.length} clients finished it, min_clients is ${f.min_clients}`);
+    const finished = participants
+      .filter((p) => !ctx.dropped.has(p.id))
+      .map((p) => p.id)
+      .sort();
+    if (updates.length === 0 || finished.length < f.min_clients)
+      throw new Error(`round ${round}: only ${finished.length} clients finished it, min_clients is ${f.min_clients}`);
     let mark = performance.now();
-    const lap = () => { const now = performance.now(), s = (now - mark) / 1000; mark = now; return s; };
+    const lap = () => {
+      const now = performance.now(),
+        s = (now - mark) / 1000;
+      mark = now;
+      return s;
+    };
     // privacy.hide_aggregate: the server relays a sum it cannot open; otherwise the strategy steps.
     this.hidden = updates[0].hidden ?? null;
-    const { next, deltas } = this.hidden ? { next: null, deltas: null } : this.aggregator.aggregate(round, updates, this.globalClientParams);
+    const { next, deltas } = this.hidden
+      ? { next: null, deltas: null }
+      : this.aggregator.aggregate(round, updates, this.globalClientParams);
     this.globalClientParams = next;
     // Averaging: every client continues from the new global parts. Relay: the next round's first
     // client gets them with its turn, so the broadcast is needed only where every client must hold
     // them (an evaluation, a checkpoint, the end).
-    const needAll = this.strategy.handoff === 'average' || evaluatesAfter(this.cfg, round) || checkpointsAfter(this.cfg, round);
+    const needAll =
+      this.strategy.handoff === 'average' || evaluatesAfter(this.cfg, round) || checkpointsAfter(this.cfg, round);
     const aggregate_s = lap();
-    if (needAll) for (const id of finished) { const s = this.participants.get(id); if (s) this.sendGlobal(s, round, deltas); }
+    if (needAll)
+      for (const id of finished) {
+        const s = this.participants.get(id);
+        if (s) this.sendGlobal(s, round, deltas);
+      }
     const broadcast_s = lap();
     await this.pool.average();
     const replicas_s = lap();
     const [busy, overlap] = this.busy.take();
     this.tokensSeen += ctx.tokens;
     const record: RoundRecord = {
-      round, clients: finished, dropped: [...ctx.dropped], wall_s: (performance.now() - t0) / 1000,
-      steps: ctx.losses.length, train_loss: ctx.losses.length ? ctx.losses.reduce((a, b) => a + b, 0) / ctx.losses.length : NaN, tokens: ctx.tokens,
-      ...traffic(), replica_busy_s: busy, replica_overlap_s: overlap, round_end: { aggregate_s, broadcast_s, replicas_s, checkpoint_s: 0, ...(ctx.secure ? { secure_aggregation_s: Object.values(ctx.securePhases).reduce((a, s) => a + s, 0), secure_aggregation: { ...ctx.securePhases } } : {}) },
+      round,
+      clients: finished,
+      dropped: [...ctx.dropped],
+      wall_s: (performance.now() - t0) / 1000,
+      steps: ctx.losses.length,
+      train_loss: ctx.losses.length ? ctx.losses.reduce((a, b) => a + b, 0) / ctx.losses.length : NaN,
+      tokens: ctx.tokens,
+      ...traffic(),
+      replica_busy_s: busy,
+      replica_overlap_s: overlap,
+      round_end: {
+        aggregate_s,
+        broadcast_s,
+        replicas_s,
+        checkpoint_s: 0,
+        ...(ctx.secure
+          ? {
+              secure_aggregation_s: Object.values(ctx.securePhases).reduce((a, s) => a + s, 0),
+              secure_aggregation: { ...ctx.securePhases },
+            }
+          : {}),
+      },
     };
     this.history.push(record);
     this.completedRound = round;
@@ -269,8 +382,20 @@ export class SplitServer {
     await this.checkpoint(round);
     record.round_end!.checkpoint_s = lap();
     this.o.onMetric?.({ type: 'round', ...record, tokens_seen: this.tokensSeen, time: Date.now() });
-    const parallel = this.pool.replicas.length > 1 ? `, replicas busy ${busy.toFixed(1)} s (${overlap.toFixed(1)} s in parallel)` : '';
-    this.log(`round ${round}/${f.rounds}: ${finished.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${parallel}${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`, { event: 'round', round, clients: finished.length, loss: record.train_loss, wall_s: record.wall_s, steps: record.steps, dropped: record.dropped.join(',') || undefined });
+    const parallel =
+      this.pool.replicas.length > 1 ? `, replicas busy ${busy.toFixed(1)} s (${overlap.toFixed(1)} s in parallel)` : '';
+    this.log(
+      `round ${round}/${f.rounds}: ${finished.length} clients, loss ${record.train_loss.toFixed(4)}, ${record.wall_s.toFixed(1)} s${parallel}${record.dropped.length ? `, dropped ${record.dropped.join(', ')}` : ''}`,
+      {
+        event: 'round',
+        round,
+        clients: finished.length,
+        loss: record.train_loss,
+        wall_s: record.wall_s,
+        steps: record.steps,
+        dropped: record.dropped.join(',') || undefined,
+      },
+    );
   }
 
   /** Every connected client evaluates the current model on its held-out data, through the trunk. */
@@ -279,8 +404,20 @@ export class SplitServer {
     const participants = this.liveParticipants(round);
     const evals = await this.newRound(round, participants, true).evaluateAll();
     const summary = summarizeEvals(evals);
-    this.o.onMetric?.({ type: 'eval', round, tokens_seen: this.tokensSeen, ...summary, clients: evals, wall_s: (performance.now() - t0) / 1000, time: Date.now() });
-    if (summary.examples) this.log(`eval after round ${round}: loss ${summary.loss.toFixed(4)}, accuracy ${summary.accuracy.toFixed(4)} on ${summary.examples} examples`, { event: 'eval', round, loss: summary.loss, accuracy: summary.accuracy, examples: summary.examples });
+    this.o.onMetric?.({
+      type: 'eval',
+      round,
+      tokens_seen: this.tokensSeen,
+      ...summary,
+      clients: evals,
+      wall_s: (performance.now() - t0) / 1000,
+      time: Date.now(),
+    });
+    if (summary.examples)
+      this.log(
+        `eval after round ${round}: loss ${summary.loss.toFixed(4)}, accuracy ${summary.accuracy.toFixed(4)} on ${summary.examples} examples`,
+        { event: 'eval', round, loss: summary.loss, accuracy: summary.accuracy, examples: summary.examples },
+      );
     return evals;
   }
 
@@ -288,8 +425,26 @@ export class SplitServer {
     if (!this.o.checkpointDir || !checkpointsAfter(this.cfg, round)) return;
     // The frozen trunk left in the base model folder: the replica sends only what trains.
     const state = await this.pool.replicas[0].getState(!this.trunkInBase);
-    saveServerCheckpoint(join(this.o.checkpointDir, 'latest'), state, { model: this.model, peft: peftOf(this.cfg), mode: this.mode, strategy: this.strategy.name, baseModel: this.cfg.model.hf_path ?? undefined, frozen: this.trunkInBase ?? [] }, {
-      round, trunkSteps: this.pool.trunkSteps, history: this.history, tokensSeen: this.tokensSeen, globalClientParams: this.globalClientParams, strategyState: this.strategy.state(), hidden: this.hidden,
-    });
+    saveServerCheckpoint(
+      join(this.o.checkpointDir, 'latest'),
+      state,
+      {
+        model: this.model,
+        peft: peftOf(this.cfg),
+        mode: this.mode,
+        strategy: this.strategy.name,
+        baseModel: this.cfg.model.hf_path ?? undefined,
+        frozen: this.trunkInBase ?? [],
+      },
+      {
+        round,
+        trunkSteps: this.pool.trunkSteps,
+        history: this.history,
+        tokensSeen: this.tokensSeen,
+        globalClientParams: this.globalClientParams,
+        strategyState: this.strategy.state(),
+        hidden: this.hidden,
+      },
+    );
   }
 }

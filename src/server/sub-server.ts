@@ -15,7 +15,12 @@ import type { TrunkWorkerInit } from './trunk-worker.js';
  * hierarchical parent on another process or machine. It connects out to the parent, receives the
  * trunk and training setup, then answers the replica table's requests until the parent ends.
  */
-export async function runSubServer(o: { parent: string; kit: string | null; serverName?: string; log?: (m: string) => void }): Promise<void> {
+export async function runSubServer(o: {
+  parent: string;
+  kit: string | null;
+  serverName?: string;
+  log?: (m: string) => void;
+}): Promise<void> {
   const log = o.log ?? (() => {});
   const conn = connect(o.parent, o.kit, o.serverName);
   const call: SubServerCall = conn.client.SubServer();
@@ -29,7 +34,17 @@ export async function runSubServer(o: { parent: string; kit: string | null; serv
           const { json, tensors } = packValue(await handle(req.op as SubServerOp, unpackValue(req.json, req.tensors)));
           // The parent takes no message over its chunk_bytes (plus framing): large replies go in parts.
           const groups = splitTensorSet(tensors, chunkBytes);
-          groups.forEach((part, i) => call.write({ id: req.id, ok: true, error: '', json, tensors: part, partIndex: i, partCount: groups.length }));
+          groups.forEach((part, i) =>
+            call.write({
+              id: req.id,
+              ok: true,
+              error: '',
+              json,
+              tensors: part,
+              partIndex: i,
+              partCount: groups.length,
+            }),
+          );
           if (req.op === 'close') call.end();
         } catch (e) {
           call.write({ id: req.id, ok: false, error: (e as Error).message, json: '', tensors: [] });

@@ -27,7 +27,10 @@ export class TrunkPool {
   private stepsThisRound: number[] = [];
   remoteCount = 0;
 
-  constructor(private readonly cfg: ExperimentConfig, private readonly init: Omit<TrunkWorkerInit, 'optimizerState'>) {}
+  constructor(
+    private readonly cfg: ExperimentConfig,
+    private readonly init: Omit<TrunkWorkerInit, 'optimizerState'>,
+  ) {}
 
   /**
    * Start `count` replicas in worker threads. Each needs its own copy of the trunk (onnxruntime-node
@@ -37,7 +40,10 @@ export class TrunkPool {
   startLocal(count: number, optimizerState?: OptimizerState): void {
     for (let i = 0; i < count; i++) {
       const last = i === count - 1;
-      const params = this.init.params.map(([n, t]): [string, StoredParam] => [n, last && ownsBuffer(t.data ?? t.half) ? t : copyParam(t)]);
+      const params = this.init.params.map(([n, t]): [string, StoredParam] => [
+        n,
+        last && ownsBuffer(t.data ?? t.half) ? t : copyParam(t),
+      ]);
       const transfer = last ? [...new Set(params.map(([, t]) => (t.data ?? t.half).buffer as ArrayBuffer))] : [];
       this.replicas.push(new TrunkReplica(i, { ...this.init, params, optimizerState }, transfer));
     }
@@ -91,7 +97,10 @@ export class TrunkPool {
   async average(): Promise<void> {
     if (this.replicas.length < 2) return;
     const all = await Promise.all(this.replicas.map((r) => r.getParams()));
-    const avg = weightedAverage(all.map((params, i) => ({ weight: this.stepsThisRound[i] ?? 0, params: new Map(params) })), (n) => new Float32Array(new SharedArrayBuffer(4 * n)));
+    const avg = weightedAverage(
+      all.map((params, i) => ({ weight: this.stepsThisRound[i] ?? 0, params: new Map(params) })),
+      (n) => new Float32Array(new SharedArrayBuffer(4 * n)),
+    );
     await Promise.all(this.replicas.map((r) => r.setParams([...avg])));
   }
 

@@ -12,10 +12,17 @@ export class TrunkReplica extends RequestReplica {
   readonly label: string;
 
   /** `transfer`: buffers of `init` handed to the worker rather than copied (they are unusable here afterwards). */
-  constructor(readonly index: number, init: TrunkWorkerInit, transfer: ArrayBuffer[] = []) {
+  constructor(
+    readonly index: number,
+    init: TrunkWorkerInit,
+    transfer: ArrayBuffer[] = [],
+  ) {
     super();
     this.label = `local worker ${index}`;
-    this.worker = new Worker(new URL('./trunk-worker.js', import.meta.url), { workerData: init, transferList: transfer });
+    this.worker = new Worker(new URL('./trunk-worker.js', import.meta.url), {
+      workerData: init,
+      transferList: transfer,
+    });
     this.worker.on('message', (m: { id: number; ok: boolean; result?: unknown; error?: string }) => {
       const p = this.pending.get(m.id);
       if (!p) return;

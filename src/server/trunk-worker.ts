@@ -1,6 +1,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PartExecutor, type DropoutMasks } from '../training/part-executor.js';
-import { clipAndApply, createOptimizer, globalNorm, type OptimizerConfig, type OptimizerState } from '../training/optimizer.js';
+import {
+  clipAndApply,
+  createOptimizer,
+  globalNorm,
+  type OptimizerConfig,
+  type OptimizerState,
+} from '../training/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
 import { addProximalGradient } from '../federation/strategies/fedprox.js';
 import { float32Copy, trainableData, type ParamStore, type PeftConfig, type StoredParam } from '../model/params.js';
@@ -62,7 +68,13 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
     if (anchor) addProximalGradient(r.grads, trainable(), anchor, init.proximalMu!);
     pending.set(key, r.grads);
     const dhA = Float32Array.from(r.inputGrad!.data as Float32Array);
-    return { result: { dhA: { dtype: 'float32', shape: r.inputGrad!.shape, data: dhA }, gradNorm: globalNorm(r.grads.values()) }, transfer: [dhA.buffer] };
+    return {
+      result: {
+        dhA: { dtype: 'float32', shape: r.inputGrad!.shape, data: dhA },
+        gradNorm: globalNorm(r.grads.values()),
+      },
+      transfer: [dhA.buffer],
+    };
   },
   apply({ key, lr, norm }) {
     const grads = pending.get(key);
@@ -87,14 +99,22 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
     for (const [n, d] of params) {
       const t = store.get(n)!;
       const current = trainableData(t, n);
-      if (d.length !== current.length) throw new Error(`setParams: ${n} has ${d.length} values, expected ${current.length}`);
+      if (d.length !== current.length)
+        throw new Error(`setParams: ${n} has ${d.length} values, expected ${current.length}`);
       // Shared memory (TrunkPool.average) is every replica's: take a private copy of it.
       store.set(n, { shape: t.shape, data: d.buffer instanceof SharedArrayBuffer ? d.slice() : d });
     }
     if (anchor) anchor = snapshot();
     return { result: null };
   },
-  getState: ({ frozen }) => ({ result: { optimizer: optimizer.state(), params: [...store].filter(([n]) => frozen || trunk.trainable.includes(n)).map(([n, p]) => [n, { shape: p.shape, data: float32Copy(p) }]) } }),
+  getState: ({ frozen }) => ({
+    result: {
+      optimizer: optimizer.state(),
+      params: [...store]
+        .filter(([n]) => frozen || trunk.trainable.includes(n))
+        .map(([n, p]) => [n, { shape: p.shape, data: float32Copy(p) }]),
+    },
+  }),
 };
 
 let queue = Promise.resolve();

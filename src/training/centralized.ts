@@ -57,7 +57,8 @@ export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedO
   const progress = new Progress('train', steps, process.stderr, opts.quiet);
 
   const evalSet = evalBatches(data.test, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.eval.max_batches);
-  const evaluate = () => evaluateBatches(evalSet, (b) => model.evaluate(b.tokens, b.labels), data.test.some(isPromptExample));
+  const evaluate = () =>
+    evaluateBatches(evalSet, (b) => model.evaluate(b.tokens, b.labels), data.test.some(isPromptExample));
   const evalEvery = opts.evalEverySteps ?? cfg.eval.every_rounds * cfg.federation.local_steps * cfg.federation.clients;
   const curve: TrainSummary['curve'] = [];
   let evalSeconds = 0;
@@ -74,10 +75,20 @@ export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedO
       tokens += batch.tokens.data.length;
     }
     const grads = accumulator.take();
-    clipAndApply(optimizer, params, grads, globalNorm(grads.values()), cfg.optimizer.grad_clip, learningRate(cfg.optimizer.lr, cfg.schedule, step, steps));
+    clipAndApply(
+      optimizer,
+      params,
+      grads,
+      globalNorm(grads.values()),
+      cfg.optimizer.grad_clip,
+      learningRate(cfg.optimizer.lr, cfg.schedule, step, steps),
+    );
     losses.push(lossSum / cfg.optimizer.grad_accum);
     const elapsed = (performance.now() - start) / 1000;
-    progress.update(step + 1, { loss: losses[losses.length - 1], 'tok/s': Math.round(tokens / (elapsed - evalSeconds)) });
+    progress.update(step + 1, {
+      loss: losses[losses.length - 1],
+      'tok/s': Math.round(tokens / (elapsed - evalSeconds)),
+    });
     opts.onStep?.({ type: 'step', step: step + 1, loss: losses[losses.length - 1], tokens, time: Date.now() });
     if ((step + 1) % evalEvery === 0 && step + 1 < steps) {
       const t0 = performance.now();
@@ -91,13 +102,31 @@ export async function trainCentralized(cfg: ExperimentConfig, opts: CentralizedO
 
   const metrics = await evaluate();
   curve.push({ step: steps, tokens, loss: metrics.loss, accuracy: metrics.accuracy });
-  const generation = cfg.data.task === 'generate' ? await evaluateGeneration({ config, peft, store }, tokenizer, data.test, generationEvalOptions(cfg), runtime) : undefined;
-  if (opts.checkpointDir) saveCheckpoint(opts.checkpointDir, store, { model: config, peft, step: steps, data: stream.state(), base_model: cfg.model.hf_path ?? undefined }, optimizer.state(), undefined, cfg.model.hf_path);
+  const generation =
+    cfg.data.task === 'generate'
+      ? await evaluateGeneration({ config, peft, store }, tokenizer, data.test, generationEvalOptions(cfg), runtime)
+      : undefined;
+  if (opts.checkpointDir)
+    saveCheckpoint(
+      opts.checkpointDir,
+      store,
+      { model: config, peft, step: steps, data: stream.state(), base_model: cfg.model.hf_path ?? undefined },
+      optimizer.state(),
+      undefined,
+      cfg.model.hf_path,
+    );
   await model.release();
   const tail = losses.slice(-Math.min(10, losses.length));
   return {
-    mode: 'centralized', steps, tokens, wall_s: wall, tokens_per_s: tokens / wall,
-    train_loss_final: tail.reduce((a, b) => a + b, 0) / tail.length, eval: metrics, losses, curve,
+    mode: 'centralized',
+    steps,
+    tokens,
+    wall_s: wall,
+    tokens_per_s: tokens / wall,
+    train_loss_final: tail.reduce((a, b) => a + b, 0) / tail.length,
+    eval: metrics,
+    losses,
+    curve,
     ...(generation ? { generation } : {}),
   };
 }

@@ -46,7 +46,11 @@ export function referencesBase(peft: PeftConfig, baseModel: string | null | unde
  * The frozen weights a checkpoint can leave out: with PEFT and a base model folder, every weight that
  * does not train (those in `store` and the `alsoFrozen` names the caller holds no copy of).
  */
-function frozenReference(store: ParamStore, meta: Omit<CheckpointMeta, 'format'>, alsoFrozen: readonly string[]): CheckpointMeta['frozen'] {
+function frozenReference(
+  store: ParamStore,
+  meta: Omit<CheckpointMeta, 'format'>,
+  alsoFrozen: readonly string[],
+): CheckpointMeta['frozen'] {
   const base = meta.base_model;
   if (!base || !referencesBase(meta.peft, base)) return undefined;
   const names = [...new Set([...store.keys(), ...alsoFrozen])].filter((n) => !isTrainable(n, meta.peft.method));
@@ -57,7 +61,15 @@ function frozenReference(store: ParamStore, meta: Omit<CheckpointMeta, 'format'>
  * `frozenNames`: frozen weights of the model that `store` does not hold (the server's trunk replica
  * sends only what trains); they are recorded as coming from the base model like the others.
  */
-export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<CheckpointMeta, 'format'>, optimizer?: OptimizerState, extraTensors?: Map<string, NamedTensor>, assetsFrom?: string | null, frozenNames: readonly string[] = []): void {
+export function saveCheckpoint(
+  dir: string,
+  store: ParamStore,
+  meta: Omit<CheckpointMeta, 'format'>,
+  optimizer?: OptimizerState,
+  extraTensors?: Map<string, NamedTensor>,
+  assetsFrom?: string | null,
+  frozenNames: readonly string[] = [],
+): void {
   const frozen = frozenReference(store, meta, frozenNames);
   const skip = new Set(frozen?.names ?? []);
   const tmp = `${dir}.tmp-${process.pid}`;
@@ -65,11 +77,19 @@ export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<Checkp
   mkdirSync(tmp, { recursive: true });
   saveSafetensors(join(tmp, 'model.safetensors'), new Map([...store].filter(([n]) => !skip.has(n))));
   if (optimizer) {
-    saveSafetensors(join(tmp, 'optimizer.safetensors'), new Map(slotsToTensors(optimizer.slots).map(([n, a]) => [n, { shape: [a.length], data: a }])));
+    saveSafetensors(
+      join(tmp, 'optimizer.safetensors'),
+      new Map(slotsToTensors(optimizer.slots).map(([n, a]) => [n, { shape: [a.length], data: a }])),
+    );
   }
   if (extraTensors) saveSafetensors(join(tmp, 'extra.safetensors'), extraTensors);
   copyModelAssets(assetsFrom, tmp);
-  const full: CheckpointMeta = { format: 'flglm-checkpoint-1', ...meta, optimizer: optimizer ? { name: optimizer.name, step: optimizer.step } : undefined, ...(frozen ? { frozen } : {}) };
+  const full: CheckpointMeta = {
+    format: 'flglm-checkpoint-1',
+    ...meta,
+    optimizer: optimizer ? { name: optimizer.name, step: optimizer.step } : undefined,
+    ...(frozen ? { frozen } : {}),
+  };
   writeFileAtomic(join(tmp, 'checkpoint.json'), JSON.stringify(full, null, 2));
   const old = `${dir}.old-${process.pid}`;
   if (existsSync(dir)) renameSync(dir, old);
@@ -81,28 +101,47 @@ export function saveCheckpoint(dir: string, store: ParamStore, meta: Omit<Checkp
 function loadFrozen(dir: string, meta: CheckpointMeta): ParamStore {
   const { from, names } = meta.frozen!;
   if (!existsSync(join(from, 'config.json'))) {
-    throw new UserError(`${dir} stores only the weights that trained (${meta.peft.method}); its ${names.length} frozen weights come from the base model ${from}, which is not there. Fix: put the base model folder back at that path, or run from the machine that has it`);
+    throw new UserError(
+      `${dir} stores only the weights that trained (${meta.peft.method}); its ${names.length} frozen weights come from the base model ${from}, which is not there. Fix: put the base model folder back at that path, or run from the machine that has it`,
+    );
   }
   const wanted = new Set(names);
   const base = importHfFolder(from, () => (n) => wanted.has(n));
   for (const key of ['hidden_size', 'num_hidden_layers', 'vocab_size', 'intermediate_size'] as const) {
-    if (base.config[key] !== meta.model[key]) throw new UserError(`${dir}: its base model ${from} has ${key} ${base.config[key]}, the checkpoint was trained with ${meta.model[key]} (a different model is at that path). Fix: put the original base model back there`);
+    if (base.config[key] !== meta.model[key])
+      throw new UserError(
+        `${dir}: its base model ${from} has ${key} ${base.config[key]}, the checkpoint was trained with ${meta.model[key]} (a different model is at that path). Fix: put the original base model back there`,
+      );
   }
   const missing = names.filter((n) => !base.store.has(n));
-  if (missing.length) throw new UserError(`${dir}: the base model ${from} has no ${missing[0]}${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`);
+  if (missing.length)
+    throw new UserError(
+      `${dir}: the base model ${from} has no ${missing[0]}${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}`,
+    );
   return base.store;
 }
 
-export function loadCheckpoint(dir: string): { store: ParamStore; meta: CheckpointMeta; optimizer?: OptimizerState; extra?: Map<string, NamedTensor> } {
+export function loadCheckpoint(dir: string): {
+  store: ParamStore;
+  meta: CheckpointMeta;
+  optimizer?: OptimizerState;
+  extra?: Map<string, NamedTensor>;
+} {
   const metaPath = join(dir, 'checkpoint.json');
-  if (!existsSync(metaPath)) throw new UserError(`no complete checkpoint in ${dir} (checkpoint.json is missing). Fix: point to a folder written by flglm, e.g. runs/<run>/checkpoints/latest`);
+  if (!existsSync(metaPath))
+    throw new UserError(
+      `no complete checkpoint in ${dir} (checkpoint.json is missing). Fix: point to a folder written by flglm, e.g. runs/<run>/checkpoints/latest`,
+    );
   const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as CheckpointMeta;
-  if (meta.format !== 'flglm-checkpoint-1') throw new UserError(`${metaPath}: unknown checkpoint format ${String(meta.format)}`);
+  if (meta.format !== 'flglm-checkpoint-1')
+    throw new UserError(`${metaPath}: unknown checkpoint format ${String(meta.format)}`);
   const store: ParamStore = loadSafetensors(join(dir, 'model.safetensors')).tensors;
   if (meta.frozen) for (const [n, t] of loadFrozen(dir, meta)) store.set(n, t);
   let optimizer: OptimizerState | undefined;
   if (meta.optimizer && existsSync(join(dir, 'optimizer.safetensors'))) {
-    const slots = slotsFromTensors([...loadSafetensors(join(dir, 'optimizer.safetensors')).tensors].map(([n, t]) => [n, t.data]));
+    const slots = slotsFromTensors(
+      [...loadSafetensors(join(dir, 'optimizer.safetensors')).tensors].map(([n, t]) => [n, t.data]),
+    );
     optimizer = { name: meta.optimizer.name, step: meta.optimizer.step, slots };
   }
   const extraPath = join(dir, 'extra.safetensors');

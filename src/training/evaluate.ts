@@ -15,7 +15,11 @@ export async function evaluateBatches(
   predict: (b: Batch) => Promise<{ loss: number; pred: BigInt64Array }>,
   exampleLevel: boolean,
 ): Promise<EvalMetrics> {
-  let lossSum = 0, tokens = 0, correct = 0, total = 0, examples = 0;
+  let lossSum = 0,
+    tokens = 0,
+    correct = 0,
+    total = 0,
+    examples = 0;
   for (const { batch, real } of batches) {
     const { loss, pred } = await predict(batch);
     lossSum += loss * batch.labelCount;
@@ -23,16 +27,23 @@ export async function evaluateBatches(
     const labels = batch.labels.data as BigInt64Array;
     const seq = batch.tokens.shape[1];
     for (let r = 0; r < real; r++) {
-      let allRight = true, any = false;
+      let allRight = true,
+        any = false;
       for (let t = 0; t < seq; t++) {
         const l = labels[r * seq + t];
         if (l === BigInt(IGNORE_INDEX)) continue;
         any = true;
         const ok = pred[r * seq + t] === l;
         allRight &&= ok;
-        if (!exampleLevel) { total++; if (ok) correct++; }
+        if (!exampleLevel) {
+          total++;
+          if (ok) correct++;
+        }
       }
-      if (exampleLevel && any) { total++; if (allRight) correct++; }
+      if (exampleLevel && any) {
+        total++;
+        if (allRight) correct++;
+      }
       examples++;
     }
   }

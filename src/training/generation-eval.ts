@@ -49,17 +49,34 @@ export async function evaluateGeneration(
   if (pairs.length === 0) throw new Error('generation evaluation needs prompt/completion examples');
   const encoded = pairs.map((e) => encodePrompt(e, tokenizer, o.seqLen).prompt);
   const promptLen = Math.max(...encoded.map((p) => p.length));
-  const gen = await BatchGenerator.create(model.config, model.peft, model.store, { batch: Math.min(o.batchSize, pairs.length), promptLen, maxNewTokens: o.maxNewTokens }, runtime);
+  const gen = await BatchGenerator.create(
+    model.config,
+    model.peft,
+    model.store,
+    { batch: Math.min(o.batchSize, pairs.length), promptLen, maxNewTokens: o.maxNewTokens },
+    runtime,
+  );
   const scored: GenerationSample[] = [];
   let exact = 0;
   try {
     for (let i = 0; i < pairs.length; i += gen.batch) {
-      const outs = await gen.run(encoded.slice(i, i + gen.batch), { maxNewTokens: o.maxNewTokens, temperature: 0, topK: 0, seed: 0, eos: tokenizer.eos });
+      const outs = await gen.run(encoded.slice(i, i + gen.batch), {
+        maxNewTokens: o.maxNewTokens,
+        temperature: 0,
+        topK: 0,
+        seed: 0,
+        eos: tokenizer.eos,
+      });
       outs.forEach((ids, k) => {
         const e = pairs[i + k];
         const generated = tokenizer.decode(ids);
         if (exactMatch(generated, e.completion)) exact++;
-        scored.push({ prompt: e.prompt, reference: e.completion.trim(), generated: generated.trim(), rouge_l_f1: rougeLF1(generated, e.completion) });
+        scored.push({
+          prompt: e.prompt,
+          reference: e.completion.trim(),
+          generated: generated.trim(),
+          rouge_l_f1: rougeLF1(generated, e.completion),
+        });
       });
     }
   } finally {
@@ -76,5 +93,10 @@ export async function evaluateGeneration(
 /** The options a config implies: the eval batches' examples, the training sequence length. */
 export function generationEvalOptions(cfg: ExperimentConfig): GenerationEvalOptions {
   const { batch_size: batchSize, seq_len: seqLen } = cfg.data;
-  return { batchSize, seqLen, maxNewTokens: cfg.eval.max_new_tokens, maxExamples: cfg.eval.max_batches === null ? null : cfg.eval.max_batches * batchSize };
+  return {
+    batchSize,
+    seqLen,
+    maxNewTokens: cfg.eval.max_new_tokens,
+    maxExamples: cfg.eval.max_batches === null ? null : cfg.eval.max_batches * batchSize,
+  };
 }

@@ -34,7 +34,9 @@ export interface OptimizerState {
 export const slotTensorName = (param: string, k: number) => `${param}#${k}`;
 
 export function slotsToTensors(slots: Record<string, Float32Array[]>): [string, Float32Array][] {
-  return Object.entries(slots).flatMap(([param, arrs]) => arrs.map((a, k): [string, Float32Array] => [slotTensorName(param, k), a]));
+  return Object.entries(slots).flatMap(([param, arrs]) =>
+    arrs.map((a, k): [string, Float32Array] => [slotTensorName(param, k), a]),
+  );
 }
 
 export function slotsFromTensors(tensors: Iterable<[string, Float32Array]>): Record<string, Float32Array[]> {
@@ -77,7 +79,14 @@ export function scaleGradients(grads: Map<string, Float32Array>, scale: number):
  * trunk: clip by the model's global gradient norm `norm` (for a split model it spans both sides,
  * sqrt(|g_trunk|^2 + |g_client|^2), so each side passes the joint norm), then one update at `lr`.
  */
-export function clipAndApply(optimizer: Optimizer, params: Params, grads: Map<string, Float32Array>, norm: number, maxNorm: number, lr: number): void {
+export function clipAndApply(
+  optimizer: Optimizer,
+  params: Params,
+  grads: Map<string, Float32Array>,
+  norm: number,
+  maxNorm: number,
+  lr: number,
+): void {
   optimizer.apply(params, grads, lr, clipScale(norm, maxNorm));
 }
 
@@ -113,7 +122,8 @@ export abstract class Optimizer {
   }
 
   load(state: OptimizerState): void {
-    if (state.name !== this.config.name) throw new Error(`optimizer state is for ${state.name}, config uses ${this.config.name}`);
+    if (state.name !== this.config.name)
+      throw new Error(`optimizer state is for ${state.name}, config uses ${this.config.name}`);
     this.step = state.step;
     this.slots = new Map(Object.entries(state.slots));
   }
@@ -128,7 +138,8 @@ export class AdamW extends Optimizer {
     this.step++;
     const [b1, b2] = this.config.betas;
     const { eps, weight_decay: wd } = this.config;
-    const a1 = 1 - b1, a2 = 1 - b2;
+    const a1 = 1 - b1,
+      a2 = 1 - b2;
     const stepSize = lr / (1 - Math.pow(b1, this.step));
     const rootC2 = 1 / Math.sqrt(1 - Math.pow(b2, this.step));
     const decay = 1 - lr * wd;

@@ -2,7 +2,14 @@ import { CompiledGraph, type RuntimeOptions } from '../runtime/session.js';
 import type { TensorData } from '../runtime/tensor.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
-import { buildPartProgram, gradName, trainableNames, type PartName, type ProgramKind, type SplitPoints } from '../model/partition.js';
+import {
+  buildPartProgram,
+  gradName,
+  trainableNames,
+  type PartName,
+  type ProgramKind,
+  type SplitPoints,
+} from '../model/partition.js';
 import { cutAtUpstream } from '../graph/cut.js';
 import { weightFeed } from '../model/graph-weights.js';
 import { Rng } from '../util/rng.js';
@@ -20,7 +27,12 @@ import { Rng } from '../util/rng.js';
  * more, the copies the same.)
  */
 export type ActivationPolicy = 'recompute' | 'carry';
-export const DEFAULT_POLICY: Record<PartName, ActivationPolicy> = { head: 'recompute', trunk: 'recompute', tail: 'recompute', full: 'recompute' };
+export const DEFAULT_POLICY: Record<PartName, ActivationPolicy> = {
+  head: 'recompute',
+  trunk: 'recompute',
+  tail: 'recompute',
+  full: 'recompute',
+};
 
 /** LoRA dropout masks of one training step, shared by its forward and backward. */
 export type DropoutMasks = Record<string, TensorData>;
@@ -68,7 +80,9 @@ export class PartExecutor {
     const key = `${kind}:${batch}x${seq}:${training}`;
     let p = this.programs.get(key);
     if (!p) {
-      const built = buildPartProgram(this.part, kind, this.config, this.split, this.peft, this.store, batch, seq, { training });
+      const built = buildPartProgram(this.part, kind, this.config, this.split, this.peft, this.store, batch, seq, {
+        training,
+      });
       p = CompiledGraph.create(built.graph, this.runtime);
       this.programs.set(key, p);
     }
@@ -83,7 +97,10 @@ export class PartExecutor {
       const upstream = built.graph.inputs.find((v) => v.name.startsWith('grad_'))!;
       const cut = cutAtUpstream(built.graph, upstream, [built.forwardOutput]);
       cut.forward.outputs[0].name = this.outputName();
-      p = Promise.all([CompiledGraph.create(cut.forward, this.runtime), CompiledGraph.create(cut.backward, this.runtime)]).then(([forward, backward]) => ({ forward, backward }));
+      p = Promise.all([
+        CompiledGraph.create(cut.forward, this.runtime),
+        CompiledGraph.create(cut.backward, this.runtime),
+      ]).then(([forward, backward]) => ({ forward, backward }));
       this.carried.set(key, p);
     }
     return p;
@@ -169,8 +186,16 @@ export class PartExecutor {
   /** Tail/full: forward, loss and backward in one run (fresh dropout masks unless given). */
   async step(input: TensorData, labels: TensorData, masks?: DropoutMasks): Promise<StepResult> {
     const m = masks ?? (await this.newDropoutMasks(...this.dims(input)));
-    const out = await this.run(await this.program('step', ...this.dims(input)), { [this.inputName()]: input, labels, ...m });
-    return { loss: Number(out.loss.data[0]), grads: this.collectGrads(out), inputGrad: this.part === 'tail' ? out.grad_h_B : undefined };
+    const out = await this.run(await this.program('step', ...this.dims(input)), {
+      [this.inputName()]: input,
+      labels,
+      ...m,
+    });
+    return {
+      loss: Number(out.loss.data[0]),
+      grads: this.collectGrads(out),
+      inputGrad: this.part === 'tail' ? out.grad_h_B : undefined,
+    };
   }
 
   async evaluate(input: TensorData, labels: TensorData): Promise<{ loss: number; pred: BigInt64Array }> {
@@ -180,7 +205,11 @@ export class PartExecutor {
 
   async release(): Promise<void> {
     for (const p of this.programs.values()) await (await p).release();
-    for (const p of this.carried.values()) { const c = await p; await c.forward.release(); await c.backward.release(); }
+    for (const p of this.carried.values()) {
+      const c = await p;
+      await c.forward.release();
+      await c.backward.release();
+    }
     this.programs.clear();
     this.carried.clear();
   }

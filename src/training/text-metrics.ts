@@ -7,7 +7,10 @@
  */
 
 export function words(text: string): string[] {
-  return text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+  return text
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter(Boolean);
 }
 
 /** Length of the longest common subsequence of two word lists (O(n m) time, O(m) memory). */
@@ -22,11 +25,13 @@ export function lcsLength(a: string[], b: string[]): number {
 }
 
 export function rougeLF1(generated: string, reference: string): number {
-  const g = words(generated), r = words(reference);
+  const g = words(generated),
+    r = words(reference);
   if (g.length === 0 || r.length === 0) return g.length === r.length ? 1 : 0;
   const lcs = lcsLength(g, r);
   if (lcs === 0) return 0;
-  const precision = lcs / g.length, recall = lcs / r.length;
+  const precision = lcs / g.length,
+    recall = lcs / r.length;
   return (2 * precision * recall) / (precision + recall);
 }
 

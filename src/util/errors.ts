@@ -3,12 +3,14 @@
  * fix. The CLI prints `message` alone (no stack) and exits with `exitCode`.
  */
 export class UserError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
     this.name = 'UserError';
   }
 }
-
 
 export function describeError(err: unknown): string {
   if (err instanceof UserError) return err.message;

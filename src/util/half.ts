@@ -27,7 +27,8 @@ export function floatToHalf(x: number): number {
     mant |= 0x800000;
     const shift = 14 - e;
     let half = mant >> shift;
-    const rest = mant & ((1 << shift) - 1), mid = 1 << (shift - 1);
+    const rest = mant & ((1 << shift) - 1),
+      mid = 1 << (shift - 1);
     if (rest > mid || (rest === mid && half & 1)) half++;
     return sign | half;
   }
@@ -38,7 +39,9 @@ export function floatToHalf(x: number): number {
 }
 
 export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+  const s = h & 0x8000 ? -1 : 1,
+    e = (h >> 10) & 0x1f,
+    f = h & 0x3ff;
   if (e === 0) return s * Math.pow(2, -14) * (f / 1024);
   if (e === 31) return f ? NaN : s * Infinity;
   return s * Math.pow(2, e - 15) * (1 + f / 1024);

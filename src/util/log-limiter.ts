@@ -5,7 +5,11 @@
 export class LogLimiter {
   private readonly seen = new Map<string, { at: number; held: number }>();
 
-  constructor(private readonly write: (line: string) => void, private readonly periodMs = 60_000, private readonly now = () => Date.now()) {}
+  constructor(
+    private readonly write: (line: string) => void,
+    private readonly periodMs = 60_000,
+    private readonly now = () => Date.now(),
+  ) {}
 
   log(key: string, line: string): void {
     const t = this.now();

@@ -13,6 +13,9 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
  */
 export function createLogger(role: string, format: LogFormat = 'pretty'): Log {
   if (format === 'pretty') return (msg) => console.error(`[${role}] ${msg}`);
-  const logger = pino({ base: { role, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 2, sync: true }));
+  const logger = pino(
+    { base: { role, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.destination({ dest: 2, sync: true }),
+  );
   return (msg, fields) => logger.info(fields ?? {}, msg);
 }

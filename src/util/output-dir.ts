@@ -9,12 +9,16 @@ import { UserError } from './errors.js';
  */
 export function prepareOutputDir(path: string, what: string): string {
   const full = resolve(path);
-  if (/^\/(proc|sys)(\/|$)/.test(full)) throw new UserError(`${what} ${path} is under a virtual filesystem (/proc, /sys). Fix: choose a folder on a real disk`);
+  if (/^\/(proc|sys)(\/|$)/.test(full))
+    throw new UserError(
+      `${what} ${path} is under a virtual filesystem (/proc, /sys). Fix: choose a folder on a real disk`,
+    );
   let existing = full;
   for (;;) {
     try {
       const st = statSync(existing);
-      if (!st.isDirectory()) throw new UserError(`${what} ${path}: ${existing} is a file, not a folder. Fix: choose another path`);
+      if (!st.isDirectory())
+        throw new UserError(`${what} ${path}: ${existing} is a file, not a folder. Fix: choose another path`);
       break;
     } catch (e) {
       if (e instanceof UserError) throw e;
@@ -26,7 +30,9 @@ export function prepareOutputDir(path: string, what: string): string {
   try {
     accessSync(existing, constants.W_OK | constants.X_OK);
   } catch {
-    throw new UserError(`${what} ${path}: ${existing} is not writable. Fix: choose a folder you can write to, or change its permissions`);
+    throw new UserError(
+      `${what} ${path}: ${existing} is not writable. Fix: choose a folder you can write to, or change its permissions`,
+    );
   }
   mkdirSync(full, { recursive: true });
   return full;

@@ -32,7 +32,9 @@ describe('flglm CLI', () => {
     writeFileSync(file, readFileSync('configs/quickstart.yaml', 'utf8').replace('mode: sequential', 'mode: sequental'));
     const r = runCli(['config', 'validate', file]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/federation\.mode: expected sequential\|batch\|hierarchical, got "sequental" \(line \d+\)/);
+    expect(r.stderr).toMatch(
+      /federation\.mode: expected sequential\|batch\|hierarchical, got "sequental" \(line \d+\)/,
+    );
     expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
   });
 
@@ -44,7 +46,10 @@ describe('flglm CLI', () => {
   });
 
   test('a bad option value is one line naming the flag', () => {
-    for (const args of [['data', 'prepare', '--out', 'unused', '--clients', 'zero'], ['keygen', '--out', 'unused', '--days', '-1']]) {
+    for (const args of [
+      ['data', 'prepare', '--out', 'unused', '--clients', 'zero'],
+      ['keygen', '--out', 'unused', '--days', '-1'],
+    ]) {
       const r = runCli(args);
       expect(r.code).toBe(1);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -62,7 +67,10 @@ describe('flglm CLI', () => {
 test('flglm train saves into a new run folder by default, and checks --out before training', () => {
   const dir = mkdtempSync(join(tmpdir(), 'flglm-train-'));
   const cfg = join(dir, 'c.yaml');
-  writeFileSync(cfg, 'name: t\noutput_dir: out\nmodel: {preset: tiny}\ndata: {batch_size: 2, seq_len: 16, max_examples: 10}\neval: {max_batches: 1}\n');
+  writeFileSync(
+    cfg,
+    'name: t\noutput_dir: out\nmodel: {preset: tiny}\ndata: {batch_size: 2, seq_len: 16, max_examples: 10}\neval: {max_batches: 1}\n',
+  );
   const r = runCli(['train', cfg, '--steps', '2', '--quiet']);
   expect(r.stderr).toBe('');
   const m = /^model: (\S+) /m.exec(r.stdout);

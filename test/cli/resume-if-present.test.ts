@@ -7,7 +7,17 @@ test('--resume-if-present starts fresh without a checkpoint (a new pod) and need
   const dir = mkdtempSync(join(tmpdir(), 'flglm-rip-'));
   const cfg = join(dir, 'exp.yaml');
   writeFileSync(cfg, 'model: {preset: tiny}\nsecurity: {tls: false, payload_encryption: false}\n');
-  const fresh = new FlglmProcess(['server', '--config', cfg, '--insecure', '--port', '0', '--checkpoints', join(dir, 'ckpt'), '--resume-if-present']);
+  const fresh = new FlglmProcess([
+    'server',
+    '--config',
+    cfg,
+    '--insecure',
+    '--port',
+    '0',
+    '--checkpoints',
+    join(dir, 'ckpt'),
+    '--resume-if-present',
+  ]);
   try {
     await fresh.waitFor(/listening on/);
     expect(fresh.output).toMatch(/no checkpoint in .*ckpt: starting fresh/);

@@ -1,4 +1,14 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,13 +43,20 @@ function failsFast(args: string[], message: RegExp | string): void {
 }
 
 describe('a failed start exits non-zero at once', () => {
-  test('server: port in use', () => failsFast(['server', '--config', tlsConfig, '--pki', join(pki, 'server'), '--port', String(busyPort)], /the port is in use/));
+  test('server: port in use', () =>
+    failsFast(
+      ['server', '--config', tlsConfig, '--pki', join(pki, 'server'), '--port', String(busyPort)],
+      /the port is in use/,
+    ));
 
   test('server: private key readable by others', () => {
     const key = join(pki, 'server', 'server.key');
     chmodSync(key, 0o644);
     try {
-      failsFast(['server', '--config', tlsConfig, '--pki', join(pki, 'server'), '--port', '0'], /server\.key has permissions 0644/);
+      failsFast(
+        ['server', '--config', tlsConfig, '--pki', join(pki, 'server'), '--port', '0'],
+        /server\.key has permissions 0644/,
+      );
     } finally {
       chmodSync(key, 0o600);
     }
@@ -49,21 +66,42 @@ describe('a failed start exits non-zero at once', () => {
     const cert = join(pki, 'server', 'server.crt');
     renameSync(cert, `${cert}.away`);
     try {
-      failsFast(['server', '--config', tlsConfig, '--pki', join(pki, 'server'), '--port', '0'], /server certificate not found/);
+      failsFast(
+        ['server', '--config', tlsConfig, '--pki', join(pki, 'server'), '--port', '0'],
+        /server certificate not found/,
+      );
     } finally {
       renameSync(`${cert}.away`, cert);
     }
   });
 
-  test('server: missing revocation list (fails closed)', () => failsFast(['server', '--config', tlsConfig, '--pki', join(pki, 'server'), '--revoked', join(dir, 'nope.json'), '--port', '0'], /revocation list .*nope\.json is missing/));
+  test('server: missing revocation list (fails closed)', () =>
+    failsFast(
+      [
+        'server',
+        '--config',
+        tlsConfig,
+        '--pki',
+        join(pki, 'server'),
+        '--revoked',
+        join(dir, 'nope.json'),
+        '--port',
+        '0',
+      ],
+      /revocation list .*nope\.json is missing/,
+    ));
 
   test('client: key readable by others', () => {
     const kit = join(dir, 'loose-kit');
     mkdirSync(kit);
-    for (const f of readdirSync(join(pki, 'clients', 'alice'))) writeFileSync(join(kit, f), readFileSync(join(pki, 'clients', 'alice', f)), { mode: 0o644 });
+    for (const f of readdirSync(join(pki, 'clients', 'alice')))
+      writeFileSync(join(kit, f), readFileSync(join(pki, 'clients', 'alice', f)), { mode: 0o644 });
     mkdirSync(join(dir, 'silo'));
     writeFileSync(join(dir, 'silo', 'a.jsonl'), '{"text": "hello"}\n');
-    failsFast(['client', '--data', join(dir, 'silo'), '--pki', kit, '--server', `127.0.0.1:${busyPort}`], /client\.key has permissions 0644/);
+    failsFast(
+      ['client', '--data', join(dir, 'silo'), '--pki', kit, '--server', `127.0.0.1:${busyPort}`],
+      /client\.key has permissions 0644/,
+    );
   });
 
   test('run: an output folder that cannot be created', () => {
@@ -74,10 +112,23 @@ describe('a failed start exits non-zero at once', () => {
 });
 
 describe('--insecure is never silent about what it drops', () => {
-  test('with --pki', () => failsFast(['server', '--config', plainConfig, '--pki', join(pki, 'server'), '--insecure', '--port', '0'], /--insecure and --pki contradict/));
-  test('with a config that asks for TLS', () => failsFast(['server', '--config', tlsConfig, '--insecure', '--port', '0'], /security\.tls: true/));
-  test('on a non-loopback address', () => failsFast(['server', '--config', plainConfig, '--insecure', '--host', '0.0.0.0', '--port', '0'], /refusing to listen on 0\.0\.0\.0 without TLS/));
-  test('client with --pki', () => failsFast(['client', '--data', dir, '--pki', join(pki, 'clients', 'alice'), '--insecure'], /--insecure and --pki contradict/));
+  test('with --pki', () =>
+    failsFast(
+      ['server', '--config', plainConfig, '--pki', join(pki, 'server'), '--insecure', '--port', '0'],
+      /--insecure and --pki contradict/,
+    ));
+  test('with a config that asks for TLS', () =>
+    failsFast(['server', '--config', tlsConfig, '--insecure', '--port', '0'], /security\.tls: true/));
+  test('on a non-loopback address', () =>
+    failsFast(
+      ['server', '--config', plainConfig, '--insecure', '--host', '0.0.0.0', '--port', '0'],
+      /refusing to listen on 0\.0\.0\.0 without TLS/,
+    ));
+  test('client with --pki', () =>
+    failsFast(
+      ['client', '--data', dir, '--pki', join(pki, 'clients', 'alice'), '--insecure'],
+      /--insecure and --pki contradict/,
+    ));
 });
 
 describe('keygen never leaves a half-written PKI and never replaces a CA silently', () => {
@@ -109,11 +160,27 @@ describe('keygen never leaves a half-written PKI and never replaces a CA silentl
 
   test('private folders are 0700 whatever the umask', () => {
     const out = join(dir, 'umask');
-    const r = spawnSync('sh', ['-c', `umask 000 && "${process.execPath}" bin/flglm keygen --out "${out}" --clients a --sub-servers s --key-bits 2048`], { encoding: 'utf8' });
+    const r = spawnSync(
+      'sh',
+      [
+        '-c',
+        `umask 000 && "${process.execPath}" bin/flglm keygen --out "${out}" --clients a --sub-servers s --key-bits 2048`,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(r.status).toBe(0);
-    for (const d of ['ca', 'server', 'clients/a', 'subservers/s']) expect(statSync(join(out, d)).mode & 0o777).toBe(0o700);
-    for (const f of ['ca/ca.key', 'server/server.key', 'clients/a/client.key', 'clients/a/payload.key', 'subservers/s/client.key']) expect(statSync(join(out, f)).mode & 0o777).toBe(0o600);
+    for (const d of ['ca', 'server', 'clients/a', 'subservers/s'])
+      expect(statSync(join(out, d)).mode & 0o777).toBe(0o700);
+    for (const f of [
+      'ca/ca.key',
+      'server/server.key',
+      'clients/a/client.key',
+      'clients/a/payload.key',
+      'subservers/s/client.key',
+    ])
+      expect(statSync(join(out, f)).mode & 0o777).toBe(0o600);
   });
 
-  test('add-client refuses a reserved id', () => failsFast(['keygen', 'add-client', 'sub-server.evil', '--pki', pki], /reserved/));
+  test('add-client refuses a reserved id', () =>
+    failsFast(['keygen', 'add-client', 'sub-server.evil', '--pki', pki], /reserved/));
 });

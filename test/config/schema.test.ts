@@ -35,7 +35,9 @@ describe('experiment config', () => {
   test('misspelled enum names the key, the choices, the value and the line', () => {
     const text = quickstart.replace('mode: sequential', 'mode: sequental');
     const line = text.split('\n').findIndex((l) => l.includes('sequental')) + 1;
-    expect(problems(text)).toEqual([`federation.mode: expected sequential|batch|hierarchical, got "sequental" (line ${line})`]);
+    expect(problems(text)).toEqual([
+      `federation.mode: expected sequential|batch|hierarchical, got "sequental" (line ${line})`,
+    ]);
   });
 
   test('wrong type', () => {
@@ -45,34 +47,57 @@ describe('experiment config', () => {
 
   test('out of range numbers', () => {
     expect(problems('federation:\n  rounds: 0\n')[0]).toMatch(/^federation\.rounds: expected > 0, got 0 \(line 2\)$/);
-    expect(problems('data:\n  test_fraction: 1.5\n')[0]).toMatch(/^data\.test_fraction: expected < 1, got 1\.5 \(line 2\)$/);
+    expect(problems('data:\n  test_fraction: 1.5\n')[0]).toMatch(
+      /^data\.test_fraction: expected < 1, got 1\.5 \(line 2\)$/,
+    );
     expect(problems('optimizer:\n  lr: -1\n')[0]).toMatch(/^optimizer\.lr: expected > 0/);
   });
 
   test('unknown key at any depth names the key and its line', () => {
-    expect(problems('seed: 1\nfederaton:\n  mode: batch\n')).toEqual(['federaton: unknown key "federaton"; did you mean "federation"? check its spelling against configs/reference.yaml (line 2)']);
-    expect(problems('model:\n  preset: tiny\n  layers: 3\n')).toEqual(['model.layers: unknown key "layers"; check its spelling against configs/reference.yaml (line 3)']);
+    expect(problems('seed: 1\nfederaton:\n  mode: batch\n')).toEqual([
+      'federaton: unknown key "federaton"; did you mean "federation"? check its spelling against configs/reference.yaml (line 2)',
+    ]);
+    expect(problems('model:\n  preset: tiny\n  layers: 3\n')).toEqual([
+      'model.layers: unknown key "layers"; check its spelling against configs/reference.yaml (line 3)',
+    ]);
   });
 
   test('partition rule format', () => {
     expect(parseConfigText('data:\n  partition: dirichlet:0.3\n').ok).toBe(true);
-    expect(problems('data:\n  partition: dirichlet\n')[0]).toMatch(/^data\.partition: expected natural\|iid\|dirichlet:ALPHA, got "dirichlet" \(line 2\)$/);
+    expect(problems('data:\n  partition: dirichlet\n')[0]).toMatch(
+      /^data\.partition: expected natural\|iid\|dirichlet:ALPHA, got "dirichlet" \(line 2\)$/,
+    );
   });
 
   test('cross-field rules', () => {
-    expect(problems('federation:\n  clients: 2\n  min_clients: 3\n')[0]).toMatch(/^federation\.min_clients: must be at most federation\.clients \(2\), got 3 \(line 3\)$/);
-    expect(problems('data:\n  silos: [a, b]\nfederation:\n  clients: 3\n')[0]).toMatch(/^data\.silos: lists 2 silos but federation\.clients is 3/);
+    expect(problems('federation:\n  clients: 2\n  min_clients: 3\n')[0]).toMatch(
+      /^federation\.min_clients: must be at most federation\.clients \(2\), got 3 \(line 3\)$/,
+    );
+    expect(problems('data:\n  silos: [a, b]\nfederation:\n  clients: 3\n')[0]).toMatch(
+      /^data\.silos: lists 2 silos but federation\.clients is 3/,
+    );
   });
-
 
   test('secure aggregation and a hidden aggregate refuse what they cannot compute, naming the fix', () => {
     const secure = 'privacy:\n  secure_aggregation:\n    enabled: true\n';
-    expect(problems(`federation:\n  mode: sequential\n  strategy:\n    name: relay\n${secure}`).join('\n')).toMatch(/secure aggregation computes a weighted mean, which relay is not .* use one of fedavg/);
-    expect(problems(`federation:\n  update_encoding: float16-delta\n${secure}`).join('\n')).toMatch(/has its own fixed-point encoding; use update_encoding: float32/);
-    expect(problems(`federation:\n  strategy:\n    client_optimizer: average\n${secure}`).join('\n')).toMatch(/optimizer moments in the clear/);
-    expect(problems('privacy:\n  hide_aggregate: true\n').join('\n')).toMatch(/set privacy.secure_aggregation.enabled: true too/);
-    expect(problems(`federation:\n  strategy:\n    name: fedadam\n${secure}  hide_aggregate: true\n`).join('\n')).toMatch(/cannot take fedadam's server-side step/);
-    expect(problems(`security:\n  tls: false\n${secure}  hide_aggregate: true\n`).join('\n')).toMatch(/needs the federation secret in the client kits/);
+    expect(problems(`federation:\n  mode: sequential\n  strategy:\n    name: relay\n${secure}`).join('\n')).toMatch(
+      /secure aggregation computes a weighted mean, which relay is not .* use one of fedavg/,
+    );
+    expect(problems(`federation:\n  update_encoding: float16-delta\n${secure}`).join('\n')).toMatch(
+      /has its own fixed-point encoding; use update_encoding: float32/,
+    );
+    expect(problems(`federation:\n  strategy:\n    client_optimizer: average\n${secure}`).join('\n')).toMatch(
+      /optimizer moments in the clear/,
+    );
+    expect(problems('privacy:\n  hide_aggregate: true\n').join('\n')).toMatch(
+      /set privacy.secure_aggregation.enabled: true too/,
+    );
+    expect(
+      problems(`federation:\n  strategy:\n    name: fedadam\n${secure}  hide_aggregate: true\n`).join('\n'),
+    ).toMatch(/cannot take fedadam's server-side step/);
+    expect(problems(`security:\n  tls: false\n${secure}  hide_aggregate: true\n`).join('\n')).toMatch(
+      /needs the federation secret in the client kits/,
+    );
     expect(parseConfigText(`${secure}  hide_aggregate: true\n`).ok).toBe(true);
   });
 
@@ -93,7 +118,10 @@ test('paths written in a config file resolve against its folder; defaults stay r
   const { loadConfigFile } = await import('../../src/config/load.js');
   const dir = mkdtempSync(join(tmpdir(), 'flglm-cfg-'));
   mkdirSync(join(dir, 'sub'));
-  writeFileSync(join(dir, 'sub', 'exp.yaml'), 'data: {silos: [a, ../b, /abs/c], test: t}\nmodel: {hf_path: ../models/m}\n');
+  writeFileSync(
+    join(dir, 'sub', 'exp.yaml'),
+    'data: {silos: [a, ../b, /abs/c], test: t}\nmodel: {hf_path: ../models/m}\n',
+  );
   const cfg = loadConfigFile(join(dir, 'sub', 'exp.yaml'));
   expect(cfg.data.silos).toEqual([join(dir, 'sub', 'a'), join(dir, 'b'), '/abs/c']);
   expect(cfg.data.test).toBe(join(dir, 'sub', 't'));
@@ -105,15 +133,25 @@ test('paths written in a config file resolve against its folder; defaults stay r
 
 describe('config ergonomics', () => {
   test('--set overrides keys with YAML-typed values; a bad override is one clear problem', () => {
-    const r = parseConfigText(quickstart, ['federation.rounds=8', 'data.silos=[a, b, c]', 'data.test=t', 'eval.every_rounds=2', 'name=tuned']);
+    const r = parseConfigText(quickstart, [
+      'federation.rounds=8',
+      'data.silos=[a, b, c]',
+      'data.test=t',
+      'eval.every_rounds=2',
+      'name=tuned',
+    ]);
     if (!r.ok) throw new Error(JSON.stringify(r.problems));
     expect(r.config.federation.rounds).toBe(8);
     expect(r.config.data.silos).toEqual(['a', 'b', 'c']);
     expect(r.config.name).toBe('tuned');
     const bad = parseConfigText(quickstart, ['federation.rounds']);
-    expect(bad.ok ? [] : bad.problems.map(formatProblem)).toEqual(['--set: expected KEY=VALUE with a dotted key (e.g. federation.rounds=8), got "federation.rounds"']);
+    expect(bad.ok ? [] : bad.problems.map(formatProblem)).toEqual([
+      '--set: expected KEY=VALUE with a dotted key (e.g. federation.rounds=8), got "federation.rounds"',
+    ]);
     const typo = parseConfigText(quickstart, ['federation.round=3']);
-    expect(typo.ok ? [] : typo.problems.map((p) => p.message)).toEqual(['unknown key "round"; did you mean "rounds"? check its spelling against configs/reference.yaml']);
+    expect(typo.ok ? [] : typo.problems.map((p) => p.message)).toEqual([
+      'unknown key "round"; did you mean "rounds"? check its spelling against configs/reference.yaml',
+    ]);
     const wrong = parseConfigText(quickstart, ['federation.rounds=many']);
     expect(wrong.ok ? [] : wrong.problems.map((p) => p.message)).toEqual(['expected number, got "many"']);
   });
@@ -139,12 +177,28 @@ describe('config ergonomics', () => {
 describe('preflight: what can be checked before any work', () => {
   test('positions, split, memory and data folders, each one clear error', async () => {
     const { preflight } = await import('../../src/config/preflight.js');
-    const cfgOf = (yaml: string) => { const r = parseConfigText(yaml); if (!r.ok) throw new Error(JSON.stringify(r.problems)); return r.config; };
-    expect(() => preflight(cfgOf('data: {seq_len: 4096}\n'))).toThrow('data.seq_len 4096 exceeds the model\'s max_position_embeddings 512. Fix: lower data.seq_len or raise model.max_seq_len');
-    expect(() => preflight(cfgOf('model: {max_seq_len: 100000}\ndata: {seq_len: 100000}\n'))).toThrow(/one training step needs about \d+\.\d GiB .* Fix: lower data.seq_len or data.batch_size/);
-    expect(() => preflight(cfgOf('split: {head_blocks: 4, tail_blocks: 4}\n'))).toThrow(/head_blocks \+ tail_blocks < 8/);
-    expect(() => preflight(cfgOf('federation: {clients: 2}\ndata: {silos: [/nonexistent/a, /nonexistent/b], test: /nonexistent/t}\n'))).toThrow('data folder not found: /nonexistent/a');
-    expect(preflight(cfgOf(quickstart))[0]).toMatch(/^model: llama, 8 layers \(head 1, tail 1\); one step needs about 0\.\d GiB/);
+    const cfgOf = (yaml: string) => {
+      const r = parseConfigText(yaml);
+      if (!r.ok) throw new Error(JSON.stringify(r.problems));
+      return r.config;
+    };
+    expect(() => preflight(cfgOf('data: {seq_len: 4096}\n'))).toThrow(
+      "data.seq_len 4096 exceeds the model's max_position_embeddings 512. Fix: lower data.seq_len or raise model.max_seq_len",
+    );
+    expect(() => preflight(cfgOf('model: {max_seq_len: 100000}\ndata: {seq_len: 100000}\n'))).toThrow(
+      /one training step needs about \d+\.\d GiB .* Fix: lower data.seq_len or data.batch_size/,
+    );
+    expect(() => preflight(cfgOf('split: {head_blocks: 4, tail_blocks: 4}\n'))).toThrow(
+      /head_blocks \+ tail_blocks < 8/,
+    );
+    expect(() =>
+      preflight(
+        cfgOf('federation: {clients: 2}\ndata: {silos: [/nonexistent/a, /nonexistent/b], test: /nonexistent/t}\n'),
+      ),
+    ).toThrow('data folder not found: /nonexistent/a');
+    expect(preflight(cfgOf(quickstart))[0]).toMatch(
+      /^model: llama, 8 layers \(head 1, tail 1\); one step needs about 0\.\d GiB/,
+    );
   });
 });
 

@@ -18,7 +18,7 @@ test('the real Qwen3 and Llama 3 tokenizers load with their special tokens and r
   expect(l.decode(l.encode('Call me Ishmael.'))).toBe('Call me Ishmael.');
 });
 
-test('data.chat_template formats prompt/completion examples with the model\'s template; loss only on the assistant turn', () => {
+test("data.chat_template formats prompt/completion examples with the model's template; loss only on the assistant turn", () => {
   const tok = withChatTemplate(HfTokenizer.fromFolder(QWEN3), true, QWEN3);
   const f = tok.formatExample!({ prompt: 'Is this email spam?', completion: 'ham' });
   expect(f.prompt).toBe('<|im_start|>user\nIs this email spam?<|im_end|>\n<|im_start|>assistant\n');
@@ -30,6 +30,13 @@ test('data.chat_template formats prompt/completion examples with the model\'s te
   const labelled = labels.filter((x) => x !== IGNORE_INDEX);
   expect(labelled).toEqual([...tok.encode(f.completion), tok.eos]);
   // Without a template the prompt is the raw text.
-  expect(encodeExample({ prompt: 'Is this email spam?', completion: 'ham' }, HfTokenizer.fromFolder(QWEN3), seq).ids.slice(1, 4)).toEqual(HfTokenizer.fromFolder(QWEN3).encode('Is this email spam?').slice(0, 3));
-  expect(() => withChatTemplate(new ByteTokenizer(), true, null)).toThrow(/data.chat_template: true, but a preset model has no tokenizer/);
+  expect(
+    encodeExample({ prompt: 'Is this email spam?', completion: 'ham' }, HfTokenizer.fromFolder(QWEN3), seq).ids.slice(
+      1,
+      4,
+    ),
+  ).toEqual(HfTokenizer.fromFolder(QWEN3).encode('Is this email spam?').slice(0, 3));
+  expect(() => withChatTemplate(new ByteTokenizer(), true, null)).toThrow(
+    /data.chat_template: true, but a preset model has no tokenizer/,
+  );
 });

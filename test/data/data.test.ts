@@ -10,7 +10,13 @@ import { IGNORE_INDEX } from '../../src/model/partition.js';
 import type { Document } from '../../src/data/corpora.js';
 
 const docs: Document[] = [];
-for (const [source, label, n] of [['easy-ham-1', 'ham', 50], ['easy-ham-2', 'ham', 30], ['hard-ham-1', 'ham', 10], ['spam-1', 'spam', 20], ['spam-2', 'spam', 40]] as const) {
+for (const [source, label, n] of [
+  ['easy-ham-1', 'ham', 50],
+  ['easy-ham-2', 'ham', 30],
+  ['hard-ham-1', 'ham', 10],
+  ['spam-1', 'spam', 20],
+  ['spam-2', 'spam', 40],
+] as const) {
   for (let i = 0; i < n; i++) docs.push({ text: `${source} ${i}`, label, source });
 }
 
@@ -18,7 +24,9 @@ describe('partitioning', () => {
   test('natural: every source goes to one client, test is a stratified held-out share', () => {
     const { silos, test } = partitionDocuments(docs, 3, 'natural', 0.1, 1);
     const owners = new Map<string, Set<number>>();
-    silos.forEach((s, c) => s.forEach((d) => (owners.get(d.source) ?? owners.set(d.source, new Set()).get(d.source)!).add(c)));
+    silos.forEach((s, c) =>
+      s.forEach((d) => (owners.get(d.source) ?? owners.set(d.source, new Set()).get(d.source)!).add(c)),
+    );
     for (const set of owners.values()) expect(set.size).toBe(1);
     expect(new Set(test.map((d) => d.source)).size).toBe(5);
     const seen = new Set([...silos.flat(), ...test]);
@@ -29,7 +37,9 @@ describe('partitioning', () => {
     const iid = partitionDocuments(docs, 3, 'iid', 0.1, 1).silos.map((s) => s.length);
     expect(Math.max(...iid) - Math.min(...iid)).toBeLessThanOrEqual(1);
     const skewed = partitionDocuments(docs, 3, 'dirichlet:0.1', 0.1, 1).silos;
-    const spamShare = skewed.filter((s) => s.length > 0).map((s) => s.filter((d) => d.label === 'spam').length / s.length);
+    const spamShare = skewed
+      .filter((s) => s.length > 0)
+      .map((s) => s.filter((d) => d.label === 'spam').length / s.length);
     expect(Math.max(...spamShare) - Math.min(...spamShare)).toBeGreaterThan(0.3);
     expect(skewed.flat().length + partitionDocuments(docs, 3, 'dirichlet:0.1', 0.1, 1).test.length).toBe(docs.length);
   });
@@ -45,14 +55,19 @@ describe('silos and batches', () => {
     writeFileSync(join(dir, 'a.jsonl'), '{"text": "ok"}\n{"text": oops}\n');
     expect(() => readSilo(dir)).toThrow(`${join(dir, 'a.jsonl')}:2: not valid JSON`);
     writeFileSync(join(dir, 'a.jsonl'), '{"text": "ok"}\n{"prompt": 3}\n');
-    expect(() => readSilo(dir)).toThrow(`${join(dir, 'a.jsonl')}:2: expected {"text": string} or {"prompt": string, "completion": string}`);
+    expect(() => readSilo(dir)).toThrow(
+      `${join(dir, 'a.jsonl')}:2: expected {"text": string} or {"prompt": string, "completion": string}`,
+    );
   });
 
   test('.txt files and prompt/completion lines are read', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flglm-silo-'));
     writeFileSync(join(dir, 'a.jsonl'), '{"prompt": "p", "completion": " c"}\n');
     writeFileSync(join(dir, 'b.txt'), 'free text');
-    expect(readSilo(dir)).toEqual([{ prompt: 'p', completion: ' c', at: `${join(dir, 'a.jsonl')}:1` }, { text: 'free text', at: join(dir, 'b.txt') }]);
+    expect(readSilo(dir)).toEqual([
+      { prompt: 'p', completion: ' c', at: `${join(dir, 'a.jsonl')}:1` },
+      { text: 'free text', at: join(dir, 'b.txt') },
+    ]);
     expect(() => readSilo(join(dir, 'missing'))).toThrow(/data folder not found/);
   });
 
@@ -68,10 +83,15 @@ describe('silos and batches', () => {
   test('batch streams are reproducible and cover every example each epoch', () => {
     const tok = new ByteTokenizer();
     const ex = Array.from({ length: 10 }, (_, i) => ({ text: `example ${i}` }));
-    const a = new BatchStream(ex, tok, 5, 16, 3), b = new BatchStream(ex, tok, 5, 16, 3);
+    const a = new BatchStream(ex, tok, 5, 16, 3),
+      b = new BatchStream(ex, tok, 5, 16, 3);
     const first = [a.next(), a.next()];
     expect(first[0].tokens.data).toEqual(b.next().tokens.data);
-    const starts = first.flatMap((bt) => Array.from({ length: 5 }, (_, r) => tok.decode(Array.from(bt.tokens.data as BigInt64Array, (x) => Number(x)).slice(r * 16, r * 16 + 16))));
+    const starts = first.flatMap((bt) =>
+      Array.from({ length: 5 }, (_, r) =>
+        tok.decode(Array.from(bt.tokens.data as BigInt64Array, (x) => Number(x)).slice(r * 16, r * 16 + 16)),
+      ),
+    );
     expect(new Set(starts).size).toBe(10);
   });
 
@@ -108,7 +128,10 @@ describe('silo checks', () => {
   test('invalid UTF-8 is reported with file and line, never replaced', async () => {
     const { readSilo } = await import('../../src/data/examples.js');
     const dir = mkdtempSync(join(tmpdir(), 'flglm-silo-'));
-    writeFileSync(join(dir, 'a.jsonl'), Buffer.concat([Buffer.from('{"text": "ok"}\n{"text": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]));
+    writeFileSync(
+      join(dir, 'a.jsonl'),
+      Buffer.concat([Buffer.from('{"text": "ok"}\n{"text": "caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]),
+    );
     expect(() => readSilo(dir)).toThrow(`${join(dir, 'a.jsonl')}:2: not valid UTF-8`);
   });
   test('free text in a classify silo is an error naming where it is', async () => {
@@ -119,24 +142,41 @@ describe('silo checks', () => {
     writeFileSync(join(dir, 'notes.txt'), 'just text');
     const examples = readSilo(dir);
     expect(() => checkExamplesForTask(examples, 'lm')).not.toThrow();
-    expect(() => checkExamplesForTask(examples, 'classify')).toThrow(`${join(dir, 'notes.txt')}: free text in a classify silo`);
+    expect(() => checkExamplesForTask(examples, 'classify')).toThrow(
+      `${join(dir, 'notes.txt')}: free text in a classify silo`,
+    );
   });
 });
 
 describe('task generate: email body -> subject line', () => {
   test('examples are the start of the body and its subject; titleless documents are left out; corpora without titles are refused', async () => {
-    const { toExample, prepareExamples, GENERATE_BODY_CHARS, MAX_TITLE_CHARS } = await import('../../src/data/prepare.js');
+    const { toExample, prepareExamples, GENERATE_BODY_CHARS, MAX_TITLE_CHARS } =
+      await import('../../src/data/prepare.js');
     const { splitEmail } = await import('../../src/data/corpora.js');
     const { subject, body } = splitEmail('From: a@b\nSubject:  Re: lunch\n\nSee you at <b>noon</b>.\n');
     expect({ subject, body }).toEqual({ subject: 'Re: lunch', body: 'See you at noon .' });
-    const e = toExample({ text: 'x', label: 'ham', source: 's', title: 'Re: lunch', body: 'b'.repeat(500) }, 'generate', 2000);
+    const e = toExample(
+      { text: 'x', label: 'ham', source: 's', title: 'Re: lunch', body: 'b'.repeat(500) },
+      'generate',
+      2000,
+    );
     expect(e).toEqual({ prompt: `${'b'.repeat(GENERATE_BODY_CHARS)}\nsubject:`, completion: ' Re: lunch' });
-    const d = prepareExamples({ dataset: 'spam-assassin', task: 'generate', clients: 3, partition: 'natural', testFraction: 0.1, seed: 1, maxExamples: 50 });
+    const d = prepareExamples({
+      dataset: 'spam-assassin',
+      task: 'generate',
+      clients: 3,
+      partition: 'natural',
+      testFraction: 0.1,
+      seed: 1,
+      maxExamples: 50,
+    });
     for (const x of [...d.silos.flat(), ...d.test]) {
       expect('completion' in x && x.completion.length > 1 && x.completion.length <= MAX_TITLE_CHARS + 1).toBe(true);
       expect('prompt' in x && x.prompt.endsWith('\nsubject:') && !x.prompt.startsWith('Subject:')).toBe(true);
     }
-    expect(() => prepareExamples({ dataset: 'sotu', task: 'generate', clients: 2, partition: 'iid', testFraction: 0.1, seed: 1 })).toThrow(/sotu has no titles to generate.*spam-assassin/);
+    expect(() =>
+      prepareExamples({ dataset: 'sotu', task: 'generate', clients: 2, partition: 'iid', testFraction: 0.1, seed: 1 }),
+    ).toThrow(/sotu has no titles to generate.*spam-assassin/);
   });
 
   test('ROUGE-L F1 and exact match, by hand', async () => {

@@ -26,13 +26,19 @@ test('relative noise scales with the tensor: growing h_A does not outgrow it', (
 });
 
 test('privacy.activation_noise: the server receives noisy h_A; the client trains on', async () => {
-  const yaml = (sigma: number) => `seed: 3\nmodel: {preset: tiny, max_seq_len: 64}\noptimizer: {lr: 0.003, grad_clip: 0}\ndata: {task: classify, batch_size: 4, seq_len: 48, max_examples: 40}\neval: {max_batches: 2}\nsecurity: {tls: false, payload_encryption: false}\nfederation: {mode: sequential, clients: 1, rounds: 1, local_steps: 8}\nprivacy: {activation_noise: {sigma: ${sigma}}}\n`;
+  const yaml = (sigma: number) =>
+    `seed: 3\nmodel: {preset: tiny, max_seq_len: 64}\noptimizer: {lr: 0.003, grad_clip: 0}\ndata: {task: classify, batch_size: 4, seq_len: 48, max_examples: 40}\neval: {max_batches: 2}\nsecurity: {tls: false, payload_encryption: false}\nfederation: {mode: sequential, clients: 1, rounds: 1, local_steps: 8}\nprivacy: {activation_noise: {sigma: ${sigma}}}\n`;
   const first = async (sigma: number) => {
     let hA: Float32Array | null = null;
-    const r = await federate(config(yaml(sigma)), { audit: (_id, m) => { if (!hA && m.kind === 'activations') hA = new Float32Array(Uint8Array.from(m.activations!.tensor!.data).buffer); } });
+    const r = await federate(config(yaml(sigma)), {
+      audit: (_id, m) => {
+        if (!hA && m.kind === 'activations') hA = new Float32Array(Uint8Array.from(m.activations!.tensor!.data).buffer);
+      },
+    });
     return { hA: hA!, losses: r.results[0].losses };
   };
-  const clean = await first(0), noisy = await first(0.5);
+  const clean = await first(0),
+    noisy = await first(0.5);
   // The first step's h_A is the same model on the same batch: the difference is the noise.
   const diff = clean.hA.map((x, i) => noisy.hA[i] - x);
   const sd = Math.sqrt(diff.reduce((a, x) => a + x * x, 0) / diff.length);

@@ -3,7 +3,15 @@ import { ProtocolError } from '../../src/protocol/tensors.js';
 import { trainCentralized } from '../../src/training/centralized.js';
 import { config, federate } from '../helpers/federation.js';
 
-const wire = (name: string, n: number) => ({ name, dtype: 'float32', shape: [n], data: Uint8Array.from({ length: n * 4 }, (_, i) => (i * 7 + name.length) % 251), counter: '3', tag: new Uint8Array(16), encrypted: true });
+const wire = (name: string, n: number) => ({
+  name,
+  dtype: 'float32',
+  shape: [n],
+  data: Uint8Array.from({ length: n * 4 }, (_, i) => (i * 7 + name.length) % 251),
+  counter: '3',
+  tag: new Uint8Array(16),
+  encrypted: true,
+});
 
 describe('chunking large tensors', () => {
   test('a large activation travels in slices and is reassembled exactly', () => {
@@ -20,7 +28,10 @@ describe('chunking large tensors', () => {
     const tensors = [wire('a', 10), wire('big', 700), wire('b', 20), wire('c', 300)];
     const parts = chunkMessage({ parameters: { round: 2, numExamples: 5, tensors, metricsJson: '' } }, 1000);
     expect(parts.length).toBeGreaterThan(2);
-    for (const p of parts) expect((p.parameters as { tensors: { data: Uint8Array }[] }).tensors.reduce((s, t) => s + t.data.byteLength, 0)).toBeLessThanOrEqual(1000);
+    for (const p of parts)
+      expect(
+        (p.parameters as { tensors: { data: Uint8Array }[] }).tensors.reduce((s, t) => s + t.data.byteLength, 0),
+      ).toBeLessThanOrEqual(1000);
     const a = new ChunkAssembler();
     const whole = parts.map((p) => a.accept({ ...p, kind: 'parameters' })).pop()!;
     const back = (whole.parameters as { tensors: { name: string; data: Uint8Array }[] }).tensors;
@@ -35,13 +46,28 @@ describe('chunking large tensors', () => {
   });
 
   test('limits are enforced as pieces arrive, before anything is held', () => {
-    const limits = { budget: (kind: string) => (kind === 'activations' ? { maxBytes: 4000, maxPieces: 4 } : { maxBytes: 1000, maxPieces: 3 }) };
+    const limits = {
+      budget: (kind: string) =>
+        kind === 'activations' ? { maxBytes: 4000, maxPieces: 4 } : { maxBytes: 1000, maxPieces: 3 },
+    };
     const tooMany = chunkMessage({ activations: { round: 1, step: 1, tensor: wire('h_A', 1000) } }, 500); // 8 chunks of 500 bytes
-    expect(() => new ChunkAssembler(limits).accept({ ...tooMany[0], kind: 'activations' })).toThrow(/in 8 chunks, the limit is 4/);
+    expect(() => new ChunkAssembler(limits).accept({ ...tooMany[0], kind: 'activations' })).toThrow(
+      /in 8 chunks, the limit is 4/,
+    );
     const tooBig = chunkMessage({ activations: { round: 1, step: 1, tensor: wire('h_A', 1200) } }, 1200); // 4 chunks, 4800 bytes
     const a = new ChunkAssembler(limits);
     expect(() => tooBig.forEach((p) => a.accept({ ...p, kind: 'activations' }))).toThrow(/over 4000 bytes/);
-    const set = chunkMessage({ parameters: { round: 1, numExamples: 1, tensors: [wire('a', 100), wire('b', 100), wire('c', 100)], metricsJson: '' } }, 400);
+    const set = chunkMessage(
+      {
+        parameters: {
+          round: 1,
+          numExamples: 1,
+          tensors: [wire('a', 100), wire('b', 100), wire('c', 100)],
+          metricsJson: '',
+        },
+      },
+      400,
+    );
     const b = new ChunkAssembler(limits);
     expect(() => set.forEach((p) => b.accept({ ...p, kind: 'parameters' }))).toThrow(/over 1000 bytes of tensors/);
   });

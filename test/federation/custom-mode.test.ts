@@ -25,7 +25,12 @@ eval: {max_batches: 1}
 security: {tls: false, payload_encryption: false}
 `);
   const steps: string[] = [];
-  const { results, summary } = await federate(cfg, { runner: reverseSequential, onMetric: (r) => { if (r.type === 'step') steps.push(r.client as string); } });
+  const { results, summary } = await federate(cfg, {
+    runner: reverseSequential,
+    onMetric: (r) => {
+      if (r.type === 'step') steps.push(r.client as string);
+    },
+  });
   expect(summary.history.map((r) => r.clients.length)).toEqual([2, 2]);
   expect(results.every((r) => r.losses.length === 4 && r.eval !== null)).toBe(true);
   // Each round serves the clients in reverse order of their sessions, two steps each.

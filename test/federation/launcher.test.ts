@@ -10,17 +10,49 @@ describe('flglm run (server and clients as separate processes)', () => {
   test('writes the run folder, summary and a self-contained report (task generate: both models scored on greedy generations)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flglm-run-'));
     const cfg = join(dir, 'exp.yaml');
-    writeFileSync(cfg, 'name: e2e\nseed: 2\nbaseline: centralized\nmodel: {preset: tiny}\ndata: {task: generate, batch_size: 4, seq_len: 48, max_examples: 30}\nfederation: {mode: batch, clients: 2, rounds: 2, local_steps: 3}\neval: {max_batches: 2, max_new_tokens: 6}\n');
+    writeFileSync(
+      cfg,
+      'name: e2e\nseed: 2\nbaseline: centralized\nmodel: {preset: tiny}\ndata: {task: generate, batch_size: 4, seq_len: 48, max_examples: 30}\nfederation: {mode: batch, clients: 2, rounds: 2, local_steps: 3}\neval: {max_batches: 2, max_new_tokens: 6}\n',
+    );
     const out = join(dir, 'run');
-    const r = runCli(['run', cfg, '--out', out, '--quiet', '--summary-json', join(dir, 'copy.json')], { timeoutMs: 180000 });
+    const r = runCli(['run', cfg, '--out', out, '--quiet', '--summary-json', join(dir, 'copy.json')], {
+      timeoutMs: 180000,
+    });
     expect(r.stderr + r.stdout).not.toMatch(/at .*\.js:\d+/);
     expect(r.code).toBe(0);
-    for (const f of ['config.yaml', 'metrics.jsonl', 'summary.json', 'report.html', 'logs/server.log', 'logs/client-0.log', 'logs/client-1.log', 'logs/baseline.log', 'checkpoints/server/latest/checkpoint.json', 'server-ready.json', 'summaries/server.json', 'summaries/client-0.json', 'summaries/client-1.json', 'summaries/baseline.json']) {
+    for (const f of [
+      'config.yaml',
+      'metrics.jsonl',
+      'summary.json',
+      'report.html',
+      'logs/server.log',
+      'logs/client-0.log',
+      'logs/client-1.log',
+      'logs/baseline.log',
+      'checkpoints/server/latest/checkpoint.json',
+      'server-ready.json',
+      'summaries/server.json',
+      'summaries/client-0.json',
+      'summaries/client-1.json',
+      'summaries/baseline.json',
+    ]) {
       expect(existsSync(join(out, f))).toBe(true);
     }
     expect(readdirSync(join(out, 'checkpoints', 'clients')).sort()).toEqual(['client-0', 'client-1']);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
-    for (const k of ['mode', 'clients', 'rounds', 'steps', 'tokens', 'wall_s', 'tokens_per_s', 'train_loss_final', 'eval', 'baseline']) expect(summary).toHaveProperty(k);
+    for (const k of [
+      'mode',
+      'clients',
+      'rounds',
+      'steps',
+      'tokens',
+      'wall_s',
+      'tokens_per_s',
+      'train_loss_final',
+      'eval',
+      'baseline',
+    ])
+      expect(summary).toHaveProperty(k);
     expect(summary).toMatchObject({ mode: 'batch', clients: 2, rounds: 2, steps: 12 });
     for (const k of ['loss', 'perplexity', 'accuracy']) {
       expect(Number.isFinite(summary.eval[k])).toBe(true);
@@ -32,10 +64,14 @@ describe('flglm run (server and clients as separate processes)', () => {
       expect(g.samples[0].reference.length).toBeGreaterThan(0);
     }
     expect(JSON.parse(readFileSync(join(dir, 'copy.json'), 'utf8'))).toEqual(summary);
-    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(metrics.filter((m) => m.type === 'step')).toHaveLength(12);
     expect(metrics.filter((m) => m.type === 'round')).toHaveLength(2);
-    for (const m of metrics.filter((x) => x.type === 'round')) expect(Object.keys(m.round_end).sort()).toEqual(['aggregate_s', 'broadcast_s', 'checkpoint_s', 'replicas_s']);
+    for (const m of metrics.filter((x) => x.type === 'round'))
+      expect(Object.keys(m.round_end).sort()).toEqual(['aggregate_s', 'broadcast_s', 'checkpoint_s', 'replicas_s']);
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     expect(html).toContain('<svg');
     expect(html).toContain('centralized baseline');
@@ -60,7 +96,10 @@ describe('flglm run interrupted', () => {
     const { execFileSync } = await import('node:child_process');
     const dir = mkdtempSync(join(tmpdir(), 'flglm-run-'));
     const cfg = join(dir, 'long.yaml');
-    writeFileSync(cfg, 'model: {preset: tiny}\ndata: {batch_size: 4, seq_len: 48, max_examples: 30}\nfederation: {mode: sequential, clients: 2, rounds: 500, local_steps: 5}\n');
+    writeFileSync(
+      cfg,
+      'model: {preset: tiny}\ndata: {batch_size: 4, seq_len: 48, max_examples: 30}\nfederation: {mode: sequential, clients: 2, rounds: 500, local_steps: 5}\n',
+    );
     const out = join(dir, 'run');
     const run = new FlglmProcess(['run', cfg, '--out', out]);
     await run.waitFor(/server on 127\.0\.0\.1:\d+/, 60000);
@@ -68,7 +107,13 @@ describe('flglm run interrupted', () => {
     run.kill('SIGINT');
     expect(await run.exited).toBe(130);
     expect(run.output).toContain('interrupted; stopping the server and clients');
-    const left = (() => { try { return execFileSync('pgrep', ['-f', out], { encoding: 'utf8' }).trim(); } catch { return ''; } })();
+    const left = (() => {
+      try {
+        return execFileSync('pgrep', ['-f', out], { encoding: 'utf8' }).trim();
+      } catch {
+        return '';
+      }
+    })();
     expect(left).toBe('');
   });
 });
@@ -87,13 +132,16 @@ describe('run folders', () => {
     const prep = runCli(['data', 'prepare', '--out', join(dir, 'data'), '--clients', '2', '--max-examples', '12']);
     expect(prep.code).toBe(0);
     writeFileSync(join(dir, 'data', 'client-1', 'broken.jsonl'), '{"text": "fine"}\n{not json\n');
-    const base = 'model: {preset: tiny}\ndata: {batch_size: 2, seq_len: 24, silos: [data/client-0, data/client-1], test: data/test}\nfederation: {mode: sequential, clients: 2, rounds: 2, local_steps: 1, client_timeout_ms: 20000}\neval: {max_batches: 1}\nsecurity: {tls: false, payload_encryption: false}\n';
+    const base =
+      'model: {preset: tiny}\ndata: {batch_size: 2, seq_len: 24, silos: [data/client-0, data/client-1], test: data/test}\nfederation: {mode: sequential, clients: 2, rounds: 2, local_steps: 1, client_timeout_ms: 20000}\neval: {max_batches: 1}\nsecurity: {tls: false, payload_encryption: false}\n';
     const cfg = join(dir, 'exp.yaml');
     writeFileSync(cfg, base);
     const out = join(dir, 'run');
     const early = runCli(['run', cfg, '--out', out, '--quiet'], { timeoutMs: 120000 });
     expect(early.code).not.toBe(0);
-    expect(early.stderr.trim()).toBe(`flglm: ${join(dir, 'data', 'client-1', 'broken.jsonl')}:2: not valid JSON. Fix: one JSON object per line, {"text": ...} or {"prompt": ..., "completion": ...}`);
+    expect(early.stderr.trim()).toBe(
+      `flglm: ${join(dir, 'data', 'client-1', 'broken.jsonl')}:2: not valid JSON. Fix: one JSON object per line, {"text": ...} or {"prompt": ..., "completion": ...}`,
+    );
     expect(existsSync(out)).toBe(false);
     // What only a child can find: preflight reads a model folder's config.json, the server its weights.
     writeFileSync(join(dir, 'data', 'client-1', 'broken.jsonl'), '{"prompt": "p", "completion": "ham"}\n');
@@ -111,22 +159,32 @@ describe('run folders', () => {
     expect(status.state).toBe('failed');
     expect(status.reason).toContain(reason);
     // The same --out is refused: it holds a run.
-    expect(runCli(['run', cfg, '--out', out]).stderr).toMatch(/already holds a run \(status.json\)\. Fix: choose another --out, or continue it with flglm run --resume/);
+    expect(runCli(['run', cfg, '--out', out]).stderr).toMatch(
+      /already holds a run \(status.json\)\. Fix: choose another --out, or continue it with flglm run --resume/,
+    );
   });
 
   test('an interrupted run is continued by --resume from its last round checkpoint', async () => {
     const { FlglmProcess } = await import('../helpers/processes.js');
     const dir = mkdtempSync(join(tmpdir(), 'flglm-run-'));
     const cfg = join(dir, 'exp.yaml');
-    writeFileSync(cfg, 'model: {preset: tiny}\ndata: {batch_size: 2, seq_len: 24, max_examples: 12}\nfederation: {mode: sequential, clients: 2, rounds: 6, local_steps: 2}\neval: {max_batches: 1}\nsecurity: {tls: false, payload_encryption: false}\n');
+    writeFileSync(
+      cfg,
+      'model: {preset: tiny}\ndata: {batch_size: 2, seq_len: 24, max_examples: 12}\nfederation: {mode: sequential, clients: 2, rounds: 6, local_steps: 2}\neval: {max_batches: 1}\nsecurity: {tls: false, payload_encryption: false}\n',
+    );
     const out = join(dir, 'run');
     const run = new FlglmProcess(['run', cfg, '--out', out]);
-    const rounds = () => (existsSync(join(out, 'metrics.jsonl')) ? readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"type":"round"')).length : 0);
+    const rounds = () =>
+      existsSync(join(out, 'metrics.jsonl'))
+        ? readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+            .split('\n')
+            .filter((l) => l.includes('"type":"round"')).length
+        : 0;
     for (let i = 0; i < 600 && rounds() < 2; i++) await new Promise((r) => setTimeout(r, 100));
     run.kill('SIGINT');
     expect(await run.exited).toBe(130);
     // Not a terminal: plain lines, no colour or cursor codes.
-    expect(run.output).not.toMatch(/\x1b\[/);
+    expect(run.output).not.toContain('\u001b[');
     expect(run.output).toMatch(/server on 127\.0\.0\.1:\d+/);
     const status = JSON.parse(readFileSync(join(out, 'status.json'), 'utf8'));
     expect(status).toMatchObject({ state: 'failed', reason: expect.stringContaining(`flglm run --resume ${out}`) });
@@ -136,11 +194,18 @@ describe('run folders', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(JSON.parse(readFileSync(join(out, 'status.json'), 'utf8')).state).toBe('finished');
-    const roundNumbers = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'round').map((m) => m.round);
+    const roundNumbers = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((m) => m.type === 'round')
+      .map((m) => m.round);
     // Rounds before the interruption, then the rest from the checkpoint (a round cut short is redone).
     expect(roundNumbers.slice(0, done)).toEqual(Array.from({ length: done }, (_, i) => i + 1));
     expect(roundNumbers[roundNumbers.length - 1]).toBe(6);
-    expect(new Set(roundNumbers.slice(done))).toEqual(new Set(Array.from({ length: 6 - roundNumbers[done] + 1 }, (_, i) => roundNumbers[done] + i)));
+    expect(new Set(roundNumbers.slice(done))).toEqual(
+      new Set(Array.from({ length: 6 - roundNumbers[done] + 1 }, (_, i) => roundNumbers[done] + i)),
+    );
     expect(runCli(['run', '--resume', out]).stderr).toMatch(/that run finished; nothing to resume/);
   });
 });

@@ -34,7 +34,14 @@ describe('malformed messages are refused without crashing the server', () => {
     const target = `127.0.0.1:${transport.port}`;
     try {
       // A well-behaved client trains alongside the bad one.
-      const good = runClient({ target, kit: null, train: data.silos[0], test: data.test, insecureName: 'good', reconnectAttempts: 0 });
+      const good = runClient({
+        target,
+        kit: null,
+        train: data.silos[0],
+        test: data.test,
+        insecureName: 'good',
+        reconnectAttempts: 0,
+      });
       const bad = new RawClient(target, 'bad');
       await bad.join(10);
       // Wait for this client's turn, then send a bad activation.

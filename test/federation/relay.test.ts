@@ -26,12 +26,29 @@ security: {tls: false, payload_encryption: false}
 `);
   const data = resolveData(cfg);
   const steps: { client: string; loss: number }[] = [];
-  const server = new SplitServer({ cfg, kit: null, onMetric: (r) => { if (r.type === 'step') steps.push({ client: r.client as string, loss: r.loss as number }); } });
+  const server = new SplitServer({
+    cfg,
+    kit: null,
+    onMetric: (r) => {
+      if (r.type === 'step') steps.push({ client: r.client as string, loss: r.loss as number });
+    },
+  });
   await server.init();
   const transport = await startTransport({ kit: null, port: 0, onSession: server.onSession });
   try {
     const ids = CLIENT_IDS.slice(0, 3);
-    await Promise.all(ids.map((id, i) => runClient({ target: `127.0.0.1:${transport.port}`, kit: null, train: data.silos[i], test: data.test, insecureName: id, reconnectAttempts: 0 })));
+    await Promise.all(
+      ids.map((id, i) =>
+        runClient({
+          target: `127.0.0.1:${transport.port}`,
+          kit: null,
+          train: data.silos[i],
+          test: data.test,
+          insecureName: id,
+          reconnectAttempts: 0,
+        }),
+      ),
+    );
     await server.done;
   } finally {
     await transport.close();
@@ -43,7 +60,12 @@ security: {tls: false, payload_encryption: false}
   const full = new PartExecutor('full', model, cfg.split, peftOf(cfg), store, { threads: 1 });
   const optimizer = createOptimizer(cfg.optimizer);
   const params = new Map(full.trainable.map((n) => [n, trainableData(store.get(n)!, n)]));
-  const streams = new Map(CLIENT_IDS.slice(0, 3).map((id, i) => [`insecure-${id}`, new BatchStream(data.silos[i], tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed)]));
+  const streams = new Map(
+    CLIENT_IDS.slice(0, 3).map((id, i) => [
+      `insecure-${id}`,
+      new BatchStream(data.silos[i], tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed),
+    ]),
+  );
   try {
     for (let k = 0; k < steps.length; k++) {
       const b = streams.get(steps[k].client)!.next();

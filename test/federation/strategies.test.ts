@@ -6,7 +6,8 @@ import { parseConfigText } from '../../src/config/load.js';
 import { CONTROL_DELTA_PREFIX, CONTROL_PREFIX, ScaffoldClient } from '../../src/federation/strategies/scaffold.js';
 import { splitOptimizerState } from '../../src/federation/optimizer-handoff.js';
 
-const p = (o: Record<string, number[]>): Params => new Map(Object.entries(o).map(([k, v]) => [k, Float32Array.from(v)]));
+const p = (o: Record<string, number[]>): Params =>
+  new Map(Object.entries(o).map(([k, v]) => [k, Float32Array.from(v)]));
 const u = (clientId: string, numExamples: number, params: Params): ClientUpdate => ({ clientId, numExamples, params });
 const strategy = (o: Record<string, unknown>) => createStrategy(strategySchema.parse(o));
 const close = (a: Params, b: Record<string, number[]>) => {
@@ -22,14 +23,40 @@ describe('strategies, checked against values computed by hand', () => {
     const fedavg = strategy({ name: 'fedavg' });
     close(fedavg.aggregate(1, [u('a', 1, p({ w: [1, 2] })), u('b', 3, p({ w: [5, 6] }))], null), { w: [4, 5] });
     close(fedavg.aggregate(1, [u('a', 0, p({ w: [1, 2] })), u('b', 0, p({ w: [5, 6] }))], null), { w: [3, 4] });
-    expect(() => weightedAverage([{ weight: 1, params: p({ w: [1] }) }, { weight: 1, params: p({ w: [1, 2] }) }])).toThrow(/differently shaped/);
+    expect(() =>
+      weightedAverage([
+        { weight: 1, params: p({ w: [1] }) },
+        { weight: 1, params: p({ w: [1, 2] }) },
+      ]),
+    ).toThrow(/differently shaped/);
   });
 
   test('FedMedian: coordinate-wise median, blind to claimed weights and to a minority of extreme updates', () => {
     const median = strategy({ name: 'fedmedian' });
-    close(median.aggregate(1, [u('a', 1, p({ w: [1, 20] })), u('b', 1, p({ w: [3, -5] })), u('evil', 1e15, p({ w: [1e30, -1e30] }))], null), { w: [3, -5] });
-    close(median.aggregate(1, [u('a', 1, p({ w: [1, 2] })), u('b', 1, p({ w: [2, 4] })), u('c', 1, p({ w: [3, 6] })), u('d', 1, p({ w: [10, 8] }))], null), { w: [2.5, 5] });
-    expect(() => median.aggregate(1, [u('a', 1, p({ w: [1] })), u('b', 1, p({ w: [1, 2] }))], null)).toThrow(/differently shaped/);
+    close(
+      median.aggregate(
+        1,
+        [u('a', 1, p({ w: [1, 20] })), u('b', 1, p({ w: [3, -5] })), u('evil', 1e15, p({ w: [1e30, -1e30] }))],
+        null,
+      ),
+      { w: [3, -5] },
+    );
+    close(
+      median.aggregate(
+        1,
+        [
+          u('a', 1, p({ w: [1, 2] })),
+          u('b', 1, p({ w: [2, 4] })),
+          u('c', 1, p({ w: [3, 6] })),
+          u('d', 1, p({ w: [10, 8] })),
+        ],
+        null,
+      ),
+      { w: [2.5, 5] },
+    );
+    expect(() => median.aggregate(1, [u('a', 1, p({ w: [1] })), u('b', 1, p({ w: [1, 2] }))], null)).toThrow(
+      /differently shaped/,
+    );
   });
 
   test('FedAvgM: v = beta v + Delta; x += lr v', () => {
@@ -50,9 +77,15 @@ describe('strategies, checked against values computed by hand', () => {
     close(first(yogi), { w: [(0.1 * 0.1) / (0.1 + 1e-3)] });
     close(first(adagrad), { w: [(0.1 * 0.1) / (1 + 1e-3)] });
     // Step 2 with Delta = 0.5: m = 0.14; Adam v = 0.99*0.01 + 0.01*0.25 = 0.0124; Yogi v = 0.01 + 0.01*0.25 = 0.0125.
-    close(adam.aggregate(3, [u('a', 1, p({ w: [0.5] }))], p({ w: [0] })), { w: [(0.1 * 0.14) / (Math.sqrt(0.0124) + 1e-3)] });
-    close(yogi.aggregate(3, [u('a', 1, p({ w: [0.5] }))], p({ w: [0] })), { w: [(0.1 * 0.14) / (Math.sqrt(0.0125) + 1e-3)] });
-    close(adagrad.aggregate(3, [u('a', 1, p({ w: [0.5] }))], p({ w: [0] })), { w: [(0.1 * 0.14) / (Math.sqrt(1.25) + 1e-3)] });
+    close(adam.aggregate(3, [u('a', 1, p({ w: [0.5] }))], p({ w: [0] })), {
+      w: [(0.1 * 0.14) / (Math.sqrt(0.0124) + 1e-3)],
+    });
+    close(yogi.aggregate(3, [u('a', 1, p({ w: [0.5] }))], p({ w: [0] })), {
+      w: [(0.1 * 0.14) / (Math.sqrt(0.0125) + 1e-3)],
+    });
+    close(adagrad.aggregate(3, [u('a', 1, p({ w: [0.5] }))], p({ w: [0] })), {
+      w: [(0.1 * 0.14) / (Math.sqrt(1.25) + 1e-3)],
+    });
   });
 
   test('server state survives a checkpoint: a restored strategy continues exactly', () => {
@@ -66,7 +99,9 @@ describe('strategies, checked against values computed by hand', () => {
   });
 
   test('round 1 of a server optimizer is plain FedAvg (no global parts to step from yet)', () => {
-    close(strategy({ name: 'fedadam' }).aggregate(1, [u('a', 1, p({ w: [2] })), u('b', 1, p({ w: [4] }))], null), { w: [3] });
+    close(strategy({ name: 'fedadam' }).aggregate(1, [u('a', 1, p({ w: [2] })), u('b', 1, p({ w: [4] }))], null), {
+      w: [3],
+    });
   });
 
   test('FedProx: clients are told mu, and the proximal gradient is mu (w - anchor)', () => {
@@ -79,11 +114,18 @@ describe('strategies, checked against values computed by hand', () => {
   test('SCAFFOLD server: x += lr_g mean_w(y - x); c += sum(delta_c) / N; c travels with the parts; restorable', () => {
     const s = createStrategy(strategySchema.parse({ name: 'scaffold', server_lr: 0.5 }), 4);
     expect(s.configureClient(1)).toEqual({ scaffold: true });
-    expect([...s.uploadSpec!(new Map([['w', 2]]), { name: 'adamw' } as never)]).toEqual([['w', 2], [`${CONTROL_DELTA_PREFIX}w`, 2]]);
+    expect([...s.uploadSpec!(new Map([['w', 2]]), { name: 'adamw' } as never)]).toEqual([
+      ['w', 2],
+      [`${CONTROL_DELTA_PREFIX}w`, 2],
+    ]);
     const d = (v: number[]) => ({ [`${CONTROL_DELTA_PREFIX}w`]: v });
     // 2 of N = 4 clients; weights 1 and 3: mean y = [4, 5]; x = [0, 1] -> x + 0.5 ([4, 5] - [0, 1]) = [2, 3].
     // c = 0 + ([1, 2] + [3, -2]) / 4 = [1, 0].
-    const r1 = s.aggregate(2, [u('a', 1, p({ w: [1, 2], ...d([1, 2]) })), u('b', 3, p({ w: [5, 6], ...d([3, -2]) }))], p({ w: [0, 1] }));
+    const r1 = s.aggregate(
+      2,
+      [u('a', 1, p({ w: [1, 2], ...d([1, 2]) })), u('b', 3, p({ w: [5, 6], ...d([3, -2]) }))],
+      p({ w: [0, 1] }),
+    );
     close(r1, { w: [2, 3], [`${CONTROL_PREFIX}w`]: [1, 0] });
     expect([...r1.keys()].sort()).toEqual([`${CONTROL_PREFIX}w`, 'w']);
     const restored = createStrategy(strategySchema.parse({ name: 'scaffold', server_lr: 0.5 }), 4);
@@ -113,7 +155,9 @@ describe('strategies, checked against values computed by hand', () => {
   });
 
   test('client_optimizer: average takes the optimizer entries apart from the parameters', () => {
-    const [plain, moments] = splitOptimizerState([u('a', 2, p({ w: [1], 'optimizer.w#0': [4], 'optimizer.step': [3] }))]);
+    const [plain, moments] = splitOptimizerState([
+      u('a', 2, p({ w: [1], 'optimizer.w#0': [4], 'optimizer.step': [3] })),
+    ]);
     expect([...plain[0].params.keys()]).toEqual(['w']);
     expect([...moments[0].params.keys()]).toEqual(['optimizer.w#0', 'optimizer.step']);
     expect(moments[0].numExamples).toBe(2);
@@ -129,13 +173,24 @@ describe('strategies, checked against values computed by hand', () => {
 test('the schema refuses relay outside sequential mode, naming the fix', () => {
   const r = parseConfigText('federation: {mode: hierarchical, strategy: {name: relay}}\n');
   expect(r.ok).toBe(false);
-  expect(r.ok ? [] : r.problems).toEqual([expect.objectContaining({ path: 'federation.strategy.name', message: expect.stringMatching(/relay hands the client parts .* needs federation\.mode: sequential/) })]);
+  expect(r.ok ? [] : r.problems).toEqual([
+    expect.objectContaining({
+      path: 'federation.strategy.name',
+      message: expect.stringMatching(/relay hands the client parts .* needs federation\.mode: sequential/),
+    }),
+  ]);
   expect(parseConfigText('federation: {mode: sequential, strategy: {name: relay}}\n').ok).toBe(true);
 });
 
 test('relay turns follow the data: smooth weighted round-robin, carried across rounds', () => {
-  const relay = createStrategy(strategySchema.parse({ name: 'relay' })) as unknown as { turnOrder(c: { id: string; weight: number }[], turns: number): string[] };
-  const clients = [{ id: 'a', weight: 6 }, { id: 'b', weight: 3 }, { id: 'c', weight: 1 }];
+  const relay = createStrategy(strategySchema.parse({ name: 'relay' })) as unknown as {
+    turnOrder(c: { id: string; weight: number }[], turns: number): string[];
+  };
+  const clients = [
+    { id: 'a', weight: 6 },
+    { id: 'b', weight: 3 },
+    { id: 'c', weight: 1 },
+  ];
   const order = [...relay.turnOrder(clients, 5), ...relay.turnOrder(clients, 5)];
   // By hand: credits +6/+3/+1 per turn, the largest takes the turn and pays 10 (ties: first listed).
   expect(order).toEqual(['a', 'b', 'a', 'a', 'b', 'a', 'c', 'a', 'b', 'a']);

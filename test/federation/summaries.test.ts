@@ -18,14 +18,26 @@ test('JsonLinesTail returns each complete record once, and waits for a half-writ
 
 test('clients are named after their silo folders: valid kit ids, unique', async () => {
   const { clientNames } = await import('../../src/launcher/run-folder.js');
-  expect(clientNames(['/data/silo-a', '/other/silo-a/', '/x/weird name!', '/y/server', '/z/__'])).toEqual(['silo-a', 'silo-a-2', 'weird-name-', 'client-3', 'client-4']);
+  expect(clientNames(['/data/silo-a', '/other/silo-a/', '/x/weird name!', '/y/server', '/z/__'])).toEqual([
+    'silo-a',
+    'silo-a-2',
+    'weird-name-',
+    'client-3',
+    'client-4',
+  ]);
 });
 
 test('progress lines carry elapsed time and an ETA from the pace so far', async () => {
   const { Progress, duration } = await import('../../src/report/progress.js');
   expect([duration(5.2), duration(125), duration(3720)]).toEqual(['5s', '2m05s', '1h02m']);
   const lines: string[] = [];
-  const stream = { isTTY: false, write: (s: string) => { lines.push(s); return true; } } as unknown as NodeJS.WriteStream;
+  const stream = {
+    isTTY: false,
+    write: (s: string) => {
+      lines.push(s);
+      return true;
+    },
+  } as unknown as NodeJS.WriteStream;
   const p = new Progress('train', 10, stream);
   p.update(10, { loss: 1.5 });
   expect(lines[0]).toMatch(/^train █+ 10\/10 {2}loss 1\.5000 {2}\d+s\n$/);

@@ -7,7 +7,10 @@ export interface CliResult {
 }
 
 /** Run the real `bin/flglm` in a child process. */
-export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): CliResult {
+export function runCli(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): CliResult {
   const r = spawnSync(process.execPath, [`${process.cwd()}/bin/flglm`, ...args], {
     cwd: opts.cwd ?? process.cwd(),
     env: { ...process.env, ...opts.env },

@@ -17,18 +17,43 @@ export function config(yaml: string): ExperimentConfig {
 export const CLIENT_IDS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
 
 /** A real server (replicas in worker threads) and real clients, all over gRPC on 127.0.0.1. */
-export async function federate(cfg: ExperimentConfig, opts: { kitRoot?: string | null; mode?: ServerMode; runner?: ServerModeRunner; audit?: (clientId: string, message: ClientMessage) => void; onMetric?: (r: Record<string, unknown>) => void } = {}) {
+export async function federate(
+  cfg: ExperimentConfig,
+  opts: {
+    kitRoot?: string | null;
+    mode?: ServerMode;
+    runner?: ServerModeRunner;
+    audit?: (clientId: string, message: ClientMessage) => void;
+    onMetric?: (r: Record<string, unknown>) => void;
+  } = {},
+) {
   const data = resolveData(cfg);
   const kit = opts.kitRoot ? join(opts.kitRoot, 'server') : null;
-  const server = new SplitServer({ cfg, kit, mode: opts.mode, runner: opts.runner, onReceive: opts.audit, onMetric: opts.onMetric });
+  const server = new SplitServer({
+    cfg,
+    kit,
+    mode: opts.mode,
+    runner: opts.runner,
+    onReceive: opts.audit,
+    onMetric: opts.onMetric,
+  });
   await server.init();
   const transport = await startTransport({ kit, port: 0, onSession: server.onSession });
   try {
     const ids = CLIENT_IDS.slice(0, cfg.federation.clients);
-    const results: ClientResult[] = await Promise.all(ids.map((id, i) => runClient({
-      target: `127.0.0.1:${transport.port}`, kit: opts.kitRoot ? join(opts.kitRoot, 'clients', id) : null, serverName: 'localhost',
-      train: data.silos[i], test: data.test, reconnectAttempts: 0, insecureName: id,
-    })));
+    const results: ClientResult[] = await Promise.all(
+      ids.map((id, i) =>
+        runClient({
+          target: `127.0.0.1:${transport.port}`,
+          kit: opts.kitRoot ? join(opts.kitRoot, 'clients', id) : null,
+          serverName: 'localhost',
+          train: data.silos[i],
+          test: data.test,
+          reconnectAttempts: 0,
+          insecureName: id,
+        }),
+      ),
+    );
     const summary = await server.done;
     return { results, summary, data };
   } finally {

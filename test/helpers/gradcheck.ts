@@ -38,7 +38,11 @@ export async function gradCheck(
   const inputs = specs.map((s) => g.input(s.name, s.dtype ?? dtype, s.shape));
   const out = build(inputs);
   const weights = g.input('W', out.dtype, out.shape);
-  const loss = op.reduceSum(op.mul(out, weights), out.shape.map((_, i) => i), false);
+  const loss = op.reduceSum(
+    op.mul(out, weights),
+    out.shape.map((_, i) => i),
+    false,
+  );
   g.output(loss, 'loss');
   const diffInputs = inputs.filter((_, i) => !specs[i].noGrad);
   const grads = gradients([loss], [null], diffInputs);
@@ -51,7 +55,14 @@ export async function gradCheck(
   const fIn = specs.map((s) => forward.input(s.name, s.dtype ?? dtype, s.shape));
   const fOut = build(fIn);
   const fW = forward.input('W', fOut.dtype, fOut.shape);
-  forward.output(op.reduceSum(op.mul(fOut, fW), fOut.shape.map((_, i) => i), false), 'loss');
+  forward.output(
+    op.reduceSum(
+      op.mul(fOut, fW),
+      fOut.shape.map((_, i) => i),
+      false,
+    ),
+    'loss',
+  );
   const fSession = await CompiledGraph.create(forward, { threads: 1 });
 
   const mk = (d: DType, n: number, lo: number, hi: number) => {
@@ -68,7 +79,9 @@ export async function gradCheck(
   feeds.W = { dtype: out.dtype, shape: out.shape, data: mk(out.dtype, out.size, -1, 1) };
 
   const analytic = await session.run(feeds);
-  let maxAbsError = 0, maxRelError = 0, worst = '';
+  let maxAbsError = 0,
+    maxRelError = 0,
+    worst = '';
   for (const s of specs) {
     if (s.noGrad) continue;
     const data = feeds[s.name].data as Float64Array;
@@ -84,7 +97,10 @@ export async function gradCheck(
       const abs = Math.abs(numeric - ga[k]);
       const rel = abs / Math.max(1e-3, Math.abs(numeric) + Math.abs(ga[k]));
       if (abs > maxAbsError) maxAbsError = abs;
-      if (rel > maxRelError) { maxRelError = rel; worst = `${s.name}[${k}] numeric=${numeric} analytic=${ga[k]}`; }
+      if (rel > maxRelError) {
+        maxRelError = rel;
+        worst = `${s.name}[${k}] numeric=${numeric} analytic=${ga[k]}`;
+      }
     }
   }
   await session.release();

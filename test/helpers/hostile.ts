@@ -1,7 +1,12 @@
 import { connect, type ClientConnection } from '../../src/client/transport.js';
 import { Inbox } from '../../src/protocol/inbox.js';
 import type { ExperimentConfig } from '../../src/config/schema.js';
-import { PROTOCOL_VERSION, type ClientMessageOut, type ClientSessionCall, type ServerMessage } from '../../src/protocol/messages.js';
+import {
+  PROTOCOL_VERSION,
+  type ClientMessageOut,
+  type ClientSessionCall,
+  type ServerMessage,
+} from '../../src/protocol/messages.js';
 
 /** Anything a hostile client may write: well-typed messages, or fields of the wrong type. */
 export type Msg = ClientMessageOut | Record<string, unknown>;
@@ -24,7 +29,11 @@ export class RawClient {
   readonly inbox = new Inbox<ServerMessage>();
   plan: ExperimentConfig | null = null;
 
-  constructor(target: string, readonly name: string, kit: string | null = null) {
+  constructor(
+    target: string,
+    readonly name: string,
+    kit: string | null = null,
+  ) {
     this.conn = connect(target, kit, 'localhost');
     this.call = this.conn.client.Session();
     this.call.on('data', (m: ServerMessage) => this.inbox.push(m));
@@ -65,13 +74,20 @@ export class RawClient {
   /** The reason the server gives when it drops this client. */
   async dropReason(timeoutMs = 30000): Promise<string> {
     for (;;) {
-      const m = await this.inbox.next(['error', 'roundKey', 'roundStart', 'averaged', 'trunkOut', 'headGrad'], timeoutMs);
+      const m = await this.inbox.next(
+        ['error', 'roundKey', 'roundStart', 'averaged', 'trunkOut', 'headGrad'],
+        timeoutMs,
+      );
       if (m.kind === 'error') return m.error.message;
     }
   }
 
   close(): void {
-    try { this.call.end(); } catch { /* gone */ }
+    try {
+      this.call.end();
+    } catch {
+      /* gone */
+    }
     this.conn.client.close();
   }
 }

@@ -9,7 +9,10 @@ export class FlglmProcess {
   readonly exited: Promise<number | null>;
 
   constructor(args: string[], opts: { cwd?: string } = {}) {
-    this.child = spawn(process.execPath, [`${process.cwd()}/bin/flglm`, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
+    this.child = spawn(process.execPath, [`${process.cwd()}/bin/flglm`, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: opts.cwd,
+    });
     const onData = (d: Buffer) => {
       this.output += d.toString();
       this.waiters = this.waiters.filter((w) => {
@@ -28,8 +31,17 @@ export class FlglmProcess {
     const m = re.exec(this.output);
     if (m) return Promise.resolve(m);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for ${re}; output:\n${this.output.slice(-2000)}`)), timeoutMs);
-      this.waiters.push({ re, resolve: (x) => { clearTimeout(t); resolve(x); } });
+      const t = setTimeout(
+        () => reject(new Error(`timed out waiting for ${re}; output:\n${this.output.slice(-2000)}`)),
+        timeoutMs,
+      );
+      this.waiters.push({
+        re,
+        resolve: (x) => {
+          clearTimeout(t);
+          resolve(x);
+        },
+      });
     });
   }
 

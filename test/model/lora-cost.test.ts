@@ -20,16 +20,24 @@ function matmulMacs(g: Graph): number {
 test('the LoRA backward builds no weight-gradient products for frozen weights', () => {
   const config = { ...PRESETS.small, num_hidden_layers: 4 };
   const split = { head_blocks: 1, tail_blocks: 1 };
-  const base: PeftConfig = { method: 'full', lora: { rank: 8, alpha: 16, dropout: 0, targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] }, prefix: { length: 4 } };
+  const base: PeftConfig = {
+    method: 'full',
+    lora: { rank: 8, alpha: 16, dropout: 0, targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] },
+    prefix: { length: 4 },
+  };
   const lora: PeftConfig = { ...base, method: 'lora' };
   const store = initParams(config, 1);
   addPeftParams(store, config, lora, 1);
   const cost = (peft: PeftConfig) => {
     const p = buildPartProgram('trunk', 'backward', config, split, peft, store, 4, 64);
-    return { macs: matmulMacs(p.graph), grads: p.graph.outputs.map((v) => v.name).filter((n) => n.startsWith('grad.')) };
+    return {
+      macs: matmulMacs(p.graph),
+      grads: p.graph.outputs.map((v) => v.name).filter((n) => n.startsWith('grad.')),
+    };
   };
   const forward = matmulMacs(buildPartProgram('trunk', 'forward', config, split, base, store, 4, 64).graph);
-  const full = cost(base), adapters = cost(lora);
+  const full = cost(base),
+    adapters = cost(lora);
   expect(adapters.grads.every((n) => n.includes('.lora_'))).toBe(true);
   expect(full.grads.some((n) => n.endsWith('q_proj.weight'))).toBe(true);
   // Full fine-tuning's backward: recomputed forward + dL/dX + dL/dW, about 3x the forward's

@@ -31,11 +31,24 @@ const parallel: ModelFamily = {
 registerModelFamily(parallel);
 
 const config: ModelConfig = { ...PRESETS.tiny, model_type: 'test-parallel' };
-const peft: PeftConfig = { method: 'full', lora: { rank: 4, alpha: 8, dropout: 0, targets: ['q'] }, prefix: { length: 2 } };
+const peft: PeftConfig = {
+  method: 'full',
+  lora: { rank: 4, alpha: 8, dropout: 0, targets: ['q'] },
+  prefix: { length: 2 },
+};
 const split = { head_blocks: 1, tail_blocks: 1 };
-const B = 2, S = 8;
-const tokens = tensor('int64', [B, S], Array.from({ length: B * S }, (_, i) => (i * 37) % 256));
-const labels = tensor('int64', [B * S], Array.from({ length: B * S }, (_, i) => ((i + 1) % S === 0 ? IGNORE_INDEX : (((i + 1) * 37) % 256))));
+const B = 2,
+  S = 8;
+const tokens = tensor(
+  'int64',
+  [B, S],
+  Array.from({ length: B * S }, (_, i) => (i * 37) % 256),
+);
+const labels = tensor(
+  'int64',
+  [B * S],
+  Array.from({ length: B * S }, (_, i) => ((i + 1) % S === 0 ? IGNORE_INDEX : ((i + 1) * 37) % 256)),
+);
 
 test('a registered family is chosen by model_type: its weights, its forward, split == unsplit, generation', async () => {
   expect(familyOf('test-parallel')).toBe(parallel);
@@ -54,15 +67,28 @@ test('a registered family is chosen by model_type: its weights, its forward, spl
   // The same weights through the LLaMA forward (given the missing norm as ones) score differently:
   // the family's own forward really ran.
   const asLlama = new Map(store);
-  for (let l = 0; l < config.num_hidden_layers; l++) asLlama.set(`${layerPrefix(l)}.post_attention_layernorm.weight`, { shape: [config.hidden_size], data: new Float32Array(config.hidden_size).fill(1) });
+  for (let l = 0; l < config.num_hidden_layers; l++)
+    asLlama.set(`${layerPrefix(l)}.post_attention_layernorm.weight`, {
+      shape: [config.hidden_size],
+      data: new Float32Array(config.hidden_size).fill(1),
+    });
   const llama = new PartExecutor('full', { ...config, model_type: 'llama' }, split, peft, asLlama, { threads: 1 });
   expect(Math.abs((await llama.step(tokens, labels)).loss - ref.loss)).toBeGreaterThan(1e-4);
 
-  const ids = await generate(config, peft, store, [1, 2, 3], { maxNewTokens: 4, temperature: 0, topK: 0, seed: 1 }, { threads: 1 });
+  const ids = await generate(
+    config,
+    peft,
+    store,
+    [1, 2, 3],
+    { maxNewTokens: 4, temperature: 0, topK: 0, seed: 1 },
+    { threads: 1 },
+  );
   expect(ids).toHaveLength(4);
   for (const e of [full, head, trunk, tail, llama]) await e.release();
 });
 
 test('an unknown model_type is refused naming the supported ones', () => {
-  expect(() => fromHfConfig({ ...PRESETS.tiny, model_type: 'gpt2' })).toThrow(/model_type "gpt2" is not supported \(supported: llama, qwen2.*\); a new family is one file in src\/model\/families/);
+  expect(() => fromHfConfig({ ...PRESETS.tiny, model_type: 'gpt2' })).toThrow(
+    /model_type "gpt2" is not supported \(supported: llama, qwen2.*\); a new family is one file in src\/model\/families/,
+  );
 });

@@ -9,7 +9,8 @@ import { Rng } from '../../src/util/rng.js';
 
 const config = { ...PRESETS.tiny };
 const split = { head_blocks: 1, tail_blocks: 1 };
-const B = 2, S = 12;
+const B = 2,
+  S = 12;
 
 function peftFor(method: FinetuneMethod, dropout = 0): PeftConfig {
   return { method, lora: { rank: 4, alpha: 8, dropout, targets: ['q', 'v', 'down'] }, prefix: { length: 3 } };
@@ -31,11 +32,18 @@ function maxRelDiff(a: Float32Array, b: Float32Array): number {
 }
 
 describe('three-way split equals the unsplit model', () => {
-  test.each([['full', 0], ['lora', 0], ['lora', 0.3], ['prefix', 0]] as [FinetuneMethod, number][])('%s (dropout %s): same loss and gradients', async (method, dropout) => {
+  test.each([
+    ['full', 0],
+    ['lora', 0],
+    ['lora', 0.3],
+    ['prefix', 0],
+  ] as [FinetuneMethod, number][])('%s (dropout %s): same loss and gradients', async (method, dropout) => {
     const peft = peftFor(method, dropout);
     const store = initParams(config, 7);
     addPeftParams(store, config, peft, 7);
-    if (method === 'lora') for (const [n, p] of store) if (n.endsWith('lora_B')) p.data.forEach((_, i) => (p.data[i] = 0.01 * Math.sin(i + n.length)));
+    if (method === 'lora')
+      for (const [n, p] of store)
+        if (n.endsWith('lora_B')) p.data.forEach((_, i) => (p.data[i] = 0.01 * Math.sin(i + n.length)));
     const { tokens, labels } = batch(3);
 
     const full = new PartExecutor('full', config, split, peft, store, { threads: 1 });
@@ -43,11 +51,30 @@ describe('three-way split equals the unsplit model', () => {
     const masks = await full.newDropoutMasks(B, S);
     expect(Object.keys(masks).length).toBe(dropout > 0 ? 4 * 3 : 0);
     const ref = await full.step(tokens, labels, masks);
-    if (dropout > 0) expect(Math.abs((await full.step(tokens, labels, await full.newDropoutMasks(B, S))).loss - ref.loss)).toBeGreaterThan(1e-6);
+    if (dropout > 0)
+      expect(
+        Math.abs((await full.step(tokens, labels, await full.newDropoutMasks(B, S))).loss - ref.loss),
+      ).toBeGreaterThan(1e-6);
 
     // Both activation policies on both parts, across the methods.
-    const head = new PartExecutor('head', config, split, peft, store, { threads: 1 }, method === 'prefix' ? 'recompute' : 'carry');
-    const trunk = new PartExecutor('trunk', config, split, peft, store, { threads: 1 }, method === 'lora' ? 'carry' : 'recompute');
+    const head = new PartExecutor(
+      'head',
+      config,
+      split,
+      peft,
+      store,
+      { threads: 1 },
+      method === 'prefix' ? 'recompute' : 'carry',
+    );
+    const trunk = new PartExecutor(
+      'trunk',
+      config,
+      split,
+      peft,
+      store,
+      { threads: 1 },
+      method === 'lora' ? 'carry' : 'recompute',
+    );
     const tail = new PartExecutor('tail', config, split, peft, store, { threads: 1 });
     const hA = await head.forward(tokens, true, masks);
     const hB = await trunk.forward(hA, true, masks);
@@ -90,12 +117,27 @@ describe('three-way split equals the unsplit model', () => {
       // A unit direction mixing the gradient with noise: large enough a directional derivative to
       // measure in float32, small enough a step to stay in the linear regime.
       const gNorm = Math.sqrt([...grads.values()].reduce((a, g) => a + g.reduce((s, x) => s + x * x, 0), 0));
-      const noise = new Map([...grads.keys()].map((n) => [n, Float32Array.from(store.get(n)!.data, () => rng.normal())]));
+      const noise = new Map(
+        [...grads.keys()].map((n) => [n, Float32Array.from(store.get(n)!.data, () => rng.normal())]),
+      );
       const rNorm = Math.sqrt([...noise.values()].reduce((a, g) => a + g.reduce((s, x) => s + x * x, 0), 0));
-      const dirs = new Map([...grads].map(([n, g]) => [n, Float32Array.from(g, (x, i) => (x / gNorm + noise.get(n)![i] / rNorm) / Math.SQRT2)]));
+      const dirs = new Map(
+        [...grads].map(([n, g]) => [
+          n,
+          Float32Array.from(g, (x, i) => (x / gNorm + noise.get(n)![i] / rNorm) / Math.SQRT2),
+        ]),
+      );
       let predicted = 0;
-      for (const [n, g] of grads) { const u = dirs.get(n)!; for (let i = 0; i < g.length; i++) predicted += g[i] * u[i]; }
-      const shift = (sign: number) => { for (const [n, u] of dirs) { const p = store.get(n)!.data; for (let i = 0; i < p.length; i++) p[i] += sign * eps * u[i]; } };
+      for (const [n, g] of grads) {
+        const u = dirs.get(n)!;
+        for (let i = 0; i < g.length; i++) predicted += g[i] * u[i];
+      }
+      const shift = (sign: number) => {
+        for (const [n, u] of dirs) {
+          const p = store.get(n)!.data;
+          for (let i = 0; i < p.length; i++) p[i] += sign * eps * u[i];
+        }
+      };
       shift(1);
       const lp = (await full.evaluate(tokens, labels)).loss;
       shift(-2);
@@ -113,7 +155,9 @@ describe('the LM-head loss in chunks of rows', () => {
   // tied table (the projection is the embedding, used transposed) and an untied lm_head, with full
   // fine-tuning (the projection's own gradient comes from the chunks) and LoRA (it does not train).
   test.each([
-    ['tied', 'full'], ['untied', 'full'], ['tied', 'lora'],
+    ['tied', 'full'],
+    ['untied', 'full'],
+    ['tied', 'lora'],
   ] as const)('%s embeddings, %s: 5 chunks equal 1', async (tie, method) => {
     const c = { ...config, tie_word_embeddings: tie === 'tied' };
     const peft = peftFor(method);
@@ -125,17 +169,23 @@ describe('the LM-head loss in chunks of rows', () => {
       const chunks = built.graph.nodes.filter((n) => n.op === 'SoftmaxCrossEntropyLoss').length;
       const session = await CompiledGraph.create(built.graph, { threads: 1 });
       const feeds: Record<string, TensorData> = { tokens, labels };
-      for (const v of built.graph.inputs) if (store.has(v.name)) feeds[v.name] = { dtype: 'float32', shape: store.get(v.name)!.shape, data: store.get(v.name)!.data };
+      for (const v of built.graph.inputs)
+        if (store.has(v.name))
+          feeds[v.name] = { dtype: 'float32', shape: store.get(v.name)!.shape, data: store.get(v.name)!.data };
       const out = await session.run(feeds);
       await session.release();
       return { out, chunks };
     };
-    const one = await run('step'), five = await run('step', 5);
+    const one = await run('step'),
+      five = await run('step', 5);
     expect([one.chunks, five.chunks]).toEqual([1, 5]);
     expect(Math.abs(Number(five.out.loss.data[0]) - Number(one.out.loss.data[0]))).toBeLessThan(1e-6);
     const gradNames = Object.keys(one.out).filter((n) => n.startsWith('grad.'));
-    expect(gradNames.some((n) => n.includes(method === 'lora' ? 'lora_' : tie === 'tied' ? 'embed_tokens' : 'lm_head'))).toBe(true);
-    for (const n of gradNames) expect(maxRelDiff(five.out[n].data as Float32Array, one.out[n].data as Float32Array)).toBeLessThan(1e-5);
+    expect(
+      gradNames.some((n) => n.includes(method === 'lora' ? 'lora_' : tie === 'tied' ? 'embed_tokens' : 'lm_head')),
+    ).toBe(true);
+    for (const n of gradNames)
+      expect(maxRelDiff(five.out[n].data as Float32Array, one.out[n].data as Float32Array)).toBeLessThan(1e-5);
     const [e1, e5] = [await run('eval'), await run('eval', 5)];
     expect(Array.from(e5.out.pred.data as BigInt64Array)).toEqual(Array.from(e1.out.pred.data as BigInt64Array));
     expect(Math.abs(Number(e5.out.loss.data[0]) - Number(one.out.loss.data[0]))).toBeLessThan(1e-6);

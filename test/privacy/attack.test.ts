@@ -14,20 +14,29 @@ import { ActivationNoise } from '../../src/privacy/activation-noise.js';
 // The inversion attack against a head the server knows (here: the initial weights, which a server
 // holds for a preset from the plan's seed), on h_A of real emails: it must read shallow activations
 // back, and must fail once the noise drowns them, so the harness measures rather than asserts.
-const parsed = parseConfigText('model: {preset: tiny}\ndata: {batch_size: 4, seq_len: 48}\nsplit: {head_blocks: 1, tail_blocks: 1}\n');
+const parsed = parseConfigText(
+  'model: {preset: tiny}\ndata: {batch_size: 4, seq_len: 48}\nsplit: {head_blocks: 1, tail_blocks: 1}\n',
+);
 if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
 const cfg = { ...parsed.config, runtime: { ...parsed.config.runtime, threads: 1 } };
-const options = { ...DEFAULT_ATTACK, publicTokens: 6000, inverter: { ...DEFAULT_ATTACK.inverter, steps: 200, hidden: 128, batch: 256 } };
+const options = {
+  ...DEFAULT_ATTACK,
+  publicTokens: 6000,
+  inverter: { ...DEFAULT_ATTACK.inverter, steps: 200, hidden: 128, batch: 256 },
+};
 
 async function capturedEmails(sigma: number): Promise<CapturedStep[]> {
   const head = serverViewHead(cfg, null);
   const tok = new ByteTokenizer();
-  const emails = loadCorpus('spam-assassin').slice(0, 8).map((d) => ({ text: d.text.slice(0, 200) }));
+  const emails = loadCorpus('spam-assassin')
+    .slice(0, 8)
+    .map((d) => ({ text: d.text.slice(0, 200) }));
   const exec = new PartExecutor('head', head.config, cfg.split, peftOf(cfg), head.store, { threads: 1 }, 'recompute');
   const noise = new ActivationNoise(sigma, false, 1, 'victim');
   const dir = mkdtempSync(join(tmpdir(), 'flglm-capture-'));
   // The server's and the client's captures, as two processes keep them.
-  const server = new Capture(dir, 2), client = new Capture(dir, 2);
+  const server = new Capture(dir, 2),
+    client = new Capture(dir, 2);
   for (let step = 1; step <= 2; step++) {
     const batch = makeBatch(emails.slice((step - 1) * 4, step * 4), tok, 48);
     const hA = noise.apply(await exec.forward(batch.tokens));
@@ -50,7 +59,10 @@ test('the attack reads shallow activations back and fails under heavy noise; cap
   expect(open.token_accuracy).toBeGreaterThan(0.5);
   expect(open.rouge_l_f1).toBeGreaterThan(0.2);
   // Noise at 20x the activations' scale leaves nothing to read (the attacker trains on it too).
-  const drowned = await invertActivations(cfg, head, await capturedEmails(20 * open.activation_rms), { ...options, sigma: 20 * open.activation_rms });
+  const drowned = await invertActivations(cfg, head, await capturedEmails(20 * open.activation_rms), {
+    ...options,
+    sigma: 20 * open.activation_rms,
+  });
   expect(drowned.token_accuracy).toBeLessThan(open.token_accuracy / 2);
 }, 120_000);
 

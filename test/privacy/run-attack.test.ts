@@ -9,16 +9,27 @@ import { runCli } from '../helpers/cli.js';
 test('flglm run --attack captures on both sides, announces it, and scores the inversion', () => {
   const dir = mkdtempSync(join(tmpdir(), 'flglm-attack-run-'));
   const cfg = join(dir, 'exp.yaml');
-  writeFileSync(cfg, 'name: attack\nseed: 3\nmodel: {preset: tiny}\ndata: {task: classify, batch_size: 4, seq_len: 48, max_examples: 24}\nfederation: {mode: sequential, strategy: {name: fedavg}, clients: 2, rounds: 2, local_steps: 2, min_clients: 2}\neval: {max_batches: 1}\n');
+  writeFileSync(
+    cfg,
+    'name: attack\nseed: 3\nmodel: {preset: tiny}\ndata: {task: classify, batch_size: 4, seq_len: 48, max_examples: 24}\nfederation: {mode: sequential, strategy: {name: fedavg}, clients: 2, rounds: 2, local_steps: 2, min_clients: 2}\neval: {max_batches: 1}\n',
+  );
   const out = join(dir, 'run');
   const r = runCli(['run', cfg, '--out', out, '--quiet', '--attack', '--capture-steps', '3'], { timeoutMs: 180000 });
   expect(r.code).toBe(0);
-  expect(r.stdout).toMatch(/inversion attack \(the global client parts of round 2 \(server checkpoint\) over the initial weights \(preset tiny, seed 3\)\): token accuracy \d\.\d{3}, ROUGE-L F1 \d\.\d{3} on \d+ positions/);
+  expect(r.stdout).toMatch(
+    /inversion attack \(the global client parts of round 2 \(server checkpoint\) over the initial weights \(preset tiny, seed 3\)\): token accuracy \d\.\d{3}, ROUGE-L F1 \d\.\d{3} on \d+ positions/,
+  );
   for (const side of ['server', 'clients']) {
     expect(readdirSync(join(out, 'capture', side)).sort()).toEqual(['client-0', 'client-1']);
-    expect(readdirSync(join(out, 'capture', side, 'client-0')).map((f) => f.replace(/\.\w+$/, '')).sort()).toEqual(['r1-s2', 'r2-s1', 'r2-s2']);
+    expect(
+      readdirSync(join(out, 'capture', side, 'client-0'))
+        .map((f) => f.replace(/\.\w+$/, ''))
+        .sort(),
+    ).toEqual(['r1-s2', 'r2-s1', 'r2-s2']);
   }
-  expect(readFileSync(join(out, 'logs', 'server.log'), 'utf8')).toMatch(/PRIVACY WARNING: --capture keeps clients' activations/);
+  expect(readFileSync(join(out, 'logs', 'server.log'), 'utf8')).toMatch(
+    /PRIVACY WARNING: --capture keeps clients' activations/,
+  );
   const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
   expect(summary.attack.captured_steps).toBe(6);
   expect(summary.attack.token_accuracy).toBeGreaterThan(0);

@@ -12,9 +12,25 @@ test('axis ticks are nice steps, labelled so that neighbours differ', () => {
 
 test('the report shows per-client step time and per-client traffic, and stays readable when narrow', () => {
   const html = renderReport({
-    name: 'x', mode: 'sequential', summary: { rounds: 1, steps: 2, tokens: 64, wall_s: 1, tokens_per_s: 64 },
-    steps: [{ client: 'a', loss: 5.56, index: 0 }, { client: 'a', loss: 5.555, index: 1 }],
-    rounds: [{ round: 1, wall_s: 1, train_loss: 5.5, clients: ['a'], dropped: [], bytes_up: 2 ** 20, bytes_down: 2 ** 21, bytes_by_client: { a: [2 ** 20, 2 ** 21] } }],
+    name: 'x',
+    mode: 'sequential',
+    summary: { rounds: 1, steps: 2, tokens: 64, wall_s: 1, tokens_per_s: 64 },
+    steps: [
+      { client: 'a', loss: 5.56, index: 0 },
+      { client: 'a', loss: 5.555, index: 1 },
+    ],
+    rounds: [
+      {
+        round: 1,
+        wall_s: 1,
+        train_loss: 5.5,
+        clients: ['a'],
+        dropped: [],
+        bytes_up: 2 ** 20,
+        bytes_down: 2 ** 21,
+        bytes_by_client: { a: [2 ** 20, 2 ** 21] },
+      },
+    ],
     clientPhases: [{ client: 'a', steps: 2, phases: { head_forward: 0.01, wait_trunk_forward: 0.05 } }],
     config: 'seed: 1',
   });

@@ -19,7 +19,14 @@ function fakeSysfs(cpus: { pkg: number; core: number; online?: boolean }[]): str
 
 describe('ONNX Runtime threads', () => {
   test('physical cores: SMT siblings count once, offline CPUs not at all, two packages apart', () => {
-    const root = fakeSysfs([{ pkg: 0, core: 0 }, { pkg: 0, core: 1 }, { pkg: 0, core: 0 }, { pkg: 0, core: 1 }, { pkg: 1, core: 0 }, { pkg: 1, core: 1, online: false }]);
+    const root = fakeSysfs([
+      { pkg: 0, core: 0 },
+      { pkg: 0, core: 1 },
+      { pkg: 0, core: 0 },
+      { pkg: 0, core: 1 },
+      { pkg: 1, core: 0 },
+      { pkg: 1, core: 1, online: false },
+    ]);
     try {
       expect(physicalCores(root)).toBe(3);
     } finally {

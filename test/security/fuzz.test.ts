@@ -36,7 +36,8 @@ function mutatedMessage(rng: Rng, round: number, spec: [string, number][]): Msg 
   const pick = <T>(xs: T[]): T => xs[rng.int(xs.length)];
   const num = () => pick([0, 1, 2, round, round + 1, 2 ** 31, 2 ** 32 - 1, rng.int(100)]);
   const bigNum = () => pick(['0', '1', '-1', '18446744073709551615', '1000000000000000', String(rng.int(1000))]);
-  const shape = () => pick([SHAPE, [2, 16, 33], [2 ** 20, 2 ** 20, 2 ** 20], [], [0], [1, -1], [rng.int(5), rng.int(5)], [spec[0][1]]]);
+  const shape = () =>
+    pick([SHAPE, [2, 16, 33], [2 ** 20, 2 ** 20, 2 ** 20], [], [0], [1, -1], [rng.int(5), rng.int(5)], [spec[0][1]]]);
   const tensor = () => {
     const name = pick(['h_A', 'grad_h_B', 'x', '', spec[rng.int(spec.length)][0]]);
     const s = shape();
@@ -44,46 +45,105 @@ function mutatedMessage(rng: Rng, round: number, spec: [string, number][]): Msg 
     const fill = pick([0, 0.5, Number.NaN, Number.POSITIVE_INFINITY, -1e38]);
     for (let i = 0; i + 4 <= t.data.length; i += 4) t.data.writeFloatLE(fill, i);
     return {
-      ...t, shape: s, dtype: pick(['float32', 'float32', 'float64', 'int64', 'bool', 'complex']), counter: bigNum(),
-      encrypted: rng.uniform() < 0.2, tag: Buffer.alloc(pick([0, 16])), chunkIndex: pick([0, 0, 1, 65535]), chunkCount: pick([1, 1, 2, 65536, 2 ** 32 - 1]),
+      ...t,
+      shape: s,
+      dtype: pick(['float32', 'float32', 'float64', 'int64', 'bool', 'complex']),
+      counter: bigNum(),
+      encrypted: rng.uniform() < 0.2,
+      tag: Buffer.alloc(pick([0, 16])),
+      chunkIndex: pick([0, 0, 1, 65535]),
+      chunkCount: pick([1, 1, 2, 65536, 2 ** 32 - 1]),
     };
   };
   const validParams = () => spec.map(([n, size]) => wireTensor(n, [size], 0.1));
   switch (rng.int(7)) {
-    case 0: return { activations: { round: num(), step: num(), tensor: tensor(), eval: rng.uniform() < 0.3 } };
-    case 1: return { activations: { round, step: 1, tensor: wireTensor('h_A', SHAPE, pick([0.01, Number.NaN])), eval: false } };
-    case 2: return { tailGrad: { round: num(), step: num(), tensor: tensor(), loss: pick([1, Number.NaN, Number.POSITIVE_INFINITY, -5]), labelCount: num() } };
+    case 0:
+      return { activations: { round: num(), step: num(), tensor: tensor(), eval: rng.uniform() < 0.3 } };
+    case 1:
+      return {
+        activations: { round, step: 1, tensor: wireTensor('h_A', SHAPE, pick([0.01, Number.NaN])), eval: false },
+      };
+    case 2:
+      return {
+        tailGrad: {
+          round: num(),
+          step: num(),
+          tensor: tensor(),
+          loss: pick([1, Number.NaN, Number.POSITIVE_INFINITY, -5]),
+          labelCount: num(),
+        },
+      };
     case 3: {
       const tensors = rng.uniform() < 0.5 ? validParams() : Array.from({ length: rng.int(6) }, tensor);
       if (tensors.length && rng.uniform() < 0.5) tensors[rng.int(tensors.length)] = tensor();
-      return { parameters: { round: num(), numExamples: bigNum(), tensors, metricsJson: pick(['', '{', '{"eval": 1}']), partIndex: num(), partCount: num() } };
+      return {
+        parameters: {
+          round: num(),
+          numExamples: bigNum(),
+          tensors,
+          metricsJson: pick(['', '{', '{"eval": 1}']),
+          partIndex: num(),
+          partCount: num(),
+        },
+      };
     }
-    case 4: return rng.uniform() < 0.5 ? { join: { numExamples: bigNum(), lastRound: num(), insecureName: 'x' } } : { stepDone: { round: num(), step: num(), gradNorm: pick([0, 1, -1, Number.NaN, 1e38]) } };
-    case 5: return { heartbeat: { timeMs: bigNum() } };
-    default: return { bye: { reason: 'x'.repeat(rng.int(1000)) } };
+    case 4:
+      return rng.uniform() < 0.5
+        ? { join: { numExamples: bigNum(), lastRound: num(), insecureName: 'x' } }
+        : { stepDone: { round: num(), step: num(), gradNorm: pick([0, 1, -1, Number.NaN, 1e38]) } };
+    case 5:
+      return { heartbeat: { timeMs: bigNum() } };
+    default:
+      return { bye: { reason: 'x'.repeat(rng.int(1000)) } };
   }
 }
 
 test(`fuzzed messages from an authenticated client for ${FUZZ_SECONDS} s: the server stays up, honest clients finish, RSS stays bounded`, async () => {
-  keygen({ out: join(root, 'pki'), clients: ['alice', 'bob', 'mallory', 'trudy'], serverName: 'localhost', serverIps: ['127.0.0.1'], days: 1, keyBits: 2048 });
+  keygen({
+    out: join(root, 'pki'),
+    clients: ['alice', 'bob', 'mallory', 'trudy'],
+    serverName: 'localhost',
+    serverIps: ['127.0.0.1'],
+    days: 1,
+    keyBits: 2048,
+  });
   const kit = join(root, 'pki', 'server');
   const revocation = new RevocationChecker(join(kit, 'revoked.json'));
   const logs: string[] = [];
   const events: Record<string, unknown>[] = [];
   const server = new SplitServer({ cfg, kit, revocation, log: (m) => logs.push(m), onMetric: (r) => events.push(r) });
   await server.init();
-  const transport = await startTransport({ kit, port: 0, revocation, onSession: server.onSession, maxMessageBytes: server.limits.maxMessageBytes });
+  const transport = await startTransport({
+    kit,
+    port: 0,
+    revocation,
+    onSession: server.onSession,
+    maxMessageBytes: server.limits.maxMessageBytes,
+  });
   const target = `127.0.0.1:${transport.port}`;
   const data = resolveData(cfg);
   const spec = [...clientPartSpec(cfg, resolveModel(cfg).config)];
   const rssBase = process.memoryUsage().rss;
   let rssPeak = rssBase;
-  const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, process.memoryUsage().rss); }, 50);
+  const sampler = setInterval(() => {
+    rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+  }, 50);
   let sent = 0;
   try {
-    const honest = ['alice', 'bob'].map((id, i) => runClient({ target, kit: join(root, 'pki', 'clients', id), serverName: 'localhost', train: data.silos[i], test: data.test, reconnectAttempts: 5 }));
+    const honest = ['alice', 'bob'].map((id, i) =>
+      runClient({
+        target,
+        kit: join(root, 'pki', 'clients', id),
+        serverName: 'localhost',
+        train: data.silos[i],
+        test: data.test,
+        reconnectAttempts: 5,
+      }),
+    );
     let honestDone = false;
-    const finished = Promise.all(honest).finally(() => { honestDone = true; });
+    const finished = Promise.all(honest).finally(() => {
+      honestDone = true;
+    });
     finished.catch(() => {});
     const deadline = Date.now() + FUZZ_SECONDS * 1000;
     // Two attackers, each with its own certificate, so one is usually inside a round.
@@ -118,7 +178,7 @@ test(`fuzzed messages from an authenticated client for ${FUZZ_SECONDS} s: the se
     const summary = await server.done;
     expect(summary.history).toHaveLength(12);
     for (const h of summary.history) expect(Number.isFinite(h.train_loss)).toBe(true);
-    if (process.env.FLGLM_FUZZ_LOG) writeFileSync(process.env.FLGLM_FUZZ_LOG, logs.join("\n"));
+    if (process.env.FLGLM_FUZZ_LOG) writeFileSync(process.env.FLGLM_FUZZ_LOG, logs.join('\n'));
     expect(sent).toBeGreaterThan(50);
     expect(events.some((e) => e.type === 'drop' && /^(mallory|trudy)$/.test(e.client as string))).toBe(true);
     expect((rssPeak - rssBase) / 2 ** 20).toBeLessThan(RSS_BOUND_MB);

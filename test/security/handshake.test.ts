@@ -20,13 +20,39 @@ let target: string;
 
 function rawHello(credentials: grpc.ChannelCredentials): Promise<grpc.ServiceError | { clientId: string }> {
   const { Client } = loadProtocol();
-  const c = new Client(target, credentials, { ...CHANNEL_OPTIONS, 'grpc.ssl_target_name_override': 'localhost' }) as unknown as grpc.Client & { Hello: Function };
-  return new Promise((resolve) => c.Hello({ version: '1' }, { deadline: Date.now() + 5000 }, (err: grpc.ServiceError | null, res: { clientId: string }) => { c.close(); resolve(err ?? res); }));
+  const c = new Client(target, credentials, {
+    ...CHANNEL_OPTIONS,
+    'grpc.ssl_target_name_override': 'localhost',
+  }) as unknown as grpc.Client & { Hello: (...args: unknown[]) => void };
+  return new Promise((resolve) =>
+    c.Hello(
+      { version: '1' },
+      { deadline: Date.now() + 5000 },
+      (err: grpc.ServiceError | null, res: { clientId: string }) => {
+        c.close();
+        resolve(err ?? res);
+      },
+    ),
+  );
 }
 
 beforeAll(async () => {
-  manifest = keygen({ out: pki, clients: ['alice', 'bob', 'carol'], serverName: 'localhost', serverIps: ['127.0.0.1'], days: 30, keyBits: 2048 });
-  keygen({ out: otherPki, clients: ['mallory'], serverName: 'localhost', serverIps: ['127.0.0.1'], days: 30, keyBits: 2048 });
+  manifest = keygen({
+    out: pki,
+    clients: ['alice', 'bob', 'carol'],
+    serverName: 'localhost',
+    serverIps: ['127.0.0.1'],
+    days: 30,
+    keyBits: 2048,
+  });
+  keygen({
+    out: otherPki,
+    clients: ['mallory'],
+    serverName: 'localhost',
+    serverIps: ['127.0.0.1'],
+    days: 30,
+    keyBits: 2048,
+  });
   server = await startTransport({ kit: join(pki, 'server'), port: 0 });
   target = `127.0.0.1:${server.port}`;
 });
@@ -49,19 +75,25 @@ describe('keygen', () => {
       expect(cert.subject).toContain(`CN=${id}`);
       expect(entry.fingerprint256).toBe(cert.fingerprint256);
       expect(entry.serial).toBe(cert.serialNumber);
-      expect(readFileSync(join(pki, 'server/payload-keys', `${id}.pub`), 'utf8')).toBe(readFileSync(join(pki, 'clients', id, 'payload.pub'), 'utf8'));
+      expect(readFileSync(join(pki, 'server/payload-keys', `${id}.pub`), 'utf8')).toBe(
+        readFileSync(join(pki, 'clients', id, 'payload.pub'), 'utf8'),
+      );
     }
   });
 
   test('openssl verify accepts client and server certificates', () => {
     const ca = join(pki, 'ca/ca.crt');
     for (const cert of ['server/server.crt', 'clients/alice/client.crt']) {
-      expect(execFileSync('openssl', ['verify', '-CAfile', ca, join(pki, cert)], { encoding: 'utf8' })).toContain(': OK');
+      expect(execFileSync('openssl', ['verify', '-CAfile', ca, join(pki, cert)], { encoding: 'utf8' })).toContain(
+        ': OK',
+      );
     }
   });
 
   test('an existing PKI is not overwritten without --force', () => {
-    expect(() => keygen({ out: pki, clients: ['x'], serverName: 'localhost', serverIps: [], days: 1, keyBits: 2048 })).toThrow(/already holds a CA key.*--force/);
+    expect(() =>
+      keygen({ out: pki, clients: ['x'], serverName: 'localhost', serverIps: [], days: 1, keyBits: 2048 }),
+    ).toThrow(/already holds a CA key.*--force/);
   });
 
   test('a private key readable by others is refused, naming the file', () => {
@@ -88,7 +120,13 @@ describe('mutual TLS handshake against a real server on 127.0.0.1', () => {
 
   test('a certificate from another CA is refused', async () => {
     const ca = readFileSync(join(pki, 'ca/ca.crt'));
-    const r = await rawHello(grpc.credentials.createSsl(ca, readFileSync(join(otherPki, 'clients/mallory/client.key')), readFileSync(join(otherPki, 'clients/mallory/client.crt'))));
+    const r = await rawHello(
+      grpc.credentials.createSsl(
+        ca,
+        readFileSync(join(otherPki, 'clients/mallory/client.key')),
+        readFileSync(join(otherPki, 'clients/mallory/client.crt')),
+      ),
+    );
     expect((r as grpc.ServiceError).code).toBe(grpc.status.UNAVAILABLE);
     // The client's own preflight names the problem before any connection.
     const kit = join(root, 'mixed-kit');
@@ -101,9 +139,23 @@ describe('mutual TLS handshake against a real server on 127.0.0.1', () => {
   test('an expired certificate is refused', async () => {
     const caKey = readPrivateKey(join(pki, 'ca/ca.key'));
     const caCert = readFileSync(join(pki, 'ca/ca.crt'), 'utf8');
-    const keys = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
-    const expired = issueCertificate({ commonName: 'eve', publicKeyPem: keys.publicKey, issuer: { certPem: caCert, keyPem: caKey }, signingKeyPem: caKey, usage: 'client', notBefore: new Date(Date.now() - 10 * 86400e3), notAfter: new Date(Date.now() - 86400e3) });
-    const r = await rawHello(grpc.credentials.createSsl(Buffer.from(caCert), Buffer.from(keys.privateKey), Buffer.from(expired)));
+    const keys = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
+    const expired = issueCertificate({
+      commonName: 'eve',
+      publicKeyPem: keys.publicKey,
+      issuer: { certPem: caCert, keyPem: caKey },
+      signingKeyPem: caKey,
+      usage: 'client',
+      notBefore: new Date(Date.now() - 10 * 86400e3),
+      notAfter: new Date(Date.now() - 86400e3),
+    });
+    const r = await rawHello(
+      grpc.credentials.createSsl(Buffer.from(caCert), Buffer.from(keys.privateKey), Buffer.from(expired)),
+    );
     expect((r as grpc.ServiceError).code).toBe(grpc.status.UNAVAILABLE);
     const kit = join(root, 'expired-kit');
     mkdirSync(kit, { recursive: true });

@@ -20,7 +20,8 @@ schedule: {warmup_steps: 0, decay: constant}
 eval: {max_batches: 1}
 security: {tls: false, payload_encryption: false}
 `;
-const fed = (f: string) => config(`${base}federation: {mode: sequential, min_clients: 1, client_timeout_ms: 20000, ${f}}\n`);
+const fed = (f: string) =>
+  config(`${base}federation: {mode: sequential, min_clients: 1, client_timeout_ms: 20000, ${f}}\n`);
 const cfg = fed('clients: 2, rounds: 2, local_steps: 2');
 const data = resolveData(cfg);
 const SHAPE = [2, 16, 32]; // batch_size x seq_len x hidden_size of the tiny preset
@@ -30,29 +31,75 @@ const spec = clientPartSpec(cfg, resolveModel(cfg).config);
 async function federation(c: ExperimentConfig, opts: { checkpointDir?: string } = {}) {
   const logs: string[] = [];
   const events: Record<string, unknown>[] = [];
-  const server = new SplitServer({ cfg: c, kit: null, log: (m) => logs.push(m), onMetric: (r) => events.push(r), checkpointDir: opts.checkpointDir ?? null });
+  const server = new SplitServer({
+    cfg: c,
+    kit: null,
+    log: (m) => logs.push(m),
+    onMetric: (r) => events.push(r),
+    checkpointDir: opts.checkpointDir ?? null,
+  });
   await server.init();
-  const transport = await startTransport({ kit: null, port: 0, onSession: server.onSession, maxMessageBytes: server.limits.maxMessageBytes });
+  const transport = await startTransport({
+    kit: null,
+    port: 0,
+    onSession: server.onSession,
+    maxMessageBytes: server.limits.maxMessageBytes,
+  });
   const target = `127.0.0.1:${transport.port}`;
-  const honest = (name = 'honest') => runClient({ target, kit: null, train: data.silos[0], test: data.test, insecureName: name, reconnectAttempts: 0 });
-  const stop = async () => { await transport.close(); await server.close(); };
+  const honest = (name = 'honest') =>
+    runClient({ target, kit: null, train: data.silos[0], test: data.test, insecureName: name, reconnectAttempts: 0 });
+  const stop = async () => {
+    await transport.close();
+    await server.close();
+  };
   return { server, target, honest, logs, events, stop };
 }
 
-const params = (mutate: (t: ReturnType<typeof wireTensor>[]) => ReturnType<typeof wireTensor>[] = (t) => t, fill = 0.5) =>
-  mutate([...spec].map(([name, n]) => wireTensor(name, [n], fill)));
+const params = (
+  mutate: (t: ReturnType<typeof wireTensor>[]) => ReturnType<typeof wireTensor>[] = (t) => t,
+  fill = 0.5,
+) => mutate([...spec].map(([name, n]) => wireTensor(name, [n], fill)));
 
 /** Attacker "aaa" (its id sorts first) plays round 1 honestly, then sends `bad` as its parameters. */
 describe('a bad parameters message drops only its sender', () => {
   const nan = wireTensor('x', [1]);
   nan.data.writeFloatLE(Number.NaN, 0);
   test.each([
-    ['a wrong shape', (t: ReturnType<typeof wireTensor>[]) => [{ ...t[0], shape: [t[0].shape[0] - 1], data: t[0].data.subarray(4) }, ...t.slice(1)], /shape \[\d+\], expected \[\d+\]/],
-    ['an unknown tensor', (t: ReturnType<typeof wireTensor>[]) => [...t.slice(0, -1), { ...t[t.length - 1], name: 'model.evil.weight' }], /unknown tensor model\.evil\.weight/],
-    ['one tensor too many', (t: ReturnType<typeof wireTensor>[]) => [...t, wireTensor('model.evil.weight', [4])], /over \d+ bytes of tensors/],
+    [
+      'a wrong shape',
+      (t: ReturnType<typeof wireTensor>[]) => [
+        { ...t[0], shape: [t[0].shape[0] - 1], data: t[0].data.subarray(4) },
+        ...t.slice(1),
+      ],
+      /shape \[\d+\], expected \[\d+\]/,
+    ],
+    [
+      'an unknown tensor',
+      (t: ReturnType<typeof wireTensor>[]) => [...t.slice(0, -1), { ...t[t.length - 1], name: 'model.evil.weight' }],
+      /unknown tensor model\.evil\.weight/,
+    ],
+    [
+      'one tensor too many',
+      (t: ReturnType<typeof wireTensor>[]) => [...t, wireTensor('model.evil.weight', [4])],
+      /over \d+ bytes of tensors/,
+    ],
     ['no tensors at all', () => [], /missing \d+ of \d+ client-part tensors/],
-    ['a tensor sent twice', (t: ReturnType<typeof wireTensor>[]) => { const j = t.findIndex((x, k) => k > 0 && x.data.length === t[0].data.length); return t.map((x, k) => (k === j ? t[0] : x)); }, /sent twice/],
-    ['a NaN', (t: ReturnType<typeof wireTensor>[]) => [{ ...t[0], data: Buffer.concat([nan.data, t[0].data.subarray(4)]) }, ...t.slice(1)], /non-finite value NaN/],
+    [
+      'a tensor sent twice',
+      (t: ReturnType<typeof wireTensor>[]) => {
+        const j = t.findIndex((x, k) => k > 0 && x.data.length === t[0].data.length);
+        return t.map((x, k) => (k === j ? t[0] : x));
+      },
+      /sent twice/,
+    ],
+    [
+      'a NaN',
+      (t: ReturnType<typeof wireTensor>[]) => [
+        { ...t[0], data: Buffer.concat([nan.data, t[0].data.subarray(4)]) },
+        ...t.slice(1),
+      ],
+      /non-finite value NaN/,
+    ],
   ])('%s', async (_what, mutate, reason) => {
     const f = await federation(cfg);
     try {
@@ -69,7 +116,14 @@ describe('a bad parameters message drops only its sender', () => {
       expect(r.losses.every(Number.isFinite)).toBe(true);
       const summary = await f.server.done;
       expect(summary.history[0]).toMatchObject({ clients: ['insecure-honest'], dropped: ['insecure-aaa'] });
-      expect(f.events).toContainEqual(expect.objectContaining({ type: 'drop', round: 1, client: 'insecure-aaa', reason: expect.stringMatching(reason) }));
+      expect(f.events).toContainEqual(
+        expect.objectContaining({
+          type: 'drop',
+          round: 1,
+          client: 'insecure-aaa',
+          reason: expect.stringMatching(reason),
+        }),
+      );
     } finally {
       await f.stop();
     }
@@ -79,7 +133,11 @@ describe('a bad parameters message drops only its sender', () => {
 describe('non-finite activations or gradients never reach the trunk', () => {
   const soloLosses = (async () => {
     const f = await federation(fed('clients: 1, rounds: 2, local_steps: 2'));
-    try { return (await f.honest()).losses; } finally { await f.stop(); }
+    try {
+      return (await f.honest()).losses;
+    } finally {
+      await f.stop();
+    }
   })();
 
   test.each([
@@ -115,7 +173,15 @@ describe('non-finite activations or gradients never reach the trunk', () => {
       const round = await attacker.roundStart();
       attacker.send({ activations: { round, step: 1, tensor: wireTensor('h_A', SHAPE, 0.01), eval: false } });
       await attacker.inbox.next(['trunkOut'], 20000);
-      attacker.send({ tailGrad: { round, step: 1, tensor: wireTensor('grad_h_B', SHAPE), loss: Number.POSITIVE_INFINITY, labelCount: 1 } });
+      attacker.send({
+        tailGrad: {
+          round,
+          step: 1,
+          tensor: wireTensor('grad_h_B', SHAPE),
+          loss: Number.POSITIVE_INFINITY,
+          labelCount: 1,
+        },
+      });
       expect(await attacker.dropReason()).toMatch('non-finite loss');
       attacker.close();
     } finally {
@@ -126,10 +192,45 @@ describe('non-finite activations or gradients never reach the trunk', () => {
 
 describe('one client cannot make the server hold more than the plan allows', () => {
   const cases: [string, (a: RawClient, round: number) => void, RegExp][] = [
-    ['a tensor declared in 65,536 chunks', (a, round) => a.send({ activations: { round, step: 1, tensor: { ...wireTensor('h_A', SHAPE, 0, 'float32', 8), chunkIndex: 0, chunkCount: 65536 }, eval: false } }), /in 65536 chunks, the limit is 1/],
-    ['a parameter set declared in 2^32-1 parts', (a, round) => a.send({ parameters: { round, numExamples: 1, tensors: [], partIndex: 0, partCount: 4294967295 } }), /4294967295 parts, the limit is \d+/],
-    ['an 8 GiB shape with 4 KiB of data', (a, round) => a.send({ activations: { round, step: 1, tensor: { ...wireTensor('h_A', SHAPE), shape: [2, 16, 2 ** 26] }, eval: false } }), /shape \[2,16,67108864\], expected \[2,16,32\]/],
-    ['messages sent far ahead of the protocol', (a, round) => { for (let i = 0; i < 40; i++) a.send({ activations: { round, step: 1, tensor: wireTensor('h_A', SHAPE, 0.01), eval: false } }); }, /sent ahead of the protocol/],
+    [
+      'a tensor declared in 65,536 chunks',
+      (a, round) =>
+        a.send({
+          activations: {
+            round,
+            step: 1,
+            tensor: { ...wireTensor('h_A', SHAPE, 0, 'float32', 8), chunkIndex: 0, chunkCount: 65536 },
+            eval: false,
+          },
+        }),
+      /in 65536 chunks, the limit is 1/,
+    ],
+    [
+      'a parameter set declared in 2^32-1 parts',
+      (a, round) => a.send({ parameters: { round, numExamples: 1, tensors: [], partIndex: 0, partCount: 4294967295 } }),
+      /4294967295 parts, the limit is \d+/,
+    ],
+    [
+      'an 8 GiB shape with 4 KiB of data',
+      (a, round) =>
+        a.send({
+          activations: {
+            round,
+            step: 1,
+            tensor: { ...wireTensor('h_A', SHAPE), shape: [2, 16, 2 ** 26] },
+            eval: false,
+          },
+        }),
+      /shape \[2,16,67108864\], expected \[2,16,32\]/,
+    ],
+    [
+      'messages sent far ahead of the protocol',
+      (a, round) => {
+        for (let i = 0; i < 40; i++)
+          a.send({ activations: { round, step: 1, tensor: wireTensor('h_A', SHAPE, 0.01), eval: false } });
+      },
+      /sent ahead of the protocol/,
+    ],
   ];
   test.each(cases)('%s', async (_what, attack, reason) => {
     // The attacker joins second, so in sequential mode it waits while the honest client is served.
@@ -156,7 +257,14 @@ describe('one client cannot make the server hold more than the plan allows', () 
       const attacker = new RawClient(f.target, 'zzz');
       await attacker.join();
       const round = await attacker.roundStart();
-      attacker.send({ activations: { round, step: 1, tensor: wireTensor('h_A', [2, 16, 32 * 200], 0, 'float32', 6 << 20), eval: false } });
+      attacker.send({
+        activations: {
+          round,
+          step: 1,
+          tensor: wireTensor('h_A', [2, 16, 32 * 200], 0, 'float32', 6 << 20),
+          eval: false,
+        },
+      });
       await expect(attacker.dropReason()).rejects.toThrow(/RESOURCE_EXHAUSTED|larger than max|stream ended/i);
       attacker.close();
       expect((await good).losses).toHaveLength(4);
@@ -175,15 +283,22 @@ test('a claimed sample count cannot buy a larger share of the average', async ()
     const good = f.honest();
     const round = await attacker.roundStart();
     await attacker.playSteps(round, 2, SHAPE);
-    attacker.send({ parameters: { round, numExamples: '1000000000000000', tensors: params(), partIndex: 0, partCount: 1 } });
+    attacker.send({
+      parameters: { round, numExamples: '1000000000000000', tensors: params(), partIndex: 0, partCount: 1 },
+    });
     await attacker.inbox.next(['averaged'], 30000);
     attacker.close();
     await good;
     // Both trained 2 steps x 2 rows this round, so both weigh 4: the average sits halfway between
     // the honest parameters and the attacker's constant 0.5, not on the attacker's values.
     const avg = loadCheckpoint(join(dir, 'latest')).extra!;
-    let nearAttacker = 0, total = 0;
-    for (const [, t] of avg) for (const x of t.data) { total++; if (Math.abs(x - 0.5) < 1e-3) nearAttacker++; }
+    let nearAttacker = 0,
+      total = 0;
+    for (const [, t] of avg)
+      for (const x of t.data) {
+        total++;
+        if (Math.abs(x - 0.5) < 1e-3) nearAttacker++;
+      }
     expect(total).toBeGreaterThan(1000);
     expect(nearAttacker / total).toBeLessThan(0.01);
   } finally {
@@ -198,14 +313,18 @@ test('a join with an invalid name or sample count is refused and logged once per
     for (let i = 0; i < 5; i++) {
       const a = new RawClient(f.target, 'bad name!');
       a.send({ join: { numExamples: 0, insecureName: 'bad name!', protocol: PROTOCOL_VERSION } });
-      expect((await a.inbox.next(['error'], 10000)).error.message).toMatch(/insecure_name must be|num_examples must be positive/);
+      expect((await a.inbox.next(['error'], 10000)).error.message).toMatch(
+        /insecure_name must be|num_examples must be positive/,
+      );
       a.close();
     }
     expect(f.logs.filter((l) => l.startsWith('refused a session')).length).toBe(1);
     // A client of another flglm version is told so at join, not confused mid-round.
     const old = new RawClient(f.target, 'old');
     old.send({ join: { numExamples: 10, insecureName: 'old', protocol: 'flglm/2' } });
-    expect((await old.inbox.next(['error'], 10000)).error.message).toMatch(`the client speaks protocol "flglm/2", this server ${PROTOCOL_VERSION}: run the same flglm version on both sides`);
+    expect((await old.inbox.next(['error'], 10000)).error.message).toMatch(
+      `the client speaks protocol "flglm/2", this server ${PROTOCOL_VERSION}: run the same flglm version on both sides`,
+    );
     old.close();
     const r = await f.honest();
     expect(r.losses).toHaveLength(1);
@@ -215,7 +334,9 @@ test('a join with an invalid name or sample count is refused and logged once per
 });
 
 test('batch mode: a client that goes silent after its activations misses the deadline and is dropped alone', async () => {
-  const c = config(`${base}federation: {mode: batch, min_clients: 1, clients: 2, rounds: 1, local_steps: 3, batch_clients: 2, batch_deadline_ms: 3000, client_timeout_ms: 20000}\n`);
+  const c = config(
+    `${base}federation: {mode: batch, min_clients: 1, clients: 2, rounds: 1, local_steps: 3, batch_clients: 2, batch_deadline_ms: 3000, client_timeout_ms: 20000}\n`,
+  );
   const f = await federation(c);
   try {
     const silent = new RawClient(f.target, 'silent');
@@ -230,7 +351,9 @@ test('batch mode: a client that goes silent after its activations misses the dea
     expect(r.losses.every(Number.isFinite)).toBe(true);
     const summary = await f.server.done;
     expect(summary.history[0]).toMatchObject({ clients: ['insecure-honest'], dropped: ['insecure-silent'] });
-    expect(f.events).toContainEqual(expect.objectContaining({ type: 'drop', client: 'insecure-silent', reason: 'missed the batch deadline' }));
+    expect(f.events).toContainEqual(
+      expect.objectContaining({ type: 'drop', client: 'insecure-silent', reason: 'missed the batch deadline' }),
+    );
     silent.close();
   } finally {
     await f.stop();

@@ -1,7 +1,22 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { newRoundKey, PayloadChannel, PayloadError, unwrapRoundKey, wrapRoundKey, type TensorHeader } from '../../src/security/payload.js';
+import {
+  newRoundKey,
+  PayloadChannel,
+  PayloadError,
+  unwrapRoundKey,
+  wrapRoundKey,
+  type TensorHeader,
+} from '../../src/security/payload.js';
 
-const header: TensorHeader = { clientId: 'alice', keyId: 's1', round: 1, step: 3, name: 'h_A', dtype: 'float32', shape: [2, 4] };
+const header: TensorHeader = {
+  clientId: 'alice',
+  keyId: 's1',
+  round: 1,
+  step: 3,
+  name: 'h_A',
+  dtype: 'float32',
+  shape: [2, 4],
+};
 const plaintext = Buffer.from(new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]).buffer);
 
 function pair() {
@@ -41,7 +56,12 @@ describe('payload encryption (real AES-256-GCM, RSA-OAEP)', () => {
   });
 
   test('changed AAD (another client id, step, shape or direction) is rejected', () => {
-    for (const other of [{ ...header, clientId: 'bob' }, { ...header, step: 9 }, { ...header, shape: [4, 2] }, { ...header, round: 2 }]) {
+    for (const other of [
+      { ...header, clientId: 'bob' },
+      { ...header, step: 9 },
+      { ...header, shape: [4, 2] },
+      { ...header, round: 2 },
+    ]) {
       const { client, server } = pair();
       expect(() => server.open(other, client.seal(header, plaintext))).toThrow(PayloadError);
     }
@@ -57,8 +77,16 @@ describe('payload encryption (real AES-256-GCM, RSA-OAEP)', () => {
   });
 
   test('session keys unwrap only with the right payload key', () => {
-    const alice = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
-    const bob = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+    const alice = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
+    const bob = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
     const key = newRoundKey();
     const wrapped = wrapRoundKey(key, alice.publicKey);
     expect(unwrapRoundKey(wrapped, alice.privateKey)).toEqual(key);

@@ -8,7 +8,13 @@ describe('Shamir over GF(2^8)', () => {
   test('any t of n shares give the secret back; t - 1 do not', () => {
     const secret = randomBytes(32);
     const shares = splitSecret(secret, [1, 2, 3, 4, 5], 3);
-    for (const pick of [[0, 1, 2], [4, 2, 0], [1, 3, 4], [0, 1, 2, 3, 4]]) expect(Buffer.from(combineShares(pick.map((i) => shares[i])))).toEqual(secret);
+    for (const pick of [
+      [0, 1, 2],
+      [4, 2, 0],
+      [1, 3, 4],
+      [0, 1, 2, 3, 4],
+    ])
+      expect(Buffer.from(combineShares(pick.map((i) => shares[i])))).toEqual(secret);
     expect(Buffer.from(combineShares([shares[0], shares[3]]))).not.toEqual(secret);
     expect(() => splitSecret(secret, [1, 1, 2], 2)).toThrow(/distinct/);
   });
@@ -19,19 +25,29 @@ describe('Shamir over GF(2^8)', () => {
 // result is noise too while the clients recover the same average.
 function run(opts: { hide?: Uint8Array; dropAfterSharing?: string }) {
   const ids = ['alice', 'bob', 'carol', 'dave'];
-  const L = 5000, scale = 16, round = 7;
-  const params = new Map(ids.map((id, k) => [id, Float32Array.from({ length: L }, (_, i) => Math.sin(i * (k + 1)) * 0.5)]));
+  const L = 5000,
+    scale = 16,
+    round = 7;
+  const params = new Map(
+    ids.map((id, k) => [id, Float32Array.from({ length: L }, (_, i) => Math.sin(i * (k + 1)) * 0.5)]),
+  );
   const weights = new Map(ids.map((id, k) => [id, 8 * (k + 1)]));
   const clients = new Map(ids.map((id) => [id, new SecAggClient(id, round)]));
   const server = new SecAggServer(round, 3, L);
-  for (const [id, c] of clients) { const k = c.keys(); server.addKeys(id, k.cPk, k.sPk); }
+  for (const [id, c] of clients) {
+    const k = c.keys();
+    server.addKeys(id, k.cPk, k.sPk);
+  }
   for (const [id, c] of clients) server.addShares(id, c.shareKeys(server.roster(), 3));
   const holders = [...server.holders];
   const masked = new Map<string, Uint32Array>();
   for (const [id, c] of clients) {
     c.receiveShares(server.sharesFor(id), holders);
     if (id === opts.dropAfterSharing) continue;
-    const y = c.mask(quantise(params.get(id)!, weights.get(id)!, scale), opts.hide ? { secret: opts.hide, weight: weights.get(id)! } : undefined);
+    const y = c.mask(
+      quantise(params.get(id)!, weights.get(id)!, scale),
+      opts.hide ? { secret: opts.hide, weight: weights.get(id)! } : undefined,
+    );
     masked.set(id, Uint32Array.from(y));
     server.addInput(id, y);
   }
@@ -40,7 +56,8 @@ function run(opts: { hide?: Uint8Array; dropAfterSharing?: string }) {
   const { sum } = server.unmask();
   const total = survivors.reduce((a, id) => a + weights.get(id)!, 0);
   const expected = new Float32Array(L);
-  for (const id of survivors) for (let i = 0; i < L; i++) expected[i] += (weights.get(id)! * params.get(id)![i]) / total;
+  for (const id of survivors)
+    for (let i = 0; i < L; i++) expected[i] += (weights.get(id)! * params.get(id)![i]) / total;
   return { sum, total, expected, masked, params, dropped, survivors, clients, L, scale, round };
 }
 
@@ -61,21 +78,29 @@ describe('secure aggregation', () => {
       // Byte histogram of the masked words: chi-square against uniform, 255 degrees of freedom.
       const counts = new Array(256).fill(0);
       for (const b of new Uint8Array(y.buffer)) counts[b]++;
-      const n = y.length * 4, e = n / 256;
-      const chi2 = counts.reduce((a, c) => a + ((c - e) ** 2) / e, 0);
+      const n = y.length * 4,
+        e = n / 256;
+      const chi2 = counts.reduce((a, c) => a + (c - e) ** 2 / e, 0);
       expect(chi2).toBeLessThan(340); // p ~ 0.0003 for a uniform source
       // ...and carries no trace of the update: correlation with the client's quantised parameters ~ 0.
       const q = quantise(r.params.get(id)!, 1, 16);
-      const a = Array.from(y, (v) => v | 0), b = Array.from(q, (v) => v | 0);
+      const a = Array.from(y, (v) => v | 0),
+        b = Array.from(q, (v) => v | 0);
       const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
       const [ma, mb] = [mean(a), mean(b)];
-      let cov = 0, va = 0, vb = 0;
-      for (let i = 0; i < a.length; i++) { cov += (a[i] - ma) * (b[i] - mb); va += (a[i] - ma) ** 2; vb += (b[i] - mb) ** 2; }
+      let cov = 0,
+        va = 0,
+        vb = 0;
+      for (let i = 0; i < a.length; i++) {
+        cov += (a[i] - ma) * (b[i] - mb);
+        va += (a[i] - ma) ** 2;
+        vb += (b[i] - mb) ** 2;
+      }
       expect(Math.abs(cov / Math.sqrt(va * vb))).toBeLessThan(0.06);
     }
   });
 
-  test('hide_aggregate: the server\'s unmasked sum is noise; clients holding the federation secret recover the average', () => {
+  test("hide_aggregate: the server's unmasked sum is noise; clients holding the federation secret recover the average", () => {
     const secret = randomBytes(32);
     const r = run({ hide: secret, dropAfterSharing: 'bob' });
     const serverView = dequantise(r.sum, r.total, r.scale);
@@ -97,7 +122,10 @@ describe('secure aggregation', () => {
   test('too many dropouts: the sum cannot be unmasked, and the server says why', () => {
     const clients = ['a', 'b', 'c'].map((id) => new SecAggClient(id, 1));
     const server = new SecAggServer(1, 3, 10);
-    for (const c of clients) { const k = c.keys(); server.addKeys(c.id, k.cPk, k.sPk); }
+    for (const c of clients) {
+      const k = c.keys();
+      server.addKeys(c.id, k.cPk, k.sPk);
+    }
     for (const c of clients) server.addShares(c.id, c.shareKeys(server.roster(), 3));
     for (const c of clients) c.receiveShares(server.sharesFor(c.id), [...server.holders]);
     for (const c of clients.slice(0, 2)) server.addInput(c.id, c.mask(new Uint32Array(10)));
@@ -111,9 +139,12 @@ describe('masks', () => {
   // Masks are made a chunk of the keystream at a time: across chunk boundaries they must be the
   // AES-256-CTR keystream itself, and adding k times a mask must equal k times the whole mask.
   test('addMask adds k x the AES-256-CTR keystream, across chunk boundaries', () => {
-    const seed = randomBytes(32), n = 3 * 65536 + 7;
+    const seed = randomBytes(32),
+      n = 3 * 65536 + 7;
     const reference = new Uint32Array(n);
-    new Uint8Array(reference.buffer).set(createCipheriv('aes-256-ctr', seed, Buffer.alloc(16)).update(Buffer.alloc(4 * n)));
+    new Uint8Array(reference.buffer).set(
+      createCipheriv('aes-256-ctr', seed, Buffer.alloc(16)).update(Buffer.alloc(4 * n)),
+    );
     const mask = new Uint32Array(n);
     addMask(mask, seed, 1);
     expect(mask).toEqual(reference);

@@ -5,19 +5,44 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlglmProcess } from '../helpers/processes.js';
 
-type HealthClient = grpc.Client & { check(req: { service: string }, cb: (e: grpc.ServiceError | null, r?: { status: string }) => void): void };
-const HealthClient = grpc.makeClientConstructor(healthService, 'grpc.health.v1.Health') as unknown as new (address: string, creds: grpc.ChannelCredentials) => HealthClient;
+type HealthClient = grpc.Client & {
+  check(req: { service: string }, cb: (e: grpc.ServiceError | null, r?: { status: string }) => void): void;
+};
+const HealthClient = grpc.makeClientConstructor(healthService, 'grpc.health.v1.Health') as unknown as new (
+  address: string,
+  creds: grpc.ChannelCredentials,
+) => HealthClient;
 
 function check(address: string, service: string): Promise<string> {
   const client = new HealthClient(address, grpc.credentials.createInsecure());
-  return new Promise((resolve, reject) => client.check({ service }, (e, r) => { client.close(); if (e) reject(e); else resolve(r!.status); }));
+  return new Promise((resolve, reject) =>
+    client.check({ service }, (e, r) => {
+      client.close();
+      if (e) reject(e);
+      else resolve(r!.status);
+    }),
+  );
 }
 
 test('the server answers the standard gRPC health check: SERVING once it listens with its workers up, on its own port and on --health-port', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'flglm-health-'));
   const cfg = join(dir, 'exp.yaml');
-  writeFileSync(cfg, 'model: {preset: tiny}\nfederation: {clients: 2}\nsecurity: {tls: false, payload_encryption: false}\n');
-  const server = new FlglmProcess(['server', '--config', cfg, '--insecure', '--port', '0', '--health-port', '0', '--ready-file', join(dir, 'ready.json')]);
+  writeFileSync(
+    cfg,
+    'model: {preset: tiny}\nfederation: {clients: 2}\nsecurity: {tls: false, payload_encryption: false}\n',
+  );
+  const server = new FlglmProcess([
+    'server',
+    '--config',
+    cfg,
+    '--insecure',
+    '--port',
+    '0',
+    '--health-port',
+    '0',
+    '--ready-file',
+    join(dir, 'ready.json'),
+  ]);
   try {
     await server.waitFor(/listening on/);
     const ready = JSON.parse(readFileSync(join(dir, 'ready.json'), 'utf8'));
@@ -25,7 +50,9 @@ test('the server answers the standard gRPC health check: SERVING once it listens
     for (const port of [ready.health_port, ready.port]) {
       expect(await check(`127.0.0.1:${port}`, '')).toBe('SERVING');
       expect(await check(`127.0.0.1:${port}`, 'flglm.v1.Federation')).toBe('SERVING');
-      await expect(check(`127.0.0.1:${port}`, 'no.such.Service')).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+      await expect(check(`127.0.0.1:${port}`, 'no.such.Service')).rejects.toMatchObject({
+        code: grpc.status.NOT_FOUND,
+      });
     }
   } finally {
     server.kill('SIGTERM');

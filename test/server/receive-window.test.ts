@@ -9,12 +9,19 @@ import { keygen } from '../../src/security/pki.js';
 const WINDOW = CHANNEL_OPTIONS['grpc-node.flow_control_window'] as number;
 
 /** The windows a client is given by the server: per stream (SETTINGS) and for the connection (WINDOW_UPDATE). */
-async function windowsSeenBy(url: string, tls: http2.SecureClientSessionOptions = {}): Promise<{ stream: number; connection: number }> {
+async function windowsSeenBy(
+  url: string,
+  tls: http2.SecureClientSessionOptions = {},
+): Promise<{ stream: number; connection: number }> {
   const session = http2.connect(url, tls);
   try {
-    await new Promise<void>((resolve, reject) => { session.once('remoteSettings', () => resolve()); session.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      session.once('remoteSettings', () => resolve());
+      session.once('error', reject);
+    });
     // The connection window grows by the WINDOW_UPDATE that follows the SETTINGS frame.
-    for (let i = 0; i < 100 && (session.state.remoteWindowSize ?? 0) < WINDOW; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && (session.state.remoteWindowSize ?? 0) < WINDOW; i++)
+      await new Promise((r) => setTimeout(r, 20));
     return { stream: session.remoteSettings.initialWindowSize ?? 0, connection: session.state.remoteWindowSize ?? 0 };
   } finally {
     session.destroy();
@@ -34,13 +41,29 @@ describe("the server's receive windows", () => {
     }
     const root = mkdtempSync(join(tmpdir(), 'flglm-window-'));
     try {
-      keygen({ out: join(root, 'pki'), clients: ['alice'], serverName: 'localhost', serverIps: ['127.0.0.1'], days: 1, keyBits: 2048 });
+      keygen({
+        out: join(root, 'pki'),
+        clients: ['alice'],
+        serverName: 'localhost',
+        serverIps: ['127.0.0.1'],
+        days: 1,
+        keyBits: 2048,
+      });
       const kit = join(root, 'pki', 'server');
       const alice = join(root, 'pki', 'clients', 'alice');
       const secure = await startTransport({ kit, port: 0 });
       try {
-        const tls = { ca: readFileSync(join(alice, 'ca.crt')), cert: readFileSync(join(alice, 'client.crt')), key: readFileSync(join(alice, 'client.key')), servername: 'localhost', ALPNProtocols: ['h2'] };
-        expect(await windowsSeenBy(`https://127.0.0.1:${secure.port}`, tls)).toEqual({ stream: WINDOW, connection: WINDOW });
+        const tls = {
+          ca: readFileSync(join(alice, 'ca.crt')),
+          cert: readFileSync(join(alice, 'client.crt')),
+          key: readFileSync(join(alice, 'client.key')),
+          servername: 'localhost',
+          ALPNProtocols: ['h2'],
+        };
+        expect(await windowsSeenBy(`https://127.0.0.1:${secure.port}`, tls)).toEqual({
+          stream: WINDOW,
+          connection: WINDOW,
+        });
       } finally {
         await secure.close();
       }

@@ -16,7 +16,7 @@ describe('batch deadline gather', () => {
     expect(took).toBeLessThan(1000);
   });
 
-  test('a failure counts as an arrival and is reported as that client\'s error', async () => {
+  test("a failure counts as an arrival and is reported as that client's error", async () => {
     const r = await gatherWithDeadline([failAfter(10, 'stream ended'), after(30, 'b')], 5000, 200);
     expect(r[0]).toMatchObject({ ok: false, error: expect.objectContaining({ message: 'stream ended' }) });
     expect(r[1]).toEqual({ ok: true, value: 'b' });

@@ -8,15 +8,43 @@ const config = { ...PRESETS.tiny };
 const split = { head_blocks: 1, tail_blocks: 1 };
 const store = initParams(config, 4);
 const names = new Set(partParamNames('trunk', config, split, store));
-const params = [...store].filter(([n]) => names.has(n)).map(([n, t]): [string, { shape: number[]; data: Float32Array }] => [n, { shape: t.shape, data: Float32Array.from(t.data) }]);
-const optimizer = { name: 'sgd' as const, lr: 0.1, weight_decay: 0, betas: [0.9, 0.999] as [number, number], eps: 1e-8, momentum: 0, grad_clip: 0, grad_accum: 1 };
-const replica = (proximalMu: number) => new TrunkReplica(proximalMu, { model: config, split, peft: { method: 'full', lora: { rank: 1, alpha: 1, dropout: 0, targets: [] }, prefix: { length: 1 } }, optimizer, runtime: { threads: 1 }, params, proximalMu });
+const params = [...store]
+  .filter(([n]) => names.has(n))
+  .map(([n, t]): [string, { shape: number[]; data: Float32Array }] => [
+    n,
+    { shape: t.shape, data: Float32Array.from(t.data) },
+  ]);
+const optimizer = {
+  name: 'sgd' as const,
+  lr: 0.1,
+  weight_decay: 0,
+  betas: [0.9, 0.999] as [number, number],
+  eps: 1e-8,
+  momentum: 0,
+  grad_clip: 0,
+  grad_accum: 1,
+};
+const replica = (proximalMu: number) =>
+  new TrunkReplica(proximalMu, {
+    model: config,
+    split,
+    peft: { method: 'full', lora: { rank: 1, alpha: 1, dropout: 0, targets: [] }, prefix: { length: 1 } },
+    optimizer,
+    runtime: { threads: 1 },
+    params,
+    proximalMu,
+  });
 
 const rng = new Rng(1);
-const activations = (n: number) => ({ dtype: 'float32' as const, shape: [2, 8, config.hidden_size], data: Float32Array.from({ length: n }, () => rng.normal()) });
+const activations = (n: number) => ({
+  dtype: 'float32' as const,
+  shape: [2, 8, config.hidden_size],
+  data: Float32Array.from({ length: n }, () => rng.normal()),
+});
 
 test('FedProx on trunk replicas: mu (w - w_round) joins the gradient, and the anchor moves with averaged parameters', async () => {
-  const plain = replica(0), prox = replica(5);
+  const plain = replica(0),
+    prox = replica(5);
   try {
     const n = 2 * 8 * config.hidden_size;
     const step = async (key: string, hA: ReturnType<typeof activations>, dhB: ReturnType<typeof activations>) => {

@@ -2,8 +2,19 @@ import { trainCentralized } from '../../src/training/centralized.js';
 import { config } from '../helpers/federation.js';
 
 // Eight prompts with short free-text answers, learnt by heart by the tiny model.
-const pairs = ['red apple', 'blue sky', 'green leaf', 'white snow', 'black coal', 'yellow sun', 'grey rock', 'pink rose']
-  .map((s) => { const [colour, thing] = s.split(' '); return { prompt: `${thing}\ncolour:`, completion: ` ${colour} ${thing}` }; });
+const pairs = [
+  'red apple',
+  'blue sky',
+  'green leaf',
+  'white snow',
+  'black coal',
+  'yellow sun',
+  'grey rock',
+  'pink rose',
+].map((s) => {
+  const [colour, thing] = s.split(' ');
+  return { prompt: `${thing}\ncolour:`, completion: ` ${colour} ${thing}` };
+});
 
 test('task generate: greedy decoding with the KV cache is scored by ROUGE-L F1 and exact match, and exact match equals the teacher-forced example accuracy', async () => {
   const cfg = config(`

@@ -22,7 +22,7 @@ ${arena}`;
   expect(without.losses).toEqual(withArena.losses);
 }, 120_000);
 
-test('memory_arena auto: the arena only where malloc hands freed memory back (without flglm\'s malloc settings)', () => {
+test("memory_arena auto: the arena only where malloc hands freed memory back (without flglm's malloc settings)", () => {
   const saved = { ...process.env };
   try {
     for (const [k, v] of Object.entries(MALLOC_ENV)) process.env[k] = v;
@@ -33,6 +33,9 @@ test('memory_arena auto: the arena only where malloc hands freed memory back (wi
     expect(useArena(undefined)).toBe(true);
     expect(useArena(false)).toBe(false);
   } finally {
-    for (const k of Object.keys(MALLOC_ENV)) { if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k]; }
+    for (const k of Object.keys(MALLOC_ENV)) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
   }
 });

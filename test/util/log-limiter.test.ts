@@ -3,7 +3,11 @@ import { LogLimiter } from '../../src/util/log-limiter.js';
 test('one line per key per period, then a count of what was held back', () => {
   let now = 0;
   const lines: string[] = [];
-  const limiter = new LogLimiter((l) => lines.push(l), 60_000, () => now);
+  const limiter = new LogLimiter(
+    (l) => lines.push(l),
+    60_000,
+    () => now,
+  );
   for (let i = 0; i < 200; i++) limiter.log('peer-a', 'refused peer-a');
   limiter.log('peer-b', 'refused peer-b');
   expect(lines).toEqual(['refused peer-a', 'refused peer-b']);

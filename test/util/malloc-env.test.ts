@@ -12,18 +12,23 @@ test('withMallocEnv adds the settings where unset, keeps what is set, and stays 
   expect(mallocTuned({})).toBe(false);
 });
 
-const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime;
+const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
+  ?.glibcVersionRuntime;
 
-(glibc ? test : test.skip)('with the settings, a 48 MiB buffer allocated and dropped 20 times faults its pages in about once, not every time', () => {
-  // Minor page faults of a Node process that allocates, touches and drops (gc) a 48 MiB buffer 20
-  // times: above glibc's largest dynamic mmap threshold (32 MiB), so by default each is mmapped anew.
-  const script = `const f = () => Number(require('fs').readFileSync('/proc/self/stat', 'utf8').split(' ')[9]);
+(glibc ? test : test.skip)(
+  'with the settings, a 48 MiB buffer allocated and dropped 20 times faults its pages in about once, not every time',
+  () => {
+    // Minor page faults of a Node process that allocates, touches and drops (gc) a 48 MiB buffer 20
+    // times: above glibc's largest dynamic mmap threshold (32 MiB), so by default each is mmapped anew.
+    const script = `const f = () => Number(require('fs').readFileSync('/proc/self/stat', 'utf8').split(' ')[9]);
     const before = f(); for (let i = 0; i < 20; i++) { let b = Buffer.alloc(48 << 20); b.fill(i); b = null; gc(); }
     console.log(f() - before);`;
-  const faults = (env: NodeJS.ProcessEnv) => Number(spawnSync(process.execPath, ['--expose-gc', '-e', script], { env, encoding: 'utf8' }).stdout.trim());
-  const plain = { ...process.env };
-  for (const k of Object.keys(MALLOC_ENV)) delete plain[k];
-  const pages = (48 << 20) / 4096;
-  expect(faults(plain)).toBeGreaterThan(10 * pages); // glibc's default: mmap and munmap each time
-  expect(faults({ ...plain, ...MALLOC_ENV })).toBeLessThan(4 * pages);
-});
+    const faults = (env: NodeJS.ProcessEnv) =>
+      Number(spawnSync(process.execPath, ['--expose-gc', '-e', script], { env, encoding: 'utf8' }).stdout.trim());
+    const plain = { ...process.env };
+    for (const k of Object.keys(MALLOC_ENV)) delete plain[k];
+    const pages = (48 << 20) / 4096;
+    expect(faults(plain)).toBeGreaterThan(10 * pages); // glibc's default: mmap and munmap each time
+    expect(faults({ ...plain, ...MALLOC_ENV })).toBeLessThan(4 * pages);
+  },
+);

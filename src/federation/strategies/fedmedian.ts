@@ -14,7 +14,8 @@ export class FedMedian extends StatelessStrategy {
     const column = new Float64Array(updates.length);
     for (const [name, first] of updates[0].params) {
       const sets = updates.map((u) => u.params.get(name));
-      if (sets.some((s) => !s || s.length !== first.length)) throw new Error(`cannot take the median of ${name}: an update has no or a differently shaped tensor`);
+      if (sets.some((s) => !s || s.length !== first.length))
+        throw new Error(`cannot take the median of ${name}: an update has no or a differently shaped tensor`);
       const med = new Float32Array(first.length);
       const mid = updates.length >> 1;
       for (let i = 0; i < first.length; i++) {

@@ -1,4 +1,10 @@
-import { averageUpdates, StatelessStrategy, type ClientRoundConfig, type ClientUpdate, type Params } from './strategy.js';
+import {
+  averageUpdates,
+  StatelessStrategy,
+  type ClientRoundConfig,
+  type ClientUpdate,
+  type Params,
+} from './strategy.js';
 
 /**
  * FedProx (Li et al. 2020): clients add the proximal term mu/2 ||w - w_t||^2 to their loss, which
@@ -19,7 +25,12 @@ export class FedProx extends StatelessStrategy {
 }
 
 /** The client side of FedProx: d/dw of mu/2 ||w - anchor||^2, added to the loss gradient. */
-export function addProximalGradient(grads: Map<string, Float32Array>, params: Map<string, Float32Array>, anchor: Map<string, Float32Array>, mu: number): void {
+export function addProximalGradient(
+  grads: Map<string, Float32Array>,
+  params: Map<string, Float32Array>,
+  anchor: Map<string, Float32Array>,
+  mu: number,
+): void {
   for (const [n, w] of params) {
     const g = grads.get(n);
     const a = anchor.get(n);

@@ -15,7 +15,8 @@ export const STRATEGIES: Record<StrategyConfig['name'], (c: StrategyConfig, clie
   relay: () => new Relay(),
   scaffold: (c, clients) => new Scaffold(c.server_lr, clients),
   fedavgm: (c) => new ServerOptimizer('fedavgm', { lr: c.server_lr, momentum: c.momentum, betas: c.betas, tau: c.tau }),
-  fedadagrad: (c) => new ServerOptimizer('fedadagrad', { lr: c.server_lr, momentum: c.momentum, betas: c.betas, tau: c.tau }),
+  fedadagrad: (c) =>
+    new ServerOptimizer('fedadagrad', { lr: c.server_lr, momentum: c.momentum, betas: c.betas, tau: c.tau }),
   fedyogi: (c) => new ServerOptimizer('fedyogi', { lr: c.server_lr, momentum: c.momentum, betas: c.betas, tau: c.tau }),
   fedadam: (c) => new ServerOptimizer('fedadam', { lr: c.server_lr, momentum: c.momentum, betas: c.betas, tau: c.tau }),
 };

@@ -1,4 +1,11 @@
-import { weightedAverage, type ClientPartSpec, type ClientRoundConfig, type ClientUpdate, type Params, type Strategy } from './strategy.js';
+import {
+  weightedAverage,
+  type ClientPartSpec,
+  type ClientRoundConfig,
+  type ClientUpdate,
+  type Params,
+  type Strategy,
+} from './strategy.js';
 
 /**
  * SCAFFOLD (Karimireddy et al. 2020): control variates correct each client's drift towards its own
@@ -22,7 +29,10 @@ export class Scaffold implements Strategy {
   readonly handoff = 'average' as const;
   private c: Params = new Map();
 
-  constructor(private readonly serverLr: number, private readonly totalClients: number) {}
+  constructor(
+    private readonly serverLr: number,
+    private readonly totalClients: number,
+  ) {}
 
   configureClient(): ClientRoundConfig {
     return { scaffold: true };
@@ -35,7 +45,12 @@ export class Scaffold implements Strategy {
   aggregate(_round: number, updates: ClientUpdate[], current: Params | null): Params {
     if (updates.length === 0) throw new Error('scaffold: no client finished the round');
     // The parameters' sample-weighted mean, as FedAvg takes it; the delta_c entries are summed below.
-    const avg = weightedAverage(updates.map((u) => ({ weight: u.numExamples, params: new Map([...u.params].filter(([n]) => !n.startsWith(CONTROL_DELTA_PREFIX))) })));
+    const avg = weightedAverage(
+      updates.map((u) => ({
+        weight: u.numExamples,
+        params: new Map([...u.params].filter(([n]) => !n.startsWith(CONTROL_DELTA_PREFIX))),
+      })),
+    );
     const scale = 1 / Math.max(this.totalClients, updates.length); // |S| / N * mean = sum / N
     const out: Params = new Map();
     for (const [name, mean] of avg) {
@@ -86,7 +101,8 @@ export class ScaffoldClient {
       let s = this.sum.get(n);
       if (!s) this.sum.set(n, (s = new Float64Array(g.length)));
       for (let i = 0; i < g.length; i++) s[i] += g[i];
-      const c = this.server.get(n), ci = this.own.get(n);
+      const c = this.server.get(n),
+        ci = this.own.get(n);
       if (c) for (let i = 0; i < g.length; i++) g[i] += c[i];
       if (ci) for (let i = 0; i < g.length; i++) g[i] -= ci[i];
     }

@@ -27,7 +27,10 @@ export class ServerOptimizer implements Strategy {
   private m: Params = new Map();
   private v: Params = new Map();
 
-  constructor(readonly name: ServerOptimizerKind, private readonly o: ServerOptimizerOptions) {}
+  constructor(
+    readonly name: ServerOptimizerKind,
+    private readonly o: ServerOptimizerOptions,
+  ) {}
 
   configureClient(): ClientRoundConfig {
     return {};
@@ -37,7 +40,12 @@ export class ServerOptimizer implements Strategy {
     const avg = averageUpdates(updates);
     if (!current) return avg; // round 1 without a global state yet: nothing to take a step from
     const out: Params = new Map();
-    const { lr, momentum, betas: [b1, b2], tau } = this.o;
+    const {
+      lr,
+      momentum,
+      betas: [b1, b2],
+      tau,
+    } = this.o;
     for (const [name, a] of avg) {
       const x = current.get(name)!;
       const m = this.slot(this.m, name, a.length);
@@ -69,7 +77,10 @@ export class ServerOptimizer implements Strategy {
   }
 
   state(): Params {
-    return new Map([...[...this.m].map(([n, t]) => [`m:${n}`, t] as const), ...[...this.v].map(([n, t]) => [`v:${n}`, t] as const)]);
+    return new Map([
+      ...[...this.m].map(([n, t]) => [`m:${n}`, t] as const),
+      ...[...this.v].map(([n, t]) => [`v:${n}`, t] as const),
+    ]);
   }
 
   restore(state: Params): void {

@@ -55,14 +55,18 @@ export interface Strategy {
 }
 
 /** Sample-weighted mean of parameter sets (equal weights when all are 0); `alloc` makes each result array (zeroed). */
-export function weightedAverage(sets: { weight: number; params: Params }[], alloc: (n: number) => Float32Array = (n) => new Float32Array(n)): Params {
+export function weightedAverage(
+  sets: { weight: number; params: Params }[],
+  alloc: (n: number) => Float32Array = (n) => new Float32Array(n),
+): Params {
   if (sets.length === 0) throw new Error('no parameter sets to average');
   const total = sets.reduce((a, s) => a + s.weight, 0);
   const weights = sets.map((s) => (total > 0 ? s.weight / total : 1 / sets.length));
   const out: Params = new Map();
   for (const [name, first] of sets[0].params) {
     const arrays = sets.map((s) => s.params.get(name));
-    if (arrays.some((p) => !p || p.length !== first.length)) throw new Error(`cannot average ${name}: a set has no or a differently shaped tensor`);
+    if (arrays.some((p) => !p || p.length !== first.length))
+      throw new Error(`cannot average ${name}: a set has no or a differently shaped tensor`);
     // Accumulated in float32, one set at a time, into the only array allocated: ~2x faster than a
     // float64 accumulator for a `small` trunk (4.7 M values, 2 sets: 28 vs 51 ms warm), at an
     // error of a few ulp, far below what one optimizer step changes.
@@ -76,7 +80,8 @@ export function weightedAverage(sets: { weight: number; params: Params }[], allo
   return out;
 }
 
-export const averageUpdates = (updates: ClientUpdate[]): Params => weightedAverage(updates.map((u) => ({ weight: u.numExamples, params: u.params })));
+export const averageUpdates = (updates: ClientUpdate[]): Params =>
+  weightedAverage(updates.map((u) => ({ weight: u.numExamples, params: u.params })));
 
 /** Base for strategies without server state. */
 export abstract class StatelessStrategy implements Strategy {

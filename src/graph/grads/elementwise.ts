@@ -2,9 +2,15 @@ import { registerGradient } from './registry.js';
 import { unbroadcast, input } from './util.js';
 import * as op from '../ops.js';
 
-registerGradient('Add', (n, [dy]) => [() => unbroadcast(dy!, input(n, 0).shape), () => unbroadcast(dy!, input(n, 1).shape)]);
+registerGradient('Add', (n, [dy]) => [
+  () => unbroadcast(dy!, input(n, 0).shape),
+  () => unbroadcast(dy!, input(n, 1).shape),
+]);
 
-registerGradient('Sub', (n, [dy]) => [() => unbroadcast(dy!, input(n, 0).shape), () => unbroadcast(op.neg(dy!), input(n, 1).shape)]);
+registerGradient('Sub', (n, [dy]) => [
+  () => unbroadcast(dy!, input(n, 0).shape),
+  () => unbroadcast(op.neg(dy!), input(n, 1).shape),
+]);
 
 registerGradient('Mul', (n, [dy]) => {
   const [a, b] = [input(n, 0), input(n, 1)];

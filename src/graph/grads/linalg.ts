@@ -34,8 +34,14 @@ registerGradient('Gemm', (n, [dy]) => {
   const alpha = op.attrInt(n, 'alpha', 1);
   const beta = op.attrInt(n, 'beta', 1);
   return [
-    () => (transA ? op.gemm(b, dy!, null, { transA: transB, transB: true, alpha }) : op.gemm(dy!, b, null, { transB: !transB, alpha })),
-    () => (transB ? op.gemm(dy!, a, null, { transA: true, transB: transA, alpha }) : op.gemm(a, dy!, null, { transA: !transA, alpha })),
+    () =>
+      transA
+        ? op.gemm(b, dy!, null, { transA: transB, transB: true, alpha })
+        : op.gemm(dy!, b, null, { transB: !transB, alpha }),
+    () =>
+      transB
+        ? op.gemm(dy!, a, null, { transA: true, transB: transA, alpha })
+        : op.gemm(a, dy!, null, { transA: !transA, alpha }),
     c ? () => unbroadcast(beta === 1 ? dy! : op.mul(dy!, op.scalarLike(dy!, beta)), c.shape) : null,
   ];
 });

@@ -5,7 +5,8 @@ import type { Node, Value } from '../ir.js';
 
 function reducedAxes(n: Node): number[] {
   const x = input(n, 0);
-  const axes = n.op === 'ReduceSum' ? op.constInts(n.inputs[1] ?? null) : op.attrInts(n, 'axes') ?? x.shape.map((_, i) => i);
+  const axes =
+    n.op === 'ReduceSum' ? op.constInts(n.inputs[1] ?? null) : (op.attrInts(n, 'axes') ?? x.shape.map((_, i) => i));
   return axes.map((a) => op.normAxis(a, x.rank));
 }
 
@@ -13,7 +14,10 @@ function reducedAxes(n: Node): number[] {
 function keptDy(n: Node, dy: Value): Value {
   const x = input(n, 0);
   const axes = reducedAxes(n);
-  return op.reshape(dy, x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
+  return op.reshape(
+    dy,
+    x.shape.map((d, i) => (axes.includes(i) ? 1 : d)),
+  );
 }
 
 registerGradient('ReduceSum', (n, [dy]) => [() => op.expand(keptDy(n, dy!), input(n, 0).shape), null]);
@@ -27,10 +31,12 @@ registerGradient('ReduceMean', (n, [dy]) => {
 // The gradient goes to the maxima; ties share it equally.
 registerGradient('ReduceMax', (n, [dy]) => {
   const x = input(n, 0);
-  return [() => {
-    const yKept = keptDy(n, n.outputs[0]);
-    const mask = op.cast(op.equal(x, yKept), x.dtype);
-    const share = op.div(keptDy(n, dy!), op.reduceSum(mask, reducedAxes(n), true));
-    return op.mul(mask, share);
-  }];
+  return [
+    () => {
+      const yKept = keptDy(n, n.outputs[0]);
+      const mask = op.cast(op.equal(x, yKept), x.dtype);
+      const share = op.div(keptDy(n, dy!), op.reduceSum(mask, reducedAxes(n), true));
+      return op.mul(mask, share);
+    },
+  ];
 });

@@ -6,7 +6,7 @@ import type { Node, Value } from '../ir.js';
  * input, a builder of its gradient (or null where the input has no gradient). The autodiff engine
  * only calls the builders for inputs that need a gradient.
  */
-export type GradFn = (node: Node, dys: (Value | null)[]) => (((() => Value) | null))[];
+export type GradFn = (node: Node, dys: (Value | null)[]) => ((() => Value) | null)[];
 
 const rules = new Map<string, GradFn>();
 

@@ -28,17 +28,29 @@ registerGradient('Slice', (n, [dy]) => {
   const x = input(n, 0);
   const starts = op.constInts(n.inputs[1]);
   const axes = op.constInts(n.inputs[3]);
-  return [() => {
-    const pads = new Array<number>(2 * x.rank).fill(0);
-    axes.forEach((a, i) => {
-      pads[a] = starts[i];
-      pads[a + x.rank] = x.shape[a] - starts[i] - dy!.shape[a];
-    });
-    return op.pad(dy!, pads);
-  }, null, null, null];
+  return [
+    () => {
+      const pads = new Array<number>(2 * x.rank).fill(0);
+      axes.forEach((a, i) => {
+        pads[a] = starts[i];
+        pads[a + x.rank] = x.shape[a] - starts[i] - dy!.shape[a];
+      });
+      return op.pad(dy!, pads);
+    },
+    null,
+    null,
+    null,
+  ];
 });
 
 registerGradient('Split', (n, dys) => {
   const axis = op.attrInt(n, 'axis', 0);
-  return [() => op.concat(dys.map((d, i) => d ?? op.expand(op.scalarLike(n.outputs[i], 0), n.outputs[i].shape)), axis), null];
+  return [
+    () =>
+      op.concat(
+        dys.map((d, i) => d ?? op.expand(op.scalarLike(n.outputs[i], 0), n.outputs[i].shape)),
+        axis,
+      ),
+    null,
+  ];
 });

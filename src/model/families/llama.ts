@@ -19,7 +19,10 @@ export const llamaFamily: ModelFamily = {
 
 /** Every LLaMA weight (Qwen2's q/k/v biases when `attention_bias`), in the order a reader meets them. */
 function llamaParamShapes(c: ModelConfig): [string, number[]][] {
-  const d = c.hidden_size, q = c.num_attention_heads * headDim(c), kv = c.num_key_value_heads * headDim(c), f = c.intermediate_size;
+  const d = c.hidden_size,
+    q = c.num_attention_heads * headDim(c),
+    kv = c.num_key_value_heads * headDim(c),
+    f = c.intermediate_size;
   const out: [string, number[]][] = [['model.embed_tokens.weight', [c.vocab_size, d]]];
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = layerPrefix(i);
@@ -28,7 +31,11 @@ function llamaParamShapes(c: ModelConfig): [string, number[]][] {
     out.push([`${p}.self_attn.k_proj.weight`, [d, kv]]);
     out.push([`${p}.self_attn.v_proj.weight`, [d, kv]]);
     if (c.attention_bias) {
-      out.push([`${p}.self_attn.q_proj.bias`, [q]], [`${p}.self_attn.k_proj.bias`, [kv]], [`${p}.self_attn.v_proj.bias`, [kv]]);
+      out.push(
+        [`${p}.self_attn.q_proj.bias`, [q]],
+        [`${p}.self_attn.k_proj.bias`, [kv]],
+        [`${p}.self_attn.v_proj.bias`, [kv]],
+      );
     }
     out.push([`${p}.self_attn.o_proj.weight`, [q, d]]);
     out.push([`${p}.post_attention_layernorm.weight`, [d]]);
@@ -40,4 +47,3 @@ function llamaParamShapes(c: ModelConfig): [string, number[]][] {
   if (!c.tie_word_embeddings) out.push(['lm_head.weight', [d, c.vocab_size]]);
   return out;
 }
-

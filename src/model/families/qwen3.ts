@@ -18,7 +18,11 @@ export const qwen3Family: ModelFamily = {
       const m = /^model\.layers\.(\d+)\.input_layernorm\.weight$/.exec(name);
       if (!m) return [[name, shape]];
       const p = layerPrefix(Number(m[1]));
-      return [[name, shape], [`${p}.self_attn.q_norm.weight`, [headDim(c)]], [`${p}.self_attn.k_norm.weight`, [headDim(c)]]];
+      return [
+        [name, shape],
+        [`${p}.self_attn.q_norm.weight`, [headDim(c)]],
+        [`${p}.self_attn.k_norm.weight`, [headDim(c)]],
+      ];
     });
   },
 };

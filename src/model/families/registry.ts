@@ -9,7 +9,10 @@ const FAMILIES: ModelFamily[] = [llamaFamily, qwen2Family, qwen3Family];
 /** The family of a `model_type`; an unknown type is one error naming the supported ones. */
 export function familyOf(modelType: string): ModelFamily {
   const f = FAMILIES.find((x) => x.modelTypes.includes(modelType));
-  if (!f) throw new UserError(`model_type "${modelType}" is not supported (supported: ${supportedModelTypes().join(', ')}); a new family is one file in src/model/families`);
+  if (!f)
+    throw new UserError(
+      `model_type "${modelType}" is not supported (supported: ${supportedModelTypes().join(', ')}); a new family is one file in src/model/families`,
+    );
   return f;
 }
 

@@ -1,4 +1,13 @@
-import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+} from 'node:crypto';
 
 /**
  * The primitives of secure aggregation, all from node:crypto: X25519 key agreement, HKDF-SHA256,
@@ -6,7 +15,10 @@ import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, di
  * pseudo-random generator that expands a 32-byte seed into a mask of any length over Z_2^32.
  */
 
-export interface X25519Pair { publicKey: Buffer; privateKey: Buffer }
+export interface X25519Pair {
+  publicKey: Buffer;
+  privateKey: Buffer;
+}
 
 // X25519 keys as their 32 raw bytes inside the fixed DER wrappers (RFC 8410): PKCS#8 and SPKI.
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');

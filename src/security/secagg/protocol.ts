@@ -19,9 +19,20 @@ import { combineShares, splitSecret, type Share } from './shamir.js';
  * hold: the server removes every mask it can and still sees only sum + (sum of weights) * PRG(K).
  */
 
-export interface PeerKeys { id: string; cPk: Uint8Array; sPk: Uint8Array }
-export interface SealedShare { peer: string; ciphertext: Uint8Array }
-export interface RevealedShare { of: string; maskKey: boolean; share: Uint8Array }
+export interface PeerKeys {
+  id: string;
+  cPk: Uint8Array;
+  sPk: Uint8Array;
+}
+export interface SealedShare {
+  peer: string;
+  ciphertext: Uint8Array;
+}
+export interface RevealedShare {
+  of: string;
+  maskKey: boolean;
+  share: Uint8Array;
+}
 
 const order = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const pairSeed = (secret: Uint8Array, round: number) => derive(secret, `pair mask round ${round}`);
@@ -43,7 +54,10 @@ export class SecAggClient {
   private readonly held = new Map<string, { sk: Share; b: Share }>();
   private holders: string[] = [];
 
-  constructor(readonly id: string, readonly round: number) {}
+  constructor(
+    readonly id: string,
+    readonly round: number,
+  ) {}
 
   keys(): { cPk: Uint8Array; sPk: Uint8Array } {
     return { cPk: this.c.publicKey, sPk: this.s.publicKey };
@@ -52,23 +66,39 @@ export class SecAggClient {
   /** Step 2: the roster of key holders (this client among them) -> one sealed share for each other holder. */
   shareKeys(roster: PeerKeys[], threshold: number): SealedShare[] {
     const ids = roster.map((p) => p.id);
-    if (new Set(ids).size !== ids.length || !ids.includes(this.id)) throw new Error('secure aggregation: the roster must list each key holder once, this client included');
+    if (new Set(ids).size !== ids.length || !ids.includes(this.id))
+      throw new Error('secure aggregation: the roster must list each key holder once, this client included');
     if (roster.length > 255) throw new Error('secure aggregation supports at most 255 clients per round');
     this.roster = [...roster].sort((a, b) => order(a.id, b.id));
     const xs = this.roster.map((_, k) => k + 1);
-    const skShares = splitSecret(this.s.privateKey, xs, threshold), bShares = splitSecret(this.b, xs, threshold);
+    const skShares = splitSecret(this.s.privateKey, xs, threshold),
+      bShares = splitSecret(this.b, xs, threshold);
     const out: SealedShare[] = [];
     this.roster.forEach((peer, k) => {
       const payload = Buffer.concat([Buffer.from([xs[k]]), skShares[k].y, bShares[k].y]);
-      if (peer.id === this.id) { this.keep(this.id, payload); return; }
-      out.push({ peer: peer.id, ciphertext: seal(derive(agree(this.c.privateKey, peer.cPk), 'share key'), payload, shareAad(this.round, this.id, peer.id)) });
+      if (peer.id === this.id) {
+        this.keep(this.id, payload);
+        return;
+      }
+      out.push({
+        peer: peer.id,
+        ciphertext: seal(
+          derive(agree(this.c.privateKey, peer.cPk), 'share key'),
+          payload,
+          shareAad(this.round, this.id, peer.id),
+        ),
+      });
     });
     return out;
   }
 
   private keep(from: string, payload: Uint8Array): void {
-    if (payload.length !== 65) throw new Error(`secure aggregation: a share from ${from} has ${payload.length} bytes, expected 65`);
-    this.held.set(from, { sk: { x: payload[0], y: payload.subarray(1, 33) }, b: { x: payload[0], y: payload.subarray(33, 65) } });
+    if (payload.length !== 65)
+      throw new Error(`secure aggregation: a share from ${from} has ${payload.length} bytes, expected 65`);
+    this.held.set(from, {
+      sk: { x: payload[0], y: payload.subarray(1, 33) },
+      b: { x: payload[0], y: payload.subarray(33, 65) },
+    });
   }
 
   /** Step 3a: shares addressed to this client, and who holds shares (the clients whose masks this client's input carries). */
@@ -76,9 +106,17 @@ export class SecAggClient {
     for (const sh of shares) {
       const from = this.roster.find((p) => p.id === sh.peer);
       if (!from) throw new Error(`secure aggregation: a share from ${sh.peer}, who is not in the roster`);
-      this.keep(sh.peer, open(derive(agree(this.c.privateKey, from.cPk), 'share key'), sh.ciphertext, shareAad(this.round, sh.peer, this.id)));
+      this.keep(
+        sh.peer,
+        open(
+          derive(agree(this.c.privateKey, from.cPk), 'share key'),
+          sh.ciphertext,
+          shareAad(this.round, sh.peer, this.id),
+        ),
+      );
     }
-    if (!holders.includes(this.id) || holders.some((h) => !this.roster.some((p) => p.id === h))) throw new Error('secure aggregation: the share holders must be roster members, this client included');
+    if (!holders.includes(this.id) || holders.some((h) => !this.roster.some((p) => p.id === h)))
+      throw new Error('secure aggregation: the share holders must be roster members, this client included');
     this.holders = [...holders].sort(order);
   }
 
@@ -96,11 +134,21 @@ export class SecAggClient {
 
   /** Step 4: the shares that unmask the sum (mask keys of the dropped, self-mask seeds of the survivors). */
   reveal(dropped: string[], survivors: string[]): RevealedShare[] {
-    if (dropped.some((d) => survivors.includes(d))) throw new Error('secure aggregation: the server asked for both mask keys of one client (it would unmask that client alone); refusing');
-    if (dropped.includes(this.id)) throw new Error('secure aggregation: the server calls this client dropped; refusing to reveal its mask key');
+    if (dropped.some((d) => survivors.includes(d)))
+      throw new Error(
+        'secure aggregation: the server asked for both mask keys of one client (it would unmask that client alone); refusing',
+      );
+    if (dropped.includes(this.id))
+      throw new Error('secure aggregation: the server calls this client dropped; refusing to reveal its mask key');
     const out: RevealedShare[] = [];
-    for (const id of dropped) { const h = this.held.get(id); if (h) out.push({ of: id, maskKey: true, share: Buffer.from([h.sk.x, ...h.sk.y]) }); }
-    for (const id of survivors) { const h = this.held.get(id); if (h) out.push({ of: id, maskKey: false, share: Buffer.from([h.b.x, ...h.b.y]) }); }
+    for (const id of dropped) {
+      const h = this.held.get(id);
+      if (h) out.push({ of: id, maskKey: true, share: Buffer.from([h.sk.x, ...h.sk.y]) });
+    }
+    for (const id of survivors) {
+      const h = this.held.get(id);
+      if (h) out.push({ of: id, maskKey: false, share: Buffer.from([h.b.x, ...h.b.y]) });
+    }
     return out;
   }
 }
@@ -118,10 +166,15 @@ export class SecAggServer {
   private readonly inputs = new Map<string, Uint32Array>();
   private readonly revealed = new Map<string, { maskKey: Share[]; self: Share[] }>();
 
-  constructor(readonly round: number, readonly threshold: number, readonly length: number) {}
+  constructor(
+    readonly round: number,
+    readonly threshold: number,
+    readonly length: number,
+  ) {}
 
   addKeys(id: string, cPk: Uint8Array, sPk: Uint8Array): void {
-    if (cPk.length !== 32 || sPk.length !== 32) throw new Error(`secure aggregation: ${id} sent keys that are not 32-byte X25519 keys`);
+    if (cPk.length !== 32 || sPk.length !== 32)
+      throw new Error(`secure aggregation: ${id} sent keys that are not 32-byte X25519 keys`);
     this.keys.set(id, { id, cPk, sPk });
   }
 
@@ -130,12 +183,18 @@ export class SecAggServer {
   }
 
   addShares(from: string, shares: SealedShare[]): void {
-    const others = this.roster().filter((p) => p.id !== from).map((p) => p.id).sort(order);
+    const others = this.roster()
+      .filter((p) => p.id !== from)
+      .map((p) => p.id)
+      .sort(order);
     const to = shares.map((s) => s.peer).sort(order);
-    if (to.join() !== others.join()) throw new Error(`secure aggregation: ${from} must send one share to each other key holder`);
-    if (shares.some((s) => s.ciphertext.length > 256)) throw new Error(`secure aggregation: a share from ${from} is too large`);
+    if (to.join() !== others.join())
+      throw new Error(`secure aggregation: ${from} must send one share to each other key holder`);
+    if (shares.some((s) => s.ciphertext.length > 256))
+      throw new Error(`secure aggregation: a share from ${from} is too large`);
     this.holders.add(from);
-    for (const s of shares) this.inbox.set(s.peer, [...(this.inbox.get(s.peer) ?? []), { peer: from, ciphertext: s.ciphertext }]);
+    for (const s of shares)
+      this.inbox.set(s.peer, [...(this.inbox.get(s.peer) ?? []), { peer: from, ciphertext: s.ciphertext }]);
   }
 
   /** The shares for `id` from the holders (U2) only. */
@@ -145,7 +204,8 @@ export class SecAggServer {
 
   addInput(id: string, y: Uint32Array): void {
     if (!this.holders.has(id)) throw new Error(`secure aggregation: a masked input from ${id}, who sent no shares`);
-    if (y.length !== this.length) throw new Error(`secure aggregation: ${id}'s masked input has ${y.length} words, expected ${this.length}`);
+    if (y.length !== this.length)
+      throw new Error(`secure aggregation: ${id}'s masked input has ${y.length} words, expected ${this.length}`);
     this.inputs.set(id, y);
   }
 
@@ -158,7 +218,8 @@ export class SecAggServer {
   addReveal(from: string, shares: RevealedShare[]): void {
     const { dropped, survivors } = this.split();
     for (const s of shares) {
-      if (s.share.length !== 33) throw new Error(`secure aggregation: a revealed share from ${from} has ${s.share.length} bytes, expected 33`);
+      if (s.share.length !== 33)
+        throw new Error(`secure aggregation: a revealed share from ${from} has ${s.share.length} bytes, expected 33`);
       const wanted = s.maskKey ? dropped.includes(s.of) : survivors.includes(s.of);
       if (!wanted) throw new Error(`secure aggregation: ${from} revealed a share of ${s.of} that was not asked for`);
       const r = this.revealed.get(s.of) ?? { maskKey: [], self: [] };
@@ -172,12 +233,16 @@ export class SecAggServer {
     const { dropped, survivors } = this.split();
     const need = (id: string, shares: Share[] | undefined, what: string) => {
       const got = [...new Map((shares ?? []).map((s) => [s.x, s])).values()];
-      if (got.length < this.threshold) throw new Error(`secure aggregation: only ${got.length} shares of ${id}'s ${what}, the threshold is ${this.threshold} (too many clients dropped this round)`);
+      if (got.length < this.threshold)
+        throw new Error(
+          `secure aggregation: only ${got.length} shares of ${id}'s ${what}, the threshold is ${this.threshold} (too many clients dropped this round)`,
+        );
       return combineShares(got.slice(0, this.threshold));
     };
     const sum = new Uint32Array(this.length);
     for (const id of survivors) addWords(sum, this.inputs.get(id)!);
-    for (const id of survivors) addMask(sum, selfSeed(need(id, this.revealed.get(id)?.self, 'self-mask seed'), this.round), -1);
+    for (const id of survivors)
+      addMask(sum, selfSeed(need(id, this.revealed.get(id)?.self, 'self-mask seed'), this.round), -1);
     for (const j of dropped) {
       const sk = need(j, this.revealed.get(j)?.maskKey, 'mask key');
       for (const i of survivors) {
@@ -190,19 +255,34 @@ export class SecAggServer {
 }
 
 /** Parameters as ring elements: round(weight * x * 2^scaleBits) in two's complement. */
-export function quantise(x: Float32Array, weight: number, scaleBits: number, into = new Uint32Array(x.length), at = 0): Uint32Array {
+export function quantise(
+  x: Float32Array,
+  weight: number,
+  scaleBits: number,
+  into = new Uint32Array(x.length),
+  at = 0,
+): Uint32Array {
   const k = weight * 2 ** scaleBits;
   const limit = 2 ** 31;
   for (let i = 0; i < x.length; i++) {
     const v = Math.round(x[i] * k);
-    if (!(Math.abs(v) < limit)) throw new Error(`secure aggregation: a parameter (${x[i]}) times the weight ${weight} does not fit the ring at scale 2^${scaleBits}. Fix: lower privacy.secure_aggregation.scale_bits`);
+    if (!(Math.abs(v) < limit))
+      throw new Error(
+        `secure aggregation: a parameter (${x[i]}) times the weight ${weight} does not fit the ring at scale 2^${scaleBits}. Fix: lower privacy.secure_aggregation.scale_bits`,
+      );
     into[at + i] = v >>> 0;
   }
   return into;
 }
 
 /** The average from a ring sum: signed value / (total weight * 2^scaleBits). */
-export function dequantise(sum: Uint32Array, totalWeight: number, scaleBits: number, from = 0, length = sum.length - from): Float32Array {
+export function dequantise(
+  sum: Uint32Array,
+  totalWeight: number,
+  scaleBits: number,
+  from = 0,
+  length = sum.length - from,
+): Float32Array {
   const k = 1 / (totalWeight * 2 ** scaleBits);
   const out = new Float32Array(length);
   for (let i = 0; i < length; i++) out[i] = (sum[from + i] | 0) * k;

@@ -33,7 +33,8 @@ export interface Share {
 /** Split `secret` into shares at the points `xs` (distinct, 1..255), any `threshold` of which recover it. */
 export function splitSecret(secret: Uint8Array, xs: readonly number[], threshold: number): Share[] {
   if (threshold < 1 || threshold > xs.length) throw new Error(`Shamir: threshold ${threshold} must be 1..${xs.length}`);
-  if (new Set(xs).size !== xs.length || xs.some((x) => !Number.isInteger(x) || x < 1 || x > 255)) throw new Error('Shamir: share points must be distinct integers in 1..255');
+  if (new Set(xs).size !== xs.length || xs.some((x) => !Number.isInteger(x) || x < 1 || x > 255))
+    throw new Error('Shamir: share points must be distinct integers in 1..255');
   const coefficients = randomBytes(secret.length * (threshold - 1));
   return xs.map((x) => {
     const y = new Uint8Array(secret.length);
@@ -57,7 +58,9 @@ export function combineShares(shares: readonly Share[]): Uint8Array {
   shares.forEach((si, i) => {
     // l_i(0) = prod_{j != i} x_j / (x_j - x_i); subtraction is xor in GF(2^8).
     let l = 1;
-    shares.forEach((sj, j) => { if (j !== i) l = mul(l, div(sj.x, sj.x ^ si.x)); });
+    shares.forEach((sj, j) => {
+      if (j !== i) l = mul(l, div(sj.x, sj.x ^ si.x));
+    });
     for (let b = 0; b < len; b++) out[b] ^= mul(si.y[b], l);
   });
   return out;

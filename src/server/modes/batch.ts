@@ -10,7 +10,10 @@ function concatBatch(ts: TensorData[]): TensorData {
   const rows = ts.reduce((a, t) => a + t.shape[0], 0);
   const out = new Float32Array(rows * S * D);
   let off = 0;
-  for (const t of ts) { out.set(t.data as Float32Array, off); off += t.data.length; }
+  for (const t of ts) {
+    out.set(t.data as Float32Array, off);
+    off += t.data.length;
+  }
   return { dtype: 'float32', shape: [rows, S, D], data: out };
 }
 
@@ -37,7 +40,8 @@ function splitBatch(t: TensorData, sizes: number[], scales?: number[]): TensorDa
  */
 export const batch: ServerModeRunner = {
   replicaCount: () => 1,
-  trunkStepsPerRound: (cfg, participants) => cfg.federation.local_steps * Math.max(1, Math.ceil(participants / cfg.federation.batch_clients)),
+  trunkStepsPerRound: (cfg, participants) =>
+    cfg.federation.local_steps * Math.max(1, Math.ceil(participants / cfg.federation.batch_clients)),
   async train(ctx) {
     const f = ctx.cfg.federation;
     const { round } = ctx;
@@ -45,7 +49,11 @@ export const batch: ServerModeRunner = {
     for (const s of ctx.participants) ctx.openRound(s);
     let active = [...ctx.participants];
     for (let step = 1; step <= f.local_steps && active.length > 0; step++) {
-      const ups = await gatherWithDeadline(active.map((s) => ctx.expectStep(s, 'activations', step, 'h_A')), f.client_timeout_ms, f.batch_deadline_ms);
+      const ups = await gatherWithDeadline(
+        active.map((s) => ctx.expectStep(s, 'activations', step, 'h_A')),
+        f.client_timeout_ms,
+        f.batch_deadline_ms,
+      );
       const arrived: { s: Participant; hA: TensorData }[] = [];
       ups.forEach((r, i) => (r.ok ? arrived.push({ s: active[i], hA: r.value.tensor }) : ctx.drop(active[i], r.error)));
       const finished: Participant[] = [];
@@ -54,26 +62,54 @@ export const batch: ServerModeRunner = {
         const key = `batch:${round}:${step}:${g}`;
         const sizes = group.map((x) => x.hA.shape[0]);
         const hB = await ctx.timed(0, replica.forward(key, concatBatch(group.map((x) => x.hA)), true));
-        splitBatch(hB, sizes).forEach((part, i) => group[i].s.send({ trunkOut: { round, step, tensor: encodeActivation('h_B', part, group[i].s.context(round, step)), eval: false } }));
-        const downs = await gatherWithDeadline(group.map((x) => ctx.expectStep(x.s, 'tailGrad', step, 'grad_h_B')), f.client_timeout_ms, f.batch_deadline_ms);
+        splitBatch(hB, sizes).forEach((part, i) =>
+          group[i].s.send({
+            trunkOut: {
+              round,
+              step,
+              tensor: encodeActivation('h_B', part, group[i].s.context(round, step)),
+              eval: false,
+            },
+          }),
+        );
+        const downs = await gatherWithDeadline(
+          group.map((x) => ctx.expectStep(x.s, 'tailGrad', step, 'grad_h_B')),
+          f.client_timeout_ms,
+          f.batch_deadline_ms,
+        );
         const counts = downs.map((d) => (d.ok ? Math.max(0, d.value.labelCount) : 0));
         const total = counts.reduce((a, b) => a + b, 0);
         if (total === 0) {
           await replica.drop(key);
-          downs.forEach((d, i) => { if (!d.ok) ctx.drop(group[i].s, d.error); });
+          downs.forEach((d, i) => {
+            if (!d.ok) ctx.drop(group[i].s, d.error);
+          });
           continue;
         }
         const scales = counts.map((n) => n / total);
-        const grads = downs.map((d, i) => (d.ok ? d.value.tensor : { dtype: 'float32' as const, shape: group[i].hA.shape, data: new Float32Array(group[i].hA.data.length) }));
-        const scaled = grads.map((t, i) => ({ ...t, data: Float32Array.from(t.data as Float32Array, (x) => x * scales[i]) }));
+        const grads = downs.map((d, i) =>
+          d.ok
+            ? d.value.tensor
+            : { dtype: 'float32' as const, shape: group[i].hA.shape, data: new Float32Array(group[i].hA.data.length) },
+        );
+        const scaled = grads.map((t, i) => ({
+          ...t,
+          data: Float32Array.from(t.data as Float32Array, (x) => x * scales[i]),
+        }));
         // A group step mixes several clients' parts, so there is no one model to clip jointly: the
         // trunk clips its own gradient, and each client its own (head_grad says so).
         const { dhA, gradNorm } = await ctx.timed(0, replica.backward(key, concatBatch(scaled)));
         await ctx.timed(0, replica.apply(key, ctx.nextTrunkLr(0), gradNorm));
-        splitBatch(dhA, sizes, scales.map((c) => (c > 0 ? 1 / c : 0))).forEach((part, i) => {
+        splitBatch(
+          dhA,
+          sizes,
+          scales.map((c) => (c > 0 ? 1 / c : 0)),
+        ).forEach((part, i) => {
           const d = downs[i];
           if (!d.ok) return ctx.drop(group[i].s, d.error);
-          group[i].s.send({ headGrad: { round, step, tensor: encodeActivation('grad_h_A', part, group[i].s.context(round, step)) } });
+          group[i].s.send({
+            headGrad: { round, step, tensor: encodeActivation('grad_h_A', part, group[i].s.context(round, step)) },
+          });
           ctx.recordStep(group[i].s, step, d.value.loss, part.shape[0] * part.shape[1]);
           finished.push(group[i].s);
         });

@@ -78,6 +78,13 @@ export async function serveInTurns(ctx: RoundContext, order: readonly Participan
  */
 export async function collectUpdates(ctx: RoundContext, survivors: Participant[]): Promise<ClientUpdate[]> {
   if (ctx.secure) return ctx.secure(survivors);
-  const updates = await Promise.all(survivors.map((s) => ctx.receiveParameters(s).catch((e: Error) => { ctx.drop(s, e); return null; })));
+  const updates = await Promise.all(
+    survivors.map((s) =>
+      ctx.receiveParameters(s).catch((e: Error) => {
+        ctx.drop(s, e);
+        return null;
+      }),
+    ),
+  );
   return updates.filter((u): u is ClientUpdate => u !== null);
 }

@@ -26,7 +26,10 @@ export const sequential: ServerModeRunner = {
  */
 async function relay(ctx: RoundContext): Promise<ClientUpdate[]> {
   const strategy = ctx.strategy as Relay;
-  const turns = strategy.turnOrder(ctx.participants.map((s) => ({ id: s.id, weight: s.numExamples })), ctx.participants.length);
+  const turns = strategy.turnOrder(
+    ctx.participants.map((s) => ({ id: s.id, weight: s.numExamples })),
+    ctx.participants.length,
+  );
   const blocks: { s: Participant; turns: number }[] = [];
   for (const id of turns) {
     const last = blocks[blocks.length - 1];

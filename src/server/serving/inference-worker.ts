@@ -44,7 +44,10 @@ const handlers: { [K in InferenceOp]: (a: InferenceOps[K][0]) => Promise<Inferen
   async decode({ span, rows, positions, hA }) {
     const input = new Float32Array(span * D);
     const pos: (number | null)[] = new Array(span).fill(null);
-    rows.forEach((r, k) => { input.set(hA.subarray(k * D, (k + 1) * D), r * D); pos[r] = positions[k]; });
+    rows.forEach((r, k) => {
+      input.set(hA.subarray(k * D, (k + 1) * D), r * D);
+      pos[r] = positions[k];
+    });
     const out = (await trunk.decode(tensor('float32', [span, 1, D], input), pos, cache)).data as Float32Array;
     const picked = new Float32Array(rows.length * D);
     rows.forEach((r, k) => picked.set(out.subarray(r * D, (r + 1) * D), k * D));

@@ -14,17 +14,26 @@ import type { InferenceWorkerInit } from './inference-worker.js';
  * trained with (config.yaml) and the server's last round checkpoint (its frozen weights read back
  * from the base model when the checkpoint left them there).
  */
-export function trunkFromRun(runDir: string, configPath?: string): { cfg: ExperimentConfig; model: ModelConfig; params: InferenceWorkerInit['params'] } {
+export function trunkFromRun(
+  runDir: string,
+  configPath?: string,
+): { cfg: ExperimentConfig; model: ModelConfig; params: InferenceWorkerInit['params'] } {
   const cfgFile = configPath ?? join(runDir, 'config.yaml');
-  if (!existsSync(cfgFile)) throw new UserError(`--from ${runDir}: no config.yaml there (a folder made by flglm run), and no --config given`);
+  if (!existsSync(cfgFile))
+    throw new UserError(`--from ${runDir}: no config.yaml there (a folder made by flglm run), and no --config given`);
   const cfg = loadConfigFile(cfgFile);
   for (const dir of [join(runDir, 'checkpoints', 'server', 'latest'), join(runDir, 'latest'), runDir]) {
     if (!existsSync(join(dir, 'checkpoint.json'))) continue;
     const { store, meta } = loadCheckpoint(dir);
     const trunk = partOwns('trunk', meta.model, cfg.split);
     const params = [...store].filter(([n]) => trunk(n)).map(([n, p]): [string, Param] => [n, asFloat32(p)]);
-    if (params.length === 0) throw new UserError(`${dir} holds no trunk weights (a client checkpoint?). Fix: point --from at the run folder or the server's --checkpoints folder`);
+    if (params.length === 0)
+      throw new UserError(
+        `${dir} holds no trunk weights (a client checkpoint?). Fix: point --from at the run folder or the server's --checkpoints folder`,
+      );
     return { cfg, model: meta.model, params };
   }
-  throw new UserError(`--from ${runDir}: no server checkpoint (checkpoints/server/latest, latest/ or the folder itself). Fix: give the folder flglm run wrote, or the server's --checkpoints folder`);
+  throw new UserError(
+    `--from ${runDir}: no server checkpoint (checkpoints/server/latest, latest/ or the folder itself). Fix: give the folder flglm run wrote, or the server's --checkpoints folder`,
+  );
 }
