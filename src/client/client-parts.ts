@@ -1,5 +1,4 @@
 import { OPTIMIZER_PREFIX, packOptimizerState, unpackOptimizerState } from '../federation/optimizer-handoff.js';
-import { CONTROL_PREFIX, type ScaffoldClient } from '../federation/strategies/scaffold.js';
 import { applyDelta, encodeUpdate, isDeltaEncoded, quantizeDelta } from '../federation/update-encoding.js';
 import { decodeTensor, encodeTensor, type TensorContext, type WireTensor } from '../protocol/tensors.js';
 import { UserError } from '../util/errors.js';
@@ -9,7 +8,8 @@ import type { Trainer } from './trainer.js';
 /**
  * What goes up with a client's round and what comes back: its trainable parts (float32, or
  * float16 changes from the round's start with `update_encoding: float16-delta`), the optimizer
- * state where it is shared (relay, client_optimizer: average), SCAFFOLD's control variates.
+ * state where it is shared (hand-off, client_optimizer: average), and what the strategy's client
+ * half adds (SCAFFOLD's control variates).
  */
 export class ClientParts {
   /** The parts this round started from: float16-delta's base (the server takes its deltas from them too), FedProx's anchor. */
@@ -20,22 +20,27 @@ export class ClientParts {
     this.delta = isDeltaEncoded(t.cfg.federation.update_encoding);
   }
 
-  /**
-   * A training round begins (its parts are final: any global parts arrived before its start).
-   * Returns a copy of them when delta encoding or `keep` (FedProx) needs one, else null.
-   */
-  startRound(keep: boolean): Map<string, Float32Array> | null {
-    this.base = this.delta || keep ? new Map([...this.t.params].map(([n, d]) => [n, Float32Array.from(d)])) : null;
-    return this.base;
+  /** A training round begins (its parts are final: any global parts arrived before its start). */
+  startRound(): void {
+    this.base = this.delta ? this.copy() : null;
+  }
+
+  /** The parts as this round began (float16-delta's base, FedProx's anchor): one copy, made when first asked for. */
+  roundStart(): Map<string, Float32Array> {
+    return (this.base ??= this.copy());
+  }
+
+  private copy(): Map<string, Float32Array> {
+    return new Map([...this.t.params].map(([n, d]) => [n, Float32Array.from(d)]));
   }
 
   /** The round's upload. */
-  upload(ctx: TensorContext, scaffold: ScaffoldClient | null): WireTensor[] {
+  upload(ctx: TensorContext): WireTensor[] {
     const t = this.t;
     const entries = [
       ...t.params,
       ...(t.sharesOptimizer ? packOptimizerState(t.optimizer, t.params) : []),
-      ...(scaffold ? scaffold.finishRound(t.params) : []),
+      ...(t.half?.finishRound?.(t.params) ?? []),
     ];
     const deltas = this.delta && this.base ? quantizeDelta(this.base, t.params) : null;
     return encodeUpdate(entries, deltas, ctx, (n, d) =>
@@ -68,16 +73,16 @@ export class ClientParts {
     }
   }
 
-  /** Apply an `averaged` message: global parts (float32, or float16 deltas from this round's start), relayed moments, control variates. */
+  /** Apply an `averaged` message: global parts (float32, or float16 deltas from this round's start), relayed moments, the client half's entries. */
   receive(tensors: WireTensor[], ctx: TensorContext): void {
     const t = this.t;
     const moments = new Map<string, Float32Array>();
     for (const w of tensors) {
-      if (t.scaffold && w.name.startsWith(CONTROL_PREFIX)) {
-        const param = t.params.get(w.name.slice(CONTROL_PREFIX.length));
-        if (!param)
-          throw new UserError(`server sent control variate ${w.name} for a parameter this client does not train`);
-        t.scaffold.receive(
+      const of = t.half?.incoming?.(w.name);
+      if (of !== undefined) {
+        const param = t.params.get(of);
+        if (!param) throw new UserError(`server sent ${w.name} for ${of}, a parameter this client does not train`);
+        t.half!.receive!(
           w.name,
           decodeTensor(w, { name: w.name, dtype: 'float32', shape: [param.length] }, ctx).data as Float32Array,
         );

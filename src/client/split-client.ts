@@ -21,8 +21,6 @@ import { describeConnectError } from '../security/tls.js';
 import { UserError } from '../util/errors.js';
 import type { Log } from '../util/logger.js';
 import type { ClientRoundConfig } from '../federation/strategies/strategy.js';
-import { addProximalGradient } from '../federation/strategies/fedprox.js';
-import type { ScaffoldClient } from '../federation/strategies/scaffold.js';
 import { ClientParts } from './client-parts.js';
 import { ActivationNoise } from '../privacy/activation-noise.js';
 import type { Capture } from '../privacy/capture.js';
@@ -257,19 +255,9 @@ export class SplitClient {
       }
       const config = (start.configJson ? JSON.parse(start.configJson) : {}) as ClientRoundConfig;
       if (config.reset_optimizer) t.optimizer = createOptimizer(cfg.optimizer);
-      // FedProx: the proximal term pulls towards the parts this round started from.
-      const anchor = parts.startRound(Boolean(config.proximal_mu));
-      const scaffold = config.scaffold ? t.scaffold : null;
-      for (let step = 1; step <= start.localSteps; step++)
-        await this.trainStep(
-          call,
-          inbox,
-          round,
-          step,
-          ctx,
-          config.proximal_mu && anchor ? { mu: config.proximal_mu, anchor } : null,
-          scaffold,
-        );
+      parts.startRound();
+      t.half?.startRound?.({ params: t.params, start: () => parts.roundStart(), config });
+      for (let step = 1; step <= start.localSteps; step++) await this.trainStep(call, inbox, round, step, ctx);
       this.sentRound = round;
       if (cfg.privacy.secure_aggregation.enabled) {
         await secureUpload({
@@ -286,7 +274,7 @@ export class SplitClient {
         });
       } else
         call.write({
-          parameters: { round, numExamples: this.o.train.length, tensors: parts.upload(ctx(round, 0), scaffold) },
+          parameters: { round, numExamples: this.o.train.length, tensors: parts.upload(ctx(round, 0)) },
         });
     }
   }
@@ -322,8 +310,6 @@ export class SplitClient {
     round: number,
     step: number,
     ctx: (r: number, s: number) => TensorContext,
-    proximal: { mu: number; anchor: Map<string, Float32Array> } | null,
-    scaffold: ScaffoldClient | null,
   ): Promise<void> {
     const t = this.trainer!;
     const c = ctx(round, step);
@@ -369,8 +355,7 @@ export class SplitClient {
         for (let i = 0; i < g.length; i++) other[i] += g[i]; // tied embeddings: head and tail both use it
       else grads.set(n, g);
     }
-    scaffold?.correct(grads);
-    if (proximal) addProximalGradient(grads, t.params, proximal.anchor, proximal.mu);
+    t.half?.correctGradient?.(grads, t.params);
     // One model, one norm: with joint clipping, clip by sqrt(|g_trunk|^2 + |g_client|^2) and tell
     // the server ours (batch mode: each side clips its own).
     const own = globalNorm(grads.values());
@@ -380,11 +365,11 @@ export class SplitClient {
       call.write({ stepDone: { round, step, gradNorm: own } });
       await call.sent();
     }
-    // With relay the client parts follow one schedule across the federation (the step travels with
-    // the optimizer state), as the centralized model does over the same budget.
+    // With a hand-off the client parts follow one schedule across the federation (the step travels
+    // with the optimizer state), as the centralized model does over the same budget.
     const f = t.cfg.federation;
-    const total = f.rounds * f.local_steps * (t.relay ? f.clients : 1);
-    const lr = learningRate(t.cfg.optimizer.lr, t.cfg.schedule, t.relay ? t.optimizer.step : this.localStep, total);
+    const total = f.rounds * f.local_steps * (t.handoff ? f.clients : 1);
+    const lr = learningRate(t.cfg.optimizer.lr, t.cfg.schedule, t.handoff ? t.optimizer.step : this.localStep, total);
     clipAndApply(
       t.optimizer,
       t.params,

@@ -8,7 +8,8 @@ import { trainableData, type ParamStore } from '../model/params.js';
 import { PartExecutor } from '../training/part-executor.js';
 import { partOwns } from '../model/partition.js';
 import { createOptimizer, type Optimizer } from '../training/optimizer.js';
-import { ScaffoldClient } from '../federation/strategies/scaffold.js';
+import type { ClientHalf } from '../federation/strategies/plugin.js';
+import { createClientHalf, strategyTraits } from '../federation/strategies/registry.js';
 
 export interface Trainer {
   cfg: ExperimentConfig;
@@ -20,12 +21,12 @@ export interface Trainer {
   params: Map<string, Float32Array>;
   optimizer: Optimizer;
   stream: BatchStream;
-  /** The client parts and their optimizer state travel from client to client (relay strategy). */
-  relay: boolean;
-  /** The optimizer state goes up with the parts and comes back with the global ones (relay, or client_optimizer: average). */
+  /** The client parts and their optimizer state travel from client to client (a hand-off strategy). */
+  handoff: boolean;
+  /** The optimizer state goes up with the parts and comes back with the global ones (hand-off, or client_optimizer: average). */
   sharesOptimizer: boolean;
-  /** SCAFFOLD's client state (its control variate), with that strategy. */
-  scaffold: ScaffoldClient | null;
+  /** The strategy's client half (its hooks and state), if it has one. */
+  half: ClientHalf | null;
 }
 
 /** The client's half of the model and its training state, built from the server's plan. */
@@ -45,6 +46,8 @@ export function createTrainer(cfg: ExperimentConfig, train: Example[]): Trainer 
   const head = new PartExecutor('head', config, cfg.split, peft, store, runtime);
   const tail = new PartExecutor('tail', config, cfg.split, peft, store, runtime);
   const trainable = [...new Set([...head.trainable, ...tail.trainable])];
+  const { strategy } = cfg.federation;
+  const handoff = strategyTraits(strategy.name).handoff;
   return {
     cfg,
     config,
@@ -55,8 +58,8 @@ export function createTrainer(cfg: ExperimentConfig, train: Example[]): Trainer 
     params: new Map(trainable.map((n) => [n, trainableData(store.get(n)!, n)])),
     optimizer: createOptimizer(cfg.optimizer),
     stream: new BatchStream(train, tokenizer, cfg.data.batch_size, cfg.data.seq_len, cfg.seed),
-    relay: cfg.federation.strategy.name === 'relay',
-    sharesOptimizer: cfg.federation.strategy.name === 'relay' || cfg.federation.strategy.client_optimizer === 'average',
-    scaffold: cfg.federation.strategy.name === 'scaffold' ? new ScaffoldClient() : null,
+    handoff,
+    sharesOptimizer: handoff || strategy.client_optimizer === 'average',
+    half: createClientHalf(strategy),
   };
 }

@@ -1,13 +1,14 @@
 // What secure aggregation and a hidden aggregate can be combined with, checked with the config:
-// each problem names the key and the fix. Kept apart from schema.ts, which stays a table of keys.
+// each problem names the key and the fix. Kept apart from schema.ts, which stays a table of keys;
+// which strategies qualify is each strategy's traits (federation/strategies/registry.ts).
 
-/** Strategies whose aggregate is the weighted mean of the client parts (all secure aggregation can compute). */
-export const SECURE_STRATEGIES = ['fedavg', 'fedprox', 'fedavgm', 'fedadam', 'fedyogi', 'fedadagrad'];
-/** Of those, the ones that need nothing but the mean on the clients (the server sees no aggregate to step on). */
-export const HIDDEN_STRATEGIES = ['fedavg', 'fedprox'];
+import { STRATEGY_NAMES, strategyTraits, type StrategyName } from '../federation/strategies/registry.js';
+
+const meanStrategies = STRATEGY_NAMES.filter((n) => strategyTraits(n).weightedMean === true);
+const hideableStrategies = STRATEGY_NAMES.filter((n) => strategyTraits(n).hideable);
 
 interface Plan {
-  federation: { strategy: { name: string; client_optimizer: string }; update_encoding: string };
+  federation: { strategy: { name: StrategyName; client_optimizer: string }; update_encoding: string };
   security: { tls: boolean };
   privacy: { secure_aggregation: { enabled: boolean }; hide_aggregate: boolean };
 }
@@ -16,11 +17,12 @@ export function privacyProblems(cfg: Plan): { path: string[]; message: string }[
   const out: { path: string[]; message: string }[] = [];
   const { secure_aggregation: secure, hide_aggregate: hide } = cfg.privacy;
   const strategy = cfg.federation.strategy.name;
+  const traits = strategyTraits(strategy);
   if (secure.enabled) {
-    if (!SECURE_STRATEGIES.includes(strategy))
+    if (traits.weightedMean !== true)
       out.push({
         path: ['privacy', 'secure_aggregation', 'enabled'],
-        message: `secure aggregation computes a weighted mean, which ${strategy} is not (it needs ${strategy === 'relay' ? "each client's own parts" : strategy === 'fedmedian' ? 'every update' : 'per-client control variates'}); use one of ${SECURE_STRATEGIES.join(', ')}`,
+        message: `secure aggregation computes a weighted mean, which ${strategy} is not (it needs ${traits.weightedMean.needs}); use one of ${meanStrategies.join(', ')}`,
       });
     if (cfg.federation.update_encoding !== 'float32')
       out.push({
@@ -40,10 +42,10 @@ export function privacyProblems(cfg: Plan): { path: string[]; message: string }[
         path: ['privacy', 'hide_aggregate'],
         message: 'hide_aggregate masks the secure aggregate; set privacy.secure_aggregation.enabled: true too',
       });
-    else if (!HIDDEN_STRATEGIES.includes(strategy))
+    else if (!traits.hideable)
       out.push({
         path: ['privacy', 'hide_aggregate'],
-        message: `with a hidden aggregate the server cannot take ${strategy}'s server-side step; use ${HIDDEN_STRATEGIES.join(' or ')}`,
+        message: `with a hidden aggregate the server cannot take ${strategy}'s server-side step; use ${hideableStrategies.join(' or ')}`,
       });
     if (!cfg.security.tls)
       out.push({

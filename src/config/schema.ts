@@ -1,4 +1,6 @@
 import { privacyProblems } from './privacy-rules.js';
+import { mergedOptions } from './plugin-options.js';
+import { DEFAULT_STRATEGY, STRATEGIES, STRATEGY_NAMES, strategyTraits } from '../federation/strategies/registry.js';
 import { FROZEN_DTYPES } from '../model/frozen-dtype.js';
 import { z } from 'zod';
 import { TASKS } from '../data/examples.js';
@@ -19,17 +21,8 @@ export const FINETUNE_METHODS = ['full', 'lora', 'prefix'] as const;
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 export const SERVER_MODES = ['sequential', 'batch', 'hierarchical'] as const;
 export type ServerMode = (typeof SERVER_MODES)[number];
-export const STRATEGY_NAMES = [
-  'fedavg',
-  'fedavgm',
-  'fedadam',
-  'fedyogi',
-  'fedadagrad',
-  'fedprox',
-  'fedmedian',
-  'relay',
-  'scaffold',
-] as const;
+/** Modes that serve a hand-off strategy's turns (each client from the previous one's parts). */
+const HANDOFF_MODES: readonly ServerMode[] = ['sequential'];
 export const DATASETS = ['spam-assassin', 'sotu', 'moby-dick'] as const;
 
 const partitionRule = z
@@ -107,12 +100,9 @@ export const dataSchema = z
 
 export const strategySchema = z
   .strictObject({
-    name: z.enum(STRATEGY_NAMES).default('fedavg'),
-    server_lr: z.number().positive().default(1),
-    momentum: z.number().min(0).lt(1).default(0.9),
-    betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.99]),
-    tau: z.number().positive().default(1e-3),
-    mu: z.number().min(0).default(0.01),
+    name: z.enum(STRATEGY_NAMES).default(DEFAULT_STRATEGY),
+    // Each strategy's own keys (server_lr, momentum, ...), declared in its file under federation/strategies/.
+    ...mergedOptions(STRATEGIES),
     client_optimizer: z.enum(['keep', 'reset', 'average']).default('keep'),
   })
   .prefault({});
@@ -235,19 +225,19 @@ export const experimentSchema = z
         message: `must be at most federation.clients (${cfg.federation.clients}), got ${cfg.federation.min_clients}`,
       });
     }
-    if (cfg.federation.strategy.name === 'relay' && cfg.federation.mode !== 'sequential') {
+    const strategy = cfg.federation.strategy.name;
+    if (strategyTraits(strategy).handoff && !HANDOFF_MODES.includes(cfg.federation.mode)) {
       ctx.addIssue({
         code: 'custom',
         path: ['federation', 'strategy', 'name'],
-        message: `relay hands the client parts from one client to the next, which needs federation.mode: sequential (got ${cfg.federation.mode})`,
+        message: `${strategy} hands the client parts from one client to the next, which needs federation.mode: ${HANDOFF_MODES.join(' or ')} (got ${cfg.federation.mode})`,
       });
     }
-    if (cfg.federation.update_encoding !== 'float32' && cfg.federation.strategy.name === 'relay') {
+    if (cfg.federation.update_encoding !== 'float32' && strategyTraits(strategy).handoff) {
       ctx.addIssue({
         code: 'custom',
         path: ['federation', 'update_encoding'],
-        message:
-          'relay hands absolute parts and optimizer state from client to client; use update_encoding: float32 with it',
+        message: `${strategy} hands absolute parts and optimizer state from client to client; use update_encoding: float32 with it`,
       });
     }
     for (const p of privacyProblems(cfg)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });

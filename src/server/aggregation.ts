@@ -7,6 +7,7 @@ import {
   type Params,
   type Strategy,
 } from '../federation/strategies/strategy.js';
+import { strategyTraits } from '../federation/strategies/registry.js';
 import { isDeltaEncoded, quantizeDelta, rebuiltParams } from '../federation/update-encoding.js';
 import { trainableData, type ParamStore } from '../model/params.js';
 
@@ -18,6 +19,8 @@ import { trainableData, type ParamStore } from '../model/params.js';
  */
 export class RoundAggregator {
   private readonly averagesOptimizer: boolean;
+  /** Turns hand the parts from client to client, optimizer state included (a hand-off strategy). */
+  private readonly handoff: boolean;
   /** float16-delta: the initial client parts (round 1's base); null with float32 updates. */
   private initialParts: Params | null = null;
 
@@ -25,20 +28,21 @@ export class RoundAggregator {
     private readonly strategy: Strategy,
     private readonly cfg: ExperimentConfig,
   ) {
-    this.averagesOptimizer = cfg.federation.strategy.client_optimizer === 'average' && strategy.handoff === 'average';
+    this.handoff = strategyTraits(cfg.federation.strategy.name).handoff;
+    this.averagesOptimizer = cfg.federation.strategy.client_optimizer === 'average' && !this.handoff;
   }
 
   /**
-   * What a client uploads: its parts, plus what its strategy adds (relay: optimizer state;
-   * scaffold: delta c_i) and averaged moments. `store` holds the initial parts (float16-delta's first base).
+   * What a client uploads: its parts, plus what its strategy adds (SCAFFOLD: delta c_i) and the
+   * optimizer state where it travels (a hand-off, or averaged moments). `store` holds the initial parts (float16-delta's first base).
    */
   uploadSpec(parts: ClientPartSpec, store: ParamStore): ClientPartSpec {
     if (isDeltaEncoded(this.cfg.federation.update_encoding))
       this.initialParts = new Map(
         [...parts.keys()].map((n) => [n, Float32Array.from(trainableData(store.get(n)!, n))]),
       );
-    const spec = this.strategy.uploadSpec?.(parts, this.cfg.optimizer) ?? parts;
-    return this.averagesOptimizer ? withOptimizerState(spec, this.cfg.optimizer) : spec;
+    const spec = this.strategy.uploadSpec?.(parts) ?? parts;
+    return this.averagesOptimizer || this.handoff ? withOptimizerState(spec, this.cfg.optimizer) : spec;
   }
 
   /** The parameters (no control variates, no moments) float16 deltas are taken from; null with float32 updates. */
@@ -61,9 +65,9 @@ export class RoundAggregator {
   }
 
   private combine(round: number, updates: ClientUpdate[], current: Params | null): Params {
-    // Averaging strategies see updates in a fixed order (sums are order-sensitive in float);
-    // relay's order is the hand-off order.
-    if (this.strategy.handoff === 'average') updates.sort((a, b) => a.clientId.localeCompare(b.clientId));
+    // Averaging strategies see updates in a fixed order (sums are order-sensitive in float); a
+    // hand-off's order is the order of its turns.
+    if (!this.handoff) updates.sort((a, b) => a.clientId.localeCompare(b.clientId));
     if (!this.averagesOptimizer) return this.strategy.aggregate(round, updates, current);
     const [plain, moments] = splitOptimizerState(updates);
     const next = this.strategy.aggregate(round, plain, current);

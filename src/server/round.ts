@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ExperimentConfig } from '../config/schema.js';
-import type { ClientUpdate, Params, Strategy } from '../federation/strategies/strategy.js';
+import type { ClientUpdate, Params, RoundPlan, Strategy } from '../federation/strategies/strategy.js';
 import type { ModelConfig } from '../model/config.js';
 import { decodeActivation, encodeActivation, encodeTensor, ProtocolError } from '../protocol/tensors.js';
 import { newRoundKey, PayloadChannel, wrapRoundKey } from '../security/payload.js';
@@ -53,6 +53,8 @@ export class Round implements RoundContext {
   readonly secure?: (survivors: Participant[]) => Promise<ClientUpdate[]>;
   /** Seconds the secure-aggregation exchanges took, per exchange (a round-end phase of the round record). */
   readonly securePhases: SecurePhaseSeconds = {};
+  /** The strategy's configuration of this round (configure_fit). */
+  readonly plan: RoundPlan;
 
   constructor(
     readonly round: number,
@@ -62,6 +64,8 @@ export class Round implements RoundContext {
   ) {
     if (d.cfg.privacy.secure_aggregation.enabled)
       this.secure = (survivors) => secureCollect(this, survivors, d.partSpec, this.securePhases);
+    const clients = participants.map((s) => ({ id: s.id, weight: s.numExamples }));
+    this.plan = evaluate ? { config: () => ({}) } : d.strategy.configureRound(round, clients, d.startParams);
   }
 
   get cfg(): ExperimentConfig {
@@ -69,9 +73,6 @@ export class Round implements RoundContext {
   }
   get replicas(): readonly Replica[] {
     return this.d.replicas;
-  }
-  get strategy(): Strategy {
-    return this.d.strategy;
   }
   get startParams(): Params | null {
     return this.d.startParams;
@@ -92,7 +93,7 @@ export class Round implements RoundContext {
     const config = this.evaluate
       ? {}
       : {
-          ...this.strategy.configureClient(this.round),
+          ...this.plan.config(s.id),
           ...(this.cfg.federation.strategy.client_optimizer === 'reset' ? { reset_optimizer: true } : {}),
         };
     s.send({

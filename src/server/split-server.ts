@@ -4,7 +4,7 @@ import type { ExperimentConfig, ServerMode } from '../config/schema.js';
 import { checkpointsAfter, evaluatesAfter, peftOf, resolveModel } from '../config/experiment.js';
 import { partParamNames } from '../model/partition.js';
 import type { ClientPartSpec, Params, Strategy } from '../federation/strategies/strategy.js';
-import { createStrategy } from '../federation/strategies/registry.js';
+import { createStrategy, strategyTraits } from '../federation/strategies/registry.js';
 import { ProtocolError } from '../protocol/tensors.js';
 import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
 import { clientLimits, type ClientLimits } from './client-limits.js';
@@ -95,8 +95,11 @@ export class SplitServer {
     this.cfg = o.cfg;
     this.mode = o.mode ?? o.cfg.federation.mode;
     this.runner = o.runner ?? SERVER_MODE_RUNNERS[this.mode];
-    if (o.cfg.federation.strategy.name === 'relay' && this.mode !== 'sequential')
-      throw new UserError(`federation.strategy relay needs --mode sequential (this server runs ${this.mode})`);
+    const { strategy } = o.cfg.federation;
+    if (strategyTraits(strategy.name).handoff && this.mode !== 'sequential')
+      throw new UserError(
+        `federation.strategy ${strategy.name} hands the client parts on, which needs --mode sequential (this server runs ${this.mode})`,
+      );
     this.strategy = createStrategy(o.cfg.federation.strategy, o.cfg.federation.clients);
     this.aggregator = new RoundAggregator(this.strategy, this.cfg);
     this.log = o.log ?? (() => {});
@@ -150,8 +153,6 @@ export class SplitServer {
       this.strategy.restore(loaded.progress.strategyState);
       this.log(`resumed from ${ckpt}: round ${this.completedRound} of ${this.cfg.federation.rounds} complete`);
     }
-    // Several trunk replicas are averaged like client parts, and FedProx pulls them back the same way.
-    const proximalMu = this.runner.replicaCount(this.cfg) > 1 ? (this.strategy.configureClient(0).proximal_mu ?? 0) : 0;
     this.pool = new TrunkPool(this.cfg, {
       model: config,
       split: this.cfg.split,
@@ -159,7 +160,9 @@ export class SplitServer {
       optimizer: this.cfg.optimizer,
       runtime: { device: this.cfg.runtime.device, threads, spinning: false, arena: this.cfg.runtime.memory_arena },
       params: [...store].filter(([n]) => trunkNames.has(n)),
-      proximalMu,
+      // Several trunk replicas are averaged like client parts, so the strategy's trunk hook (FedProx's
+      // pull towards the round's trunk) runs on each of them.
+      strategy: this.runner.replicaCount(this.cfg) > 1 ? this.cfg.federation.strategy : null,
     });
     if (resumedSteps) this.pool.trunkSteps = resumedSteps;
     this.pool.startLocal(this.runner.replicaCount(this.cfg), optimizerState);
@@ -237,7 +240,7 @@ export class SplitServer {
       }
       return {
         mode: this.mode,
-        strategy: this.strategy.name,
+        strategy: f.strategy.name,
         rounds: f.rounds,
         steps: this.history.reduce((a, r) => a + r.steps, 0),
         tokens: this.history.reduce((a, r) => a + r.tokens, 0),
@@ -336,11 +339,10 @@ export class SplitServer {
       ? { next: null, deltas: null }
       : this.aggregator.aggregate(round, updates, this.globalClientParams);
     this.globalClientParams = next;
-    // Averaging: every client continues from the new global parts. Relay: the next round's first
-    // client gets them with its turn, so the broadcast is needed only where every client must hold
+    // Averaging: every client continues from the new global parts. A hand-off: the next round's
+    // first client gets them with its turn, so the broadcast is needed only where every client must hold
     // them (an evaluation, a checkpoint, the end).
-    const needAll =
-      this.strategy.handoff === 'average' || evaluatesAfter(this.cfg, round) || checkpointsAfter(this.cfg, round);
+    const needAll = !ctx.plan.handoff || evaluatesAfter(this.cfg, round) || checkpointsAfter(this.cfg, round);
     const aggregate_s = lap();
     if (needAll)
       for (const id of finished) {
@@ -432,7 +434,7 @@ export class SplitServer {
         model: this.model,
         peft: peftOf(this.cfg),
         mode: this.mode,
-        strategy: this.strategy.name,
+        strategy: this.cfg.federation.strategy.name,
         baseModel: this.cfg.model.hf_path ?? undefined,
         frozen: this.trunkInBase ?? [],
       },

@@ -8,7 +8,7 @@ import {
   type OptimizerState,
 } from '../training/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
-import { addProximalGradient } from '../federation/strategies/fedprox.js';
+import { createTrunkHalf, type StrategyChoice } from '../federation/strategies/registry.js';
 import { float32Copy, trainableData, type ParamStore, type PeftConfig, type StoredParam } from '../model/params.js';
 import type { SplitPoints } from '../model/partition.js';
 import type { RuntimeOptions } from '../runtime/session.js';
@@ -26,10 +26,10 @@ export interface TrunkWorkerInit {
   params: [string, StoredParam][];
   optimizerState?: OptimizerState;
   /**
-   * FedProx on trunk replicas (hierarchical mode with strategy fedprox): mu (w - w_round) pulls
-   * each replica towards the trunk it started the round from, as clients do with their parts.
+   * With several replicas: the strategy whose trunk hook runs on each (FedProx: mu (w - w_round)
+   * pulls each replica towards the trunk it started the round from, as clients do with their parts).
    */
-  proximalMu?: number;
+  strategy?: StrategyChoice | null;
 }
 
 // A trunk replica in its own thread: ONNX Runtime blocks the thread it runs on, so the server's
@@ -47,9 +47,11 @@ const saved = new Map<string, { hA: TensorData; masks: DropoutMasks }>();
 /** Gradients of a backward waiting for their `apply` (keyed like the saved activations). */
 const pending = new Map<string, Map<string, Float32Array>>();
 const trainable = () => new Map(trunk.trainable.map((n) => [n, trainableData(store.get(n)!, n)]));
-/** The trunk this round started from (FedProx's anchor), refreshed when averaged parameters arrive. */
+/** The trunk this round started from, refreshed when averaged parameters arrive. */
 const snapshot = () => new Map([...trainable()].map(([n, d]) => [n, d.slice()]));
-let anchor = init.proximalMu ? snapshot() : null;
+const hook = init.strategy ? createTrunkHalf(init.strategy) : null;
+const startRound = () => hook?.startRound?.({ params: trainable(), start: snapshot, config: {} });
+startRound();
 
 type Answer<K extends ReplicaOp> = { result: ReplicaResult<K>; transfer?: ArrayBuffer[] };
 const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | Answer<K> } = {
@@ -65,7 +67,7 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
     if (!kept) throw new Error(`no forward activations kept for ${key}`);
     saved.delete(key);
     const r = await trunk.backward(kept.hA, dhB, kept.masks);
-    if (anchor) addProximalGradient(r.grads, trainable(), anchor, init.proximalMu!);
+    hook?.correctGradient?.(r.grads, trainable());
     pending.set(key, r.grads);
     const dhA = Float32Array.from(r.inputGrad!.data as Float32Array);
     return {
@@ -104,7 +106,7 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
       // Shared memory (TrunkPool.average) is every replica's: take a private copy of it.
       store.set(n, { shape: t.shape, data: d.buffer instanceof SharedArrayBuffer ? d.slice() : d });
     }
-    if (anchor) anchor = snapshot();
+    startRound();
     return { result: null };
   },
   getState: ({ frozen }) => ({

@@ -1,7 +1,13 @@
 import { weightedAverage, type ClientUpdate, type Params } from '../../src/federation/strategies/strategy.js';
-import { createStrategy } from '../../src/federation/strategies/registry.js';
-import { strategySchema, STRATEGY_NAMES } from '../../src/config/schema.js';
+import {
+  createClientHalf,
+  createStrategy,
+  STRATEGY_NAMES,
+  strategyTraits,
+} from '../../src/federation/strategies/registry.js';
+import { strategySchema } from '../../src/config/schema.js';
 import { addProximalGradient } from '../../src/federation/strategies/fedprox.js';
+import { Relay } from '../../src/federation/strategies/relay.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { CONTROL_DELTA_PREFIX, CONTROL_PREFIX, ScaffoldClient } from '../../src/federation/strategies/scaffold.js';
 import { splitOptimizerState } from '../../src/federation/optimizer-handoff.js';
@@ -15,8 +21,9 @@ const close = (a: Params, b: Record<string, number[]>) => {
 };
 
 describe('strategies, checked against values computed by hand', () => {
-  test('every schema name has a strategy', () => {
-    for (const name of STRATEGY_NAMES) expect(strategy({ name }).name).toBe(name);
+  test("the schema's names are the registry's, and each makes a strategy", () => {
+    expect(strategySchema.unwrap().shape.name.unwrap().options).toEqual(STRATEGY_NAMES);
+    for (const name of STRATEGY_NAMES) expect(typeof strategy({ name }).aggregate).toBe('function');
   });
 
   test('FedAvg: sample-weighted mean; equal weights when no client reports samples', () => {
@@ -105,16 +112,25 @@ describe('strategies, checked against values computed by hand', () => {
   });
 
   test('FedProx: clients are told mu, and the proximal gradient is mu (w - anchor)', () => {
-    expect(strategy({ name: 'fedprox', mu: 0.5 }).configureClient(1)).toEqual({ proximal_mu: 0.5 });
+    const plan = strategy({ name: 'fedprox', mu: 0.5 }).configureRound(1, [{ id: 'a', weight: 1 }], null);
+    expect(plan.config('a')).toEqual({ proximal_mu: 0.5 });
     const grads = p({ w: [0, 1] });
     addProximalGradient(grads, p({ w: [2, 2] }), p({ w: [1, 3] }), 0.5);
     close(grads, { w: [0.5, 0.5] });
+    // The client half: anchored at the round's start, pulled by the mu the round's config gives.
+    const half = createClientHalf(strategySchema.parse({ name: 'fedprox' }))!;
+    const params = p({ w: [1, 3] });
+    half.startRound!({ params, start: () => p({ w: [1, 3] }), config: { proximal_mu: 0.5 } });
+    params.get('w')!.set([2, 2]);
+    const g = p({ w: [0, 1] });
+    half.correctGradient!(g, params);
+    close(g, { w: [0.5, 0.5] });
   });
 
   test('SCAFFOLD server: x += lr_g mean_w(y - x); c += sum(delta_c) / N; c travels with the parts; restorable', () => {
     const s = createStrategy(strategySchema.parse({ name: 'scaffold', server_lr: 0.5 }), 4);
-    expect(s.configureClient(1)).toEqual({ scaffold: true });
-    expect([...s.uploadSpec!(new Map([['w', 2]]), { name: 'adamw' } as never)]).toEqual([
+    expect(s.configureRound(1, [], null).config('a')).toEqual({ scaffold: true });
+    expect([...s.uploadSpec!(new Map([['w', 2]]))]).toEqual([
       ['w', 2],
       [`${CONTROL_DELTA_PREFIX}w`, 2],
     ]);
@@ -137,19 +153,20 @@ describe('strategies, checked against values computed by hand', () => {
 
   test('SCAFFOLD client: g + c - c_i during the round, then c_i = mean raw gradient and delta_c = c_i(new) - c_i(old)', () => {
     const client = new ScaffoldClient();
-    expect(client.receive('w', Float32Array.of(9))).toBe(false); // not a control variate
+    expect(client.incoming('w')).toBeUndefined(); // not a control variate
+    expect(client.incoming(`${CONTROL_PREFIX}w`)).toBe('w');
     client.receive(`${CONTROL_PREFIX}w`, Float32Array.of(1, -1));
     const g1 = p({ w: [2, 4] });
-    client.correct(g1); // c_i = 0: g + c
+    client.correctGradient(g1); // c_i = 0: g + c
     close(g1, { w: [3, 3] });
     const g2 = p({ w: [4, 0] });
-    client.correct(g2);
+    client.correctGradient(g2);
     close(g2, { w: [5, -1] });
     const [[name, delta]] = client.finishRound(p({ w: [0, 0] }));
     expect(name).toBe(`${CONTROL_DELTA_PREFIX}w`);
     expect(Array.from(delta)).toEqual([3, 2]); // mean raw gradient [3, 2] - old c_i 0
     const g3 = p({ w: [0, 0] });
-    client.correct(g3); // now c - c_i = [1 - 3, -1 - 2]
+    client.correctGradient(g3); // now c - c_i = [1 - 3, -1 - 2]
     close(g3, { w: [-2, -3] });
     close(new Map(client.finishRound(p({ w: [0, 0] }))), { [`${CONTROL_DELTA_PREFIX}w`]: [-3, -2] }); // mean [0, 0] - [3, 2]
   });
@@ -165,7 +182,7 @@ describe('strategies, checked against values computed by hand', () => {
 
   test('relay: the round result is the last client of the hand-off chain', () => {
     const relay = strategy({ name: 'relay' });
-    expect(relay.handoff).toBe('relay');
+    expect(strategyTraits('relay').handoff).toBe(true);
     close(relay.aggregate(1, [u('b', 1, p({ w: [1] })), u('a', 100, p({ w: [7] }))], null), { w: [7] });
   });
 });
@@ -183,9 +200,7 @@ test('the schema refuses relay outside sequential mode, naming the fix', () => {
 });
 
 test('relay turns follow the data: smooth weighted round-robin, carried across rounds', () => {
-  const relay = createStrategy(strategySchema.parse({ name: 'relay' })) as unknown as {
-    turnOrder(c: { id: string; weight: number }[], turns: number): string[];
-  };
+  const relay = new Relay();
   const clients = [
     { id: 'a', weight: 6 },
     { id: 'b', weight: 3 },

@@ -3,6 +3,7 @@ import { PRESETS } from '../../src/model/config.js';
 import { initParams } from '../../src/model/params.js';
 import { partParamNames } from '../../src/model/partition.js';
 import { Rng } from '../../src/util/rng.js';
+import { strategySchema } from '../../src/config/schema.js';
 
 const config = { ...PRESETS.tiny };
 const split = { head_blocks: 1, tail_blocks: 1 };
@@ -24,15 +25,15 @@ const optimizer = {
   grad_clip: 0,
   grad_accum: 1,
 };
-const replica = (proximalMu: number) =>
-  new TrunkReplica(proximalMu, {
+const replica = (index: number, mu: number) =>
+  new TrunkReplica(index, {
     model: config,
     split,
     peft: { method: 'full', lora: { rank: 1, alpha: 1, dropout: 0, targets: [] }, prefix: { length: 1 } },
     optimizer,
     runtime: { threads: 1 },
     params,
-    proximalMu,
+    strategy: mu ? strategySchema.parse({ name: 'fedprox', mu }) : null,
   });
 
 const rng = new Rng(1);
@@ -43,8 +44,8 @@ const activations = (n: number) => ({
 });
 
 test('FedProx on trunk replicas: mu (w - w_round) joins the gradient, and the anchor moves with averaged parameters', async () => {
-  const plain = replica(0),
-    prox = replica(5);
+  const plain = replica(0, 0),
+    prox = replica(1, 5);
   try {
     const n = 2 * 8 * config.hidden_size;
     const step = async (key: string, hA: ReturnType<typeof activations>, dhB: ReturnType<typeof activations>) => {

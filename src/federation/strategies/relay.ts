@@ -1,6 +1,5 @@
-import type { OptimizerConfig } from '../../training/optimizer.js';
-import { withOptimizerState } from '../optimizer-handoff.js';
-import { StatelessStrategy, type ClientPartSpec, type ClientUpdate, type Params } from './strategy.js';
+import { defineStrategy } from './plugin.js';
+import { StatelessStrategy, type ClientUpdate, type Params, type RoundClient, type RoundPlan } from './strategy.js';
 
 /**
  * Relay (vanilla split learning, as in FL-GLM's sequential training): clients take turns and each
@@ -15,15 +14,18 @@ import { StatelessStrategy, type ClientPartSpec, type ClientUpdate, type Params 
  * budget, while turns of 1 step reach the shuffled union's accuracy; use local_steps: 1.
  */
 export class Relay extends StatelessStrategy {
-  readonly name = 'relay';
-  override readonly handoff = 'relay' as const;
   /** Smooth weighted round-robin credit per client, carried across rounds. */
   private readonly credit = new Map<string, number>();
   /** The client whose turn produced the current global parts (it needs no hand-off to continue). */
-  holder: string | null = null;
+  private holder: string | null = null;
 
-  /** Who takes each of this round's `turns`, in order (the same client may get consecutive turns). */
-  turnOrder(clients: { id: string; weight: number }[], turns: number): string[] {
+  /** One turn per client this round, handed out in proportion to the clients' data. */
+  override configureRound(_round: number, clients: readonly RoundClient[]): RoundPlan {
+    return { turns: this.turnOrder(clients, clients.length), handoff: { holder: this.holder }, config: () => ({}) };
+  }
+
+  /** Who takes each of `turns`, in order (the same client may get consecutive turns). */
+  turnOrder(clients: readonly RoundClient[], turns: number): string[] {
     const total = clients.reduce((a, c) => a + Math.max(0, c.weight), 0);
     const order: string[] = [];
     for (let t = 0; t < turns; t++) {
@@ -39,14 +41,15 @@ export class Relay extends StatelessStrategy {
     return order;
   }
 
-  /** The parts travel with their optimizer state. */
-  uploadSpec(parts: ClientPartSpec, optimizer: OptimizerConfig): ClientPartSpec {
-    return withOptimizerState(parts, optimizer);
-  }
-
   aggregate(_round: number, updates: ClientUpdate[]): Params {
     if (updates.length === 0) throw new Error('relay: no client finished the round');
     this.holder = updates[updates.length - 1].clientId;
     return updates[updates.length - 1].params;
   }
 }
+
+export const relay = defineStrategy({
+  options: {},
+  traits: { weightedMean: { needs: "each client's own parts" }, hideable: false, handoff: true },
+  server: () => new Relay(),
+});

@@ -1,9 +1,12 @@
+import { defineStrategy, type ClientHalf } from './plugin.js';
+import { SERVER_LR } from './server-optimizers.js';
 import {
+  everyClient,
   weightedAverage,
   type ClientPartSpec,
-  type ClientRoundConfig,
   type ClientUpdate,
   type Params,
+  type RoundPlan,
   type Strategy,
 } from './strategy.js';
 
@@ -19,14 +22,13 @@ import {
  *   c <- c + |S| / N * mean(delta_c_i)
  *
  * c travels as `scaffold.c.<param>` entries of the global parts, delta_c_i as
- * `scaffold.delta_c.<param>` entries of a client's upload.
+ * `scaffold.delta_c.<param>` entries of a client's upload. c_i lives in the client's memory, so a
+ * restarted client starts again from c_i = 0.
  */
 export const CONTROL_PREFIX = 'scaffold.c.';
 export const CONTROL_DELTA_PREFIX = 'scaffold.delta_c.';
 
-export class Scaffold implements Strategy {
-  readonly name = 'scaffold';
-  readonly handoff = 'average' as const;
+class Scaffold implements Strategy {
   private c: Params = new Map();
 
   constructor(
@@ -34,8 +36,8 @@ export class Scaffold implements Strategy {
     private readonly totalClients: number,
   ) {}
 
-  configureClient(): ClientRoundConfig {
-    return { scaffold: true };
+  configureRound(): RoundPlan {
+    return everyClient({ scaffold: true });
   }
 
   uploadSpec(parts: ClientPartSpec): ClientPartSpec {
@@ -81,21 +83,23 @@ export class Scaffold implements Strategy {
  * The client side: its own control variate c_i, the correction c - c_i added to every step's
  * gradient, and the raw gradients of the round, whose mean becomes the next c_i.
  */
-export class ScaffoldClient {
+export class ScaffoldClient implements ClientHalf {
   private own = new Map<string, Float32Array>();
   private server = new Map<string, Float32Array>();
   private sum = new Map<string, Float64Array>();
   private steps = 0;
 
-  /** Keep the server's c from a received parameter set; false for entries that are not c. */
-  receive(name: string, data: Float32Array): boolean {
-    if (!name.startsWith(CONTROL_PREFIX)) return false;
+  /** The server's c for a parameter travels as `scaffold.c.<param>`. */
+  incoming(name: string): string | undefined {
+    return name.startsWith(CONTROL_PREFIX) ? name.slice(CONTROL_PREFIX.length) : undefined;
+  }
+
+  receive(name: string, data: Float32Array): void {
     this.server.set(name.slice(CONTROL_PREFIX.length), Float32Array.from(data));
-    return true;
   }
 
   /** Record the raw gradients, then add c - c_i to them (in place). */
-  correct(grads: Map<string, Float32Array>): void {
+  correctGradient(grads: Params): void {
     this.steps++;
     for (const [n, g] of grads) {
       let s = this.sum.get(n);
@@ -109,7 +113,7 @@ export class ScaffoldClient {
   }
 
   /** End of the round: c_i <- the mean raw gradient; returns delta_c_i as upload entries. */
-  finishRound(params: Map<string, Float32Array>): [string, Float32Array][] {
+  finishRound(params: Params): [string, Float32Array][] {
     const out: [string, Float32Array][] = [];
     for (const [n, p] of params) {
       const s = this.sum.get(n);
@@ -126,3 +130,10 @@ export class ScaffoldClient {
     return out;
   }
 }
+
+export const scaffold = defineStrategy({
+  options: { server_lr: SERVER_LR },
+  traits: { weightedMean: { needs: 'per-client control variates' }, hideable: false, handoff: false },
+  server: (o, federation) => new Scaffold(o.server_lr, federation.clients),
+  client: () => new ScaffoldClient(),
+});

@@ -1,4 +1,13 @@
-import { averageUpdates, type ClientRoundConfig, type ClientUpdate, type Params, type Strategy } from './strategy.js';
+import { z } from 'zod';
+import { defineStrategy, MEAN_TRAITS } from './plugin.js';
+import {
+  averageUpdates,
+  everyClient,
+  type ClientUpdate,
+  type Params,
+  type RoundPlan,
+  type Strategy,
+} from './strategy.js';
 
 /**
  * Server-side optimizers on FedAvg's pseudo-gradient (Reddi et al. 2021, "Adaptive Federated
@@ -13,58 +22,57 @@ import { averageUpdates, type ClientRoundConfig, type ClientUpdate, type Params,
  * m and v start at 0; no bias correction (as in the paper). With N clients each taking 1/N of the
  * steps, a server learning rate above 1 is what these offer against FedAvg's effective large batch.
  */
-export type ServerOptimizerKind = 'fedavgm' | 'fedadagrad' | 'fedyogi' | 'fedadam';
 
-export interface ServerOptimizerOptions {
-  lr: number;
-  momentum: number;
-  betas: [number, number];
-  tau: number;
-}
+/** federation.strategy keys these read (SCAFFOLD shares server_lr). */
+export const SERVER_LR = z.number().positive().default(1);
+const MOMENTUM = z.number().min(0).lt(1).default(0.9);
+const BETAS = z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.99]);
+const TAU = z.number().positive().default(1e-3);
 
-export class ServerOptimizer implements Strategy {
-  readonly handoff = 'average' as const;
+/** One server step over a parameter's arrays: x (round start), a (the clients' mean), m and v (state), into `next`. */
+type Rule = (x: Float32Array, a: Float32Array, m: Float32Array, v: Float32Array, next: Float32Array) => void;
+
+/** The second-moment update of an adaptive rule, per element (v, Delta^2) -> v. */
+type SecondMoment = (v: number, d2: number) => number;
+
+const momentumRule =
+  (lr: number, beta: number): Rule =>
+  (x, a, m, _v, next) => {
+    for (let i = 0; i < x.length; i++) {
+      m[i] = beta * m[i] + (a[i] - x[i]);
+      next[i] = x[i] + lr * m[i];
+    }
+  };
+
+const adaptiveRule =
+  (lr: number, [b1]: [number, number], tau: number, second: SecondMoment): Rule =>
+  (x, a, m, v, next) => {
+    for (let i = 0; i < x.length; i++) {
+      const d = a[i] - x[i];
+      m[i] = b1 * m[i] + (1 - b1) * d;
+      v[i] = second(v[i], d * d);
+      next[i] = x[i] + (lr * m[i]) / (Math.sqrt(v[i]) + tau);
+    }
+  };
+
+class ServerOptimizer implements Strategy {
   private m: Params = new Map();
   private v: Params = new Map();
 
-  constructor(
-    readonly name: ServerOptimizerKind,
-    private readonly o: ServerOptimizerOptions,
-  ) {}
+  constructor(private readonly rule: Rule) {}
 
-  configureClient(): ClientRoundConfig {
-    return {};
+  configureRound(): RoundPlan {
+    return everyClient();
   }
 
   aggregate(_round: number, updates: ClientUpdate[], current: Params | null): Params {
     const avg = averageUpdates(updates);
     if (!current) return avg; // round 1 without a global state yet: nothing to take a step from
     const out: Params = new Map();
-    const {
-      lr,
-      momentum,
-      betas: [b1, b2],
-      tau,
-    } = this.o;
     for (const [name, a] of avg) {
       const x = current.get(name)!;
-      const m = this.slot(this.m, name, a.length);
-      const v = this.slot(this.v, name, a.length);
       const next = new Float32Array(a.length);
-      for (let i = 0; i < a.length; i++) {
-        const d = a[i] - x[i];
-        if (this.name === 'fedavgm') {
-          m[i] = momentum * m[i] + d;
-          next[i] = x[i] + lr * m[i];
-          continue;
-        }
-        m[i] = b1 * m[i] + (1 - b1) * d;
-        const d2 = d * d;
-        if (this.name === 'fedadagrad') v[i] += d2;
-        else if (this.name === 'fedyogi') v[i] -= (1 - b2) * d2 * Math.sign(v[i] - d2);
-        else v[i] = b2 * v[i] + (1 - b2) * d2;
-        next[i] = x[i] + (lr * m[i]) / (Math.sqrt(v[i]) + tau);
-      }
+      this.rule(x, a, this.slot(this.m, name, a.length), this.slot(this.v, name, a.length), next);
       out.set(name, next);
     }
     return out;
@@ -90,3 +98,33 @@ export class ServerOptimizer implements Strategy {
     }
   }
 }
+
+const ADAPTIVE = { server_lr: SERVER_LR, betas: BETAS, tau: TAU };
+
+export const fedavgm = defineStrategy({
+  options: { server_lr: SERVER_LR, momentum: MOMENTUM },
+  traits: MEAN_TRAITS,
+  server: (o) => new ServerOptimizer(momentumRule(o.server_lr, o.momentum)),
+});
+
+export const fedadagrad = defineStrategy({
+  options: ADAPTIVE,
+  traits: MEAN_TRAITS,
+  server: (o) => new ServerOptimizer(adaptiveRule(o.server_lr, o.betas, o.tau, (v, d2) => v + d2)),
+});
+
+export const fedyogi = defineStrategy({
+  options: ADAPTIVE,
+  traits: MEAN_TRAITS,
+  server: (o) =>
+    new ServerOptimizer(
+      adaptiveRule(o.server_lr, o.betas, o.tau, (v, d2) => v - (1 - o.betas[1]) * d2 * Math.sign(v - d2)),
+    ),
+});
+
+export const fedadam = defineStrategy({
+  options: ADAPTIVE,
+  traits: MEAN_TRAITS,
+  server: (o) =>
+    new ServerOptimizer(adaptiveRule(o.server_lr, o.betas, o.tau, (v, d2) => o.betas[1] * v + (1 - o.betas[1]) * d2)),
+});

@@ -1,9 +1,7 @@
-// The one plug-in point for federation policy, like Flower's Strategy: what each client gets with
-// its round (`configureClient`) and how the round's client updates become the next global
-// client-part parameters (`aggregate`). Transport, retries and scheduling stay out. A strategy is
-// one file under this folder plus one line in `registry.ts` plus its test.
-
-import type { OptimizerConfig } from '../../training/optimizer.js';
+// A strategy's server half, like Flower's Strategy: how a round is configured (`configureRound`:
+// who trains in which order, from what, with which instructions) and how its client updates become
+// the next global client-part parameters (`aggregate`), plus its state for checkpoints. Transport,
+// retries and scheduling stay out. The plug-in that pairs it with a client half is `plugin.ts`.
 
 /** Client-part parameters by name. */
 export type Params = Map<string, Float32Array>;
@@ -23,30 +21,43 @@ export interface ClientUpdate {
   hidden?: { round: number; sum: Uint32Array; total: number };
 }
 
-/** What a client is told with its round start (travels as JSON in `RoundStart.config_json`). */
-export interface ClientRoundConfig {
-  /** FedProx: gradient += mu (w - w_round_start) on the client parts. */
-  proximal_mu?: number;
-  /** Start the round with fresh optimizer moments. */
-  reset_optimizer?: boolean;
-  /** SCAFFOLD: correct gradients with the control variates and upload the change of c_i. */
-  scaffold?: boolean;
+/**
+ * What a client is told with its round start (JSON in `RoundStart.config_json`): the strategy's
+ * own instructions, read by its client half, and `reset_optimizer` (client_optimizer: reset).
+ */
+export type ClientRoundConfig = { reset_optimizer?: boolean } & Record<string, unknown>;
+
+/** A client as a strategy sees it when configuring a round. */
+export interface RoundClient {
+  id: string;
+  /** Examples it reported at join. */
+  weight: number;
+}
+
+/** configure_fit: how one training round runs, decided by the strategy before it starts. */
+export interface RoundPlan {
+  /**
+   * The round's turns in order (client ids; consecutive turns of one client run as one block);
+   * absent, every client trains once, in the order its mode chooses.
+   */
+  turns?: string[];
+  /**
+   * Each turn starts from the parts (and optimizer state) the previous turn finished with, not from
+   * the global parts; `holder` is the client whose turn produced the current global parts (it needs
+   * no hand-off to continue). Served by modes with the `handoff` trait.
+   */
+  handoff?: { holder: string | null };
+  /** The instructions a client gets with its round start. */
+  config(clientId: string): ClientRoundConfig;
 }
 
 export interface Strategy {
-  readonly name: string;
-  /**
-   * 'average': every client of a round starts from the same global parts and the results are
-   * aggregated. 'relay': clients take turns, each starting from the previous client's result
-   * (vanilla split learning; sequential mode), and the last result is the round's.
-   */
-  readonly handoff: 'average' | 'relay';
-  configureClient(round: number): ClientRoundConfig;
+  configureRound(round: number, clients: readonly RoundClient[], start: Params | null): RoundPlan;
   /**
    * What a client uploads at round end, given its trainable parts (default: the parts). The server
    * accepts exactly these tensors (names, sizes) and nothing else.
    */
-  uploadSpec?(parts: ClientPartSpec, optimizer: OptimizerConfig): ClientPartSpec;
+  uploadSpec?(parts: ClientPartSpec): ClientPartSpec;
   /** `current` = the global parts the round started from (null before the first aggregation). */
   aggregate(round: number, updates: ClientUpdate[], current: Params | null): Params;
   /** Server-side state (momentum, moments), saved in round checkpoints and restored on --resume. */
@@ -83,16 +94,25 @@ export function weightedAverage(
 export const averageUpdates = (updates: ClientUpdate[]): Params =>
   weightedAverage(updates.map((u) => ({ weight: u.numExamples, params: u.params })));
 
-/** Base for strategies without server state. */
+/** Every client once, each told the same `config`. */
+export const everyClient = (config: ClientRoundConfig = {}): RoundPlan => ({ config: () => config });
+
+/** The same parameter of every update, checked to exist with the first update's length. */
+export function column(updates: ClientUpdate[], name: string, length: number, what: string): Float32Array[] {
+  const sets = updates.map((u) => u.params.get(name));
+  if (sets.some((s) => !s || s.length !== length))
+    throw new Error(`cannot take the ${what} of ${name}: an update has no or a differently shaped tensor`);
+  return sets as Float32Array[];
+}
+
+/** Base for strategies without server state that tell clients nothing. */
 export abstract class StatelessStrategy implements Strategy {
-  abstract readonly name: string;
-  readonly handoff: 'average' | 'relay' = 'average';
-  configureClient(_round: number): ClientRoundConfig {
-    return {};
+  configureRound(_round: number, _clients: readonly RoundClient[], _start: Params | null): RoundPlan {
+    return everyClient();
   }
   abstract aggregate(round: number, updates: ClientUpdate[], current: Params | null): Params;
   state(): Params {
     return new Map();
   }
-  restore(_state: Params): void {}
+  restore(): void {}
 }

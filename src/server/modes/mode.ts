@@ -1,5 +1,5 @@
 import type { ExperimentConfig } from '../../config/schema.js';
-import type { ClientUpdate, Params, Strategy } from '../../federation/strategies/strategy.js';
+import type { ClientUpdate, Params, RoundPlan } from '../../federation/strategies/strategy.js';
 import type { TensorData } from '../../runtime/tensor.js';
 import type { Participant } from '../participant.js';
 import type { Replica } from '../replica.js';
@@ -18,7 +18,8 @@ export interface RoundContext {
   readonly cfg: ExperimentConfig;
   readonly participants: readonly Participant[];
   readonly replicas: readonly Replica[];
-  readonly strategy: Strategy;
+  /** The strategy's configuration of this round: turn order, hand-off, per-client instructions. */
+  readonly plan: RoundPlan;
   /** The global client parts this round starts from (null before the first aggregation). */
   readonly startParams: Params | null;
   /**
