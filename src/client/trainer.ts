@@ -9,7 +9,7 @@ import { PartExecutor } from '../training/part-executor.js';
 import { partOwns } from '../model/partition.js';
 import { createOptimizer, type Optimizer } from '../training/optimizer.js';
 import type { ClientHalf } from '../federation/strategies/plugin.js';
-import { createClientHalf, strategyTraits } from '../federation/strategies/registry.js';
+import { createClientHalf, strategyTraits } from '../federation/strategies/lookup.js';
 
 export interface Trainer {
   cfg: ExperimentConfig;

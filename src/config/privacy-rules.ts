@@ -1,8 +1,8 @@
 // What secure aggregation and a hidden aggregate can be combined with, checked with the config:
 // each problem names the key and the fix. Kept apart from schema.ts, which stays a table of keys;
-// which strategies qualify is each strategy's traits (federation/strategies/registry.ts).
+// which strategies qualify is each strategy's traits (federation/strategies/).
 
-import { STRATEGY_NAMES, strategyTraits, type StrategyName } from '../federation/strategies/registry.js';
+import { STRATEGY_NAMES, strategyTraits, type StrategyName } from '../federation/strategies/lookup.js';
 
 const meanStrategies = STRATEGY_NAMES.filter((n) => strategyTraits(n).weightedMean === true);
 const hideableStrategies = STRATEGY_NAMES.filter((n) => strategyTraits(n).hideable);

@@ -1,6 +1,6 @@
 import { privacyProblems } from './privacy-rules.js';
 import { mergedOptions } from './plugin-options.js';
-import { DEFAULT_STRATEGY, STRATEGIES, STRATEGY_NAMES, strategyTraits } from '../federation/strategies/registry.js';
+import { DEFAULT_STRATEGY, STRATEGIES, STRATEGY_NAMES, strategyTraits } from '../federation/strategies/lookup.js';
 import { FROZEN_DTYPES } from '../model/frozen-dtype.js';
 import { z } from 'zod';
 import { TASKS } from '../data/examples.js';

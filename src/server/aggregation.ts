@@ -7,7 +7,7 @@ import {
   type Params,
   type Strategy,
 } from '../federation/strategies/strategy.js';
-import { strategyTraits } from '../federation/strategies/registry.js';
+import { strategyTraits } from '../federation/strategies/lookup.js';
 import { isDeltaEncoded, quantizeDelta, rebuiltParams } from '../federation/update-encoding.js';
 import { trainableData, type ParamStore } from '../model/params.js';
 

@@ -4,7 +4,7 @@ import type { ExperimentConfig, ServerMode } from '../config/schema.js';
 import { checkpointsAfter, evaluatesAfter, peftOf, resolveModel } from '../config/experiment.js';
 import { partParamNames } from '../model/partition.js';
 import type { ClientPartSpec, Params, Strategy } from '../federation/strategies/strategy.js';
-import { createStrategy, strategyTraits } from '../federation/strategies/registry.js';
+import { createStrategy, strategyTraits } from '../federation/strategies/lookup.js';
 import { ProtocolError } from '../protocol/tensors.js';
 import type { PeerIdentity, RevocationChecker } from '../security/tls.js';
 import { clientLimits, type ClientLimits } from './client-limits.js';

@@ -8,7 +8,7 @@ import {
   type OptimizerState,
 } from '../training/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
-import { createTrunkHalf, type StrategyChoice } from '../federation/strategies/registry.js';
+import { createTrunkHalf, type StrategyChoice } from '../federation/strategies/lookup.js';
 import { float32Copy, trainableData, type ParamStore, type PeftConfig, type StoredParam } from '../model/params.js';
 import type { SplitPoints } from '../model/partition.js';
 import type { RuntimeOptions } from '../runtime/session.js';

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
-import { STRATEGY_NAMES } from '../../src/federation/strategies/registry.js';
+import { STRATEGY_NAMES } from '../../src/federation/strategies/lookup.js';
 
 // A strategy is handed over as behaviour (its halves, hooks and traits), never chosen by name: no
 // string in src/ outside src/federation/strategies/ names one, so adding a strategy is one file

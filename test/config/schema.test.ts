@@ -81,7 +81,7 @@ describe('experiment config', () => {
   test('secure aggregation and a hidden aggregate refuse what they cannot compute, naming the fix', () => {
     const secure = 'privacy:\n  secure_aggregation:\n    enabled: true\n';
     expect(problems(`federation:\n  mode: sequential\n  strategy:\n    name: relay\n${secure}`).join('\n')).toMatch(
-      /secure aggregation computes a weighted mean, which relay is not .* use one of fedavg/,
+      /secure aggregation computes a weighted mean, which relay is not .* use one of .*\bfedavg\b/,
     );
     expect(problems(`federation:\n  update_encoding: float16-delta\n${secure}`).join('\n')).toMatch(
       /has its own fixed-point encoding; use update_encoding: float32/,

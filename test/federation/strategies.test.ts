@@ -4,7 +4,7 @@ import {
   createStrategy,
   STRATEGY_NAMES,
   strategyTraits,
-} from '../../src/federation/strategies/registry.js';
+} from '../../src/federation/strategies/lookup.js';
 import { strategySchema } from '../../src/config/schema.js';
 import { addProximalGradient } from '../../src/federation/strategies/fedprox.js';
 import { Relay } from '../../src/federation/strategies/relay.js';
