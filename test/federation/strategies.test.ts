@@ -66,6 +66,24 @@ describe('strategies, checked against values computed by hand', () => {
     );
   });
 
+  test('trimmed mean: per coordinate, floor(trim n) dropped at each end, the rest averaged unweighted', () => {
+    const trimmed = strategy({ name: 'trimmed_mean', trim: 0.2 });
+    // n = 5, k = 1: [1, 2, 3, 4, 100] -> mean(2, 3, 4) = 3; [-1e30, 5, 6, 7, 8] -> mean(5, 6, 7) = 6.
+    const five = [
+      u('a', 1, p({ w: [1, 8] })),
+      u('b', 1, p({ w: [2, 5] })),
+      u('evil', 1e15, p({ w: [100, -1e30] })),
+      u('c', 1, p({ w: [3, 6] })),
+      u('d', 1, p({ w: [4, 7] })),
+    ];
+    close(trimmed.aggregate(1, five, null), { w: [3, 6] });
+    // n = 4, k = floor(0.8) = 0: the plain unweighted mean.
+    close(trimmed.aggregate(1, five.slice(0, 2).concat(five.slice(3)), null), { w: [2.5, 6.5] });
+    expect(() => trimmed.aggregate(1, [u('a', 1, p({ w: [1] })), u('b', 1, p({ w: [1, 2] }))], null)).toThrow(
+      /differently shaped/,
+    );
+  });
+
   test('FedAvgM: v = beta v + Delta; x += lr v', () => {
     const s = strategy({ name: 'fedavgm', server_lr: 1, momentum: 0.9 });
     const x1 = s.aggregate(2, [u('a', 1, p({ w: [1, 2] }))], p({ w: [0, 0] }));

@@ -7,3 +7,4 @@ export { fedmedian } from './fedmedian.js';
 export { fedprox } from './fedprox.js';
 export { relay } from './relay.js';
 export { scaffold } from './scaffold.js';
+export { trimmedMean as trimmed_mean } from './trimmed-mean.js';
