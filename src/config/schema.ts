@@ -1,6 +1,12 @@
 import { privacyProblems } from './privacy-rules.js';
 import { mergedOptions } from './plugin-options.js';
-import { DEFAULT_STRATEGY, STRATEGIES, STRATEGY_NAMES, strategyTraits } from '../federation/strategies/lookup.js';
+import {
+  DEFAULT_STRATEGY,
+  STRATEGIES,
+  STRATEGY_NAMES,
+  strategyProblems,
+  strategyTraits,
+} from '../federation/strategies/lookup.js';
 import { FROZEN_DTYPES } from '../model/frozen-dtype.js';
 import { z } from 'zod';
 import { TASKS } from '../data/examples.js';
@@ -240,6 +246,8 @@ export const experimentSchema = z
         message: `${strategy} hands absolute parts and optimizer state from client to client; use update_encoding: float32 with it`,
       });
     }
+    for (const p of strategyProblems(cfg.federation.strategy, cfg.federation))
+      ctx.addIssue({ code: 'custom', path: ['federation', 'strategy', p.key], message: p.message });
     for (const p of privacyProblems(cfg)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
     if (cfg.data.silos && cfg.data.silos.length !== cfg.federation.clients) {
       ctx.addIssue({

@@ -32,3 +32,11 @@ export function createClientHalf(c: StrategyChoice): ClientHalf | null {
 export function createTrunkHalf(c: StrategyChoice): GradientHook | null {
   return plugin(c.name).trunk?.(c) ?? null;
 }
+
+/** What the strategy says about its options in this federation (config errors under federation.strategy). */
+export function strategyProblems(
+  c: StrategyChoice,
+  federation: { clients: number },
+): { key: string; message: string }[] {
+  return plugin(c.name).check?.(c, federation) ?? [];
+}

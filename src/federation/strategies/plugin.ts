@@ -64,6 +64,8 @@ export interface StrategyPlugin<S extends z.ZodRawShape = z.ZodRawShape> {
   client?(o: OptionsOf<S>): ClientHalf;
   /** On every trunk replica when there are several (hierarchical mode), which are averaged like client parts. */
   trunk?(o: OptionsOf<S>): GradientHook;
+  /** Its options checked against the federation, each problem naming its key under federation.strategy and the fix. */
+  check?(o: OptionsOf<S>, federation: { clients: number }): { key: string; message: string }[];
 }
 
 /** Types a plug-in's halves by its options. */
