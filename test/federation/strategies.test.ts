@@ -84,6 +84,29 @@ describe('strategies, checked against values computed by hand', () => {
     );
   });
 
+  test('Krum and multi-Krum: the updates nearest their n - f - 2 neighbours, by hand', () => {
+    // f = 1, n = 5: each score sums the 2 smallest squared distances to the others (w and v together).
+    // a: 1 + 6.25 = 7.25; b: 1 + 2.25 = 3.25; c: 0.25 + 2.25 = 2.5; d: 0.25 + 4 = 4.25; evil: far.
+    const five = [
+      u('a', 1, p({ w: [0], v: [0] })),
+      u('b', 1, p({ w: [1], v: [0] })),
+      u('c', 1, p({ w: [2.5], v: [0] })),
+      u('d', 1, p({ w: [3], v: [0] })),
+      u('evil', 1e15, p({ w: [100], v: [-50] })),
+    ];
+    close(strategy({ name: 'krum', byzantine: 1 }).aggregate(1, five, null), { w: [2.5], v: [0] });
+    // multi-Krum, m = 3: c, b, d -> mean 6.5 / 3; m = 10 is capped at n - f = 4: c, b, d, a.
+    close(strategy({ name: 'krum', byzantine: 1, krum_select: 3 }).aggregate(1, five, null), { w: [6.5 / 3] });
+    close(strategy({ name: 'krum', byzantine: 1, krum_select: 10 }).aggregate(1, five, null), { w: [1.625] });
+    expect(() => strategy({ name: 'krum', byzantine: 1 }).aggregate(1, five.slice(0, 4), null)).toThrow(
+      /4 updates cannot tolerate byzantine: 1 \(it needs 2f \+ 3 = 5\)/,
+    );
+    const r = parseConfigText('federation: {clients: 3, strategy: {name: krum, byzantine: 1}}\n');
+    expect(r.ok ? [] : r.problems.map((x) => `${x.path}: ${x.message}`)).toEqual([
+      'federation.strategy.byzantine: krum with byzantine: 1 needs at least 2f + 3 = 5 clients, federation.clients is 3; lower byzantine or add clients',
+    ]);
+  });
+
   test('FedAvgM: v = beta v + Delta; x += lr v', () => {
     const s = strategy({ name: 'fedavgm', server_lr: 1, momentum: 0.9 });
     const x1 = s.aggregate(2, [u('a', 1, p({ w: [1, 2] }))], p({ w: [0, 0] }));

@@ -5,6 +5,7 @@ export { fedavg } from './fedavg.js';
 export { fedadagrad, fedadam, fedavgm, fedyogi } from './server-optimizers.js';
 export { fedmedian } from './fedmedian.js';
 export { fedprox } from './fedprox.js';
+export { krum } from './krum.js';
 export { relay } from './relay.js';
 export { scaffold } from './scaffold.js';
 export { trimmedMean as trimmed_mean } from './trimmed-mean.js';
