@@ -107,6 +107,46 @@ describe('strategies, checked against values computed by hand', () => {
     ]);
   });
 
+  test('FedDyn server: round 1 is FedAvg; then h -= alpha |S|/N mean_w(w_k - w_t), w = mean_w - h / alpha; restorable', () => {
+    const make = () => createStrategy(strategySchema.parse({ name: 'feddyn', mu: 0.5 }), 2);
+    const s = make();
+    expect(s.configureRound(1, [], null).config('a')).toEqual({ feddyn_alpha: 0.5, feddyn_dynamic: false });
+    close(s.aggregate(1, [u('a', 1, p({ w: [0] })), u('b', 1, p({ w: [2] }))], null), { w: [1] });
+    expect(s.configureRound(2, [], p({ w: [1] })).config('a')).toEqual({ feddyn_alpha: 0.5, feddyn_dynamic: true });
+    // Weights 1 and 3: mean 3.5; h = -0.5 * 2/2 * (3.5 - 1) = -1.25; w = 3.5 + 1.25 / 0.5 = 6.
+    close(s.aggregate(2, [u('a', 1, p({ w: [2] })), u('b', 3, p({ w: [4] }))], p({ w: [1] })), { w: [6] });
+    const restored = make();
+    restored.restore(new Map([...s.state()].map(([k, v]) => [k, Float32Array.from(v)])));
+    // One of N = 2: h = -1.25 - 0.5 * 1/2 * (5 - 6) = -1; w = 5 + 1 / 0.5 = 7.
+    close(restored.aggregate(3, [u('a', 1, p({ w: [5] }))], p({ w: [6] })), { w: [7] });
+  });
+
+  test('FedDyn client: grad += alpha (w - w_t) - g_k; at round end g_k -= alpha (w_k - w_t), from round 2 on', () => {
+    const half = createClientHalf(strategySchema.parse({ name: 'feddyn' }))!;
+    const round = (start: number[], dynamic: boolean) => {
+      const params = p({ w: start });
+      half.startRound!({
+        params,
+        start: () => p({ w: start }),
+        config: { feddyn_alpha: 0.5, feddyn_dynamic: dynamic },
+      });
+      return params;
+    };
+    let params = round([1], false);
+    params.get('w')!.set([3]);
+    const g1 = p({ w: [0.2] });
+    half.correctGradient!(g1, params);
+    close(g1, { w: [0.2 + 0.5 * 2] });
+    expect(half.finishRound!(params)).toEqual([]); // round 1: g_k stays 0
+    params = round([1], true);
+    params.get('w')!.set([3]);
+    half.finishRound!(params); // g_k = -0.5 * (3 - 1) = -1
+    params = round([2], true);
+    const g2 = p({ w: [0] });
+    half.correctGradient!(g2, params); // at w = w_t: only -g_k
+    close(g2, { w: [1] });
+  });
+
   test('FedAvgM: v = beta v + Delta; x += lr v', () => {
     const s = strategy({ name: 'fedavgm', server_lr: 1, momentum: 0.9 });
     const x1 = s.aggregate(2, [u('a', 1, p({ w: [1, 2] }))], p({ w: [0, 0] }));

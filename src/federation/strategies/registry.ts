@@ -2,6 +2,7 @@
 // it: the one list of strategies (the config schema reads names, options and traits through
 // lookup.ts). Adding one: a file here, a line here, its hand-computed test.
 export { fedavg } from './fedavg.js';
+export { feddyn } from './feddyn.js';
 export { fedadagrad, fedadam, fedavgm, fedyogi } from './server-optimizers.js';
 export { fedmedian } from './fedmedian.js';
 export { fedprox } from './fedprox.js';
