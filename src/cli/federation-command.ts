@@ -16,7 +16,7 @@ import { appendFileSync, existsSync } from 'node:fs';
 import { runSubServer } from '../server/sub-server.js';
 import { linkFromEnv } from '../client/netem.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { SERVER_MODES } from '../config/schema.js';
+import { modeTraits, modesWith, SERVER_MODES } from '../server/modes/lookup.js';
 import { checkedServerKit } from '../security/tls.js';
 import type { ServerMode } from '../server/split-server.js';
 import { peakRssMib, type ClientSummary, type ServerReady } from '../launcher/summaries.js';
@@ -67,7 +67,7 @@ export function registerFederationCommands(program: Command): void {
     .option('--pki <dir>', 'server startup kit made by flglm keygen (e.g. ./pki/server)')
     .option('--port <n>', 'port to listen on (0 = any free port)', portOption('--port'), 50051)
     .option('--host <addr>', 'address to bind', '127.0.0.1')
-    .option('--mode <mode>', 'sequential | batch | hierarchical (overrides federation.mode)')
+    .option('--mode <mode>', `${SERVER_MODES.join(' | ')} (overrides federation.mode)`)
     .option('--set <key=value>', SET_HELP, collect, [])
     .option('--checkpoints <dir>', 'checkpoint the trunk and global client parts here at every round end')
     .option('--resume', 'continue from the last completed round in --checkpoints')
@@ -180,8 +180,8 @@ export function registerFederationCommands(program: Command): void {
             }
           : undefined;
       const expectSubServers = o.expectSubs;
-      if (expectSubServers > 0 && mode !== 'hierarchical')
-        throw new UserError('--expect-subs needs --mode hierarchical');
+      if (expectSubServers > 0 && !modeTraits(mode).subServers)
+        throw new UserError(`--expect-subs needs --mode ${modesWith('subServers').join(' or ')}`);
       // Everything checkable is checked before the trunk workers start: certificates, key
       // permissions, the revocation list (fails closed).
       const revocation = checkedServerKit(kit, o.revoked);

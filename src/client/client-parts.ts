@@ -34,14 +34,10 @@ export class ClientParts {
     return new Map([...this.t.params].map(([n, d]) => [n, Float32Array.from(d)]));
   }
 
-  /** The round's upload. */
-  upload(ctx: TensorContext): WireTensor[] {
+  /** The round's upload: the parts, shared optimizer state, and `extra` (the client half's entries). */
+  upload(ctx: TensorContext, extra: [string, Float32Array][]): WireTensor[] {
     const t = this.t;
-    const entries = [
-      ...t.params,
-      ...(t.sharesOptimizer ? packOptimizerState(t.optimizer, t.params) : []),
-      ...(t.half?.finishRound?.(t.params) ?? []),
-    ];
+    const entries = [...t.params, ...(t.sharesOptimizer ? packOptimizerState(t.optimizer, t.params) : []), ...extra];
     const deltas = this.delta && this.base ? quantizeDelta(this.base, t.params) : null;
     return encodeUpdate(entries, deltas, ctx, (n, d) =>
       encodeTensor(n, { dtype: 'float32', shape: [d.length], data: d }, ctx),

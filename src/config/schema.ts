@@ -7,6 +7,7 @@ import {
   strategyProblems,
   strategyTraits,
 } from '../federation/strategies/lookup.js';
+import { DEFAULT_MODE, MODES, modesWith, modeTraits, SERVER_MODES } from '../server/modes/lookup.js';
 import { FROZEN_DTYPES } from '../model/frozen-dtype.js';
 import { z } from 'zod';
 import { TASKS } from '../data/examples.js';
@@ -25,10 +26,7 @@ export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 export const MODEL_PRESETS = ['tiny', 'small', 'base'] as const;
 export const FINETUNE_METHODS = ['full', 'lora', 'prefix'] as const;
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
-export const SERVER_MODES = ['sequential', 'batch', 'hierarchical'] as const;
-export type ServerMode = (typeof SERVER_MODES)[number];
-/** Modes that serve a hand-off strategy's turns (each client from the previous one's parts). */
-const HANDOFF_MODES: readonly ServerMode[] = ['sequential'];
+export { SERVER_MODES, type ServerMode } from '../server/modes/lookup.js';
 export const DATASETS = ['spam-assassin', 'sotu', 'moby-dick'] as const;
 
 const partitionRule = z
@@ -118,14 +116,13 @@ export type StrategyConfig = z.output<typeof strategySchema>;
 export const federationSchema = z
   .strictObject({
     strategy: strategySchema,
-    mode: z.enum(SERVER_MODES).default('hierarchical'),
+    mode: z.enum(SERVER_MODES).default(DEFAULT_MODE),
     clients: positiveInt.default(3),
     rounds: positiveInt.default(5),
     local_steps: positiveInt.default(10),
-    sub_servers: positiveInt.default(2),
+    // Each mode's own keys (sub_servers, batch_clients, ...), declared in its file under server/modes/.
+    ...mergedOptions(MODES),
     min_clients: positiveInt.default(1),
-    batch_clients: positiveInt.default(4),
-    batch_deadline_ms: positiveInt.default(5000),
     heartbeat_ms: positiveInt.default(2000),
     client_timeout_ms: positiveInt.default(60000),
     chunk_bytes: positiveInt.default(DEFAULT_CHUNK_BYTES),
@@ -232,11 +229,11 @@ export const experimentSchema = z
       });
     }
     const strategy = cfg.federation.strategy.name;
-    if (strategyTraits(strategy).handoff && !HANDOFF_MODES.includes(cfg.federation.mode)) {
+    if (strategyTraits(strategy).handoff && !modeTraits(cfg.federation.mode).handoff) {
       ctx.addIssue({
         code: 'custom',
         path: ['federation', 'strategy', 'name'],
-        message: `${strategy} hands the client parts from one client to the next, which needs federation.mode: ${HANDOFF_MODES.join(' or ')} (got ${cfg.federation.mode})`,
+        message: `${strategy} hands the client parts from one client to the next, which needs federation.mode: ${modesWith('handoff').join(' or ')} (got ${cfg.federation.mode})`,
       });
     }
     if (cfg.federation.update_encoding !== 'float32' && strategyTraits(strategy).handoff) {

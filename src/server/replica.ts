@@ -24,10 +24,16 @@ export interface ReplicaOps {
    */
   backward: [{ key: string; dhB: TensorData }, { dhA: TensorData; gradNorm: number }];
   /**
-   * One optimizer step with the gradients kept for `key` at learning rate `lr`, clipped by the
-   * model's global gradient norm `norm` (the trunk's own, or joint with the client's).
+   * One optimizer step with the gradients kept for `key`, clipped by the model's global gradient
+   * norm `norm` (the trunk's own, or joint with the client's), at the learning rate of the
+   * replica's own schedule; returns the schedule's position after it (steps taken).
    */
-  apply: [{ key: string; lr: number; norm: number }, null];
+  apply: [{ key: string; norm: number }, { step: number }];
+  /**
+   * A training round begins: the schedule's length over the federation (`totalSteps`, which
+   * depends on the round's clients), and the strategy's trunk hook restarts from the trunk as it is.
+   */
+  startRound: [{ totalSteps: number }, null];
   /** Forget what is kept for `key` (its client was dropped mid-step). */
   drop: [{ key: string }, null];
   getParams: [Record<string, never>, NamedParams];
@@ -44,7 +50,8 @@ export interface Replica {
   readonly label: string;
   forward(key: string, hA: TensorData, keep: boolean): Promise<TensorData>;
   backward(key: string, dhB: TensorData): Promise<{ dhA: TensorData; gradNorm: number }>;
-  apply(key: string, lr: number, norm: number): Promise<void>;
+  apply(key: string, norm: number): Promise<{ step: number }>;
+  startRound(totalSteps: number): Promise<void>;
   drop(key: string): Promise<void>;
   getParams(): Promise<NamedParams>;
   setParams(params: NamedParams): Promise<void>;
@@ -64,8 +71,11 @@ export abstract class RequestReplica implements Replica {
   backward(key: string, dhB: TensorData): Promise<{ dhA: TensorData; gradNorm: number }> {
     return this.request('backward', { key, dhB });
   }
-  async apply(key: string, lr: number, norm: number): Promise<void> {
-    await this.request('apply', { key, lr, norm });
+  apply(key: string, norm: number): Promise<{ step: number }> {
+    return this.request('apply', { key, norm });
+  }
+  async startRound(totalSteps: number): Promise<void> {
+    await this.request('startRound', { totalSteps });
   }
   async drop(key: string): Promise<void> {
     await this.request('drop', { key });

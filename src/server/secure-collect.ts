@@ -4,7 +4,6 @@ import { flatOrder, MASKED_TENSOR, unflattenMean } from '../federation/secure-ag
 import { decodeTensor, ProtocolError } from '../protocol/tensors.js';
 import { SecAggServer } from '../security/secagg/protocol.js';
 import type { Participant } from './participant.js';
-import type { RoundContext } from './modes/mode.js';
 
 /** A hidden aggregate (privacy.hide_aggregate): the ring sum the server relays, and its total weight. */
 export { HIDDEN_SUM_TENSOR } from '../federation/secure-aggregation.js';
@@ -30,7 +29,7 @@ export interface SecurePhaseSeconds {
  * weighted mean (FedAvg of one), or with a hidden aggregate the masked sum only clients can open.
  */
 export async function secureCollect(
-  ctx: RoundContext,
+  ctx: { round: number; cfg: ExperimentConfig; drop(s: Participant, err: Error): void },
   survivors: Participant[],
   spec: ClientPartSpec,
   phases: SecurePhaseSeconds = {},

@@ -1,6 +1,6 @@
 import type { ExperimentConfig } from '../config/schema.js';
 import type { Log } from '../util/logger.js';
-import { learningRate, type OptimizerState } from '../training/optimizer.js';
+import type { OptimizerState } from '../training/optimizer.js';
 import { weightedAverage } from '../federation/strategies/strategy.js';
 import type { ParentSubCall } from '../protocol/messages.js';
 import type { PeerIdentity } from '../security/tls.js';
@@ -9,6 +9,9 @@ import type { Replica } from './replica.js';
 import { TrunkReplica } from './trunk-replica.js';
 import type { TrunkWorkerInit } from './trunk-worker.js';
 import { copyParam, type StoredParam } from '../model/params.js';
+import type { TensorData } from '../runtime/tensor.js';
+import { BusyLog } from './busy-log.js';
+import type { TrunkOps } from './modes/mode.js';
 
 /** The array is the whole of its buffer, so handing the buffer to a worker hands over nothing else. */
 function ownsBuffer(a: Float32Array | Uint16Array): boolean {
@@ -17,19 +20,21 @@ function ownsBuffer(a: Float32Array | Uint16Array): boolean {
 
 /**
  * The server's trunk replicas (local worker threads, then any sub-servers that attach), each
- * with its own learning-rate schedule; averaged at round end when there are several.
+ * with its own optimizer and learning-rate schedule (in the replica); averaged at round end when
+ * there are several. Their work is timed into one busy log.
  */
 export class TrunkPool {
   readonly replicas: Replica[] = [];
-  /** Trunk optimizer steps each replica has taken (its schedule position; checkpointed). */
+  /** Trunk optimizer steps each replica has taken (its schedule position, as the replica reports it; checkpointed). */
   trunkSteps: number[] = [];
+  readonly busy = new BusyLog();
   /** Steps each replica took this round: the weights of the replica average. */
   private stepsThisRound: number[] = [];
   remoteCount = 0;
 
   constructor(
     private readonly cfg: ExperimentConfig,
-    private readonly init: Omit<TrunkWorkerInit, 'optimizerState'>,
+    private readonly init: Omit<TrunkWorkerInit, 'optimizerState' | 'scheduleStep'>,
   ) {}
 
   /**
@@ -45,7 +50,8 @@ export class TrunkPool {
         last && ownsBuffer(t.data ?? t.half) ? t : copyParam(t),
       ]);
       const transfer = last ? [...new Set(params.map(([, t]) => (t.data ?? t.half).buffer as ArrayBuffer))] : [];
-      this.replicas.push(new TrunkReplica(i, { ...this.init, params, optimizerState }, transfer));
+      const scheduleStep = this.trunkSteps[i] ?? 0;
+      this.replicas.push(new TrunkReplica(i, { ...this.init, params, optimizerState, scheduleStep }, transfer));
     }
     this.init.params = [];
     if (this.trunkSteps.length !== count) this.trunkSteps = new Array(count).fill(0);
@@ -62,12 +68,8 @@ export class TrunkPool {
     return remote;
   }
 
-  /** A sub-server's stream: attach it as a replica (hierarchical mode only); false if it could not. */
-  async attachSubServer(call: ParentSubCall, peer: PeerIdentity, mode: string, log: Log): Promise<boolean> {
-    if (mode !== 'hierarchical') {
-      call.emit('error', { code: 9, details: `sub-servers need --mode hierarchical (this server runs ${mode})` });
-      return false;
-    }
+  /** A sub-server's stream: attach it as a replica; false if it could not. */
+  async attachSubServer(call: ParentSubCall, peer: PeerIdentity, log: Log): Promise<boolean> {
     try {
       const remote = await this.attachRemote(call, peer);
       log(`${remote.label} attached: ${this.replicas.length} trunk replicas`);
@@ -78,14 +80,30 @@ export class TrunkPool {
     }
   }
 
-  startRound(): void {
+  /** A training round begins: each replica learns its schedule's length (`totalSteps` trunk steps over the federation). */
+  async startRound(totalSteps: number): Promise<void> {
     this.stepsThisRound = [];
+    await Promise.all(this.replicas.map((r) => r.startRound(totalSteps)));
   }
 
-  /** The learning rate of the trunk step about to run on `replica`, advancing its schedule. */
-  nextLr(replica: number, totalSteps: number): number {
-    this.stepsThisRound[replica] = (this.stepsThisRound[replica] ?? 0) + 1;
-    return learningRate(this.cfg.optimizer.lr, this.cfg.schedule, this.trunkSteps[replica]++, totalSteps);
+  /** Replica `i` for a training round's mode: timed, its steps counted for the checkpoint and the average. */
+  trunk(i: number): TrunkOps {
+    const r = this.replicas[i];
+    return {
+      forward: (key, hA) => this.busy.time(i, r.forward(key, hA, true)),
+      backward: (key, dhB) => this.busy.time(i, r.backward(key, dhB)),
+      apply: async (key, norm) => {
+        const { step } = await this.busy.time(i, r.apply(key, norm));
+        this.trunkSteps[i] = step;
+        this.stepsThisRound[i] = (this.stepsThisRound[i] ?? 0) + 1;
+      },
+      drop: (key) => r.drop(key),
+    };
+  }
+
+  /** An evaluation forward on replica `i` (nothing kept for a backward). */
+  forward(i: number, key: string, hA: TensorData): Promise<TensorData> {
+    return this.busy.time(i, this.replicas[i].forward(key, hA, false));
   }
 
   /**

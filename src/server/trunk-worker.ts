@@ -4,7 +4,9 @@ import {
   clipAndApply,
   createOptimizer,
   globalNorm,
+  learningRate,
   type OptimizerConfig,
+  type ScheduleConfig,
   type OptimizerState,
 } from '../training/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
@@ -21,6 +23,9 @@ export interface TrunkWorkerInit {
   split: SplitPoints;
   peft: PeftConfig;
   optimizer: OptimizerConfig;
+  /** The learning-rate schedule, and its position (steps this replica took before; resumed from a checkpoint). */
+  schedule: ScheduleConfig;
+  scheduleStep?: number;
   runtime: RuntimeOptions;
   /** Its weights: trainable ones float32, frozen ones float32 or float16 (weights.ts). */
   params: [string, StoredParam][];
@@ -33,8 +38,9 @@ export interface TrunkWorkerInit {
 }
 
 // A trunk replica in its own thread: ONNX Runtime blocks the thread it runs on, so the server's
-// gRPC event loop never runs ORT itself. The replica owns its parameters and optimizer; the main
-// thread sends requests of the table in replica.ts and gets results back (transferred, not copied).
+// gRPC event loop never runs ORT itself. The replica owns its parameters, its optimizer and its
+// learning-rate schedule; the main thread sends requests of the table in replica.ts and gets
+// results back (transferred, not copied).
 
 const init = workerData as TrunkWorkerInit;
 const store: ParamStore = new Map(init.params);
@@ -50,8 +56,8 @@ const trainable = () => new Map(trunk.trainable.map((n) => [n, trainableData(sto
 /** The trunk this round started from, refreshed when averaged parameters arrive. */
 const snapshot = () => new Map([...trainable()].map(([n, d]) => [n, d.slice()]));
 const hook = init.strategy ? createTrunkHalf(init.strategy) : null;
-const startRound = () => hook?.startRound?.({ params: trainable(), start: snapshot, config: {} });
-startRound();
+let step = init.scheduleStep ?? 0;
+let totalSteps = 0;
 
 type Answer<K extends ReplicaOp> = { result: ReplicaResult<K>; transfer?: ArrayBuffer[] };
 const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | Answer<K> } = {
@@ -78,11 +84,17 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
       transfer: [dhA.buffer],
     };
   },
-  apply({ key, lr, norm }) {
+  apply({ key, norm }) {
     const grads = pending.get(key);
     if (!grads) throw new Error(`no gradients kept for ${key}`);
     pending.delete(key);
+    const lr = learningRate(init.optimizer.lr, init.schedule, step++, totalSteps);
     clipAndApply(optimizer, trainable(), grads, norm, init.optimizer.grad_clip, lr);
+    return { result: { step } };
+  },
+  startRound(a) {
+    totalSteps = a.totalSteps;
+    hook?.startRound?.({ params: trainable(), start: snapshot, config: {} });
     return { result: null };
   },
   drop({ key }) {
@@ -106,7 +118,6 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
       // Shared memory (TrunkPool.average) is every replica's: take a private copy of it.
       store.set(n, { shape: t.shape, data: d.buffer instanceof SharedArrayBuffer ? d.slice() : d });
     }
-    startRound();
     return { result: null };
   },
   getState: ({ frozen }) => ({

@@ -7,8 +7,9 @@ import { dirname, join, normalize, relative } from 'node:path';
 
 /**
  * Lower layers first; a folder may import from folders strictly earlier in this list. The plug-in
- * folder federation/strategies is a layer of its own below config, which builds its schema from
- * the registry there (names, options, traits); it sees the rest through its own interfaces.
+ * folders federation/strategies and server/modes are layers of their own below config, which
+ * builds its schema from their registries (names, options, traits); they see the rest through
+ * their own interfaces (Strategy, RoundContext).
  */
 const LAYERS = [
   'util',
@@ -18,6 +19,7 @@ const LAYERS = [
   'model',
   'data',
   'federation/strategies',
+  'server/modes',
   'config',
   'report',
   'training',
@@ -93,14 +95,11 @@ test('no import cycle between modules', () => {
 // Files still over the limit once prettier formatted them (print width 120), to be split by the
 // structure work (issue 27). A file on this list that fits must leave it, so the list only shrinks.
 const PENDING_SPLIT = new Set([
-  'src/server/round.ts',
   'src/security/pki.ts',
   'src/graph/ops.ts',
   'src/server/serving/trunk-serving.ts',
   'src/cli/federation-command.ts',
   'src/launcher/launcher.ts',
-  'src/client/split-client.ts',
-  'src/server/split-server.ts',
 ]);
 
 test(`no source file over ${MAX_LINES} formatted lines`, () => {

@@ -33,7 +33,7 @@ describe('flglm CLI', () => {
     const r = runCli(['config', 'validate', file]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
-      /federation\.mode: expected sequential\|batch\|hierarchical, got "sequental" \(line \d+\)/,
+      /federation\.mode: expected batch\|hierarchical\|sequential, got "sequental" \(line \d+\)/,
     );
     expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
   });

@@ -36,7 +36,7 @@ describe('experiment config', () => {
     const text = quickstart.replace('mode: sequential', 'mode: sequental');
     const line = text.split('\n').findIndex((l) => l.includes('sequental')) + 1;
     expect(problems(text)).toEqual([
-      `federation.mode: expected sequential|batch|hierarchical, got "sequental" (line ${line})`,
+      `federation.mode: expected batch|hierarchical|sequential, got "sequental" (line ${line})`,
     ]);
   });
 

@@ -1,19 +1,22 @@
-import { collectUpdates, serveInTurns, type ServerModeRunner } from '../../src/server/modes/mode.js';
+import { collectUpdates, defineMode, serveInTurns } from '../../src/server/modes/mode.js';
 import { config, federate } from '../helpers/federation.js';
 
-// Adding a server mode, done once as docs/architecture.md says: a ServerModeRunner over the
-// RoundContext (here: sequential turns in reverse join order), nothing else of the server touched.
+// A mode written against the RoundContext alone (here: sequential turns in reverse join order),
+// injected with ServerOptions.runner, nothing else of the server touched. (A mode in the registry is
+// one file and one line: test/federation/interleaved.test.ts.)
 const joinOrder: string[][] = [];
-const reverseSequential: ServerModeRunner = {
+const reverseSequential = defineMode({
+  options: {},
+  traits: { handoff: false, subServers: false },
   replicaCount: () => 1,
-  trunkStepsPerRound: (cfg, participants) => cfg.federation.local_steps * participants,
-  async train(ctx) {
+  trunkStepsPerRound: (f, participants) => f.local_steps * participants,
+  async train(ctx, f) {
     joinOrder.push(ctx.participants.map((p) => p.id));
     const order = [...ctx.participants].reverse();
     for (const s of order) ctx.openRound(s);
-    return collectUpdates(ctx, await serveInTurns(ctx, order));
+    return collectUpdates(ctx, await serveInTurns(ctx, order, f.local_steps));
   },
-};
+});
 
 test('a mode written against RoundContext alone trains a federation', async () => {
   const cfg = config(`

@@ -86,7 +86,7 @@ describe('flglm run (server and clients as separate processes)', () => {
     const r = runCli(['run', cfg]);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toContain('federation.mode: expected sequential|batch|hierarchical, got "hierachical" (line 1)');
+    expect(r.stderr).toContain('federation.mode: expected batch|hierarchical|sequential, got "hierachical" (line 1)');
   });
 });
 

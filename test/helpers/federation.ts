@@ -6,7 +6,7 @@ import { SplitServer, type ServerMode } from '../../src/server/split-server.js';
 import { runClient, type ClientResult } from '../../src/client/split-client.js';
 import { resolveData } from '../../src/config/experiment.js';
 import type { ClientMessage } from '../../src/protocol/messages.js';
-import type { ServerModeRunner } from '../../src/server/modes/mode.js';
+import type { ModePlugin } from '../../src/server/modes/mode.js';
 
 export function config(yaml: string): ExperimentConfig {
   const r = parseConfigText(yaml);
@@ -22,7 +22,7 @@ export async function federate(
   opts: {
     kitRoot?: string | null;
     mode?: ServerMode;
-    runner?: ServerModeRunner;
+    runner?: ModePlugin;
     audit?: (clientId: string, message: ClientMessage) => void;
     onMetric?: (r: Record<string, unknown>) => void;
   } = {},

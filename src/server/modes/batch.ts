@@ -1,8 +1,7 @@
+import { z } from 'zod';
 import type { TensorData } from '../../runtime/tensor.js';
-import { encodeActivation } from '../../protocol/tensors.js';
-import type { Participant } from '../participant.js';
 import { gatherWithDeadline } from './deadline.js';
-import { collectUpdates, type ServerModeRunner } from './mode.js';
+import { collectUpdates, defineMode, type RoundClient } from './mode.js';
 
 /** Concatenate [b_i, S, D] tensors along the batch axis. */
 function concatBatch(ts: TensorData[]): TensorData {
@@ -38,49 +37,43 @@ function splitBatch(t: TensorData, sizes: number[], scales?: number[]): TensorDa
  * the backward (n_i = its labelled tokens), and its dL/dh_A is scaled back by N / n_i, which is
  * exact because the backward is linear in dL/dh_B.
  */
-export const batch: ServerModeRunner = {
+export const batch = defineMode({
+  options: {
+    batch_clients: z.number().int().positive().default(4),
+    batch_deadline_ms: z.number().int().positive().default(5000),
+  },
+  traits: { handoff: false, subServers: false },
   replicaCount: () => 1,
-  trunkStepsPerRound: (cfg, participants) =>
-    cfg.federation.local_steps * Math.max(1, Math.ceil(participants / cfg.federation.batch_clients)),
-  async train(ctx) {
-    const f = ctx.cfg.federation;
+  trunkStepsPerRound: (f, participants) => f.local_steps * Math.max(1, Math.ceil(participants / f.batch_clients)),
+  async train(ctx, f) {
     const { round } = ctx;
-    const replica = ctx.replicas[0];
+    const trunk = ctx.trunk(0);
     for (const s of ctx.participants) ctx.openRound(s);
     let active = [...ctx.participants];
     for (let step = 1; step <= f.local_steps && active.length > 0; step++) {
       const ups = await gatherWithDeadline(
-        active.map((s) => ctx.expectStep(s, 'activations', step, 'h_A')),
+        active.map((s) => ctx.link(s).activations(step)),
         f.client_timeout_ms,
         f.batch_deadline_ms,
       );
-      const arrived: { s: Participant; hA: TensorData }[] = [];
-      ups.forEach((r, i) => (r.ok ? arrived.push({ s: active[i], hA: r.value.tensor }) : ctx.drop(active[i], r.error)));
-      const finished: Participant[] = [];
+      const arrived: { s: RoundClient; hA: TensorData }[] = [];
+      ups.forEach((r, i) => (r.ok ? arrived.push({ s: active[i], hA: r.value }) : ctx.drop(active[i], r.error)));
+      const finished: RoundClient[] = [];
       for (let g = 0; g < arrived.length; g += f.batch_clients) {
         const group = arrived.slice(g, g + f.batch_clients);
         const key = `batch:${round}:${step}:${g}`;
         const sizes = group.map((x) => x.hA.shape[0]);
-        const hB = await ctx.timed(0, replica.forward(key, concatBatch(group.map((x) => x.hA)), true));
-        splitBatch(hB, sizes).forEach((part, i) =>
-          group[i].s.send({
-            trunkOut: {
-              round,
-              step,
-              tensor: encodeActivation('h_B', part, group[i].s.context(round, step)),
-              eval: false,
-            },
-          }),
-        );
+        const hB = await trunk.forward(key, concatBatch(group.map((x) => x.hA)));
+        splitBatch(hB, sizes).forEach((part, i) => ctx.link(group[i].s).sendTrunkOut(step, part));
         const downs = await gatherWithDeadline(
-          group.map((x) => ctx.expectStep(x.s, 'tailGrad', step, 'grad_h_B')),
+          group.map((x) => ctx.link(x.s).tailGrad(step)),
           f.client_timeout_ms,
           f.batch_deadline_ms,
         );
         const counts = downs.map((d) => (d.ok ? Math.max(0, d.value.labelCount) : 0));
         const total = counts.reduce((a, b) => a + b, 0);
         if (total === 0) {
-          await replica.drop(key);
+          await trunk.drop(key);
           downs.forEach((d, i) => {
             if (!d.ok) ctx.drop(group[i].s, d.error);
           });
@@ -98,8 +91,8 @@ export const batch: ServerModeRunner = {
         }));
         // A group step mixes several clients' parts, so there is no one model to clip jointly: the
         // trunk clips its own gradient, and each client its own (head_grad says so).
-        const { dhA, gradNorm } = await ctx.timed(0, replica.backward(key, concatBatch(scaled)));
-        await ctx.timed(0, replica.apply(key, ctx.nextTrunkLr(0), gradNorm));
+        const { dhA, gradNorm } = await trunk.backward(key, concatBatch(scaled));
+        await trunk.apply(key, gradNorm);
         splitBatch(
           dhA,
           sizes,
@@ -107,9 +100,7 @@ export const batch: ServerModeRunner = {
         ).forEach((part, i) => {
           const d = downs[i];
           if (!d.ok) return ctx.drop(group[i].s, d.error);
-          group[i].s.send({
-            headGrad: { round, step, tensor: encodeActivation('grad_h_A', part, group[i].s.context(round, step)) },
-          });
+          ctx.link(group[i].s).sendHeadGrad(step, part, null);
           ctx.recordStep(group[i].s, step, d.value.loss, part.shape[0] * part.shape[1]);
           finished.push(group[i].s);
         });
@@ -118,4 +109,4 @@ export const batch: ServerModeRunner = {
     }
     return collectUpdates(ctx, active);
   },
-};
+});
