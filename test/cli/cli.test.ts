@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SERVER_MODES } from '../../src/server/modes/lookup.js';
 import { runCli } from '../helpers/cli.js';
 
 describe('flglm CLI', () => {
@@ -33,7 +34,7 @@ describe('flglm CLI', () => {
     const r = runCli(['config', 'validate', file]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
-      /federation\.mode: expected batch\|hierarchical\|sequential, got "sequental" \(line \d+\)/,
+      new RegExp(`federation\\.mode: expected ${SERVER_MODES.join('\\|')}, got "sequental" \\(line \\d+\\)`),
     );
     expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
   });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { parseConfigText, formatProblem } from '../../src/config/load.js';
 import { experimentSchema } from '../../src/config/schema.js';
+import { SERVER_MODES } from '../../src/server/modes/lookup.js';
 
 const quickstart = readFileSync('configs/quickstart.yaml', 'utf8');
 
@@ -36,7 +37,7 @@ describe('experiment config', () => {
     const text = quickstart.replace('mode: sequential', 'mode: sequental');
     const line = text.split('\n').findIndex((l) => l.includes('sequental')) + 1;
     expect(problems(text)).toEqual([
-      `federation.mode: expected batch|hierarchical|sequential, got "sequental" (line ${line})`,
+      `federation.mode: expected ${SERVER_MODES.join('|')}, got "sequental" (line ${line})`,
     ]);
   });
 

@@ -4,6 +4,7 @@ import { toHfConfig } from '../../src/model/hf-config.js';
 import { encodeSafetensors } from '../../src/model/safetensors.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SERVER_MODES } from '../../src/server/modes/lookup.js';
 import { runCli } from '../helpers/cli.js';
 
 describe('flglm run (server and clients as separate processes)', () => {
@@ -86,7 +87,7 @@ describe('flglm run (server and clients as separate processes)', () => {
     const r = runCli(['run', cfg]);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toContain('federation.mode: expected batch|hierarchical|sequential, got "hierachical" (line 1)');
+    expect(r.stderr).toContain(`federation.mode: expected ${SERVER_MODES.join('|')}, got "hierachical" (line 1)`);
   });
 });
 
