@@ -3,4 +3,5 @@
 // Adding one: a file here, a line here, its federation test.
 export { batch } from './batch.js';
 export { hierarchical } from './hierarchical.js';
+export { interleaved } from './interleaved.js';
 export { sequential } from './sequential.js';
