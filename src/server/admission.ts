@@ -85,15 +85,15 @@ export class Admission {
           throw new ProtocolError(`join: num_examples must be positive, got ${j.numExamples}`);
         const previous = this.d.participants.get(peer.clientId);
         if (previous) previous.close('replaced by a new session of the same client');
-        const s = new Participant(
+        const s = new Participant({
           peer,
           call,
           inbox,
           numExamples,
           payloadPublicKey,
-          cfg.federation.chunk_bytes,
-          ACTIVATION_WIRE_DTYPES[cfg.transport.activation_dtype],
-        );
+          chunkBytes: cfg.federation.chunk_bytes,
+          activations: ACTIVATION_WIRE_DTYPES[cfg.transport.activation_dtype],
+        });
         this.d.participants.set(peer.clientId, s);
         joined = s;
         s.startHeartbeats(cfg.federation.heartbeat_ms);

@@ -6,6 +6,19 @@ import type { PeerIdentity } from '../security/tls.js';
 import { tensorBytesOf } from './client-limits.js';
 import type { ClientMessage, ServerMessageOut, ServerSessionCall } from '../protocol/messages.js';
 
+export interface ParticipantOptions {
+  peer: PeerIdentity;
+  call: ServerSessionCall;
+  inbox: Inbox<ClientMessage>;
+  /** Examples it reported at join. */
+  numExamples: number;
+  /** Its payload public key (PEM), which wraps each round's key; null without payload encryption. */
+  payloadPublicKey: string | null;
+  /** The largest message part it is sent (federation.chunk_bytes). */
+  chunkBytes?: number;
+  activations?: TensorContext['activations'];
+}
+
 /** One connected client as the server sees it: its stream, inbox and this round's payload key. */
 export class Participant {
   keyId = '';
@@ -16,19 +29,22 @@ export class Participant {
   bytesSent = 0;
   bytesReceived = 0;
   readonly id: string;
+  readonly peer: PeerIdentity;
+  readonly call: ServerSessionCall;
+  readonly inbox: Inbox<ClientMessage>;
+  readonly numExamples: number;
+  readonly payloadPublicKey: string | null;
   closed = false;
   private heartbeat: NodeJS.Timeout | null = null;
+  private readonly chunkBytes: number;
+  private readonly activations: TensorContext['activations'];
 
-  constructor(
-    readonly peer: PeerIdentity,
-    readonly call: ServerSessionCall,
-    readonly inbox: Inbox<ClientMessage>,
-    readonly numExamples: number,
-    readonly payloadPublicKey: string | null,
-    private readonly chunkBytes = Number.POSITIVE_INFINITY,
-    private readonly activations: TensorContext['activations'] = 'float32',
-  ) {
-    this.id = peer.clientId;
+  constructor(o: ParticipantOptions) {
+    ({ peer: this.peer, call: this.call, inbox: this.inbox, numExamples: this.numExamples } = o);
+    this.payloadPublicKey = o.payloadPublicKey;
+    this.chunkBytes = o.chunkBytes ?? Number.POSITIVE_INFINITY;
+    this.activations = o.activations ?? 'float32';
+    this.id = o.peer.clientId;
   }
 
   context(round: number, step: number): TensorContext {

@@ -98,7 +98,6 @@ const PENDING_SPLIT = new Set([
   'src/security/pki.ts',
   'src/graph/ops.ts',
   'src/server/serving/trunk-serving.ts',
-  'src/cli/federation-command.ts',
   'src/launcher/launcher.ts',
 ]);
 
