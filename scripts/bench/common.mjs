@@ -21,16 +21,16 @@ export function machine() {
 
 export const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-/** The median (the mean of the middle two for an even count). */
+/** The median: the middle value, the mean of the middle two for an even count (the one definition every benchmark uses). */
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** min, the upper median, max. */
+/** min, median, max and how many runs. (Results before 2026-12 took the upper median, s[n/2], for even counts.) */
 export function stats(xs) {
   const s = [...xs].sort((a, b) => a - b);
-  return { min: s[0], median: s[Math.floor(s.length / 2)], max: s[s.length - 1], runs: s.length };
+  return { min: s[0], median: median(s), max: s[s.length - 1], runs: s.length };
 }
 
 export function writeResult(name, result) {

@@ -16,15 +16,19 @@ const previous =
   only && existsSync(join(root, 'bench-results', 'modes.json'))
     ? JSON.parse(readFileSync(join(root, 'bench-results', 'modes.json'), 'utf8'))
     : null;
+const command = `npm run bench -- modes ${runs} ${counts.join(',')}${only ? ` ${only}` : ''}`;
 const result = {
-  command: `npm run bench -- modes ${runs} ${counts.join(',')}`,
+  command,
   model: 'small',
   examples_per_round: 64,
   batch: 8,
   seq: 128,
   epoch_s: previous?.epoch_s ?? {},
+  // Which run measured each link's cells: a run for one link keeps the other link's cells and their provenance.
+  links: previous?.links ?? {},
 };
 for (const [linkName, env] of Object.entries(links).filter(([name]) => !only || name === only)) {
+  result.links[linkName] = { command, date: new Date().toISOString(), runs };
   for (const mode of modes) {
     for (const n of counts) {
       const xs = [];

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { centralizedSteps, dist, root, runExperiment, stats, stepGaps, writeResult } from './common.mjs';
+import { centralizedSteps, dist, median, root, runExperiment, stepGaps, writeResult } from './common.mjs';
 import { torchSetups } from './torch-peer.mjs';
 
 const arg = (name, fallback) => {
@@ -66,7 +66,6 @@ const withTorch = !process.argv.includes('--no-torch');
 const B = 8,
   S = 128;
 
-const median = (xs) => stats(xs).median; // the upper median, as the earlier results were computed
 const round2 = (x) => +x.toFixed(2);
 
 function configYaml(folder, name, clients, evalEveryRounds = 1) {

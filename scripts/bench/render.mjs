@@ -142,8 +142,12 @@ if (mo) {
   );
   for (const [link, byMode] of Object.entries(mo.epoch_s)) {
     const ns = Object.keys(Object.values(byMode)[0]);
+    const from = mo.links?.[link];
+    const runs = from
+      ? `${from.runs === 1 ? 'one run per cell' : `median (min–max) of ${from.runs} runs per cell`}; \`${from.command}\`, ${from.date.slice(0, 10)}${from.note ? `; ${from.note}` : ''}`
+      : 'median (min–max)';
     out.push(
-      `**${link}** (seconds per round)`,
+      `**${link}** (seconds per round; ${runs})`,
       '',
       `| mode | ${ns.map((n) => `${n} clients`).join(' | ')} |`,
       `| --- | ${ns.map(() => '---').join(' | ')} |`,
