@@ -52,7 +52,7 @@ export function registerRunCommand(program: Command): void {
         const configPath = o.resume ? join(o.resume, 'config.yaml') : configArg;
         if (!configPath) throw new UserError('missing config. Usage: flglm run CONFIG.yaml (see flglm run --help)');
         const cfg = loadConfigFile(configPath, o.set);
-        preflight(cfg);
+        preflight(cfg, { federated: true });
         const launcher = new ExperimentLauncher(cfg, readFileSync(configPath, 'utf8'), {
           quiet: o.quiet,
           outDir: o.out,

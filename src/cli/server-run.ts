@@ -19,7 +19,7 @@ import { startCapture, type ServerCliOptions } from './federation-options.js';
 export async function runParentServer(o: ServerCliOptions, log: Log): Promise<void> {
   if (!o.config) throw new UserError('--config is required for the parent server');
   const cfg = loadConfigFile(o.config, o.set);
-  preflight(cfg, { data: false });
+  preflight(cfg, { data: false, federated: true });
   if (o.insecure && cfg.security.tls)
     throw new UserError(
       `--insecure contradicts ${o.config}, which has security.tls: true. Fix: give --pki, or set security.tls: false for a plaintext loopback test`,

@@ -52,7 +52,7 @@ export function registerTrainingCommands(program: Command): void {
         },
       ) => {
         const cfg = loadConfigFile(configPath, o.set);
-        preflight(cfg);
+        preflight(cfg, { federated: false });
         // The output folder is made (and checked writable) before training, not after it.
         const out = !o.save
           ? undefined

@@ -9,6 +9,7 @@ import { checkExamplesForTask, readSilo } from '../data/examples.js';
 import { UserError } from '../util/errors.js';
 import { tokenizerForFolder } from '../data/hf-tokenizer.js';
 import { withChatTemplate } from './experiment.js';
+import { federatedProblems } from './run-rules.js';
 
 /** The model a config describes, from config.json alone (no weights read). */
 export function modelConfigOf(cfg: ExperimentConfig): ModelConfig {
@@ -45,10 +46,14 @@ export function stepMemoryEstimate(c: ModelConfig, batch: number, seq: number, p
 /**
  * Everything checkable before any work starts, each as one clear error: the model (config.json,
  * split, positions), the memory one step needs, and the data folders (they exist, parse, and fit
- * the task). Run by `flglm config validate`, and at the start of `run`, `server` and `train`.
+ * the task). Run by `flglm config validate`, and at the start of `run`, `server` and `train`;
+ * `federated`: the run is federated (`run`, `server`), which refuses what only `train` honours.
  */
-export function preflight(cfg: ExperimentConfig, o: { data?: boolean } = {}): string[] {
+export function preflight(cfg: ExperimentConfig, o: { data?: boolean; federated?: boolean } = {}): string[] {
   const notes: string[] = [];
+  const federated = federatedProblems(cfg);
+  if (o.federated && federated.length) throw new UserError(federated[0]);
+  if (o.federated === undefined) notes.push(...federated.map((p) => `for flglm train only: ${p}`));
   const model = modelConfigOf(cfg);
   validateModelConfig(model);
   validateSplit(model, cfg.split);

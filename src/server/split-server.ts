@@ -1,5 +1,6 @@
 import type { ExperimentConfig } from '../config/schema.js';
 import { evaluatesAfter } from '../config/experiment.js';
+import { federatedProblems } from '../config/run-rules.js';
 import type { Strategy } from '../federation/strategies/strategy.js';
 import { createStrategy, strategyTraits } from '../federation/strategies/lookup.js';
 import { ProtocolError } from '../protocol/tensors.js';
@@ -69,6 +70,8 @@ export class SplitServer {
 
   constructor(private readonly o: ServerOptions) {
     this.cfg = o.cfg;
+    const refused = federatedProblems(o.cfg);
+    if (refused.length) throw new UserError(refused[0]);
     this.mode = o.mode ?? o.cfg.federation.mode;
     this.runner = o.runner ?? modePlugin(this.mode);
     const { strategy } = o.cfg.federation;
