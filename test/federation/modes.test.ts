@@ -171,6 +171,7 @@ eval: {max_batches: 1}
     ['scaffold', 'keep', 'scaffold.delta_c.'],
     ['fedavg', 'average', 'optimizer.'],
     ['fedprox', 'keep', null],
+    ['feddyn', 'keep', null],
   ])(
     'hierarchical, 2 clients, strategy %s with client_optimizer %s: any extra state goes up with the parts, loss goes down',
     async (name, clientOptimizer, prefix) => {

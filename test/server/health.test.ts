@@ -4,6 +4,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlglmProcess } from '../helpers/processes.js';
+import { FEDERATION_SERVICE, ServerHealth, startHealthEndpoint } from '../../src/server/health.js';
+import { startTransport } from '../../src/server/transport.js';
 
 type HealthClient = grpc.Client & {
   check(req: { service: string }, cb: (e: grpc.ServiceError | null, r?: { status: string }) => void): void;
@@ -59,3 +61,25 @@ test('the server answers the standard gRPC health check: SERVING once it listens
     await server.exited;
   }
 }, 60000);
+
+test('health says NOT_SERVING before the server serves and again once its federation finished, on both ports', async () => {
+  const health = new ServerHealth();
+  const transport = await startTransport({ kit: null, port: 0, onSession: () => {}, health });
+  const probe = await startHealthEndpoint(health, '127.0.0.1', 0);
+  const statuses = async () =>
+    Promise.all(
+      [transport.port, probe.port].flatMap((port) =>
+        ['', FEDERATION_SERVICE].map((service) => check(`127.0.0.1:${port}`, service)),
+      ),
+    );
+  try {
+    expect(await statuses()).toEqual(Array(4).fill('NOT_SERVING'));
+    health.set('SERVING');
+    expect(await statuses()).toEqual(Array(4).fill('SERVING'));
+    health.set('NOT_SERVING');
+    expect(await statuses()).toEqual(Array(4).fill('NOT_SERVING'));
+  } finally {
+    await probe.close();
+    await transport.close();
+  }
+});
