@@ -26,7 +26,6 @@ export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 export const MODEL_PRESETS = ['tiny', 'small', 'base'] as const;
 export const FINETUNE_METHODS = ['full', 'lora', 'prefix'] as const;
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
-export { SERVER_MODES, type ServerMode } from '../server/modes/lookup.js';
 export const DATASETS = ['spam-assassin', 'sotu', 'moby-dick'] as const;
 
 const partitionRule = z

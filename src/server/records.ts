@@ -1,4 +1,4 @@
-import type { ServerMode } from '../config/schema.js';
+import type { ServerMode } from './modes/lookup.js';
 
 /** What the server records per round and per evaluation (metrics.jsonl, summaries, checkpoints). */
 export interface RoundRecord {

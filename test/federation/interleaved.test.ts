@@ -1,18 +1,13 @@
 import { trainCentralized } from '../../src/training/centralized.js';
-import { config, federate } from '../helpers/federation.js';
+import { config, federate, TINY_RUN } from '../helpers/federation.js';
 
 // A mode added as one file plus one registry line (src/server/modes/interleaved.ts), chosen by the
 // config like any other: no ServerOptions.runner.
 
-const base = `
-seed: 3
-model: {preset: tiny, max_seq_len: 64}
-optimizer: {lr: 0.003, grad_clip: 0.05}
-schedule: {warmup_steps: 2}
-data: {task: classify, batch_size: 4, seq_len: 48, max_examples: 40}
-eval: {max_batches: 1}
-security: {tls: false, payload_encryption: false}
-`;
+// Clipping active (far below the gradient norm): every step tests joint clipping.
+const base =
+  TINY_RUN.replace('grad_clip: 0', 'grad_clip: 0.05').replace('max_batches: 3', 'max_batches: 1') +
+  'security: {tls: false, payload_encryption: false}\n';
 
 test('interleaved mode: single steps in turn across clients, each clipped jointly with the trunk', async () => {
   const cfg = config(base + 'federation: {mode: interleaved, clients: 2, rounds: 2, local_steps: 2}\n');

@@ -10,7 +10,7 @@ import { BatchStream } from '../../src/data/batches.js';
 import { PartExecutor } from '../../src/training/part-executor.js';
 import { createOptimizer } from '../../src/training/optimizer.js';
 import { tensor } from '../../src/runtime/tensor.js';
-import { config, federate } from '../helpers/federation.js';
+import { config, federate, TINY_RUN } from '../helpers/federation.js';
 import { evalBatches } from '../../src/data/batches.js';
 import { evaluateBatches } from '../../src/training/evaluate.js';
 import { isPromptExample } from '../../src/data/examples.js';
@@ -30,14 +30,7 @@ async function initialEvalLoss(cfg: ExperimentConfig, data: ExperimentData): Pro
   return m.loss;
 }
 
-const base = `
-seed: 3
-model: {preset: tiny, max_seq_len: 64}
-optimizer: {lr: 0.003, grad_clip: 0}
-schedule: {warmup_steps: 2}
-data: {task: classify, batch_size: 4, seq_len: 48, max_examples: 40}
-eval: {max_batches: 3}
-`;
+const base = TINY_RUN;
 const plain = 'security: {tls: false, payload_encryption: false}\n';
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

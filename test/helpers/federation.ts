@@ -14,6 +14,16 @@ export function config(yaml: string): ExperimentConfig {
   return r.config;
 }
 
+/** A small classification run on the tiny model (no clipping), the base most federation tests vary. */
+export const TINY_RUN = `
+seed: 3
+model: {preset: tiny, max_seq_len: 64}
+optimizer: {lr: 0.003, grad_clip: 0}
+schedule: {warmup_steps: 2}
+data: {task: classify, batch_size: 4, seq_len: 48, max_examples: 40}
+eval: {max_batches: 3}
+`;
+
 export const CLIENT_IDS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
 
 /** A real server (replicas in worker threads) and real clients, all over gRPC on 127.0.0.1. */

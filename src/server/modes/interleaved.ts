@@ -1,4 +1,4 @@
-import { collectUpdates, defineMode, jointStep, type RoundClient } from './mode.js';
+import { collectUpdates, defineMode, inTurns, jointStep, type RoundClient } from './mode.js';
 
 /**
  * Interleaved: clients take single steps in turn against one trunk replica (every client's step 1,
@@ -16,18 +16,8 @@ export const interleaved = defineMode({
   async train(ctx, f) {
     for (const s of ctx.participants) ctx.openRound(s);
     let active: RoundClient[] = [...ctx.participants];
-    for (let step = 1; step <= f.local_steps; step++) {
-      const next: RoundClient[] = [];
-      for (const s of active) {
-        try {
-          await jointStep(ctx, s, 0, step);
-          next.push(s);
-        } catch (e) {
-          ctx.drop(s, e as Error);
-        }
-      }
-      active = next;
-    }
+    for (let step = 1; step <= f.local_steps; step++)
+      active = await inTurns(ctx, active, (s) => jointStep(ctx, s, 0, step));
     return collectUpdates(ctx, active);
   },
 });

@@ -130,19 +130,16 @@ export async function serveSteps(ctx: RoundContext, s: RoundClient, replica: num
   for (let step = 1; step <= steps; step++) await jointStep(ctx, s, replica, step);
 }
 
-/**
- * One turn after another against replica 0: each client's local steps in `order`; a failure drops
- * only that client. Returns those that finished their steps.
- */
-export async function serveInTurns(
+/** `work` for each client in `order`, one after another; a failure drops only that client. Returns those that finished. */
+export async function inTurns(
   ctx: RoundContext,
   order: readonly RoundClient[],
-  steps: number,
+  work: (s: RoundClient) => Promise<void>,
 ): Promise<RoundClient[]> {
   const survivors: RoundClient[] = [];
   for (const s of order) {
     try {
-      await serveSteps(ctx, s, 0, steps);
+      await work(s);
       survivors.push(s);
     } catch (e) {
       ctx.drop(s, e as Error);
@@ -150,6 +147,10 @@ export async function serveInTurns(
   }
   return survivors;
 }
+
+/** One turn after another against replica 0: each client's `steps` local steps in `order`. */
+export const serveInTurns = (ctx: RoundContext, order: readonly RoundClient[], steps: number) =>
+  inTurns(ctx, order, (s) => serveSteps(ctx, s, 0, steps));
 
 /**
  * Round-end parameters of every client that finished its steps; failures drop only that client.
