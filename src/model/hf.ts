@@ -6,6 +6,7 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import type { ModelConfig } from './config.js';
 import { fromHfConfig, toHfConfig } from './hf-config.js';
 import {
+  LINEAR_NAMES,
   baseParamShapes,
   trainableData,
   type FinetuneMethod,
@@ -191,15 +192,6 @@ export function exportPeftAdapter(
   baseModel?: string,
 ): void {
   if (peft.method !== 'lora') throw new UserError('only LoRA adapters can be exported in PEFT layout');
-  const modules: Record<string, string> = {
-    q: 'q_proj',
-    k: 'k_proj',
-    v: 'v_proj',
-    o: 'o_proj',
-    gate: 'gate_proj',
-    up: 'up_proj',
-    down: 'down_proj',
-  };
   const out = new Map<string, NamedTensor>();
   for (const [name, t] of store) {
     const m = /^(.*)\.lora_([AB])$/.exec(name);
@@ -221,7 +213,8 @@ export function exportPeftAdapter(
         r: peft.lora.rank,
         lora_alpha: peft.lora.alpha,
         lora_dropout: peft.lora.dropout,
-        target_modules: peft.lora.targets.map((t) => modules[t]),
+        // The module names as the family names them (Phi-3: qkv_proj, gate_up_proj).
+        target_modules: peft.lora.targets.map((t) => LINEAR_NAMES[t].split('.').pop()),
         bias: 'none',
         base_model_name_or_path: baseModel ?? config.model_type,
       },

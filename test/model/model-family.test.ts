@@ -1,6 +1,6 @@
 import * as op from '../../src/graph/ops.js';
 import { PRESETS, type ModelConfig } from '../../src/model/config.js';
-import { attention, embed, rmsNorm, swiGlu } from '../../src/model/llama.js';
+import { attention, embed, mlp, norm } from '../../src/model/llama.js';
 import { llamaFamily } from '../../src/model/families/llama.js';
 import { familyOf, registerModelFamily } from '../../src/model/families/registry.js';
 import type { ModelFamily } from '../../src/model/families/family.js';
@@ -20,10 +20,10 @@ const parallel: ModelFamily = {
   architecture: 'TestParallelForCausalLM',
   paramShapes: (c) => llamaFamily.paramShapes(c).filter(([n]) => !n.endsWith('post_attention_layernorm.weight')),
   decode(ctx, input, span, cache) {
-    let h = span.embeds ? embed(ctx.weight, input) : input;
+    let h = span.embeds ? embed(ctx, input) : input;
     for (let l = span.layers[0]; l < span.layers[1]; l++) {
-      const normed = rmsNorm(h, ctx.weight(`${layerPrefix(l)}.input_layernorm.weight`), ctx.config.rms_norm_eps);
-      h = op.add(op.add(h, attention(ctx, l, normed, cache?.(l))), swiGlu(ctx, l, normed));
+      const normed = norm(ctx, h, `${layerPrefix(l)}.input_layernorm.weight`);
+      h = op.add(op.add(h, attention(ctx, l, normed, cache?.(l))), mlp(ctx, l, normed));
     }
     return h;
   },
