@@ -160,7 +160,7 @@ export function readRope(
 ): RopeRead {
   const params = dictOf(keys, 'rope_parameters');
   const scaling = dictOf(keys, 'rope_scaling');
-  const topTheta = keys.optionalNum('rope_theta');
+  const topTheta = keys.has('rope_theta') ? keys.optionalNum('rope_theta') : undefined;
   const theta = topTheta ?? keys.num('rope_theta', 10000);
   // The rotated fraction of each head: the rope dict's, else the top-level key (Phi-3 reads both).
   const flat = o.perLayerType ? null : merged('the two', params, scaling);

@@ -96,6 +96,8 @@ export function decodeFeeds(
   positions: readonly (number | null)[],
   prefixLen: number,
   cacheLen: number,
+  // One sequence length for the batch, as transformers takes max(position_ids) + 1 (LongRoPE picks its factors by it).
+  seqLen = Math.max(0, ...positions.map((p) => p ?? 0)) + 1,
 ): Record<string, TensorData> {
   const n = positions.length,
     half = rotaryDim(c) / 2;
@@ -104,7 +106,7 @@ export function decodeFeeds(
   for (const key of new Set([...types].map((t) => ropeKey(c, t)))) {
     const cos = new Float32Array(n * half),
       sin = new Float32Array(n * half);
-    positions.forEach((p, r) => p !== null && writeRotaryRow(c, ropeType(key), p, p + 1, cos, sin, r));
+    positions.forEach((p, r) => p !== null && writeRotaryRow(c, ropeType(key), p, seqLen, cos, sin, r));
     feeds[`cos${suffix(key)}`] = tensor('float32', rowShape(n, half), cos);
     feeds[`sin${suffix(key)}`] = tensor('float32', rowShape(n, half), sin);
   }

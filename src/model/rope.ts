@@ -90,3 +90,14 @@ export function writeRotaryRow(
     sin[row * half + i] = f(f(Math.sin(angle)) * s);
   }
 }
+
+/**
+ * The sequence length past which a LongRoPE model switches to its long factors (undefined for other
+ * RoPEs). transformers recomputes the whole KV cache the step a generation crosses it (Phi-3's
+ * prepare_inputs_for_generation), so keys made with the short factors never meet queries made with
+ * the long ones; generate.ts does the same.
+ */
+export function longRopeSwitch(c: ModelConfig): number | undefined {
+  const s = c.rope_scaling ?? c.local_rope?.rope_scaling;
+  return s?.rope_type === 'longrope' ? s.original_max_position_embeddings : undefined;
+}

@@ -161,7 +161,7 @@ test.each([false, true])(
       const cos = new Float32Array(half),
         sin = new Float32Array(half);
       for (let i = 0; i < half; i++) {
-        const a = p / Math.pow(config.rope_theta, (2 * i) / dh);
+        const a = p * spec.rope.global.inv_freq[i];
         cos[i] = Math.cos(a);
         sin[i] = Math.sin(a);
       }
