@@ -27,8 +27,11 @@ export const llamaFamily = decoderFamily({
       hidden_act: 'silu',
     },
     reads: ['head_dim', 'attention_bias', 'mlp_bias', 'hidden_act'],
-    // transformers 5 no longer reads it; in 4.x, > 1 only split the projections' matmuls.
-    ignores: ['pretraining_tp'],
+    // pretraining_tp: transformers 5 no longer reads it (in 4.x, > 1 only split the projections' matmuls);
+    // is_llama_config: what nanotron writes into SmolLM2's files, read by nothing.
+    ignores: ['pretraining_tp', 'is_llama_config'],
+    // nanotron's flag (SmolLM2's files say false): interleaved rotary pairs are not what transformers computes.
+    requires: { rope_interleaved: { allowed: [false], why: 'interleaved RoPE is not implemented' } },
     sliding: 'never',
   },
 });
