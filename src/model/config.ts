@@ -38,7 +38,13 @@ export interface ModelConfig {
   attn_logit_softcapping?: number;
   /** Logits become cap * tanh(logits / cap) (Gemma 2). */
   final_logit_softcapping?: number;
+  /** The base's token ids, carried into exports (transformers' defaults can lie outside a small vocabulary). */
+  bos_token_id?: TokenId;
+  eos_token_id?: TokenId;
+  pad_token_id?: TokenId;
 }
+
+export type TokenId = number | number[];
 
 export type Activation = 'silu' | 'gelu_pytorch_tanh' | 'gelu';
 export type LayerType = 'full_attention' | 'sliding_attention';

@@ -65,6 +65,10 @@ export function fromHfConfig(hf: Record<string, unknown>): ModelConfig {
     ...optional('attn_logit_softcapping'),
     ...optional('final_logit_softcapping'),
   };
+  for (const key of ['bos_token_id', 'eos_token_id', 'pad_token_id'] as const) {
+    const id = hf[key];
+    if (typeof id === 'number' || (Array.isArray(id) && id.every((x) => typeof x === 'number'))) c[key] = id;
+  }
   k.finish();
   validateModelConfig(c);
   return c;
@@ -145,8 +149,34 @@ export function toHfConfig(c: ModelConfig): Record<string, unknown> {
   Object.assign(out, layerKeys(c, t));
   for (const key of ['query_pre_attn_scalar', 'attn_logit_softcapping', 'final_logit_softcapping'] as const)
     if (reads(key)) out[key] = c[key] ?? null;
+  // Token ids as the base had them; no padding id rather than transformers' default (Phi-3's is 32000).
+  out.bos_token_id = c.bos_token_id ?? null;
+  out.eos_token_id = c.eos_token_id ?? null;
+  out.pad_token_id = c.pad_token_id ?? null;
   out.torch_dtype = 'float32';
   return out;
+}
+
+/** Keys transformers types as float: written with a decimal point (its strict config classes refuse 30 for 30.0). */
+const FLOAT_KEYS = new Set([
+  'rms_norm_eps',
+  'rope_theta',
+  'rope_local_base_freq',
+  'partial_rotary_factor',
+  'attn_logit_softcapping',
+  'final_logit_softcapping',
+  'factor',
+  'low_freq_factor',
+  'high_freq_factor',
+  'attention_factor',
+  'beta_fast',
+  'beta_slow',
+]);
+
+/** config.json's text for `toHfConfig`'s object, floats as floats. */
+export function hfConfigText(hf: Record<string, unknown>): string {
+  const text = JSON.stringify(hf, (key, v) => (FLOAT_KEYS.has(key) && Number.isInteger(v) ? `__float__${v}` : v), 2);
+  return text.replace(/"__float__(-?\d+)"/g, '$1.0');
 }
 
 function layerKeys(c: ModelConfig, t: HfConfigTable): Record<string, unknown> {

@@ -4,7 +4,7 @@ import { sizeOf } from '../graph/ir.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { ModelConfig } from './config.js';
-import { fromHfConfig, toHfConfig } from './hf-config.js';
+import { fromHfConfig, hfConfigText, toHfConfig } from './hf-config.js';
 import { baseParamShapes, type FinetuneMethod, type ParamStore, type StoredParam } from './params.js';
 import { SafetensorsFile, saveSafetensors, type StorableTensor, type StorageDtype } from './safetensors.js';
 import { halfEligible, halfFrom, type FrozenDtype } from './frozen-dtype.js';
@@ -138,10 +138,7 @@ export function exportHfFolder(dir: string, config: ModelConfig, store: ParamSto
       JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2),
     );
   }
-  writeFileAtomic(
-    join(dir, 'config.json'),
-    JSON.stringify({ ...toHfConfig(config), torch_dtype: TORCH_DTYPE[dtype] }, null, 2),
-  );
+  writeFileAtomic(join(dir, 'config.json'), hfConfigText({ ...toHfConfig(config), torch_dtype: TORCH_DTYPE[dtype] }));
   const copied = copyModelAssets(o.assetsFrom, dir);
   if (!copied.includes('generation_config.json') && o.specialTokens) {
     const t = o.specialTokens;
