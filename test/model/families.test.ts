@@ -12,6 +12,7 @@ import { decodeFeeds } from '../../src/model/positions.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import type { ParamStore, PeftConfig } from '../../src/model/params.js';
 import { PartExecutor } from '../../src/training/part-executor.js';
+import { directionalErrors } from '../helpers/gradcheck.js';
 import {
   FAMILY_FIXTURES,
   FIXTURES,
@@ -152,6 +153,16 @@ describe.each(FAMILY_FIXTURES)('%s, against transformers', (name) => {
     const { loss } = await parts[2].evaluate(hB, labelsOf(ref.labels));
     for (const p of parts) await p.release();
     expect(Math.abs(loss - ref.loss)).toBeLessThan(1e-5);
+  });
+
+  test("full fine-tuning: every weight's gradient (soft-caps, 1 + w norms, fused projections) matches finite differences", async () => {
+    const store: ParamStore = new Map([...v5.store].map(([n, p]) => [n, { shape: p.shape, data: p.data!.slice() }]));
+    const ex = new PartExecutor('full', c, split, FULL, store, run);
+    const { grads } = await ex.step(tokensOf(ref.tokens), labelsOf(ref.labels));
+    expect(grads.size).toBe(store.size);
+    for (const error of await directionalErrors(ex, store, grads, tokensOf(ref.tokens), labelsOf(ref.labels), 2, 3))
+      expect(error).toBeLessThan(2e-2);
+    await ex.release();
   });
 
   test("its PEFT adapter: the LoRA model's logits, loss, adapter gradients and one SGD step as PEFT computes them", async () => {
