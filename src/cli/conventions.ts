@@ -22,6 +22,8 @@ export const EXAMPLES: Record<string, string[]> = {
   export: ['flglm export --model runs/quickstart-20261125-120000/model --hf out/model --merge-lora --peft out/adapter'],
   doctor: ['flglm doctor --pki pki/clients/alice'],
   merge: ['flglm merge --server ckpt/latest --client client-ckpt/alice --out model'],
+  'privacy epsilon': ['flglm privacy epsilon --sampling-rate 0.01 --noise-multiplier 1.0 --steps 300 --delta 1e-5'],
+  'privacy noise': ['flglm privacy noise --target-epsilon 8 --sampling-rate 1 --steps 20 --delta 1e-5'],
   'attack invert': [
     'flglm run configs/quickstart.yaml --attack   # then: flglm attack invert --run runs/quickstart-20261125-120000',
   ],

@@ -10,6 +10,7 @@ import { registerKeygenCommand } from './keygen-command.js';
 import { registerFederationCommands } from './federation-command.js';
 import { registerRunCommand } from './run-command.js';
 import { registerAttackCommand } from './attack-command.js';
+import { registerPrivacyCommand } from './privacy-command.js';
 import { registerDataCommand } from './data-command.js';
 import { registerGraphCommand } from './graph-command.js';
 import { registerExportCommands } from './export-command.js';
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerExportCommands(program);
   registerDoctorCommand(program);
   registerAttackCommand(program);
+  registerPrivacyCommand(program);
   applyConventions(program);
   return program;
 }
