@@ -50,31 +50,15 @@ def factors(n, seed):
     return [round(1 + 3 * float(x), 4) for x in torch.rand(n, generator=g)]
 
 
+LLAMA3 = dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=16)
+
 # name: (config class, model class, kwargs for transformers, the older form's replacement keys, LoRA targets)
 FAMILIES = {
     "llama31": (
         T.LlamaConfig,
         T.LlamaForCausalLM,
-        dict(
-            rope_parameters=dict(
-                rope_type="llama3",
-                rope_theta=500000.0,
-                factor=8.0,
-                low_freq_factor=1.0,
-                high_freq_factor=4.0,
-                original_max_position_embeddings=16,
-            )
-        ),
-        dict(
-            rope_theta=500000.0,
-            rope_scaling=dict(
-                rope_type="llama3",
-                factor=8.0,
-                low_freq_factor=1.0,
-                high_freq_factor=4.0,
-                original_max_position_embeddings=16,
-            ),
-        ),
+        dict(rope_parameters=dict(rope_theta=500000.0, **LLAMA3)),
+        dict(rope_theta=500000.0, rope_scaling=LLAMA3),
         SPLIT,
     ),
     "smollm2": (

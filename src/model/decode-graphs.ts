@@ -31,7 +31,8 @@ const hasLmHead = (part: PartName) => part === 'tail' || part === 'full';
 const takesTokens = (part: PartName) => part === 'head' || part === 'full';
 export const partOutputName = (part: PartName) => (hasLmHead(part) ? 'logits' : 'hidden');
 
-function context(
+/** The BlockContext of an inference graph of a part: its own weights, frozen as `o.frozen` says. */
+export function inferenceContext(
   g: Graph,
   c: ModelConfig,
   peft: PeftConfig,
@@ -90,7 +91,7 @@ export function buildPrefill(
   const x = input(g, c, o.part, o.batch, promptLen, 'prefill');
   const select = hasLmHead(o.part) ? g.input('select', 'float32', [o.batch, 1, promptLen]) : null;
   const prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
-  const ctx = context(g, c, peft, store, o, positionConstants(g, c, promptLen, prefix));
+  const ctx = inferenceContext(g, c, peft, store, o, positionConstants(g, c, promptLen, prefix));
   const cache: KvCache = {
     emit: (l, k, v) => {
       g.output(k, `key_${l}`);
@@ -123,7 +124,7 @@ export function buildDecode(
   const g = new Graph(`${o.part}_decode`);
   const x = input(g, c, o.part, o.batch, 1, 'decode');
   const prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
-  const ctx = context(g, c, peft, store, o, decodeInputs(g, c, o.batch, prefix, cacheLen));
+  const ctx = inferenceContext(g, c, peft, store, o, decodeInputs(g, c, o.batch, prefix, cacheLen));
   const [from, to] = partSpan(o.part, c, o.split).layers;
   const past = new Map(
     Array.from({ length: to - from }, (_, i) => from + i).map((l) => {

@@ -4,8 +4,9 @@ import { join, resolve } from 'node:path';
 import { Graph } from '../../src/graph/ir.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import { familyOf } from '../../src/model/families/registry.js';
-import { graphWeights, weightFeed } from '../../src/model/graph-weights.js';
-import { logitsOf, type BlockContext } from '../../src/model/llama.js';
+import { inferenceContext } from '../../src/model/decode-graphs.js';
+import { weightFeed } from '../../src/model/graph-weights.js';
+import { logitsOf } from '../../src/model/llama.js';
 import { positionConstants } from '../../src/model/positions.js';
 import { loadSafetensors } from '../../src/model/safetensors.js';
 import type { ParamStore, PeftConfig } from '../../src/model/params.js';
@@ -61,16 +62,15 @@ export async function allLogits(
   const [b, s] = tokens.shape;
   const g = new Graph('logits');
   const x = g.input('tokens', 'int64', [b, s]);
-  const { weight, has } = graphWeights(g, store, new Set(store.keys()), 'the model');
-  const family = familyOf(c.model_type);
-  const ctx: BlockContext = {
-    config: c,
-    traits: family.traits,
+  const ctx = inferenceContext(
+    g,
+    c,
     peft,
-    weight,
-    has,
-    positions: positionConstants(g, c, s, 0),
-  };
+    store,
+    { part: 'full', split: { head_blocks: 0, tail_blocks: 0 }, batch: b },
+    positionConstants(g, c, s, 0),
+  );
+  const family = familyOf(c.model_type);
   const h = family.decode(ctx, x, { embeds: true, layers: [0, c.num_hidden_layers] });
   g.output(logitsOf(family.lmHead(ctx, h)), 'logits');
   const session = await CompiledGraph.create(g, { threads: 1 });
