@@ -47,8 +47,8 @@ export interface Stepper {
    * one's end: for a LongRoPE model crossing its switch length (rope.ts's longRopeSwitch).
    */
   recompute?(sequences: number[][]): Promise<Float32Array>;
-  /** The sequence length past which the model's RoPE changes (LongRoPE), if it does. */
-  readonly ropeSwitch?: number;
+  /** The sequence length past which the model's RoPE changes (LongRoPE; rope.ts's longRopeSwitch), if it does. */
+  readonly ropeSwitch: number | undefined;
   release(): Promise<void>;
 }
 
@@ -148,6 +148,12 @@ export async function generateWith(stepper: Stepper, prompts: number[][], o: Gen
   for (const p of prompts)
     if (p.length === 0 || p.length > P)
       throw new Error(`generation: a prompt has ${p.length} tokens; expected 1..${P}`);
+  const longestPrompt = Math.max(...prompts.map((p) => p.length));
+  const sw = stepper.ropeSwitch;
+  if (sw !== undefined && !stepper.recompute && longestPrompt <= sw && longestPrompt + o.maxNewTokens > sw)
+    throw new UserError(
+      `generation: this model's LongRoPE changes past ${sw} positions, where the whole sequence must be run again; split generation cannot do that yet: keep prompt + new tokens within ${sw}, or a prompt longer than ${sw}`,
+    );
   const rng = new Rng(o.seed);
   const out: number[][] = prompts.map(() => []);
   const pos = prompts.map((p) => p.length);
@@ -175,13 +181,9 @@ export async function generateWith(stepper: Stepper, prompts: number[][], o: Gen
     if (active.size === 0) break;
     // LongRoPE: the step a sequence passes the switch length, the whole cache is made again (as transformers does).
     const longest = Math.max(...[...active].map((r) => pos[r]));
-    if (longest === stepper.ropeSwitch) {
-      if (!stepper.recompute)
-        throw new UserError(
-          `generation: this model's LongRoPE changes at ${longest} positions, which needs the whole sequence again; split generation cannot do that yet: keep prompt + new tokens within ${longest}`,
-        );
+    if (longest === stepper.ropeSwitch && stepper.recompute)
       logits = await stepper.recompute(prompts.map((p, r) => [...p, ...out[r]]));
-    } else
+    else
       logits = await stepper.decode(
         next,
         Array.from({ length: B }, (_, r) => (active.has(r) ? pos[r] : null)),

@@ -5,10 +5,12 @@ import * as ort from 'onnxruntime-node';
 import { fromHfConfig, toHfConfig } from '../../src/model/hf-config.js';
 import { exportHfFolder, exportPeftAdapter, importHfFolder, importPeftAdapter } from '../../src/model/hf.js';
 import { mergeLora } from '../../src/model/lora.js';
-import { BatchGenerator } from '../../src/model/generate.js';
+import { BatchGenerator, generateWith, paddedTokens, type Stepper } from '../../src/model/generate.js';
+import { tensor } from '../../src/runtime/tensor.js';
 import { exportOnnxDecoder } from '../../src/model/export-onnx.js';
 import { PartDecoder } from '../../src/model/part-decoder.js';
 import { decodeFeeds } from '../../src/model/positions.js';
+import { longRopeSwitch } from '../../src/model/rope.js';
 import type { ModelConfig } from '../../src/model/config.js';
 import type { ParamStore, PeftConfig } from '../../src/model/params.js';
 import { PartExecutor } from '../../src/training/part-executor.js';
@@ -110,7 +112,7 @@ async function cachedGreedy(c: ModelConfig, peft: PeftConfig, store: ParamStore,
     c,
     peft,
     store,
-    { batch: prompts.length, promptLen: prompts[0].length, maxNewTokens: n },
+    { batch: prompts.length, promptLen: Math.max(...prompts.map((p) => p.length)), maxNewTokens: n },
     run,
   );
   try {
@@ -200,6 +202,44 @@ describe.each(FAMILY_FIXTURES)('%s, against transformers', (name) => {
     expect(ref.generate.generate_agrees).toBe(name !== 'phi3');
     if (ref.generate.generate_agrees) expect(cached).toEqual(ref.generate.greedy);
     expect(cached).toEqual(await uncachedGreedy(c, v5.store, ref.generate.prompt, n));
+  });
+
+  test('prompts of different lengths in one batch, and head / trunk / tail each with its own cache, decode the same', async () => {
+    const prompts = [ref.tokens[0].slice(0, 2), ref.tokens[1].slice(0, 7)];
+    const alone = await Promise.all(prompts.map((p) => uncachedGreedy(c, v5.store, [p], 10)));
+    const batched = await cachedGreedy(c, FULL, v5.store, prompts, 10);
+    expect(batched).toEqual(alone.map((r) => r[0]));
+    // The split model as split generation runs it (client/split-generate.ts), without the network.
+    const [head, trunk, tail] = (['head', 'trunk', 'tail'] as const).map(
+      (part) => new PartDecoder(c, FULL, v5.store, part, split, 24, run),
+    );
+    const caches = [head, trunk, tail].map((d) => d.newCache(2));
+    const stepper: Stepper = {
+      batch: 2,
+      promptLen: 7,
+      cacheLen: 24,
+      vocab: c.vocab_size,
+      ropeSwitch: longRopeSwitch(c),
+      async prefill(ps) {
+        const { data, lengths } = paddedTokens(ps, 2, 7);
+        const hA = await head.prefill(tensor('int64', [2, 7], data), lengths, caches[0]);
+        const hB = await trunk.prefill(hA, lengths, caches[1]);
+        return (await tail.prefill(hB, lengths, caches[2])).data as Float32Array;
+      },
+      async decode(tokens, positions) {
+        const hA = await head.decode(tensor('int64', [2, 1], tokens), positions, caches[0]);
+        const hB = await trunk.decode(hA, positions, caches[1]);
+        return (await tail.decode(hB, positions, caches[2])).data as Float32Array;
+      },
+      release: async () => {
+        for (const d of [head, trunk, tail]) await d.release();
+      },
+    };
+    const greedy = { maxNewTokens: 10, temperature: 0, topK: 0, seed: 0 };
+    if (name === 'phi3')
+      await expect(generateWith(stepper, prompts, greedy)).rejects.toThrow(/LongRoPE changes past 8 positions/);
+    else expect(await generateWith(stepper, prompts, greedy)).toEqual(batched);
+    await stepper.release();
   });
 
   test('exports: the merged HF folder and the PEFT adapter score what the LoRA model scores; the ONNX decoder decodes what it decodes', async () => {
