@@ -4,6 +4,7 @@ import { paddedTokens, type Stepper } from '../model/generate.js';
 import { PartDecoder, type KvStore } from '../model/part-decoder.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
+import { longRopeSwitch } from '../model/rope.js';
 import { chunkMessage, reassembling } from '../protocol/chunking.js';
 import { Inbox } from '../protocol/inbox.js';
 import {
@@ -72,6 +73,9 @@ export class SplitStepper implements Stepper {
   }
   get vocab(): number {
     return this.o.config.vocab_size;
+  }
+  get ropeSwitch(): number | undefined {
+    return longRopeSwitch(this.o.config);
   }
 
   private send(m: GenerateUpOut): void {

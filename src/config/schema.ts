@@ -25,7 +25,8 @@ const nonNegInt = z.number().int().nonnegative();
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 export const MODEL_PRESETS = ['tiny', 'small', 'base'] as const;
 export const FINETUNE_METHODS = ['full', 'lora', 'prefix'] as const;
-export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
+// A model's family decides which of these it has: Phi-3 fuses q, k, v into qkv and gate, up into gate_up (src/model/families).
+export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down', 'qkv', 'gate_up'] as const;
 export const DATASETS = ['spam-assassin', 'sotu', 'moby-dick'] as const;
 
 const partitionRule = z

@@ -1,6 +1,6 @@
 import { UserError } from '../util/errors.js';
 
-/** Decoder hyper-parameters, named as in Hugging Face LLaMA/Qwen2/Mistral `config.json`. */
+/** Decoder hyper-parameters, named as in Hugging Face `config.json` (read by hf-config.ts, both forms). */
 export interface ModelConfig {
   model_type: string;
   vocab_size: number;
@@ -10,12 +10,79 @@ export interface ModelConfig {
   num_attention_heads: number;
   num_key_value_heads: number;
   rms_norm_eps: number;
+  /** RoPE base of the full-attention layers (of every layer unless `local_rope` says otherwise). */
   rope_theta: number;
   max_position_embeddings: number;
   tie_word_embeddings: boolean;
   attention_bias: boolean;
   /** Per-head width when it is not hidden_size / num_attention_heads (Qwen3, Gemma). */
   head_dim?: number;
+  // What follows is absent where the model does what LLaMA does.
+  /** The MLP's gate activation (absent: silu, SwiGLU). Gemma's `hidden_activation` reads into it. */
+  hidden_act?: Activation;
+  /** Biases on gate/up/down (LLaMA's `mlp_bias`). */
+  mlp_bias?: boolean;
+  /** RoPE scaling of the full-attention layers. */
+  rope_scaling?: RopeScaling;
+  /** The sliding-window layers' own RoPE (Gemma 3: `rope_local_base_freq`, no scaling). */
+  local_rope?: Rope;
+  /** Fraction of each head that RoPE rotates (Phi-3's `partial_rotary_factor`); the rest passes through. */
+  partial_rotary_factor?: number;
+  /** Keys a sliding-window layer sees: the last `sliding_window` positions, itself included. */
+  sliding_window?: number;
+  /** Each layer's attention, present when some layer slides. */
+  layer_types?: LayerType[];
+  /** Attention scores are scaled by query_pre_attn_scalar^-0.5 instead of head_dim^-0.5 (Gemma). */
+  query_pre_attn_scalar?: number;
+  /** Attention scores become cap * tanh(scores / cap) before the mask (Gemma 2). */
+  attn_logit_softcapping?: number;
+  /** Logits become cap * tanh(logits / cap) (Gemma 2). */
+  final_logit_softcapping?: number;
+  /** The base's token ids, carried into exports (transformers' defaults can lie outside a small vocabulary). */
+  bos_token_id?: TokenId;
+  eos_token_id?: TokenId;
+  pad_token_id?: TokenId;
+}
+
+export type TokenId = number | number[];
+
+export type Activation = 'silu' | 'gelu_pytorch_tanh' | 'gelu';
+export type LayerType = 'full_attention' | 'sliding_attention';
+
+/**
+ * RoPE scaling, normalised from either config form (transformers 5's `rope_parameters`, older
+ * `rope_scaling` with `rope_type` or `type`). Derived values (yarn's and longrope's attention factor)
+ * are resolved when the config is read, so rope.ts needs nothing else.
+ */
+export type RopeScaling =
+  | { rope_type: 'linear'; factor: number }
+  | {
+      rope_type: 'llama3';
+      factor: number;
+      low_freq_factor: number;
+      high_freq_factor: number;
+      original_max_position_embeddings: number;
+    }
+  | {
+      rope_type: 'yarn';
+      factor: number;
+      original_max_position_embeddings: number;
+      attention_factor: number;
+      beta_fast: number;
+      beta_slow: number;
+      truncate: boolean;
+    }
+  | {
+      rope_type: 'longrope';
+      short_factor: number[];
+      long_factor: number[];
+      original_max_position_embeddings: number;
+      attention_factor: number;
+    };
+
+export interface Rope {
+  rope_theta: number;
+  rope_scaling?: RopeScaling;
 }
 
 /** Byte-level vocabulary: 256 bytes + BOS, EOS, PAD. */
@@ -67,6 +134,26 @@ export function headDim(c: ModelConfig): number {
   return c.head_dim ?? c.hidden_size / c.num_attention_heads;
 }
 
+/** How many of each head's dimensions RoPE rotates (all unless `partial_rotary_factor`). */
+export function rotaryDim(c: ModelConfig): number {
+  return Math.floor(headDim(c) * (c.partial_rotary_factor ?? 1));
+}
+
+export function layerType(c: ModelConfig, layer: number): LayerType {
+  return c.layer_types?.[layer] ?? 'full_attention';
+}
+
+/** The RoPE of one kind of layer. */
+export function ropeOf(c: ModelConfig, type: LayerType): Rope {
+  if (type === 'sliding_attention' && c.local_rope) return c.local_rope;
+  return { rope_theta: c.rope_theta, ...(c.rope_scaling ? { rope_scaling: c.rope_scaling } : {}) };
+}
+
+/** The factor attention scores are scaled by. */
+export function attentionScale(c: ModelConfig): number {
+  return 1 / Math.sqrt(c.query_pre_attn_scalar ?? headDim(c));
+}
+
 export function validateModelConfig(c: ModelConfig): void {
   if (c.head_dim === undefined && c.hidden_size % c.num_attention_heads !== 0)
     throw new UserError(
@@ -76,8 +163,14 @@ export function validateModelConfig(c: ModelConfig): void {
     throw new UserError(
       `model: num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${c.num_key_value_heads}`,
     );
-  if (headDim(c) % 2 !== 0)
-    throw new UserError(`model: head dimension ${headDim(c)} must be even for rotary embeddings`);
+  if (rotaryDim(c) % 2 !== 0 || rotaryDim(c) === 0)
+    throw new UserError(`model: the rotary dimension ${rotaryDim(c)} of each head must be even and positive`);
+  if (c.layer_types && c.layer_types.length !== c.num_hidden_layers)
+    throw new UserError(
+      `model: layer_types lists ${c.layer_types.length} layers, num_hidden_layers is ${c.num_hidden_layers}`,
+    );
+  if (c.layer_types?.includes('sliding_attention') && !(Number.isInteger(c.sliding_window) && c.sliding_window! > 0))
+    throw new UserError('model: layer_types has sliding_attention layers but no positive sliding_window');
 }
 
 export function countParameters(c: ModelConfig): number {

@@ -1,7 +1,8 @@
 import { Graph, type Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
-import { headDim, type ModelConfig } from './config.js';
-import { logitsOf, positionConstants, type BlockContext, type KvCache } from './llama.js';
+import { headDim, layerType, type ModelConfig } from './config.js';
+import { logitsOf, type BlockContext, type KvCache } from './llama.js';
+import { cacheSlots, decodeInputs, positionConstants, type Positions } from './positions.js';
 import type { ParamStore, PeftConfig } from './params.js';
 import { familyOf } from './families/registry.js';
 import { graphWeights, type FrozenWeights } from './graph-weights.js';
@@ -13,8 +14,9 @@ import { partOwns, partSpan, type PartName, type SplitPoints } from './partition
  *   output: [B, P, D] activations for head and trunk, or for tail and full the logits [B, V] at
  *   each row's last prompt position (`select`, one-hot [B, 1, P]; rows are right padded);
  * - decode one position per row, [B, 1] tokens (or [B, 1, D]) against a cache [B, Hkv, M, Dh] per
- *   layer, with per-row rotary tables and masks (slots past a row's position masked) -> the output
- *   and the new position's keys/values, which the caller writes into each row's slot.
+ *   layer (a ring of the window for a sliding-window layer, positions.ts), with per-row rotary
+ *   tables and masks -> the output and the new position's keys/values, which the caller writes
+ *   into each row's slot.
  * The whole model is the part `full`; split generation runs head and tail on the client and the trunk
  * on the server with the same programs, so it decodes exactly what the merged model decodes.
  */
@@ -29,13 +31,14 @@ const hasLmHead = (part: PartName) => part === 'tail' || part === 'full';
 const takesTokens = (part: PartName) => part === 'head' || part === 'full';
 export const partOutputName = (part: PartName) => (hasLmHead(part) ? 'logits' : 'hidden');
 
-function context(
+/** The BlockContext of an inference graph of a part: its own weights, frozen as `o.frozen` says. */
+export function inferenceContext(
   g: Graph,
   c: ModelConfig,
   peft: PeftConfig,
   store: ParamStore,
   o: DecodeGraphOptions,
-  pos: { cos: Value; sin: Value; mask: Value },
+  positions: Positions,
 ): BlockContext {
   const owns = o.part === 'full' ? () => true : partOwns(o.part, c, o.split);
   const { weight, has } = graphWeights(
@@ -46,7 +49,7 @@ function context(
     [],
     o.frozen ?? 'input',
   );
-  return { config: c, peft, weight, has, ...pos };
+  return { config: c, traits: familyOf(c.model_type).traits, peft, weight, has, positions };
 }
 
 /** Token ids (`tokens` to prefill, `token` to decode) or the previous part's activations. */
@@ -88,7 +91,7 @@ export function buildPrefill(
   const x = input(g, c, o.part, o.batch, promptLen, 'prefill');
   const select = hasLmHead(o.part) ? g.input('select', 'float32', [o.batch, 1, promptLen]) : null;
   const prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
-  const ctx = context(g, c, peft, store, o, positionConstants(g, c, promptLen, prefix));
+  const ctx = inferenceContext(g, c, peft, store, o, positionConstants(g, c, promptLen, prefix));
   const cache: KvCache = {
     emit: (l, k, v) => {
       g.output(k, `key_${l}`);
@@ -109,13 +112,7 @@ export function buildPrefill(
   return g;
 }
 
-/**
- * The decode step's per-row inputs (rotary tables, mask): per-row positions broadcast over heads;
- * one sequence keeps the exported decoder's documented [1, n] layout (export-onnx.ts).
- */
-export function rowShape(batch: number, n: number): number[] {
-  return batch === 1 ? [1, n] : [batch, 1, 1, n];
-}
+export { rowShape } from './positions.js';
 
 export function buildDecode(
   c: ModelConfig,
@@ -126,23 +123,17 @@ export function buildDecode(
 ): Graph {
   const g = new Graph(`${o.part}_decode`);
   const x = input(g, c, o.part, o.batch, 1, 'decode');
-  const half = headDim(c) / 2;
   const prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
-  const pos = {
-    cos: g.input('cos', 'float32', rowShape(o.batch, half)),
-    sin: g.input('sin', 'float32', rowShape(o.batch, half)),
-    mask: g.input('mask', 'float32', rowShape(o.batch, prefix + cacheLen + 1)),
-  };
-  const ctx = context(g, c, peft, store, o, pos);
+  const ctx = inferenceContext(g, c, peft, store, o, decodeInputs(g, c, o.batch, prefix, cacheLen));
   const [from, to] = partSpan(o.part, c, o.split).layers;
   const past = new Map(
-    Array.from({ length: to - from }, (_, i) => from + i).map((l) => [
-      l,
-      {
-        key: g.input(`past_key_${l}`, 'float32', [o.batch, c.num_key_value_heads, cacheLen, headDim(c)]),
-        value: g.input(`past_value_${l}`, 'float32', [o.batch, c.num_key_value_heads, cacheLen, headDim(c)]),
-      },
-    ]),
+    Array.from({ length: to - from }, (_, i) => from + i).map((l) => {
+      const shape = [o.batch, c.num_key_value_heads, cacheSlots(c, layerType(c, l), cacheLen), headDim(c)];
+      return [
+        l,
+        { key: g.input(`past_key_${l}`, 'float32', shape), value: g.input(`past_value_${l}`, 'float32', shape) },
+      ];
+    }),
   );
   const emit = (layer: number, k: Value, v: Value) => {
     g.output(k, `key_${layer}`);

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { sizeOf } from '../graph/ir.js';
 import { toOnnx, toOnnxWithExternalData } from '../graph/onnx.js';
 import { writeChunksAtomic, writeFileAtomic } from '../util/atomic-write.js';
-import { headDim, type ModelConfig } from './config.js';
+import type { ModelConfig } from './config.js';
+import { decoderSpec } from './decoder-spec.js';
 import { buildDecode } from './decode-graphs.js';
 import type { ParamStore, PeftConfig } from './weights.js';
 
@@ -46,9 +47,6 @@ export function exportOnnxDecoder(
     writeFileAtomic(join(dir, 'decoder.onnx'), model);
     bytes = model.byteLength;
   }
-  const dh = headDim(config),
-    prefix = peft.method === 'prefix' ? peft.prefix.length : 0;
-  const kv = `float32 [1, ${config.num_key_value_heads}, ${cacheLen}, ${dh}]`;
   writeFileAtomic(
     join(dir, 'decoder.json'),
     JSON.stringify(
@@ -60,22 +58,7 @@ export function exportOnnxDecoder(
             }
           : {}),
         model: config,
-        cache_len: cacheLen,
-        prefix_len: prefix,
-        layers: config.num_hidden_layers,
-        rope_theta: config.rope_theta,
-        head_dim: dh,
-        inputs: {
-          token: 'int64 [1, 1]: the token at position p (0-based)',
-          cos: `float32 [1, ${dh / 2}]: cos(p / rope_theta^(2i / head_dim)) for i = 0..head_dim/2-1`,
-          sin: `float32 [1, ${dh / 2}]: sin of the same angles`,
-          mask: `float32 [1, ${prefix + cacheLen + 1}]: 0 where the token may attend, -1e9 elsewhere: the ${prefix} prefix slots and cache slots 0..p-1 are 0, slots p..${cacheLen - 1} are -1e9, the last slot (the token itself) is 0`,
-          'past_key_<l>, past_value_<l>': `${kv}: keys (after RoPE) and values of positions 0..p-1 in slots 0..p-1 (zeros elsewhere)`,
-        },
-        outputs: {
-          logits: `float32 [1, ${config.vocab_size}]: next-token logits`,
-          'key_<l>, value_<l>': `float32 [1, ${config.num_key_value_heads}, 1, ${dh}]: this token's key and value: write them into slot p of the cache`,
-        },
+        ...decoderSpec(config, peft, cacheLen),
       },
       null,
       2,

@@ -1,6 +1,8 @@
 import type { RuntimeOptions } from '../runtime/session.js';
 import { tensor } from '../runtime/tensor.js';
 import { Rng } from '../util/rng.js';
+import { UserError } from '../util/errors.js';
+import { longRopeSwitch } from './rope.js';
 import type { ModelConfig } from './config.js';
 import { PartDecoder, type KvStore } from './part-decoder.js';
 import type { ParamStore, PeftConfig } from './params.js';
@@ -40,6 +42,13 @@ export interface Stepper {
   prefill(prompts: number[][]): Promise<Float32Array>;
   /** The next token of each row at its position (null: the row is done). */
   decode(tokens: number[], positions: (number | null)[]): Promise<Float32Array>;
+  /**
+   * Refill the cache from whole sequences (at most `cacheLen` ids each) and return the logits at each
+   * one's end: for a LongRoPE model crossing its switch length (rope.ts's longRopeSwitch).
+   */
+  recompute?(sequences: number[][]): Promise<Float32Array>;
+  /** The sequence length past which the model's RoPE changes (LongRoPE; rope.ts's longRopeSwitch), if it does. */
+  readonly ropeSwitch: number | undefined;
   release(): Promise<void>;
 }
 
@@ -78,6 +87,17 @@ export class LocalStepper implements Stepper {
 
   async decode(tokens: number[], positions: (number | null)[]): Promise<Float32Array> {
     return (await this.decoder.decode(tensor('int64', [this.batch, 1], tokens), positions, this.cache))
+      .data as Float32Array;
+  }
+
+  get ropeSwitch(): number | undefined {
+    return longRopeSwitch(this.decoder.config);
+  }
+
+  async recompute(sequences: number[][]): Promise<Float32Array> {
+    const len = Math.max(...sequences.map((s) => s.length));
+    const { data, lengths } = paddedTokens(sequences, this.batch, len);
+    return (await this.decoder.prefill(tensor('int64', [this.batch, len], data), lengths, this.cache))
       .data as Float32Array;
   }
 
@@ -128,6 +148,12 @@ export async function generateWith(stepper: Stepper, prompts: number[][], o: Gen
   for (const p of prompts)
     if (p.length === 0 || p.length > P)
       throw new Error(`generation: a prompt has ${p.length} tokens; expected 1..${P}`);
+  const longestPrompt = Math.max(...prompts.map((p) => p.length));
+  const sw = stepper.ropeSwitch;
+  if (sw !== undefined && !stepper.recompute && longestPrompt <= sw && longestPrompt + o.maxNewTokens > sw)
+    throw new UserError(
+      `generation: this model's LongRoPE changes past ${sw} positions, where the whole sequence must be run again; split generation cannot do that yet: keep prompt + new tokens within ${sw}, or a prompt longer than ${sw}`,
+    );
   const rng = new Rng(o.seed);
   const out: number[][] = prompts.map(() => []);
   const pos = prompts.map((p) => p.length);
@@ -153,10 +179,15 @@ export async function generateWith(stepper: Stepper, prompts: number[][], o: Gen
       if (out[r].length >= o.maxNewTokens || pos[r] >= M) active.delete(r);
     }
     if (active.size === 0) break;
-    logits = await stepper.decode(
-      next,
-      Array.from({ length: B }, (_, r) => (active.has(r) ? pos[r] : null)),
-    );
+    // LongRoPE: the step a sequence passes the switch length, the whole cache is made again (as transformers does).
+    const longest = Math.max(...[...active].map((r) => pos[r]));
+    if (longest === stepper.ropeSwitch && stepper.recompute)
+      logits = await stepper.recompute(prompts.map((p, r) => [...p, ...out[r]]));
+    else
+      logits = await stepper.decode(
+        next,
+        Array.from({ length: B }, (_, r) => (active.has(r) ? pos[r] : null)),
+      );
     for (const r of active) pos[r]++;
   }
   return out;

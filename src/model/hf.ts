@@ -4,24 +4,12 @@ import { sizeOf } from '../graph/ir.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { ModelConfig } from './config.js';
-import { fromHfConfig, toHfConfig } from './hf-config.js';
-import {
-  baseParamShapes,
-  trainableData,
-  type FinetuneMethod,
-  type ParamStore,
-  type PeftConfig,
-  type StoredParam,
-} from './params.js';
-import {
-  SafetensorsFile,
-  saveSafetensors,
-  type NamedTensor,
-  type StorableTensor,
-  type StorageDtype,
-} from './safetensors.js';
+import { fromHfConfig, hfConfigText, toHfConfig } from './hf-config.js';
+import { baseParamShapes, type FinetuneMethod, type ParamStore, type StoredParam } from './params.js';
+import { SafetensorsFile, saveSafetensors, type StorableTensor, type StorageDtype } from './safetensors.js';
 import { halfEligible, halfFrom, type FrozenDtype } from './frozen-dtype.js';
 import { copyModelAssets } from './assets.js';
+import { transposeStored } from './layout.js';
 
 /**
  * Hugging Face LLaMA/Qwen2-style folders. HF stores nn.Linear weights as [out, in]; flglm keeps
@@ -30,21 +18,6 @@ import { copyModelAssets } from './assets.js';
  */
 function isLinear(name: string): boolean {
   return /_proj\.weight$/.test(name) || name === 'lm_head.weight';
-}
-
-function transposeArray<A extends Float32Array | Uint16Array>(a: A, r: number, c: number, out: A): A {
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = a[i * c + j];
-  return out;
-}
-
-function transpose2d(t: NamedTensor): NamedTensor {
-  const [r, c] = t.shape;
-  return { shape: [c, r], data: transposeArray(t.data, r, c, new Float32Array(r * c)) };
-}
-
-function transposeStored(t: StoredParam): StoredParam {
-  const [r, c] = t.shape;
-  return t.half ? { shape: [c, r], half: transposeArray(t.half, r, c, new Uint16Array(r * c)) } : transpose2d(t);
 }
 
 export interface HfImportOptions {
@@ -165,10 +138,7 @@ export function exportHfFolder(dir: string, config: ModelConfig, store: ParamSto
       JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2),
     );
   }
-  writeFileAtomic(
-    join(dir, 'config.json'),
-    JSON.stringify({ ...toHfConfig(config), torch_dtype: TORCH_DTYPE[dtype] }, null, 2),
-  );
+  writeFileAtomic(join(dir, 'config.json'), hfConfigText({ ...toHfConfig(config), torch_dtype: TORCH_DTYPE[dtype] }));
   const copied = copyModelAssets(o.assetsFrom, dir);
   if (!copied.includes('generation_config.json') && o.specialTokens) {
     const t = o.specialTokens;
@@ -181,52 +151,4 @@ export function exportHfFolder(dir: string, config: ModelConfig, store: ParamSto
 
 const TORCH_DTYPE: Record<StorageDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
-/** LoRA adapters in PEFT layout: adapter_config.json + adapter_model.safetensors. */
-/** `baseModel`: what PEFT loads the adapter onto (a Hub name or folder; default the model_type). */
-export function exportPeftAdapter(
-  dir: string,
-  config: ModelConfig,
-  store: ParamStore,
-  peft: PeftConfig,
-  baseModel?: string,
-): void {
-  if (peft.method !== 'lora') throw new UserError('only LoRA adapters can be exported in PEFT layout');
-  const modules: Record<string, string> = {
-    q: 'q_proj',
-    k: 'k_proj',
-    v: 'v_proj',
-    o: 'o_proj',
-    gate: 'gate_proj',
-    up: 'up_proj',
-    down: 'down_proj',
-  };
-  const out = new Map<string, NamedTensor>();
-  for (const [name, t] of store) {
-    const m = /^(.*)\.lora_([AB])$/.exec(name);
-    if (!m) continue;
-    // PEFT stores lora_A as [r, in] and lora_B as [out, r] (nn.Linear layout).
-    out.set(
-      `base_model.model.${m[1]}.lora_${m[2]}.weight`,
-      transpose2d({ shape: t.shape, data: trainableData(t, name) }),
-    );
-  }
-  mkdirSync(dir, { recursive: true });
-  saveSafetensors(join(dir, 'adapter_model.safetensors'), out, { format: 'pt' });
-  writeFileAtomic(
-    join(dir, 'adapter_config.json'),
-    JSON.stringify(
-      {
-        peft_type: 'LORA',
-        task_type: 'CAUSAL_LM',
-        r: peft.lora.rank,
-        lora_alpha: peft.lora.alpha,
-        lora_dropout: peft.lora.dropout,
-        target_modules: peft.lora.targets.map((t) => modules[t]),
-        bias: 'none',
-        base_model_name_or_path: baseModel ?? config.model_type,
-      },
-      null,
-      2,
-    ),
-  );
-}
+export { exportPeftAdapter, importPeftAdapter } from './peft.js';

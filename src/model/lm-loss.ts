@@ -1,6 +1,6 @@
 import type { Value } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
-import { logitsOf, type LmHead } from './llama.js';
+import { capRatio, rawLogits, type LmHead } from './llama.js';
 
 /**
  * The LM head's cross-entropy, computed over chunks of rows so that no [tokens, vocabulary] tensor
@@ -10,7 +10,7 @@ import { logitsOf, type LmHead } from './llama.js';
  * logits, its summed loss and — in training programs — its own d(loss)/d(logits), which is turned
  * into d(loss)/d(hidden) (and d(loss)/d(weight) when the projection trains) before the next chunk
  * starts, so only one chunk's [rows, V] tensors are alive. The gradient is the standard
- * (softmax - onehot) / count; autodiff takes over from d(loss)/d(hidden) (partition.ts), and the
+ * (softmax - onehot) / count (through the soft-cap where the model has one); autodiff takes over from d(loss)/d(hidden) (partition.ts), and the
  * whole-model finite-difference test checks the two together.
  */
 
@@ -69,7 +69,9 @@ export function lmHeadLoss(head: LmHead, labels: Value, o: LmLossOptions): LmLos
     let h = whole ? head.hidden : op.slice(head.hidden, [r0], [r1], [0]);
     const y = whole ? labels : op.slice(labels, [r0], [r1], [0]);
     if (sequencePoint) h = op.add(h, sequencePoint);
-    const logits = logitsOf(head, h);
+    const raw = rawLogits(head, h);
+    const ratio = capRatio(head, raw);
+    const logits = ratio ? op.mul(ratio, op.scalarLike(ratio, head.softcap!)) : raw;
     const [lossSum, logProb] = op.softmaxCrossEntropy(logits, y, o.ignoreIndex, 'sum');
     losses.push(lossSum);
     const done = [lossSum];
@@ -78,8 +80,13 @@ export function lmHeadLoss(head: LmHead, labels: Value, o: LmLossOptions): LmLos
       done.push(firstElement(preds[preds.length - 1]));
     }
     if (o.gradients !== 'none') {
-      const dLogits = op.crossEntropyScoresGrad(logProb, y, o.ignoreIndex, invCount);
-      // logits = h W (W [D, V]) or h E^T (E [V, D]).
+      let dLogits = op.crossEntropyScoresGrad(logProb, y, o.ignoreIndex, invCount);
+      // Soft-capped logits cap * tanh(raw / cap): d/d(raw) = (1 - tanh^2), upstream first (grads/unary.ts).
+      if (ratio) {
+        const t = op.mul(dLogits, ratio);
+        dLogits = op.sub(dLogits, op.mul(t, ratio));
+      }
+      // raw logits = h W (W [D, V]) or h E^T (E [V, D]).
       const dh = head.vocabMajor
         ? op.gemm(dLogits, head.weight, null)
         : op.gemm(dLogits, head.weight, null, { transB: true });

@@ -1,40 +1,51 @@
 import { CompiledGraph, type RuntimeOptions } from '../runtime/session.js';
 import { tensor, type TensorData } from '../runtime/tensor.js';
-import { headDim, type ModelConfig } from './config.js';
-import { buildDecode, buildPrefill, partOutputName, rowShape } from './decode-graphs.js';
-import { writeRotaryRow } from './llama.js';
+import { headDim, layerType, type ModelConfig } from './config.js';
+import { buildDecode, buildPrefill, partOutputName } from './decode-graphs.js';
+import { cacheSlots, decodeFeeds } from './positions.js';
 import { weightFeed } from './graph-weights.js';
 import type { ParamStore, PeftConfig } from './params.js';
 import { partSpan, type PartName, type SplitPoints } from './partition.js';
 
 /**
- * Keys and values of some layers for `rows` sequences of up to `len` positions, [rows, Hkv, len, Dh]
- * per layer, row-major: the first n rows are one contiguous block, fed to a decode program of batch
- * n without a copy (a server serving several sessions keeps them all in one store, each in its rows).
+ * Keys and values of some layers for `rows` sequences, [rows, Hkv, slots, Dh] per layer, row-major:
+ * the first n rows are one contiguous block, fed to a decode program of batch n without a copy (a
+ * server serving several sessions keeps them all in one store, each in its rows). A full layer has a
+ * slot per position; a sliding-window layer a ring of its window (position q in slot q mod window),
+ * so its cache stays the window's size however long the sequence grows.
  */
 export class KvStore {
   readonly keys = new Map<number, Float32Array>();
   readonly values = new Map<number, Float32Array>();
 
   constructor(
-    readonly layers: readonly number[],
+    /** Each layer's slots, and whether they are a ring. */
+    readonly slots: ReadonlyMap<number, { slots: number; ring: boolean }>,
     readonly rows: number,
     readonly hkv: number,
-    readonly len: number,
     readonly dh: number,
   ) {
-    for (const l of layers) {
-      this.keys.set(l, new Float32Array(rows * hkv * len * dh));
-      this.values.set(l, new Float32Array(rows * hkv * len * dh));
+    for (const [l, { slots: n }] of slots) {
+      this.keys.set(l, new Float32Array(rows * hkv * n * dh));
+      this.values.set(l, new Float32Array(rows * hkv * n * dh));
     }
+  }
+
+  get layers(): number[] {
+    return [...this.slots.keys()];
   }
 
   /** Bytes held (the cache is allocated once, whole). */
   get bytes(): number {
-    return 2 * this.layers.length * this.rows * this.hkv * this.len * this.dh * 4;
+    let n = 0;
+    for (const { slots } of this.slots.values()) n += 2 * this.rows * this.hkv * slots * this.dh * 4;
+    return n;
   }
 
-  /** Write positions 0..n-1 of output row `from` of a fresh [b, Hkv, n, Dh] tensor into row `to` from slot `at`. */
+  /**
+   * Store positions position..position+count-1, the first `count` of output row `from` of a fresh
+   * [b, Hkv, n, Dh] tensor, in row `to`: a full layer drops positions past its slots, a ring keeps the last.
+   */
   write(
     layer: number,
     kind: 'key' | 'value',
@@ -42,21 +53,27 @@ export class KvStore {
     n: number,
     from: number,
     to: number,
-    at: number,
+    position: number,
+    count = n,
   ): void {
     const cache = (kind === 'key' ? this.keys : this.values).get(layer)!;
-    const { hkv, len, dh } = this;
-    const count = Math.min(n, len - at);
-    for (let h = 0; h < hkv; h++) {
-      const src = (from * hkv + h) * n * dh;
-      cache.set(fresh.subarray(src, src + count * dh), ((to * hkv + h) * len + at) * dh);
+    const { slots, ring } = this.slots.get(layer)!;
+    const { hkv, dh } = this;
+    for (let i = Math.max(0, ring ? count - slots : 0); i < count; i++) {
+      const q = position + i;
+      if (!ring && q >= slots) break;
+      const slot = q % slots;
+      for (let h = 0; h < hkv; h++) {
+        const src = ((from * hkv + h) * n + i) * dh;
+        cache.set(fresh.subarray(src, src + dh), ((to * hkv + h) * slots + slot) * dh);
+      }
     }
   }
 
   /** Forget rows [r0, r0 + count) (a session ended; its rows are reused). */
   clear(r0: number, count: number): void {
-    const block = this.hkv * this.len * this.dh;
-    for (const l of this.layers) {
+    for (const [l, { slots }] of this.slots) {
+      const block = this.hkv * slots * this.dh;
       this.keys.get(l)!.fill(0, r0 * block, (r0 + count) * block);
       this.values.get(l)!.fill(0, r0 * block, (r0 + count) * block);
     }
@@ -65,14 +82,11 @@ export class KvStore {
   /** past_key_l / past_value_l of rows [0, n), as views (no copy). */
   feeds(n: number): Record<string, TensorData> {
     const out: Record<string, TensorData> = {};
-    const size = n * this.hkv * this.len * this.dh;
-    for (const l of this.layers) {
-      out[`past_key_${l}`] = tensor('float32', [n, this.hkv, this.len, this.dh], this.keys.get(l)!.subarray(0, size));
-      out[`past_value_${l}`] = tensor(
-        'float32',
-        [n, this.hkv, this.len, this.dh],
-        this.values.get(l)!.subarray(0, size),
-      );
+    for (const [l, { slots }] of this.slots) {
+      const shape = [n, this.hkv, slots, this.dh];
+      const size = n * this.hkv * slots * this.dh;
+      out[`past_key_${l}`] = tensor('float32', shape, this.keys.get(l)!.subarray(0, size));
+      out[`past_value_${l}`] = tensor('float32', shape, this.values.get(l)!.subarray(0, size));
     }
     return out;
   }
@@ -103,7 +117,14 @@ export class PartDecoder {
 
   /** A cache for `rows` sequences of this part's layers. */
   newCache(rows: number): KvStore {
-    return new KvStore(this.layers, rows, this.config.num_key_value_heads, this.cacheLen, headDim(this.config));
+    const c = this.config;
+    const slots = new Map(
+      this.layers.map((l) => {
+        const type = layerType(c, l);
+        return [l, { slots: cacheSlots(c, type, this.cacheLen), ring: type === 'sliding_attention' }];
+      }),
+    );
+    return new KvStore(slots, rows, c.num_key_value_heads, headDim(c));
   }
 
   private program(kind: 'prefill' | 'decode', batch: number, len: number): Promise<CompiledGraph> {
@@ -122,17 +143,19 @@ export class PartDecoder {
     return p;
   }
 
-  private async run(session: CompiledGraph, feeds: Record<string, TensorData>): Promise<Record<string, TensorData>> {
+  /** Run with the feeds the program takes: the given ones (it may not read every position input), weights from the store. */
+  private async run(session: CompiledGraph, given: Record<string, TensorData>): Promise<Record<string, TensorData>> {
+    const feeds: Record<string, TensorData> = {};
     for (const spec of session.inputs) {
-      const p = feeds[spec.name] ? undefined : this.store.get(spec.name);
-      if (p) feeds[spec.name] = weightFeed(p);
+      const p = given[spec.name] ? undefined : this.store.get(spec.name);
+      feeds[spec.name] = p ? weightFeed(p) : given[spec.name];
     }
     return session.run(feeds);
   }
 
   /**
    * The prompts [b, P] (or their activations [b, P, D]), right padded; `lengths` per row. Writes
-   * positions 0..P-1 into cache rows [row0, row0 + b); returns activations [b, P, D] or the logits
+   * each row's positions 0..length-1 into cache rows [row0, row0 + b); returns activations [b, P, D] or the logits
    * at each row's last prompt position [b, V].
    */
   async prefill(input: TensorData, lengths: readonly number[], cache: KvStore, row0 = 0): Promise<TensorData> {
@@ -146,8 +169,8 @@ export class PartDecoder {
     const out = await this.run(await this.program('prefill', b, P), feeds);
     for (const l of this.layers)
       for (let r = 0; r < b; r++) {
-        cache.write(l, 'key', out[`key_${l}`].data as Float32Array, P, r, row0 + r, 0);
-        cache.write(l, 'value', out[`value_${l}`].data as Float32Array, P, r, row0 + r, 0);
+        cache.write(l, 'key', out[`key_${l}`].data as Float32Array, P, r, row0 + r, 0, lengths[r]);
+        cache.write(l, 'value', out[`value_${l}`].data as Float32Array, P, r, row0 + r, 0, lengths[r]);
       }
     return out[partOutputName(this.part)];
   }
@@ -159,30 +182,15 @@ export class PartDecoder {
    */
   async decode(input: TensorData, positions: readonly (number | null)[], cache: KvStore): Promise<TensorData> {
     const n = input.shape[0];
-    const c = this.config,
-      dh = headDim(c),
-      half = dh / 2,
-      width = this.prefixLen + this.cacheLen + 1;
-    const cos = new Float32Array(n * half),
-      sin = new Float32Array(n * half);
-    const mask = new Float32Array(n * width).fill(-1e9);
-    positions.forEach((p, r) => {
-      mask[r * width + width - 1] = 0; // every row sees itself
-      if (p === null) return;
-      writeRotaryRow(c, p, cos, sin, r);
-      mask.fill(0, r * width, r * width + this.prefixLen + p);
-    });
     const feeds: Record<string, TensorData> = {
       [input.dtype === 'int64' ? 'token' : 'hidden_in']: input,
-      cos: tensor('float32', rowShape(n, half), cos),
-      sin: tensor('float32', rowShape(n, half), sin),
-      mask: tensor('float32', rowShape(n, width), mask),
+      ...decodeFeeds(this.config, positions, this.prefixLen, this.cacheLen),
       ...cache.feeds(n),
     };
     const out = await this.run(await this.program('decode', n, 1), feeds);
     for (const l of this.layers)
       positions.forEach((p, r) => {
-        if (p === null || p >= this.cacheLen) return;
+        if (p === null) return;
         cache.write(l, 'key', out[`key_${l}`].data as Float32Array, 1, r, r, p);
         cache.write(l, 'value', out[`value_${l}`].data as Float32Array, 1, r, r, p);
       });

@@ -3,11 +3,12 @@ import * as op from '../graph/ops.js';
 import { gradients } from '../graph/autodiff.js';
 import { UserError } from '../util/errors.js';
 import type { ModelConfig } from './config.js';
-import { positionConstants, type BlockContext } from './llama.js';
+import type { BlockContext } from './llama.js';
+import { positionConstants } from './positions.js';
 import { familyOf } from './families/registry.js';
 import { graphWeights } from './graph-weights.js';
 import { lmHeadLoss } from './lm-loss.js';
-import { isTrainable, layerPrefix, type ParamStore, type PeftConfig } from './params.js';
+import { isTrainable, layerPrefix, type LoraTarget, type ParamStore, type PeftConfig } from './params.js';
 
 /**
  * The FL-GLM three-way split. head = embeddings + blocks [0, p); trunk = blocks [p, L-q);
@@ -145,21 +146,22 @@ export function buildPartProgram(
   const { weight, has, inputs } = graphWeights(g, store, names, part, trainable);
   // Dropout applies to training passes: backward and step programs, and forwards marked training.
   const dropout = peft.method === 'lora' && peft.lora.dropout > 0 && (differentiate || opts.training === true);
+  const family = familyOf(c.model_type);
   const ctx: BlockContext = {
     config: c,
+    traits: family.traits,
     peft,
     weight,
     has,
-    ...positionConstants(g, c, seq, peft.method === 'prefix' ? peft.prefix.length : 0),
+    positions: positionConstants(g, c, seq, peft.method === 'prefix' ? peft.prefix.length : 0),
     ...(dropout
       ? {
-          loraDropout: (layer: number, target: string, like: Value) =>
+          loraDropout: (layer: number, target: LoraTarget, like: Value) =>
             g.input(dropoutMaskName(layer, target), 'float32', like.shape),
         }
       : {}),
   };
 
-  const family = familyOf(c.model_type);
   const h = family.decode(ctx, x, shape);
 
   const wrt = [...inputs];

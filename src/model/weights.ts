@@ -47,7 +47,8 @@ export function trainableData(p: StoredParam, name: string): Float32Array {
 }
 
 export type FinetuneMethod = 'full' | 'lora' | 'prefix';
-export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down';
+/** A linear projection of a block, by its short name (`qkv` and `gate_up` are Phi-3's fused ones). */
+export type LoraTarget = 'q' | 'k' | 'v' | 'o' | 'gate' | 'up' | 'down' | 'qkv' | 'gate_up';
 
 export interface PeftConfig {
   method: FinetuneMethod;
@@ -65,4 +66,6 @@ export const LINEAR_NAMES: Record<LoraTarget, string> = {
   gate: 'mlp.gate_proj',
   up: 'mlp.up_proj',
   down: 'mlp.down_proj',
+  qkv: 'self_attn.qkv_proj',
+  gate_up: 'mlp.gate_up_proj',
 };

@@ -96,7 +96,6 @@ test('no import cycle between modules', () => {
 // structure work (issue 27). A file on this list that fits must leave it, so the list only shrinks.
 const PENDING_SPLIT = new Set([
   'src/security/pki.ts',
-  'src/graph/ops.ts',
   'src/server/serving/trunk-serving.ts',
   'src/launcher/launcher.ts',
 ]);

@@ -4,7 +4,7 @@ import type { ExperimentConfig } from '../../src/config/schema.js';
 import { startTransport } from '../../src/server/transport.js';
 import { SplitServer, type ServerMode } from '../../src/server/split-server.js';
 import { runClient, type ClientResult } from '../../src/client/split-client.js';
-import { resolveData } from '../../src/config/experiment.js';
+import { resolveData, type ExperimentData } from '../../src/config/experiment.js';
 import type { ClientMessage } from '../../src/protocol/messages.js';
 import type { ModePlugin } from '../../src/server/modes/mode.js';
 
@@ -35,9 +35,11 @@ export async function federate(
     runner?: ModePlugin;
     audit?: (clientId: string, message: ClientMessage) => void;
     onMetric?: (r: Record<string, unknown>) => void;
+    /** The data `resolveData(cfg)` gives, when a test has it already (reading the corpus takes seconds). */
+    data?: ExperimentData;
   } = {},
 ) {
-  const data = resolveData(cfg);
+  const data = opts.data ?? resolveData(cfg);
   const kit = opts.kitRoot ? join(opts.kitRoot, 'server') : null;
   const server = new SplitServer({
     cfg,

@@ -107,3 +107,50 @@ export async function gradCheck(
   await fSession.release();
   return { maxAbsError, maxRelError, worst };
 }
+
+/**
+ * A whole model's gradients against finite differences of its loss, along `trials` random unit
+ * directions that mix the gradient with noise (a directional derivative large enough to measure in
+ * float32, a step small enough to stay linear). The relative error of each.
+ */
+export async function directionalErrors(
+  ex: { evaluate(tokens: TensorData, labels: TensorData): Promise<{ loss: number }> },
+  store: Map<string, { data?: Float32Array }>,
+  grads: Map<string, Float32Array>,
+  tokens: TensorData,
+  labels: TensorData,
+  trials: number,
+  seed: number,
+  eps = 1e-2,
+): Promise<number[]> {
+  const rng = new Rng(seed);
+  const norm = (m: Iterable<Float32Array>) =>
+    Math.sqrt([...m].reduce((a, g) => a + g.reduce((s, x) => s + x * x, 0), 0));
+  const errors: number[] = [];
+  for (let trial = 0; trial < trials; trial++) {
+    const gNorm = norm(grads.values());
+    const noise = new Map([...grads].map(([n, g]) => [n, Float32Array.from(g, () => rng.normal())]));
+    const rNorm = norm(noise.values());
+    const dirs = new Map(
+      [...grads].map(([n, g]) => [
+        n,
+        Float32Array.from(g, (x, i) => (x / gNorm + noise.get(n)![i] / rNorm) / Math.SQRT2),
+      ]),
+    );
+    let predicted = 0;
+    for (const [n, g] of grads) for (let i = 0; i < g.length; i++) predicted += g[i] * dirs.get(n)![i];
+    const shift = (sign: number) => {
+      for (const [n, u] of dirs) {
+        const p = store.get(n)!.data!;
+        for (let i = 0; i < p.length; i++) p[i] += sign * eps * u[i];
+      }
+    };
+    shift(1);
+    const lp = (await ex.evaluate(tokens, labels)).loss;
+    shift(-2);
+    const lm = (await ex.evaluate(tokens, labels)).loss;
+    shift(1);
+    errors.push(Math.abs((lp - lm) / (2 * eps) - predicted) / Math.abs(predicted));
+  }
+  return errors;
+}

@@ -161,7 +161,7 @@ test.each([false, true])(
       const cos = new Float32Array(half),
         sin = new Float32Array(half);
       for (let i = 0; i < half; i++) {
-        const a = p / Math.pow(config.rope_theta, (2 * i) / dh);
+        const a = p * spec.rope.global.inv_freq[i];
         cos[i] = Math.cos(a);
         sin[i] = Math.sin(a);
       }
@@ -236,9 +236,9 @@ describe('Qwen3 (q/k RMSNorm, head_dim wider than hidden / heads)', () => {
     const out = dir();
     writeFileSync(
       join(out, 'config.json'),
-      JSON.stringify({ ...toHfConfig(PRESETS.tiny), rope_scaling: { rope_type: 'llama3', factor: 8 } }),
+      JSON.stringify({ ...toHfConfig(PRESETS.tiny), rope_scaling: { rope_type: 'dynamic', factor: 8 } }),
     );
     expect(() => importHfFolder(out)).toThrow(UserError);
-    expect(() => importHfFolder(out)).toThrow(/rope_scaling .* is not supported yet/);
+    expect(() => importHfFolder(out)).toThrow(/rope type "dynamic" is not supported \(dynamic NTK/);
   });
 });

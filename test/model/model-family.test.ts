@@ -1,7 +1,8 @@
 import * as op from '../../src/graph/ops.js';
 import { PRESETS, type ModelConfig } from '../../src/model/config.js';
-import { attention, embed, rmsNorm, swiGlu } from '../../src/model/llama.js';
-import { llamaFamily } from '../../src/model/families/llama.js';
+import { attention, embed, mlp, norm } from '../../src/model/llama.js';
+import { LLAMA_TRAITS, llamaFamily } from '../../src/model/families/llama.js';
+import { decoderFamily } from '../../src/model/families/decoder.js';
 import { familyOf, registerModelFamily } from '../../src/model/families/registry.js';
 import type { ModelFamily } from '../../src/model/families/family.js';
 import { fromHfConfig } from '../../src/model/hf-config.js';
@@ -20,10 +21,10 @@ const parallel: ModelFamily = {
   architecture: 'TestParallelForCausalLM',
   paramShapes: (c) => llamaFamily.paramShapes(c).filter(([n]) => !n.endsWith('post_attention_layernorm.weight')),
   decode(ctx, input, span, cache) {
-    let h = span.embeds ? embed(ctx.weight, input) : input;
+    let h = span.embeds ? embed(ctx, input) : input;
     for (let l = span.layers[0]; l < span.layers[1]; l++) {
-      const normed = rmsNorm(h, ctx.weight(`${layerPrefix(l)}.input_layernorm.weight`), ctx.config.rms_norm_eps);
-      h = op.add(op.add(h, attention(ctx, l, normed, cache?.(l))), swiGlu(ctx, l, normed));
+      const normed = norm(ctx, h, `${layerPrefix(l)}.input_layernorm.weight`);
+      h = op.add(op.add(h, attention(ctx, l, normed, cache?.(l))), mlp(ctx, l, normed));
     }
     return h;
   },
@@ -85,6 +86,30 @@ test('a registered family is chosen by model_type: its weights, its forward, spl
   );
   expect(ids).toHaveLength(4);
   for (const e of [full, head, trunk, tail, llama]) await e.release();
+});
+
+// A family that differs from LLaMA only in its traits is data: here Gemma-style norms (1 + w, also
+// after each sublayer) on LLaMA's config table. Its weights and forward follow; split == unsplit.
+test('a family as data: its traits give its weights and its forward', async () => {
+  registerModelFamily(
+    decoderFamily({
+      modelTypes: ['test-sandwich'],
+      architecture: 'TestSandwichForCausalLM',
+      traits: { ...LLAMA_TRAITS, norm: 'one-plus-weight', sandwichNorms: true },
+      config: llamaFamily.config,
+    }),
+  );
+  const c: ModelConfig = { ...PRESETS.tiny, model_type: 'test-sandwich' };
+  const store = initParams(c, 3);
+  expect(store.get('model.layers.0.post_feedforward_layernorm.weight')!.data.every((x) => x === 0)).toBe(true);
+  const full = new PartExecutor('full', c, split, peft, store, { threads: 1 });
+  const ref = await full.step(tokens, labels);
+  const parts = (['head', 'trunk', 'tail'] as const).map(
+    (p) => new PartExecutor(p, c, split, peft, store, { threads: 1 }),
+  );
+  const t = await parts[2].step(await parts[1].forward(await parts[0].forward(tokens)), labels);
+  expect(Math.abs(t.loss - ref.loss) / ref.loss).toBeLessThan(1e-5);
+  for (const e of [full, ...parts]) await e.release();
 });
 
 test('an unknown model_type is refused naming the supported ones', () => {

@@ -6,6 +6,7 @@ import type { TensorData } from '../../src/runtime/tensor.js';
 import { PartExecutor } from '../../src/training/part-executor.js';
 import { tensor } from '../../src/runtime/tensor.js';
 import { Rng } from '../../src/util/rng.js';
+import { directionalErrors } from '../helpers/gradcheck.js';
 
 const config = { ...PRESETS.tiny };
 const split = { head_blocks: 1, tail_blocks: 1 };
@@ -111,41 +112,8 @@ describe('three-way split equals the unsplit model', () => {
     const full = new PartExecutor('full', config, split, peft, store, { threads: 1 });
     const { loss, grads } = await full.step(tokens, labels);
     expect(Number.isFinite(loss)).toBe(true);
-    const rng = new Rng(9);
-    const eps = 1e-2;
-    for (let trial = 0; trial < 3; trial++) {
-      // A unit direction mixing the gradient with noise: large enough a directional derivative to
-      // measure in float32, small enough a step to stay in the linear regime.
-      const gNorm = Math.sqrt([...grads.values()].reduce((a, g) => a + g.reduce((s, x) => s + x * x, 0), 0));
-      const noise = new Map(
-        [...grads.keys()].map((n) => [n, Float32Array.from(store.get(n)!.data, () => rng.normal())]),
-      );
-      const rNorm = Math.sqrt([...noise.values()].reduce((a, g) => a + g.reduce((s, x) => s + x * x, 0), 0));
-      const dirs = new Map(
-        [...grads].map(([n, g]) => [
-          n,
-          Float32Array.from(g, (x, i) => (x / gNorm + noise.get(n)![i] / rNorm) / Math.SQRT2),
-        ]),
-      );
-      let predicted = 0;
-      for (const [n, g] of grads) {
-        const u = dirs.get(n)!;
-        for (let i = 0; i < g.length; i++) predicted += g[i] * u[i];
-      }
-      const shift = (sign: number) => {
-        for (const [n, u] of dirs) {
-          const p = store.get(n)!.data;
-          for (let i = 0; i < p.length; i++) p[i] += sign * eps * u[i];
-        }
-      };
-      shift(1);
-      const lp = (await full.evaluate(tokens, labels)).loss;
-      shift(-2);
-      const lm = (await full.evaluate(tokens, labels)).loss;
-      shift(1);
-      const numeric = (lp - lm) / (2 * eps);
-      expect(Math.abs(numeric - predicted) / Math.abs(predicted)).toBeLessThan(2e-2);
-    }
+    for (const error of await directionalErrors(full, store, grads, tokens, labels, 3, 9))
+      expect(error).toBeLessThan(2e-2);
     await full.release();
   });
 });

@@ -1,28 +1,18 @@
-import { layerPrefix } from '../weights.js';
-import { headDim } from '../config.js';
-import { llamaFamily } from './llama.js';
-import type { ModelFamily } from './family.js';
+import { decoderFamily } from './decoder.js';
+import { LLAMA_TRAITS } from './llama.js';
+import { qwen2Family } from './qwen2.js';
 
 /**
  * Qwen3: the LLaMA decoder without q/k/v biases, with a per-head RMSNorm of queries and keys before
- * RoPE (`self_attn.q_norm` / `k_norm`, applied by llama.ts's attention where the weights exist), and
- * often a head_dim wider than hidden_size / heads.
+ * RoPE (`self_attn.q_norm` / `k_norm`), and often a head_dim wider than hidden_size / heads.
  */
-export const qwen3Family: ModelFamily = {
-  ...llamaFamily,
+export const qwen3Family = decoderFamily({
   modelTypes: ['qwen3'],
   architecture: 'Qwen3ForCausalLM',
-  hfDefaults: (hf) => ({ attention_bias: Boolean(hf.attention_bias ?? false) }),
-  paramShapes(c) {
-    return llamaFamily.paramShapes(c).flatMap(([name, shape]): [string, number[]][] => {
-      const m = /^model\.layers\.(\d+)\.input_layernorm\.weight$/.exec(name);
-      if (!m) return [[name, shape]];
-      const p = layerPrefix(Number(m[1]));
-      return [
-        [name, shape],
-        [`${p}.self_attn.q_norm.weight`, [headDim(c)]],
-        [`${p}.self_attn.k_norm.weight`, [headDim(c)]],
-      ];
-    });
+  traits: { ...LLAMA_TRAITS, qkNorm: true },
+  config: {
+    ...qwen2Family.config,
+    defaults: { ...qwen2Family.config.defaults, attention_bias: false, head_dim: 128 },
+    reads: [...qwen2Family.config.reads, 'head_dim'],
   },
-};
+});

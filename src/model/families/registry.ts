@@ -1,10 +1,22 @@
 import { UserError } from '../../util/errors.js';
 import type { ModelFamily } from './family.js';
+import { gemma2Family } from './gemma2.js';
+import { gemma3Family } from './gemma3.js';
 import { llamaFamily } from './llama.js';
+import { mistralFamily } from './mistral.js';
+import { phi3Family } from './phi3.js';
 import { qwen2Family } from './qwen2.js';
 import { qwen3Family } from './qwen3.js';
 
-const FAMILIES: ModelFamily[] = [llamaFamily, qwen2Family, qwen3Family];
+const FAMILIES: ModelFamily[] = [
+  llamaFamily,
+  qwen2Family,
+  qwen3Family,
+  mistralFamily,
+  gemma2Family,
+  gemma3Family,
+  phi3Family,
+];
 
 /** The family of a `model_type`; an unknown type is one error naming the supported ones. */
 export function familyOf(modelType: string): ModelFamily {
