@@ -1,41 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { withMallocEnv } from '../util/malloc-env.js';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { ExperimentConfig } from '../config/schema.js';
 import { configToYaml } from '../config/load.js';
 import { keygen } from '../security/pki.js';
 import { writePreparedData } from '../data/prepare.js';
 import { prepareFromConfig } from '../config/experiment.js';
 import { Progress, statusLine } from '../report/progress.js';
-import { renderReport } from '../report/html.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
-import {
-  clientNames,
-  clientSilos,
-  listDirs,
-  createRunFolder,
-  isAlive,
-  readStatus,
-  rootCause,
-  writeStatus,
-} from './run-folder.js';
-import {
-  follow,
-  JsonLinesTail,
-  readSummary,
-  type ClientSummary,
-  type ServerReady,
-  type ServerSummary,
-} from './summaries.js';
+import { clientNames, clientSilos, listDirs, createRunFolder, isAlive, readStatus, writeStatus } from './run-folder.js';
+import { follow, readSummary } from './summaries.js';
 import type { TrainSummary } from '../training/centralized.js';
-import type { GenerationMetrics } from '../training/generation-eval.js';
-import { attackFinalRun, exportFinalModel, mergeFinalModel, scoreGenerations } from './final-model.js';
-import type { AttackResult } from '../privacy/attack.js';
-
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'flglm');
+import { RunChildren } from './children.js';
+import { finishRun, type RunSummary } from './finish.js';
 
 export interface RunOptions {
   quiet?: boolean;
@@ -46,37 +23,13 @@ export interface RunOptions {
   attack?: { steps: number };
 }
 
-export interface RunSummary {
-  mode: string;
-  clients: number;
-  rounds: number;
-  steps: number;
-  tokens: number;
-  wall_s: number;
-  tokens_per_s: number;
-  train_loss_final: number;
-  eval: { loss: number; perplexity: number; accuracy: number } | null;
-  /** Task generate: the final model's greedy generations on the held-out prompts, scored. */
-  generation?: GenerationMetrics;
-  baseline?: TrainSummary;
-  run_dir: string;
-  /** Peak resident memory of each process (MiB): the server (trunk workers included) and each client. */
-  peak_rss_mib?: Record<string, number>;
-  /** `privacy.activation_noise` when it is on (sigma > 0): what the clients added to h_A. */
-  activation_noise?: { sigma: number; gradients: boolean };
-  /** The final model for the Hugging Face ecosystem: `model-hf/` (LoRA merged) and `adapter/` (LoRA). */
-  exports?: { hf?: string; adapter?: string };
-  /** `flglm run --attack`: what the inversion attack read back from the captured h_A. */
-  attack?: AttackResult;
-}
-
 /**
  * `flglm run`: the whole experiment on loopback. Server and clients are separate processes (each
  * with its own ONNX Runtime), on an ephemeral port, with a throwaway PKI unless one is given.
  */
 export class ExperimentLauncher {
-  private readonly children = new Set<ChildProcess>();
   readonly runDir: string;
+  private readonly procs: RunChildren;
 
   private readonly started = new Date().toISOString();
 
@@ -95,6 +48,12 @@ export class ExperimentLauncher {
       this.runDir = resolve(o.resumeDir);
     } else this.runDir = createRunFolder(o.outDir, cfg.output_dir, cfg.name);
     writeStatus(this.runDir, { state: 'running', pid: process.pid, started: this.started });
+    this.procs = new RunChildren(this.runDir);
+  }
+
+  /** Stop every child process: SIGTERM, then SIGKILL after 3 s. */
+  stopAll(): Promise<void> {
+    return this.procs.stopAll();
   }
 
   /** Record how the run ended (status.json); a failure keeps its one-line reason. */
@@ -106,55 +65,6 @@ export class ExperimentLauncher {
       ended: new Date().toISOString(),
       ...(error ? { reason: error.message } : {}),
     });
-  }
-
-  private spawnFlglm(args: string[], logName: string): ChildProcess {
-    mkdirSync(join(this.runDir, 'logs'), { recursive: true });
-    const log = createWriteStream(join(this.runDir, 'logs', `${logName}.log`));
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: withMallocEnv() });
-    child.stdout!.pipe(log, { end: false });
-    child.stderr!.pipe(log, { end: false });
-    this.children.add(child);
-    child.on('exit', () => {
-      this.children.delete(child);
-    });
-    return child;
-  }
-
-  /** Stop every child process: SIGTERM, then SIGKILL after 3 s. */
-  async stopAll(): Promise<void> {
-    const alive = [...this.children];
-    for (const c of alive) c.kill('SIGTERM');
-    await Promise.all(
-      alive.map(
-        (c) =>
-          new Promise<void>((res) => {
-            const t = setTimeout(() => {
-              c.kill('SIGKILL');
-              res();
-            }, 3000);
-            c.once('exit', () => {
-              clearTimeout(t);
-              res();
-            });
-          }),
-      ),
-    );
-  }
-
-  /** A child's exit; a failure names the child's own error line and its log. */
-  private exitOf(child: ChildProcess, what: string, logName: string): Promise<void> {
-    const log = join(this.runDir, 'logs', `${logName}.log`);
-    return new Promise((res, rej) =>
-      child.once('exit', (code, signal) => {
-        if (code === 0) return res();
-        // The log stream may still be flushing the child's last line.
-        setTimeout(() => {
-          const cause = rootCause(log);
-          rej(new UserError(`${what} failed: ${cause ?? `exited with ${signal ?? `code ${code}`}`} (log: ${log})`));
-        }, 100);
-      }),
-    );
   }
 
   async run(): Promise<RunSummary> {
@@ -198,7 +108,7 @@ export class ExperimentLauncher {
     const capture = this.o.attack
       ? ['--capture', join(this.runDir, 'capture'), '--capture-steps', String(this.o.attack.steps)]
       : [];
-    const server = this.spawnFlglm(
+    const server = this.procs.spawnFlglm(
       [
         'server',
         '--config',
@@ -211,7 +121,7 @@ export class ExperimentLauncher {
         '--metrics',
         metricsPath,
         '--summary-json',
-        this.summaryPath('server'),
+        summaryPath(this.runDir, 'server'),
         '--ready-file',
         readyFile,
         ...(resuming ? ['--resume'] : []),
@@ -219,14 +129,14 @@ export class ExperimentLauncher {
       ],
       'server',
     );
-    const serverDone = this.exitOf(server, 'the server', 'server');
-    const { port } = await this.waitReady(readyFile, serverDone);
+    const serverDone = this.procs.exitOf(server, 'the server', 'server');
+    const { port } = await this.procs.waitReady(readyFile, serverDone);
     spinner.text = `starting ${silos.length} clients`;
     const clients = silos.map((dir, i) => {
       const sec = cfg.security.tls
         ? ['--pki', join(pki!, 'clients', clientIds[i])]
         : ['--insecure', '--name', clientIds[i]];
-      const child = this.spawnFlglm(
+      const child = this.procs.spawnFlglm(
         [
           'client',
           '--data',
@@ -239,12 +149,12 @@ export class ExperimentLauncher {
           '--checkpoints',
           join(this.runDir, 'checkpoints', 'clients'),
           '--summary-json',
-          this.summaryPath(clientIds[i]),
+          summaryPath(this.runDir, clientIds[i]),
           ...capture,
         ],
         clientIds[i],
       );
-      return this.exitOf(child, clientIds[i], clientIds[i]);
+      return this.procs.exitOf(child, clientIds[i], clientIds[i]);
     });
     spinner.succeed(`server on 127.0.0.1:${port} (${f.mode}), ${silos.length} clients, run folder ${this.runDir}`);
 
@@ -279,13 +189,13 @@ export class ExperimentLauncher {
       // The same budget in steps of the same batch shape; its progress comes from its metrics file.
       const metrics = join(this.runDir, 'baseline-metrics.jsonl');
       writeFileSync(metrics, '');
-      const child = this.spawnFlglm(
+      const child = this.procs.spawnFlglm(
         [
           'train',
           join(this.runDir, 'config.yaml'),
           '--quiet',
           '--summary-json',
-          this.summaryPath('baseline'),
+          summaryPath(this.runDir, 'baseline'),
           '--losses-json',
           join(this.runDir, 'baseline-losses.json'),
           '--metrics',
@@ -306,11 +216,20 @@ export class ExperimentLauncher {
             'tok/s': Math.round(last.tokens / Math.max(1e-3, (performance.now() - t0) / 1000)),
           });
         },
-        this.exitOf(child, 'the centralized baseline', 'baseline'),
+        this.procs.exitOf(child, 'the centralized baseline', 'baseline'),
       ).finally(() => bar.done());
-      baseline = readSummary<TrainSummary>(this.summaryPath('baseline'), 'the centralized baseline');
+      baseline = readSummary<TrainSummary>(summaryPath(this.runDir, 'baseline'), 'the centralized baseline');
     }
-    const summary = await this.finish(wall, clientIds, testDir!, baseline);
+    const summary = await finishRun({
+      runDir: this.runDir,
+      cfg,
+      configText: this.configText,
+      wall,
+      clientIds,
+      testDir: testDir!,
+      baseline,
+      attack: Boolean(this.o.attack),
+    });
     // A finished run keeps its models, not what only a resume needs: a throwaway PKI's private keys
     // and the optimizer moments in the round checkpoints (two thirds of their size).
     if (cfg.security.tls && !cfg.security.pki) rmSync(pki!, { recursive: true, force: true });
@@ -321,103 +240,10 @@ export class ExperimentLauncher {
       rmSync(join(dir, 'optimizer.safetensors'), { force: true });
     return summary;
   }
-
-  private summaryPath(who: string): string {
-    return join(this.runDir, 'summaries', `${who}.json`);
-  }
-
-  /** The server's ready file (it listens), or its exit, or 60 s. */
-  private async waitReady(readyFile: string, serverDone: Promise<void>): Promise<ServerReady> {
-    let exited: Error | null = null;
-    serverDone.catch((e: Error) => {
-      exited = e;
-    });
-    for (const deadline = Date.now() + 60000; Date.now() < deadline;) {
-      if (existsSync(readyFile)) return readSummary<ServerReady>(readyFile, 'the server');
-      if (exited) throw exited;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new UserError(`the server did not start in 60 s; see ${join(this.runDir, 'logs', 'server.log')}`);
-  }
-
-  /** The run's summary from the summaries the server and clients wrote (metrics.jsonl feeds the report only). */
-  private async finish(
-    wall: number,
-    clientIds: string[],
-    testDir: string,
-    baseline?: TrainSummary,
-  ): Promise<RunSummary> {
-    const f = this.cfg.federation;
-    const server = readSummary<ServerSummary>(this.summaryPath('server'), 'the server');
-    const clients = clientIds
-      .map((id) => readSummary<ClientSummary>(this.summaryPath(id), id))
-      .filter((c) => c.steps > 0);
-    // Each client's last few losses, averaged over the clients that trained.
-    const last = clients.map((c) => c.losses.slice(-3).reduce((a, b) => a + b, 0) / Math.min(3, c.losses.length));
-    const e = server.eval_summary;
-    const summary: RunSummary = {
-      mode: server.mode,
-      clients: clients.length,
-      rounds: server.history.length,
-      steps: server.steps,
-      tokens: server.tokens,
-      wall_s: wall,
-      tokens_per_s: server.tokens / wall,
-      train_loss_final: last.reduce((a, b) => a + b, 0) / last.length,
-      eval: e.examples ? { loss: e.loss, perplexity: Math.exp(e.loss), accuracy: e.accuracy } : null,
-      ...(baseline ? { baseline } : {}),
-      run_dir: this.runDir,
-      ...(this.cfg.privacy.activation_noise.sigma > 0 ? { activation_noise: this.cfg.privacy.activation_noise } : {}),
-      peak_rss_mib: {
-        server: server.peak_rss_mib ?? NaN,
-        ...Object.fromEntries(clients.map((c) => [c.client_id, c.peak_rss_mib])),
-      },
-    };
-    const recs = readMetrics(join(this.runDir, 'metrics.jsonl'));
-    const steps = recs.filter((r) => r.type === 'step');
-    mergeFinalModel(this.runDir);
-    const generation = await scoreGenerations(this.runDir, this.cfg, testDir);
-    if (generation) summary.generation = generation;
-    const exports = exportFinalModel(this.runDir);
-    if (exports) summary.exports = exports;
-    if (this.o.attack) summary.attack = await attackFinalRun(this.runDir, this.cfg);
-    writeFileAtomic(join(this.runDir, 'summary.json'), JSON.stringify(summary, null, 2));
-    const baselineLossesPath = join(this.runDir, 'baseline-losses.json');
-    writeFileAtomic(
-      join(this.runDir, 'report.html'),
-      renderReport({
-        name: this.cfg.name,
-        mode: f.mode,
-        summary: summary as unknown as Record<string, unknown>,
-        steps: steps.map((s, index) => ({ client: s.client as string, loss: s.loss as number, index })),
-        rounds: server.history,
-        baselineLosses: existsSync(baselineLossesPath)
-          ? JSON.parse(readFileSync(baselineLossesPath, 'utf8'))
-          : undefined,
-        evalCurves: [
-          {
-            label: `federated (${f.mode}, ${f.strategy.name})`,
-            points: recs
-              .filter((r) => r.type === 'eval')
-              .map((r) => ({
-                tokens: r.tokens_seen as number,
-                accuracy: r.accuracy as number,
-                loss: r.loss as number,
-              })),
-          },
-          ...(baseline?.curve
-            ? [{ label: 'centralized', points: baseline.curve as { tokens: number; accuracy: number; loss: number }[] }]
-            : []),
-        ],
-        config: this.configText,
-        clientPhases: clients.map((c) => ({ client: c.client_id, steps: Math.max(0, c.steps - 1), phases: c.phases })), // phases skip the first step
-      }),
-    );
-    return summary;
-  }
 }
 
-/** Every complete record of a metrics.jsonl file. */
-export function readMetrics(path: string): Record<string, unknown>[] {
-  return new JsonLinesTail(path).poll();
+function summaryPath(runDir: string, who: string): string {
+  return join(runDir, 'summaries', `${who}.json`);
 }
+
+export { readMetrics, type RunSummary } from './finish.js';

@@ -1,10 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { ExperimentConfig } from '../../config/schema.js';
 import type { ModelConfig } from '../../model/config.js';
-import { reassembling, chunkMessage } from '../../protocol/chunking.js';
 import { Inbox } from '../../protocol/inbox.js';
 import {
   PROTOCOL_VERSION,
@@ -13,41 +9,22 @@ import {
   type ServerGenerateCall,
 } from '../../protocol/messages.js';
 import { decodeTensor, encodeTensor, ProtocolError, type TensorContext } from '../../protocol/tensors.js';
-import { newRoundKey, PayloadChannel, wrapRoundKey } from '../../security/payload.js';
 import type { PeerIdentity, RevocationChecker } from '../../security/tls.js';
 import type { Log } from '../../util/logger.js';
 import { DecodeBatcher } from './decode-batcher.js';
-import { tensorBytesOf } from '../client-limits.js';
-import type { InferenceOp, InferenceOps, InferenceWorkerInit } from './inference-worker.js';
-
-/** Bounds of what generation sessions may hold on the server (`flglm server --serve` options). */
-export interface ServeLimits {
-  /** Sessions open at once. */
-  maxSessions: number;
-  /** Sequences (rows) of all sessions together: the rows of the shared trunk KV cache. */
-  maxRows: number;
-  /** Positions per sequence (prompt + new tokens). */
-  cacheLen: number;
-  /** A session silent this long is evicted (its cache freed) with an error telling it so. */
-  idleTimeoutMs: number;
-  /** How long a decode step waits for other sessions' steps to batch with. */
-  batchWindowMs: number;
-}
-
-export const DEFAULT_SERVE_LIMITS: ServeLimits = {
-  maxSessions: 16,
-  maxRows: 32,
-  cacheLen: 512,
-  idleTimeoutMs: 60000,
-  batchWindowMs: 5,
-};
-
-interface Session {
-  id: string;
-  client: string;
-  row0: number;
-  rows: number;
-}
+import {
+  checkOpen,
+  EvictedError,
+  generateStream,
+  newPeriod,
+  sessionChannel,
+  type ServeLimits,
+  type ServingPeriod,
+  type Session,
+} from './session-setup.js';
+export { DEFAULT_SERVE_LIMITS, type ServeLimits, type ServingPeriod } from './session-setup.js';
+import type { InferenceWorkerInit } from './inference-worker.js';
+import { InferenceWorkerClient } from './worker-client.js';
 
 /**
  * The trunk serving split inference (issue: serve the fine-tuned model without reassembling it):
@@ -60,18 +37,12 @@ interface Session {
 export class TrunkServer {
   private readonly sessions = new Map<string, Session>();
   private readonly rowOwner: (string | null)[];
-  private nextId = 1;
-  private readonly pending = new Map<
-    number,
-    { resolve: (v: unknown) => void; reject: (e: Error) => void; seconds?: (s: number) => void }
-  >();
   private readonly batcher: DecodeBatcher;
-  cacheBytes = 0;
   /** What the trunk did since the server was last idle (logged when the last session ends). */
   private period = newPeriod();
 
   private constructor(
-    private readonly worker: Worker,
+    private readonly worker: InferenceWorkerClient,
     private readonly o: {
       cfg: ExperimentConfig;
       model: ModelConfig;
@@ -82,23 +53,11 @@ export class TrunkServer {
     },
   ) {
     this.rowOwner = new Array(o.limits.maxRows).fill(null);
-    worker.on('message', (m: { id?: number; ok?: boolean; result?: unknown; error?: string; seconds?: number }) => {
-      const p = m.id === undefined ? undefined : this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id!);
-      if (m.seconds !== undefined) p.seconds?.(m.seconds);
-      if (m.ok) p.resolve(m.result);
-      else p.reject(new Error(`serving trunk: ${m.error}`));
-    });
-    worker.on('error', (e) => {
-      for (const p of this.pending.values()) p.reject(e);
-      this.pending.clear();
-    });
     this.batcher = new DecodeBatcher(
       (span, rows, positions, hA) => {
         this.period.batches++;
         this.period.rows += rows.length;
-        return this.request('decode', { span, rows, positions, hA }, (s) => (this.period.decode_s += s));
+        return this.worker.request('decode', { span, rows, positions, hA }, (s) => (this.period.decode_s += s));
       },
       () => this.sessions.size,
       o.limits.batchWindowMs,
@@ -131,35 +90,17 @@ export class TrunkServer {
       rows: o.limits.maxRows,
       cacheLen,
     };
-    const worker = new Worker(new URL('./inference-worker.js', import.meta.url), { workerData: init });
-    const ready = await new Promise<{ cacheBytes: number }>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    const s = new TrunkServer(worker, { ...o, limits: { ...o.limits, cacheLen } });
-    s.cacheBytes = ready.cacheBytes;
-    return s;
+    const worker = await InferenceWorkerClient.start(init);
+    return new TrunkServer(worker, { ...o, limits: { ...o.limits, cacheLen } });
   }
 
-  private request<K extends InferenceOp>(
-    op: K,
-    args: InferenceOps[K][0],
-    seconds?: (s: number) => void,
-  ): Promise<InferenceOps[K][1]> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, seconds });
-      this.worker.postMessage({ id, op, args });
-    });
-  }
-
-  /**
-   * The trunk's work since the server was last idle: decode batches, rows decoded, the trunk's own
-   * seconds for them and for prefills. Logged as one `serving_idle` event when the last session ends,
-   * so an operator (and the split-generate benchmark) can read how well decode steps were batched.
-   */
+  /** The trunk's work since it was last idle (decode batches, rows, its seconds), logged as `serving_idle`. */
   get busyPeriod(): ServingPeriod {
     return { ...this.period };
+  }
+
+  get cacheBytes(): number {
+    return this.worker.cacheBytes;
   }
 
   /** Sessions open and cache rows in use now (metrics, tests). */
@@ -167,7 +108,7 @@ export class TrunkServer {
     return {
       sessions: this.sessions.size,
       rowsInUse: this.rowOwner.filter((r) => r !== null).length,
-      cacheBytes: this.cacheBytes,
+      cacheBytes: this.worker.cacheBytes,
     };
   }
 
@@ -186,7 +127,7 @@ export class TrunkServer {
     if (!this.sessions.delete(s.id)) return;
     this.rowOwner.fill(null, s.row0, s.row0 + s.rows);
     this.batcher.forget(s.id);
-    await this.request('clear', { row0: s.row0, count: s.rows }).catch(() => {});
+    await this.worker.request('clear', { row0: s.row0, count: s.rows }).catch(() => {});
     if (this.sessions.size === 0 && this.period.sessions > 0) {
       const p = this.period;
       this.period = newPeriod();
@@ -204,26 +145,11 @@ export class TrunkServer {
   }
 
   onGenerate = (call: ServerGenerateCall, peer: PeerIdentity): void => {
+    const { maxRows, cacheLen } = this.o.limits;
     // A client may be ahead of the protocol by one step at most: bounded by the largest tensor a
     // session can send (a prefill of every row at every position) and a few messages.
-    const { maxRows, cacheLen } = this.o.limits;
-    const inbox = new Inbox<GenerateUp>({
-      maxBytes: maxRows * cacheLen * this.o.model.hidden_size * 4 + 2 ** 20,
-      maxMessages: 8,
-      sizeOf: tensorBytesOf,
-    });
-    call.on(
-      'data',
-      reassembling<GenerateUp>(
-        (m) => inbox.push(m),
-        (e) => inbox.fail(new ProtocolError(e.message)),
-      ),
-    );
-    call.on('end', () => inbox.fail(new ProtocolError('the client closed the stream')));
-    call.on('error', () => inbox.fail(new ProtocolError('the stream failed')));
-    const send = (m: GenerateDownOut) => {
-      for (const part of chunkMessage(m, this.o.cfg.federation.chunk_bytes)) call.write(part);
-    };
+    const maxBytes = maxRows * cacheLen * this.o.model.hidden_size * 4 + 2 ** 20;
+    const { inbox, send } = generateStream(call, maxBytes, this.o.cfg.federation.chunk_bytes);
     let session: Session | null = null;
     void this.serve(peer, inbox, send, (s) => (session = s))
       .catch((e: Error) => {
@@ -265,16 +191,9 @@ export class TrunkServer {
       throw new ProtocolError(
         `client speaks ${open.protocol || 'an unknown protocol'}, this server ${PROTOCOL_VERSION}: use the same flglm version on both sides`,
       );
+    checkOpen(open, limits);
     const b = open.batch,
       P = open.promptLen;
-    if (!(b >= 1 && b <= limits.maxRows))
-      throw new ProtocolError(`batch ${b}: this server serves 1..${limits.maxRows} sequences per session`);
-    if (!(P >= 1 && P + open.maxNewTokens <= limits.cacheLen))
-      throw new ProtocolError(
-        `prompt ${P} + ${open.maxNewTokens} new tokens exceed the server's ${limits.cacheLen} positions per sequence (--cache-len)`,
-      );
-    if (open.lengths.length !== b || open.lengths.some((n) => !(n >= 1 && n <= P)))
-      throw new ProtocolError(`lengths: expected ${b} prompt lengths in 1..${P}`);
     if (this.sessions.size >= limits.maxSessions)
       throw new ProtocolError(
         `the server is busy: ${this.sessions.size} generation sessions open (--max-sessions ${limits.maxSessions}); try again later`,
@@ -290,15 +209,7 @@ export class TrunkServer {
     this.period.sessions++;
     opened(session);
     const keyId = randomUUID();
-    let channel: PayloadChannel | null = null,
-      wrapped: Uint8Array = Buffer.alloc(0);
-    if (this.o.kit && cfg.security.payload_encryption) {
-      const pub = join(this.o.kit, 'payload-keys', `${peer.clientId}.pub`);
-      if (!existsSync(pub)) throw new ProtocolError(`no payload key for "${peer.clientId}" in the server kit (${pub})`);
-      const key = newRoundKey();
-      channel = new PayloadChannel(key, 'down');
-      wrapped = wrapRoundKey(key, readFileSync(pub, 'utf8'));
-    }
+    const { channel, wrapped } = sessionChannel(this.o.kit, cfg, peer);
     const ctx = (step: number): TensorContext => ({
       clientId: peer.clientId,
       keyId,
@@ -342,7 +253,7 @@ export class TrunkServer {
           { name: 'h_A', dtype: 'float32', shape: [b, P, D], finite: true },
           ctx(step),
         );
-        const hB = await this.request(
+        const hB = await this.worker.request(
           'prefill',
           { row0, hA, lengths: open.lengths },
           (sec) => (this.period.prefill_s += sec),
@@ -386,15 +297,3 @@ export class TrunkServer {
     await this.worker.terminate();
   }
 }
-
-class EvictedError extends Error {}
-
-/** One busy period of the serving trunk (see TrunkServer.busyPeriod). */
-export interface ServingPeriod {
-  sessions: number;
-  batches: number;
-  rows: number;
-  decode_s: number;
-  prefill_s: number;
-}
-const newPeriod = (): ServingPeriod => ({ sessions: 0, batches: 0, rows: 0, decode_s: 0, prefill_s: 0 });
