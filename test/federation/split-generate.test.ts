@@ -221,7 +221,8 @@ describe('split generation', () => {
 
   test('an idle session is evicted with a clear error and its cache rows are freed; limits are enforced', async () => {
     const m = model('full');
-    const s = await serving('full', m.trunk, { idleTimeoutMs: 300, maxSessions: 1 });
+    // Idle long enough that a loaded machine (load 18 seen) does not evict alice before bob asks.
+    const s = await serving('full', m.trunk, { idleTimeoutMs: 2000, maxSessions: 1 });
     try {
       const st = stepper(s.target, 'alice', m.client, 'full', 2, 6);
       await st.prefill(prompts.slice(0, 2));
@@ -231,7 +232,7 @@ describe('split generation', () => {
       await expect(other.prefill([prompts[0]])).rejects.toThrow(
         /busy: 1 generation sessions open \(--max-sessions 1\)/,
       );
-      await new Promise((r) => setTimeout(r, 600));
+      for (let i = 0; i < 100 && s.server.stats().sessions > 0; i++) await new Promise((r) => setTimeout(r, 50));
       expect(s.server.stats()).toMatchObject({ sessions: 0, rowsInUse: 0 });
       await expect(st.decode([1, 2], [6, 3])).rejects.toThrow(/evicted, its cache freed/);
       await st.release();
