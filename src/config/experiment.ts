@@ -2,6 +2,7 @@ import type { ExperimentConfig } from './schema.js';
 import { PRESETS, validateModelConfig, type ModelConfig } from '../model/config.js';
 import { addPeftParams, initParams, type ParamStore, type PeftConfig } from '../model/params.js';
 import { importHfFolder } from '../model/hf.js';
+import { quantBitsOf, quantizeFrozen } from '../model/frozen-dtype.js';
 import { validateSplit } from '../model/partition.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { checkExamplesForTask, readSilo, type Example } from '../data/examples.js';
@@ -29,7 +30,7 @@ export function resolveModel(
   let config: ModelConfig, store: ParamStore;
   if (cfg.model.hf_path)
     ({ config, store } = importHfFolder(cfg.model.hf_path, select, {
-      frozen: { method: cfg.finetune.method, dtype: cfg.model.frozen_dtype },
+      frozen: { method: cfg.finetune.method, dtype: cfg.model.frozen_dtype, compute: cfg.model.quant_compute },
     }));
   else {
     config = {
@@ -37,6 +38,8 @@ export function resolveModel(
       max_position_embeddings: Math.max(PRESETS[cfg.model.preset].max_position_embeddings, cfg.model.max_seq_len),
     };
     store = initParams(config, cfg.seed);
+    const bits = quantBitsOf(cfg.model.frozen_dtype);
+    if (bits) quantizeFrozen(store, cfg.finetune.method, bits, cfg.model.quant_compute);
   }
   validateModelConfig(config);
   validateSplit(config, cfg.split);
