@@ -3,6 +3,7 @@ import { PRESETS, validateModelConfig, type ModelConfig } from '../model/config.
 import { addPeftParams, initParams, type ParamStore, type PeftConfig } from '../model/params.js';
 import { importHfFolder } from '../model/hf.js';
 import { quantBitsOf, quantizeFrozen } from '../model/frozen-dtype.js';
+import type { FrozenQuant } from '../model/quantize.js';
 import { validateSplit } from '../model/partition.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { checkExamplesForTask, readSilo, type Example } from '../data/examples.js';
@@ -14,6 +15,12 @@ import { ChatTemplateTokenizer } from '../data/chat-template.js';
 /** Turn an experiment config into the concrete model, PEFT setup and data it describes. */
 export function peftOf(cfg: ExperimentConfig): PeftConfig {
   return { method: cfg.finetune.method, lora: cfg.finetune.lora, prefix: cfg.finetune.prefix };
+}
+
+/** The quantization of the frozen base a config asks for (checkpoints record it, see checkpoint.ts). */
+export function quantizedBaseOf(cfg: ExperimentConfig): FrozenQuant | undefined {
+  const dtype = cfg.model.frozen_dtype;
+  return dtype === 'int8' || dtype === 'int4' ? { dtype, compute: cfg.model.quant_compute } : undefined;
 }
 
 /** Which weights a process needs, given the model's config (default: all of them). */

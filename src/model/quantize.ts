@@ -27,6 +27,12 @@ export const INT4_BLOCK = 32;
  */
 const int8Range = (compute: QuantCompute) => (compute === 'int8' ? 63 : 127);
 
+/** How a frozen base was quantized (checkpoints record it: the adapters trained on those values, a loaded one gets the same). */
+export interface FrozenQuant {
+  dtype: 'int8' | 'int4';
+  compute: QuantCompute;
+}
+
 export interface QuantWeight {
   bits: QuantBits;
   compute: QuantCompute;

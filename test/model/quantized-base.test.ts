@@ -10,6 +10,7 @@ import { mergeLora } from '../../src/model/lora.js';
 import { buildPartProgram } from '../../src/model/partition.js';
 import { PartExecutor } from '../../src/training/part-executor.js';
 import { parseConfigText } from '../../src/config/load.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/training/checkpoint.js';
 import { tensor } from '../../src/runtime/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -192,5 +193,19 @@ describe('a quantized frozen base (model.frozen_dtype int8 | int4)', () => {
     exportHfFolder(join(dir, 'hf'), config, merged);
     const back = importHfFolder(join(dir, 'hf')).store;
     for (const [n, p] of reference) expect([n, back.get(n)!.data]).toEqual([n, p.data]);
+  });
+
+  test('a checkpoint of LoRA on a quantized HF base leaves the base in its folder and reads it back quantized the same way', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flglm-quant-ckpt-'));
+    exportHfFolder(join(dir, 'base'), config, initParams(config, 3), { dtype: 'BF16' });
+    const { store } = importHfFolder(join(dir, 'base'), undefined, { frozen: { method: 'lora', dtype: 'int4' } });
+    addPeftParams(store, config, lora, 3);
+    saveCheckpoint(join(dir, 'ckpt'), store, { model: config, peft: lora, step: 1, base_model: join(dir, 'base') });
+    const { store: back, meta } = loadCheckpoint(join(dir, 'ckpt'));
+    expect(meta.quantized_base).toEqual({ dtype: 'int4', compute: 'int8' });
+    for (const [n, p] of store) {
+      if (p.quant) expect([n, back.get(n)!.quant]).toEqual([n, p.quant]);
+      else expect([n, back.get(n)!.data]).toEqual([n, p.data]);
+    }
   });
 });
