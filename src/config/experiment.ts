@@ -2,6 +2,8 @@ import type { ExperimentConfig } from './schema.js';
 import { PRESETS, validateModelConfig, type ModelConfig } from '../model/config.js';
 import { addPeftParams, initParams, type ParamStore, type PeftConfig } from '../model/params.js';
 import { importHfFolder } from '../model/hf.js';
+import { quantBitsOf, quantizeFrozen } from '../model/frozen-dtype.js';
+import type { FrozenQuant } from '../model/quantize.js';
 import { validateSplit } from '../model/partition.js';
 import type { Tokenizer } from '../data/tokenizer.js';
 import { checkExamplesForTask, readSilo, type Example } from '../data/examples.js';
@@ -13,6 +15,12 @@ import { ChatTemplateTokenizer } from '../data/chat-template.js';
 /** Turn an experiment config into the concrete model, PEFT setup and data it describes. */
 export function peftOf(cfg: ExperimentConfig): PeftConfig {
   return { method: cfg.finetune.method, lora: cfg.finetune.lora, prefix: cfg.finetune.prefix };
+}
+
+/** The quantization of the frozen base a config asks for (checkpoints record it, see checkpoint.ts). */
+export function quantizedBaseOf(cfg: ExperimentConfig): FrozenQuant | undefined {
+  const dtype = cfg.model.frozen_dtype;
+  return dtype === 'int8' || dtype === 'int4' ? { dtype, compute: cfg.model.quant_compute } : undefined;
 }
 
 /** Which weights a process needs, given the model's config (default: all of them). */
@@ -29,7 +37,7 @@ export function resolveModel(
   let config: ModelConfig, store: ParamStore;
   if (cfg.model.hf_path)
     ({ config, store } = importHfFolder(cfg.model.hf_path, select, {
-      frozen: { method: cfg.finetune.method, dtype: cfg.model.frozen_dtype },
+      frozen: { method: cfg.finetune.method, dtype: cfg.model.frozen_dtype, compute: cfg.model.quant_compute },
     }));
   else {
     config = {
@@ -37,6 +45,8 @@ export function resolveModel(
       max_position_embeddings: Math.max(PRESETS[cfg.model.preset].max_position_embeddings, cfg.model.max_seq_len),
     };
     store = initParams(config, cfg.seed);
+    const bits = quantBitsOf(cfg.model.frozen_dtype);
+    if (bits) quantizeFrozen(store, cfg.finetune.method, bits, cfg.model.quant_compute);
   }
   validateModelConfig(config);
   validateSplit(config, cfg.split);

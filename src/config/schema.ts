@@ -8,7 +8,8 @@ import {
   strategyTraits,
 } from '../federation/strategies/lookup.js';
 import { DEFAULT_MODE, MODES, modesWith, modeTraits, SERVER_MODES } from '../server/modes/lookup.js';
-import { FROZEN_DTYPES } from '../model/frozen-dtype.js';
+import { FROZEN_DTYPES, quantizedBaseProblem } from '../model/frozen-dtype.js';
+import { QUANT_COMPUTES } from '../model/quantize.js';
 import { z } from 'zod';
 import { TASKS } from '../data/examples.js';
 
@@ -40,6 +41,8 @@ export const modelSchema = z
     max_seq_len: positiveInt.default(256),
     /** Precision of frozen weights in memory with LoRA/prefix tuning (src/model/frozen-dtype.ts). */
     frozen_dtype: z.enum(FROZEN_DTYPES).default('auto'),
+    /** How int8/int4 frozen weights are multiplied: int8 activations (fast) or float32 (src/model/quantize.ts). */
+    quant_compute: z.enum(QUANT_COMPUTES).default('int8'),
   })
   .prefault({});
 
@@ -245,6 +248,8 @@ export const experimentSchema = z
     }
     for (const p of strategyProblems(cfg.federation.strategy, cfg.federation))
       ctx.addIssue({ code: 'custom', path: ['federation', 'strategy', p.key], message: p.message });
+    const quantized = quantizedBaseProblem(cfg.model.frozen_dtype, cfg.finetune.method);
+    if (quantized) ctx.addIssue({ code: 'custom', path: ['model', 'frozen_dtype'], message: quantized });
     for (const p of privacyProblems(cfg)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
     if (cfg.data.silos && cfg.data.silos.length !== cfg.federation.clients) {
       ctx.addIssue({

@@ -3,10 +3,14 @@
  * graph per (batch, sequence) shape, which keeps shape inference and broadcasting gradients exact
  * and lets ONNX Runtime plan memory once.
  */
-/** float16: frozen weights kept in half precision (graph inputs widened by a Cast, see graph-weights.ts). */
-export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool' | 'float16';
+/**
+ * float16: frozen weights kept in half precision (graph inputs widened by a Cast, see graph-weights.ts);
+ * int8 and uint8: quantized frozen weights (model/quantize.ts).
+ */
+export type DType = 'float32' | 'float64' | 'int64' | 'int32' | 'bool' | 'float16' | 'int8' | 'uint8';
 export type Shape = readonly number[];
-export type TypedArrayOf = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array;
+export type TypedArrayOf =
+  Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Uint16Array | Int8Array;
 
 export type Attr =
   | { type: 'int'; value: number }
@@ -135,7 +139,10 @@ export function typedArrayFor(dtype: DType, n: number): TypedArrayOf {
     case 'int32':
       return new Int32Array(n);
     case 'bool':
+    case 'uint8':
       return new Uint8Array(n);
+    case 'int8':
+      return new Int8Array(n);
     case 'float16':
       return new Uint16Array(n);
   }

@@ -141,6 +141,8 @@ function serialise(g: Graph, place: ((t: TensorData) => ExternalPlacement | unde
   w.string(F.model.producerName, 'flglm');
   w.string(F.model.producerVersion, '0.1');
   w.message(F.model.opsetImport, (o) => o.string(F.opset.domain, '').int(F.opset.version, OPSET));
+  for (const domain of new Set(nodes.flatMap((n) => (n.domain ? [n.domain] : []))))
+    w.message(F.model.opsetImport, (o) => o.string(F.opset.domain, domain).int(F.opset.version, 1)); // com.microsoft: 1
   w.message(F.model.graph, (gw) => {
     nodes.forEach((n, k) => {
       gw.message(F.graph.node, (nw) => {

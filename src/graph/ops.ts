@@ -16,3 +16,4 @@ export * from './ops/elementwise.js';
 export * from './ops/linalg.js';
 export * from './ops/shape.js';
 export * from './ops/indexing.js';
+export * from './ops/quant.js';

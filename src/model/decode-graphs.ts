@@ -41,7 +41,7 @@ export function inferenceContext(
   positions: Positions,
 ): BlockContext {
   const owns = o.part === 'full' ? () => true : partOwns(o.part, c, o.split);
-  const { weight, has } = graphWeights(
+  const { weight, has, times } = graphWeights(
     g,
     store,
     new Set([...store.keys()].filter(owns)),
@@ -49,7 +49,7 @@ export function inferenceContext(
     [],
     o.frozen ?? 'input',
   );
-  return { config: c, traits: familyOf(c.model_type).traits, peft, weight, has, positions };
+  return { config: c, traits: familyOf(c.model_type).traits, peft, weight, has, times, positions };
 }
 
 /** Token ids (`tokens` to prefill, `token` to decode) or the previous part's activations. */

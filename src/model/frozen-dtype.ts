@@ -1,5 +1,6 @@
 import { floatToHalf } from '../util/half.js';
-import type { FinetuneMethod } from './weights.js';
+import { quantize, type QuantBits, type QuantCompute } from './quantize.js';
+import type { FinetuneMethod, ParamStore } from './weights.js';
 
 /**
  * `model.frozen_dtype`: the precision frozen weights are held in while training with LoRA or prefix
@@ -10,6 +11,8 @@ import type { FinetuneMethod } from './weights.js';
  *   has no bfloat16 tensors); F32 checkpoints stay float32.
  * - float32: every weight widened, as before (bit-exact BF16 values).
  * - float16: F32 checkpoints' frozen weights rounded to float16 too.
+ * - int8, int4: quantized (quantize.ts), multiplied by ORT's quantized kernels (quantized-matmul.ts);
+ *   LoRA or prefix tuning only, as full fine-tuning trains these weights.
  *
  * F16 is kept exactly. BF16 -> float16 is exact wherever |x| >= 2^-14 (6.1e-5, float16's normal
  * range: bfloat16 has 8 significant bits, float16 11); below it float16 is subnormal, with an
@@ -20,8 +23,32 @@ import type { FinetuneMethod } from './weights.js';
  * reads the whole matrix at the step's peak (all activations alive), where a widened copy would cost
  * more than float16 saves; norms and biases are small.
  */
-export const FROZEN_DTYPES = ['auto', 'float32', 'float16'] as const;
+export const FROZEN_DTYPES = ['auto', 'float32', 'float16', 'int8', 'int4'] as const;
 export type FrozenDtype = (typeof FROZEN_DTYPES)[number];
+
+/** The bits a policy quantizes frozen weights to (null: not quantized). */
+export function quantBitsOf(policy: FrozenDtype): QuantBits | null {
+  return policy === 'int8' ? 8 : policy === 'int4' ? 4 : null;
+}
+
+/** The refusal of a quantized base with full fine-tuning, or null. */
+export function quantizedBaseProblem(policy: FrozenDtype, method: FinetuneMethod): string | null {
+  return quantBitsOf(policy) && method === 'full'
+    ? `frozen_dtype ${policy} quantizes the base weights, which full fine-tuning trains; use finetune.method: lora or prefix, or frozen_dtype: auto`
+    : null;
+}
+
+/** Quantize a store's frozen linear weights in place (a preset's initialised base; HF folders quantize as they are read). */
+export function quantizeFrozen(
+  store: ParamStore,
+  method: FinetuneMethod,
+  bits: QuantBits,
+  compute: QuantCompute,
+): void {
+  for (const [name, p] of store)
+    if (halfEligible(name, method) && p.data)
+      store.set(name, { shape: p.shape, quant: quantize(p.data, p.shape, bits, compute) });
+}
 
 /** Whether a weight may be held in float16 under a fine-tuning method (frozen linear weights only). */
 export function halfEligible(name: string, method: FinetuneMethod): boolean {
@@ -30,7 +57,7 @@ export function halfEligible(name: string, method: FinetuneMethod): boolean {
 
 /** The stored dtypes a policy turns into float16 (null: none). */
 export function halfFrom(policy: FrozenDtype): { fromF32: boolean } | null {
-  return policy === 'float32' ? null : { fromF32: policy === 'float16' };
+  return policy === 'auto' || policy === 'float16' ? { fromF32: policy === 'float16' } : null;
 }
 
 let bf16Table: Uint16Array | null = null;

@@ -1,8 +1,9 @@
 import type { Graph, TensorData, Value } from '../graph/ir.js';
-import { cast } from '../graph/ops.js';
+import { cast, matmul } from '../graph/ops.js';
 import { markWidened } from '../graph/widen.js';
 import type { WeightLookup } from './llama.js';
 import { float32Of, type ParamStore, type StoredParam } from './weights.js';
+import { quantizedInputs, quantizedTimes } from './quantized-matmul.js';
 
 /**
  * How a graph gets its frozen weights:
@@ -28,7 +29,12 @@ export function graphWeights(
   owner: string,
   trainable: readonly string[] = [],
   frozen: FrozenWeights = 'input',
-): { weight: WeightLookup; has: (name: string) => boolean; inputs: Value[] } {
+): {
+  weight: WeightLookup;
+  has: (name: string) => boolean;
+  inputs: Value[];
+  times: (x: Value, name: string) => Value;
+} {
   const values = new Map<string, Value>();
   const inputs = trainable.map((name) => {
     const v = g.input(name, 'float32', store.get(name)!.shape);
@@ -48,12 +54,32 @@ export function graphWeights(
     }
     return v;
   };
-  return { weight, has: (name) => owned.has(name), inputs };
+  // x @ W for a linear weight: a quantized kernel where it is held quantized (quantized-matmul.ts).
+  const quantized = new Map<string, ReturnType<typeof quantizedInputs>>();
+  const times = (x: Value, name: string): Value => {
+    const p = store.get(name);
+    if (!p?.quant || frozen === 'initializer') return matmul(x, weight(name));
+    if (!owned.has(name)) throw new Error(`${owner} does not own parameter ${name}`);
+    let q = quantized.get(name);
+    if (!q) quantized.set(name, (q = quantizedInputs(g, name, p.quant)));
+    return quantizedTimes(x, q);
+  };
+  return { weight, has: (name) => owned.has(name), inputs, times };
 }
 
-/** A stored weight as the feed of its graph input: float32, or the float16 bits of a half weight (see weights.ts). */
-export function weightFeed(p: StoredParam): TensorData {
+/**
+ * The feed of a graph input for a stored weight: float32, the float16 bits of a half weight (see
+ * weights.ts), or one of a quantized weight's tensors (`name#q`, `name#scales`; quantized-matmul.ts).
+ */
+export function weightFeed(p: StoredParam, input?: string): TensorData {
+  if (p.quant) return input?.endsWith('#scales') ? p.quant.scales : p.quant.q;
   return p.half
     ? { dtype: 'float16', shape: p.shape, data: p.half }
-    : { dtype: 'float32', shape: p.shape, data: p.data };
+    : { dtype: 'float32', shape: p.shape, data: p.data! };
+}
+
+/** The feed of a graph input named after a stored weight (a quantized one's `name#q` and `name#scales` too). */
+export function storedFeed(store: ParamStore, input: string): TensorData | undefined {
+  const p = store.get(input) ?? store.get(input.replace(/#(q|scales)$/, ''));
+  return p ? weightFeed(p, input) : undefined;
 }

@@ -7,7 +7,8 @@ import type { ModelConfig } from './config.js';
 import { fromHfConfig, hfConfigText, toHfConfig } from './hf-config.js';
 import { baseParamShapes, type FinetuneMethod, type ParamStore, type StoredParam } from './params.js';
 import { SafetensorsFile, saveSafetensors, type StorableTensor, type StorageDtype } from './safetensors.js';
-import { halfEligible, halfFrom, type FrozenDtype } from './frozen-dtype.js';
+import { halfEligible, halfFrom, quantBitsOf, type FrozenDtype } from './frozen-dtype.js';
+import { quantize, type QuantCompute } from './quantize.js';
 import { copyModelAssets } from './assets.js';
 import { transposeStored } from './layout.js';
 
@@ -22,7 +23,7 @@ function isLinear(name: string): boolean {
 
 export interface HfImportOptions {
   /** Hold frozen linear weights in float16 (frozen-dtype.ts): the fine-tuning method and `model.frozen_dtype`. */
-  frozen?: { method: FinetuneMethod; dtype: FrozenDtype };
+  frozen?: { method: FinetuneMethod; dtype: FrozenDtype; compute?: QuantCompute };
 }
 
 /**
@@ -52,6 +53,7 @@ export function importHfFolder(
   const store: ParamStore = new Map();
   const keep = select?.(config) ?? (() => true);
   const halfPolicy = o.frozen ? halfFrom(o.frozen.dtype) : null;
+  const bits = o.frozen ? quantBitsOf(o.frozen.dtype) : null;
   for (const [name, shape] of baseParamShapes(config)) {
     const file = where.get(name);
     if (!file) throw new UserError(`${dir}: weight ${name} is missing from the safetensors files`);
@@ -62,9 +64,14 @@ export function importHfFolder(
         `${dir}: weight ${name} has shape [${stored}], config.json implies [${isLinear(name) ? [shape[1], shape[0]] : shape}]`,
       );
     if (!keep(name)) continue;
-    const half = halfPolicy && halfEligible(name, o.frozen!.method) ? file.readHalf(name, halfPolicy.fromF32) : null;
+    const eligible = o.frozen !== undefined && halfEligible(name, o.frozen.method);
+    const half = halfPolicy && eligible ? file.readHalf(name, halfPolicy.fromF32) : null;
     const t: StoredParam = half ?? file.read(name);
-    store.set(name, isLinear(name) ? transposeStored(t) : t);
+    const p = isLinear(name) ? transposeStored(t) : t;
+    // One weight widened at a time, then quantized: the float32 copy dies before the next is read.
+    if (bits && eligible && p.data)
+      store.set(name, { shape: p.shape, quant: quantize(p.data, p.shape, bits, o.frozen!.compute ?? 'int8') });
+    else store.set(name, p);
   }
   return { config, store };
 }

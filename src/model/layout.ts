@@ -1,5 +1,5 @@
 import type { NamedTensor } from './safetensors.js';
-import type { StoredParam } from './weights.js';
+import { float32Of, type StoredParam } from './weights.js';
 
 // Hugging Face stores nn.Linear weights as [out, in]; flglm keeps [in, out] so MatMul needs no
 // transpose: linear weights cross between the two layouts here.
@@ -16,5 +16,6 @@ export function transpose2d(t: NamedTensor): NamedTensor {
 
 export function transposeStored(t: StoredParam): StoredParam {
   const [r, c] = t.shape;
+  if (t.quant) return transpose2d({ shape: t.shape, data: float32Of(t) }); // exported as its dequantized values
   return t.half ? { shape: [c, r], half: transposeArray(t.half, r, c, new Uint16Array(r * c)) } : transpose2d(t);
 }

@@ -20,6 +20,8 @@ export interface BlockContext {
   peft: PeftConfig;
   weight: WeightLookup;
   has: (name: string) => boolean;
+  /** x @ a linear weight: MatMul, or a quantized kernel for a weight held quantized (graph-weights.ts). */
+  times?: (x: Value, name: string) => Value;
   /** Rotary tables and attention masks of each kind of layer (positions.ts). */
   positions: Positions;
   /** LoRA dropout mask for a layer's target (0 or 1/(1-p) per element), during training only. */
@@ -50,7 +52,7 @@ export function norm(ctx: BlockContext, x: Value, name: string): Value {
  */
 export function linear(ctx: BlockContext, layer: number, target: LoraTarget, x: Value): Value {
   const name = `${layerPrefix(layer)}.${LINEAR_NAMES[target]}`;
-  let y = op.matmul(x, ctx.weight(`${name}.weight`));
+  let y = ctx.times ? ctx.times(x, `${name}.weight`) : op.matmul(x, ctx.weight(`${name}.weight`));
   if (ctx.has(`${name}.bias`)) y = op.add(y, ctx.weight(`${name}.bias`));
   if (ctx.peft.method === 'lora' && ctx.peft.lora.targets.includes(target)) {
     const xin = ctx.loraDropout ? op.mul(x, ctx.loraDropout(layer, target, x)) : x;

@@ -15,8 +15,17 @@ import {
 } from './weights.js';
 
 export { LINEAR_NAMES, layerPrefix };
-export type { FinetuneMethod, HalfParam, LoraTarget, Param, ParamStore, PeftConfig, StoredParam } from './weights.js';
-export { asFloat32, copyParam, float32Copy, float32Of, trainableData } from './weights.js';
+export type {
+  FinetuneMethod,
+  HalfParam,
+  LoraTarget,
+  Param,
+  ParamStore,
+  PeftConfig,
+  QuantParam,
+  StoredParam,
+} from './weights.js';
+export { asFloat32, copyParam, float32Copy, float32Of, paramArrays, trainableData } from './weights.js';
 
 /** Shapes of every base weight of the model's family, in the order a reader meets them. */
 export function baseParamShapes(c: ModelConfig): [string, number[]][] {

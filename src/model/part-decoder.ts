@@ -3,7 +3,7 @@ import { tensor, type TensorData } from '../runtime/tensor.js';
 import { headDim, layerType, type ModelConfig } from './config.js';
 import { buildDecode, buildPrefill, partOutputName } from './decode-graphs.js';
 import { cacheSlots, decodeFeeds } from './positions.js';
-import { weightFeed } from './graph-weights.js';
+import { storedFeed } from './graph-weights.js';
 import type { ParamStore, PeftConfig } from './params.js';
 import { partSpan, type PartName, type SplitPoints } from './partition.js';
 
@@ -147,8 +147,7 @@ export class PartDecoder {
   private async run(session: CompiledGraph, given: Record<string, TensorData>): Promise<Record<string, TensorData>> {
     const feeds: Record<string, TensorData> = {};
     for (const spec of session.inputs) {
-      const p = given[spec.name] ? undefined : this.store.get(spec.name);
-      feeds[spec.name] = p ? weightFeed(p) : given[spec.name];
+      feeds[spec.name] = (given[spec.name] ? undefined : storedFeed(this.store, spec.name)) ?? given[spec.name];
     }
     return session.run(feeds);
   }

@@ -143,7 +143,7 @@ export function buildPartProgram(
     ? g.input('tokens', 'int64', [batch, seq])
     : g.input(shape.input, 'float32', [batch, seq, c.hidden_size]);
   const labels = shape.hasLmHead ? g.input('labels', 'int64', [batch * seq]) : null;
-  const { weight, has, inputs } = graphWeights(g, store, names, part, trainable);
+  const { weight, has, inputs, times } = graphWeights(g, store, names, part, trainable);
   // Dropout applies to training passes: backward and step programs, and forwards marked training.
   const dropout = peft.method === 'lora' && peft.lora.dropout > 0 && (differentiate || opts.training === true);
   const family = familyOf(c.model_type);
@@ -153,6 +153,7 @@ export function buildPartProgram(
     peft,
     weight,
     has,
+    times,
     positions: positionConstants(g, c, seq, peft.method === 'prefix' ? peft.prefix.length : 0),
     ...(dropout
       ? {

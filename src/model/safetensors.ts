@@ -2,8 +2,8 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { sizeOf } from '../graph/ir.js';
 import { UserError } from '../util/errors.js';
 import { writeChunksAtomic } from '../util/atomic-write.js';
-import { floatToBf16, floatToHalf, halfToFloat, halvesToFloats } from '../util/half.js';
-import type { HalfParam } from './weights.js';
+import { floatToBf16, floatToHalf, halfToFloat } from '../util/half.js';
+import { float32Of, type HalfParam, type QuantParam } from './weights.js';
 import { toHalfBits } from './frozen-dtype.js';
 
 /** safetensors: 8-byte little-endian header length, JSON header, raw little-endian tensor bytes. */
@@ -11,16 +11,17 @@ export interface NamedTensor {
   shape: number[];
   data: Float32Array;
   half?: undefined;
+  quant?: undefined;
 }
 
 /** Storage dtypes flglm writes: F32 as trained, or F16 / BF16 (round to nearest even) to halve the files. */
 export type StorageDtype = 'F32' | 'F16' | 'BF16';
-/** What can be written: float32 tensors, and frozen weights held in float16 (written as they are for F16). */
-export type StorableTensor = NamedTensor | HalfParam;
+/** What can be written: float32 tensors, frozen weights held in float16 (written as they are for F16) or quantized (their dequantized values). */
+export type StorableTensor = NamedTensor | HalfParam | QuantParam;
 
 function encodeData(t: StorableTensor, dtype: StorageDtype): Uint8Array {
   if (t.half && dtype === 'F16') return new Uint8Array(t.half.buffer, t.half.byteOffset, t.half.byteLength);
-  const data = t.data ?? halvesToFloats(t.half!);
+  const data = float32Of(t);
   if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint16Array(data.length);
   const conv = dtype === 'F16' ? floatToHalf : floatToBf16;

@@ -23,7 +23,7 @@ export class ProtocolError extends Error {
 
 /** Wire dtypes: the graph's, plus float16 and bfloat16 (float32 values sent at half the bytes, widened on receipt). */
 export type WireDType = DType | 'float16' | 'bfloat16';
-const DTYPES: WireDType[] = ['float32', 'float64', 'int64', 'int32', 'bool', 'float16', 'bfloat16'];
+const DTYPES: WireDType[] = ['float32', 'float64', 'int64', 'int32', 'bool', 'float16', 'bfloat16', 'int8', 'uint8'];
 
 export interface TensorContext {
   clientId: string;
@@ -119,6 +119,8 @@ const BYTES_PER_ELEMENT: Record<WireDType, number> = {
   bool: 1,
   float16: 2,
   bfloat16: 2,
+  int8: 1,
+  uint8: 1,
 };
 
 export interface ExpectedTensor {

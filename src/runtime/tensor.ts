@@ -23,6 +23,7 @@ export function dtypeOfArray(a: TypedArrayOf): DType {
   if (a instanceof BigInt64Array) return 'int64';
   if (a instanceof Int32Array) return 'int32';
   if (a instanceof Uint16Array) return 'float16';
+  if (a instanceof Int8Array) return 'int8';
   return 'bool';
 }
 

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { checkpointsAfter, evaluatesAfter, peftOf } from '../config/experiment.js';
+import { checkpointsAfter, evaluatesAfter, peftOf, quantizedBaseOf } from '../config/experiment.js';
 import type { ExperimentConfig } from '../config/schema.js';
 import type { Params, Strategy } from '../federation/strategies/strategy.js';
 import type { Capture } from '../privacy/capture.js';
@@ -183,6 +183,7 @@ export class RoundRunner {
         strategy: cfg.federation.strategy.name,
         baseModel: cfg.model.hf_path ?? undefined,
         frozen: setup.trunkInBase ?? [],
+        quantizedBase: quantizedBaseOf(cfg),
       },
       {
         round,

@@ -1,5 +1,5 @@
 import type { Params } from '../federation/strategies/strategy.js';
-import { loadCheckpoint, referencesBase, saveCheckpoint } from '../training/checkpoint.js';
+import { loadCheckpoint, referencesBase, saveCheckpoint, type FrozenQuant } from '../training/checkpoint.js';
 import type { ExperimentConfig } from '../config/schema.js';
 import { peftOf } from '../config/experiment.js';
 import type { ModelConfig } from '../model/config.js';
@@ -40,7 +40,15 @@ export function trunkLeftInBase(cfg: ExperimentConfig, trunkNames: string[]): st
 export function saveServerCheckpoint(
   dir: string,
   trunk: { optimizer: OptimizerState; params: [string, NamedTensor][] },
-  meta: { model: ModelConfig; peft: PeftConfig; mode: string; strategy: string; baseModel?: string; frozen?: string[] },
+  meta: {
+    model: ModelConfig;
+    peft: PeftConfig;
+    mode: string;
+    strategy: string;
+    baseModel?: string;
+    frozen?: string[];
+    quantizedBase?: FrozenQuant;
+  },
   p: ServerProgress,
 ): void {
   const extra = new Map<string, NamedTensor>([...(p.globalClientParams ?? [])].map(([n, d]) => [n, named(d)]));
@@ -69,6 +77,7 @@ export function saveServerCheckpoint(
         ...(p.hidden ? { hidden: { round: p.hidden.round, total: p.hidden.total } } : {}),
       },
       ...(meta.baseModel ? { base_model: meta.baseModel } : {}),
+      ...(meta.quantizedBase ? { quantized_base: meta.quantizedBase } : {}),
     },
     trunk.optimizer,
     extra,

@@ -8,13 +8,13 @@ import { RemoteReplica } from './remote-replica.js';
 import type { Replica } from './replica.js';
 import { TrunkReplica } from './trunk-replica.js';
 import type { TrunkWorkerInit } from './trunk-worker.js';
-import { copyParam, type StoredParam } from '../model/params.js';
+import { copyParam, paramArrays, type StoredParam } from '../model/params.js';
 import type { TensorData } from '../runtime/tensor.js';
 import { BusyLog } from './busy-log.js';
 import type { TrunkOps } from './modes/mode.js';
 
 /** The array is the whole of its buffer, so handing the buffer to a worker hands over nothing else. */
-function ownsBuffer(a: Float32Array | Uint16Array): boolean {
+function ownsBuffer(a: ArrayBufferView): boolean {
   return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !(a.buffer instanceof SharedArrayBuffer);
 }
 
@@ -47,9 +47,11 @@ export class TrunkPool {
       const last = i === count - 1;
       const params = this.init.params.map(([n, t]): [string, StoredParam] => [
         n,
-        last && ownsBuffer(t.data ?? t.half) ? t : copyParam(t),
+        last && paramArrays(t).every(ownsBuffer) ? t : copyParam(t),
       ]);
-      const transfer = last ? [...new Set(params.map(([, t]) => (t.data ?? t.half).buffer as ArrayBuffer))] : [];
+      const transfer = last
+        ? [...new Set(params.flatMap(([, t]) => paramArrays(t).map((a) => a.buffer as ArrayBuffer)))]
+        : [];
       const scheduleStep = this.trunkSteps[i] ?? 0;
       this.replicas.push(new TrunkReplica(i, { ...this.init, params, optimizerState, scheduleStep }, transfer));
     }

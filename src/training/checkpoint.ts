@@ -7,6 +7,8 @@ import { isTrainable, type ParamStore, type PeftConfig } from '../model/params.j
 import { importHfFolder } from '../model/hf.js';
 import { loadSafetensors, saveSafetensors, type NamedTensor } from '../model/safetensors.js';
 import { copyModelAssets } from '../model/assets.js';
+import type { FrozenQuant } from '../model/quantize.js';
+export type { FrozenQuant };
 import { slotsFromTensors, slotsToTensors, type OptimizerState } from './optimizer.js';
 
 /**
@@ -35,6 +37,8 @@ export interface CheckpointMeta {
    * few MB instead of 2 GB, and writing it no longer copies the whole part in memory.
    */
   frozen?: { from: string; names: string[] };
+  /** A base held quantized (`model.frozen_dtype` int8 / int4): its frozen weights are read back quantized the same way. */
+  quantized_base?: FrozenQuant;
 }
 
 /** Whether checkpoints of this model leave their frozen weights in the base model folder. */
@@ -55,6 +59,12 @@ function frozenReference(
   if (!base || !referencesBase(meta.peft, base)) return undefined;
   const names = [...new Set([...store.keys(), ...alsoFrozen])].filter((n) => !isTrainable(n, meta.peft.method));
   return names.length ? { from: resolve(base), names } : undefined;
+}
+
+/** The quantization of the store's frozen weights, if any. */
+function quantizationOf(store: ParamStore): FrozenQuant | undefined {
+  const q = [...store.values()].find((p) => p.quant)?.quant;
+  return q ? { dtype: q.bits === 8 ? 'int8' : 'int4', compute: q.compute } : undefined;
 }
 
 /**
@@ -90,6 +100,8 @@ export function saveCheckpoint(
     optimizer: optimizer ? { name: optimizer.name, step: optimizer.step } : undefined,
     ...(frozen ? { frozen } : {}),
   };
+  const quantized = meta.quantized_base ?? quantizationOf(store);
+  if (frozen && quantized) full.quantized_base = quantized;
   writeFileAtomic(join(tmp, 'checkpoint.json'), JSON.stringify(full, null, 2));
   const old = `${dir}.old-${process.pid}`;
   if (existsSync(dir)) renameSync(dir, old);
@@ -106,7 +118,10 @@ function loadFrozen(dir: string, meta: CheckpointMeta): ParamStore {
     );
   }
   const wanted = new Set(names);
-  const base = importHfFolder(from, () => (n) => wanted.has(n));
+  const quant = meta.quantized_base;
+  const base = importHfFolder(from, () => (n) => wanted.has(n), {
+    ...(quant ? { frozen: { method: meta.peft.method, dtype: quant.dtype, compute: quant.compute } } : {}),
+  });
   for (const key of ['hidden_size', 'num_hidden_layers', 'vocab_size', 'intermediate_size'] as const) {
     if (base.config[key] !== meta.model[key])
       throw new UserError(

@@ -11,7 +11,7 @@ import {
   type SplitPoints,
 } from '../model/partition.js';
 import { cutAtUpstream } from '../graph/cut.js';
-import { weightFeed } from '../model/graph-weights.js';
+import { storedFeed } from '../model/graph-weights.js';
 import { Rng } from '../util/rng.js';
 
 /**
@@ -126,8 +126,7 @@ export class PartExecutor {
 
   /** Trainable and frozen weights alike are graph inputs, read from the store at every run (see graph-weights.ts). */
   private paramFeed(name: string): TensorData | undefined {
-    const p = this.store.get(name);
-    return p ? weightFeed(p) : undefined;
+    return storedFeed(this.store, name);
   }
 
   private dims(input: TensorData): [number, number] {

@@ -11,10 +11,16 @@ type Case = {
   dtype?: 'float32';
   tol?: number;
   eps?: number;
+  reference?: (x: Value[]) => Value;
 };
 
 const positive: [number, number] = [0.5, 2];
 const ids = (vals: number[]) => BigInt64Array.from(vals.map(BigInt));
+
+// A 4-bit weight [K 64, N 3] as MatMulNBits reads it, and an int8 one [K 5, N 3] with its scales.
+const nbits = { k: 64, n: 3, bits: 4, blockSize: 32, accuracyLevel: 0 } as const;
+const packed = Uint8Array.from({ length: 3 * 2 * 16 }, (_, i) => (i * 37 + 11) % 256);
+const int8s = Int8Array.from({ length: 15 }, (_, i) => ((i * 29) % 255) - 127);
 
 const cases: Case[] = [
   {
@@ -300,6 +306,33 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'MatMulNBits (4-bit, float32 products) vs its dequantized weight',
+    op: 'MatMulNBits',
+    build: ([a, b, s]) => op.matMulNBits(a, b, s, nbits),
+    inputs: [
+      { name: 'a', shape: [2, 3, 64] },
+      { name: 'b', shape: [3, 2, 16], dtype: 'uint8', data: packed, noGrad: true },
+      { name: 's', shape: [6], range: positive, noGrad: true },
+    ],
+    dtype: 'float32',
+    eps: 1e-2,
+    tol: 2e-3,
+  },
+  {
+    name: 'DynamicQuantizeMatMul: straight-through, the gradient of a @ (b * scale)',
+    op: 'DynamicQuantizeMatMul',
+    build: ([a, b, s]) => op.dynamicQuantizeMatMul(a, b, s),
+    reference: ([a, b, s]) => op.matmul(a, op.mul(op.cast(b, 'float32'), s)),
+    inputs: [
+      { name: 'a', shape: [2, 4, 5] },
+      { name: 'b', shape: [5, 3], dtype: 'int8', data: int8s, noGrad: true },
+      { name: 's', shape: [3], range: [0.001, 0.01], noGrad: true },
+    ],
+    dtype: 'float32',
+    eps: 1e-2,
+    tol: 2e-3,
+  },
+  {
     name: 'fan-out sums contributions',
     op: 'Mul',
     build: ([a]) => op.add(op.mul(a, a), op.exp(a)),
@@ -309,7 +342,7 @@ const cases: Case[] = [
 
 describe('gradient rules vs central finite differences (float64)', () => {
   test.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
-    const r = await gradCheck(c.build, c.inputs, { dtype: c.dtype, eps: c.eps });
+    const r = await gradCheck(c.build, c.inputs, { dtype: c.dtype, eps: c.eps, reference: c.reference });
     if (r.maxRelError > (c.tol ?? 1e-5))
       throw new Error(`${c.name}: max relative error ${r.maxRelError} at ${r.worst}`);
     expect(r.maxRelError).toBeLessThan(c.tol ?? 1e-5);

@@ -5,4 +5,5 @@ import './reduce.js';
 import './linalg.js';
 import './shape.js';
 import './select.js';
+import './quant.js';
 export { registeredGradientOps } from './registry.js';

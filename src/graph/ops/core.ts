@@ -55,7 +55,16 @@ export function scalarLike(like: Value, v: number): Value {
   return scalar(like.graph, v, like.dtype);
 }
 
-export const ONNX_DTYPE: Record<DType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 };
+export const ONNX_DTYPE: Record<DType, number> = {
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float16: 10,
+  float64: 11,
+};
 
 /** Read back the integers of an int64 constant made by `int64s` (used by gradient rules). */
 export function constInts(v: Value | null): number[] {
