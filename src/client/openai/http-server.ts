@@ -51,14 +51,19 @@ function sendError(res: ServerResponse, e: ApiError): void {
   res.writeHead(e.status, { 'content-type': 'application/json' }).end(JSON.stringify(e.body));
 }
 
+/** The body as JSON; one over `limit` bytes is read to its end but not kept, then answered 413. */
 function readBody(req: IncomingMessage, limit: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
     req.on('data', (b: Buffer) => {
       size += b.length;
-      if (size > limit) {
-        reject(
+      if (size <= limit) parts.push(b);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      if (size > limit)
+        return reject(
           new ApiError(
             413,
             `the request body is over ${limit} bytes`,
@@ -67,14 +72,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<unknown> {
             'request_too_large',
           ),
         );
-        req.destroy();
-      } else parts.push(b);
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      const text = Buffer.concat(parts).toString('utf8');
       try {
-        resolve(JSON.parse(text));
+        resolve(JSON.parse(Buffer.concat(parts).toString('utf8')));
       } catch (e) {
         reject(badRequest(`the request body is not JSON (${(e as Error).message})`, null, 'invalid_json'));
       }
@@ -160,6 +159,7 @@ export async function startOpenAiServer(o: OpenAiServerOptions): Promise<OpenAiS
   };
 
   const server = createServer((req, res) => {
+    res.on('error', () => {}); // a client gone mid-answer: its request is cancelled by 'close'
     const path = (req.url ?? '/').split('?')[0];
     handle(req, res, path).then(
       (status) => metrics.answered(path, status),
