@@ -61,6 +61,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<unknown> {
       if (size <= limit) parts.push(b);
     });
     req.on('error', reject);
+    // A client gone before its body ended (after 'end' this is a no-op: the promise is settled).
+    req.on('close', () => reject(new CancelledError('the client went away')));
     req.on('end', () => {
       if (size > limit)
         return reject(
@@ -164,6 +166,7 @@ export async function startOpenAiServer(o: OpenAiServerOptions): Promise<OpenAiS
     handle(req, res, path).then(
       (status) => metrics.answered(path, status),
       (e: unknown) => {
+        if (e instanceof CancelledError) return metrics.answered(path, 'cancelled');
         const err = apiErrorOf(e);
         if (err.status >= 500) o.log?.(`${req.method} ${path}: ${err.status} ${err.message}`);
         metrics.answered(path, err.status);
