@@ -13,6 +13,9 @@ export const EXAMPLES: Record<string, string[]> = {
   train: ['flglm train configs/quickstart.yaml --out runs/centralized'],
   eval: ['flglm eval --model runs/quickstart-20261125-120000/model --data silos/test'],
   generate: ['flglm generate --model runs/quickstart-20261125-120000/model --prompt "Subject: " --max-new-tokens 40'],
+  serve: [
+    'flglm serve --openai --server 127.0.0.1:50051 --pki pki/clients/alice --model runs/quickstart-20261125-120000/checkpoints/clients/client-0 --port 8000',
+  ],
   'data check': ['flglm data check silos/client-0 --task classify'],
   'data prepare': ['flglm data prepare --out silos --clients 3 --partition dirichlet:0.5'],
   'config validate': ['flglm config validate configs/quickstart.yaml --set federation.rounds=8'],

@@ -6,6 +6,7 @@ import { describeError, UserError } from '../util/errors.js';
 import { registerConfigCommand } from './config-command.js';
 import { registerTrainingCommands } from './train-command.js';
 import { registerGenerateCommand } from './generate-command.js';
+import { registerServeCommand } from './serve-command.js';
 import { registerKeygenCommand } from './keygen-command.js';
 import { registerFederationCommands } from './federation-command.js';
 import { registerRunCommand } from './run-command.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerRunCommand(program);
   registerTrainingCommands(program);
   registerGenerateCommand(program);
+  registerServeCommand(program);
   registerDataCommand(program);
   registerConfigCommand(program);
   registerGraphCommand(program);

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { DEFAULT_CHUNK_BYTES } from '../config/schema.js';
 import { paddedTokens, type Stepper } from '../model/generate.js';
 import { PartDecoder, type KvStore } from '../model/part-decoder.js';
+import type { SplitPoints } from '../model/partition.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ParamStore, PeftConfig } from '../model/params.js';
 import { longRopeSwitch } from '../model/rope.js';
@@ -21,6 +22,7 @@ import type { RuntimeOptions } from '../runtime/session.js';
 import { tensor } from '../runtime/tensor.js';
 import { UserError } from '../util/errors.js';
 import { ActivationNoise } from '../privacy/activation-noise.js';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { connect } from './transport.js';
 import { DelayLine, type LinkModel } from './netem.js';
 
@@ -46,6 +48,24 @@ export interface SplitGenerateOptions {
   link?: LinkModel | null;
   /** Seconds spent waiting for the server, summed (timings in `--json`). */
   timings?: { trunk_s: number; client_s: number; bytes_up: number; bytes_down: number };
+  /**
+   * Head and tail decoders shared by many sessions (the OpenAI endpoint: compiled once, each session
+   * with its own caches), for the server's split; this session then does not release them. Their
+   * cacheLen must hold promptLen + maxNewTokens.
+   */
+  parts?: (split: SplitPoints) => { head: PartDecoder; tail: PartDecoder };
+}
+
+/** Why a split generation session failed, for callers that answer for it (the OpenAI endpoint's 429 / 503 / 400). */
+export type SplitFailure = 'busy' | 'refused' | 'unreachable' | 'ended';
+
+export class SplitSessionError extends UserError {
+  constructor(
+    message: string,
+    readonly failure: SplitFailure,
+  ) {
+    super(message);
+  }
 }
 
 export class SplitStepper implements Stepper {
@@ -94,7 +114,8 @@ export class SplitStepper implements Stepper {
       step: { step, tensor: encodeTensor('h_A', { dtype: 'float32', shape, data: noisy }, this.ctx!(step)), rows },
     });
     const m = await this.inbox!.next(['trunkOut', 'error'], 120000);
-    if (m.kind === 'error') throw new UserError(`the server ended the generation session: ${m.error.message}`);
+    if (m.kind === 'error')
+      throw new SplitSessionError(`the server ended the generation session: ${m.error.message}`, 'ended');
     const out = m.trunkOut;
     if (out.step !== step || !out.tensor)
       throw new UserError(`malformed message from the server: trunk_out for step ${out.step}, expected ${step}`);
@@ -124,8 +145,15 @@ export class SplitStepper implements Stepper {
         (e) => inbox.fail(new UserError(`malformed message from the server: ${e.message}`)),
       ),
     );
-    call.on('error', (e) => inbox.fail(new UserError(describeConnectError(e as never, this.o.target))));
-    call.on('end', () => inbox.fail(new UserError('the server closed the generation session')));
+    call.on('error', (e: Error & { code?: number }) =>
+      inbox.fail(
+        new SplitSessionError(
+          describeConnectError(e as never, this.o.target),
+          e.code === grpcStatus.UNAVAILABLE ? 'unreachable' : 'ended',
+        ),
+      ),
+    );
+    call.on('end', () => inbox.fail(new SplitSessionError('the server closed the generation session', 'ended')));
     this.call = { write: (m) => (up ? up.push(m) : call.write(m)), end: () => call.end() };
     this.inbox = inbox;
     this.send({
@@ -133,7 +161,10 @@ export class SplitStepper implements Stepper {
     });
     const first = await inbox.next(['opened', 'error'], 60000);
     if (first.kind === 'error')
-      throw new UserError(`the server refused the generation session: ${first.error.message}`);
+      throw new SplitSessionError(
+        `the server refused the generation session: ${first.error.message}`,
+        first.error.code === 'BUSY' ? 'busy' : 'refused',
+      );
     const opened = first.opened;
     const channel =
       opened.wrappedKey.length && this.o.kit
@@ -164,8 +195,9 @@ export class SplitStepper implements Stepper {
     // would take the cores from a trunk on the same machine (16 sessions in one process: 36 instead
     // of 197 tokens/s in all with 2 threads each, split-generate benchmark).
     const runtime = { spinning: false, ...this.o.runtime };
-    this.head = new PartDecoder(c, this.o.peft, this.o.store, 'head', split, this.cacheLen, runtime);
-    this.tail = new PartDecoder(c, this.o.peft, this.o.store, 'tail', split, this.cacheLen, runtime);
+    const shared = this.o.parts?.(split);
+    this.head = shared?.head ?? new PartDecoder(c, this.o.peft, this.o.store, 'head', split, this.cacheLen, runtime);
+    this.tail = shared?.tail ?? new PartDecoder(c, this.o.peft, this.o.store, 'tail', split, this.cacheLen, runtime);
     this.caches = { head: this.head.newCache(B), tail: this.tail.newCache(B) };
     const t0 = performance.now();
     const hA = (await this.head.prefill(tensor('int64', [B, P], data), lengths, this.caches.head)).data as Float32Array;
@@ -213,6 +245,7 @@ export class SplitStepper implements Stepper {
     } catch {
       /* gone */
     }
+    if (this.o.parts) return; // shared: their owner releases them
     await this.head?.release();
     await this.tail?.release();
   }

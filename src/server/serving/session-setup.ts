@@ -35,6 +35,13 @@ export const DEFAULT_SERVE_LIMITS: ServeLimits = {
 
 export class EvictedError extends Error {}
 
+/** A refusal for capacity (sessions or cache rows all taken): sent as code BUSY, so a client can answer 429. */
+export class BusyError extends ProtocolError {}
+
+/** The code of the `error` a session ends with: EVICTED, BUSY (capacity) or REFUSED. */
+export const refusalCode = (e: Error): string =>
+  e instanceof EvictedError ? 'EVICTED' : e instanceof BusyError ? 'BUSY' : 'REFUSED';
+
 /** One busy period of the serving trunk (see TrunkServer.busyPeriod). */
 export interface ServingPeriod {
   sessions: number;

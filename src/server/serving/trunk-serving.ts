@@ -13,10 +13,12 @@ import type { PeerIdentity, RevocationChecker } from '../../security/tls.js';
 import type { Log } from '../../util/logger.js';
 import { DecodeBatcher } from './decode-batcher.js';
 import {
+  BusyError,
   checkOpen,
   EvictedError,
   generateStream,
   newPeriod,
+  refusalCode,
   sessionChannel,
   type ServeLimits,
   type ServingPeriod,
@@ -160,7 +162,7 @@ export class TrunkServer {
             reason: e.message,
           });
         try {
-          call.write({ error: { code: e instanceof EvictedError ? 'EVICTED' : 'REFUSED', message: e.message } });
+          call.write({ error: { code: refusalCode(e), message: e.message } });
         } catch {
           /* gone */
         }
@@ -192,16 +194,15 @@ export class TrunkServer {
         `client speaks ${open.protocol || 'an unknown protocol'}, this server ${PROTOCOL_VERSION}: use the same flglm version on both sides`,
       );
     checkOpen(open, limits);
-    const b = open.batch,
-      P = open.promptLen;
+    const { batch: b, promptLen: P } = open;
     if (this.sessions.size >= limits.maxSessions)
-      throw new ProtocolError(
+      throw new BusyError(
         `the server is busy: ${this.sessions.size} generation sessions open (--max-sessions ${limits.maxSessions}); try again later`,
       );
     const id = randomUUID();
     const row0 = this.allocate(id, b);
     if (row0 === null)
-      throw new ProtocolError(
+      throw new BusyError(
         `the server is busy: no ${b} free sequences in its cache (--max-rows ${limits.maxRows}); try again later or ask for fewer`,
       );
     const session: Session = { id, client: peer.clientId, row0, rows: b };
