@@ -81,14 +81,13 @@ function timelineOf(records: RunRecord[], steps: number): RunView['timeline'] {
   const all = recent.flatMap(spansOf);
   const t0 = Math.min(...all.map((s) => s.start)),
     t1 = Math.max(...all.map((s) => s.end));
+  const listOf = <K>(m: Map<K, Span[]>, k: K) => m.get(k) ?? m.set(k, []).get(k)!;
   const byClient = new Map<string, Span[]>();
-  for (const r of recent) byClient.set(str(r.client), [...(byClient.get(str(r.client)) ?? []), ...spansOf(r)]);
+  for (const r of recent) listOf(byClient, str(r.client)).push(...spansOf(r));
   const trunk = new Map<number, Span[]>();
   for (const r of records)
-    if (r.type === 'trunk' && num(r.end) >= t0 && num(r.start) <= t1) {
-      const k = num(r.replica);
-      trunk.set(k, [...(trunk.get(k) ?? []), { kind: `trunk ${str(r.op)}`, start: num(r.start), end: num(r.end) }]);
-    }
+    if (r.type === 'trunk' && num(r.end) >= t0 && num(r.start) <= t1)
+      listOf(trunk, num(r.replica)).push({ kind: `trunk ${str(r.op)}`, start: num(r.start), end: num(r.end) });
   const rows = [...byClient.keys()].sort().map((c) => ({ label: c, spans: byClient.get(c)! }));
   for (const k of [...trunk.keys()].sort((a, b) => a - b)) rows.push({ label: `trunk ${k}`, spans: trunk.get(k)! });
   return { rows, t0, t1 };
@@ -126,7 +125,7 @@ export function runView(
       c.loss = num(r.loss);
       if (c.state !== 'revoked') c.state = 'training';
       round = Math.max(round, num(r.round));
-      perClient.set(c.id, [...(perClient.get(c.id) ?? []), [steps, c.loss]]);
+      (perClient.get(c.id) ?? perClient.set(c.id, []).get(c.id)!).push([steps, c.loss]);
       recent.push(c.loss);
       const window = recent.slice(-3 * Math.max(1, meta.clients));
       global.push([steps, window.reduce((a, b) => a + b, 0) / window.length]);
