@@ -18,6 +18,7 @@ export default tseslint.config(
     },
   },
   { files: ['test/**/*.ts'], languageOptions: { globals: { ...globals.jest } } },
+  { files: ['web/**/*.js'], languageOptions: { globals: { ...globals.browser } } },
   {
     files: ['**/*.cjs'],
     languageOptions: { sourceType: 'commonjs' },

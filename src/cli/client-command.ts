@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClientMetrics } from '../client/client-metrics.js';
 import { linkFromEnv } from '../client/netem.js';
@@ -46,6 +47,7 @@ export function registerClientCommand(program: Command): void {
       portOption('--metrics-port'),
     )
     .option('--metrics-host <addr>', 'address for --metrics-port', '127.0.0.1')
+    .option('--timeline <file>', "append each training step's phases as JSON lines (the dashboard's timeline)")
     .option('--log-format <format>', LOG_FORMAT_HELP, 'pretty')
     .option(
       '--reconnect <n>',
@@ -87,6 +89,13 @@ async function runClientCommand(o: ClientCliOptions): Promise<void> {
       log(`round ${round} step ${step} loss ${loss.toFixed(4)}`, { event: 'step', round, step, loss });
     },
     reconnectAttempts: o.reconnect,
+    // One line per step, one write (O_APPEND): processes appending to one file do not interleave lines.
+    onTimeline: o.timeline
+      ? (r) => {
+          const end = Math.max(...Object.values(r.spans).map(([, e]) => e));
+          appendFileSync(o.timeline!, JSON.stringify({ type: 'timeline', ...r, end }) + '\n');
+        }
+      : undefined,
     insecureName: o.name,
     capture,
     link: linkFromEnv({

@@ -33,6 +33,9 @@ export interface ServerCliOptions extends CommonCliOptions, ServeCliOptions {
   readyFile?: string;
   revoked?: string;
   healthPort?: number;
+  /** The live dashboard's port and address (`--ui-port`, `--ui-host`). */
+  uiPort?: number;
+  uiHost: string;
 }
 
 /** `flglm client`'s options, as commander parses them (`.opts<ClientCliOptions>()`). */
@@ -46,6 +49,8 @@ export interface ClientCliOptions extends CommonCliOptions {
   netMbps?: number;
   name?: string;
   reconnect: number;
+  /** Append each training step's timeline (JSON lines; `flglm run` passes its metrics.jsonl). */
+  timeline?: string;
 }
 
 export const LOG_FORMAT_HELP = `${LOG_FORMATS.join(' | ')}: readable lines, or one JSON object per line (for log collectors)`;

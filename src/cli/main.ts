@@ -17,6 +17,7 @@ import { registerGraphCommand } from './graph-command.js';
 import { registerExportCommands } from './export-command.js';
 import { applyConventions } from './conventions.js';
 import { registerDoctorCommand } from './doctor-command.js';
+import { registerDashboardCommand } from './dashboard-command.js';
 
 function packageVersion(): string {
   const pkg = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json');
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerDoctorCommand(program);
   registerAttackCommand(program);
   registerPrivacyCommand(program);
+  registerDashboardCommand(program);
   applyConventions(program);
   return program;
 }

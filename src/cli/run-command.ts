@@ -6,7 +6,9 @@ import { preflight } from '../config/preflight.js';
 import { ExperimentLauncher } from '../launcher/launcher.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UserError } from '../util/errors.js';
-import { collect, intOption, SET_HELP } from './options.js';
+import { collect, intOption, portOption, SET_HELP } from './options.js';
+import { folderSource } from '../report/dashboard/run-source.js';
+import { announceDashboard } from './dashboard-command.js';
 
 /** `flglm run`: a whole federated experiment on loopback (launcher/launcher.ts). */
 export function registerRunCommand(program: Command): void {
@@ -21,6 +23,7 @@ export function registerRunCommand(program: Command): void {
     .option('--set <key=value>', SET_HELP, collect, [])
     .option('--summary-json <path>', 'also copy summary.json here')
     .option('--quiet', 'no spinner or progress bar')
+    .option('--ui [port]', 'serve the live dashboard on 127.0.0.1 while the run goes (default port 8470; 0 = any free)')
     .option(
       '--attack',
       'PRIVACY TEST: the server keeps the last --capture-steps h_A of each client, and after training `flglm attack invert` reads them back with the head the server holds; scores in summary.json and attack.json',
@@ -42,6 +45,7 @@ export function registerRunCommand(program: Command): void {
           quiet?: boolean;
           attack?: boolean;
           captureSteps: number;
+          ui?: boolean | string;
         },
       ) => {
         if (o.resume && configArg)
@@ -66,9 +70,18 @@ export function registerRunCommand(program: Command): void {
         };
         process.once('SIGINT', interrupt);
         process.once('SIGTERM', interrupt);
+        const ui = o.ui
+          ? await announceDashboard({
+              source: folderSource(launcher.runDir, cfg),
+              host: '127.0.0.1',
+              port: o.ui === true ? 8470 : portOption('--ui')(o.ui),
+              what: '--ui',
+            })
+          : null;
         try {
           const s = await launcher.run();
           launcher.markEnded();
+          await ui?.close();
           if (o.summaryJson) writeFileAtomic(o.summaryJson, JSON.stringify(s, null, 2));
           const acc = (e?: { accuracy?: number } | null) =>
             e && typeof e.accuracy === 'number' ? e.accuracy.toFixed(4) : '–';
@@ -85,6 +98,7 @@ export function registerRunCommand(program: Command): void {
             );
           console.log(`report: ${join(s.run_dir, 'report.html')}`);
         } catch (e) {
+          await ui?.close();
           await launcher.stopAll();
           launcher.markEnded(e as Error);
           throw e;

@@ -66,6 +66,16 @@ export function registerServerCommand(program: Command): void {
       'also serve the gRPC health service (grpc.health.v1) in plaintext on this port, for probes (0 = any free port)',
       portOption('--health-port'),
     )
+    .option(
+      '--ui-port <n>',
+      'serve the live dashboard (flglm dashboard) of this federation on this port (0 = any free port)',
+      portOption('--ui-port'),
+    )
+    .option(
+      '--ui-host <addr>',
+      'address for --ui-port (beyond loopback: over TLS with the kit, and a token)',
+      '127.0.0.1',
+    )
     .option('--capture <dir>', CAPTURE_HELP)
     .option(
       '--capture-steps <n>',

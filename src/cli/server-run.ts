@@ -14,6 +14,9 @@ import { UserError } from '../util/errors.js';
 import type { Log } from '../util/logger.js';
 import { startMetricsEndpoint } from '../util/metrics-endpoint.js';
 import { startCapture, type ServerCliOptions } from './federation-options.js';
+import { isLoopback, type Dashboard } from '../report/dashboard/server.js';
+import { LiveSource } from '../report/dashboard/run-source.js';
+import { announceDashboard, dashboardTls } from './dashboard-command.js';
 
 /** The parent server: checks everything checkable, trains the federation, writes its summary. */
 export async function runParentServer(o: ServerCliOptions, log: Log): Promise<void> {
@@ -28,11 +31,13 @@ export async function runParentServer(o: ServerCliOptions, log: Log): Promise<vo
   if (!SERVER_MODES.includes(mode)) throw new UserError(`--mode: expected ${SERVER_MODES.join('|')}, got "${mode}"`);
   const kit = o.insecure ? null : o.pki!;
   let prometheus: ServerMetrics | null = null;
+  const ui = o.uiPort !== undefined ? new LiveSource(cfg) : null;
   const onMetric =
-    o.metrics || o.metricsPort !== undefined
+    o.metrics || o.metricsPort !== undefined || ui
       ? (r: Record<string, unknown>) => {
           if (o.metrics) appendFileSync(o.metrics, JSON.stringify(r) + '\n');
           prometheus?.record(r);
+          ui?.push(r);
         }
       : undefined;
   if (o.expectSubs > 0 && !modeTraits(mode).subServers)
@@ -65,6 +70,7 @@ export async function runParentServer(o: ServerCliOptions, log: Log): Promise<vo
   const health = new ServerHealth();
   let healthEndpoint: Awaited<ReturnType<typeof startHealthEndpoint>> | null = null;
   let metricsEndpoint: Awaited<ReturnType<typeof startMetricsEndpoint>> | null = null;
+  let dashboard: Dashboard | null = null;
   try {
     await server.init();
     transport = await startTransport({
@@ -83,8 +89,17 @@ export async function runParentServer(o: ServerCliOptions, log: Log): Promise<vo
       prometheus = new ServerMetrics(() => server.connection());
       metricsEndpoint = await startMetricsEndpoint(prometheus.registry, o.host, o.metricsPort);
     }
+    if (ui)
+      dashboard = await announceDashboard({
+        source: ui,
+        host: o.uiHost,
+        port: o.uiPort!,
+        tls: isLoopback(o.uiHost) ? undefined : dashboardTls(kit ?? undefined),
+        what: '--ui-port',
+      });
   } catch (e) {
     await server.close(); // live worker threads would keep the failed process alive
+    await dashboard?.close();
     throw e;
   }
   health.set('SERVING');
@@ -97,6 +112,7 @@ export async function runParentServer(o: ServerCliOptions, log: Log): Promise<vo
       mode,
       ...(healthEndpoint ? { health_port: healthEndpoint.port } : {}),
       ...(metricsEndpoint ? { metrics_port: metricsEndpoint.port } : {}),
+      ...(dashboard ? { ui_port: dashboard.port } : {}),
     };
     writeFileAtomic(o.readyFile, JSON.stringify(ready));
   }
@@ -118,6 +134,8 @@ export async function runParentServer(o: ServerCliOptions, log: Log): Promise<vo
     );
   } finally {
     health.set('NOT_SERVING');
+    if (ui) ui.state = 'finished';
+    await dashboard?.close();
     await healthEndpoint?.close();
     await metricsEndpoint?.close();
     await transport.close();

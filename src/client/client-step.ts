@@ -35,6 +35,13 @@ export class ClientSteps {
       serverId: (connectionId: string) => string;
       capture?: Capture | null;
       onStep?: (round: number, step: number, loss: number) => void;
+      /** Each step's phases as [start, end] in epoch ms (the dashboard's timeline), keyed by the server's id of this client. */
+      onTimeline?: (r: {
+        client: string;
+        round: number;
+        step: number;
+        spans: Record<string, [number, number]>;
+      }) => void;
     },
   ) {}
 
@@ -44,11 +51,13 @@ export class ClientSteps {
     this.o.capture?.tokens(this.o.serverId(link.clientId), round, step, batch.tokens, t.tokenizer.pad);
     let mark = performance.now();
     const timed = this.localStep > 0;
+    const spans: Record<string, [number, number]> = {};
     const lap = (phase: keyof StepPhases) => {
       const now = performance.now(),
         s = (now - mark) / 1000;
       this.phases[phase] += s;
       if (timed) this.steadyPhases[phase] += s;
+      spans[phase] = [performance.timeOrigin + mark, performance.timeOrigin + now];
       mark = now;
     };
     const masks = await t.head.newDropoutMasks(batch.tokens.shape[0], batch.tokens.shape[1]);
@@ -85,6 +94,7 @@ export class ClientSteps {
     lap('optimizer');
     this.localStep++;
     this.losses.push(out.loss);
+    this.o.onTimeline?.({ client: this.o.serverId(link.clientId), round, step, spans });
     this.o.onStep?.(round, step, out.loss);
   }
 }

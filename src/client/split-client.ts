@@ -37,6 +37,8 @@ export interface ClientOptions {
   checkpointDir?: string | null;
   log?: Log;
   onStep?: (round: number, step: number, loss: number) => void;
+  /** Each training step's phases as [start, end] in epoch ms, with this client's id as the server knows it. */
+  onTimeline?: (r: { client: string; round: number; step: number; spans: Record<string, [number, number]> }) => void;
   /** Name sent in --insecure mode only (with TLS the server reads the id from the certificate). */
   insecureName?: string;
   /** Simulated WAN link to the server (benchmarks); null = none. */
@@ -82,7 +84,12 @@ export class SplitClient {
 
   constructor(private readonly o: ClientOptions) {
     this.log = o.log ?? (() => {});
-    this.steps = new ClientSteps({ serverId: (id) => this.serverId(id), capture: o.capture, onStep: o.onStep });
+    this.steps = new ClientSteps({
+      serverId: (id) => this.serverId(id),
+      capture: o.capture,
+      onStep: o.onStep,
+      onTimeline: o.onTimeline,
+    });
   }
 
   /** Seconds spent per phase of a training step, summed over every step so far (the client's Prometheus counters). */

@@ -73,7 +73,6 @@ export async function finishRun(run: FinishInput): Promise<RunSummary> {
     },
   };
   const recs = readMetrics(join(runDir, 'metrics.jsonl'));
-  const steps = recs.filter((r) => r.type === 'step');
   mergeFinalModel(runDir);
   const generation = await scoreGenerations(runDir, cfg, testDir);
   if (generation) summary.generation = generation;
@@ -85,27 +84,17 @@ export async function finishRun(run: FinishInput): Promise<RunSummary> {
   writeFileAtomic(
     join(runDir, 'report.html'),
     renderReport({
-      name: cfg.name,
-      mode: f.mode,
+      meta: {
+        name: cfg.name,
+        mode: f.mode,
+        strategy: f.strategy.name,
+        rounds: f.rounds,
+        clients: clientIds.length,
+        state: 'finished',
+      },
+      records: recs,
       summary: summary as unknown as Record<string, unknown>,
-      steps: steps.map((s, index) => ({ client: s.client as string, loss: s.loss as number, index })),
-      rounds: server.history,
       baselineLosses: existsSync(baselineLossesPath) ? JSON.parse(readFileSync(baselineLossesPath, 'utf8')) : undefined,
-      evalCurves: [
-        {
-          label: `federated (${f.mode}, ${f.strategy.name})`,
-          points: recs
-            .filter((r) => r.type === 'eval')
-            .map((r) => ({
-              tokens: r.tokens_seen as number,
-              accuracy: r.accuracy as number,
-              loss: r.loss as number,
-            })),
-        },
-        ...(baseline?.curve
-          ? [{ label: 'centralized', points: baseline.curve as { tokens: number; accuracy: number; loss: number }[] }]
-          : []),
-      ],
       config: run.configText,
       clientPhases: clients.map((c) => ({ client: c.client_id, steps: Math.max(0, c.steps - 1), phases: c.phases })), // phases skip the first step
     }),

@@ -150,6 +150,8 @@ export class ExperimentLauncher {
           join(this.runDir, 'checkpoints', 'clients'),
           '--summary-json',
           summaryPath(this.runDir, clientIds[i]),
+          '--timeline',
+          metricsPath,
           ...capture,
         ],
         clientIds[i],

@@ -1,4 +1,5 @@
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { JsonLinesTail } from '../util/json-lines.js';
 import type { EvalMetrics, RoundRecord, ServerSummary } from '../server/split-server.js';
 import { UserError } from '../util/errors.js';
 
@@ -16,6 +17,8 @@ export interface ServerReady {
   health_port?: number;
   /** The Prometheus endpoint's port (`--metrics-port`), when there is one. */
   metrics_port?: number;
+  /** The live dashboard's port (`--ui-port`), when there is one. */
+  ui_port?: number;
 }
 
 /** `flglm client --summary-json`: what one client did. */
@@ -47,6 +50,7 @@ export function peakRssMib(): number {
 }
 
 export type { RoundRecord, ServerSummary };
+export { JsonLinesTail };
 
 /** A summary another flglm process wrote; a missing or torn file is one clear error. */
 export function readSummary<T>(path: string, what: string): T {
@@ -55,42 +59,6 @@ export function readSummary<T>(path: string, what: string): T {
     return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch (e) {
     throw new UserError(`${what}'s summary ${path} is not JSON: ${(e as Error).message}`);
-  }
-}
-
-/**
- * Follows a JSON-lines file another process appends to: each `poll()` reads only the bytes added
- * since the last one and returns the complete new records (a half-written last line waits).
- */
-export class JsonLinesTail {
-  private offset = 0;
-  private partial = '';
-
-  constructor(private readonly path: string) {}
-
-  poll(): Record<string, unknown>[] {
-    if (!existsSync(this.path)) return [];
-    const size = statSync(this.path).size;
-    if (size <= this.offset) return [];
-    const buf = Buffer.alloc(size - this.offset);
-    const fd = openSync(this.path, 'r');
-    try {
-      readSync(fd, buf, 0, buf.length, this.offset);
-    } finally {
-      closeSync(fd);
-    }
-    this.offset = size;
-    const lines = (this.partial + buf.toString('utf8')).split('\n');
-    this.partial = lines.pop() ?? '';
-    return lines
-      .filter((l) => l.trim())
-      .flatMap((l) => {
-        try {
-          return [JSON.parse(l) as Record<string, unknown>];
-        } catch {
-          return [];
-        }
-      });
   }
 }
 

@@ -100,6 +100,12 @@ export class SplitServer {
       log: this.log,
     });
     ({ pool: this.pool, limits: this.limits } = setup);
+    const onMetric = this.o.onMetric;
+    if (onMetric)
+      this.pool.onBusy = ({ key, ...r }) => {
+        const [client, round, step] = key.split(':'); // the modes' keys: client:round:step (batch:round:step:group)
+        onMetric({ type: 'trunk', ...r, client, round: Number(round), step: Number(step) });
+      };
     this.rounds = new RoundRunner({
       cfg: this.cfg,
       modeName: this.mode,
@@ -132,6 +138,7 @@ export class SplitServer {
 
   /** A client was admitted: give it the plan and the current global parts, maybe start training. */
   private joined(s: Participant, lastRound: number): void {
+    this.o.onMetric?.({ type: 'join', client: s.id, examples: s.numExamples, time: Date.now() });
     this.log(
       `client ${s.id} joined with ${s.numExamples} examples (last round ${lastRound}; ${this.participants.size}/${this.cfg.federation.clients} connected)`,
       { event: 'join', client: s.id, examples: s.numExamples, connected: this.participants.size },

@@ -28,6 +28,8 @@ export class TrunkPool {
   /** Trunk optimizer steps each replica has taken (its schedule position, as the replica reports it; checkpointed). */
   trunkSteps: number[] = [];
   readonly busy = new BusyLog();
+  /** Told each trunk request's interval (epoch ms), when set: the dashboard's timeline of the trunk's busy time. */
+  onBusy?: (r: { replica: number; op: string; key: string; start: number; end: number }) => void;
   /** Steps each replica took this round: the weights of the replica average. */
   private stepsThisRound: number[] = [];
   remoteCount = 0;
@@ -92,10 +94,10 @@ export class TrunkPool {
   trunk(i: number): TrunkOps {
     const r = this.replicas[i];
     return {
-      forward: (key, hA) => this.busy.time(i, r.forward(key, hA, true)),
-      backward: (key, dhB) => this.busy.time(i, r.backward(key, dhB)),
+      forward: (key, hA) => this.timed(i, 'forward', key, r.forward(key, hA, true)),
+      backward: (key, dhB) => this.timed(i, 'backward', key, r.backward(key, dhB)),
       apply: async (key, norm) => {
-        const { step } = await this.busy.time(i, r.apply(key, norm));
+        const { step } = await this.timed(i, 'apply', key, r.apply(key, norm));
         this.trunkSteps[i] = step;
         this.stepsThisRound[i] = (this.stepsThisRound[i] ?? 0) + 1;
       },
@@ -105,7 +107,15 @@ export class TrunkPool {
 
   /** An evaluation forward on replica `i` (nothing kept for a backward). */
   forward(i: number, key: string, hA: TensorData): Promise<TensorData> {
-    return this.busy.time(i, this.replicas[i].forward(key, hA, false));
+    return this.timed(i, 'eval', key, this.replicas[i].forward(key, hA, false));
+  }
+
+  private timed<T>(replica: number, op: string, key: string, work: Promise<T>): Promise<T> {
+    const timed = this.busy.time(replica, work);
+    const onBusy = this.onBusy;
+    if (!onBusy) return timed;
+    const start = performance.timeOrigin + performance.now();
+    return timed.finally(() => onBusy({ replica, op, key, start, end: performance.timeOrigin + performance.now() }));
   }
 
   /**
