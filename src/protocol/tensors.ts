@@ -96,7 +96,7 @@ export function encodeActivation(name: string, t: TensorData, ctx: TensorContext
 /** The receiving side of encodeActivation: checked like any tensor, widened to float32, always finite. */
 export function decodeActivation(
   w: WireTensor | null | undefined,
-  expect: { name: string; shape: readonly number[] },
+  expect: { name: string; shape: readonly number[]; maxRms?: number },
   ctx: TensorContext,
   maxBytes?: number,
 ): TensorData {
@@ -128,6 +128,11 @@ export interface ExpectedTensor {
   shape?: readonly number[];
   /** Refuse NaN and Inf (everything a peer sends that will be trained on or averaged). */
   finite?: boolean;
+  /**
+   * With `finite`: refuse a tensor whose root mean square is over this (`transport.limits.max_value_rms`).
+   * Finite is not enough: 1e30 squares to Inf in the first norm and turns the trunk to NaN.
+   */
+  maxRms?: number;
 }
 
 /**
@@ -176,11 +181,18 @@ export function decodeTensor(
         : tensorFromBytes(w.dtype as DType, shape, bytes);
   if (expect.finite && (t.dtype === 'float32' || t.dtype === 'float64')) {
     const data = t.data as Float32Array | Float64Array;
+    let squares = 0;
     for (let i = 0; i < data.length; i++) {
       // x - x is 0 for finite x and NaN for NaN and +-Inf: one comparison per element.
       if (data[i] - data[i] !== 0)
         throw new ProtocolError(`tensor ${w.name}: non-finite value ${data[i]} at element ${i}`);
+      squares += data[i] * data[i];
     }
+    const rms = Math.sqrt(squares / Math.max(1, data.length));
+    if (expect.maxRms !== undefined && !(rms <= expect.maxRms))
+      throw new ProtocolError(
+        `tensor ${w.name}: root mean square ${rms.toPrecision(3)} is over the limit ${expect.maxRms} (transport.limits.max_value_rms)`,
+      );
   }
   return t;
 }
