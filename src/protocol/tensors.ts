@@ -31,6 +31,11 @@ export interface TensorContext {
   round: number;
   step: number;
   channel: PayloadChannel | null;
+  /**
+   * Payload encryption is on for this peer: every tensor must arrive sealed, also before a key is
+   * there to open it (a tensor that comes unsealed, or ahead of its key, is refused).
+   */
+  sealed?: boolean;
   /** How activations and their gradients travel (`transport.activation_dtype`; default float32). */
   activations?: 'float32' | 'float16' | 'bfloat16';
 }
@@ -162,8 +167,10 @@ export function decodeTensor(
   if (need > maxBytes) throw new ProtocolError(`tensor ${w.name}: shape [${shape}] is over the ${maxBytes}-byte limit`);
   if (w.data.byteLength !== need)
     throw new ProtocolError(`tensor ${w.name}: got ${w.data.byteLength} bytes, ${w.dtype}[${shape}] needs ${need}`);
-  if (ctx.channel && !w.encrypted)
+  if ((ctx.channel || ctx.sealed) && !w.encrypted)
     throw new ProtocolError(`tensor ${w.name} arrived unencrypted but payload encryption is on`);
+  if (!ctx.channel && w.encrypted)
+    throw new ProtocolError(`tensor ${w.name} arrived sealed before its payload key (no round or join key yet)`);
   const bytes = ctx.channel
     ? ctx.channel.open(header(ctx, w.name, w.dtype, shape), {
         counter: counterOf(w),
