@@ -52,7 +52,8 @@ export class ClientLink {
   context(round: number, step: number): TensorContext {
     const { clientId, activationDtype } = this.o;
     const activations = ACTIVATION_WIRE_DTYPES[activationDtype];
-    return { clientId, keyId: this.keyId, round, step, channel: this.channel, activations };
+    const sealed = this.o.payloadKey !== null;
+    return { clientId, keyId: this.keyId, round, step, channel: this.channel, sealed, activations };
   }
 
   sendActivations(round: number, step: number, hA: TensorData, evaluate: boolean): void {

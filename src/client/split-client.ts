@@ -115,7 +115,8 @@ export class SplitClient {
   private async attempt(): Promise<ClientResult> {
     const conn = connect(this.o.target, this.o.kit, this.o.serverName);
     const raw: ClientSessionCall = conn.client.Session();
-    const inbox = new Inbox<ServerMessage>();
+    // keepAlive: the server's heartbeats cover a wait for our turn behind other clients.
+    const inbox = new Inbox<ServerMessage>(null, true);
     let finished = false;
     const link = this.o.link ?? null;
     const onEnd = () => {

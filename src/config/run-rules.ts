@@ -12,5 +12,11 @@ export function federatedProblems(cfg: ExperimentConfig): string[] {
     out.push(
       `optimizer.grad_accum: ${accum}: a federated run takes one optimizer step per batch on every side (each client step is one trunk step); set grad_accum: 1 and raise data.batch_size instead (flglm train honours grad_accum)`,
     );
+  const { heartbeat_ms: beat, client_timeout_ms: timeout } = cfg.federation;
+  // A client waiting for its turn counts the server's heartbeats as signs of life.
+  if (2 * beat > timeout)
+    out.push(
+      `federation.heartbeat_ms: ${beat} with client_timeout_ms ${timeout}: a client waiting for its turn would see the server silent; keep heartbeat_ms at most half of client_timeout_ms`,
+    );
   return out;
 }

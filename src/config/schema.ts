@@ -168,10 +168,21 @@ export const privacySchema = z
   })
   .prefault({});
 
+/** What one peer (one certificate) may make the server hold, and for how long (docs/security.md). */
+export const transportLimitsSchema = z
+  .strictObject({
+    /** RMS of any float tensor a client sends (h_A, dL/dh_B, parameters, moments); finite is not enough. */
+    max_value_rms: z.number().positive().default(1e4),
+  })
+  .prefault({});
+
+export type TransportLimits = z.output<typeof transportLimitsSchema>;
+
 export const transportSchema = z
   .strictObject({
     /** How h_A, h_B and their gradients travel: float32, or float16 / bfloat16 at half the bytes (before encryption). */
     activation_dtype: z.enum(['fp32', 'fp16', 'bf16']).default('fp32'),
+    limits: transportLimitsSchema,
   })
   .prefault({});
 

@@ -14,6 +14,11 @@ export interface QueueLimits {
  * message of that oneof kind, or rejects on timeout, stream error or end. Heartbeats are consumed.
  * With limits, a peer that sends ahead of the protocol by more than `maxBytes`/`maxMessages` fails
  * the inbox (its waiter sees a ProtocolError) instead of growing memory without bound.
+ *
+ * A timeout is a deadline for the awaited message, unless `keepAlive`: then it is the longest the
+ * peer may stay silent, and any message (heartbeats too) starts it again. Clients read the server
+ * this way, so one waiting for its turn behind a slow or silent client waits as long as the server
+ * is alive (issue 28); servers keep deadlines, so a client that only sends heartbeats is dropped.
  */
 export class Inbox<M extends { kind?: string }> {
   private queue: M[] = [];
@@ -23,7 +28,10 @@ export class Inbox<M extends { kind?: string }> {
   private failure: Error | null = null;
   lastSeen = Date.now();
 
-  constructor(private readonly limits: QueueLimits | null = null) {}
+  constructor(
+    private readonly limits: QueueLimits | null = null,
+    private readonly keepAlive = false,
+  ) {}
 
   push(m: M): void {
     this.lastSeen = Date.now();
@@ -82,10 +90,18 @@ export class Inbox<M extends { kind?: string }> {
           reject(e);
         },
       };
-      const timer = setTimeout(() => {
+      // Time left before the wait fails: from the wait's start, or with keepAlive from the last message.
+      const left = (start: number) => timeoutMs - (Date.now() - (this.keepAlive ? this.lastSeen : start));
+      const start = Date.now();
+      // setImmediate: after a blocked event loop, messages that arrived meanwhile are pushed first.
+      const arm = () => setTimeout(() => setImmediate(check), left(start));
+      const check = () => {
+        if (!this.waiters.includes(entry)) return;
+        if (left(start) > 0) return void (timer = arm());
         this.waiters.splice(this.waiters.indexOf(entry), 1);
         reject(new Error(`peer silent for ${timeoutMs} ms`));
-      }, timeoutMs);
+      };
+      let timer = arm();
       this.waiters.push(entry);
     });
   }

@@ -31,6 +31,11 @@ export interface TensorContext {
   round: number;
   step: number;
   channel: PayloadChannel | null;
+  /**
+   * Payload encryption is on for this peer: every tensor must arrive sealed, also before a key is
+   * there to open it (a tensor that comes unsealed, or ahead of its key, is refused).
+   */
+  sealed?: boolean;
   /** How activations and their gradients travel (`transport.activation_dtype`; default float32). */
   activations?: 'float32' | 'float16' | 'bfloat16';
 }
@@ -96,7 +101,7 @@ export function encodeActivation(name: string, t: TensorData, ctx: TensorContext
 /** The receiving side of encodeActivation: checked like any tensor, widened to float32, always finite. */
 export function decodeActivation(
   w: WireTensor | null | undefined,
-  expect: { name: string; shape: readonly number[] },
+  expect: { name: string; shape: readonly number[]; maxRms?: number },
   ctx: TensorContext,
   maxBytes?: number,
 ): TensorData {
@@ -130,6 +135,11 @@ export interface ExpectedTensor {
   shape?: readonly number[];
   /** Refuse NaN and Inf (everything a peer sends that will be trained on or averaged). */
   finite?: boolean;
+  /**
+   * With `finite`: refuse a tensor whose root mean square is over this (`transport.limits.max_value_rms`).
+   * Finite is not enough: 1e30 squares to Inf in the first norm and turns the trunk to NaN.
+   */
+  maxRms?: number;
 }
 
 /**
@@ -159,8 +169,10 @@ export function decodeTensor(
   if (need > maxBytes) throw new ProtocolError(`tensor ${w.name}: shape [${shape}] is over the ${maxBytes}-byte limit`);
   if (w.data.byteLength !== need)
     throw new ProtocolError(`tensor ${w.name}: got ${w.data.byteLength} bytes, ${w.dtype}[${shape}] needs ${need}`);
-  if (ctx.channel && !w.encrypted)
+  if ((ctx.channel || ctx.sealed) && !w.encrypted)
     throw new ProtocolError(`tensor ${w.name} arrived unencrypted but payload encryption is on`);
+  if (!ctx.channel && w.encrypted)
+    throw new ProtocolError(`tensor ${w.name} arrived sealed before its payload key (no round or join key yet)`);
   const bytes = ctx.channel
     ? ctx.channel.open(header(ctx, w.name, w.dtype, shape), {
         counter: counterOf(w),
@@ -178,11 +190,18 @@ export function decodeTensor(
         : tensorFromBytes(w.dtype as DType, shape, bytes);
   if (expect.finite && (t.dtype === 'float32' || t.dtype === 'float64')) {
     const data = t.data as Float32Array | Float64Array;
+    let squares = 0;
     for (let i = 0; i < data.length; i++) {
       // x - x is 0 for finite x and NaN for NaN and +-Inf: one comparison per element.
       if (data[i] - data[i] !== 0)
         throw new ProtocolError(`tensor ${w.name}: non-finite value ${data[i]} at element ${i}`);
+      squares += data[i] * data[i];
     }
+    const rms = Math.sqrt(squares / Math.max(1, data.length));
+    if (expect.maxRms !== undefined && !(rms <= expect.maxRms))
+      throw new ProtocolError(
+        `tensor ${w.name}: root mean square ${rms.toPrecision(3)} is over the limit ${expect.maxRms} (transport.limits.max_value_rms)`,
+      );
   }
   return t;
 }

@@ -34,14 +34,16 @@ export function serverWeights(cfg: ExperimentConfig): WeightSelection {
 
 /**
  * A client's round-end parameters, checked against the spec before anything is aggregated: exactly
- * the expected names (none missing, none extra, none twice), float32, the expected sizes, finite.
+ * the expected names (none missing, none extra, none twice), float32, the expected sizes, finite,
+ * each tensor's root mean square at most `maxRms` (transport.limits.max_value_rms).
  */
 export function decodeClientParameters(
   tensors: WireTensor[],
   spec: ClientPartSpec,
   ctx: TensorContext,
-  deltaBase: Params | null = null,
+  o: { deltaBase?: Params | null; maxRms?: number } = {},
 ): Map<string, Float32Array> {
+  const deltaBase = o.deltaBase ?? null;
   const out = new Map<string, Float32Array>();
   for (const t of tensors) {
     const size = spec.get(t.name);
@@ -54,7 +56,7 @@ export function decodeClientParameters(
     const base = deltaBase?.get(t.name);
     const data = decodeTensor(
       t,
-      { name: t.name, dtype: base ? 'float16' : 'float32', shape: [size], finite: true },
+      { name: t.name, dtype: base ? 'float16' : 'float32', shape: [size], finite: true, maxRms: o.maxRms },
       ctx,
     ).data as Float32Array;
     out.set(t.name, base ? applyDelta(base, data, data) : data);

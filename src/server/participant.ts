@@ -48,7 +48,8 @@ export class Participant {
   }
 
   context(round: number, step: number): TensorContext {
-    return { clientId: this.id, keyId: this.keyId, round, step, channel: this.channel, activations: this.activations };
+    const { id: clientId, keyId, channel, activations } = this;
+    return { clientId, keyId, round, step, channel, sealed: this.payloadPublicKey !== null, activations };
   }
 
   send(m: ServerMessageOut): void {

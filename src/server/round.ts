@@ -44,6 +44,7 @@ export function linkSetup(
     evaluate,
     shape: [B, S, d.model.hidden_size],
     stepTensorBytes: d.limits.stepTensorBytes,
+    maxRms: d.cfg.transport.limits.max_value_rms,
     timeoutMs: d.cfg.federation.client_timeout_ms,
     onReceive: d.onReceive,
     capture: d.capture,
@@ -125,7 +126,10 @@ export class Round implements RoundContext {
     this.d.onReceive?.(s.id, m);
     const p = m.parameters;
     if (p.round !== this.round) throw new ProtocolError(`parameters for round ${p.round} during round ${this.round}`);
-    const params = decodeClientParameters(p.tensors, this.d.partSpec, s.context(this.round, 0), this.d.deltaBase);
+    const params = decodeClientParameters(p.tensors, this.d.partSpec, s.context(this.round, 0), {
+      deltaBase: this.d.deltaBase,
+      maxRms: this.cfg.transport.limits.max_value_rms,
+    });
     const claimed = Number(p.numExamples);
     if (!Number.isFinite(claimed) || claimed < 0)
       throw new ProtocolError(`parameters: invalid num_examples ${p.numExamples}`);

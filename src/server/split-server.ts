@@ -19,6 +19,7 @@ import { modePlugin, modesWith, type ServerMode } from './modes/lookup.js';
 import type { ModePlugin } from './modes/mode.js';
 import type { Capture } from '../privacy/capture.js';
 import { RoundRunner } from './round-runner.js';
+import { sendRoundKey } from './round-messages.js';
 import { setupServer } from './trunk-setup.js';
 
 export type { EvalMetrics, EvalResult, RoundRecord, ServerMode, ServerSummary };
@@ -144,6 +145,8 @@ export class SplitServer {
       { event: 'join', client: s.id, examples: s.numExamples, connected: this.participants.size },
     );
     s.send({ plan: { planJson: JSON.stringify(clientPlan(this.cfg, this.mode)) } });
+    // A join key first: the global parts a (re)joining client gets are sealed like every tensor.
+    sendRoundKey(s, this.rounds.completedRound);
     this.rounds.sendGlobal(s);
     this.maybeStart();
   }

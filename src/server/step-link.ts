@@ -15,6 +15,8 @@ export interface LinkSetup {
   shape: [number, number, number];
   /** The most sealed bytes one step tensor may take (client limits). */
   stepTensorBytes: number;
+  /** transport.limits.max_value_rms: the largest RMS a step tensor may have. */
+  maxRms: number;
   timeoutMs: number;
   onReceive?: (clientId: string, message: ClientMessage) => void;
   /** `--capture`: keeps the last received training h_A of each client (measuring the inversion attack). */
@@ -116,8 +118,10 @@ export class ServerLink implements StepLink {
       throw new ProtocolError(
         evaluate ? `training ${kind} during an evaluation pass` : `evaluation ${kind} during a training round`,
       );
-    // Non-finite activations or gradients would poison the shared trunk for every client.
-    const tensor = decodeActivation(st.tensor, { name, shape }, this.s.context(round, st.step), this.o.stepTensorBytes);
+    // Non-finite or huge activations or gradients would poison the shared trunk for every client.
+    const { maxRms } = this.o;
+    const ctx = this.s.context(round, st.step);
+    const tensor = decodeActivation(st.tensor, { name, shape, maxRms }, ctx, this.o.stepTensorBytes);
     if (kind === 'activations' && !evaluate) this.s.examplesThisRound += tensor.shape[0];
     return { tensor, st };
   }

@@ -59,11 +59,32 @@ const hook = init.strategy ? createTrunkHalf(init.strategy) : null;
 let step = init.scheduleStep ?? 0;
 let totalSteps = 0;
 
+/**
+ * The trunk and its optimizer as the round started (one more copy of the trainable trunk and its
+ * moments): a trunk that goes non-finite is put back to it and never trains on (issue 28).
+ */
+let roundStart: { params: Map<string, Float32Array>; optimizer: OptimizerState; step: number } | null = null;
+const copyState = (s: OptimizerState): OptimizerState => ({
+  ...s,
+  slots: Object.fromEntries(Object.entries(s.slots).map(([n, arrays]) => [n, arrays.map((a) => a.slice())])),
+});
+const finite = (params: Map<string, Float32Array>) => {
+  for (const d of params.values()) for (let i = 0; i < d.length; i++) if (d[i] - d[i] !== 0) return false;
+  return true;
+};
+function rollBack(): void {
+  if (!roundStart) return;
+  for (const [n, d] of roundStart.params) store.set(n, { shape: store.get(n)!.shape, data: d.slice() });
+  optimizer.load(copyState(roundStart.optimizer));
+  step = roundStart.step;
+}
+
 type Answer<K extends ReplicaOp> = { result: ReplicaResult<K>; transfer?: ArrayBuffer[] };
 const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | Answer<K> } = {
   async forward({ key, keep, hA }) {
     const masks = keep ? await trunk.newDropoutMasks(hA.shape[0], hA.shape[1]) : {};
     const hB = await trunk.forward(hA, keep, masks);
+    if (!finite(new Map([['h_B', hB.data as Float32Array]]))) throw new Error("the trunk's output h_B is not finite");
     if (keep) saved.set(key, { hA, masks });
     const copy = Float32Array.from(hB.data as Float32Array);
     return { result: { dtype: 'float32', shape: hB.shape, data: copy }, transfer: [copy.buffer] };
@@ -74,12 +95,15 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
     saved.delete(key);
     const r = await trunk.backward(kept.hA, dhB, kept.masks);
     hook?.correctGradient?.(r.grads, trainable());
+    const gradNorm = globalNorm(r.grads.values());
+    // Refused before it is applied: the shared trunk never sees it.
+    if (!Number.isFinite(gradNorm)) throw new Error(`the trunk's gradient for this step is not finite (${gradNorm})`);
     pending.set(key, r.grads);
     const dhA = Float32Array.from(r.inputGrad!.data as Float32Array);
     return {
       result: {
         dhA: { dtype: 'float32', shape: r.inputGrad!.shape, data: dhA },
-        gradNorm: globalNorm(r.grads.values()),
+        gradNorm,
       },
       transfer: [dhA.buffer],
     };
@@ -89,11 +113,17 @@ const handlers: { [K in ReplicaOp]: (a: ReplicaArgs<K>) => Promise<Answer<K>> | 
     if (!grads) throw new Error(`no gradients kept for ${key}`);
     pending.delete(key);
     const lr = learningRate(init.optimizer.lr, init.schedule, step++, totalSteps);
-    clipAndApply(optimizer, trainable(), grads, norm, init.optimizer.grad_clip, lr);
+    const params = trainable();
+    clipAndApply(optimizer, params, grads, norm, init.optimizer.grad_clip, lr);
+    if (!finite(params)) {
+      rollBack();
+      throw new Error('the trunk went non-finite at this step: it is back at the start of the round');
+    }
     return { result: { step } };
   },
   startRound(a) {
     totalSteps = a.totalSteps;
+    roundStart = { params: snapshot(), optimizer: copyState(optimizer.state()), step };
     hook?.startRound?.({ params: trainable(), start: snapshot, config: {} });
     return { result: null };
   },

@@ -35,6 +35,7 @@ const NOT_FOR: Record<string, Record<string, string>> = {
     'privacy.activation_noise.sigma': 'nothing leaves a centralized run',
     'privacy.activation_noise.gradients': 'nothing leaves a centralized run',
     'privacy.activation_noise.relative': 'nothing leaves a centralized run',
+    'transport.limits.max_value_rms': 'a centralized run has no peers',
   },
   server: {
     output_dir: FOR_RUN,

@@ -1,6 +1,11 @@
+import { join } from 'node:path';
 import { connect, type ClientConnection } from '../../src/client/transport.js';
+import { runClient } from '../../src/client/split-client.js';
+import { resolveData, type ExperimentData } from '../../src/config/experiment.js';
 import { Inbox } from '../../src/protocol/inbox.js';
 import type { ExperimentConfig } from '../../src/config/schema.js';
+import { SplitServer } from '../../src/server/split-server.js';
+import { startTransport, type TransportOptions } from '../../src/server/transport.js';
 import {
   PROTOCOL_VERSION,
   type ClientMessageOut,
@@ -10,6 +15,53 @@ import {
 
 /** Anything a hostile client may write: well-typed messages, or fields of the wrong type. */
 export type Msg = ClientMessageOut | Record<string, unknown>;
+
+/**
+ * A real server on 127.0.0.1 (trunk in worker threads) for a hostile client to attack, torn down by
+ * `stop`; `honest(name, silo)` runs a real client beside it. With `kitRoot` (a `keygen` folder) the
+ * transport is mutual TLS and clients use their kits (`pki/clients/<name>`).
+ */
+export async function hostileFederation(
+  cfg: ExperimentConfig,
+  opts: { checkpointDir?: string; kitRoot?: string; data?: ExperimentData; transport?: Partial<TransportOptions> } = {},
+) {
+  const logs: string[] = [];
+  const events: Record<string, unknown>[] = [];
+  const data = opts.data ?? resolveData(cfg);
+  const kit = opts.kitRoot ? join(opts.kitRoot, 'server') : null;
+  const server = new SplitServer({
+    cfg,
+    kit,
+    log: (m) => logs.push(m),
+    onMetric: (r) => events.push(r),
+    checkpointDir: opts.checkpointDir ?? null,
+  });
+  await server.init();
+  const transport = await startTransport({
+    kit,
+    port: 0,
+    onSession: server.onSession,
+    maxMessageBytes: server.limits.maxMessageBytes,
+    log: (m) => logs.push(m),
+    ...opts.transport,
+  });
+  const target = `127.0.0.1:${transport.port}`;
+  const honest = (name = 'honest', silo = 0) =>
+    runClient({
+      target,
+      kit: opts.kitRoot ? join(opts.kitRoot, 'clients', name) : null,
+      serverName: 'localhost',
+      train: data.silos[silo],
+      test: data.test,
+      insecureName: name,
+      reconnectAttempts: 0,
+    });
+  const stop = async () => {
+    await transport.close();
+    await server.close();
+  };
+  return { server, target, honest, logs, events, stop, data, transport };
+}
 
 /** A wire tensor as a hostile client would write it (plaintext: the tests run payload encryption off). */
 export function wireTensor(name: string, shape: number[], fill = 0, dtype = 'float32', bytes?: number) {
@@ -66,8 +118,9 @@ export class RawClient {
       this.send({ activations: { round, step, tensor: wireTensor('h_A', shape, 0.01), eval: false } });
       await this.inbox.next(['trunkOut'], 30000);
       this.send({ tailGrad: { round, step, tensor: wireTensor('grad_h_B', shape, 0), loss: 1, labelCount: 1 } });
-      await this.inbox.next(['headGrad'], 30000);
-      this.send({ stepDone: { round, step, gradNorm: 0 } });
+      const down = await this.inbox.next(['headGrad'], 30000);
+      // Joint clipping (every mode but batch) waits for the client's norm.
+      if (down.headGrad.jointClip) this.send({ stepDone: { round, step, gradNorm: 0 } });
     }
   }
 

@@ -1,16 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SplitServer } from '../../src/server/split-server.js';
-import { startTransport } from '../../src/server/transport.js';
-import { runClient } from '../../src/client/split-client.js';
 import { resolveData, resolveModel } from '../../src/config/experiment.js';
 import { clientPartSpec } from '../../src/server/client-update.js';
 import { loadCheckpoint } from '../../src/training/checkpoint.js';
 import type { ExperimentConfig } from '../../src/config/schema.js';
 import { config } from '../helpers/federation.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/messages.js';
-import { RawClient, wireTensor } from '../helpers/hostile.js';
+import { hostileFederation, RawClient, wireTensor } from '../helpers/hostile.js';
 
 const base = `
 seed: 1
@@ -28,32 +25,8 @@ const SHAPE = [2, 16, 32]; // batch_size x seq_len x hidden_size of the tiny pre
 const spec = clientPartSpec(cfg, resolveModel(cfg).config);
 
 /** A real server on 127.0.0.1 (trunk in worker threads), torn down by `stop`. */
-async function federation(c: ExperimentConfig, opts: { checkpointDir?: string } = {}) {
-  const logs: string[] = [];
-  const events: Record<string, unknown>[] = [];
-  const server = new SplitServer({
-    cfg: c,
-    kit: null,
-    log: (m) => logs.push(m),
-    onMetric: (r) => events.push(r),
-    checkpointDir: opts.checkpointDir ?? null,
-  });
-  await server.init();
-  const transport = await startTransport({
-    kit: null,
-    port: 0,
-    onSession: server.onSession,
-    maxMessageBytes: server.limits.maxMessageBytes,
-  });
-  const target = `127.0.0.1:${transport.port}`;
-  const honest = (name = 'honest') =>
-    runClient({ target, kit: null, train: data.silos[0], test: data.test, insecureName: name, reconnectAttempts: 0 });
-  const stop = async () => {
-    await transport.close();
-    await server.close();
-  };
-  return { server, target, honest, logs, events, stop };
-}
+const federation = (c: ExperimentConfig, opts: { checkpointDir?: string } = {}) =>
+  hostileFederation(c, { ...opts, data });
 
 const params = (
   mutate: (t: ReturnType<typeof wireTensor>[]) => ReturnType<typeof wireTensor>[] = (t) => t,

@@ -91,8 +91,17 @@ export const batch = defineMode({
         }));
         // A group step mixes several clients' parts, so there is no one model to clip jointly: the
         // trunk clips its own gradient, and each client its own (head_grad says so).
-        const { dhA, gradNorm } = await trunk.backward(key, concatBatch(scaled));
-        await trunk.apply(key, gradNorm);
+        let dhA: TensorData;
+        try {
+          const back = await trunk.backward(key, concatBatch(scaled));
+          await trunk.apply(key, back.gradNorm);
+          dhA = back.dhA;
+        } catch (e) {
+          // A trunk step that was refused (non-finite) or undone is the group's: none of it was applied.
+          await trunk.drop(key).catch(() => {});
+          group.forEach((x) => ctx.drop(x.s, e as Error));
+          continue;
+        }
         splitBatch(
           dhA,
           sizes,
