@@ -12,5 +12,14 @@ export function federatedProblems(cfg: ExperimentConfig): string[] {
     out.push(
       `optimizer.grad_accum: ${accum}: a federated run takes one optimizer step per batch on every side (each client step is one trunk step); set grad_accum: 1 and raise data.batch_size instead (flglm train honours grad_accum)`,
     );
+  // Designed for, not built (docs/privacy.md says what each would take).
+  if (cfg.privacy.dp.updates.adaptive_clip.enabled)
+    out.push(
+      'privacy.dp.updates.adaptive_clip.enabled: adaptive clipping is not implemented in this version (its count_noise, target_quantile and lr are unused); set a fixed clip_norm (docs/privacy.md: how to choose it)',
+    );
+  if (cfg.privacy.dp.activations.dp_sgd)
+    out.push(
+      "privacy.dp.activations.dp_sgd: DP-SGD on the client parts (per-example clipping of the head's and tail's gradients) is not implemented: the parts train on every example unclipped, so dp.activations' epsilon covers each step's h_A given the parts (docs/privacy.md); set dp_sgd: false",
+    );
   return out;
 }

@@ -11,6 +11,8 @@ import { DEFAULT_MODE, MODES, modesWith, modeTraits, SERVER_MODES } from '../ser
 import { FROZEN_DTYPES } from '../model/frozen-dtype.js';
 import { z } from 'zod';
 import { TASKS } from '../data/examples.js';
+import { dpSchema } from './dp-schema.js';
+import { dpProblems } from './dp-rules.js';
 
 /**
  * The experiment config: one YAML file describes a whole run. Every key has a default, so the
@@ -162,6 +164,11 @@ export const privacySchema = z
       .prefault({}),
     /** With secure aggregation: the aggregate is masked with a secret only clients hold (their kits), so the server never learns the global head and tail. */
     hide_aggregate: z.boolean().default(false),
+    /** Differential privacy with an accountant (dp-schema.ts): DP-FedAvg of client parts, clipped and noised h_A. */
+    dp: dpSchema,
+    /** Stop a run before its ε would pass this (null: no budget); δ is the accountant's. */
+    target_epsilon: z.number().positive().nullable().default(null),
+    delta: z.number().gt(0).lt(1).default(1e-5),
   })
   .prefault({});
 
@@ -246,6 +253,7 @@ export const experimentSchema = z
     for (const p of strategyProblems(cfg.federation.strategy, cfg.federation))
       ctx.addIssue({ code: 'custom', path: ['federation', 'strategy', p.key], message: p.message });
     for (const p of privacyProblems(cfg)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
+    for (const p of dpProblems(cfg)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
     if (cfg.data.silos && cfg.data.silos.length !== cfg.federation.clients) {
       ctx.addIssue({
         code: 'custom',
