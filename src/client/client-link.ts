@@ -1,7 +1,7 @@
 import type { Inbox } from '../protocol/inbox.js';
 import type { ServerMessage } from '../protocol/messages.js';
 import { ACTIVATION_WIRE_DTYPES, decodeActivation, encodeActivation, type TensorContext } from '../protocol/tensors.js';
-import type { ActivationNoise } from '../privacy/activation-noise.js';
+import type { UplinkNoise } from '../privacy/example-dp.js';
 import type { TensorData } from '../runtime/tensor.js';
 import { PayloadChannel, unwrapRoundKey } from '../security/payload.js';
 import { UserError } from '../util/errors.js';
@@ -21,8 +21,8 @@ export interface ClientLinkOptions {
   /** [batch, seq, hidden]: the shape of every step tensor. */
   shape: [number, number, number];
   timeoutMs: number;
-  /** privacy.activation_noise: added to h_A (and with `gradients`, to dL/dh_B) before they leave. */
-  noise: ActivationNoise;
+  /** privacy.activation_noise or privacy.dp.activations: applied to h_A (and with `gradients`, to dL/dh_B) before they leave. */
+  noise: UplinkNoise;
 }
 
 /**

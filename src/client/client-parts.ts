@@ -22,7 +22,8 @@ export class ClientParts {
 
   /** A training round begins (its parts are final: any global parts arrived before its start). */
   startRound(): void {
-    this.base = this.delta ? this.copy() : null;
+    // DP-FedAvg clips the round's update, so it needs the round's start at its end.
+    this.base = this.delta || this.t.cfg.privacy.dp.updates.enabled ? this.copy() : null;
   }
 
   /** The parts as this round began (float16-delta's base, FedProx's anchor): one copy, made when first asked for. */

@@ -9,6 +9,7 @@ import { RetryableError, type ClientLink } from './client-link.js';
 import { secureUpload } from './secure-upload.js';
 import type { Trainer } from './trainer.js';
 import type { Uplink } from './uplink.js';
+import { privatizeClientUpdate } from '../privacy/dp-updates.js';
 
 /**
  * A training round's end: the client half finishes its round, then the parts go up, in the clear
@@ -29,6 +30,9 @@ export async function uploadRound(o: {
 }): Promise<void> {
   const { t, round } = o;
   const extra = t.half?.finishRound?.(t.params) ?? [];
+  // DP-FedAvg: the round's update clipped (and with noise: client, noised) before anything leaves.
+  const dp = t.cfg.privacy.dp.updates;
+  if (dp.enabled) privatizeClientUpdate(t.cfg, o.parts.roundStart(), t.params, dp.clip_norm);
   const ctx = o.link.context(round, 0);
   if (!t.cfg.privacy.secure_aggregation.enabled) {
     o.call.write({ parameters: { round, numExamples: o.numExamples, tensors: o.parts.upload(ctx, extra) } });

@@ -17,7 +17,7 @@ import { UserError } from '../util/errors.js';
 import type { Log } from '../util/logger.js';
 import type { ClientRoundConfig } from '../federation/strategies/strategy.js';
 import { ClientParts } from './client-parts.js';
-import { ActivationNoise } from '../privacy/activation-noise.js';
+import { uplinkNoise, type UplinkNoise } from '../privacy/example-dp.js';
 import type { Capture } from '../privacy/capture.js';
 import { HIDDEN_SUM_TENSOR } from '../federation/secure-aggregation.js';
 import { readFederationSecret } from '../security/federation-secret.js';
@@ -74,7 +74,7 @@ interface Session {
  */
 export class SplitClient {
   private trainer: Trainer | null = null;
-  private noise: ActivationNoise | null = null;
+  private noise: UplinkNoise | null = null;
   private readonly steps: ClientSteps;
   private evalMetrics: EvalMetrics | null = null;
   private lastRound = 0;
@@ -167,8 +167,7 @@ export class SplitClient {
   /** This connection's step link, with the plan's wire dtype, shapes, payload key and activation noise. */
   private stepLink(conn: ClientConnection, call: Uplink, inbox: Inbox<ServerMessage>): ClientLink {
     const { cfg, config } = this.trainer!;
-    const noise = cfg.privacy.activation_noise;
-    this.noise ??= new ActivationNoise(noise.sigma, noise.gradients, cfg.seed, this.name(conn), noise.relative);
+    this.noise ??= uplinkNoise(cfg, this.name(conn));
     return new ClientLink({
       call,
       inbox,

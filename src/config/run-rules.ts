@@ -18,5 +18,14 @@ export function federatedProblems(cfg: ExperimentConfig): string[] {
     out.push(
       `federation.heartbeat_ms: ${beat} with client_timeout_ms ${timeout}: a client waiting for its turn would see the server silent; keep heartbeat_ms at most half of client_timeout_ms`,
     );
+  // Designed for, not built (docs/privacy.md says what each would take).
+  if (cfg.privacy.dp.updates.adaptive_clip.enabled)
+    out.push(
+      'privacy.dp.updates.adaptive_clip.enabled: adaptive clipping is not implemented in this version (its count_noise, target_quantile and lr are unused); set a fixed clip_norm (docs/privacy.md: how to choose it)',
+    );
+  if (cfg.privacy.dp.activations.dp_sgd)
+    out.push(
+      "privacy.dp.activations.dp_sgd: DP-SGD on the client parts (per-example clipping of the head's and tail's gradients) is not implemented: the parts train on every example unclipped, so dp.activations' epsilon covers each step's h_A given the parts (docs/privacy.md); set dp_sgd: false",
+    );
   return out;
 }

@@ -12,6 +12,8 @@ import { FROZEN_DTYPES, quantizedBaseProblem } from '../model/frozen-dtype.js';
 import { QUANT_COMPUTES } from '../model/quantize.js';
 import { z } from 'zod';
 import { TASKS } from '../data/examples.js';
+import { dpSchema } from './dp-schema.js';
+import { dpProblems } from './dp-rules.js';
 
 /**
  * The experiment config: one YAML file describes a whole run. Every key has a default, so the
@@ -165,6 +167,11 @@ export const privacySchema = z
       .prefault({}),
     /** With secure aggregation: the aggregate is masked with a secret only clients hold (their kits), so the server never learns the global head and tail. */
     hide_aggregate: z.boolean().default(false),
+    /** Differential privacy with an accountant (dp-schema.ts): DP-FedAvg of client parts, clipped and noised h_A. */
+    dp: dpSchema,
+    /** Stop a run before its ε would pass this (null: no budget); δ is the accountant's. */
+    target_epsilon: z.number().positive().nullable().default(null),
+    delta: z.number().gt(0).lt(1).default(1e-5),
   })
   .prefault({});
 
@@ -262,6 +269,7 @@ export const experimentSchema = z
     const quantized = quantizedBaseProblem(cfg.model.frozen_dtype, cfg.finetune.method);
     if (quantized) ctx.addIssue({ code: 'custom', path: ['model', 'frozen_dtype'], message: quantized });
     for (const p of privacyProblems(cfg)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
+    for (const p of dpProblems(cfg)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
     if (cfg.data.silos && cfg.data.silos.length !== cfg.federation.clients) {
       ctx.addIssue({
         code: 'custom',

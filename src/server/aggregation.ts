@@ -10,6 +10,7 @@ import {
 import { strategyTraits } from '../federation/strategies/lookup.js';
 import { isDeltaEncoded, quantizeDelta, rebuiltParams } from '../federation/update-encoding.js';
 import { trainableData, type ParamStore } from '../model/params.js';
+import { privatizeMean } from '../privacy/dp-updates.js';
 
 /**
  * A round's client updates -> the next global client parts: the strategy's aggregate, and with
@@ -68,10 +69,19 @@ export class RoundAggregator {
     // Averaging strategies see updates in a fixed order (sums are order-sensitive in float); a
     // hand-off's order is the order of its turns.
     if (!this.handoff) updates.sort((a, b) => a.clientId.localeCompare(b.clientId));
+    if (this.cfg.privacy.dp.updates.enabled) return this.strategy.aggregate(round, [this.dpMean(updates)], current);
     if (!this.averagesOptimizer) return this.strategy.aggregate(round, updates, current);
     const [plain, moments] = splitOptimizerState(updates);
     const next = this.strategy.aggregate(round, plain, current);
     for (const [n, v] of averageUpdates(moments)) next.set(n, v);
     return next;
+  }
+
+  /** DP-FedAvg: the equally weighted mean of the clipped updates (the config allows mean strategies only), noised here with noise: server. */
+  private dpMean(updates: ClientUpdate[]): ClientUpdate {
+    const clients = updates.reduce((a, u) => a + u.numExamples, 0);
+    const mean = averageUpdates(updates);
+    privatizeMean(this.cfg, mean, clients, this.cfg.privacy.dp.updates.clip_norm);
+    return { clientId: 'dp-mean', numExamples: clients, params: mean };
   }
 }

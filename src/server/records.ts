@@ -1,3 +1,4 @@
+import type { PrivacyRecord } from '../privacy/dp-budget.js';
 import type { ServerMode } from './modes/lookup.js';
 
 /** What the server records per round and per evaluation (metrics.jsonl, summaries, checkpoints). */
@@ -32,6 +33,8 @@ export interface RoundRecord {
     secure_aggregation_s?: number;
     secure_aggregation?: Record<string, number>;
   };
+  /** With differential privacy: ε so far (privacy/dp-budget.ts). */
+  privacy?: PrivacyRecord;
 }
 
 /** What a server reports when its federation finishes (`--summary-json`; the launcher reads it). */
@@ -48,6 +51,10 @@ export interface ServerSummary {
   eval_summary: { loss: number; accuracy: number; examples: number };
   /** The server process's peak resident memory, trunk workers included (MiB; `flglm server` adds it). */
   peak_rss_mib?: number;
+  /** With differential privacy: ε spent by the whole run. */
+  privacy?: PrivacyRecord;
+  /** Why the federation ended before federation.rounds (privacy.target_epsilon, the leakage monitor). */
+  stopped?: string;
 }
 
 export interface EvalMetrics {

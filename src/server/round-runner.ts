@@ -3,6 +3,7 @@ import { checkpointsAfter, evaluatesAfter, peftOf, quantizedBaseOf } from '../co
 import type { ExperimentConfig } from '../config/schema.js';
 import type { Params, Strategy } from '../federation/strategies/strategy.js';
 import type { Capture } from '../privacy/capture.js';
+import { overBudget, PrivacyLedger } from '../privacy/dp-budget.js';
 import type { ClientMessage } from '../protocol/messages.js';
 import type { Log } from '../util/logger.js';
 import type { RoundAggregator } from './aggregation.js';
@@ -46,14 +47,24 @@ export class RoundRunner {
   history: RoundRecord[] = [];
   private globalClientParams: Params | null = null;
   private hidden: HiddenAggregate | null = null;
+  /** Differential privacy's spending so far (rebuilt from the history on resume). */
+  readonly ledger: PrivacyLedger;
 
   constructor(private readonly d: RoundRunnerDeps) {
+    this.ledger = new PrivacyLedger(d.cfg);
     const p = d.setup.progress;
     if (!p) return;
     ({ round: this.completedRound, history: this.history, tokensSeen: this.tokensSeen } = p);
     this.globalClientParams = p.globalClientParams;
     this.hidden = p.hidden ?? null;
     d.strategy.restore(p.strategyState);
+    this.ledger.replay(this.history);
+  }
+
+  /** privacy.target_epsilon: why `rounds` more rounds with these clients must not run, or null. */
+  overBudget(rounds: number, participants: readonly Participant[], what: string): string | null {
+    const silos = Object.fromEntries(participants.map((s) => [s.id, s.numExamples]));
+    return overBudget(this.d.cfg, this.ledger.planned(rounds, silos), what);
   }
 
   /** The current global client parts (or the hidden aggregate, which only clients can open). */
@@ -118,6 +129,12 @@ export class RoundRunner {
     this.tokensSeen += ctx.tokens;
     const ends = { aggregate_s, broadcast_s, replicas_s };
     const record = roundRecord({ round, ctx, finished, traffic: traffic(), busy: pool.busy.take(), ends, t0 });
+    if (this.ledger.accounts) {
+      // Steps as the server counted them: rows of h_A, one batch a step, dropped clients' included.
+      const B = cfg.data.batch_size;
+      const spend = (s: Participant) => ({ steps: s.examplesThisRound / B, examples: s.numExamples });
+      record.privacy = this.ledger.spend(Object.fromEntries(participants.map((s) => [s.id, spend(s)])));
+    }
     this.history.push(record);
     this.completedRound = round;
     // The checkpoint holds the history up to this round (its own record says checkpoint_s 0).

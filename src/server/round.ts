@@ -4,6 +4,7 @@ import type { ModelConfig } from '../model/config.js';
 import type { Capture } from '../privacy/capture.js';
 import type { ClientMessage } from '../protocol/messages.js';
 import { ProtocolError } from '../protocol/tensors.js';
+import { meanWeight } from '../privacy/dp-updates.js';
 import type { ClientLimits } from './client-limits.js';
 import { decodeClientParameters } from './client-update.js';
 import type { RoundContext, TrunkOps } from './modes/mode.js';
@@ -134,7 +135,7 @@ export class Round implements RoundContext {
     if (!Number.isFinite(claimed) || claimed < 0)
       throw new ProtocolError(`parameters: invalid num_examples ${p.numExamples}`);
     // A client's weight is what the server saw it train on this round (rows of h_A), never more
-    // than it claims: a claimed count cannot buy a larger share of the average.
-    return { clientId: s.id, numExamples: Math.min(claimed, s.examplesThisRound), params };
+    // than it claims: a claimed count cannot buy a larger share of the average (under DP-FedAvg, 1).
+    return { clientId: s.id, numExamples: meanWeight(this.cfg, Math.min(claimed, s.examplesThisRound)), params };
   }
 }

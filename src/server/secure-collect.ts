@@ -4,6 +4,7 @@ import { flatOrder, MASKED_TENSOR, unflattenMean } from '../federation/secure-ag
 import { decodeTensor, ProtocolError } from '../protocol/tensors.js';
 import { SecAggServer } from '../security/secagg/protocol.js';
 import type { Participant } from './participant.js';
+import { meanWeight } from '../privacy/dp-updates.js';
 
 /** A hidden aggregate (privacy.hide_aggregate): the ring sum the server relays, and its total weight. */
 export { HIDDEN_SUM_TENSOR } from '../federation/secure-aggregation.js';
@@ -79,7 +80,7 @@ export async function secureCollect(
       );
     return up;
   };
-  const weights = new Map(survivors.map((s) => [s.id, s.examplesThisRound]));
+  const weights = new Map(survivors.map((s) => [s.id, meanWeight(cfg, s.examplesThisRound)]));
   await exchange(
     (s) => s.send({ secagg: { round, begin: { weight: weights.get(s.id)!, threshold, scaleBits, hide } } }),
     async (s) => {

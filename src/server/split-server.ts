@@ -21,6 +21,7 @@ import type { Capture } from '../privacy/capture.js';
 import { RoundRunner } from './round-runner.js';
 import { sendRoundKey } from './round-messages.js';
 import { setupServer } from './trunk-setup.js';
+import { overBudget, PrivacyLedger } from '../privacy/dp-budget.js';
 
 export type { EvalMetrics, EvalResult, RoundRecord, ServerMode, ServerSummary };
 
@@ -80,6 +81,13 @@ export class SplitServer {
       throw new UserError(
         `federation.strategy ${strategy.name} hands the client parts on, which needs --mode ${modesWith('handoff').join(' or ')} (this server runs ${this.mode})`,
       );
+    // privacy.target_epsilon: DP-FedAvg's ε is known before any client joins (dp.activations' once they have).
+    const budget = overBudget(
+      o.cfg,
+      new PrivacyLedger(o.cfg).planned(o.cfg.federation.rounds, {}),
+      'federation.rounds',
+    );
+    if (budget && !o.resume) throw new UserError(budget);
     this.strategy = createStrategy(strategy, o.cfg.federation.clients);
     this.aggregator = new RoundAggregator(this.strategy, this.cfg);
     this.log = o.log ?? (() => {});
@@ -198,12 +206,31 @@ export class SplitServer {
     const rounds = this.rounds;
     try {
       let evals: EvalResult[] = [];
-      for (let round = rounds.completedRound + 1; round <= f.rounds; round++) {
-        await rounds.train(round, this.liveParticipants(round));
-        if (evaluatesAfter(this.cfg, round)) evals = await rounds.evaluate(round, this.liveParticipants(round));
+      let evaluated = -1;
+      const first = rounds.completedRound + 1;
+      const refused = rounds.overBudget(f.rounds - rounds.completedRound, this.liveParticipants(first), 'this run');
+      if (refused) {
+        // Not DROPPED: a client retries after that, and a refused plan would refuse it again.
+        for (const s of this.participants.values()) {
+          s.send({ error: { code: 'REFUSED', message: refused } });
+          s.close();
+        }
+        throw new UserError(refused);
       }
-      if (rounds.completedRound === f.rounds && evals.length === 0)
-        evals = await rounds.evaluate(f.rounds, this.liveParticipants(f.rounds));
+      let stopped: string | undefined;
+      for (let round = first; round <= f.rounds; round++) {
+        stopped = rounds.overBudget(1, this.liveParticipants(round), `round ${round}`) ?? undefined;
+        if (stopped) break;
+        await rounds.train(round, this.liveParticipants(round));
+        if (evaluatesAfter(this.cfg, round)) {
+          evals = await rounds.evaluate(round, this.liveParticipants(round));
+          evaluated = round;
+        }
+      }
+      if (stopped) this.log(`stopping after round ${rounds.completedRound}: ${stopped}`, { event: 'stop' });
+      const last = rounds.completedRound;
+      if (last > 0 && evaluated !== last && (last === f.rounds || stopped))
+        evals = await rounds.evaluate(last, this.liveParticipants(last));
       for (const s of this.participants.values()) {
         s.send({ finished: { summaryJson: JSON.stringify({ history: rounds.history, eval: evals }) } });
         s.close();
@@ -217,6 +244,8 @@ export class SplitServer {
         history: rounds.history,
         eval: evals,
         eval_summary: summarizeEvals(evals),
+        ...(rounds.ledger.accounts ? { privacy: rounds.ledger.current() } : {}),
+        ...(stopped ? { stopped } : {}),
       };
     } finally {
       await this.pool.close();

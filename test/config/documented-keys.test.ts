@@ -23,10 +23,14 @@ const VALIDATION_ONLY = new Set([
   'src/config/schema.ts',
   'src/config/load.ts',
   'src/config/privacy-rules.ts',
+  'src/config/dp-rules.ts',
   'src/config/plugin-options.ts',
 ]);
 
 /** Keys a path does not take, by design. */
+const NOTHING_LEAVES =
+  'nothing leaves a centralized run: differential privacy and the leakage monitor are for federated runs';
+const ADAPTIVE = 'adaptive clipping is refused where a federated run starts (config/run-rules.ts)';
 const FOR_RUN = "flglm run's own: its run folder and its centralized baseline";
 const NOT_FOR: Record<string, Record<string, string>> = {
   train: {
@@ -36,21 +40,37 @@ const NOT_FOR: Record<string, Record<string, string>> = {
     'privacy.activation_noise.gradients': 'nothing leaves a centralized run',
     'privacy.activation_noise.relative': 'nothing leaves a centralized run',
     'transport.limits.max_value_rms': 'a centralized run has no peers',
+    'privacy.dp.updates.enabled': NOTHING_LEAVES,
+    'privacy.dp.updates.clip_norm': NOTHING_LEAVES,
+    'privacy.dp.updates.noise_multiplier': NOTHING_LEAVES,
+    'privacy.dp.updates.noise': NOTHING_LEAVES,
+    'privacy.dp.updates.adaptive_clip.enabled': NOTHING_LEAVES,
+    'privacy.dp.updates.adaptive_clip.target_quantile': NOTHING_LEAVES,
+    'privacy.dp.updates.adaptive_clip.lr': NOTHING_LEAVES,
+    'privacy.dp.updates.adaptive_clip.count_noise': NOTHING_LEAVES,
+    'privacy.dp.activations.enabled': NOTHING_LEAVES,
+    'privacy.dp.activations.clip_norm': NOTHING_LEAVES,
+    'privacy.dp.activations.noise_multiplier': NOTHING_LEAVES,
+    'privacy.dp.activations.dp_sgd': NOTHING_LEAVES,
+    'privacy.target_epsilon': NOTHING_LEAVES,
+    'privacy.delta': NOTHING_LEAVES,
   },
   server: {
     output_dir: FOR_RUN,
     baseline: FOR_RUN,
     'eval.max_batches': 'clients evaluate their own held-out data',
     'eval.max_new_tokens': "generation scores come from flglm run's final model (launcher/final-model.ts)",
+    'privacy.dp.updates.adaptive_clip.count_noise': ADAPTIVE,
   },
   client: {
     output_dir: FOR_RUN,
     baseline: FOR_RUN,
     'security.tls':
       'a client dials as its kit says (--pki or --insecure); the server, which owns the plan, refuses a mismatch',
+    'privacy.dp.updates.adaptive_clip.count_noise': ADAPTIVE,
     'eval.max_new_tokens': "generation scores come from flglm run's final model (launcher/final-model.ts)",
   },
-  run: {},
+  run: { 'privacy.dp.updates.adaptive_clip.count_noise': ADAPTIVE },
 };
 
 function sourceFiles(dir: string): string[] {
