@@ -82,7 +82,12 @@ export class SplitClient {
 
   constructor(private readonly o: ClientOptions) {
     this.log = o.log ?? (() => {});
-    this.steps = new ClientSteps({ serverId: (id) => this.serverId(id), capture: o.capture, onStep: o.onStep });
+    this.steps = new ClientSteps({
+      serverId: (id) => this.serverId(id),
+      capture: o.capture,
+      secret: () => this.secret(),
+      onStep: o.onStep,
+    });
   }
 
   /** Seconds spent per phase of a training step, summed over every step so far (the client's Prometheus counters). */
