@@ -1,6 +1,14 @@
 import type { Inbox } from '../protocol/inbox.js';
 import type { ServerMessage } from '../protocol/messages.js';
-import { ACTIVATION_WIRE_DTYPES, decodeActivation, encodeActivation, type TensorContext } from '../protocol/tensors.js';
+import {
+  ACTIVATION_WIRE_DTYPES,
+  decodeActivation,
+  decodeTensor,
+  encodeActivation,
+  encodeTensor,
+  type TensorContext,
+} from '../protocol/tensors.js';
+import { MASKED_PART_GRAD_TENSOR, PART_GRAD_TENSOR } from '../federation/part-grads.js';
 import type { UplinkNoise } from '../privacy/example-dp.js';
 import type { TensorData } from '../runtime/tensor.js';
 import { PayloadChannel, unwrapRoundKey } from '../security/payload.js';
@@ -89,7 +97,34 @@ export class ClientLink {
     await this.o.call.sent();
   }
 
-  private async expect<K extends 'trunkOut' | 'headGrad'>(kind: K) {
+  /** Lockstep mode: this step's flattened n_i x part gradient (float32, or masked int32 ring words). */
+  async sendPartGrad(round: number, step: number, t: TensorData): Promise<void> {
+    const name = t.dtype === 'int32' ? MASKED_PART_GRAD_TENSOR : PART_GRAD_TENSOR;
+    this.o.call.write({ partGrad: { round, step, tensor: encodeTensor(name, t, this.context(round, step)) } });
+    await this.o.call.sent();
+  }
+
+  /** Lockstep mode: the server's sum of the step's part gradients, checked against this client's parts. */
+  async partGradSum(
+    round: number,
+    step: number,
+    expect: { masked: boolean; length: number },
+  ): Promise<{ sum: TensorData; labelTotal: number; contributors: string[] }> {
+    const m = (await this.expect('partGradSum')).partGradSum;
+    if (m.round !== round || m.step !== step)
+      throw new UserError(
+        `malformed message from the server: part_grad_sum for round ${m.round} step ${m.step}, expected round ${round} step ${step}`,
+      );
+    if (!(m.labelTotal > 0))
+      throw new UserError('malformed message from the server: part_grad_sum with no labelled tokens');
+    const [name, dtype, n] = expect.masked
+      ? [MASKED_PART_GRAD_TENSOR, 'int32' as const, 2 * expect.length]
+      : [PART_GRAD_TENSOR, 'float32' as const, expect.length];
+    const sum = decodeTensor(m.tensor, { name, dtype, shape: [n], finite: true }, this.context(round, step));
+    return { sum, labelTotal: m.labelTotal, contributors: m.contributors };
+  }
+
+  private async expect<K extends 'trunkOut' | 'headGrad' | 'partGradSum'>(kind: K) {
     const m = await this.o.inbox.next([kind, 'error'], this.o.timeoutMs);
     if (m.kind === 'error') throw new RetryableError(`dropped by the server: ${m.error.message}`);
     return m as Exclude<typeof m, { kind: 'error' }>;

@@ -2,6 +2,7 @@ import { clipAndApply, globalNorm, learningRate } from '../training/optimizer.js
 import type { Capture } from '../privacy/capture.js';
 import type { ClientLink } from './client-link.js';
 import type { Trainer } from './trainer.js';
+import { averagePartGrads } from './part-grad-exchange.js';
 
 /** The phases of a training step, in order, as the client times them (its Prometheus counters, its summary). */
 export const STEP_PHASES = [
@@ -34,6 +35,8 @@ export class ClientSteps {
       /** This client's id as the server knows it, from its connection's (capture files are keyed by it). */
       serverId: (connectionId: string) => string;
       capture?: Capture | null;
+      /** privacy.hide_aggregate's federation secret (lockstep mode's masked part gradients). */
+      secret?: () => Buffer | null;
       onStep?: (round: number, step: number, loss: number) => void;
       /** Each step's phases as [start, end] in epoch ms (the dashboard's timeline), keyed by the server's id of this client. */
       onTimeline?: (r: {
@@ -80,6 +83,18 @@ export class ClientSteps {
       else grads.set(n, g);
     }
     t.half?.correctGradient?.(grads, t.params);
+    if (t.averagesPartGrads)
+      await averagePartGrads({
+        link,
+        round,
+        step,
+        grads,
+        labelCount: batch.labelCount,
+        selfId: this.o.serverId(link.clientId),
+        clients: t.cfg.federation.clients,
+        masked: t.cfg.privacy.secure_aggregation.enabled,
+        secret: this.o.secret?.() ?? null,
+      });
     // One model, one norm: with joint clipping, clip by sqrt(|g_trunk|^2 + |g_client|^2) and tell
     // the server ours (batch mode: each side clips its own).
     const own = globalNorm(grads.values());

@@ -87,6 +87,7 @@ export class SplitClient {
     this.steps = new ClientSteps({
       serverId: (id) => this.serverId(id),
       capture: o.capture,
+      secret: () => this.secret(),
       onStep: o.onStep,
       onTimeline: o.onTimeline,
     });

@@ -10,6 +10,7 @@ import { partOwns } from '../model/partition.js';
 import { createOptimizer, type Optimizer } from '../training/optimizer.js';
 import type { ClientHalf } from '../federation/strategies/plugin.js';
 import { createClientHalf, strategyTraits } from '../federation/strategies/lookup.js';
+import { modeTraits } from '../server/modes/lookup.js';
 
 export interface Trainer {
   cfg: ExperimentConfig;
@@ -27,6 +28,8 @@ export interface Trainer {
   sharesOptimizer: boolean;
   /** The strategy's client half (its hooks and state), if it has one. */
   half: ClientHalf | null;
+  /** The plan's mode averages client-part gradients every step (lockstep): this client steps with the mean. */
+  averagesPartGrads: boolean;
 }
 
 /** The client's half of the model and its training state, built from the server's plan. */
@@ -61,5 +64,6 @@ export function createTrainer(cfg: ExperimentConfig, train: Example[]): Trainer 
     handoff,
     sharesOptimizer: handoff || strategy.client_optimizer === 'average',
     half: createClientHalf(strategy),
+    averagesPartGrads: modeTraits(cfg.federation.mode).averagesPartGrads === true,
   };
 }

@@ -2,13 +2,14 @@
 // each problem names the key and the fix. Kept apart from schema.ts, which stays a table of keys;
 // which strategies qualify is each strategy's traits (federation/strategies/).
 
+import { modeTraits, type ServerMode } from '../server/modes/lookup.js';
 import { STRATEGY_NAMES, strategyTraits, type StrategyName } from '../federation/strategies/lookup.js';
 
 const meanStrategies = STRATEGY_NAMES.filter((n) => strategyTraits(n).weightedMean === true);
 const hideableStrategies = STRATEGY_NAMES.filter((n) => strategyTraits(n).hideable);
 
 interface Plan {
-  federation: { strategy: { name: StrategyName; client_optimizer: string }; update_encoding: string };
+  federation: { mode: ServerMode; strategy: { name: StrategyName; client_optimizer: string }; update_encoding: string };
   security: { tls: boolean };
   privacy: { secure_aggregation: { enabled: boolean }; hide_aggregate: boolean };
 }
@@ -36,6 +37,11 @@ export function privacyProblems(cfg: Plan): { path: string[]; message: string }[
           "client_optimizer: average would upload each client's optimizer moments in the clear; use keep or reset with secure aggregation",
       });
   }
+  if (secure.enabled && !hide && modeTraits(cfg.federation.mode).averagesPartGrads)
+    out.push({
+      path: ['privacy', 'hide_aggregate'],
+      message: `${cfg.federation.mode} mode pads every step's part gradients with the federation secret, which also hides the aggregate; set privacy.hide_aggregate: true too`,
+    });
   if (hide) {
     if (!secure.enabled)
       out.push({

@@ -6,6 +6,7 @@ import { byteLengthOf, messageBody } from '../protocol/chunking.js';
 import type { WireTensor } from '../protocol/tensors.js';
 
 import type { ClientPartSpec } from '../federation/strategies/strategy.js';
+import { modeTraits } from './modes/lookup.js';
 
 /**
  * Everything a client may make the server hold, derived from the plan. A client never has a
@@ -42,14 +43,26 @@ export function clientLimits(cfg: ExperimentConfig, model: ModelConfig, parts: C
   const step = { maxBytes: stepTensorBytes, maxPieces: pieces(stepTensorBytes, 0) };
   const params = { maxBytes: parameterBytes, maxPieces: pieces(parameterBytes, parts.size) };
   const none = { maxBytes: 0, maxPieces: 1 };
+  // Lockstep mode: one flattened part gradient per step, as int32 ring-word pairs when masked.
+  const partGradBytes = modeTraits(cfg.federation.mode).averagesPartGrads
+    ? parameterBytes * (cfg.privacy.secure_aggregation.enabled ? 2 : 1)
+    : 0;
+  const partGrad = { maxBytes: partGradBytes, maxPieces: pieces(partGradBytes, 0) };
   return {
     stepTensorBytes,
     parameterBytes,
     chunks: {
-      budget: (kind) => (kind === 'activations' || kind === 'tailGrad' ? step : kind === 'parameters' ? params : none),
+      budget: (kind) =>
+        kind === 'activations' || kind === 'tailGrad'
+          ? step
+          : kind === 'parameters'
+            ? params
+            : kind === 'partGrad'
+              ? partGrad
+              : none,
     },
-    // One step tensor waiting for its turn, one in flight, and the round's parameters.
-    queue: { maxBytes: 2 * stepTensorBytes + parameterBytes, maxMessages: 16, sizeOf: tensorBytesOf },
+    // One step tensor waiting for its turn, one in flight, the round's parameters (and a part gradient).
+    queue: { maxBytes: 2 * stepTensorBytes + parameterBytes + partGradBytes, maxMessages: 16, sizeOf: tensorBytesOf },
     maxMessageBytes: chunk + FRAMING_BYTES,
   };
 }

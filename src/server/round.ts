@@ -72,7 +72,7 @@ export class Round implements RoundContext {
     readonly participants: readonly Participant[],
     private readonly d: RoundDeps,
   ) {
-    this.setup = linkSetup(d, round, false);
+    this.setup = { ...linkSetup(d, round, false), partLength: [...d.partSpec.values()].reduce((a, n) => a + n, 0) };
     if (d.cfg.privacy.secure_aggregation.enabled)
       this.secure = (survivors) => secureCollect(this, survivors, d.partSpec, this.securePhases);
   }

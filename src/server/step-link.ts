@@ -1,7 +1,8 @@
 import type { TailGrad, StepLink } from './modes/mode.js';
 import type { StepTensor__Output as StepTensor } from '../protocol/generated/flglm/v1/StepTensor.js';
 import type { ClientMessage, KindOf } from '../protocol/messages.js';
-import { decodeActivation, encodeActivation, ProtocolError } from '../protocol/tensors.js';
+import { decodeActivation, decodeTensor, encodeActivation, encodeTensor, ProtocolError } from '../protocol/tensors.js';
+import { MASKED_PART_GRAD_TENSOR, PART_GRAD_TENSOR } from '../federation/part-grads.js';
 import type { TensorData } from '../runtime/tensor.js';
 import type { Capture } from '../privacy/capture.js';
 import type { Participant } from './participant.js';
@@ -21,9 +22,12 @@ export interface LinkSetup {
   onReceive?: (clientId: string, message: ClientMessage) => void;
   /** `--capture`: keeps the last received training h_A of each client (measuring the inversion attack). */
   capture?: Capture | null;
+  /** Values in the client parts (the length of a flattened part gradient, lockstep mode). */
+  partLength?: number;
 }
 
 type StepKind = 'activations' | 'tailGrad';
+const PART_GRADS = { plain: [PART_GRAD_TENSOR, 'float32', 1], masked: [MASKED_PART_GRAD_TENSOR, 'int32', 2] } as const;
 
 /**
  * The server's end of one client's step messages for one round or evaluation pass: it is the one
@@ -74,6 +78,24 @@ export class ServerLink implements StepLink {
     if (!(Number.isFinite(d.gradNorm) && d.gradNorm >= 0))
       throw new ProtocolError(`step_done: invalid gradient norm ${d.gradNorm}`);
     return d.gradNorm;
+  }
+
+  /** The client's flattened part gradient of `step` (lockstep mode): float32, or masked int32 ring words. */
+  async partGrad(step: number, masked: boolean): Promise<TensorData> {
+    const p = (await this.next(['partGrad'])).partGrad!;
+    const { round } = this.o;
+    if (p.round !== round || p.step !== step)
+      throw new ProtocolError(`part_grad for round ${p.round} step ${p.step}, expected round ${round} step ${step}`);
+    const [name, dtype, width] = PART_GRADS[masked ? 'masked' : 'plain'];
+    const n = width * (this.o.partLength ?? 0);
+    return decodeTensor(p.tensor, { name, dtype, shape: [n], finite: true }, this.s.context(round, step), 4 * n);
+  }
+
+  sendPartGradSum(step: number, sum: TensorData, labelTotal: number, contributors: string[]): void {
+    const name = sum.dtype === 'int32' ? MASKED_PART_GRAD_TENSOR : PART_GRAD_TENSOR;
+    const { round } = this.o;
+    const tensor = encodeTensor(name, sum, this.s.context(round, step));
+    this.s.send({ partGradSum: { round, step, tensor, labelTotal, contributors } });
   }
 
   /** An evaluation pass: the next forward request (h_A of any step), or the client's metrics once it is done. */

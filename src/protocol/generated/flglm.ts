@@ -17,6 +17,7 @@ import type { HelloReply as _flglm_v1_HelloReply, HelloReply__Output as _flglm_v
 import type { HelloRequest as _flglm_v1_HelloRequest, HelloRequest__Output as _flglm_v1_HelloRequest__Output } from './flglm/v1/HelloRequest.js';
 import type { Join as _flglm_v1_Join, Join__Output as _flglm_v1_Join__Output } from './flglm/v1/Join.js';
 import type { Parameters as _flglm_v1_Parameters, Parameters__Output as _flglm_v1_Parameters__Output } from './flglm/v1/Parameters.js';
+import type { PartGrad as _flglm_v1_PartGrad, PartGrad__Output as _flglm_v1_PartGrad__Output } from './flglm/v1/PartGrad.js';
 import type { Plan as _flglm_v1_Plan, Plan__Output as _flglm_v1_Plan__Output } from './flglm/v1/Plan.js';
 import type { RoundKey as _flglm_v1_RoundKey, RoundKey__Output as _flglm_v1_RoundKey__Output } from './flglm/v1/RoundKey.js';
 import type { RoundStart as _flglm_v1_RoundStart, RoundStart__Output as _flglm_v1_RoundStart__Output } from './flglm/v1/RoundStart.js';
@@ -62,6 +63,7 @@ export interface ProtoGrpcType {
       HelloRequest: MessageTypeDefinition<_flglm_v1_HelloRequest, _flglm_v1_HelloRequest__Output>
       Join: MessageTypeDefinition<_flglm_v1_Join, _flglm_v1_Join__Output>
       Parameters: MessageTypeDefinition<_flglm_v1_Parameters, _flglm_v1_Parameters__Output>
+      PartGrad: MessageTypeDefinition<_flglm_v1_PartGrad, _flglm_v1_PartGrad__Output>
       Plan: MessageTypeDefinition<_flglm_v1_Plan, _flglm_v1_Plan__Output>
       RoundKey: MessageTypeDefinition<_flglm_v1_RoundKey, _flglm_v1_RoundKey__Output>
       RoundStart: MessageTypeDefinition<_flglm_v1_RoundStart, _flglm_v1_RoundStart__Output>

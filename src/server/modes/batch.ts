@@ -4,7 +4,7 @@ import { gatherWithDeadline } from './deadline.js';
 import { collectUpdates, defineMode, type RoundClient } from './mode.js';
 
 /** Concatenate [b_i, S, D] tensors along the batch axis. */
-function concatBatch(ts: TensorData[]): TensorData {
+export function concatBatch(ts: TensorData[]): TensorData {
   const [, S, D] = ts[0].shape;
   const rows = ts.reduce((a, t) => a + t.shape[0], 0);
   const out = new Float32Array(rows * S * D);
@@ -16,7 +16,7 @@ function concatBatch(ts: TensorData[]): TensorData {
   return { dtype: 'float32', shape: [rows, S, D], data: out };
 }
 
-function splitBatch(t: TensorData, sizes: number[], scales?: number[]): TensorData[] {
+export function splitBatch(t: TensorData, sizes: number[], scales?: number[]): TensorData[] {
   const [, S, D] = t.shape;
   let off = 0;
   return sizes.map((b, i) => {

@@ -36,6 +36,10 @@ export interface StepLink {
   sendHeadGrad(step: number, dhA: TensorData, trunkNorm: number | null): void;
   /** The client's gradient norm of its parts after `step` (joint clipping). */
   stepDone(step: number): Promise<number>;
+  /** Lockstep mode: the client's flattened n_i x part gradient of `step` (masked: int32 ring words under its pad). */
+  partGrad(step: number, masked: boolean): Promise<TensorData>;
+  /** Lockstep mode: the sum of the contributors' part gradients, with their labelled tokens. */
+  sendPartGradSum(step: number, sum: TensorData, labelTotal: number, contributors: string[]): void;
 }
 
 /** One trunk replica during a training round: its work is timed into the round's busy log. */
@@ -80,6 +84,8 @@ export interface ModeTraits {
   handoff: boolean;
   /** Takes trunk replicas from sub-servers (`flglm server --role sub`). */
   subServers: boolean;
+  /** Every step, clients exchange their client-part gradients through the server and step with the mean (lockstep). */
+  averagesPartGrads?: boolean;
 }
 
 /** The federation section as a mode reads it: the keys every mode has, and its own options. */

@@ -4,4 +4,5 @@
 export { batch } from './batch.js';
 export { hierarchical } from './hierarchical.js';
 export { interleaved } from './interleaved.js';
+export { lockstep } from './lockstep.js';
 export { sequential } from './sequential.js';

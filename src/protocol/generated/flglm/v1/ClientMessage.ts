@@ -8,6 +8,7 @@ import type { Heartbeat as _flglm_v1_Heartbeat, Heartbeat__Output as _flglm_v1_H
 import type { StepDone as _flglm_v1_StepDone, StepDone__Output as _flglm_v1_StepDone__Output } from '../../flglm/v1/StepDone.js';
 import type { EvalResult as _flglm_v1_EvalResult, EvalResult__Output as _flglm_v1_EvalResult__Output } from '../../flglm/v1/EvalResult.js';
 import type { SecAggUp as _flglm_v1_SecAggUp, SecAggUp__Output as _flglm_v1_SecAggUp__Output } from '../../flglm/v1/SecAggUp.js';
+import type { PartGrad as _flglm_v1_PartGrad, PartGrad__Output as _flglm_v1_PartGrad__Output } from '../../flglm/v1/PartGrad.js';
 
 export interface ClientMessage {
   'join'?: (_flglm_v1_Join | null);
@@ -36,7 +37,11 @@ export interface ClientMessage {
    * secure aggregation: keys, sealed shares, revealed shares
    */
   'secagg'?: (_flglm_v1_SecAggUp | null);
-  'kind'?: "join"|"activations"|"tailGrad"|"parameters"|"heartbeat"|"stepDone"|"evalResult"|"secagg";
+  /**
+   * lockstep mode: this client's label-weighted client-part gradient of a step
+   */
+  'partGrad'?: (_flglm_v1_PartGrad | null);
+  'kind'?: "join"|"activations"|"tailGrad"|"parameters"|"heartbeat"|"stepDone"|"evalResult"|"secagg"|"partGrad";
 }
 
 export interface ClientMessage__Output {
@@ -66,5 +71,9 @@ export interface ClientMessage__Output {
    * secure aggregation: keys, sealed shares, revealed shares
    */
   'secagg'?: (_flglm_v1_SecAggUp__Output | null);
-  'kind'?: "join"|"activations"|"tailGrad"|"parameters"|"heartbeat"|"stepDone"|"evalResult"|"secagg";
+  /**
+   * lockstep mode: this client's label-weighted client-part gradient of a step
+   */
+  'partGrad'?: (_flglm_v1_PartGrad__Output | null);
+  'kind'?: "join"|"activations"|"tailGrad"|"parameters"|"heartbeat"|"stepDone"|"evalResult"|"secagg"|"partGrad";
 }

@@ -10,6 +10,7 @@ import type { Error as _flglm_v1_Error, Error__Output as _flglm_v1_Error__Output
 import type { RoundStart as _flglm_v1_RoundStart, RoundStart__Output as _flglm_v1_RoundStart__Output } from '../../flglm/v1/RoundStart.js';
 import type { Finished as _flglm_v1_Finished, Finished__Output as _flglm_v1_Finished__Output } from '../../flglm/v1/Finished.js';
 import type { SecAggDown as _flglm_v1_SecAggDown, SecAggDown__Output as _flglm_v1_SecAggDown__Output } from '../../flglm/v1/SecAggDown.js';
+import type { PartGrad as _flglm_v1_PartGrad, PartGrad__Output as _flglm_v1_PartGrad__Output } from '../../flglm/v1/PartGrad.js';
 
 export interface ServerMessage {
   'plan'?: (_flglm_v1_Plan | null);
@@ -34,7 +35,11 @@ export interface ServerMessage {
    * secure aggregation: begin, roster, shares for you, unmask
    */
   'secagg'?: (_flglm_v1_SecAggDown | null);
-  'kind'?: "plan"|"roundKey"|"trunkOut"|"headGrad"|"averaged"|"heartbeat"|"error"|"roundStart"|"finished"|"secagg";
+  /**
+   * lockstep mode: the sum of the step's part gradients
+   */
+  'partGradSum'?: (_flglm_v1_PartGrad | null);
+  'kind'?: "plan"|"roundKey"|"trunkOut"|"headGrad"|"averaged"|"heartbeat"|"error"|"roundStart"|"finished"|"secagg"|"partGradSum";
 }
 
 export interface ServerMessage__Output {
@@ -60,5 +65,9 @@ export interface ServerMessage__Output {
    * secure aggregation: begin, roster, shares for you, unmask
    */
   'secagg'?: (_flglm_v1_SecAggDown__Output | null);
-  'kind'?: "plan"|"roundKey"|"trunkOut"|"headGrad"|"averaged"|"heartbeat"|"error"|"roundStart"|"finished"|"secagg";
+  /**
+   * lockstep mode: the sum of the step's part gradients
+   */
+  'partGradSum'?: (_flglm_v1_PartGrad__Output | null);
+  'kind'?: "plan"|"roundKey"|"trunkOut"|"headGrad"|"averaged"|"heartbeat"|"error"|"roundStart"|"finished"|"secagg"|"partGradSum";
 }
