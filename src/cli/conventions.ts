@@ -10,6 +10,7 @@ export const EXAMPLES: Record<string, string[]> = {
   server: ['flglm server --config configs/quickstart.yaml --pki pki/server --host 0.0.0.0 --checkpoints ckpt'],
   client: ['flglm client --pki pki/clients/alice --data silos/client-0 --test silos/test'],
   run: ['flglm run configs/quickstart.yaml', 'flglm run --resume runs/quickstart-20261125-120000'],
+  dashboard: ['flglm dashboard runs/quickstart-20261125-120000 --port 8470'],
   train: ['flglm train configs/quickstart.yaml --out runs/centralized'],
   eval: ['flglm eval --model runs/quickstart-20261125-120000/model --data silos/test'],
   generate: ['flglm generate --model runs/quickstart-20261125-120000/model --prompt "Subject: " --max-new-tokens 40'],
