@@ -74,6 +74,8 @@ function curves(v: RunView, width?: number): Section {
     color,
     dots: v.rounds.length < 40,
   });
+  // Side by side on a wide page (one column under 900 px): each drawn at half the width, so its text stays 12 px.
+  const half = width && width < 900 ? width : Math.max(420, (width ?? 1120) / 2 - 16);
   const html = [
     '<h3>Training loss</h3>',
     lineChart(loss, { width, xLabel: 'training steps, all clients', yLabel: 'loss (smoothed, log)', logY: true }),
@@ -81,16 +83,17 @@ function curves(v: RunView, width?: number): Section {
     lineChart(evals('accuracy'), { width, xLabel: 'training tokens', yLabel: 'held-out accuracy', yRange: [0, 1] }),
     lineChart(evals('loss'), { width, xLabel: 'training tokens', yLabel: 'held-out loss' }),
     '<h3>Time and traffic per round</h3>',
-    '<div class="pair">',
-    lineChart([per('seconds per round', (r) => r.wall_s, COLORS[0])], { width, xLabel: 'round', yLabel: 's' }),
+    '<div class="pair"><div>',
+    lineChart([per('seconds per round', (r) => r.wall_s, COLORS[0])], { width: half, xLabel: 'round', yLabel: 's' }),
+    '</div><div>',
     lineChart(
       [
         per('up (clients to server)', (r) => mib(r.bytes_up), COLORS[1]),
         per('down', (r) => mib(r.bytes_down), COLORS[2]),
       ],
-      { width, xLabel: 'round', yLabel: 'MiB (payload)' },
+      { width: half, xLabel: 'round', yLabel: 'MiB (payload)' },
     ),
-    '</div>',
+    '</div></div>',
   ].join('');
   return { id: 'curves', title: 'Curves', html };
 }
