@@ -35,6 +35,7 @@ const NOT_FOR: Record<string, Record<string, string>> = {
     'privacy.activation_noise.sigma': 'nothing leaves a centralized run',
     'privacy.activation_noise.gradients': 'nothing leaves a centralized run',
     'privacy.activation_noise.relative': 'nothing leaves a centralized run',
+    'tracking.tensorboard': 'the federation is tracked; flglm train writes --metrics',
   },
   server: {
     output_dir: FOR_RUN,
@@ -48,6 +49,7 @@ const NOT_FOR: Record<string, Record<string, string>> = {
     'security.tls':
       'a client dials as its kit says (--pki or --insecure); the server, which owns the plan, refuses a mismatch',
     'eval.max_new_tokens': "generation scores come from flglm run's final model (launcher/final-model.ts)",
+    'tracking.tensorboard': "the server writes every participant's run (it sees each client's steps)",
   },
   run: {},
 };
