@@ -74,7 +74,10 @@ test('the live dashboard of a 2-client run: the round counter advances, clients 
     let done = false;
     void run.finally(() => (done = true));
     while (!done) {
-      seen.add(await page.$eval('main', (m) => m.dataset.roundsDone ?? ''));
+      const roundsDone = await page.$eval('main', (m) => m.dataset.roundsDone ?? '');
+      if (roundsDone === '2' && !seen.has('2'))
+        await page.screenshot({ path: screenshotPath('dashboard-mid-run.png'), fullPage: true }); // docs/dashboard.png
+      seen.add(roundsDone);
       await new Promise((r) => setTimeout(r, 100));
     }
     await run;
