@@ -36,6 +36,8 @@ export interface ServerCliOptions extends CommonCliOptions, ServeCliOptions {
   /** The live dashboard's port and address (`--ui-port`, `--ui-host`). */
   uiPort?: number;
   uiHost: string;
+  /** TensorBoard event files here (overrides tracking.tensorboard). */
+  tensorboard?: string;
 }
 
 /** `flglm client`'s options, as commander parses them (`.opts<ClientCliOptions>()`). */

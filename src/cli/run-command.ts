@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { loadConfigFile } from '../config/load.js';
 import { preflight } from '../config/preflight.js';
 import { ExperimentLauncher } from '../launcher/launcher.js';
@@ -23,6 +23,7 @@ export function registerRunCommand(program: Command): void {
     .option('--set <key=value>', SET_HELP, collect, [])
     .option('--summary-json <path>', 'also copy summary.json here')
     .option('--quiet', 'no spinner or progress bar')
+    .option('--tensorboard <dir>', 'write TensorBoard event files here (tracking.tensorboard)')
     .option('--ui [port]', 'serve the live dashboard on 127.0.0.1 while the run goes (default port 8470; 0 = any free)')
     .option(
       '--attack',
@@ -46,6 +47,7 @@ export function registerRunCommand(program: Command): void {
           attack?: boolean;
           captureSteps: number;
           ui?: boolean | string;
+          tensorboard?: string;
         },
       ) => {
         if (o.resume && configArg)
@@ -55,7 +57,10 @@ export function registerRunCommand(program: Command): void {
           throw new UserError('--resume continues the run as it was configured; drop --set');
         const configPath = o.resume ? join(o.resume, 'config.yaml') : configArg;
         if (!configPath) throw new UserError('missing config. Usage: flglm run CONFIG.yaml (see flglm run --help)');
-        const cfg = loadConfigFile(configPath, o.set);
+        const loaded = loadConfigFile(configPath, o.set);
+        const cfg = o.tensorboard
+          ? { ...loaded, tracking: { ...loaded.tracking, tensorboard: resolve(o.tensorboard) } }
+          : loaded;
         preflight(cfg, { federated: true });
         const launcher = new ExperimentLauncher(cfg, readFileSync(configPath, 'utf8'), {
           quiet: o.quiet,

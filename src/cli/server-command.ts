@@ -76,6 +76,7 @@ export function registerServerCommand(program: Command): void {
       'address for --ui-port (beyond loopback: over TLS with the kit, and a token)',
       '127.0.0.1',
     )
+    .option('--tensorboard <dir>', 'write TensorBoard event files here, one run per participant (tracking.tensorboard)')
     .option('--capture <dir>', CAPTURE_HELP)
     .option(
       '--capture-steps <n>',

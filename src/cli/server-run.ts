@@ -1,6 +1,7 @@
 import { appendFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadConfigFile } from '../config/load.js';
+import { join, resolve } from 'node:path';
+import { configToYaml, loadConfigFile } from '../config/load.js';
+import { TensorBoardSink } from '../report/tensorboard.js';
 import { preflight } from '../config/preflight.js';
 import { peakRssMib, type ServerReady } from '../launcher/summaries.js';
 import { checkedServerKit } from '../security/tls.js';
@@ -32,12 +33,16 @@ export async function runParentServer(o: ServerCliOptions, log: Log): Promise<vo
   const kit = o.insecure ? null : o.pki!;
   let prometheus: ServerMetrics | null = null;
   const ui = o.uiPort !== undefined ? new LiveSource(cfg) : null;
+  const tbDir = o.tensorboard ? resolve(o.tensorboard) : cfg.tracking.tensorboard;
+  const tensorboard = tbDir ? new TensorBoardSink(tbDir, (m) => log(m, { event: 'warning' })) : null;
+  tensorboard?.config(configToYaml(cfg));
   const onMetric =
-    o.metrics || o.metricsPort !== undefined || ui
+    o.metrics || o.metricsPort !== undefined || ui || tensorboard
       ? (r: Record<string, unknown>) => {
           if (o.metrics) appendFileSync(o.metrics, JSON.stringify(r) + '\n');
           prometheus?.record(r);
           ui?.push(r);
+          tensorboard?.record(r);
         }
       : undefined;
   if (o.expectSubs > 0 && !modeTraits(mode).subServers)
@@ -135,6 +140,7 @@ export async function runParentServer(o: ServerCliOptions, log: Log): Promise<vo
   } finally {
     health.set('NOT_SERVING');
     if (ui) ui.state = 'finished';
+    tensorboard?.close();
     await dashboard?.close();
     await healthEndpoint?.close();
     await metricsEndpoint?.close();

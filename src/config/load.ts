@@ -86,6 +86,7 @@ export function resolveConfigPaths(
     model: { ...cfg.model, hf_path: at(cfg.model.hf_path) },
     data: { ...cfg.data, silos: cfg.data.silos ? cfg.data.silos.map((s) => at(s)!) : null, test: at(cfg.data.test) },
     security: { ...cfg.security, pki: at(cfg.security.pki) },
+    tracking: { ...cfg.tracking, tensorboard: at(cfg.tracking.tensorboard) },
   };
 }
 

@@ -219,6 +219,13 @@ export const evalSchema = z
   })
   .prefault({});
 
+export const trackingSchema = z
+  .strictObject({
+    /** Write TensorBoard event files here (one run per participant, the config as text); null = off. */
+    tensorboard: z.string().nullable().default(null),
+  })
+  .prefault({});
+
 export const experimentSchema = z
   .strictObject({
     name: z
@@ -240,6 +247,7 @@ export const experimentSchema = z
     privacy: privacySchema,
     runtime: runtimeSchema,
     eval: evalSchema,
+    tracking: trackingSchema,
   })
   .superRefine((cfg, ctx) => {
     if (cfg.federation.min_clients > cfg.federation.clients) {

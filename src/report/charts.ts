@@ -125,6 +125,8 @@ export interface ChartOptions {
   height?: number;
   logY?: boolean;
   yRange?: [number, number];
+  /** Start the x axis at 0 (tokens seen): one point is not a range of its own. */
+  xFromZero?: boolean;
 }
 
 const open = (w: number, h: number, cls: string) =>
@@ -147,12 +149,16 @@ export function lineChart(series: Series[], o: ChartOptions): string {
     [lo, hi] = o.logY ? [lo / 1.1, hi * 1.1] : [lo - (Math.abs(lo) || 1) * 0.05, hi + (Math.abs(hi) || 1) * 0.05];
   const tf = (v: number) => (o.logY ? Math.log10(v) : v);
   const xs = pts.map(([x]) => x);
-  const xLo = Math.min(...xs),
+  const xLo = o.xFromZero ? Math.min(0, ...xs) : Math.min(...xs),
     xHi = Math.max(...xs) > xLo ? Math.max(...xs) : xLo + 1;
   const x = (v: number) => L + ((W - L - R) * (v - xLo)) / (xHi - xLo);
   const y = (v: number) => T + (PH - T - B) * (1 - (tf(v) - tf(lo)) / (tf(hi) - tf(lo) || 1));
   const yt = o.logY ? logTicks(lo, hi) : niceTicks(lo, hi);
   const xt = niceTicks(xLo, xHi, Math.max(3, Math.round((W - L - R) / 110)));
+  if (xs.every(Number.isInteger)) {
+    xt.values = xt.values.filter(Number.isInteger); // rounds, steps: no "1.2"
+    xt.label = shortNumber;
+  }
   const lg = legend(series, L, PH + 6, W - L - R);
   let svg = open(W, PH + lg.height + 4, 'chart');
   svg += `<rect x="${L}" y="${T}" width="${W - L - R}" height="${PH - T - B}" fill="#fafafa" stroke="#ccc"/>`;

@@ -62,8 +62,14 @@ const str = (v: unknown) => (typeof v === 'string' ? v : String(v ?? ''));
 /** A mean over the last `k` values, for a curve that shows a trend rather than every step's noise. */
 export function smooth(ys: number[], k = 5): number[] {
   return ys.map((_, i) => {
-    const w = ys.slice(Math.max(0, i - k + 1), i + 1).filter(Number.isFinite);
-    return w.reduce((a, b) => a + b, 0) / w.length;
+    let sum = 0,
+      n = 0;
+    for (let j = Math.max(0, i - k + 1); j <= i; j++)
+      if (Number.isFinite(ys[j])) {
+        sum += ys[j];
+        n++;
+      }
+    return sum / n;
   });
 }
 
@@ -109,6 +115,7 @@ export function runView(
   const perClient = new Map<string, [number, number][]>();
   const global: [number, number][] = [];
   const recent: number[] = [];
+  let recentSum = 0;
   let steps = 0,
     round = 0,
     roundsDone = 0;
@@ -126,9 +133,13 @@ export function runView(
       if (c.state !== 'revoked') c.state = 'training';
       round = Math.max(round, num(r.round));
       (perClient.get(c.id) ?? perClient.set(c.id, []).get(c.id)!).push([steps, c.loss]);
-      recent.push(c.loss);
-      const window = recent.slice(-3 * Math.max(1, meta.clients));
-      global.push([steps, window.reduce((a, b) => a + b, 0) / window.length]);
+      // The mean of the last 3 steps per client, kept as a running sum (64 clients x 1000s of steps).
+      const k = 3 * Math.max(1, meta.clients);
+      if (Number.isFinite(c.loss)) {
+        recent.push(c.loss);
+        recentSum += c.loss - (recent.length > k ? recent[recent.length - 1 - k] : 0);
+      }
+      if (recent.length) global.push([steps, recentSum / Math.min(k, recent.length)]);
     } else if (r.type === 'join') row(str(r.client), t).state = 'joined';
     else if (r.type === 'timeline') row(str(r.client), num(r.end));
     else if (r.type === 'drop') row(str(r.client), t).state = 'dropped';

@@ -68,29 +68,39 @@ function curves(v: RunView, width?: number): Section {
       dash: k > 0,
       dots: true,
     }));
-  const per = (label: string, pick: (r: RunView['rounds'][number]) => number, color: string): Series => ({
+  const per = (label: string, pick: (r: RunView['rounds'][number]) => number, color: string, dash = false): Series => ({
     label,
     points: v.rounds.map((r) => [r.round, pick(r)] as [number, number]),
     color,
     dots: v.rounds.length < 40,
+    dash,
   });
+  // Side by side on a wide page (one column under 900 px): each drawn at half the width, so its text stays 12 px.
+  const half = width && width < 900 ? width : Math.max(420, (width ?? 1120) / 2 - 16);
   const html = [
     '<h3>Training loss</h3>',
     lineChart(loss, { width, xLabel: 'training steps, all clients', yLabel: 'loss (smoothed, log)', logY: true }),
     '<h3>Held-out score against tokens</h3>',
-    lineChart(evals('accuracy'), { width, xLabel: 'training tokens', yLabel: 'held-out accuracy', yRange: [0, 1] }),
-    lineChart(evals('loss'), { width, xLabel: 'training tokens', yLabel: 'held-out loss' }),
+    lineChart(evals('accuracy'), {
+      width,
+      xLabel: 'training tokens',
+      yLabel: 'held-out accuracy',
+      yRange: [0, 1],
+      xFromZero: true,
+    }),
+    lineChart(evals('loss'), { width, xLabel: 'training tokens', yLabel: 'held-out loss', xFromZero: true }),
     '<h3>Time and traffic per round</h3>',
-    '<div class="pair">',
-    lineChart([per('seconds per round', (r) => r.wall_s, COLORS[0])], { width, xLabel: 'round', yLabel: 's' }),
+    '<div class="pair"><div>',
+    lineChart([per('seconds per round', (r) => r.wall_s, COLORS[0])], { width: half, xLabel: 'round', yLabel: 's' }),
+    '</div><div>',
     lineChart(
       [
         per('up (clients to server)', (r) => mib(r.bytes_up), COLORS[1]),
-        per('down', (r) => mib(r.bytes_down), COLORS[2]),
+        per('down', (r) => mib(r.bytes_down), COLORS[2], true),
       ],
-      { width, xLabel: 'round', yLabel: 'MiB (payload)' },
+      { width: half, xLabel: 'round', yLabel: 'MiB (payload)' },
     ),
-    '</div>',
+    '</div></div>',
   ].join('');
   return { id: 'curves', title: 'Curves', html };
 }

@@ -114,8 +114,9 @@ export class TrunkPool {
     const timed = this.busy.time(replica, work);
     const onBusy = this.onBusy;
     if (!onBusy) return timed;
-    const start = performance.timeOrigin + performance.now();
-    return timed.finally(() => onBusy({ replica, op, key, start, end: performance.timeOrigin + performance.now() }));
+    const now = () => Math.round((performance.timeOrigin + performance.now()) * 100) / 100; // epoch ms to 10 µs
+    const start = now();
+    return timed.finally(() => onBusy({ replica, op, key, start, end: now() }));
   }
 
   /**

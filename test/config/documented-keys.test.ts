@@ -54,6 +54,7 @@ const NOT_FOR: Record<string, Record<string, string>> = {
     'privacy.dp.activations.dp_sgd': NOTHING_LEAVES,
     'privacy.target_epsilon': NOTHING_LEAVES,
     'privacy.delta': NOTHING_LEAVES,
+    'tracking.tensorboard': 'the federation is tracked; flglm train writes --metrics',
   },
   server: {
     output_dir: FOR_RUN,
@@ -69,6 +70,7 @@ const NOT_FOR: Record<string, Record<string, string>> = {
       'a client dials as its kit says (--pki or --insecure); the server, which owns the plan, refuses a mismatch',
     'privacy.dp.updates.adaptive_clip.count_noise': ADAPTIVE,
     'eval.max_new_tokens': "generation scores come from flglm run's final model (launcher/final-model.ts)",
+    'tracking.tensorboard': "the server writes every participant's run (it sees each client's steps)",
   },
   run: { 'privacy.dp.updates.adaptive_clip.count_noise': ADAPTIVE },
 };

@@ -35,6 +35,8 @@ export async function federate(
     runner?: ModePlugin;
     audit?: (clientId: string, message: ClientMessage) => void;
     onMetric?: (r: Record<string, unknown>) => void;
+    /** Each client step's phases (the dashboard's timeline records). */
+    onTimeline?: (r: { client: string; round: number; step: number; spans: Record<string, [number, number]> }) => void;
     /** The data `resolveData(cfg)` gives, when a test has it already (reading the corpus takes seconds). */
     data?: ExperimentData;
   } = {},
@@ -63,6 +65,7 @@ export async function federate(
           test: data.test,
           reconnectAttempts: 0,
           insecureName: id,
+          onTimeline: opts.onTimeline,
         }),
       ),
     );

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { RunMeta, RunRecord } from '../../src/report/run-view.js';
 
 /** metrics.jsonl records of a simulated run: `clients` clients, `rounds` rounds of `steps` steps, as the server and clients write them. */
@@ -73,3 +76,15 @@ export const META: RunMeta = {
   clients: 2,
   state: 'finished',
 };
+
+/** A run folder as `flglm run` leaves it mid-run: config, status, the records so far. */
+export function runFolder(records: Record<string, unknown>[], clients = 2): string {
+  const dir = mkdtempSync(join(tmpdir(), 'flglm-dash-'));
+  writeFileSync(
+    join(dir, 'config.yaml'),
+    `name: dash\nmodel: {preset: tiny}\nfederation: {clients: ${clients}, rounds: 6, mode: sequential}\n`,
+  );
+  writeFileSync(join(dir, 'status.json'), JSON.stringify({ state: 'running', pid: process.pid, started: '' }));
+  writeFileSync(join(dir, 'metrics.jsonl'), records.map((r) => JSON.stringify(r) + '\n').join(''));
+  return dir;
+}

@@ -6,19 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { folderSource } from '../../src/report/dashboard/run-source.js';
 import { startDashboard } from '../../src/report/dashboard/server.js';
-import { simulatedRecords } from '../helpers/run-records.js';
-
-/** A run folder as `flglm run` leaves it mid-run: config, status, the records so far. */
-export function runFolder(records: Record<string, unknown>[], clients = 2): string {
-  const dir = mkdtempSync(join(tmpdir(), 'flglm-dash-'));
-  writeFileSync(
-    join(dir, 'config.yaml'),
-    `name: dash\nmodel: {preset: tiny}\nfederation: {clients: ${clients}, rounds: 6, mode: sequential}\n`,
-  );
-  writeFileSync(join(dir, 'status.json'), JSON.stringify({ state: 'running', pid: process.pid, started: '' }));
-  writeFileSync(join(dir, 'metrics.jsonl'), records.map((r) => JSON.stringify(r) + '\n').join(''));
-  return dir;
-}
+import { runFolder, simulatedRecords } from '../helpers/run-records.js';
 
 function fetchText(
   url: string,

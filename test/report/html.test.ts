@@ -1,5 +1,6 @@
 import { logTicks, niceTicks, renderReport } from '../../src/report/html.js';
 import { runView } from '../../src/report/run-view.js';
+import { lineChart } from '../../src/report/charts.js';
 import { META, simulatedRecords } from '../helpers/run-records.js';
 
 test('axis ticks are nice steps, labelled so that neighbours differ', () => {
@@ -85,4 +86,22 @@ test('the view: round counter, client states and timeline window from the record
   expect(v.clients.map((c) => c.state)).toEqual(['waiting', 'training', 'dropped']);
   expect(v.timeline.rows.map((r) => r.label)).toEqual(['client-0', 'client-1', 'client-2', 'trunk 0']);
   expect(v.timeline.rows[0].spans.length).toBe(12); // the last two steps, six phases each
+});
+
+test('an axis of whole numbers (rounds) has whole ticks only', () => {
+  const svg = lineChart(
+    [
+      {
+        label: 'r',
+        color: '#000',
+        points: [
+          [1, 3],
+          [2, 4],
+        ],
+      },
+    ],
+    { xLabel: 'round', yLabel: 's' },
+  );
+  const xTicks = [...svg.matchAll(/text-anchor="middle">([^<]+)<\/text>/g)].map((m) => m[1]);
+  expect(xTicks).toEqual(['1', '2', 'round']);
 });
