@@ -214,6 +214,11 @@ export function renderReport(r: ReportInput): string {
     baseline?: Record<string, unknown> & { eval?: Record<string, number>; generation?: Generations };
   };
   const fmt = (v: unknown, d = 1) => (typeof v === 'number' ? v.toFixed(d) : '–');
+  const dp = s.privacy as
+    { epsilon: number | null; delta: number; user_epsilon?: number; example_epsilon?: number } | undefined;
+  const dpLine = dp
+    ? `<p>Differential privacy: ε = ${fmt(dp.epsilon, 3)} at δ = ${dp.delta}${dp.user_epsilon !== undefined ? ` (DP-FedAvg, user-level: ${fmt(dp.user_epsilon, 3)})` : ''}${dp.example_epsilon !== undefined ? ` (h_A, example-level, largest over clients: ${fmt(dp.example_epsilon, 3)})` : ''}.${s.stopped ? ` Stopped early: ${esc(String(s.stopped))}` : ''}</p>`
+    : '';
   const mb = (b?: number) => (typeof b === 'number' ? (b / 2 ** 20).toFixed(1) : '–');
   const phaseNames = [...new Set((r.clientPhases ?? []).flatMap((c) => Object.keys(c.phases)))];
   const phaseRows = (r.clientPhases ?? [])
@@ -245,7 +250,7 @@ export function renderReport(r: ReportInput): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>flglm report: ${esc(r.name)}</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:960px;color:#222}table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ddd;padding:4px 10px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}pre{background:#f6f6f6;padding:1rem;overflow:auto;font-size:12px}.wide{overflow-x:auto}svg{height:auto}@media(max-width:600px){body{margin:.5rem}}</style><meta name="viewport" content="width=device-width, initial-scale=1"></head><body>
 <h1>flglm run: ${esc(r.name)}</h1>
-<p>Mode <b>${esc(r.mode)}</b>, ${clients.length} clients, ${fmt(s.rounds, 0)} rounds, ${fmt(s.steps, 0)} client steps, ${fmt(s.tokens, 0)} tokens in ${fmt(s.wall_s)} s (${fmt(s.tokens_per_s, 0)} tokens/s).</p>
+<p>Mode <b>${esc(r.mode)}</b>, ${clients.length} clients, ${fmt(s.rounds, 0)} rounds, ${fmt(s.steps, 0)} client steps, ${fmt(s.tokens, 0)} tokens in ${fmt(s.wall_s)} s (${fmt(s.tokens_per_s, 0)} tokens/s).</p>${dpLine}
 <h2>Training loss</h2>${lineChart(series, { xLabel: 'training progress (each curve over its own steps)', yLabel: 'loss (smoothed)', logY: true, stretch: true })}
 ${
   r.evalCurves?.some((c) => c.points.length)

@@ -40,3 +40,24 @@ test('the report shows per-client step time and per-client traffic, and stays re
   expect(html).toContain('name="viewport"');
   expect(html).not.toMatch(/<svg[^>]*width="720"/);
 });
+
+test("the report's summary says the epsilon a run spent, and why it stopped early", () => {
+  const html = renderReport({
+    name: 'x',
+    mode: 'sequential',
+    summary: {
+      rounds: 1,
+      steps: 2,
+      tokens: 64,
+      wall_s: 1,
+      tokens_per_s: 64,
+      privacy: { epsilon: 6.6037, delta: 1e-5, user_epsilon: 6.6037 },
+      stopped: 'round 2 would spend epsilon 9',
+    },
+    steps: [{ client: 'a', loss: 5.5, index: 0 }],
+    rounds: [{ round: 1, wall_s: 1, train_loss: 5.5, clients: ['a'], dropped: [], bytes_up: 1, bytes_down: 1 }],
+    config: 'seed: 1',
+  });
+  expect(html).toContain('Differential privacy: ε = 6.604 at δ = 0.00001 (DP-FedAvg, user-level: 6.604).');
+  expect(html).toContain('Stopped early: round 2 would spend epsilon 9');
+});
