@@ -80,7 +80,10 @@ export class PrivacyLedger {
     const a = this.cfg.privacy.dp.activations;
     if (!a.enabled || c.steps === 0) return null;
     const q = Math.min(1, this.cfg.data.batch_size / Math.max(1, c.examples));
-    return { samplingRate: q, noiseMultiplier: a.noise_multiplier, steps: c.steps };
+    // With dL/dh_B clipped and noised too, a step releases two Gaussians of one batch, each with
+    // sensitivity its clip norm and noise sigma times it: one Gaussian of multiplier sigma / sqrt(2).
+    const sigma = a.gradient_clip_norm !== null ? a.noise_multiplier / Math.SQRT2 : a.noise_multiplier;
+    return { samplingRate: q, noiseMultiplier: sigma, steps: c.steps };
   }
 
   /** Record a round's spending. */

@@ -1,5 +1,6 @@
 import { DEFAULT_ORDERS, epsilon, epsilonFromRdp, rdp } from '../../src/privacy/accountant.js';
 import { ActivationDp } from '../../src/privacy/example-dp.js';
+import { PrivacyLedger } from '../../src/privacy/dp-budget.js';
 import { resolveData } from '../../src/config/experiment.js';
 import { collectUpdates, defineMode, serveInTurns } from '../../src/server/modes/mode.js';
 import { SplitServer } from '../../src/server/split-server.js';
@@ -120,3 +121,45 @@ test('ActivationDp clips each example to C and adds sigma C noise; the input sta
   const row2 = [...noisy.subarray(2 * per)];
   expect(Math.sqrt(row2.reduce((a, v) => a + v * v, 0) / per)).toBeCloseTo(1, 1);
 });
+
+test('with gradient_clip_norm, dL/dh_B is clipped per example too, and a step is accounted as one Gaussian of sigma / sqrt(2)', () => {
+  const dp = new ActivationDp(2, 0, 0.5);
+  expect(dp.gradients).toBe(true);
+  const g = { dtype: 'float32' as const, shape: [2, 1, 4], data: Float32Array.from([3, 4, 0, 0, 0.03, 0.04, 0, 0]) };
+  expect([...(dp.apply(g, true).data as Float32Array)].map((x) => +x.toFixed(5))).toEqual([
+    0.3, 0.4, 0, 0, 0.03, 0.04, 0, 0,
+  ]);
+  expect(Math.hypot(...(dp.apply(g).data as Float32Array).subarray(0, 4))).toBeCloseTo(2, 5); // h_A's norm
+  expect(new ActivationDp(2, 0).gradients).toBe(false);
+  const ledger = (extra: string) =>
+    new PrivacyLedger(run(`dp: {activations: {enabled: true, clip_norm: 1, noise_multiplier: 2${extra}}}`));
+  // A silo no larger than a batch: q = 1, the closed form.
+  const spend = { a: { steps: 3, examples: 4 } };
+  expect(ledger('').spend(spend).example_epsilon).toBeCloseTo(
+    epsilon({ samplingRate: 1, noiseMultiplier: 2, steps: 3 }, 1e-5).epsilon,
+    9,
+  );
+  expect(ledger(', gradient_clip_norm: 0.1').spend(spend).example_epsilon).toBeCloseTo(
+    epsilon({ samplingRate: 1, noiseMultiplier: 2 / Math.SQRT2, steps: 3 }, 1e-5).epsilon,
+    9,
+  );
+});
+
+test('in a real run the server receives each example of dL/dh_B within gradient_clip_norm', async () => {
+  const norms: number[] = [];
+  const cfg = run(
+    'dp: {activations: {enabled: true, clip_norm: 100, noise_multiplier: 0, gradient_clip_norm: 0.001}}',
+    'mode: sequential, clients: 1, rounds: 1, local_steps: 2',
+  );
+  await federate(cfg, {
+    audit: (_id, m) => {
+      if (m.kind !== 'tailGrad') return;
+      const g = new Float32Array(Uint8Array.from(m.tailGrad!.tensor!.data).buffer);
+      const per = g.length / 4;
+      for (let b = 0; b < 4; b++) norms.push(Math.hypot(...g.subarray(b * per, (b + 1) * per)));
+    },
+  });
+  expect(norms).toHaveLength(8);
+  for (const n of norms) expect(n).toBeLessThanOrEqual(0.001 * (1 + 1e-4));
+  expect(Math.max(...norms)).toBeGreaterThan(0.001 * 0.999); // clipping was active
+}, 120_000);
