@@ -75,7 +75,7 @@ export class ClientLink {
   }
 
   sendTailGrad(round: number, step: number, grad: { dhB: TensorData; loss: number; labelCount: number }): void {
-    const dhB = this.o.noise.gradients ? this.o.noise.apply(grad.dhB) : grad.dhB;
+    const dhB = this.o.noise.gradients ? this.o.noise.apply(grad.dhB, true) : grad.dhB;
     const tensor = encodeActivation('grad_h_B', dhB, this.context(round, step));
     this.o.call.write({ tailGrad: { round, step, tensor, loss: grad.loss, labelCount: grad.labelCount } });
   }

@@ -31,6 +31,8 @@ export const dpActivationsSchema = z
     enabled: z.boolean().default(false),
     clip_norm: z.number().positive().default(1),
     noise_multiplier: z.number().min(0).default(1),
+    /** dL/dh_B (which carries the labels' signal) clipped per example to this and noised alike; null: sent as it is. */
+    gradient_clip_norm: z.number().positive().nullable().default(null),
     /** DP-SGD on the client parts (per-example clipping of their gradient): not implemented; refused when true. */
     dp_sgd: z.boolean().default(false),
   })

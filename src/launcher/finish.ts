@@ -31,6 +31,9 @@ export interface RunSummary {
   exports?: { hf?: string; adapter?: string };
   /** `flglm run --attack`: what the inversion attack read back from the captured h_A. */
   attack?: AttackResult;
+  /** With differential privacy: the ε the run spent (privacy/dp-budget.ts), and why it stopped early if it did. */
+  privacy?: ServerSummary['privacy'];
+  stopped?: string;
 }
 
 export interface FinishInput {
@@ -67,6 +70,8 @@ export async function finishRun(run: FinishInput): Promise<RunSummary> {
     ...(baseline ? { baseline } : {}),
     run_dir: runDir,
     ...(cfg.privacy.activation_noise.sigma > 0 ? { activation_noise: cfg.privacy.activation_noise } : {}),
+    ...(server.privacy ? { privacy: server.privacy } : {}),
+    ...(server.stopped ? { stopped: server.stopped } : {}),
     peak_rss_mib: {
       server: server.peak_rss_mib ?? NaN,
       ...Object.fromEntries(clients.map((c) => [c.client_id, c.peak_rss_mib])),

@@ -79,19 +79,6 @@ export function logErfc(x: number): number {
   return -x * x - 0.5 * Math.log(Math.PI) - Math.log(f);
 }
 
-/** log |C(α, k)| for real α (Γ through lgamma-free products, fine for k up to a few thousand). */
-function logAbsBinomial(alpha: number, k: number): { log: number; sign: number } {
-  let log = 0;
-  let sign = 1;
-  for (let i = 0; i < k; i++) {
-    const f = (alpha - i) / (i + 1);
-    if (f === 0) return { log: -Infinity, sign: 0 };
-    if (f < 0) sign = -sign;
-    log += Math.log(Math.abs(f));
-  }
-  return { log, sign };
-}
-
 /** log A_α for an integer order: Σ_k C(α,k) (1-q)^(α-k) q^k e^((k²-k)/2σ²). */
 function logAInteger(q: number, sigma: number, alpha: number): number {
   let logA = -Infinity;
@@ -110,8 +97,17 @@ function logAFractional(q: number, sigma: number, alpha: number): number {
   let logA1 = -Infinity;
   const z0 = sigma * sigma * Math.log(1 / q - 1) + 0.5;
   const s2 = sigma * sigma;
+  // C(α, i) is carried from one term to the next (C(α, i+1) = C(α, i)·(α−i)/(i+1)): recomputing it
+  // per term made the series quadratic, 7 ms an order at q = 0.2, σ = 1.2 (1 s for the default orders).
+  let logCoef = 0;
+  let sign = 1;
   for (let i = 0; i < 100000; i++) {
-    const { log: logCoef, sign } = logAbsBinomial(alpha, i);
+    if (i > 0) {
+      const f = (alpha - i + 1) / i;
+      if (f === 0) break;
+      if (f < 0) sign = -sign;
+      logCoef += Math.log(Math.abs(f));
+    }
     const j = alpha - i;
     const logT0 = logCoef + i * Math.log(q) + j * Math.log1p(-q);
     const logT1 = logCoef + j * Math.log(q) + i * Math.log1p(-q);

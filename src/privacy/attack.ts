@@ -15,6 +15,7 @@ import { Rng } from '../util/rng.js';
 import type { CapturedStep } from './capture.js';
 import { DEFAULT_INVERTER, Inverter, type InverterOptions } from './inverter.js';
 import { ActivationNoise } from './activation-noise.js';
+import { ActivationDp, type UplinkNoise } from './example-dp.js';
 
 /**
  * The honest-but-curious server's inversion attack (`flglm attack invert`), as a tool to test a
@@ -119,8 +120,12 @@ export async function invertActivations(
   const d = head.config.hidden_size;
   const runtime = { threads: cfg.runtime.threads };
   const executor = new PartExecutor('head', head.config, cfg.split, peftOf(cfg), head.store, runtime, 'recompute');
-  // The same noise as the clients', absolute or relative to each batch's RMS (activation-noise.ts).
-  const noise = new ActivationNoise(o.sigma, false, o.inverter.seed + 1, 'attacker', o.relative);
+  // The same noise as the clients', absolute or relative to each batch's RMS (activation-noise.ts), or
+  // with privacy.dp.activations the same per-example clipping and noise (the plan tells the server).
+  const dp = cfg.privacy.dp.activations;
+  const noise: UplinkNoise = dp.enabled
+    ? new ActivationDp(dp.clip_norm, dp.noise_multiplier)
+    : new ActivationNoise(o.sigma, false, o.inverter.seed + 1, 'attacker', o.relative);
   // Pairs from public text through the attacker's head.
   const batches = publicBatches(head.tokenizer, B, S, o.publicTokens, o.inverter.seed);
   const acts = new Float32Array(batches.length * B * S * d),

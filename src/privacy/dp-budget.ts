@@ -1,5 +1,5 @@
 import type { ExperimentConfig } from '../config/schema.js';
-import { RdpAccountant, type SampledGaussian } from './accountant.js';
+import { DEFAULT_ORDERS, epsilonFromRdp, rdp, type SampledGaussian } from './accountant.js';
 
 // What a run's differential privacy has spent, per round: DP-FedAvg's user-level ε (one sampled
 // Gaussian step per round, sampling rate = clients per round / clients: every client takes part in
@@ -27,9 +27,34 @@ export interface PrivacyRecord {
   client_steps?: Record<string, ClientSpend>;
 }
 
+/** One step's RDP per order, by (q, σ): a round costs steps × it (computing it takes up to 0.25 s). */
+const oneStep = new Map<string, number[]>();
+function rdpOf(m: SampledGaussian): number[] {
+  const key = `${m.samplingRate}:${m.noiseMultiplier}`;
+  let v = oneStep.get(key);
+  if (!v) oneStep.set(key, (v = rdp({ ...m, steps: 1 })));
+  return v.map((r) => m.steps * r);
+}
+
+/** RDP spent per order, added to as mechanisms run. */
+class Spent {
+  readonly rdp = DEFAULT_ORDERS.map(() => 0);
+  add(m: SampledGaussian): void {
+    rdpOf(m).forEach((r, i) => (this.rdp[i] += r));
+  }
+  copy(): Spent {
+    const c = new Spent();
+    this.rdp.forEach((r, i) => (c.rdp[i] = r));
+    return c;
+  }
+  epsilon(delta: number): number {
+    return epsilonFromRdp(this.rdp, DEFAULT_ORDERS, delta).epsilon;
+  }
+}
+
 export class PrivacyLedger {
-  private readonly user = new RdpAccountant();
-  private readonly examples = new Map<string, RdpAccountant>();
+  private user = new Spent();
+  private readonly examples = new Map<string, Spent>();
   private readonly delta: number;
 
   constructor(private readonly cfg: ExperimentConfig) {
@@ -55,27 +80,30 @@ export class PrivacyLedger {
     const a = this.cfg.privacy.dp.activations;
     if (!a.enabled || c.steps === 0) return null;
     const q = Math.min(1, this.cfg.data.batch_size / Math.max(1, c.examples));
-    return { samplingRate: q, noiseMultiplier: a.noise_multiplier, steps: c.steps };
+    // With dL/dh_B clipped and noised too, a step releases two Gaussians of one batch, each with
+    // sensitivity its clip norm and noise sigma times it: one Gaussian of multiplier sigma / sqrt(2).
+    const sigma = a.gradient_clip_norm !== null ? a.noise_multiplier / Math.SQRT2 : a.noise_multiplier;
+    return { samplingRate: q, noiseMultiplier: sigma, steps: c.steps };
   }
 
   /** Record a round's spending. */
   spend(clients: Record<string, ClientSpend>): PrivacyRecord {
     const u = this.userRound();
-    if (u) this.user.compose(u);
+    if (u) this.user.add(u);
     for (const [id, c] of Object.entries(clients)) {
       const m = this.exampleSteps(c);
       if (!m) continue;
       let acc = this.examples.get(id);
-      if (!acc) this.examples.set(id, (acc = new RdpAccountant()));
-      acc.compose(m);
+      if (!acc) this.examples.set(id, (acc = new Spent()));
+      acc.add(m);
     }
     return { ...this.current(), ...(this.cfg.privacy.dp.activations.enabled ? { client_steps: clients } : {}) };
   }
 
   /** ε so far. */
   current(): PrivacyRecord {
-    const user = this.userRound() ? this.user.epsilon(this.delta).epsilon : undefined;
-    const byClient = Object.fromEntries([...this.examples].map(([id, a]) => [id, a.epsilon(this.delta).epsilon]));
+    const user = this.userRound() ? this.user.epsilon(this.delta) : undefined;
+    const byClient = Object.fromEntries([...this.examples].map(([id, a]) => [id, a.epsilon(this.delta)]));
     const example = this.cfg.privacy.dp.activations.enabled ? Math.max(0, ...Object.values(byClient)) : undefined;
     const all = [user, example].filter((e): e is number => e !== undefined);
     return {
@@ -86,15 +114,13 @@ export class PrivacyLedger {
     };
   }
 
-  /** ε if `rounds` more rounds ran with these clients each taking local_steps (nothing is recorded). */
-  planned(rounds: number, clients: Record<string, number>): number | null {
+  /** ε if `rounds` more rounds ran, each client spending as given (nothing is recorded). */
+  planned(rounds: number, clients: Record<string, ClientSpend>): number | null {
     const trial = new PrivacyLedger(this.cfg);
-    trial.user.restore(this.user.state());
-    for (const [id, a] of this.examples) trial.examples.set(id, new RdpAccountant()).get(id)!.restore(a.state());
-    const steps = this.cfg.federation.local_steps;
-    const spend = Object.fromEntries(Object.entries(clients).map(([id, examples]) => [id, { steps, examples }]));
-    for (let r = 0; r < rounds; r++) trial.spend(spend);
-    return rounds > 0 || this.accounts ? trial.current().epsilon : null;
+    trial.user = this.user.copy();
+    for (const [id, a] of this.examples) trial.examples.set(id, a.copy());
+    for (let r = 0; r < rounds; r++) trial.spend(clients);
+    return trial.current().epsilon;
   }
 
   /** A resumed run: replay the rounds its history recorded. */

@@ -5,7 +5,8 @@ import { SecureGaussian } from './secure-noise.js';
 
 /** What a client does to its step tensors before they leave (ClientLink): h_A always, dL/dh_B with `gradients`. */
 export interface UplinkNoise {
-  apply(t: TensorData): TensorData;
+  /** `gradient`: t is dL/dh_B. */
+  apply(t: TensorData, gradient?: boolean): TensorData;
   readonly gradients: boolean;
 }
 
@@ -19,15 +20,24 @@ export interface UplinkNoise {
  * guarantee covers each released h_A given the client parts (docs/privacy.md).
  */
 export class ActivationDp implements UplinkNoise {
-  readonly gradients = false;
+  readonly gradients: boolean;
   private readonly rng = new SecureGaussian();
 
   constructor(
     readonly clipNorm: number,
     readonly noiseMultiplier: number,
-  ) {}
+    /** dL/dh_B's per-example clip norm (gradient_clip_norm); null: dL/dh_B goes up as it is. */
+    readonly gradientClipNorm: number | null = null,
+  ) {
+    this.gradients = gradientClipNorm !== null;
+  }
 
-  apply(t: TensorData): TensorData {
+  /** h_A, or with `gradient` dL/dh_B, each example clipped to its norm and noised. */
+  apply(t: TensorData, gradient = false): TensorData {
+    return this.clipAndNoise(t, gradient && this.gradientClipNorm !== null ? this.gradientClipNorm : this.clipNorm);
+  }
+
+  private clipAndNoise(t: TensorData, clipNorm: number): TensorData {
     const src = t.data as Float32Array;
     const rows = t.shape[0];
     const per = src.length / rows;
@@ -36,10 +46,10 @@ export class ActivationDp implements UplinkNoise {
       const at = b * per;
       let sq = 0;
       for (let i = at; i < at + per; i++) sq += src[i] * src[i];
-      const scale = Math.min(1, this.clipNorm / Math.max(Math.sqrt(sq), 1e-30));
+      const scale = Math.min(1, clipNorm / Math.max(Math.sqrt(sq), 1e-30));
       for (let i = at; i < at + per; i++) data[i] = scale * src[i];
     }
-    this.rng.addTo(data, this.noiseMultiplier * this.clipNorm);
+    this.rng.addTo(data, this.noiseMultiplier * clipNorm);
     return { ...t, data };
   }
 }
@@ -47,7 +57,7 @@ export class ActivationDp implements UplinkNoise {
 /** The client's uplink noise from the plan: dp.activations (accounted), or activation_noise (not). */
 export function uplinkNoise(cfg: ExperimentConfig, clientId: string): UplinkNoise {
   const a = cfg.privacy.dp.activations;
-  if (a.enabled) return new ActivationDp(a.clip_norm, a.noise_multiplier);
+  if (a.enabled) return new ActivationDp(a.clip_norm, a.noise_multiplier, a.gradient_clip_norm);
   const n = cfg.privacy.activation_noise;
   return new ActivationNoise(n.sigma, n.gradients, cfg.seed, clientId, n.relative);
 }

@@ -51,6 +51,8 @@ interface Generations {
 
 type Eval = Record<string, number> | undefined;
 interface Summary {
+  privacy?: unknown;
+  stopped?: string;
   rounds?: number;
   steps?: number;
   tokens?: number;
@@ -163,13 +165,18 @@ export function renderReport(r: ReportInput): string {
   const s = r.summary as Summary;
   const view = runView(r.meta, r.records, { summary: r.summary, baselineLosses: r.baselineLosses });
   const fmt = (v: unknown, d = 1) => (typeof v === 'number' ? v.toFixed(d) : '–');
+  const dp = s.privacy as
+    { epsilon: number | null; delta: number; user_epsilon?: number; example_epsilon?: number } | undefined;
+  const dpLine = dp
+    ? `<p>Differential privacy: ε = ${fmt(dp.epsilon, 3)} at δ = ${dp.delta}${dp.user_epsilon !== undefined ? ` (DP-FedAvg, user-level: ${fmt(dp.user_epsilon, 3)})` : ''}${dp.example_epsilon !== undefined ? ` (h_A, example-level, largest over clients: ${fmt(dp.example_epsilon, 3)})` : ''}.${s.stopped ? ` Stopped early: ${esc(String(s.stopped))}` : ''}</p>`
+    : '';
   const shared = sections(view)
     .map((x) => `<section id="${x.id}"><h2>${esc(x.title)}</h2>${x.html}</section>`)
     .join('\n');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>flglm report: ${esc(r.meta.name)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>${PAGE_CSS}</style></head><body>
 <h1>flglm run: ${esc(r.meta.name)}</h1>
-<p>Mode <b>${esc(r.meta.mode)}</b>, ${view.clients.length} clients, ${fmt(s.rounds, 0)} rounds, ${fmt(s.steps, 0)} client steps, ${fmt(s.tokens, 0)} tokens in ${fmt(s.wall_s)} s (${fmt(s.tokens_per_s, 0)} tokens/s). The live dashboard shows the same: <code>flglm dashboard RUN_DIR</code>.</p>
+<p>Mode <b>${esc(r.meta.mode)}</b>, ${view.clients.length} clients, ${fmt(s.rounds, 0)} rounds, ${fmt(s.steps, 0)} client steps, ${fmt(s.tokens, 0)} tokens in ${fmt(s.wall_s)} s (${fmt(s.tokens_per_s, 0)} tokens/s). The live dashboard shows the same: <code>flglm dashboard RUN_DIR</code>.</p>${dpLine}
 ${finalScores(s, r.records)}
 ${shared}
 ${phaseTable(r.clientPhases ?? [])}

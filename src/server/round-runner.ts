@@ -61,10 +61,15 @@ export class RoundRunner {
     this.ledger.replay(this.history);
   }
 
-  /** privacy.target_epsilon: why `rounds` more rounds with these clients must not run, or null. */
+  /**
+   * privacy.target_epsilon: why `rounds` more rounds with these clients must not run, or null. A
+   * client's round is taken as local_steps, or as many as its last round took if that was more.
+   */
   overBudget(rounds: number, participants: readonly Participant[], what: string): string | null {
-    const silos = Object.fromEntries(participants.map((s) => [s.id, s.numExamples]));
-    return overBudget(this.d.cfg, this.ledger.planned(rounds, silos), what);
+    const last = this.history.at(-1)?.privacy?.client_steps ?? {};
+    const steps = (id: string) => Math.max(this.d.cfg.federation.local_steps, last[id]?.steps ?? 0);
+    const plan = Object.fromEntries(participants.map((s) => [s.id, { steps: steps(s.id), examples: s.numExamples }]));
+    return overBudget(this.d.cfg, this.ledger.planned(rounds, plan), what);
   }
 
   /** The current global client parts (or the hidden aggregate, which only clients can open). */

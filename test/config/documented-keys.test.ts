@@ -51,6 +51,7 @@ const NOT_FOR: Record<string, Record<string, string>> = {
     'privacy.dp.activations.enabled': NOTHING_LEAVES,
     'privacy.dp.activations.clip_norm': NOTHING_LEAVES,
     'privacy.dp.activations.noise_multiplier': NOTHING_LEAVES,
+    'privacy.dp.activations.gradient_clip_norm': NOTHING_LEAVES,
     'privacy.dp.activations.dp_sgd': NOTHING_LEAVES,
     'privacy.target_epsilon': NOTHING_LEAVES,
     'privacy.delta': NOTHING_LEAVES,

@@ -1,10 +1,14 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createTrainer } from '../../src/client/trainer.js';
+import { keygen } from '../../src/security/pki.js';
 import { resolveData } from '../../src/config/experiment.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { privatizeClientUpdate, privatizeMean, updateNorm } from '../../src/privacy/dp-updates.js';
 import { SecureGaussian } from '../../src/privacy/secure-noise.js';
 import type { ClientMessage } from '../../src/protocol/messages.js';
-import { config, federate } from '../helpers/federation.js';
+import { CLIENT_IDS, config, federate } from '../helpers/federation.js';
 
 // DP-FedAvg of the client parts: each client's round update is clipped to C before it leaves, the
 // mean weighs every client the same (in the clear and through secure aggregation), and the noise
@@ -102,4 +106,26 @@ test('in a real federation every upload is within C of the round start, and secu
     expect(Number.isFinite(loss(r))).toBe(true);
     expect(Math.abs(loss(r) - loss(plain))).toBeGreaterThan(0); // the noise moved the model
   }
+}, 180_000);
+
+test('with a hidden aggregate, noise: client: the clients open the same clipped mean the visible secure aggregate gives', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'flglm-dp-hidden-'));
+  keygen({
+    out: join(root, 'pki'),
+    clients: CLIENT_IDS.slice(0, 3),
+    serverName: 'localhost',
+    serverIps: ['127.0.0.1'],
+    days: 1,
+    keyBits: 2048,
+  });
+  const dp = '{enabled: true, clip_norm: 0.05, noise_multiplier: 0, noise: client}';
+  const tls = (y: string) => y.replace('security: {tls: false, payload_encryption: false}', 'security: {tls: true}');
+  const cfg = (hide: boolean) =>
+    config(tls(dpYaml(dp, `, secure_aggregation: {enabled: true}${hide ? ', hide_aggregate: true' : ''}`)));
+  const data = resolveData(cfg(false));
+  const kitRoot = join(root, 'pki');
+  const hidden = await federate(cfg(true), { kitRoot, data });
+  const visible = await federate(cfg(false), { kitRoot, data });
+  expect(hidden.summary.eval_summary.loss).toBe(visible.summary.eval_summary.loss);
+  expect(hidden.summary.privacy?.user_epsilon).toBe(Infinity); // sigma 0: no bound, and the record says so
 }, 180_000);

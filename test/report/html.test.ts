@@ -105,3 +105,22 @@ test('an axis of whole numbers (rounds) has whole ticks only', () => {
   const xTicks = [...svg.matchAll(/text-anchor="middle">([^<]+)<\/text>/g)].map((m) => m[1]);
   expect(xTicks).toEqual(['1', '2', 'round']);
 });
+
+test("the report's summary says the epsilon a run spent, and why it stopped early", () => {
+  const html = renderReport({
+    meta: { ...META, rounds: 1, clients: 1 },
+    records: simulatedRecords({ clients: 1, rounds: 1, steps: 2 }),
+    summary: {
+      rounds: 1,
+      steps: 2,
+      tokens: 64,
+      wall_s: 1,
+      tokens_per_s: 64,
+      privacy: { epsilon: 6.6037, delta: 1e-5, user_epsilon: 6.6037 },
+      stopped: 'round 2 would spend epsilon 9',
+    },
+    config: 'seed: 1',
+  });
+  expect(html).toContain('Differential privacy: ε = 6.604 at δ = 0.00001 (DP-FedAvg, user-level: 6.604).');
+  expect(html).toContain('Stopped early: round 2 would spend epsilon 9');
+});
