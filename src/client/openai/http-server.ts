@@ -104,9 +104,15 @@ export async function startOpenAiServer(o: OpenAiServerOptions): Promise<OpenAiS
   });
 
   const handle = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<number | 'cancelled'> => {
-    const route = ROUTES[path];
+    const route = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined;
     if (!route)
-      throw new ApiError(404, `no such endpoint: ${req.method} ${path}`, 'invalid_request_error', null, 'not_found');
+      throw new ApiError(
+        404,
+        `no such endpoint: ${req.method} ${path.slice(0, 100)}`,
+        'invalid_request_error',
+        null,
+        'not_found',
+      );
     if (req.method !== route.method)
       throw new ApiError(
         405,
@@ -163,13 +169,14 @@ export async function startOpenAiServer(o: OpenAiServerOptions): Promise<OpenAiS
   const server = createServer((req, res) => {
     res.on('error', () => {}); // a client gone mid-answer: its request is cancelled by 'close'
     const path = (req.url ?? '/').split('?')[0];
+    const label = Object.hasOwn(ROUTES, path) ? path : 'other'; // bounded label values
     handle(req, res, path).then(
-      (status) => metrics.answered(path, status),
+      (status) => metrics.answered(label, status),
       (e: unknown) => {
-        if (e instanceof CancelledError) return metrics.answered(path, 'cancelled');
+        if (e instanceof CancelledError) return metrics.answered(label, 'cancelled');
         const err = apiErrorOf(e);
         if (err.status >= 500) o.log?.(`${req.method} ${path}: ${err.status} ${err.message}`);
-        metrics.answered(path, err.status);
+        metrics.answered(label, err.status);
         try {
           sendError(res, err);
         } catch {
