@@ -44,7 +44,14 @@ function engineRequest(
     sampling = r;
   } else {
     const r = parseChatRequest(json);
-    prompt = [tok.bos, ...tok.encode(ctx.chat.render(r.messages))];
+    let text: string;
+    try {
+      text = ctx.chat.render(r.messages);
+    } catch (e) {
+      // Templates may refuse a conversation (raise_exception: roles out of order, ...): that is the request's fault.
+      throw badRequest(`messages: the model's chat template refused them (${(e as Error).message})`, 'messages');
+    }
+    prompt = [tok.bos, ...tok.encode(text)];
     stop = [...r.stop, ...ctx.chat.stop];
     sampling = r;
   }
