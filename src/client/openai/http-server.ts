@@ -4,7 +4,7 @@ import { UserError } from '../../util/errors.js';
 import { isLoopbackHost } from '../../util/net.js';
 import { ApiError, apiErrorOf, badRequest } from './api-errors.js';
 import { CancelledError } from './engine.js';
-import { serveGeneration, type GenerationContext, type Kind } from './generation.js';
+import { prepareGeneration, serveGeneration, type GenerationContext, type Kind } from './generation.js';
 import { OpenAiMetrics } from './openai-metrics.js';
 
 /**
@@ -137,7 +137,8 @@ export async function startOpenAiServer(o: OpenAiServerOptions): Promise<OpenAiS
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(models()));
       return 200;
     }
-    const json = await readBody(req, o.maxBodyBytes);
+    // A bad request is a 400 whatever the load; only a good one can be turned away for capacity.
+    const prepared = prepareGeneration(route.kind, await readBody(req, o.maxBodyBytes), o);
     if (active >= o.maxConcurrent)
       throw new ApiError(
         429,
@@ -154,7 +155,7 @@ export async function startOpenAiServer(o: OpenAiServerOptions): Promise<OpenAiS
     };
     res.on('close', onClose);
     try {
-      metrics.generated(await serveGeneration(route.kind, json, o, res, abort.signal));
+      metrics.generated(await serveGeneration(route.kind, prepared, o, res, abort.signal));
       return 200;
     } catch (e) {
       if (e instanceof CancelledError || abort.signal.aborted) return 'cancelled';
