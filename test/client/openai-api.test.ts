@@ -13,6 +13,10 @@ import { TrunkServer, DEFAULT_SERVE_LIMITS, type ServeLimits } from '../../src/s
 import { startTransport } from '../../src/server/transport.js';
 import type { ModelFolder } from '../../src/training/model-folder.js';
 import { config as parseConfig } from '../helpers/federation.js';
+import { keygen } from '../../src/security/pki.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 // The OpenAI-compatible endpoint in front of split generation, spoken to with the official `openai`
 // SDK on 127.0.0.1: a real serving trunk (worker thread, gRPC) on an ephemeral port, head and tail
@@ -36,18 +40,18 @@ const trunkParams = [...store].filter(([n]) => trunkOwns(n));
 const tok = new ByteTokenizer();
 const folder: ModelFolder = { config, store: clientStore, peft, tokenizer: tok, dir: '' };
 
-async function trunk(limits: Partial<ServeLimits> = {}) {
+async function trunk(limits: Partial<ServeLimits> = {}, kit: string | null = null) {
   const events: Record<string, unknown>[] = [];
   const server = await TrunkServer.start({
     cfg: parseConfig('model: {preset: tiny}\nsplit: {head_blocks: 1, tail_blocks: 1}\nruntime: {threads: 1}\n'),
     model: config,
     params: trunkParams,
-    kit: null,
+    kit,
     revocation: null,
     limits: { ...DEFAULT_SERVE_LIMITS, cacheLen: CONTEXT, ...limits },
     log: (_m: string, fields?: Record<string, unknown>) => void (fields && events.push(fields)),
   });
-  const transport = await startTransport({ kit: null, port: 0, revocation: null, onGenerate: server.onGenerate });
+  const transport = await startTransport({ kit, port: 0, revocation: null, onGenerate: server.onGenerate });
   return {
     server,
     events,
@@ -56,8 +60,8 @@ async function trunk(limits: Partial<ServeLimits> = {}) {
   };
 }
 
-async function endpoint(target: string, o: { maxConcurrent?: number } = {}) {
-  const engine = new Engine(folder, CONTEXT, { target, kit: null, serverName: 'localhost' }, { threads: 1 });
+async function endpoint(target: string, o: { maxConcurrent?: number; kit?: string } = {}) {
+  const engine = new Engine(folder, CONTEXT, { target, kit: o.kit ?? null, serverName: 'localhost' }, { threads: 1 });
   const http = await startOpenAiServer({
     engine,
     modelId: 'tiny-split',
@@ -259,4 +263,19 @@ test("a client that goes away mid-stream cancels its request: the trunk's cache 
   ).text();
   expect(metrics).toMatch(/flglm_openai_requests_total\{endpoint="\/v1\/completions",status="cancelled"\} 1/);
   expect(metrics).toMatch(/flglm_openai_time_to_first_token_seconds_count [1-9]/);
+}, 60_000);
+
+test('over mutual TLS with a session key (--pki), as flglm generate --server: the same answer as in plaintext', async () => {
+  const pki = join(mkdtempSync(join(tmpdir(), 'flglm-openai-')), 'pki');
+  keygen({ out: pki, clients: ['alice'], serverName: 'localhost', serverIps: ['127.0.0.1'], days: 1, keyBits: 2048 });
+  const secure = await trunk({}, join(pki, 'server'));
+  const tls = await endpoint(secure.target, { kit: join(pki, 'clients', 'alice') });
+  try {
+    const ask = (c: OpenAI) =>
+      c.completions.create({ model: 'x', prompt: 'Subject: keys', max_tokens: 12, temperature: 0 });
+    expect((await ask(tls.client)).choices[0].text).toBe((await ask(e.client)).choices[0].text);
+  } finally {
+    await tls.close();
+    await secure.close();
+  }
 }, 60_000);

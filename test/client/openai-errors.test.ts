@@ -168,6 +168,8 @@ test("429 past the endpoint's concurrency limit and when the trunk refuses for c
     const stop = await holdStream(limited.sdk);
     const r = await limited.post('/v1/completions', '{"prompt": "hi"}');
     expect([r.status, r.body.error.code]).toEqual([429, 'too_many_requests']);
+    // A bad request is still a 400 at the limit: only good ones are turned away for capacity.
+    expect((await limited.post('/v1/completions', '{"prompt": "hi", "n": 3}')).status).toBe(400);
     // The other endpoint has room, but the trunk's one session is taken: the trunk's refusal is a 429 too.
     const busy = await wide.post('/v1/completions', '{"prompt": "hi", "stream": true}');
     expect([busy.status, busy.body.error.code]).toEqual([429, 'server_busy']);

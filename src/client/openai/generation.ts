@@ -22,14 +22,13 @@ export interface GenerationContext {
 
 export type Kind = 'completion' | 'chat';
 
+export type PreparedRequest = EngineRequest & { sampling: SamplingRequest };
+
 /** OpenAI's default for completions; chat answers may take the rest of the context, up to this. */
 const DEFAULT_MAX_TOKENS: Record<Kind, number> = { completion: 16, chat: 256 };
 
-function engineRequest(
-  kind: Kind,
-  json: unknown,
-  ctx: GenerationContext,
-): EngineRequest & { sampling: SamplingRequest } {
+/** The checked request: token ids, limits, sampling (throws ApiError 400 before anything runs). */
+export function prepareGeneration(kind: Kind, json: unknown, ctx: GenerationContext): PreparedRequest {
   const tok = ctx.engine.tokenizer;
   let prompt: number[];
   let stop: string[];
@@ -44,7 +43,14 @@ function engineRequest(
     sampling = r;
   } else {
     const r = parseChatRequest(json);
-    prompt = [tok.bos, ...tok.encode(ctx.chat.render(r.messages))];
+    let text: string;
+    try {
+      text = ctx.chat.render(r.messages);
+    } catch (e) {
+      // Templates may refuse a conversation (raise_exception: roles out of order, ...): that is the request's fault.
+      throw badRequest(`messages: the model's chat template refused them (${(e as Error).message})`, 'messages');
+    }
+    prompt = [tok.bos, ...tok.encode(text)];
     stop = [...r.stop, ...ctx.chat.stop];
     sampling = r;
   }
@@ -76,12 +82,11 @@ function engineRequest(
 /** Serve one generation request; returns the engine's result (for metrics). Throws ApiError before any byte is sent. */
 export async function serveGeneration(
   kind: Kind,
-  json: unknown,
+  r: PreparedRequest,
   ctx: GenerationContext,
   res: ServerResponse,
   signal: AbortSignal,
 ): Promise<EngineResult> {
-  const r = engineRequest(kind, json, ctx);
   const base = {
     id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`,
     object: kind === 'chat' ? 'chat.completion' : 'text_completion',

@@ -4,7 +4,7 @@ import { UserError } from '../../util/errors.js';
 import { isLoopbackHost } from '../../util/net.js';
 import { ApiError, apiErrorOf, badRequest } from './api-errors.js';
 import { CancelledError } from './engine.js';
-import { serveGeneration, type GenerationContext, type Kind } from './generation.js';
+import { prepareGeneration, serveGeneration, type GenerationContext, type Kind } from './generation.js';
 import { OpenAiMetrics } from './openai-metrics.js';
 
 /**
@@ -104,9 +104,15 @@ export async function startOpenAiServer(o: OpenAiServerOptions): Promise<OpenAiS
   });
 
   const handle = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<number | 'cancelled'> => {
-    const route = ROUTES[path];
+    const route = Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined;
     if (!route)
-      throw new ApiError(404, `no such endpoint: ${req.method} ${path}`, 'invalid_request_error', null, 'not_found');
+      throw new ApiError(
+        404,
+        `no such endpoint: ${req.method} ${path.slice(0, 100)}`,
+        'invalid_request_error',
+        null,
+        'not_found',
+      );
     if (req.method !== route.method)
       throw new ApiError(
         405,
@@ -131,7 +137,8 @@ export async function startOpenAiServer(o: OpenAiServerOptions): Promise<OpenAiS
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(models()));
       return 200;
     }
-    const json = await readBody(req, o.maxBodyBytes);
+    // A bad request is a 400 whatever the load; only a good one can be turned away for capacity.
+    const prepared = prepareGeneration(route.kind, await readBody(req, o.maxBodyBytes), o);
     if (active >= o.maxConcurrent)
       throw new ApiError(
         429,
@@ -148,7 +155,7 @@ export async function startOpenAiServer(o: OpenAiServerOptions): Promise<OpenAiS
     };
     res.on('close', onClose);
     try {
-      metrics.generated(await serveGeneration(route.kind, json, o, res, abort.signal));
+      metrics.generated(await serveGeneration(route.kind, prepared, o, res, abort.signal));
       return 200;
     } catch (e) {
       if (e instanceof CancelledError || abort.signal.aborted) return 'cancelled';
@@ -163,13 +170,14 @@ export async function startOpenAiServer(o: OpenAiServerOptions): Promise<OpenAiS
   const server = createServer((req, res) => {
     res.on('error', () => {}); // a client gone mid-answer: its request is cancelled by 'close'
     const path = (req.url ?? '/').split('?')[0];
+    const label = Object.hasOwn(ROUTES, path) ? path : 'other'; // bounded label values
     handle(req, res, path).then(
-      (status) => metrics.answered(path, status),
+      (status) => metrics.answered(label, status),
       (e: unknown) => {
-        if (e instanceof CancelledError) return metrics.answered(path, 'cancelled');
+        if (e instanceof CancelledError) return metrics.answered(label, 'cancelled');
         const err = apiErrorOf(e);
         if (err.status >= 500) o.log?.(`${req.method} ${path}: ${err.status} ${err.message}`);
-        metrics.answered(path, err.status);
+        metrics.answered(label, err.status);
         try {
           sendError(res, err);
         } catch {
