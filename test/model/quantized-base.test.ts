@@ -10,6 +10,7 @@ import { mergeLora } from '../../src/model/lora.js';
 import { buildPartProgram } from '../../src/model/partition.js';
 import { PartExecutor } from '../../src/training/part-executor.js';
 import { PartDecoder } from '../../src/model/part-decoder.js';
+import { packValue, unpackValue } from '../../src/server/replica-wire.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/training/checkpoint.js';
 import { tensor } from '../../src/runtime/tensor.js';
@@ -123,6 +124,14 @@ describe('a quantized frozen base (model.frozen_dtype int8 | int4)', () => {
       for (const [n, g] of a.grads) expect([n, relError(g, b.grads.get(n)!) < 5e-2]).toEqual([n, true]);
     },
   );
+
+  test('a quantized weight crosses to a sub-server (replica wire) and a worker thread intact', () => {
+    const { quant } = twinStores(4, 'int8');
+    const p = quant.get('model.layers.1.mlp.down_proj.weight')!;
+    const { json, tensors } = packValue({ params: [['w', p]] });
+    expect((unpackValue(json, tensors) as { params: [string, unknown][] }).params[0][1]).toEqual(p);
+    expect(structuredClone(p)).toEqual(p);
+  });
 
   test('serving and generation decode with the quantized kernels: the trunk prefill and decode equal the float32 twin (compute float)', async () => {
     const { f32, quant } = twinStores(4, 'float');
