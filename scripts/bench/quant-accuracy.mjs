@@ -28,6 +28,24 @@ const TASK_SETS = {
 };
 
 const rows = [];
+let previous = [];
+try {
+  previous = JSON.parse(readFileSync(join(root, 'bench-results', 'quant-accuracy.json'), 'utf8')).rows;
+} catch {
+  /* first run */
+}
+const save = () =>
+  writeResult('quant-accuracy', {
+    setup: { config: 'configs/quickstart-lora.yaml (centralized, flglm train)', steps: Number(steps), eval_batches: 8 },
+    note: 'measured on a host shared with other sessions; the loss is of the same held-out batches for every dtype',
+    rows: [
+      ...previous.filter(
+        (r) =>
+          !rows.some((x) => x.task === r.task && x.seed === r.seed && x.dtype === r.dtype && x.compute === r.compute),
+      ),
+      ...rows,
+    ],
+  });
 for (const task of tasks)
   for (let seed = 1; seed <= seeds; seed++)
     for (const dtype of dtypes) {
@@ -64,17 +82,5 @@ for (const task of tasks)
       };
       rows.push(row);
       console.log(JSON.stringify(row));
+      save(); // after every run: a run cut short keeps what it measured
     }
-let previous = [];
-try {
-  previous = JSON.parse(readFileSync(join(root, 'bench-results', 'quant-accuracy.json'), 'utf8')).rows.filter(
-    (r) => !rows.some((x) => x.task === r.task && x.seed === r.seed && x.dtype === r.dtype && x.compute === r.compute),
-  );
-} catch {
-  /* first run */
-}
-writeResult('quant-accuracy', {
-  setup: { config: 'configs/quickstart-lora.yaml (centralized, flglm train)', steps: Number(steps), eval_batches: 8 },
-  note: 'measured on a host shared with other sessions; the loss is of the same held-out batches for every dtype',
-  rows: [...previous, ...rows],
-});

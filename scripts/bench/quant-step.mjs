@@ -104,6 +104,19 @@ async function child(shape, dtype, layers, steps, targets) {
   };
 }
 
+function save(rows) {
+  writeResult('quant-step', {
+    setup: {
+      tokens: `${B} x ${S}`,
+      lora: { rank: 8, targets: arg('--targets', 'q,v') },
+      threads: 2,
+      split: 'trunk = all blocks but 2 + 2',
+    },
+    note: 'measured on a host shared with other sessions (load averages per row): compare rows of one run only',
+    rows,
+  });
+}
+
 if (process.argv[2] === '--child') {
   const [shape, dtype, layers, steps, targets] = process.argv.slice(3);
   const r = await child(shape, dtype, Number(layers), Number(steps), targets.split(','));
@@ -129,10 +142,6 @@ if (process.argv[2] === '--child') {
       if (!line) throw new Error(`${shape} ${dtype}: ${r.stderr.slice(-2000)}`);
       rows.push({ ...JSON.parse(line.slice(7)), load_average_at_start: +load.toFixed(1) });
       console.log(JSON.stringify(rows[rows.length - 1]));
+      save(rows); // after every row: a run cut short keeps what it measured
     }
-  writeResult('quant-step', {
-    setup: { tokens: `${B} x ${S}`, lora: { rank: 8, targets }, threads: 2, split: 'trunk = all blocks but 2 + 2' },
-    note: 'measured on a host shared with other sessions (load averages per row): compare rows of one run only',
-    rows,
-  });
 }
