@@ -481,6 +481,8 @@ if (pre && pre.steps >= 100) {
   );
 }
 
+out.push(...(await import('./render-quant.mjs')).quantSection(load, machine));
+
 const notes = join(root, 'docs', 'benchmarks-notes.md');
 if (existsSync(notes)) out.push(readFileSync(notes, 'utf8'));
 writeFileSync(join(root, 'docs', 'benchmarks.md'), out.join('\n') + '\n');

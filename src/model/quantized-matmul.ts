@@ -7,7 +7,7 @@ import { INT4_BLOCK, quantShape, type QuantWeight } from './quantize.js';
  * x @ W for a frozen weight held quantized (quantize.ts), as graph nodes. The weight's tensors are
  * graph inputs (`name#q`, `name#scales`), fed from the store like every weight (graph-weights.ts).
  *
- * Forward, measured on this host (docs/benchmarks.md, "Quantized base"):
+ * Forward (timings: docs/benchmarks.md §10; on an AVX2 host the dequantizing backward was slower than fp32):
  * - int8, compute int8: com.microsoft DynamicQuantizeMatMul (activations to uint8 per tensor).
  * - int4, compute int8: MatMulNBits with accuracy level 4 (activations to int8 per block of 32).
  * - int8, compute float: DequantizeLinear + MatMul; int4, compute float: MatMulNBits, level 0.

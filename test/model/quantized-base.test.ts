@@ -9,6 +9,8 @@ import { dequantize, quantize, type QuantBits, type QuantCompute } from '../../s
 import { mergeLora } from '../../src/model/lora.js';
 import { buildPartProgram } from '../../src/model/partition.js';
 import { PartExecutor } from '../../src/training/part-executor.js';
+import { PartDecoder } from '../../src/model/part-decoder.js';
+import { packValue, unpackValue } from '../../src/server/replica-wire.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/training/checkpoint.js';
 import { tensor } from '../../src/runtime/tensor.js';
@@ -122,6 +124,40 @@ describe('a quantized frozen base (model.frozen_dtype int8 | int4)', () => {
       for (const [n, g] of a.grads) expect([n, relError(g, b.grads.get(n)!) < 5e-2]).toEqual([n, true]);
     },
   );
+
+  test('a quantized weight crosses to a sub-server (replica wire) and a worker thread intact', () => {
+    const { quant } = twinStores(4, 'int8');
+    const p = quant.get('model.layers.1.mlp.down_proj.weight')!;
+    const { json, tensors } = packValue({ params: [['w', p]] });
+    expect((unpackValue(json, tensors) as { params: [string, unknown][] }).params[0][1]).toEqual(p);
+    expect(structuredClone(p)).toEqual(p);
+  });
+
+  test('serving and generation decode with the quantized kernels: the trunk prefill and decode equal the float32 twin (compute float)', async () => {
+    const { f32, quant } = twinStores(4, 'float');
+    const rng = new Rng(5);
+    const hA = tensor(
+      'float32',
+      [1, 6, config.hidden_size],
+      Float32Array.from({ length: 6 * config.hidden_size }, () => rng.normal()),
+    );
+    const step = tensor(
+      'float32',
+      [1, 1, config.hidden_size],
+      Float32Array.from({ length: config.hidden_size }, () => rng.normal()),
+    );
+    const outs = [];
+    for (const store of [f32, quant]) {
+      const dec = new PartDecoder(config, lora, store, 'trunk', split, 16, { threads: 1 });
+      const cache = dec.newCache(1);
+      const pre = (await dec.prefill(hA, [6], cache)).data as Float32Array;
+      const next = (await dec.decode(step, [6], cache)).data as Float32Array;
+      outs.push([pre, next]);
+      await dec.release();
+    }
+    expect(relError(outs[0][0], outs[1][0])).toBeLessThan(1e-5);
+    expect(relError(outs[0][1], outs[1][1])).toBeLessThan(1e-5);
+  });
 
   test('the forward multiplies by the quantized weight itself; every dequantization in the backward waits for its dY (no float32 copy lives across the step)', () => {
     for (const [bits, compute, fwd] of [

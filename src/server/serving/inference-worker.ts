@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ModelConfig } from '../../model/config.js';
-import type { ParamStore, PeftConfig } from '../../model/params.js';
+import type { ParamStore, PeftConfig, StoredParam } from '../../model/params.js';
 import type { SplitPoints } from '../../model/partition.js';
 import { PartDecoder } from '../../model/part-decoder.js';
 import type { RuntimeOptions } from '../../runtime/session.js';
@@ -12,7 +12,8 @@ export interface InferenceWorkerInit {
   split: SplitPoints;
   peft: PeftConfig;
   runtime: RuntimeOptions;
-  params: [string, { shape: number[]; data: Float32Array }][];
+  /** Float32, or quantized where the base was (`model.frozen_dtype` int8 / int4: decoded by the same kernels). */
+  params: [string, StoredParam][];
   /** Rows of the shared KV cache (sequences of all sessions together) and positions per row. */
   rows: number;
   cacheLen: number;

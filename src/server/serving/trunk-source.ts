@@ -4,7 +4,7 @@ import { loadConfigFile } from '../../config/load.js';
 import type { ExperimentConfig } from '../../config/schema.js';
 import type { ModelConfig } from '../../model/config.js';
 import { partOwns } from '../../model/partition.js';
-import { asFloat32, type Param } from '../../model/params.js';
+import { asFloat32, type StoredParam } from '../../model/params.js';
 import { loadCheckpoint } from '../../training/checkpoint.js';
 import { UserError } from '../../util/errors.js';
 import type { InferenceWorkerInit } from './inference-worker.js';
@@ -26,7 +26,9 @@ export function trunkFromRun(
     if (!existsSync(join(dir, 'checkpoint.json'))) continue;
     const { store, meta } = loadCheckpoint(dir);
     const trunk = partOwns('trunk', meta.model, cfg.split);
-    const params = [...store].filter(([n]) => trunk(n)).map(([n, p]): [string, Param] => [n, asFloat32(p)]);
+    const params = [...store]
+      .filter(([n]) => trunk(n))
+      .map(([n, p]): [string, StoredParam] => [n, p.quant ? p : asFloat32(p)]);
     if (params.length === 0)
       throw new UserError(
         `${dir} holds no trunk weights (a client checkpoint?). Fix: point --from at the run folder or the server's --checkpoints folder`,
