@@ -57,6 +57,30 @@ function buildFolder(dir: string, fill: (tmp: string) => void): void {
   }
 }
 
+/** A participant's TLS key pair and its certificate, signed by the PKI's CA (read from `root`). */
+function issueKitIdentity(
+  root: string,
+  commonName: string,
+  role: 'client' | 'sub-server',
+  keyBits: number,
+  days: number,
+): { caCertPem: string; tls: { publicKey: string; privateKey: string }; certPem: string } {
+  const p = paths(root);
+  const caCertPem = readPem(p.caCert, 'CA certificate');
+  const caKeyPem = readPrivateKey(p.caKey);
+  const tls = rsaKeyPair(keyBits);
+  const certPem = issueCertificate({
+    commonName,
+    publicKeyPem: tls.publicKey,
+    issuer: { certPem: caCertPem, keyPem: caKeyPem },
+    signingKeyPem: caKeyPem,
+    usage: 'client',
+    role,
+    notAfter: daysFromNow(days),
+  });
+  return { caCertPem, tls, certPem };
+}
+
 export function createClientKit(
   root: string,
   id: string,
@@ -66,19 +90,8 @@ export function createClientKit(
 ): ManifestEntry {
   checkId(id, 'client');
   const p = paths(root);
-  const caCertPem = readPem(p.caCert, 'CA certificate');
-  const caKeyPem = readPrivateKey(p.caKey);
-  const tls = rsaKeyPair(keyBits);
+  const { caCertPem, tls, certPem } = issueKitIdentity(root, id, 'client', keyBits, days);
   const payload = rsaKeyPair(keyBits);
-  const certPem = issueCertificate({
-    commonName: id,
-    publicKeyPem: tls.publicKey,
-    issuer: { certPem: caCertPem, keyPem: caKeyPem },
-    signingKeyPem: caKeyPem,
-    usage: 'client',
-    role: 'client',
-    notAfter: daysFromNow(days),
-  });
   const dir = p.client(id);
   if (existsSync(dir)) rmSync(dir, { recursive: true, force: true }); // a revoked client's old kit, re-issued
   buildFolder(dir, (tmp) => {
@@ -110,19 +123,7 @@ export function createSubServerKit(
   server: KitServer,
 ): ManifestEntry {
   checkId(id, 'sub-server');
-  const p = paths(root);
-  const caCertPem = readPem(p.caCert, 'CA certificate');
-  const caKeyPem = readPrivateKey(p.caKey);
-  const tls = rsaKeyPair(keyBits);
-  const certPem = issueCertificate({
-    commonName: `sub-server.${id}`,
-    publicKeyPem: tls.publicKey,
-    issuer: { certPem: caCertPem, keyPem: caKeyPem },
-    signingKeyPem: caKeyPem,
-    usage: 'client',
-    role: 'sub-server',
-    notAfter: daysFromNow(days),
-  });
+  const { caCertPem, tls, certPem } = issueKitIdentity(root, `sub-server.${id}`, 'sub-server', keyBits, days);
   buildFolder(join(root, 'subservers', id), (dir) => {
     writeFileAtomic(join(dir, 'ca.crt'), caCertPem);
     writeFileAtomic(join(dir, 'client.crt'), certPem);
